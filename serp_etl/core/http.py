@@ -1,0 +1,73 @@
+"""What every provider client shares: a per-endpoint rate limiter and a retry policy.
+
+Both take their clock and sleep as arguments so that tests drive time instead of waiting.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], None]
+
+
+class SlidingWindowLimiter:
+    """At most ``calls`` calls in any ``period`` seconds.
+
+    A sliding window is never looser than the provider's own window, whether that one is fixed
+    (per calendar minute) or sliding, so the client stays under the documented limit.
+    """
+
+    def __init__(self, calls: int, period: float = 60.0, clock: Clock = time.monotonic,
+                 sleep: Sleep = time.sleep) -> None:
+        self.calls = calls
+        self.period = period
+        self._clock = clock
+        self._sleep = sleep
+        self._stamps: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> float:
+        """Wait for a free slot and take it; returns the seconds waited."""
+        waited = 0.0
+        with self._lock:
+            while True:
+                now = self._clock()
+                while self._stamps and self._stamps[0] <= now - self.period:
+                    self._stamps.popleft()
+                if len(self._stamps) < self.calls:
+                    self._stamps.append(now)
+                    return waited
+                delay = self._stamps[0] + self.period - now
+                self._sleep(delay)
+                waited += delay
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter, for calls that are free and safe to repeat."""
+
+    attempts: int = 5
+    base_delay: float = 1.0
+    max_delay: float = 60.0
+
+    def delay(self, attempt: int) -> float:
+        return random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
+
+
+# Transport failures where the request certainly never reached the server.
+NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# Transport failures after which a free GET may simply be tried again.
+TRANSIENT_ERRORS = (httpx.TransportError,)
+
+
+def default_timeout() -> httpx.Timeout:
+    # task_get responses run to several MB; reading them may take a while, connecting may not.
+    return httpx.Timeout(connect=10.0, read=120.0, write=30.0, pool=30.0)

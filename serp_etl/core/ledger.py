@@ -1,0 +1,253 @@
+"""The ledger: the one mutable store, and the only thing that decides whether money is spent.
+
+SQLite in the data dir (WAL, ``synchronous=FULL``): many small durable writes, safe across the
+processes of a Dagster run, the CLI and the UI. Two tables:
+
+``tasks``  one row per (provider, tag). A row is written as ``intent`` *before* a task is
+           posted, so a crash at any point leaves a trace; it becomes ``posted`` with the
+           provider's task id and cost, then ``fetched`` (or ``failed``/``expired``) once its
+           result is collected. An ``intent`` row is never posted again before the provider's
+           own records were searched for its tag.
+``inbox``  fetched responses, stored in the same transaction that marks the task fetched, so
+           nothing fetched is lost before it reaches the Parquet raw layer; rows leave the
+           inbox once a published raw file holds them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+
+import orjson
+
+
+class TaskState(StrEnum):
+    INTENT = "intent"  # about to be posted, or posted with an unknown outcome
+    POSTED = "posted"  # posted and billed; result not collected yet
+    REJECTED = "rejected"  # the provider refused this task at posting (not billed)
+    FETCHED = "fetched"  # a result (or a billed empty SERP) is in the raw layer
+    FAILED = "failed"  # a permanent error for this task; its response is in the raw layer
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tasks (
+    provider TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    partition_date TEXT NOT NULL,
+    target TEXT NOT NULL,
+    state TEXT NOT NULL,
+    task_id TEXT,
+    cost REAL,
+    status_code INTEGER,
+    status_message TEXT,
+    intent_at TEXT NOT NULL,
+    posted_at TEXT,
+    fetched_at TEXT,
+    PRIMARY KEY (provider, tag)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS tasks_by_id ON tasks (provider, task_id)
+    WHERE task_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS tasks_by_partition ON tasks (provider, partition_date, state);
+CREATE TABLE IF NOT EXISTS inbox (
+    provider TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    partition_date TEXT NOT NULL,
+    meta TEXT NOT NULL,
+    body BLOB NOT NULL,
+    PRIMARY KEY (provider, task_id)
+);
+"""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    provider: str
+    tag: str
+    partition_date: str
+    target: dict
+    state: TaskState
+    task_id: str | None
+    cost: float | None
+    status_code: int | None
+    status_message: str | None
+    intent_at: str
+    posted_at: str | None
+    fetched_at: str | None
+
+
+@dataclass(frozen=True)
+class InboxRow:
+    task_id: str
+    meta: dict
+    body: bytes
+
+
+class Ledger:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=60)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _write(self, statements: list[tuple[str, tuple]]) -> list[int]:
+        """Run statements in one immediate transaction: all land, or none. Returns rowcounts."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            counts = [self._db.execute(sql, params).rowcount for sql, params in statements]
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+        return counts
+
+    # -- tasks -------------------------------------------------------------------------------
+
+    def record_intents(self, provider: str, partition: str, targets: dict[str, dict]) -> None:
+        """Record ``tag -> target`` as about to be posted; tags already known are left alone."""
+        now = utc_now().isoformat()
+        self._write(
+            [
+                (
+                    "INSERT OR IGNORE INTO tasks (provider, tag, partition_date, target, state,"
+                    " intent_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (provider, tag, partition, orjson.dumps(target).decode(), TaskState.INTENT,
+                     now),
+                )
+                for tag, target in targets.items()
+            ]
+        )
+
+    def tasks(
+        self, provider: str, partition: str | None = None, states: set[TaskState] | None = None
+    ) -> list[TaskRecord]:
+        sql = "SELECT * FROM tasks WHERE provider = ?"
+        params: list = [provider]
+        if partition is not None:
+            sql += " AND partition_date = ?"
+            params.append(partition)
+        if states:
+            sql += f" AND state IN ({', '.join('?' * len(states))})"
+            params.extend(sorted(states))
+        cursor = self._db.execute(sql + " ORDER BY intent_at, tag", params)
+        names = [d[0] for d in cursor.description]
+        records = []
+        for row in cursor:
+            values = dict(zip(names, row, strict=True))
+            values["target"] = orjson.loads(values["target"])
+            values["state"] = TaskState(values["state"])
+            records.append(TaskRecord(**values))
+        return records
+
+    def task_by_id(self, provider: str, task_id: str) -> TaskRecord | None:
+        row = self._db.execute(
+            "SELECT tag FROM tasks WHERE provider = ? AND task_id = ?", (provider, task_id)
+        ).fetchone()
+        if row is None:
+            return None
+        return next(t for t in self.tasks(provider) if t.tag == row[0])
+
+    def mark_posted(
+        self, provider: str, tag: str, task_id: str, cost: float | None,
+        status_code: int | None, status_message: str | None, posted_at: str | None = None,
+    ) -> None:
+        self._write(
+            [
+                (
+                    "UPDATE tasks SET state = ?, task_id = ?, cost = ?, status_code = ?,"
+                    " status_message = ?, posted_at = ? WHERE provider = ? AND tag = ?",
+                    (TaskState.POSTED, task_id, cost, status_code, status_message,
+                     posted_at or utc_now().isoformat(), provider, tag),
+                )
+            ]
+        )
+
+    def mark_rejected(
+        self, provider: str, tag: str, status_code: int | None, status_message: str | None
+    ) -> None:
+        self._write(
+            [
+                (
+                    "UPDATE tasks SET state = ?, status_code = ?, status_message = ?"
+                    " WHERE provider = ? AND tag = ?",
+                    (TaskState.REJECTED, status_code, status_message, provider, tag),
+                )
+            ]
+        )
+
+    def note_status(
+        self, provider: str, task_id: str, status_code: int | None, status_message: str | None
+    ) -> None:
+        """Remember the last status seen for a task that is still waiting (not ready, unknown)."""
+        self._write(
+            [
+                (
+                    "UPDATE tasks SET status_code = ?, status_message = ?"
+                    " WHERE provider = ? AND task_id = ?",
+                    (status_code, status_message, provider, task_id),
+                )
+            ]
+        )
+
+    # -- inbox -------------------------------------------------------------------------------
+
+    def store_response(
+        self, provider: str, partition: str, task_id: str, meta: dict, body: bytes,
+        final_state: TaskState,
+    ) -> bool:
+        """Keep a fetched response and mark its task collected, in one transaction.
+
+        Returns False if the inbox already held this task's response (a repeat delivery).
+        """
+        inserted, _ = self._write(
+            [
+                (
+                    "INSERT OR IGNORE INTO inbox (provider, task_id, partition_date, meta, body)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (provider, task_id, partition, orjson.dumps(meta).decode(), body),
+                ),
+                (
+                    "UPDATE tasks SET state = ?, status_code = ?, status_message = ?,"
+                    " fetched_at = ? WHERE provider = ? AND task_id = ?",
+                    (final_state, meta.get("status_code"), meta.get("status_message"),
+                     meta.get("fetched_at"), provider, task_id),
+                ),
+            ]
+        )
+        return inserted == 1
+
+    def inbox(self, provider: str, partition: str) -> Iterator[InboxRow]:
+        cursor = self._db.execute(
+            "SELECT task_id, meta, body FROM inbox WHERE provider = ? AND partition_date = ?"
+            " ORDER BY task_id",
+            (provider, partition),
+        )
+        for task_id, meta, body in cursor:
+            yield InboxRow(task_id, orjson.loads(meta), bytes(body))
+
+    def clear_inbox(self, provider: str, partition: str, task_ids: list[str]) -> None:
+        self._write(
+            [
+                ("DELETE FROM inbox WHERE provider = ? AND partition_date = ? AND task_id = ?",
+                 (provider, partition, task_id))
+                for task_id in task_ids
+            ]
+        )

@@ -1,0 +1,326 @@
+"""HTTP client for DataForSEO v3 Google Search by Image (and the built-in sandbox).
+
+Money rules: ``post_tasks`` is sent once. It is retried only when the request certainly never
+reached the server (connection refused) or was refused whole (top-level 40202/40209); any other
+failure after sending raises ``PostOutcomeUnknown`` and the caller must look the tasks up
+(tasks_ready, id_list) before anything is posted again. Free calls retry with backoff.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import orjson
+
+from serp_etl.core.http import (
+    NOT_SENT_ERRORS,
+    TRANSIENT_ERRORS,
+    Clock,
+    RetryPolicy,
+    SlidingWindowLimiter,
+    Sleep,
+    default_timeout,
+)
+from serp_etl.providers.dataforseo import settings
+from serp_etl.providers.dataforseo.settings import Outcome, classify
+
+_TASK_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S +00:00"
+
+
+class DataForSEOError(Exception):
+    """Base class of every error this client raises."""
+
+
+class ApiError(DataForSEOError):
+    def __init__(self, endpoint: str, status_code: object, status_message: object) -> None:
+        self.endpoint = endpoint
+        self.status_code = status_code
+        self.status_message = status_message
+        super().__init__(f"{endpoint}: DataForSEO status {status_code} ({status_message})")
+
+
+class MalformedResponse(DataForSEOError):
+    def __init__(self, endpoint: str, reason: str) -> None:
+        super().__init__(f"{endpoint}: malformed response: {reason}")
+
+
+class PostOutcomeUnknown(DataForSEOError):
+    """task_post was sent but its outcome is unknown: the tasks may exist and be billed."""
+
+
+class InvalidTaskId(DataForSEOError, ValueError):
+    def __init__(self, task_id: object) -> None:
+        super().__init__(f"not a DataForSEO task id (UUID expected): {task_id!r}")
+
+
+def check_task_id(task_id: object) -> str:
+    if not isinstance(task_id, str) or not _TASK_ID.match(task_id):
+        raise InvalidTaskId(task_id)
+    return task_id
+
+
+@dataclass(frozen=True)
+class PostedTask:
+    tag: str | None
+    task_id: str | None
+    status_code: object
+    status_message: object
+    cost: float | None
+    outcome: Outcome
+
+
+@dataclass(frozen=True)
+class ReadyTask:
+    task_id: str
+    tag: str | None
+
+
+@dataclass(frozen=True)
+class ListedTask:
+    task_id: str
+    tag: str | None
+    datetime_posted: str | None
+    cost: float | None
+
+
+@dataclass(frozen=True)
+class FetchedTask:
+    task_id: str
+    tag: str | None
+    status_code: object
+    status_message: object
+    outcome: Outcome
+    cost: float | None
+    result_count: int | None
+    body: bytes
+    fetched_at: datetime
+
+
+def _number(value: object) -> float | None:
+    return float(value) if type(value) in (int, float) else None
+
+
+def _parse(endpoint: str, response: httpx.Response) -> dict:
+    try:
+        envelope = orjson.loads(response.content)
+    except orjson.JSONDecodeError as error:
+        raise MalformedResponse(endpoint, f"HTTP {response.status_code}, not JSON: {error}") from None
+    if type(envelope) is not dict or type(envelope.get("tasks", [])) is not list:
+        raise MalformedResponse(endpoint, "expected an object with a 'tasks' array")
+    return envelope
+
+
+def _only_task(endpoint: str, envelope: dict) -> dict:
+    tasks = envelope.get("tasks") or []
+    if len(tasks) != 1 or type(tasks[0]) is not dict:
+        raise MalformedResponse(endpoint, f"expected exactly one task, got {len(tasks)}")
+    return tasks[0]
+
+
+class DataForSEOClient:
+    def __init__(
+        self,
+        base_url: str,
+        login: str,
+        password: str,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout: httpx.Timeout | None = None,
+        retry: RetryPolicy = RetryPolicy(),
+        clock: Clock = time.monotonic,
+        sleep: Sleep = time.sleep,
+    ) -> None:
+        self._http = httpx.Client(
+            base_url=base_url,
+            auth=(login, password),
+            transport=transport,
+            timeout=timeout or default_timeout(),
+            headers={"Content-Type": "application/json"},
+        )
+        self._retry = retry
+        self._sleep = sleep
+        self._limiters = {
+            endpoint: SlidingWindowLimiter(calls, clock=clock, sleep=sleep)
+            for endpoint, calls in settings.CALLS_PER_MINUTE.items()
+        }
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> DataForSEOClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- transport ---------------------------------------------------------------------------
+
+    def _send(self, method: str, endpoint: str, path: str, body: object = None) -> httpx.Response:
+        self._limiters[endpoint].acquire()
+        content = None if body is None else orjson.dumps(body)
+        return self._http.request(method, path, content=content)
+
+    def _call_free(
+        self, method: str, endpoint: str, path: str, body: object = None
+    ) -> tuple[dict, httpx.Response]:
+        """A free, repeatable call, retried with backoff on every transient failure: transport
+        errors, HTTP 5xx/429, unparsable bodies, and retryable codes at the top level or in the
+        call's single task."""
+        last: Exception | None = None
+        for attempt in range(self._retry.attempts):
+            if attempt:
+                self._sleep(self._retry.delay(attempt - 1))
+            try:
+                response = self._send(method, endpoint, path, body)
+            except TRANSIENT_ERRORS as error:
+                last = error
+                continue
+            if response.status_code >= 500 or response.status_code == 429:
+                last = DataForSEOError(f"{endpoint}: HTTP {response.status_code}")
+                continue
+            try:
+                envelope = _parse(endpoint, response)
+            except MalformedResponse as error:
+                last = error  # a truncated body is worth another try
+                continue
+            code, message = envelope.get("status_code"), envelope.get("status_message")
+            outcome = classify(code, message)
+            tasks = envelope.get("tasks") or []
+            if outcome is Outcome.SUCCESS and len(tasks) == 1 and type(tasks[0]) is dict:
+                code, message = tasks[0].get("status_code"), tasks[0].get("status_message")
+                if classify(code, message) is Outcome.RETRYABLE:
+                    outcome = Outcome.RETRYABLE
+            if outcome is Outcome.RETRYABLE:
+                last = ApiError(endpoint, code, message)
+                continue
+            if outcome is not Outcome.SUCCESS:
+                raise ApiError(endpoint, code, message)
+            return envelope, response
+        raise DataForSEOError(
+            f"{path}: gave up after {self._retry.attempts} attempts: {last}"
+        ) from last
+
+    # -- endpoints ---------------------------------------------------------------------------
+
+    def post_tasks(self, tasks: list[dict]) -> list[PostedTask]:
+        """Post at most 100 tasks in one call. Billed: never re-sent when the outcome is unknown."""
+        endpoint = settings.TASK_POST
+        if not 0 < len(tasks) <= settings.MAX_TASKS_PER_POST:
+            raise ValueError(f"task_post takes 1 to 100 tasks per call, got {len(tasks)}")
+        for attempt in range(self._retry.attempts):
+            if attempt:
+                self._sleep(self._retry.delay(attempt - 1))
+            try:
+                response = self._send("POST", endpoint, endpoint, tasks)
+            except NOT_SENT_ERRORS:
+                continue  # nothing reached the server: sending again cannot double-bill
+            except TRANSIENT_ERRORS as error:
+                raise PostOutcomeUnknown(f"{endpoint}: {type(error).__name__} after sending: "
+                                         f"{error}") from error
+            if response.status_code >= 500:
+                raise PostOutcomeUnknown(f"{endpoint}: HTTP {response.status_code} after sending")
+            try:
+                envelope = _parse(endpoint, response)
+            except MalformedResponse as error:
+                raise PostOutcomeUnknown(str(error)) from error
+            code, message = envelope.get("status_code"), envelope.get("status_message")
+            if code in (40202, 40209):
+                continue  # the whole request was refused before any task was created
+            if classify(code, message) is not Outcome.SUCCESS:
+                raise ApiError(endpoint, code, message)
+            return [self._posted(task) for task in envelope["tasks"]]
+        raise DataForSEOError(f"{endpoint}: still refused after {self._retry.attempts} attempts; "
+                              "nothing was posted")
+
+    @staticmethod
+    def _posted(task: object) -> PostedTask:
+        if type(task) is not dict:
+            return PostedTask(None, None, None, "task is not an object", None, Outcome.UNKNOWN)
+        data = task.get("data") if type(task.get("data")) is dict else {}
+        tag = data.get("tag")
+        task_id = task.get("id")
+        code, message = task.get("status_code"), task.get("status_message")
+        return PostedTask(
+            tag=tag if isinstance(tag, str) else None,
+            task_id=task_id if isinstance(task_id, str) and _TASK_ID.match(task_id) else None,
+            status_code=code,
+            status_message=message,
+            cost=_number(task.get("cost")),
+            outcome=classify(code, message),
+        )
+
+    def tasks_ready(self) -> list[ReadyTask]:
+        """Completed, not yet collected tasks of the last three days (up to 1000 a call)."""
+        endpoint = settings.TASKS_READY
+        task = _only_task(endpoint, self._call_free("GET", endpoint, endpoint)[0])
+        ready = []
+        for entry in task.get("result") or ():
+            if type(entry) is dict and isinstance(entry.get("id"), str):
+                tag = entry.get("tag")
+                ready.append(ReadyTask(entry["id"], tag if isinstance(tag, str) else None))
+        return ready
+
+    def task_get(self, task_id: str) -> FetchedTask:
+        """The advanced result of one task, its body kept byte for byte."""
+        endpoint = settings.TASK_GET_ADVANCED
+        envelope, response = self._call_free("GET", endpoint, endpoint + check_task_id(task_id))
+        task = _only_task(endpoint, envelope)
+        code, message = task.get("status_code"), task.get("status_message")
+        data = task.get("data") if type(task.get("data")) is dict else {}
+        tag = data.get("tag")
+        result_count = task.get("result_count")
+        return FetchedTask(
+            task_id=task_id,
+            tag=tag if isinstance(tag, str) else None,
+            status_code=code,
+            status_message=message,
+            outcome=classify(code, message),
+            cost=_number(task.get("cost")),
+            result_count=result_count if type(result_count) is int else None,
+            body=response.content,
+            fetched_at=datetime.now(UTC),
+        )
+
+    def id_list(self, since: datetime, until: datetime) -> Iterator[ListedTask]:
+        """Every task posted in [since, until], with the tag it was posted with."""
+        endpoint = settings.ID_LIST
+        # The API takes whole seconds: round the end up so a task posted in its last second
+        # stays inside the window.
+        until = until.replace(microsecond=0) + timedelta(seconds=1 if until.microsecond else 0)
+        offset = 0
+        while True:
+            body = [{
+                "datetime_from": since.astimezone(UTC).strftime(DATETIME_FORMAT),
+                "datetime_to": until.astimezone(UTC).strftime(DATETIME_FORMAT),
+                "limit": settings.MAX_ID_LIST_LIMIT,
+                "offset": offset,
+                "sort": "asc",
+                "include_metadata": True,
+            }]
+            task = _only_task(endpoint, self._call_free("POST", endpoint, endpoint, body)[0])
+            entries = [e for e in task.get("result") or () if type(e) is dict]
+            for entry in entries:
+                metadata = entry.get("metadata") if type(entry.get("metadata")) is dict else {}
+                tag = metadata.get("tag")
+                if isinstance(entry.get("id"), str):
+                    yield ListedTask(
+                        task_id=entry["id"],
+                        tag=tag if isinstance(tag, str) else None,
+                        datetime_posted=entry.get("datetime_posted"),
+                        cost=_number(entry.get("cost")),
+                    )
+            if len(entries) < settings.MAX_ID_LIST_LIMIT:
+                return
+            offset += len(entries)
+
+    def user_data(self) -> dict:
+        endpoint = settings.USER_DATA
+        task = _only_task(endpoint, self._call_free("GET", endpoint, endpoint)[0])
+        results = task.get("result") or [{}]
+        return results[0] if type(results[0]) is dict else {}

@@ -1,0 +1,93 @@
+"""task_get/advanced responses -> the flattened DataForSEO tables. Pure functions, no I/O."""
+
+from collections.abc import Iterable
+
+import orjson
+import pyarrow as pa
+
+from serp_etl.core.flatten import flatten_table
+from serp_etl.providers.dataforseo.schema import (
+    FLAT_SCHEMAS,
+    ITEM_TABLES,
+    OTHER_ITEMS_SCHEMA,
+    SERPS,
+)
+
+# A second result in one task has never been seen for SERP endpoints; should one appear, it is
+# kept in the serps row's ``extra`` column under this key instead of being dropped.
+ADDITIONAL_RESULTS_KEY = "additional_results"
+
+
+def task_of(envelope: dict, task_id: str) -> dict | None:
+    """The task object for ``task_id`` inside a task_get envelope."""
+    for task in envelope.get("tasks") or ():
+        if type(task) is dict and task.get("id") == task_id:
+            return task
+    return None
+
+
+def flatten_responses(responses: Iterable[tuple[str, str | bytes]]) -> dict[str, pa.Table]:
+    """Flatten ``(task_id, task_get body)`` pairs into every DataForSEO table.
+
+    Returns a table for every name in ``FLAT_SCHEMAS``, empty ones included. Responses without
+    a result (not ready, empty SERP, errors) contribute no rows: the raw layer keeps them.
+    """
+    serp_ids: list[str] = []
+    serps: list[dict] = []
+    item_rows = {name: ([], [], []) for name in ITEM_TABLES}  # task ids, positions, items
+    other = ([], [], [], [], [], [])
+
+    for task_id, body in responses:
+        task = task_of(orjson.loads(body), task_id)
+        results = None if task is None else task.get("result")
+        if type(results) is not list or not results or type(results[0]) is not dict:
+            continue
+        result = results[0]
+        serp = {key: value for key, value in result.items() if key != "items"}
+        if len(results) > 1:
+            serp[ADDITIONAL_RESULTS_KEY] = results[1:]
+        serp_ids.append(task_id)
+        serps.append(serp)
+        items = result.get("items")
+        if type(items) is not list:
+            if items is not None:
+                serp["items"] = items  # not a list: lands in extra rather than vanishing
+            continue
+        for position, item in enumerate(items):
+            kind = item.get("type") if type(item) is dict else None
+            rows = item_rows.get(kind)
+            if rows is not None:
+                rows[0].append(task_id)
+                rows[1].append(position)
+                rows[2].append(item)
+            else:
+                _append_other(other, task_id, position, item)
+
+    tables = flatten_table(SERPS, [serp_ids], serps)
+    for name, (ids, positions, items) in item_rows.items():
+        tables.update(flatten_table(ITEM_TABLES[name], [ids, positions], items))
+    tables["other_items"] = pa.Table.from_arrays(
+        [pa.array(column, type=f.type) for column, f in zip(other, OTHER_ITEMS_SCHEMA)],
+        schema=OTHER_ITEMS_SCHEMA,
+    )
+    assert tables.keys() == FLAT_SCHEMAS.keys()
+    return tables
+
+
+def _append_other(other, task_id: str, position: int, item) -> None:
+    is_dict = type(item) is dict
+    kind = item.get("type") if is_dict else None
+    ranks = [item.get(k) if is_dict else None for k in ("rank_group", "rank_absolute")]
+    other[0].append(task_id)
+    other[1].append(position)
+    other[2].append(kind if type(kind) is str else None)
+    for column, rank in zip(other[3:5], ranks):
+        column.append(rank if type(rank) is int and abs(rank) < 2**63 else None)
+    other[5].append(orjson.dumps(item).decode())
+
+
+def flatten_raw_batch(batch: pa.RecordBatch) -> dict[str, pa.Table]:
+    """Flatten a batch of the raw ``responses`` table (needs its task_id and body columns)."""
+    ids = batch.column("task_id").to_pylist()
+    bodies = batch.column("body").to_pylist()
+    return flatten_responses(zip(ids, bodies, strict=True))

@@ -1,0 +1,284 @@
+"""Submit, collect and publish one partition of DataForSEO tasks. Dagster-free.
+
+The rules that keep the user's money safe:
+
+1. Every task gets a deterministic tag (partition date + target) and an ``intent`` row in the
+   ledger before it is posted; the tag is posted with it.
+2. A tag already ``posted`` (or ``rejected``) is never posted again.
+3. An ``intent`` row left by an earlier run may have been posted before a crash. It is looked up
+   by its tag in tasks_ready, then id_list, before anything is posted; only a tag the provider
+   has no record of is posted.
+4. Submits of one provider hold a lock, so two runs never post the same intent concurrently.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+
+from serp_etl.core.ledger import Ledger, TaskRecord, TaskState, utc_now
+from serp_etl.core.locking import exclusive_lock
+from serp_etl.core.parquet import publish_table
+from serp_etl.core.partition_flatten import flatten_partition, raw_batches
+from serp_etl.core.raw import RAW_TABLE, RawReport, publish_raw
+from serp_etl.core.warehouse import Warehouse
+from serp_etl.providers.dataforseo import settings
+from serp_etl.providers.dataforseo.client import (
+    DataForSEOClient,
+    DataForSEOError,
+    FetchedTask,
+    PostOutcomeUnknown,
+)
+from serp_etl.providers.dataforseo.flatten import flatten_raw_batch
+from serp_etl.providers.dataforseo.schema import FLAT_SCHEMAS, RESPONSES_SCHEMA, TASKS_SCHEMA
+from serp_etl.providers.dataforseo.settings import Outcome
+from serp_etl.providers.dataforseo.targets import ImageTarget
+
+PROVIDER = settings.PROVIDER
+TASKS_TABLE = "tasks"
+# Normal priority completes within 45 minutes (guaranteed): a task posted longer ago than this
+# that tasks_ready does not list is fetched by id (it may have been collected by a crashed run).
+OVERDUE_AFTER = timedelta(minutes=45)
+log = logging.getLogger(__name__)
+
+
+class SubmitIncomplete(DataForSEOError):
+    """Some tasks could not be posted now; the ledger says which, and a rerun resumes safely."""
+
+
+@dataclass
+class SubmitReport:
+    targets: int = 0
+    already_posted: int = 0
+    recovered: int = 0
+    posted: int = 0
+    rejected: int = 0
+    unresolved: int = 0  # posted with an unknown outcome; reconciled by the next run
+    posted_cost_usd: float = 0.0
+    messages: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CollectReport:
+    fetched: int = 0
+    empty: int = 0
+    failed: int = 0
+    pending: int = 0
+    unknown_codes: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+def ledger_path(data_dir: Path) -> Path:
+    return Path(data_dir) / "state" / "ledger.sqlite"
+
+
+# -- submit ----------------------------------------------------------------------------------
+
+def submit(client: DataForSEOClient, ledger: Ledger, partition: str,
+           targets: list[ImageTarget]) -> SubmitReport:
+    report = SubmitReport(targets=len(targets))
+    tasks = {target.tag(partition): target.task(partition) for target in targets}
+    with exclusive_lock(ledger.path.with_name(f"{PROVIDER}.submit.lock")):
+        before = {t.tag: t for t in ledger.tasks(PROVIDER, partition)}
+        ledger.record_intents(PROVIDER, partition, tasks)
+        report.already_posted = sum(
+            1 for tag in tasks if tag in before and before[tag].state is not TaskState.INTENT)
+        leftovers = [t for t in before.values() if t.state is TaskState.INTENT]
+        held = _recover(client, ledger, leftovers, report) if leftovers else set()
+        to_post = [t for t in ledger.tasks(PROVIDER, partition, {TaskState.INTENT})
+                   if t.tag not in held]
+        for start in range(0, len(to_post), settings.MAX_TASKS_PER_POST):
+            batch = to_post[start:start + settings.MAX_TASKS_PER_POST]
+            try:
+                _post_batch(client, ledger, batch, report)
+            except PostOutcomeUnknown as error:
+                # Leave the batch as intents: the next run finds them by tag before posting.
+                report.unresolved += len(batch)
+                report.messages.append(f"{len(batch)} tasks posted with an unknown outcome "
+                                       f"({error}); a rerun looks them up before posting")
+                break
+    if report.unresolved:
+        raise SubmitIncomplete("; ".join(report.messages))
+    return report
+
+
+def _recover(client: DataForSEOClient, ledger: Ledger, leftovers: list[TaskRecord],
+             report: SubmitReport) -> set[str]:
+    """Find intents of earlier runs among the provider's own records, by tag.
+
+    Found ones become ``posted``. Returns the tags that must not be posted now either.
+    """
+    wanted = {t.tag for t in leftovers}
+    found: dict[str, tuple[str, float | None]] = {}
+    for ready in client.tasks_ready():
+        if ready.tag in wanted:
+            found[ready.tag] = (ready.task_id, None)
+    held: set[str] = set()
+    missing = [t for t in leftovers if t.tag not in found]
+    if missing:
+        since = min(datetime.fromisoformat(t.intent_at) for t in missing)
+        checkable_since = utc_now() - timedelta(days=settings.ID_LIST_METADATA_DAYS)
+        held = {t.tag for t in missing if datetime.fromisoformat(t.intent_at) < checkable_since}
+        if held:
+            # id_list keeps a task's metadata (its tag) for one month: these cannot be checked,
+            # so they are never posted.
+            report.messages.append(f"{len(held)} intents older than "
+                                   f"{settings.ID_LIST_METADATA_DAYS} days cannot be checked "
+                                   "against id_list and are not posted")
+        if len(held) < len(missing):
+            since = max(since, checkable_since) - timedelta(minutes=5)
+            for listed in client.id_list(since, utc_now()):
+                if listed.tag in wanted and listed.tag not in found:
+                    found[listed.tag] = (listed.task_id, listed.cost)
+    for tag, (task_id, cost) in found.items():
+        ledger.mark_posted(PROVIDER, tag, task_id, cost, 20100, "Task Created. (recovered by tag)")
+        log.info("recovered task %s for tag %s instead of posting it again", task_id, tag)
+    report.recovered = len(found)
+    return held
+
+
+def _post_batch(client: DataForSEOClient, ledger: Ledger, batch: list[TaskRecord],
+                report: SubmitReport) -> None:
+    posted = client.post_tasks([{**t.target, "tag": t.tag} for t in batch])
+    by_tag = {t.tag: t for t in batch}
+    for position, task in enumerate(posted):
+        tag = task.tag if task.tag in by_tag else None
+        if tag is None and position < len(batch) and task.tag is None:
+            tag = batch[position].tag  # no echo of the tag: the API keeps the posted order
+        if tag is None:
+            report.messages.append(f"task_post answered a task with unknown tag {task.tag!r}")
+            continue
+        if task.outcome is Outcome.SUCCESS and task.task_id:
+            ledger.mark_posted(PROVIDER, tag, task.task_id, task.cost, task.status_code,
+                               task.status_message)
+            report.posted += 1
+            report.posted_cost_usd += task.cost or 0.0
+        elif task.outcome is Outcome.PERMANENT:
+            ledger.mark_rejected(PROVIDER, tag, task.status_code, task.status_message)
+            report.rejected += 1
+            report.messages.append(f"{tag}: rejected, {task.status_code} {task.status_message}")
+        else:
+            # Created or not? Unknown: keep the intent so the next run looks it up by tag.
+            report.unresolved += 1
+            report.messages.append(f"{tag}: status {task.status_code} {task.status_message!r} "
+                                   "at posting is not understood; left to be looked up by tag")
+    report.posted_cost_usd = round(report.posted_cost_usd, 8)
+
+
+# -- collect ---------------------------------------------------------------------------------
+
+def collect(client: DataForSEOClient, ledger: Ledger, partition: str, *,
+            deadline_seconds: float, poll_seconds: float,
+            clock: Callable[[], float] = time.monotonic,
+            sleep: Callable[[float], None] = time.sleep) -> CollectReport:
+    """Fetch every posted task of ``partition`` that is ready, until none is left or the
+    deadline passes. Tasks still not ready stay ``posted`` in the ledger: pending, not lost."""
+    report = CollectReport()
+    deadline = clock() + deadline_seconds
+    pending = {t.task_id: t for t in ledger.tasks(PROVIDER, partition, {TaskState.POSTED})}
+    overdue = [i for i, t in pending.items()
+               if utc_now() - datetime.fromisoformat(t.posted_at) > OVERDUE_AFTER]
+    _fetch(client, ledger, partition, overdue, pending, report)
+    while pending:
+        ready = client.tasks_ready()
+        ours = [r.task_id for r in ready if r.task_id in pending]
+        _fetch(client, ledger, partition, ours, pending, report)
+        if len(ready) >= settings.MAX_TASKS_READY and not ours:
+            # The list is full of other tasks: ours may be behind them. Ask by id instead.
+            _fetch(client, ledger, partition, list(pending), pending, report)
+        if not pending or clock() + poll_seconds > deadline:
+            break
+        sleep(poll_seconds)
+    # Last look by id: a task collected by a crashed run is no longer in tasks_ready.
+    _fetch(client, ledger, partition, list(pending), pending, report)
+    report.pending = len(pending)
+    return report
+
+
+def _fetch(client: DataForSEOClient, ledger: Ledger, partition: str, task_ids: list[str],
+           pending: dict[str, TaskRecord], report: CollectReport) -> None:
+    for task_id in task_ids:
+        try:
+            fetched = client.task_get(task_id)
+        except DataForSEOError as error:
+            # One task's trouble is not its batch-mates': record it and carry on.
+            report.errors.append(f"{task_id}: {error}")
+            continue
+        if fetched.outcome in (Outcome.SUCCESS, Outcome.BILLED_EMPTY, Outcome.PERMANENT):
+            final = TaskState.FAILED if fetched.outcome is Outcome.PERMANENT else TaskState.FETCHED
+            ledger.store_response(PROVIDER, partition, task_id, response_meta(fetched, "api"),
+                                  fetched.body, final)
+            pending.pop(task_id, None)
+            if fetched.outcome is Outcome.SUCCESS:
+                report.fetched += 1
+            elif fetched.outcome is Outcome.BILLED_EMPTY:
+                report.empty += 1
+            else:
+                report.failed += 1
+        else:
+            ledger.note_status(PROVIDER, task_id, fetched.status_code, fetched.status_message)
+            if fetched.outcome is Outcome.UNKNOWN:
+                key = str(fetched.status_code)
+                report.unknown_codes[key] = report.unknown_codes.get(key, 0) + 1
+
+
+def response_meta(fetched: FetchedTask, source: str) -> dict:
+    """The raw table's columns for one response, but its body."""
+    return {
+        "tag": fetched.tag,
+        "fetched_at": fetched.fetched_at.isoformat(),
+        "status_code": fetched.status_code if type(fetched.status_code) is int else None,
+        "status_message": fetched.status_message if isinstance(fetched.status_message, str)
+        else None,
+        "outcome": str(fetched.outcome),
+        "cost": fetched.cost,
+        "result_count": fetched.result_count,
+        "source": source,
+    }
+
+
+# -- publish ---------------------------------------------------------------------------------
+
+def tasks_table(records: list[TaskRecord]) -> pa.Table:
+    columns: dict[str, list] = {name: [] for name in TASKS_SCHEMA.names}
+    for record in records:
+        row = {**record.target, "tag": record.tag, "task_id": record.task_id,
+               "state": str(record.state), "cost": record.cost,
+               "status_code": record.status_code, "status_message": record.status_message,
+               "calculate_rectangles": bool(record.target.get("calculate_rectangles")),
+               "intent_at": record.intent_at, "posted_at": record.posted_at,
+               "fetched_at": record.fetched_at}
+        for name, column in columns.items():
+            column.append(row.get(name))
+    for name in ("intent_at", "posted_at", "fetched_at"):
+        columns[name] = [None if v is None else datetime.fromisoformat(v).astimezone(UTC)
+                         for v in columns[name]]
+    return pa.Table.from_pydict(columns, schema=TASKS_SCHEMA)
+
+
+def publish_tasks(ledger: Ledger, warehouse: Warehouse, partition: str) -> pa.Table:
+    table = tasks_table(ledger.tasks(PROVIDER, partition))
+    publish_table(warehouse.partition_file(PROVIDER, TASKS_TABLE, partition), table)
+    return table
+
+
+def publish_responses(ledger: Ledger, warehouse: Warehouse, partition: str) -> RawReport:
+    return publish_raw(ledger, warehouse, PROVIDER, partition, RESPONSES_SCHEMA)
+
+
+def publish_flattened(warehouse: Warehouse, partition: str, workers: int = 1) -> dict[str, int]:
+    """Rebuild every flattened table of ``partition`` from its raw responses."""
+    raw = warehouse.partition_file(PROVIDER, RAW_TABLE, partition)
+    return flatten_partition(
+        raw_batches(raw, ["task_id", "body"]),
+        flatten_raw_batch,
+        warehouse.partition_files(PROVIDER, FLAT_SCHEMAS, partition),
+        FLAT_SCHEMAS,
+        workers=workers,
+    )

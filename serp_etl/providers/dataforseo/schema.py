@@ -1,0 +1,230 @@
+"""Every field of the task_get/advanced result, declared once, with its type.
+
+Transcribed from the reference page (``shared/api/dataforseo-google-search-by-image-task-get-
+advanced.md``). The flatten engine derives from these declarations the pyarrow schema of each
+table, the prefixed column names of nested objects and the child tables of nested arrays.
+"""
+
+import pyarrow as pa
+
+from serp_etl.core.flatten import BOOL, FLOAT, INT, STRING, STRING_LIST, Children, Obj, TableSpec
+
+TASK_KEY = (("task_id", pa.string()),)
+ITEM_KEYS = TASK_KEY + (("item_index", pa.int32()),)
+
+RATING = Obj({"rating_type": STRING, "value": FLOAT, "votes_count": INT, "rating_max": INT})
+PRICE = Obj(
+    {
+        "current": FLOAT,
+        "regular": FLOAT,
+        "max_value": FLOAT,
+        "currency": STRING,
+        "is_price_range": BOOL,
+        "displayed_price": STRING,
+    }
+)
+ABOUT_THIS_RESULT = Obj(
+    {
+        "type": STRING,
+        "url": STRING,
+        "source": STRING,
+        "source_info": STRING,
+        "source_url": STRING,
+        "language": STRING,
+        "location": STRING,
+        "search_terms": STRING_LIST,
+        "related_terms": STRING_LIST,
+    }
+)
+# The page says integer; the live API sends fractional pixels (e.g. 172.5): floats.
+RECTANGLE = Obj({"x": FLOAT, "y": FLOAT, "width": FLOAT, "height": FLOAT})
+IMAGES_ELEMENT = Children({"type": STRING, "alt": STRING, "url": STRING, "image_url": STRING})
+LINK_ELEMENT = {"type": STRING, "title": STRING, "url": STRING, "domain": STRING}
+
+ORGANIC = TableSpec(
+    name="organic",
+    keys=ITEM_KEYS,
+    fields={
+        "type": STRING,
+        "rank_group": INT,
+        "rank_absolute": INT,
+        "position": STRING,
+        "xpath": STRING,
+        "domain": STRING,
+        "title": STRING,
+        "url": STRING,
+        "cache_url": STRING,
+        "related_search_url": STRING,
+        "breadcrumb": STRING,
+        "website_name": STRING,
+        "is_image": BOOL,
+        "is_video": BOOL,
+        "is_featured_snippet": BOOL,
+        "is_malicious": BOOL,
+        "is_web_story": BOOL,
+        "description": STRING,
+        "pre_snippet": STRING,
+        "extended_snippet": STRING,
+        "images": IMAGES_ELEMENT,
+        "amp_version": BOOL,
+        "rating": RATING,
+        "price": PRICE,
+        "highlighted": STRING_LIST,
+        "links": Children({**LINK_ELEMENT, "description": STRING}),
+        "faq": Obj(
+            {
+                "type": STRING,
+                "items": Children(
+                    {
+                        "type": STRING,
+                        "title": STRING,
+                        "description": STRING,
+                        "links": Children(LINK_ELEMENT),
+                    }
+                ),
+            }
+        ),
+        "extended_people_also_search": STRING_LIST,
+        "about_this_result": ABOUT_THIS_RESULT,
+        "related_result": Children(
+            {
+                "type": STRING,
+                "xpath": STRING,
+                "domain": STRING,
+                "title": STRING,
+                "url": STRING,
+                "cache_url": STRING,
+                "related_search_url": STRING,
+                "breadcrumb": STRING,
+                "is_image": BOOL,
+                "is_video": BOOL,
+                "description": STRING,
+                "pre_snippet": STRING,
+                "extended_snippet": STRING,
+                "images": IMAGES_ELEMENT,
+                "amp_version": BOOL,
+                "rating": RATING,
+                "price": PRICE,
+                "highlighted": STRING_LIST,
+                "about_this_result": ABOUT_THIS_RESULT,
+                "timestamp": STRING,
+            }
+        ),
+        "timestamp": STRING,
+        "rectangle": RECTANGLE,
+    },
+)
+
+IMAGES = TableSpec(
+    name="images",
+    keys=ITEM_KEYS,
+    fields={
+        "type": STRING,
+        "rank_group": INT,
+        "rank_absolute": INT,
+        "position": STRING,
+        "xpath": STRING,
+        "title": STRING,
+        "url": STRING,
+        "items": IMAGES_ELEMENT,
+        "related_image_searches": Children(
+            {"type": STRING, "title": STRING, "alt": STRING, "url": STRING, "image_url": STRING}
+        ),
+        "rectangle": RECTANGLE,
+    },
+)
+
+SERPS = TableSpec(
+    name="serps",
+    keys=TASK_KEY,
+    fields={
+        "image_url": STRING,
+        "keyword": STRING,
+        "type": STRING,
+        "se_domain": STRING,
+        "location_code": INT,
+        "language_code": STRING,
+        "check_url": STRING,
+        "datetime": STRING,
+        "spell": Obj({"keyword": STRING, "type": STRING}),
+        "refinement_chips": Obj(
+            {
+                "type": STRING,
+                "xpath": STRING,
+                "items": Children(
+                    {
+                        "type": STRING,
+                        "title": STRING,
+                        "url": STRING,
+                        "domain": STRING,
+                        "options": Children(
+                            {"type": STRING, "title": STRING, "url": STRING, "domain": STRING}
+                        ),
+                    }
+                ),
+            }
+        ),
+        "item_types": STRING_LIST,
+        "se_results_count": INT,
+        "items_count": INT,
+    },
+)
+
+# Items of a type the reference does not document: kept whole, never dropped.
+OTHER_ITEMS_SCHEMA = pa.schema(
+    [
+        pa.field("task_id", pa.string(), nullable=False),
+        pa.field("item_index", pa.int32(), nullable=False),
+        pa.field("type", pa.string()),
+        pa.field("rank_group", pa.int64()),
+        pa.field("rank_absolute", pa.int64()),
+        pa.field("item", pa.string()),
+    ]
+)
+
+# One row per fetched task_get response: the raw layer, source of truth for every other table.
+RESPONSES_SCHEMA = pa.schema(
+    [
+        pa.field("task_id", pa.string(), nullable=False),
+        pa.field("tag", pa.string()),
+        pa.field("fetched_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("status_code", pa.int64()),
+        pa.field("status_message", pa.string()),
+        pa.field("outcome", pa.string()),
+        pa.field("cost", pa.float64()),
+        pa.field("result_count", pa.int64()),
+        pa.field("source", pa.string()),
+        pa.field("body", pa.string(), nullable=False),
+    ]
+)
+
+# One row per task of the ledger for a partition: what was asked, what it cost, where it stands.
+TASKS_SCHEMA = pa.schema(
+    [
+        pa.field("tag", pa.string(), nullable=False),
+        pa.field("task_id", pa.string()),
+        pa.field("state", pa.string(), nullable=False),
+        pa.field("image_url", pa.string()),
+        pa.field("location_code", pa.int64()),
+        pa.field("location_name", pa.string()),
+        pa.field("language_code", pa.string()),
+        pa.field("language_name", pa.string()),
+        pa.field("priority", pa.int64()),
+        pa.field("max_crawl_pages", pa.int64()),
+        pa.field("calculate_rectangles", pa.bool_()),
+        pa.field("cost", pa.float64()),
+        pa.field("status_code", pa.int64()),
+        pa.field("status_message", pa.string()),
+        pa.field("intent_at", pa.timestamp("us", tz="UTC")),
+        pa.field("posted_at", pa.timestamp("us", tz="UTC")),
+        pa.field("fetched_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+ITEM_TABLES = {"organic": ORGANIC, "images": IMAGES}
+ROOT_TABLES = (SERPS, ORGANIC, IMAGES)
+
+FLAT_SCHEMAS: dict[str, pa.Schema] = {
+    spec.name: spec.schema for root in ROOT_TABLES for spec in root.walk()
+}
+FLAT_SCHEMAS["other_items"] = OTHER_ITEMS_SCHEMA

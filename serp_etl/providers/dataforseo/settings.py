@@ -1,0 +1,107 @@
+"""DataForSEO v3 Google Search by Image: endpoints, limits, prices and status codes.
+
+Sources: ``shared/api/provider-facts.md`` (task_post, tasks_ready, id_list, user_data, errors,
+prices) and the task_get/advanced reference page.
+"""
+
+from enum import StrEnum
+
+PROVIDER = "dataforseo"
+PRODUCTION_URL = "https://api.dataforseo.com"
+
+TASK_POST = "/v3/serp/google/search_by_image/task_post"
+TASKS_READY = "/v3/serp/google/search_by_image/tasks_ready"
+TASK_GET_ADVANCED = "/v3/serp/google/search_by_image/task_get/advanced/"  # + task id
+ID_LIST = "/v3/serp/id_list"
+USER_DATA = "/v3/appendix/user_data"
+
+MAX_TASKS_PER_POST = 100
+MAX_TASKS_READY = 1000
+MAX_ID_LIST_LIMIT = 1000
+RESULTS_KEPT_DAYS = 30  # task_get is free for 30 days after posting, then 40403
+TASKS_READY_DAYS = 3  # tasks_ready lists completed tasks of the last three days only
+ID_LIST_METADATA_DAYS = 30  # id_list returns a task's metadata (with its tag) for one month
+TAG_MAX_LENGTH = 255
+
+# Calls per minute. task_get and user_data have no documented limit of their own: they get the
+# account-wide 2000 of task_post.
+CALLS_PER_MINUTE = {
+    TASK_POST: 2000,
+    TASKS_READY: 20,
+    TASK_GET_ADVANCED: 2000,
+    ID_LIST: 10,
+    USER_DATA: 2000,
+}
+MAX_SIMULTANEOUS_REQUESTS = 30
+
+# USD per task (one page of 100 results), Standard method.
+PRICE_PER_PAGE = {1: 0.0006, 2: 0.0012}
+
+
+def task_price(priority: int, max_crawl_pages: int = 1, calculate_rectangles: bool = False) -> float:
+    price = PRICE_PER_PAGE[priority] * max_crawl_pages
+    return round(price * 2 if calculate_rectangles else price, 8)
+
+
+class Outcome(StrEnum):
+    """What a status code means for the pipeline."""
+
+    SUCCESS = "success"
+    NOT_READY = "not_ready"  # poll again later
+    BILLED_EMPTY = "billed_empty"  # a legitimately empty SERP, billed: not an error to retry
+    RETRYABLE = "retryable"  # transient: the same call may succeed later
+    PERMANENT = "permanent"  # retrying the same call will not help
+    UNKNOWN = "unknown"  # a code this version does not know: reported, never guessed
+
+
+STATUS_OUTCOMES: dict[int, Outcome] = {
+    20000: Outcome.SUCCESS,
+    20100: Outcome.SUCCESS,
+    40006: Outcome.PERMANENT,
+    40100: Outcome.PERMANENT,
+    40101: Outcome.PERMANENT,
+    40102: Outcome.BILLED_EMPTY,
+    40103: Outcome.PERMANENT,  # "resubmit": a new paid task, which only the user may decide
+    40200: Outcome.PERMANENT,
+    40201: Outcome.PERMANENT,
+    40202: Outcome.RETRYABLE,
+    40203: Outcome.PERMANENT,
+    40204: Outcome.PERMANENT,
+    40205: Outcome.PERMANENT,
+    40206: Outcome.PERMANENT,
+    40209: Outcome.RETRYABLE,
+    40210: Outcome.PERMANENT,
+    40401: Outcome.PERMANENT,
+    40403: Outcome.PERMANENT,
+    40501: Outcome.PERMANENT,
+    40503: Outcome.PERMANENT,
+    40506: Outcome.PERMANENT,
+    40601: Outcome.NOT_READY,
+    40602: Outcome.NOT_READY,
+    50000: Outcome.RETRYABLE,
+    50001: Outcome.RETRYABLE,
+    50100: Outcome.RETRYABLE,
+    50301: Outcome.RETRYABLE,
+    50303: Outcome.RETRYABLE,
+    50304: Outcome.RETRYABLE,
+    50401: Outcome.RETRYABLE,
+}
+
+# Codes that stop a whole run: nothing else will succeed until the account is fixed.
+ACCOUNT_STOP_CODES = frozenset({40100, 40200, 40201, 40203, 40204, 40205, 40206, 40210})
+
+
+def classify(status_code: object, status_message: object = None) -> Outcome:
+    """Classify a top-level or per-task ``status_code``.
+
+    One public client reports "No Search Results" arriving as 40501, so the message is read
+    too: an empty SERP is billed and final whatever code carries it.
+    """
+    if type(status_code) is not int:
+        return Outcome.UNKNOWN
+    if isinstance(status_message, str) and "no search results" in status_message.lower():
+        return Outcome.BILLED_EMPTY
+    if status_code in STATUS_OUTCOMES:
+        return STATUS_OUTCOMES[status_code]
+    # DataForSEO numbers server-side errors 5xxxx: any of them is worth a later retry.
+    return Outcome.RETRYABLE if 50000 <= status_code <= 59999 else Outcome.UNKNOWN
