@@ -22,15 +22,17 @@ from serp_etl.core.http import (
     TRANSIENT_ERRORS,
     Clock,
     RetryPolicy,
-    SlidingWindowLimiter,
     Sleep,
+    SlidingWindowLimiter,
     default_timeout,
 )
 from serp_etl.providers.dataforseo import settings
 from serp_etl.providers.dataforseo.settings import Outcome, classify
 
-_TASK_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_HEX = "[0-9a-fA-F]"
+_TASK_ID = re.compile(f"^{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}$")
 DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S +00:00"
+DEFAULT_RETRY = RetryPolicy()
 
 
 class DataForSEOError(Exception):
@@ -110,7 +112,8 @@ def _parse(endpoint: str, response: httpx.Response) -> dict:
     try:
         envelope = orjson.loads(response.content)
     except orjson.JSONDecodeError as error:
-        raise MalformedResponse(endpoint, f"HTTP {response.status_code}, not JSON: {error}") from None
+        reason = f"HTTP {response.status_code}, not JSON: {error}"
+        raise MalformedResponse(endpoint, reason) from None
     if type(envelope) is not dict or type(envelope.get("tasks", [])) is not list:
         raise MalformedResponse(endpoint, "expected an object with a 'tasks' array")
     return envelope
@@ -132,7 +135,7 @@ class DataForSEOClient:
         *,
         transport: httpx.BaseTransport | None = None,
         timeout: httpx.Timeout | None = None,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = DEFAULT_RETRY,
         clock: Clock = time.monotonic,
         sleep: Sleep = time.sleep,
     ) -> None:

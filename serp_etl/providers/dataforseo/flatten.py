@@ -66,9 +66,9 @@ def flatten_responses(responses: Iterable[tuple[str, str | bytes]]) -> dict[str,
     tables = flatten_table(SERPS, [serp_ids], serps)
     for name, (ids, positions, items) in item_rows.items():
         tables.update(flatten_table(ITEM_TABLES[name], [ids, positions], items))
+    columns = zip(other, OTHER_ITEMS_SCHEMA, strict=True)
     tables["other_items"] = pa.Table.from_arrays(
-        [pa.array(column, type=f.type) for column, f in zip(other, OTHER_ITEMS_SCHEMA)],
-        schema=OTHER_ITEMS_SCHEMA,
+        [pa.array(column, type=f.type) for column, f in columns], schema=OTHER_ITEMS_SCHEMA
     )
     assert tables.keys() == FLAT_SCHEMAS.keys()
     return tables
@@ -81,7 +81,7 @@ def _append_other(other, task_id: str, position: int, item) -> None:
     other[0].append(task_id)
     other[1].append(position)
     other[2].append(kind if type(kind) is str else None)
-    for column, rank in zip(other[3:5], ranks):
+    for column, rank in zip(other[3:5], ranks, strict=True):
         column.append(rank if type(rank) is int and abs(rank) < 2**63 else None)
     other[5].append(orjson.dumps(item).decode())
 

@@ -29,6 +29,7 @@ from serp_etl.core.partition_flatten import flatten_partition, raw_batches
 from serp_etl.core.raw import RAW_TABLE, RawReport, publish_raw
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.dataforseo import settings
+from serp_etl.providers.dataforseo.archive import ArchivedTask, ArchiveError, read_archive
 from serp_etl.providers.dataforseo.client import (
     DataForSEOClient,
     DataForSEOError,
@@ -212,8 +213,8 @@ def _fetch(client: DataForSEOClient, ledger: Ledger, partition: str, task_ids: l
             continue
         if fetched.outcome in (Outcome.SUCCESS, Outcome.BILLED_EMPTY, Outcome.PERMANENT):
             final = TaskState.FAILED if fetched.outcome is Outcome.PERMANENT else TaskState.FETCHED
-            ledger.store_response(PROVIDER, partition, task_id, response_meta(fetched, "api"),
-                                  fetched.body, final)
+            meta = response_meta(fetched, fetched.fetched_at, "api")
+            ledger.store_response(PROVIDER, partition, task_id, meta, fetched.body, final)
             pending.pop(task_id, None)
             if fetched.outcome is Outcome.SUCCESS:
                 report.fetched += 1
@@ -228,19 +229,56 @@ def _fetch(client: DataForSEOClient, ledger: Ledger, partition: str, task_ids: l
                 report.unknown_codes[key] = report.unknown_codes.get(key, 0) + 1
 
 
-def response_meta(fetched: FetchedTask, source: str) -> dict:
+def response_meta(response: FetchedTask | ArchivedTask, fetched_at: datetime,
+                  source: str) -> dict:
     """The raw table's columns for one response, but its body."""
+    code, message = response.status_code, response.status_message
     return {
-        "tag": fetched.tag,
-        "fetched_at": fetched.fetched_at.isoformat(),
-        "status_code": fetched.status_code if type(fetched.status_code) is int else None,
-        "status_message": fetched.status_message if isinstance(fetched.status_message, str)
-        else None,
-        "outcome": str(fetched.outcome),
-        "cost": fetched.cost,
-        "result_count": fetched.result_count,
+        "tag": response.tag,
+        "fetched_at": fetched_at.isoformat(),
+        "status_code": code if type(code) is int else None,
+        "status_message": message if isinstance(message, str) else None,
+        "outcome": str(response.outcome),
+        "cost": response.cost,
+        "result_count": response.result_count,
         "source": source,
     }
+
+
+# -- import ----------------------------------------------------------------------------------
+
+@dataclass
+class ImportReport:
+    imported_files: int = 0
+    new_responses: int = 0
+    rejected: list[ArchiveError] = field(default_factory=list)
+    rows: dict[str, int] = field(default_factory=dict)
+
+
+def import_archives(paths: list[Path], partition: str, ledger: Ledger, warehouse: Warehouse,
+                    workers: int = 1) -> ImportReport:
+    """Load archived task_get responses into the raw and flattened tables of ``partition``.
+
+    Each file is validated whole first: a bad one is rejected with its reason and lands
+    nothing, the good ones land. Responses already in the partition are not added again.
+    """
+    report = ImportReport()
+    imported_at = utc_now()
+    for path in paths:
+        try:
+            archived = read_archive(path)
+        except ArchiveError as error:
+            report.rejected.append(error)
+            continue
+        report.imported_files += 1
+        for task in archived:
+            final = TaskState.FAILED if task.outcome is Outcome.PERMANENT else TaskState.FETCHED
+            meta = response_meta(task, imported_at, f"import:{path.name}")
+            ledger.store_response(PROVIDER, partition, task.task_id, meta, task.body, final)
+    if report.imported_files:
+        report.new_responses = publish_responses(ledger, warehouse, partition).added
+        report.rows = publish_flattened(warehouse, partition, workers)
+    return report
 
 
 # -- publish ---------------------------------------------------------------------------------

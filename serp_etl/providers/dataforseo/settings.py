@@ -38,7 +38,8 @@ MAX_SIMULTANEOUS_REQUESTS = 30
 PRICE_PER_PAGE = {1: 0.0006, 2: 0.0012}
 
 
-def task_price(priority: int, max_crawl_pages: int = 1, calculate_rectangles: bool = False) -> float:
+def task_price(priority: int, max_crawl_pages: int = 1, calculate_rectangles: bool = False
+               ) -> float:
     price = PRICE_PER_PAGE[priority] * max_crawl_pages
     return round(price * 2 if calculate_rectangles else price, 8)
 

@@ -118,8 +118,9 @@ class DataForSEOSandbox:
 
     def _new_id(self, now: float) -> str:
         moment = datetime.fromtimestamp(now, UTC)
-        tail = random.getrandbits(48)
-        return f"{moment:%m%d%H%M}-{moment:%S}{moment.microsecond // 10000:02d}-0066-0000-{tail:012x}"
+        # The shape of live ids: MMDDHHMM-SScc-0066-0000-<12 hex>.
+        centis, tail = moment.microsecond // 10000, random.getrandbits(48)
+        return f"{moment:%m%d%H%M}-{moment:%S}{centis:02d}-0066-0000-{tail:012x}"
 
     # -- dispatch ----------------------------------------------------------------------------
 
@@ -312,13 +313,13 @@ class DataForSEOSandbox:
             return self._envelope([task], started=started)
         order = "DESC" if query.get("sort") == "desc" else "ASC"
         rows = self._db().execute(
-            "SELECT id, posted_at, ready_at, collected_at, cost, data FROM tasks"
+            "SELECT id, posted_at, ready_at, cost, data FROM tasks"
             f" WHERE login = ? AND posted_at BETWEEN ? AND ? ORDER BY posted_at {order}, id"
             " LIMIT ? OFFSET ?",
             (login, since, until, limit, offset),
         ).fetchall()
         result = []
-        for task_id, posted_at, ready_at, collected_at, cost, data in rows:
+        for task_id, posted_at, ready_at, cost, data in rows:
             entry = {"id": task_id, "url": settings.TASK_POST, "datetime_posted": _fmt(posted_at),
                      "datetime_done": _fmt(ready_at) if ready_at <= now else None,
                      "status": "Ok." if ready_at <= now else "In Queue.", "cost": cost}

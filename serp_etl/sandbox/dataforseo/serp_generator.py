@@ -103,7 +103,8 @@ class _Serp:
         if not self.chance(0.25):
             return None
         return {"type": "about_this_result_element", "url": url,
-                "source": self.rng.choice(SOURCES), "source_info": self.maybe(self.words(8, 20), 0.85),
+                "source": self.rng.choice(SOURCES),
+                "source_info": self.maybe(self.words(8, 20), 0.85),
                 "source_url": self.maybe(f"https://en.wikipedia.org/wiki/{self.words(1, 1)}"),
                 "language": self.rng.choice(["English", "Deutsch", "Français", "日本語"]),
                 "location": self.rng.choice(["United States", "Germany", "France", "Japan"]),

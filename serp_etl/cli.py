@@ -1,0 +1,130 @@
+"""serp-etl: import archived responses, query the warehouse, run the sandbox."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import orjson
+
+from serp_etl.core.ledger import Ledger
+from serp_etl.core.warehouse import Warehouse, check_partition, default_data_dir
+from serp_etl.providers.dataforseo import pipeline as dataforseo_pipeline
+from serp_etl.sandbox.dataforseo.app import LOGIN, PASSWORD, DataForSEOSandbox
+from serp_etl.sandbox.wsgi import make_loopback_server
+
+
+def _date(value: str) -> str:
+    try:
+        return check_partition(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _sandboxes(data_dir: Path) -> dict[str, DataForSEOSandbox]:
+    return {"dataforseo": DataForSEOSandbox(data_dir / "sandbox" / "dataforseo.sqlite")}
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    warehouse = Warehouse(args.data_dir)
+    with Ledger(dataforseo_pipeline.ledger_path(args.data_dir)) as ledger:
+        report = dataforseo_pipeline.import_archives(
+            [Path(p) for p in args.files], args.date, ledger, warehouse)
+    for error in report.rejected:
+        print(f"rejected {error.path}: {error.reason}", file=sys.stderr)
+    print(f"{report.imported_files} files imported, {len(report.rejected)} rejected; "
+          f"{report.new_responses} new responses in {args.provider} date={args.date}")
+    for table, rows in report.rows.items():
+        print(f"  {args.provider}_{table}: {rows} rows")
+    return 1 if report.rejected else 0
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    import duckdb
+
+    connection = Warehouse(args.data_dir).connect()
+    try:
+        cursor = connection.execute(args.query)
+    except duckdb.Error as error:
+        print(f"query failed: {error}", file=sys.stderr)
+        return 2
+    if cursor.description is None:
+        return 0
+    if args.format == "json":
+        names = [d[0] for d in cursor.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        sys.stdout.write(orjson.dumps(rows, default=str, option=orjson.OPT_INDENT_2).decode()
+                         + "\n")
+    elif args.format == "csv":
+        cursor.df().to_csv(sys.stdout, index=False)
+    else:
+        frame = cursor.df()
+        print(frame.to_string(index=False, max_colwidth=60) if len(frame) else "(no rows)")
+    return 0
+
+
+def cmd_sandbox_serve(args: argparse.Namespace) -> int:
+    sandbox = _sandboxes(args.data_dir)[args.provider]
+    server = make_loopback_server(sandbox.app, args.port)
+    host, port = server.server_address[:2]
+    print(f"{args.provider} sandbox on http://{host}:{port} (Basic auth {LOGIN}/{PASSWORD}); "
+          f"state in {sandbox.state_path}. Ctrl-C stops it.", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+def cmd_sandbox_stats(args: argparse.Namespace) -> int:
+    stats = {name: sandbox.stats() for name, sandbox in _sandboxes(args.data_dir).items()}
+    if args.format == "json":
+        print(orjson.dumps(stats).decode())
+    else:
+        for name, values in stats.items():
+            print(name)
+            for key, value in values.items():
+                print(f"  {key}: {value}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="serp-etl", description=__doc__)
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="data directory (default: $SERP_ETL_DATA_DIR, else ./data)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    importer = commands.add_parser("import", help="load archived API responses into a date")
+    importer.add_argument("provider", choices=["dataforseo"])
+    importer.add_argument("files", nargs="+", help="JSON, newline-delimited JSON, or .gz")
+    importer.add_argument("--date", required=True, type=_date, help="partition YYYY-MM-DD")
+    importer.set_defaults(handler=cmd_import)
+
+    sql = commands.add_parser("sql", help="query every table with DuckDB SQL")
+    sql.add_argument("query")
+    sql.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    sql.set_defaults(handler=cmd_sql)
+
+    sandbox = commands.add_parser("sandbox", help="the built-in provider sandboxes")
+    sandbox_commands = sandbox.add_subparsers(dest="sandbox_command", required=True)
+    serve = sandbox_commands.add_parser("serve", help="serve a sandbox on loopback")
+    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument("--provider", choices=["dataforseo"], default="dataforseo")
+    serve.set_defaults(handler=cmd_sandbox_serve)
+    stats = sandbox_commands.add_parser("stats", help="what the sandboxes billed and served")
+    stats.add_argument("--format", choices=["table", "json"], default="table")
+    stats.set_defaults(handler=cmd_sandbox_stats)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.data_dir = Path(args.data_dir or default_data_dir())
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,14 @@
+"""The Dagster code location of serp-etl (``dagster dev`` in the repo root loads it)."""
+
+import dagster as dg
+
+from serp_etl.defs.dataforseo_assets import dataforseo_assets
+from serp_etl.defs.resources import WarehouseResource, dataforseo_resource
+from serp_etl.defs.schedules import dataforseo_daily_job, dataforseo_daily_schedule
+
+defs = dg.Definitions(
+    assets=dataforseo_assets,
+    jobs=[dataforseo_daily_job],
+    schedules=[dataforseo_daily_schedule],
+    resources={"warehouse": WarehouseResource(), "dataforseo": dataforseo_resource()},
+)
