@@ -20,7 +20,10 @@ int64 column becomes ``1``, ``True`` into a float64 column becomes ``1.0`` and a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import chain, repeat
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -31,14 +34,23 @@ INVALID_COLUMN = "invalid_values"
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _NONE_TYPE = type(None)
+_OBJECT_TYPES = frozenset({dict, _NONE_TYPE})
+_STR_TYPE = frozenset({str})
+_LIST_TYPES = frozenset({list, _NONE_TYPE})
+_DICT_TYPE = frozenset({dict})
 
 
 @dataclass(frozen=True)
 class Scalar:
-    """A leaf value: string, int64, float64 or bool (or a list of strings)."""
+    """A leaf value: string, int64, float64 or bool (or a list of strings).
+
+    ``arrow_is_strict``: pyarrow itself refuses every value of another type for this one, so
+    the Python-side check can be skipped until pyarrow complains.
+    """
 
     arrow_type: pa.DataType
     allowed: frozenset[type]
+    arrow_is_strict: bool = False
 
     def accepts(self, value: Any) -> bool:
         kind = type(value)
@@ -51,11 +63,11 @@ class Scalar:
         return True
 
 
-STRING = Scalar(pa.string(), frozenset({str}))
+STRING = Scalar(pa.string(), frozenset({str}), arrow_is_strict=True)
 INT = Scalar(pa.int64(), frozenset({int}))
 # Prices and ratings drift between int and float in the wild: they are always floats.
 FLOAT = Scalar(pa.float64(), frozenset({int, float}))
-BOOL = Scalar(pa.bool_(), frozenset({bool}))
+BOOL = Scalar(pa.bool_(), frozenset({bool}), arrow_is_strict=True)
 STRING_LIST = Scalar(pa.list_(pa.string()), frozenset({list}))
 
 
@@ -171,19 +183,20 @@ def _json_column(notes: list[dict | None]) -> pa.Array:
     )
 
 
-def _typed_array(values: list, scalar: Scalar, name: str, notes: _RowNotes) -> pa.Array:
-    present = set(map(type, values))
-    present.discard(_NONE_TYPE)
-    if present <= scalar.allowed:
-        if scalar is STRING_LIST:
-            fast = all(type(e) is str for v in values if v is not None for e in v)
-        else:
-            fast = True
-        if fast:
-            try:
-                return pa.array(values, type=scalar.arrow_type)
-            except (OverflowError, pa.ArrowInvalid):
-                pass  # an int beyond int64: sort it out value by value below
+def _typed_array(values: Sequence, scalar: Scalar, name: str, notes: _RowNotes) -> pa.Array:
+    if scalar.arrow_is_strict:
+        fast = True
+    else:
+        present = set(map(type, values))
+        present.discard(_NONE_TYPE)
+        fast = present <= scalar.allowed
+        if fast and scalar is STRING_LIST:
+            fast = set(map(type, chain.from_iterable(filter(None, values)))) <= _STR_TYPE
+    if fast:
+        try:
+            return pa.array(values, type=scalar.arrow_type)
+        except (OverflowError, pa.ArrowInvalid, pa.ArrowTypeError):
+            pass  # a wrong type, or an int beyond int64: sort it out value by value below
     clean = []
     for row, value in enumerate(values):
         if value is None or scalar.accepts(value):
@@ -194,38 +207,96 @@ def _typed_array(values: list, scalar: Scalar, name: str, notes: _RowNotes) -> p
     return pa.array(clean, type=scalar.arrow_type)
 
 
-def _objects_at(
-    spec: TableSpec, objs: list[dict], notes: _RowNotes
-) -> dict[tuple[str, ...], list[dict | None]]:
-    """The dict found at every object path of the table, one entry per row (None if absent).
+def _getter(names: tuple[str, ...]):
+    if len(names) == 1:
+        (name,) = names
+        return lambda obj: (obj[name],)
+    return itemgetter(*names)
 
-    Unknown keys and non-dict values met on the way are recorded in ``notes``.
+
+def _extract_level(fields: dict[str, Field], path: tuple[str, ...], prefix: str,
+                   objs: Sequence[dict | None], out: dict, notes: _RowNotes) -> None:
+    """Values of every field declared at this object level, for every row, into ``out``.
+
+    ``out`` maps a column name to its values and a child path to its arrays. The common case,
+    an object with exactly the declared keys, costs one C-level ``itemgetter`` call; objects
+    with missing or unknown keys take the slow path, where unknown keys are noted as extra.
     """
-    at: dict[tuple[str, ...], list[dict | None]] = {(): objs}
-    _descend(spec.fields, (), "", objs, at, notes)
-    return at
+    names = tuple(fields)
+    getter = _getter(names)
+    nones = (None,) * len(names)
+    try:
+        if None in objs:
+            rows = [nones if obj is None else getter(obj) for obj in objs]
+        else:
+            rows = list(map(getter, objs))
+        if set(map(len, filter(None, objs))) - {len(names)}:
+            for row, obj in enumerate(objs):
+                if obj is not None and len(obj) != len(names):
+                    _note_extra(obj, fields, path, row, notes)
+    except KeyError:
+        rows = []
+        for row, obj in enumerate(objs):
+            if obj is None:
+                rows.append(nones)
+                continue
+            if not obj.keys() <= fields.keys():
+                _note_extra(obj, fields, path, row, notes)
+            rows.append(tuple(map(obj.get, names)))
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+    for name, spec, values in zip(names, fields.values(), columns, strict=True):
+        if isinstance(spec, Scalar):
+            out[column_name(prefix, name)] = values
+        elif isinstance(spec, Children):
+            out[path + (name,)] = values
+        else:
+            sub_prefix = column_name(prefix, name)
+            if not set(map(type, values)) <= _OBJECT_TYPES:
+                values = list(values)
+                for row, value in enumerate(values):
+                    if value is not None and type(value) is not dict:
+                        notes.add_invalid(row, sub_prefix, value)
+                        values[row] = None
+            _extract_level(spec.fields, path + (name,), sub_prefix, values, out, notes)
 
 
-def _descend(fields, path, prefix, values, at, notes) -> None:
-    known = fields.keys()
-    for row, value in enumerate(values):
-        if value is not None and not value.keys() <= known:
-            for key in value.keys() - known:
-                notes.add_extra(row, ".".join(path + (key,)), value[key])
-    for name, spec in fields.items():
-        if not isinstance(spec, Obj):
+def _note_extra(obj: dict, fields: dict, path: tuple[str, ...], row: int,
+                notes: _RowNotes) -> None:
+    for key in obj.keys() - fields.keys():
+        notes.add_extra(row, ".".join(path + (key,)), obj[key])
+
+
+def _explode(column: Sequence, key_columns: list[list], name: str, notes: _RowNotes
+             ) -> tuple[list[list], list[dict]]:
+    """The elements of each row's array as child rows: their keys (the row's keys plus the
+    element's position) and the element objects. Non-arrays and non-object elements are noted
+    as invalid values of the row."""
+    rows = [row for row, elements in enumerate(column) if elements is not None]
+    arrays = [column[row] for row in rows]
+    if set(map(type, arrays)) <= _LIST_TYPES:
+        elements = list(chain.from_iterable(arrays))
+        if set(map(type, elements)) <= _DICT_TYPE:  # the common case, in C loops
+            counts = list(map(len, arrays))
+            keys = [list(chain.from_iterable(map(repeat, (values[r] for r in rows), counts)))
+                    for values in key_columns]
+            keys.append(list(chain.from_iterable(map(range, counts))))
+            return keys, elements
+    keys: list[list] = [[] for _ in range(len(key_columns) + 1)]
+    objs: list[dict] = []
+    for row, elements in zip(rows, arrays, strict=True):
+        if type(elements) is not list:
+            notes.add_invalid(row, name, elements)
             continue
-        sub_path = path + (name,)
-        sub_prefix = column_name(prefix, name)
-        subs: list[dict | None] = []
-        for row, value in enumerate(values):
-            sub = None if value is None else value.get(name)
-            if sub is not None and type(sub) is not dict:
-                notes.add_invalid(row, sub_prefix, sub)
-                sub = None
-            subs.append(sub)
-        at[sub_path] = subs
-        _descend(spec.fields, sub_path, sub_prefix, subs, at, notes)
+        strays = [e for e in elements if type(e) is not dict]
+        if strays:
+            notes.add_invalid(row, name, strays)
+        for position, element in enumerate(elements):
+            if type(element) is dict:
+                for k, values in enumerate(key_columns):
+                    keys[k].append(values[row])
+                keys[-1].append(position)
+                objs.append(element)
+    return keys, objs
 
 
 def flatten_table(
@@ -236,44 +307,20 @@ def flatten_table(
     ``key_columns`` holds one list per key of ``spec``, each as long as ``objs``.
     Returns one ``pyarrow.Table`` per table in ``spec.walk()``, empty ones included.
     """
-    n = len(objs)
-    notes = _RowNotes(n)
-    at = _objects_at(spec, objs, notes)
+    notes = _RowNotes(len(objs))
+    values: dict = {}
+    _extract_level(spec.fields, (), "", objs, values, notes)
     arrays: list[pa.Array] = [
-        pa.array(values, type=arrow_type)
-        for values, (_, arrow_type) in zip(key_columns, spec.keys, strict=True)
+        pa.array(keys, type=arrow_type)
+        for keys, (_, arrow_type) in zip(key_columns, spec.keys, strict=True)
     ]
     for column in spec.columns:
-        parents = at[column.path[:-1]]
-        leaf = column.path[-1]
-        values = [None if p is None else p.get(leaf) for p in parents]
-        arrays.append(_typed_array(values, column.scalar, column.name, notes))
+        arrays.append(_typed_array(values[column.name], column.scalar, column.name, notes))
 
     tables: dict[str, pa.Table] = {}
     for child_path, child in spec.children:
-        parents = at[child_path[:-1]]
-        leaf = child_path[-1]
-        child_keys: list[list] = [[] for _ in child.keys]
-        child_objs: list[dict] = []
-        invalid_name = "_".join(child_path)
-        for row, parent in enumerate(parents):
-            elements = None if parent is None else parent.get(leaf)
-            if elements is None:
-                continue
-            if type(elements) is not list:
-                notes.add_invalid(row, invalid_name, elements)
-                continue
-            strays = []
-            for position, element in enumerate(elements):
-                if type(element) is dict:
-                    for k, key_values in enumerate(key_columns):
-                        child_keys[k].append(key_values[row])
-                    child_keys[-1].append(position)
-                    child_objs.append(element)
-                else:
-                    strays.append(element)
-            if strays:
-                notes.add_invalid(row, invalid_name, strays)
+        child_keys, child_objs = _explode(values[child_path], key_columns, "_".join(child_path),
+                                          notes)
         tables.update(flatten_table(child, child_keys, child_objs))
 
     arrays.append(_json_column(notes.extra))

@@ -11,6 +11,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 PART_FILE = "part-0.parquet"
+# Batches are buffered per writer up to this size, then written as row groups: fewer, larger
+# row groups cost less to encode and read faster, and the bound keeps memory flat.
+ROW_GROUP_BYTES = 32 * 1024 * 1024
+
+
+def part_file(index: int) -> str:
+    return f"part-{index}.parquet"
 
 
 def _temp_path_for(path: Path) -> Path:
@@ -26,27 +33,36 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _commit(temp: Path, final: Path) -> None:
-    with open(temp, "rb+") as handle:
-        os.fsync(handle.fileno())
-    os.replace(temp, final)
-    _fsync_dir(final.parent)
+def publish_staged(staged: Mapping[Path, Path]) -> None:
+    """Move fsynced temp files (temp -> final) into place, each by one atomic rename."""
+    for temp, final in staged.items():
+        os.replace(temp, final)
+    for directory in {final.parent for final in staged.values()}:
+        _fsync_dir(directory)
 
 
 class PartitionWriter:
     """Streams record batches of several tables into temp files, then publishes them all.
 
     Memory stays flat however many batches go through: each table keeps one open
-    ``ParquetWriter``. Every table in ``schemas`` gets a file, empty or not, so a rerun always
-    replaces what an earlier run wrote and a view never lacks a column.
+    ``ParquetWriter`` and at most ``row_group_bytes`` of buffered rows are held in all. Every
+    table in ``schemas`` gets a file, empty or not, so a rerun always replaces what an earlier
+    run wrote and a view never lacks a column. With ``publish=False`` the fsynced temp files
+    are left for the caller in ``staged`` (temp -> final), to publish with others at once.
     """
 
-    def __init__(self, paths: Mapping[str, Path], schemas: Mapping[str, pa.Schema]) -> None:
+    def __init__(self, paths: Mapping[str, Path], schemas: Mapping[str, pa.Schema], *,
+                 row_group_bytes: int = ROW_GROUP_BYTES, publish: bool = True) -> None:
         self._paths = dict(paths)
         self._schemas = dict(schemas)
+        self._row_group_bytes = row_group_bytes
+        self._publish = publish
         self._temps: dict[str, Path] = {}
         self._writers: dict[str, pq.ParquetWriter] = {}
-        self.rows: dict[str, int] = {name: 0 for name in self._paths}
+        self._buffers: dict[str, list[pa.Table]] = {name: [] for name in self._paths}
+        self._buffered_bytes = 0
+        self.rows: dict[str, int] = dict.fromkeys(self._paths, 0)
+        self.staged: dict[Path, Path] = {}
 
     def __enter__(self) -> PartitionWriter:
         for name, path in self._paths.items():
@@ -59,18 +75,36 @@ class PartitionWriter:
     def write(self, tables: Mapping[str, pa.Table]) -> None:
         for name, table in tables.items():
             if table.num_rows:
-                self._writers[name].write_table(table)
+                self._buffers[name].append(table)
+                self._buffered_bytes += table.nbytes
                 self.rows[name] += table.num_rows
+        if self._buffered_bytes >= self._row_group_bytes:
+            self._flush()
+
+    def _flush(self) -> None:
+        for name, buffered in self._buffers.items():
+            if buffered:
+                self._writers[name].write_table(pa.concat_tables(buffered))
+                buffered.clear()
+        self._buffered_bytes = 0
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        for writer in self._writers.values():
-            writer.close()
-        if exc_type is None:
-            for name, temp in self._temps.items():
-                _commit(temp, self._paths[name])
-        else:
+        try:
+            if exc_type is None:
+                self._flush()
+        finally:
+            for writer in self._writers.values():
+                writer.close()
+        if exc_type is not None:
             for temp in self._temps.values():
                 temp.unlink(missing_ok=True)
+            return
+        for name, temp in self._temps.items():
+            with open(temp, "rb+") as handle:
+                os.fsync(handle.fileno())
+            self.staged[temp] = self._paths[name]
+        if self._publish:
+            publish_staged(self.staged)
 
 
 def publish_table(path: Path, table: pa.Table) -> None:

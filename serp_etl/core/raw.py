@@ -19,7 +19,8 @@ from serp_etl.core.parquet import PartitionWriter
 from serp_etl.core.warehouse import Warehouse
 
 RAW_TABLE = "responses"
-_BATCH_ROWS = 500
+# Row groups of about this many responses: flattening workers share a partition by row group.
+RAW_ROW_GROUP_ROWS = 128
 
 
 @dataclass(frozen=True)
@@ -46,9 +47,10 @@ def publish_raw(
     seen: set[str] = set()
     drained: list[str] = []
     added = 0
-    with PartitionWriter({RAW_TABLE: path}, {RAW_TABLE: schema}) as writer:
+    # row_group_bytes=0: every write() of RAW_ROW_GROUP_ROWS rows becomes one row group.
+    with PartitionWriter({RAW_TABLE: path}, {RAW_TABLE: schema}, row_group_bytes=0) as writer:
         if path.exists():
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=_BATCH_ROWS):
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=RAW_ROW_GROUP_ROWS):
                 table = pa.Table.from_batches([batch]).cast(schema)
                 seen.update(table.column("task_id").to_pylist())
                 writer.write({RAW_TABLE: table})
@@ -59,7 +61,7 @@ def publish_raw(
                 continue
             seen.add(row.task_id)
             pending.append(row)
-            if len(pending) == _BATCH_ROWS:
+            if len(pending) == RAW_ROW_GROUP_ROWS:
                 writer.write({RAW_TABLE: _batch(pending, schema)})
                 added += len(pending)
                 pending.clear()

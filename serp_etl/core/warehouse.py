@@ -40,6 +40,10 @@ class Warehouse:
     def partition_file(self, provider: str, table: str, partition: str) -> Path:
         return self.root / provider / table / f"date={check_partition(partition)}" / PART_FILE
 
+    def partition_glob(self, provider: str, table: str, partition: str) -> str:
+        """Every part file of one table's partition (flattening may write several)."""
+        return str(self.partition_file(provider, table, partition).with_name("*.parquet"))
+
     def partition_files(self, provider: str, tables, partition: str) -> dict[str, Path]:
         return {table: self.partition_file(provider, table, partition) for table in tables}
 

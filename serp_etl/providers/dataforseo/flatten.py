@@ -2,6 +2,7 @@
 
 from collections.abc import Iterable
 
+import numpy as np
 import orjson
 import pyarrow as pa
 
@@ -89,5 +90,14 @@ def _append_other(other, task_id: str, position: int, item) -> None:
 def flatten_raw_batch(batch: pa.RecordBatch) -> dict[str, pa.Table]:
     """Flatten a batch of the raw ``responses`` table (needs its task_id and body columns)."""
     ids = batch.column("task_id").to_pylist()
-    bodies = batch.column("body").to_pylist()
-    return flatten_responses(zip(ids, bodies, strict=True))
+    return flatten_responses(zip(ids, utf8_slices(batch.column("body")), strict=True))
+
+
+def utf8_slices(column: pa.StringArray) -> list[memoryview]:
+    """Each value of a string column as a zero-copy view of its UTF-8 bytes: orjson parses
+    them without Python ``str`` objects ever being made."""
+    _, offset_buffer, data_buffer = column.buffers()
+    offsets = np.frombuffer(offset_buffer, dtype=np.int32, count=len(column) + 1,
+                            offset=column.offset * 4).tolist()
+    data = memoryview(data_buffer or b"")
+    return [data[start:end] for start, end in zip(offsets[:-1], offsets[1:], strict=True)]

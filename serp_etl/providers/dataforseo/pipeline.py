@@ -25,7 +25,7 @@ import pyarrow as pa
 from serp_etl.core.ledger import Ledger, TaskRecord, TaskState, utc_now
 from serp_etl.core.locking import exclusive_lock
 from serp_etl.core.parquet import publish_table
-from serp_etl.core.partition_flatten import flatten_partition, raw_batches
+from serp_etl.core.partition_flatten import flatten_partition
 from serp_etl.core.raw import RAW_TABLE, RawReport, publish_raw
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.dataforseo import settings
@@ -312,9 +312,9 @@ def publish_responses(ledger: Ledger, warehouse: Warehouse, partition: str) -> R
 
 def publish_flattened(warehouse: Warehouse, partition: str, workers: int = 1) -> dict[str, int]:
     """Rebuild every flattened table of ``partition`` from its raw responses."""
-    raw = warehouse.partition_file(PROVIDER, RAW_TABLE, partition)
     return flatten_partition(
-        raw_batches(raw, ["task_id", "body"]),
+        warehouse.partition_file(PROVIDER, RAW_TABLE, partition),
+        ["task_id", "body"],
         flatten_raw_batch,
         warehouse.partition_files(PROVIDER, FLAT_SCHEMAS, partition),
         FLAT_SCHEMAS,

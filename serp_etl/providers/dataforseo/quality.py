@@ -39,7 +39,7 @@ def collection_complete(ledger: Ledger, partition: str) -> QualityResult:
 
 
 def _file(warehouse: Warehouse, table: str, partition: str) -> str:
-    return str(warehouse.partition_file(PROVIDER, table, partition))
+    return warehouse.partition_glob(PROVIDER, table, partition)
 
 
 def items_accounted_for(warehouse: Warehouse, partition: str) -> QualityResult:

@@ -67,6 +67,41 @@ def _parse_datetime(value: object) -> float | None:
         return None
 
 
+def envelope(tasks: list[dict], code: int = 20000, message: str = "Ok.",
+             started: float | None = None) -> dict:
+    """The envelope every DataForSEO response shares."""
+    elapsed = 0.0 if started is None else time.perf_counter() - started
+    return {
+        "version": API_VERSION, "status_code": code, "status_message": message,
+        "time": f"{elapsed:.4f} sec.",
+        "cost": round(sum(t.get("cost") or 0 for t in tasks), 8),
+        "tasks_count": len(tasks),
+        "tasks_error": sum(1 for t in tasks if t["status_code"] >= 40000),
+        "tasks": tasks,
+    }
+
+
+def task_object(task_id: str, code: int, message: str, path: str, *, cost: float = 0,
+                data: dict | None = None, result: list | None = None) -> dict:
+    return {
+        "id": task_id, "status_code": code, "status_message": message, "time": "0.0100 sec.",
+        "cost": cost, "result_count": len(result) if result else 0,
+        "path": [p for p in path.split("/") if p], "data": data or {}, "result": result,
+    }
+
+
+def advanced_task(task_id: str, data: dict, day: str, cost: float) -> dict:
+    """The task object task_get/advanced answers for a ready task posted on ``day``."""
+    path = settings.TASK_GET_ADVANCED + task_id
+    data = {**data, "function": "task_get"}
+    location = data.get("location_code") or data.get("location_name")
+    language = data.get("language_code") or data.get("language_name")
+    if is_empty_serp(data["image_url"], location, language, day):
+        return task_object(task_id, 40102, "No Search Results.", path, cost=cost, data=data)
+    return task_object(task_id, 20000, "Ok.", path, cost=cost, data=data,
+                       result=[generate_result(data, day)])
+
+
 class DataForSEOSandbox:
     """The sandbox's behaviour; ``app`` is its WSGI application."""
 
@@ -93,29 +128,6 @@ class DataForSEOSandbox:
             self._local.db = db
         return db
 
-    # -- envelope helpers --------------------------------------------------------------------
-
-    @staticmethod
-    def _envelope(tasks: list[dict], code: int = 20000, message: str = "Ok.",
-                  started: float | None = None) -> dict:
-        elapsed = 0.0 if started is None else time.perf_counter() - started
-        return {
-            "version": API_VERSION, "status_code": code, "status_message": message,
-            "time": f"{elapsed:.4f} sec.",
-            "cost": round(sum(t.get("cost") or 0 for t in tasks), 8),
-            "tasks_count": len(tasks),
-            "tasks_error": sum(1 for t in tasks if t["status_code"] >= 40000),
-            "tasks": tasks,
-        }
-
-    def _task(self, task_id: str, code: int, message: str, path: str, *, cost: float = 0,
-              data: dict | None = None, result: list | None = None) -> dict:
-        return {
-            "id": task_id, "status_code": code, "status_message": message, "time": "0.0100 sec.",
-            "cost": cost, "result_count": len(result) if result else 0,
-            "path": [p for p in path.split("/") if p], "data": data or {}, "result": result,
-        }
-
     def _new_id(self, now: float) -> str:
         moment = datetime.fromtimestamp(now, UTC)
         # The shape of live ids: MMDDHHMM-SScc-0066-0000-<12 hex>.
@@ -128,21 +140,21 @@ class DataForSEOSandbox:
         started = time.perf_counter()
         credentials = request.basic_auth()
         if credentials != (LOGIN, PASSWORD):
-            return Response.json(401, self._envelope(
+            return Response.json(401, envelope(
                 [], 40100, "You are not authorized to access this resource.", started))
         route = self._route(request)
         if route is None:
-            return Response.json(404, self._envelope([], 40400, "Not Found.", started))
+            return Response.json(404, envelope([], 40400, "Not Found.", started))
         endpoint, handler = route
         with self._in_flight_lock:
             self._in_flight += 1
             crowded = self._in_flight > settings.MAX_SIMULTANEOUS_REQUESTS
         try:
             if crowded:
-                return Response.json(200, self._envelope(
+                return Response.json(200, envelope(
                     [], 40209, "Too many requests at once: at most 30 simultaneous.", started))
             if not self._within_rate_limit(credentials[0], endpoint):
-                return Response.json(200, self._envelope(
+                return Response.json(200, envelope(
                     [], 40202, "Rate limit per minute exceeded.", started))
             return Response.json(200, handler(request, credentials[0], started))
         finally:
@@ -185,20 +197,20 @@ class DataForSEOSandbox:
         try:
             posted = orjson.loads(request.body)
         except orjson.JSONDecodeError:
-            return self._envelope([], 40503, "Invalid POST data: not JSON.", started)
+            return envelope([], 40503, "Invalid POST data: not JSON.", started)
         if type(posted) is not list or not posted:
-            return self._envelope([], 40503, "POST data should be a non-empty array.", started)
+            return envelope([], 40503, "POST data should be a non-empty array.", started)
         now = self.clock()
         tasks, rows = [], []
         for position, task in enumerate(posted):
             task_id = self._new_id(now)
             if position >= settings.MAX_TASKS_PER_POST:
-                tasks.append(self._task(task_id, 40006, "You can set only 100 tasks at a time.",
+                tasks.append(task_object(task_id, 40006, "You can set only 100 tasks at a time.",
                                         request.path))
                 continue
             error = self._invalid(task)
             if error:
-                tasks.append(self._task(task_id, *error, request.path,
+                tasks.append(task_object(task_id, *error, request.path,
                                         data=task if type(task) is dict else {}))
                 continue
             cost = settings.task_price(int(task.get("priority") or 1),
@@ -209,14 +221,14 @@ class DataForSEOSandbox:
             jitter = 0.5 + (seed_for(task_id) % 100) / 100
             rows.append((task_id, login, task.get("tag"), now, now + self.ready_seconds * jitter,
                          cost, orjson.dumps(data).decode()))
-            tasks.append(self._task(task_id, 20100, "Task Created.", request.path, cost=cost,
+            tasks.append(task_object(task_id, 20100, "Task Created.", request.path, cost=cost,
                                     data=data))
         db = self._db()
         db.execute("BEGIN IMMEDIATE")
         db.executemany("INSERT INTO tasks (id, login, tag, posted_at, ready_at, cost, data)"
                        " VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
         db.execute("COMMIT")
-        return self._envelope(tasks, started=started)
+        return envelope(tasks, started=started)
 
     @staticmethod
     def _invalid(task: object) -> tuple[int, str] | None:
@@ -255,11 +267,11 @@ class DataForSEOSandbox:
                    "endpoint_advanced": f"{base}/advanced/{task_id}",
                    "endpoint_html": f"{base}/html/{task_id}"}
                   for task_id, tag, posted_at in rows]
-        task = self._task(self._new_id(now), 20000, "Ok.", request.path,
+        task = task_object(self._new_id(now), 20000, "Ok.", request.path,
                           data={"api": "serp", "function": "tasks_ready", "se": "google",
                                 "se_type": "search_by_image"}, result=[])
         task["result"], task["result_count"] = result, len(result)
-        return self._envelope([task], started=started)
+        return envelope([task], started=started)
 
     def _task_get(self, request: Request, login: str, started: float) -> dict:
         task_id = request.path[len(settings.TASK_GET_ADVANCED):]
@@ -269,37 +281,29 @@ class DataForSEOSandbox:
             (task_id, login),
         ).fetchone()
         if row is None:
-            task = self._task(task_id, 40401, "Task Not Found.", request.path)
-            return self._envelope([task], started=started)
+            task = task_object(task_id, 40401, "Task Not Found.", request.path)
+            return envelope([task], started=started)
         posted_at, ready_at, cost, data_text = row
         data = orjson.loads(data_text)
-        data["function"] = "task_get"
         if now - posted_at > settings.RESULTS_KEPT_DAYS * DAY:
-            task = self._task(task_id, 40403, "Results Expired.", request.path, data=data)
+            task = task_object(task_id, 40403, "Results Expired.", request.path, data=data)
         elif now < ready_at:
             handed = now >= posted_at + (ready_at - posted_at) / 2
             code, message = (40601, "Task Handed.") if handed else (40602, "Task In Queue.")
-            task = self._task(task_id, code, message, request.path, data=data)
+            task = task_object(task_id, code, message, request.path, data=data)
         else:
             day = datetime.fromtimestamp(posted_at, UTC).date().isoformat()
-            location = data.get("location_code") or data.get("location_name")
-            language = data.get("language_code") or data.get("language_name")
-            if is_empty_serp(data["image_url"], location, language, day):
-                task = self._task(task_id, 40102, "No Search Results.", request.path,
-                                  cost=cost, data=data)
-            else:
-                task = self._task(task_id, 20000, "Ok.", request.path, cost=cost, data=data,
-                                  result=[generate_result(data, day)])
-            db = self._db()
-            db.execute("UPDATE tasks SET collected_at = ? WHERE id = ? AND collected_at IS NULL",
-                       (now, task_id))
-        return self._envelope([task], started=started)
+            task = advanced_task(task_id, data, day, cost)
+            self._db().execute(
+                "UPDATE tasks SET collected_at = ? WHERE id = ? AND collected_at IS NULL",
+                (now, task_id))
+        return envelope([task], started=started)
 
     def _id_list(self, request: Request, login: str, started: float) -> dict:
         try:
             body = orjson.loads(request.body)
         except orjson.JSONDecodeError:
-            return self._envelope([], 40503, "Invalid POST data: not JSON.", started)
+            return envelope([], 40503, "Invalid POST data: not JSON.", started)
         now = self.clock()
         query = body[0] if type(body) is list and body and type(body[0]) is dict else None
         since = _parse_datetime(query.get("datetime_from")) if query else None
@@ -308,9 +312,9 @@ class DataForSEOSandbox:
         if since is None or until is None or until < since or since < now - 183 * DAY \
                 or type(limit) is not int or not 1 <= limit <= settings.MAX_ID_LIST_LIMIT \
                 or type(offset) is not int or offset < 0:
-            task = self._task(self._new_id(now), 40501, "Invalid Field: id_list window, limit "
+            task = task_object(self._new_id(now), 40501, "Invalid Field: id_list window, limit "
                               "or offset.", request.path, data=query or {})
-            return self._envelope([task], started=started)
+            return envelope([task], started=started)
         order = "DESC" if query.get("sort") == "desc" else "ASC"
         rows = self._db().execute(
             "SELECT id, posted_at, ready_at, cost, data FROM tasks"
@@ -326,14 +330,14 @@ class DataForSEOSandbox:
             if query.get("include_metadata") and now - posted_at <= 31 * DAY:
                 entry["metadata"] = orjson.loads(data)
             result.append(entry)
-        task = self._task(self._new_id(now), 20000, "Ok.", request.path, data=query)
+        task = task_object(self._new_id(now), 20000, "Ok.", request.path, data=query)
         task["result"], task["result_count"] = result, len(result)
-        return self._envelope([task], started=started)
+        return envelope([task], started=started)
 
     def _user_data(self, request: Request, login: str, started: float) -> dict:
         stats = self.stats()
         now = self.clock()
-        task = self._task(self._new_id(now), 20000, "Ok.", request.path,
+        task = task_object(self._new_id(now), 20000, "Ok.", request.path,
                           data={"api": "appendix", "function": "user_data"})
         task["result"] = [{
             "login": login, "timezone": "UTC",
@@ -344,7 +348,7 @@ class DataForSEOSandbox:
             "money": {"total": STARTING_BALANCE_USD, "balance": stats["balance_usd"]},
         }]
         task["result_count"] = 1
-        return self._envelope([task], started=started)
+        return envelope([task], started=started)
 
     # -- for `serp-etl sandbox stats` --------------------------------------------------------
 
