@@ -39,7 +39,11 @@ def flatten_responses(responses: Iterable[tuple[str, str | bytes]]) -> dict[str,
     other = ([], [], [], [], [], [])
 
     for task_id, body in responses:
-        task = task_of(orjson.loads(body), task_id)
+        try:
+            envelope = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            continue  # kept in the raw layer; the items_accounted_for check reports it
+        task = task_of(envelope, task_id) if type(envelope) is dict else None
         results = None if task is None else task.get("result")
         if type(results) is not list or not results or type(results[0]) is not dict:
             continue

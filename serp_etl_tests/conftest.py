@@ -1,0 +1,84 @@
+"""Shared fixtures: a sandbox with a clock the test drives, clients in-process and over loopback."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from serp_etl.core.http import RetryPolicy
+from serp_etl.core.ledger import Ledger
+from serp_etl.core.warehouse import Warehouse
+from serp_etl.providers.dataforseo import pipeline
+from serp_etl.providers.dataforseo.client import DataForSEOClient
+from serp_etl.sandbox.dataforseo.app import LOGIN, PASSWORD, DataForSEOSandbox
+from serp_etl.sandbox.wsgi import serve_in_thread
+
+FIXTURES = Path(__file__).parent / "fixtures"
+REFERENCE_TASK_ID = "11151921-1535-0066-0000-2c32bed229f2"
+EXAMPLE_TARGETS = Path(__file__).parent.parent / "data" / "targets.toml"
+
+
+class FakeClock:
+    """Time that moves only when a test (or a fake sleep) moves it."""
+
+    def __init__(self, start: float) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime(2026, 11, 20, 8, 0, tzinfo=UTC).timestamp())
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path, clock: FakeClock) -> DataForSEOSandbox:
+    return DataForSEOSandbox(tmp_path / "sandbox" / "dataforseo.sqlite", ready_seconds=30,
+                             clock=clock)
+
+
+def make_client(sandbox: DataForSEOSandbox, clock: FakeClock, *, attempts: int = 3,
+                transport: httpx.BaseTransport | None = None) -> DataForSEOClient:
+    """A client of the sandbox, in-process unless another ``transport`` is given."""
+    return DataForSEOClient(
+        "http://sandbox.invalid", LOGIN, PASSWORD,
+        transport=transport or httpx.WSGITransport(app=sandbox.app),
+        retry=RetryPolicy(attempts=attempts, base_delay=0.01), clock=clock, sleep=clock.sleep)
+
+
+@pytest.fixture
+def client(sandbox: DataForSEOSandbox, clock: FakeClock):
+    with make_client(sandbox, clock) as client:
+        yield client
+
+
+@pytest.fixture
+def loopback(sandbox: DataForSEOSandbox):
+    """The sandbox served over real HTTP on 127.0.0.1; yields its base URL."""
+    server, thread = serve_in_thread(sandbox.app)
+    host, port = server.server_address[:2]
+    yield f"http://{host}:{port}"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def ledger(tmp_path: Path):
+    with Ledger(pipeline.ledger_path(tmp_path)) as ledger:
+        yield ledger
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> Warehouse:
+    return Warehouse(tmp_path)
