@@ -46,6 +46,7 @@ TASKS_TABLE = "tasks"
 # Normal priority completes within 45 minutes (guaranteed): a task posted longer ago than this
 # that tasks_ready does not list is fetched by id (it may have been collected by a crashed run).
 OVERDUE_AFTER = timedelta(minutes=45)
+ID_LIST_MARGIN = timedelta(hours=12)
 log = logging.getLogger(__name__)
 
 
@@ -133,8 +134,10 @@ def _recover(client: DataForSEOClient, ledger: Ledger, leftovers: list[TaskRecor
                                    f"{settings.ID_LIST_METADATA_DAYS} days cannot be checked "
                                    "against id_list and are not posted")
         if len(held) < len(missing):
-            since = max(since, checkable_since) - timedelta(minutes=5)
-            for listed in client.id_list(since, utc_now()):
+            # datetime_posted is the provider's clock, intent_at ours: a wide margin on both
+            # sides keeps clock skew from hiding a posted task (a miss would post it again).
+            since = max(since, checkable_since) - ID_LIST_MARGIN
+            for listed in client.id_list(since, utc_now() + ID_LIST_MARGIN):
                 if listed.tag in wanted and listed.tag not in found:
                     found[listed.tag] = (listed.task_id, listed.cost)
     for tag, (task_id, cost) in found.items():

@@ -1,0 +1,232 @@
+"""Submit and collect: no task is paid for twice, nothing fetched is lost."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pyarrow.parquet as pq
+import pytest
+
+from serp_etl.core.ledger import TaskState
+from serp_etl.core.raw import RAW_TABLE
+from serp_etl.providers.dataforseo import pipeline, quality
+from serp_etl.providers.dataforseo.pipeline import PROVIDER, SubmitIncomplete
+from serp_etl.providers.dataforseo.targets import load_targets
+from serp_etl_tests.conftest import EXAMPLE_TARGETS, make_client
+
+DAY = "2026-11-20"
+
+
+class Crash(BaseException):
+    """A process dying: nothing catches it, nothing after it runs."""
+
+
+class CrashAfterPosting:
+    """A client whose process dies right after task_post answered, before the ledger hears."""
+
+    def __init__(self, client) -> None:
+        self._client = client
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+    def post_tasks(self, tasks):
+        self._client.post_tasks(tasks)
+        raise Crash
+
+
+class TimeoutAfterSending(httpx.BaseTransport):
+    """task_post reaches the sandbox (tasks are created and billed), the answer is lost."""
+
+    def __init__(self, sandbox) -> None:
+        self._inner = httpx.WSGITransport(app=sandbox.app)
+
+    def handle_request(self, request):
+        response = self._inner.handle_request(request)
+        if request.url.path.endswith("/task_post"):
+            raise httpx.ReadTimeout("the answer never came", request=request)
+        return response
+
+
+@pytest.fixture
+def targets():
+    return load_targets(EXAMPLE_TARGETS)
+
+
+def collect_all(client, ledger, clock):
+    return pipeline.collect(client, ledger, DAY, deadline_seconds=120, poll_seconds=10,
+                            clock=clock, sleep=clock.sleep)
+
+
+def test_submit_posts_each_target_once_and_a_rerun_posts_nothing(client, ledger, sandbox,
+                                                                 targets):
+    first = pipeline.submit(client, ledger, DAY, targets)
+    assert first.posted == len(targets) and first.already_posted == 0
+    assert first.posted_cost_usd == pytest.approx(sum(t.price() for t in targets))
+    second = pipeline.submit(client, ledger, DAY, targets)
+    assert second.posted == 0 and second.already_posted == len(targets)
+    assert sandbox.stats()["billed_tasks"] == len(targets)
+    assert {t.state for t in ledger.tasks(PROVIDER, DAY)} == {TaskState.POSTED}
+
+
+def test_a_crash_after_posting_is_recovered_by_tag_not_posted_again(client, ledger, sandbox,
+                                                                    clock, targets):
+    with pytest.raises(Crash):
+        pipeline.submit(CrashAfterPosting(client), ledger, DAY, targets)
+    assert {t.state for t in ledger.tasks(PROVIDER, DAY)} == {TaskState.INTENT}
+    billed = sandbox.stats()["billed_tasks"]
+    assert billed == len(targets)
+
+    # Not ready yet: tasks_ready knows nothing, id_list finds them by tag.
+    report = pipeline.submit(client, ledger, DAY, targets)
+    assert report.recovered == len(targets) and report.posted == 0
+    assert sandbox.stats()["billed_tasks"] == billed
+    tasks = ledger.tasks(PROVIDER, DAY)
+    assert {t.state for t in tasks} == {TaskState.POSTED}
+    assert len({t.task_id for t in tasks}) == len(targets)
+
+    clock.now += 120
+    collected = collect_all(client, ledger, clock)
+    assert collected.fetched + collected.empty == len(targets) and collected.pending == 0
+
+
+def test_a_crash_after_posting_is_recovered_from_tasks_ready(client, ledger, sandbox, clock,
+                                                             targets):
+    with pytest.raises(Crash):
+        pipeline.submit(CrashAfterPosting(client), ledger, DAY, targets)
+    clock.now += 120  # the tasks are ready by the time the rerun comes
+    report = pipeline.submit(client, ledger, DAY, targets)
+    assert report.recovered == len(targets) and report.posted == 0
+    assert sandbox.stats()["billed_tasks"] == len(targets)
+
+
+def test_a_post_whose_answer_was_lost_is_never_resent(sandbox, ledger, clock, targets, client):
+    lossy = make_client(sandbox, clock, transport=TimeoutAfterSending(sandbox))
+    with pytest.raises(SubmitIncomplete, match="unknown outcome"):
+        pipeline.submit(lossy, ledger, DAY, targets)
+    assert sandbox.stats()["billed_tasks"] == len(targets)  # sent once, billed once
+
+    report = pipeline.submit(client, ledger, DAY, targets)
+    assert report.recovered == len(targets) and report.posted == 0
+    assert sandbox.stats()["billed_tasks"] == len(targets)
+
+
+def test_intents_that_never_reached_the_provider_are_posted_after_the_lookup(
+        client, ledger, sandbox, targets):
+    ledger.record_intents(PROVIDER, DAY, {t.tag(DAY): t.task(DAY) for t in targets[:2]})
+    report = pipeline.submit(client, ledger, DAY, targets)
+    assert report.recovered == 0 and report.posted == len(targets)
+    assert sandbox.stats()["billed_tasks"] == len(targets)
+
+
+def test_intents_too_old_to_check_are_held_not_posted(client, ledger, sandbox, targets):
+    old = targets[0]
+    ledger.record_intents(PROVIDER, DAY, {old.tag(DAY): old.task(DAY)})
+    long_ago = (datetime.now(UTC) - timedelta(days=40)).isoformat()
+    ledger._db.execute("UPDATE tasks SET intent_at = ?", (long_ago,))
+    report = pipeline.submit(client, ledger, DAY, targets)
+    assert report.posted == len(targets) - 1
+    assert any("cannot be checked" in m for m in report.messages)
+    (held,) = ledger.tasks(PROVIDER, DAY, {TaskState.INTENT})
+    assert held.tag == old.tag(DAY)
+
+
+def test_rejected_tasks_are_recorded_and_not_retried(client, ledger, sandbox, targets):
+    bad = targets[0].__class__(image_url="https://example.com/x.jpg", location_code=2840,
+                               language_code="en", max_crawl_pages=100)
+    ledger.record_intents(PROVIDER, DAY, {bad.tag(DAY): {**bad.task(DAY), "colour": "red"}})
+    report = pipeline.submit(client, ledger, DAY, targets)
+    assert report.rejected == 1 and report.posted == len(targets)
+    (rejected,) = ledger.tasks(PROVIDER, DAY, {TaskState.REJECTED})
+    assert rejected.status_code == 40506
+    assert pipeline.submit(client, ledger, DAY, targets).posted == 0
+
+
+def test_collect_waits_until_the_deadline_and_keeps_the_rest_pending(client, ledger, clock,
+                                                                    targets):
+    pipeline.submit(client, ledger, DAY, targets)
+    early = pipeline.collect(client, ledger, DAY, deadline_seconds=10, poll_seconds=5,
+                             clock=clock, sleep=clock.sleep)
+    assert early.pending == len(targets) and early.fetched == 0
+    assert clock.sleeps == [5, 5]  # polls at 0, 5 and 10 s: paced, no busy loop
+    check = quality.collection_complete(ledger, DAY)
+    assert not check.passed and check.metadata["pending"] == len(targets)
+    by_status = check.metadata["pending_by_last_status"]
+    assert set(by_status) <= {"40601", "40602"}  # handed or in queue: not ready
+    assert sum(by_status.values()) == len(targets)
+
+    clock.now += 60
+    late = collect_all(client, ledger, clock)
+    assert late.fetched + late.empty == len(targets) and late.pending == 0
+    assert quality.collection_complete(ledger, DAY).passed
+
+
+def test_a_task_collected_by_a_crashed_run_is_fetched_again_by_id(client, ledger, clock,
+                                                                 targets):
+    pipeline.submit(client, ledger, DAY, targets)
+    clock.now += 60
+    lost = ledger.tasks(PROVIDER, DAY)[0].task_id
+    client.task_get(lost)  # collected at the provider, then the process died before storing
+    assert lost not in {r.task_id for r in client.tasks_ready()}
+    report = collect_all(client, ledger, clock)
+    assert report.pending == 0
+    assert ledger.tasks(PROVIDER, DAY)[0].state is TaskState.FETCHED
+
+
+def test_unknown_status_codes_are_reported_not_guessed(sandbox, ledger, clock, targets, client):
+    pipeline.submit(client, ledger, DAY, targets[:1])
+    (record,) = ledger.tasks(PROVIDER, DAY)
+
+    def future(request):
+        return httpx.Response(200, json={"status_code": 20000, "status_message": "Ok.", "tasks": [
+            {"id": record.task_id, "status_code": 40777, "status_message": "New.",
+             "result": None}]} if "task_get" in request.url.path else
+            {"status_code": 20000, "status_message": "Ok.", "tasks": [{"id": "r",
+             "status_code": 20000, "result": []}]})
+
+    odd = make_client(sandbox, clock, transport=httpx.MockTransport(future))
+    report = pipeline.collect(odd, ledger, DAY, deadline_seconds=0, poll_seconds=1,
+                              clock=clock, sleep=clock.sleep)
+    assert report.unknown_codes == {"40777": 1} and report.pending == 1
+    assert ledger.tasks(PROVIDER, DAY)[0].status_code == 40777
+
+
+def test_responses_are_published_once_however_often_they_are_stored(client, ledger, clock,
+                                                                   warehouse, targets):
+    pipeline.submit(client, ledger, DAY, targets)
+    clock.now += 60
+    collect_all(client, ledger, clock)
+    first = pipeline.publish_responses(ledger, warehouse, DAY)
+    assert first.rows == len(targets) and first.added == len(targets)
+    assert list(ledger.inbox(PROVIDER, DAY)) == []
+
+    # A crash after publishing but before the inbox was cleared: the rows come round again.
+    raw = pq.read_table(warehouse.partition_file(PROVIDER, RAW_TABLE, DAY)).to_pylist()
+    again = raw[0]
+    meta = {k: v for k, v in again.items() if k not in ("task_id", "body")}
+    meta["fetched_at"] = again["fetched_at"].isoformat()
+    ledger.store_response(PROVIDER, DAY, again["task_id"], meta, again["body"].encode(),
+                          TaskState.FETCHED)
+    second = pipeline.publish_responses(ledger, warehouse, DAY)
+    assert second.rows == len(targets) and second.added == 0
+
+
+def test_flattened_tables_are_rebuilt_identically_from_raw(client, ledger, clock, warehouse,
+                                                          targets):
+    pipeline.submit(client, ledger, DAY, targets)
+    clock.now += 60
+    collect_all(client, ledger, clock)
+    pipeline.publish_responses(ledger, warehouse, DAY)
+    one = pipeline.publish_flattened(warehouse, DAY, workers=1)
+    organic_one = pq.read_table(warehouse.partition_file(PROVIDER, "organic", DAY))
+    two = pipeline.publish_flattened(warehouse, DAY, workers=2)
+    assert one == two and one["organic"] > 0
+    organic_two = pq.read_table(warehouse.partition_glob(PROVIDER, "organic", DAY)
+                                .replace("*.parquet", ""))
+    assert organic_two.sort_by("task_id").equals(organic_one.sort_by("task_id"))
+    assert quality.items_accounted_for(warehouse, DAY).passed
+    pipeline.publish_flattened(warehouse, DAY, workers=1)
+    parts = sorted(p.name for p in
+                   warehouse.partition_file(PROVIDER, "organic", DAY).parent.iterdir())
+    assert parts == ["part-0.parquet"]  # the second worker's part did not linger
