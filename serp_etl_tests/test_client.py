@@ -78,9 +78,9 @@ def test_hostile_task_ids_never_reach_the_url(http_client):
 
 
 def test_no_credentials_is_a_clear_error(loopback, clock):
-    with DataForSEOClient(loopback, "someone", "wrong", clock=clock, sleep=clock.sleep) as c:
-        with pytest.raises(ApiError, match="40100"):
-            c.user_data()
+    with (DataForSEOClient(loopback, "someone", "wrong", clock=clock, sleep=clock.sleep) as c,
+          pytest.raises(ApiError, match="40100")):
+        c.user_data()
     assert httpx.get(f"{loopback}{settings.USER_DATA}").status_code == 401
 
 

@@ -1,12 +1,10 @@
 import dagster as dg
 
 from serp_etl.defs.dataforseo_assets import GROUP as DATAFORSEO_GROUP
-from serp_etl.defs.partitions import daily_partitions
 
 dataforseo_daily_job = dg.define_asset_job(
     "dataforseo_daily",
     selection=dg.AssetSelection.groups(DATAFORSEO_GROUP),
-    partitions_def=daily_partitions,
     description="Submit the day's DataForSEO tasks, collect them, flatten them.",
 )
 

@@ -1,0 +1,123 @@
+"""The Dagster layer: materializing a partition, rerunning it, checks, schedule, loadability."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+
+import dagster as dg
+import pytest
+
+from serp_etl import definitions
+from serp_etl.core.warehouse import Warehouse
+from serp_etl.defs.dataforseo_assets import FLAT_KEYS, RESPONSES_KEY, TASKS_KEY, dataforseo_assets
+from serp_etl.defs.metadata import table_schema
+from serp_etl.defs.resources import DataForSEOResource, WarehouseResource, dataforseo_resource
+from serp_etl.defs.schedules import dataforseo_daily_schedule
+from serp_etl.providers.dataforseo.schema import FLAT_SCHEMAS, ORGANIC
+from serp_etl.sandbox.dataforseo.app import READY_SECONDS_ENV, DataForSEOSandbox
+from serp_etl_tests.conftest import EXAMPLE_TARGETS
+
+DAY = "2026-11-20"
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv(READY_SECONDS_ENV, "0")  # sandbox tasks ready at once: no waiting
+    shutil.copy(EXAMPLE_TARGETS, tmp_path / "targets.toml")
+    return tmp_path
+
+
+def materialize(data_dir, partition=DAY):
+    return dg.materialize(
+        dataforseo_assets,
+        partition_key=partition,
+        resources={
+            "warehouse": WarehouseResource(data_dir=str(data_dir), flatten_workers=2),
+            "dataforseo": DataForSEOResource(collect_deadline_seconds=30, poll_seconds=1),
+        },
+    )
+
+
+def billed(data_dir) -> int:
+    return DataForSEOSandbox(data_dir / "sandbox" / "dataforseo.sqlite").stats()["billed_tasks"]
+
+
+def row_counts(data_dir) -> dict[str, int]:
+    with Warehouse(data_dir).connect() as con:
+        views = [r[0] for r in con.execute(
+            "SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()]
+        return {v: con.execute(f"SELECT count(*) FROM {v}").fetchone()[0] for v in views}
+
+
+def test_one_materialization_fills_every_table_and_a_rerun_posts_nothing(data_dir):
+    result = materialize(data_dir)
+    assert result.success
+    targets = 6
+    assert billed(data_dir) == targets
+    tasks_meta = result.asset_materializations_for_node("dataforseo__tasks")[0].metadata
+    assert tasks_meta["posted_now"].value == targets
+    assert tasks_meta["dagster/row_count"].value == targets
+
+    counts = row_counts(data_dir)
+    expected = {f"dataforseo_{t}" for t in [*FLAT_SCHEMAS, "tasks", "responses"]}
+    assert set(counts) == expected
+    assert counts["dataforseo_tasks"] == targets and counts["dataforseo_responses"] == targets
+    assert counts["dataforseo_organic"] > 0 and counts["dataforseo_organic_faq_items_links"] > 0
+
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks["collection_complete"] and checks["items_accounted_for"]
+    assert "schema_drift" in checks
+
+    rerun = materialize(data_dir)
+    assert rerun.success
+    assert billed(data_dir) == targets
+    rerun_meta = rerun.asset_materializations_for_node("dataforseo__tasks")[0].metadata
+    assert rerun_meta["posted_now"].value == 0 and rerun_meta["already_posted"].value == targets
+    assert row_counts(data_dir) == counts
+
+
+def test_the_date_column_comes_from_the_partition(data_dir):
+    assert materialize(data_dir).success
+    with Warehouse(data_dir).connect() as con:
+        kinds = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE dataforseo_serps)"
+                                 ).fetchall())
+        dates = con.execute("SELECT DISTINCT date FROM dataforseo_organic").fetchall()
+    assert kinds["date"] == "DATE" and dates == [(dt.date(2026, 11, 20),)]
+
+
+def test_asset_metadata_schemas_derive_from_the_pyarrow_schemas():
+    spec = definitions.defs.resolve_assets_def(FLAT_KEYS["organic"]).specs_by_key[
+        FLAT_KEYS["organic"]]
+    assert spec.metadata["dagster/column_schema"] == table_schema(ORGANIC.schema)
+    assert [c.name for c in table_schema(ORGANIC.schema).columns] == ORGANIC.schema.names
+
+
+def test_asset_graph_and_partitions():
+    graph = definitions.defs.resolve_asset_graph()
+    assert graph.get(RESPONSES_KEY).parent_keys == {TASKS_KEY}
+    assert graph.get(FLAT_KEYS["organic_images"]).parent_keys == {RESPONSES_KEY}
+    assert all(graph.get(k).partitions_def is not None for k in [TASKS_KEY, *FLAT_KEYS.values()])
+    groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
+    assert groups == {"dataforseo"}
+
+
+def test_the_daily_schedule_runs_the_day_it_fires_on():
+    context = dg.build_schedule_context(
+        scheduled_execution_time=dt.datetime(2026, 11, 23, 6, 0, tzinfo=dt.UTC))
+    (request,) = dataforseo_daily_schedule.evaluate_tick(context).run_requests
+    assert request.partition_key == "2026-11-23"
+
+
+def test_definitions_load():
+    dg.Definitions.validate_loadable(definitions.defs)
+
+
+def test_credentials_come_from_env_vars_only_when_set(monkeypatch):
+    monkeypatch.delenv("DATAFORSEO_LOGIN", raising=False)
+    assert dataforseo_resource().uses_sandbox
+    monkeypatch.setenv("DATAFORSEO_LOGIN", "me@example.com")
+    monkeypatch.setenv("DATAFORSEO_PASSWORD", "secret")
+    resource = dataforseo_resource()
+    assert not resource.uses_sandbox
+    assert resource.login == dg.EnvVar("DATAFORSEO_LOGIN")  # never the secret itself
