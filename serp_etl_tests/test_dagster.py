@@ -105,7 +105,8 @@ def test_asset_graph_and_partitions():
 def test_the_daily_schedule_runs_the_day_it_fires_on():
     context = dg.build_schedule_context(
         scheduled_execution_time=dt.datetime(2026, 11, 23, 6, 0, tzinfo=dt.UTC))
-    (request,) = dataforseo_daily_schedule.evaluate_tick(context).run_requests
+    schedule = definitions.defs.get_schedule_def(dataforseo_daily_schedule.name)
+    (request,) = schedule.evaluate_tick(context).run_requests
     assert request.partition_key == "2026-11-23"
 
 
