@@ -24,7 +24,7 @@ from pathlib import Path
 
 import orjson
 
-from serp_etl.core.raw import RAW_ROW_GROUP_ROWS, RAW_TABLE
+from serp_etl.core.raw import RAW_ROW_GROUP_ROWS, RAW_TABLE, raw_writer
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.dataforseo.pipeline import PROVIDER, publish_flattened
 from serp_etl.providers.dataforseo.schema import RESPONSES_SCHEMA
@@ -38,14 +38,12 @@ def generate(n: int, data_dir: Path) -> Path:
     """N responses of distinct targets, written as the raw table (reused when present)."""
     import pyarrow as pa
 
-    from serp_etl.core.parquet import PartitionWriter
     from serp_etl.sandbox.dataforseo.app import advanced_task, envelope
 
     raw = Warehouse(data_dir).partition_file(PROVIDER, RAW_TABLE, PARTITION)
     if raw.exists():
         return raw
-    with PartitionWriter({RAW_TABLE: raw}, {RAW_TABLE: RESPONSES_SCHEMA},
-                         row_group_bytes=0) as writer:  # one row group per write, as publish_raw
+    with raw_writer(raw, RESPONSES_SCHEMA) as writer:  # the raw layer's own settings
         for start in range(0, n, RAW_ROW_GROUP_ROWS):
             rows = []
             for i in range(start, min(n, start + RAW_ROW_GROUP_ROWS)):

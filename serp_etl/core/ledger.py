@@ -157,14 +157,6 @@ class Ledger:
             records.append(TaskRecord(**values))
         return records
 
-    def task_by_id(self, provider: str, task_id: str) -> TaskRecord | None:
-        row = self._db.execute(
-            "SELECT tag FROM tasks WHERE provider = ? AND task_id = ?", (provider, task_id)
-        ).fetchone()
-        if row is None:
-            return None
-        return next(t for t in self.tasks(provider) if t.tag == row[0])
-
     def mark_posted(
         self, provider: str, tag: str, task_id: str, cost: float | None,
         status_code: int | None, status_message: str | None, posted_at: str | None = None,

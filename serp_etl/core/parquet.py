@@ -52,8 +52,12 @@ class PartitionWriter:
     """
 
     def __init__(self, paths: Mapping[str, Path], schemas: Mapping[str, pa.Schema], *,
-                 row_group_bytes: int = ROW_GROUP_BYTES, publish: bool = True) -> None:
+                 row_group_bytes: int = ROW_GROUP_BYTES, publish: bool = True,
+                 dictionary_columns: list[str] | None = None) -> None:
         self._paths = dict(paths)
+        # None: pyarrow's default (try a dictionary for every column). Columns of unique values
+        # (response bodies) only pay for a dictionary that is then thrown away.
+        self._use_dictionary = True if dictionary_columns is None else dictionary_columns
         self._schemas = dict(schemas)
         self._row_group_bytes = row_group_bytes
         self._publish = publish
@@ -69,7 +73,8 @@ class PartitionWriter:
             path.parent.mkdir(parents=True, exist_ok=True)
             temp = _temp_path_for(path)
             self._temps[name] = temp
-            self._writers[name] = pq.ParquetWriter(temp, self._schemas[name], compression="zstd")
+            self._writers[name] = pq.ParquetWriter(temp, self._schemas[name], compression="zstd",
+                                                   use_dictionary=self._use_dictionary)
         return self
 
     def write(self, tables: Mapping[str, pa.Table]) -> None:

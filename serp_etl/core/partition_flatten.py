@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable, Mapping
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, wait
 from pathlib import Path
 
 import pyarrow as pa
@@ -31,16 +31,20 @@ def _flatten_share(raw_file: Path | None, columns: list[str], worker: int, worke
     part_paths = {name: path.with_name(part_file(worker)) for name, path in paths.items()}
     # The flatten allocates millions of small containers that all live until the batch ends:
     # the cyclic collector would rescan them over and over for nothing (~40% of the time).
+    collecting = gc.isenabled()
     gc.disable()
-    with PartitionWriter(part_paths, schemas, publish=False) as writer:
-        if raw_file is not None:
-            source = pq.ParquetFile(raw_file)
-            # One row group at a time: a streaming reader over many groups keeps growing.
-            for row_group in range(worker, source.num_row_groups, workers):
-                for batch in source.read_row_group(row_group, columns=columns).to_batches(
-                        BATCH_ROWS):
-                    writer.write(flatten(batch))
-    gc.enable()
+    try:
+        with PartitionWriter(part_paths, schemas, publish=False) as writer:
+            if raw_file is not None:
+                source = pq.ParquetFile(raw_file)
+                # One row group at a time: a streaming reader over many groups keeps growing.
+                for row_group in range(worker, source.num_row_groups, workers):
+                    table = source.read_row_group(row_group, columns=columns)
+                    for batch in table.to_batches(BATCH_ROWS):
+                        writer.write(flatten(batch))
+    finally:
+        if collecting:
+            gc.enable()
     return writer.staged, writer.rows
 
 
@@ -67,7 +71,17 @@ def flatten_partition(
         results = [_flatten_share(*args[0])]
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(_flatten_share, *zip(*args, strict=True)))
+            futures = [pool.submit(_flatten_share, *a) for a in args]
+            wait(futures)
+        failed = [f for f in futures if f.exception() is not None]
+        if failed:
+            # Nothing is published: remove what the workers that did succeed had staged.
+            for future in futures:
+                if future.exception() is None:
+                    for temp in future.result()[0]:
+                        temp.unlink(missing_ok=True)
+            raise failed[0].exception()
+        results = [f.result() for f in futures]
     staged: dict[Path, Path] = {}
     rows = dict.fromkeys(paths, 0)
     for worker_staged, worker_rows in results:

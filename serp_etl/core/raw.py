@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -21,6 +22,14 @@ from serp_etl.core.warehouse import Warehouse
 RAW_TABLE = "responses"
 # Row groups of about this many responses: flattening workers share a partition by row group.
 RAW_ROW_GROUP_ROWS = 128
+
+
+def raw_writer(path: Path, schema: pa.Schema) -> PartitionWriter:
+    """Every write() of RAW_ROW_GROUP_ROWS rows becomes one row group; only the small columns
+    get a dictionary (bodies and ids are all distinct)."""
+    small = [name for name in schema.names if name not in ("task_id", "body")]
+    return PartitionWriter({RAW_TABLE: path}, {RAW_TABLE: schema}, row_group_bytes=0,
+                           dictionary_columns=small)
 
 
 @dataclass(frozen=True)
@@ -47,8 +56,7 @@ def publish_raw(
     seen: set[str] = set()
     drained: list[str] = []
     added = 0
-    # row_group_bytes=0: every write() of RAW_ROW_GROUP_ROWS rows becomes one row group.
-    with PartitionWriter({RAW_TABLE: path}, {RAW_TABLE: schema}, row_group_bytes=0) as writer:
+    with raw_writer(path, schema) as writer:
         if path.exists():
             for batch in pq.ParquetFile(path).iter_batches(batch_size=RAW_ROW_GROUP_ROWS):
                 table = pa.Table.from_batches([batch]).cast(schema)

@@ -88,10 +88,6 @@ STATUS_OUTCOMES: dict[int, Outcome] = {
     50401: Outcome.RETRYABLE,
 }
 
-# Codes that stop a whole run: nothing else will succeed until the account is fixed.
-ACCOUNT_STOP_CODES = frozenset({40100, 40200, 40201, 40203, 40204, 40205, 40206, 40210})
-
-
 def classify(status_code: object, status_message: object = None) -> Outcome:
     """Classify a top-level or per-task ``status_code``.
 
