@@ -76,6 +76,9 @@ def flatten_partition(
     else:
         workers = 1
     args = [(source, columns, k, workers, flatten, paths, schemas) for k in range(workers)]
+    # pyarrow imports pandas (~400 modules, 0.2 s) on its first conversion of Python objects:
+    # do it here, once, so forked workers inherit it instead of each paying for it.
+    pa.array(["warm-up"])
     if workers == 1:
         results = [_flatten_share(*args[0])]
     else:
