@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable, Mapping
-from concurrent.futures import ProcessPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from contextlib import suppress
 from pathlib import Path
+from types import MappingProxyType
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -26,8 +27,8 @@ BATCH_ROWS = 64  # responses parsed at once: a few MB of JSON, tens of MB as Pyt
 
 
 def _prefer_jemalloc() -> None:
-    # Measured with bench/flatten_bench.py: a third less peak memory than pyarrow's default
-    # mimalloc for this workload (many short-lived batches), and no slower.
+    # In worker processes only. Measured with bench/flatten_bench.py: a third less peak memory
+    # than pyarrow's default mimalloc for this workload (many short-lived batches).
     with suppress(NotImplementedError):  # a pyarrow build without jemalloc keeps its default
         pa.set_memory_pool(pa.jemalloc_memory_pool())
 
@@ -36,7 +37,6 @@ def _flatten_share(raw_file: Path | None, columns: list[str], worker: int, worke
                    flatten: FlattenBatch, paths: Mapping[str, Path],
                    schemas: Mapping[str, pa.Schema]) -> tuple[dict[Path, Path], dict[str, int]]:
     """Flatten row groups worker, worker + workers, ... of ``raw_file`` into staged files."""
-    _prefer_jemalloc()
     part_paths = {name: path.with_name(part_file(worker)) for name, path in paths.items()}
     # The flatten allocates millions of small containers that all live until the batch ends:
     # the cyclic collector would rescan them over and over for nothing (~40% of the time).
@@ -58,6 +58,15 @@ def _flatten_share(raw_file: Path | None, columns: list[str], worker: int, worke
         if collecting:
             gc.enable()
     return writer.staged, writer.rows
+
+
+def _discard(futures: list[Future], staged: Mapping[Path, Path] = MappingProxyType({})
+             ) -> None:
+    for future in futures:
+        if future.exception() is None:
+            staged = {**staged, **future.result()[0]}
+    for temp in staged:
+        temp.unlink(missing_ok=True)
 
 
 def flatten_partition(
@@ -85,18 +94,23 @@ def flatten_partition(
     if workers == 1:
         results = [_flatten_share(*args[0])]
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(_flatten_share, *a) for a in args]
+        # The calling process takes share 0 itself: one process fewer to start, and its
+        # imports and caches are already warm.
+        with ProcessPoolExecutor(max_workers=workers - 1, initializer=_prefer_jemalloc) as pool:
+            futures = [pool.submit(_flatten_share, *a) for a in args[1:]]
+            try:
+                own = _flatten_share(*args[0])
+            except BaseException:
+                wait(futures)
+                _discard(futures)
+                raise
             wait(futures)
         failed = [f for f in futures if f.exception() is not None]
         if failed:
-            # Nothing is published: remove what the workers that did succeed had staged.
-            for future in futures:
-                if future.exception() is None:
-                    for temp in future.result()[0]:
-                        temp.unlink(missing_ok=True)
+            # Nothing is published: remove what every share that did succeed had staged.
+            _discard(futures, own[0])
             raise failed[0].exception()
-        results = [f.result() for f in futures]
+        results = [own, *(f.result() for f in futures)]
     staged: dict[Path, Path] = {}
     rows = dict.fromkeys(paths, 0)
     for worker_staged, worker_rows in results:
