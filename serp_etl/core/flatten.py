@@ -62,12 +62,38 @@ class Scalar:
             return all(type(element) is str for element in value)
         return True
 
+    def convert(self, value: Any) -> Any:
+        """An accepted value as pyarrow takes it."""
+        return value
+
 
 STRING = Scalar(pa.string(), frozenset({str}), arrow_is_strict=True)
 INT = Scalar(pa.int64(), frozenset({int}))
 # Prices and ratings drift between int and float in the wild: they are always floats.
 FLOAT = Scalar(pa.float64(), frozenset({int, float}))
 BOOL = Scalar(pa.bool_(), frozenset({bool}), arrow_is_strict=True)
+
+
+@dataclass(frozen=True)
+class NumericText(Scalar):
+    """A float that some APIs send as a decimal string ("0.00010"): both are read."""
+
+    def accepts(self, value: Any) -> bool:
+        return super().accepts(value) or (type(value) is str and _as_float(value) is not None)
+
+    def convert(self, value: Any) -> Any:
+        return _as_float(value) if type(value) is str else value
+
+
+def _as_float(value: str) -> float | None:
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if number == number and abs(number) != float("inf") else None
+
+
+NUMERIC_TEXT = NumericText(pa.float64(), frozenset({int, float}))
 STRING_LIST = Scalar(pa.list_(pa.string()), frozenset({list}))
 
 
@@ -202,7 +228,7 @@ def _typed_array(values: Sequence, scalar: Scalar, name: str, notes: _RowNotes) 
     clean = []
     for row, value in enumerate(values):
         if value is None or scalar.accepts(value):
-            clean.append(value)
+            clean.append(scalar.convert(value))
         else:
             clean.append(None)
             notes.add_invalid(row, name, value)

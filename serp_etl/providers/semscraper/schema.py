@@ -1,0 +1,56 @@
+"""Every field of SemScraper's SERP objects, declared once, with its type."""
+
+import pyarrow as pa
+
+from serp_etl.core.flatten import INT, NUMERIC_TEXT, STRING, Obj, TableSpec
+
+LINK = Obj({"href": STRING, "method": STRING, "type": STRING})
+
+SERPS = TableSpec(
+    name="serps",
+    keys=(("id", pa.string()),),
+    fields={
+        "status": STRING,
+        "keyword": STRING,
+        "device": STRING,
+        "location": STRING,
+        "language": STRING,
+        "depth": INT,
+        "geolocation": STRING,  # false in the examples when unset: read as null
+        "priority": INT,
+        "callback_url": STRING,
+        "cost": NUMERIC_TEXT,  # a number at creation, a decimal string when retrieved
+        "created_at": STRING,
+        "scraped_at": STRING,
+        "duration_ms": INT,
+        "_links": Obj({"json": LINK, "html": LINK}),
+    },
+)
+
+# One row per item of every result block: organic, people_also_ask, videos, images, ...
+ITEMS = TableSpec(
+    name="items",
+    keys=(("id", pa.string()), ("block_index", pa.int32()), ("item_index", pa.int32())),
+    fields={
+        "block_type": STRING,
+        "rank_type": INT,  # ~ DataForSEO rank_group
+        "rank_serp": INT,  # ~ DataForSEO rank_absolute
+        "page": INT,
+        "pixel": INT,  # ~ DataForSEO rectangle.y
+        "domain": STRING,
+        "url": STRING,
+        "title": STRING,
+        "description": STRING,
+    },
+)
+
+LOCATIONS_SCHEMA = pa.schema(
+    [
+        pa.field("location", pa.string(), nullable=False),
+        pa.field("language", pa.string(), nullable=False),
+        pa.field("host", pa.string()),
+        pa.field("name", pa.string()),
+    ]
+)
+
+FLAT_SCHEMAS: dict[str, pa.Schema] = {"serps": SERPS.schema, "items": ITEMS.schema}

@@ -1,0 +1,40 @@
+"""SemScraper Google SERP API: endpoints, limits, prices and field ranges.
+
+Source: ``shared/api/semscraper-google-serp-api.md`` (its rendering lost square brackets:
+``data``, ``results`` and ``items`` are JSON arrays) and ``provider-facts.md``.
+"""
+
+import re
+
+PROVIDER = "semscraper"
+PRODUCTION_URL = "https://api.semscraper.com/v1"
+
+LOCATIONS = "/serp/google/location"
+SERPS = "/serp/google"  # POST: create; GET: completed, not retrieved; GET ?ids=: retrieve
+STATUS = "/serp/google/status"
+CREDIT = "/billing/credit"
+PAYMENT_METHODS = "/billing/payment_methods"
+
+MAX_SCRAPES_PER_POST = 100
+MAX_IDS_PER_GET = 100
+GET_CALLS_PER_MINUTE = 100
+POST_CALLS_PER_MINUTE = 100
+
+SEARCH_ENGINES = ("google_search",)
+DEVICES = ("desktop", "mobile")
+DEPTH_RANGE = (1, 10)  # pages of about 10 results
+PRIORITY_RANGE = (1, 10)  # higher is processed first
+OUTPUTS = ("json", "html")
+STATES = ("pending", "processing", "done")
+
+# EUR per page of depth: the reference's examples bill 2.0e-5 for depth 1, 0.00010 for depth 5.
+PRICE_PER_PAGE_EUR = 0.00002
+CURRENCY = "EUR"
+
+SIGNATURE_HEADER = "X-Signature"
+# Ids go into a comma-separated query parameter: letters, digits, '-' and '_' only.
+SCRAPE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def scrape_price(depth: int) -> float:
+    return round(PRICE_PER_PAGE_EUR * depth, 8)
