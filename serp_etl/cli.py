@@ -1,16 +1,19 @@
-"""serp-etl: import archived responses, query the warehouse, run the sandbox."""
+"""serp-etl: import archived responses, query the warehouse, receive callbacks, run the
+sandbox."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 import orjson
 
-from serp_etl.core.ledger import Ledger
+from serp_etl.core.ledger import Ledger, ledger_path
 from serp_etl.core.warehouse import Warehouse, check_partition, default_data_dir
 from serp_etl.providers.dataforseo import pipeline as dataforseo_pipeline
+from serp_etl.providers.semscraper.callbacks import HMAC_KEY_ENV, CallbackReceiver
 from serp_etl.sandbox.dataforseo.app import LOGIN, PASSWORD, DataForSEOSandbox
 from serp_etl.sandbox.wsgi import make_loopback_server
 
@@ -28,7 +31,7 @@ def _sandboxes(data_dir: Path) -> dict[str, DataForSEOSandbox]:
 
 def cmd_import(args: argparse.Namespace) -> int:
     warehouse = Warehouse(args.data_dir)
-    with Ledger(dataforseo_pipeline.ledger_path(args.data_dir)) as ledger:
+    with Ledger(ledger_path(args.data_dir)) as ledger:
         report = dataforseo_pipeline.import_archives(
             [Path(p) for p in args.files], args.date, ledger, warehouse)
     for error in report.rejected:
@@ -79,6 +82,26 @@ def cmd_sandbox_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_callbacks_serve(args: argparse.Namespace) -> int:
+    key = os.environ.get(HMAC_KEY_ENV)
+    if not key:
+        print(f"set {HMAC_KEY_ENV} to the HMAC key of your SemScraper API key", file=sys.stderr)
+        return 2
+    receiver = CallbackReceiver(key, ledger_path(args.data_dir))
+    server = make_loopback_server(receiver.app, args.port, args.host)
+    host, port = server.server_address[:2]
+    print(f"SemScraper callback receiver on http://{host}:{port}; deliveries are verified with "
+          f"{HMAC_KEY_ENV} and kept in {ledger_path(args.data_dir)}. Ctrl-C stops it.",
+          flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
 def cmd_sandbox_stats(args: argparse.Namespace) -> int:
     stats = {name: sandbox.stats() for name, sandbox in _sandboxes(args.data_dir).items()}
     if args.format == "json":
@@ -107,6 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("query")
     sql.add_argument("--format", choices=["table", "csv", "json"], default="table")
     sql.set_defaults(handler=cmd_sql)
+
+    callbacks = commands.add_parser("callbacks", help="receive SemScraper callback deliveries")
+    callbacks_commands = callbacks.add_subparsers(dest="callbacks_command", required=True)
+    receive = callbacks_commands.add_parser("serve", help="serve the callback receiver")
+    receive.add_argument("--port", type=int, default=8766)
+    receive.add_argument("--host", default="127.0.0.1",
+                         help="address to listen on (default loopback; 0.0.0.0 behind a proxy)")
+    receive.set_defaults(handler=cmd_callbacks_serve)
 
     sandbox = commands.add_parser("sandbox", help="the built-in provider sandboxes")
     sandbox_commands = sandbox.add_subparsers(dest="sandbox_command", required=True)

@@ -9,9 +9,8 @@ import httpx
 import pytest
 
 from serp_etl.core.http import RetryPolicy
-from serp_etl.core.ledger import Ledger
+from serp_etl.core.ledger import Ledger, ledger_path
 from serp_etl.core.warehouse import Warehouse
-from serp_etl.providers.dataforseo import pipeline
 from serp_etl.providers.dataforseo.client import DataForSEOClient
 from serp_etl.sandbox.dataforseo.app import LOGIN, PASSWORD, DataForSEOSandbox
 from serp_etl.sandbox.wsgi import serve_in_thread
@@ -77,7 +76,7 @@ def loopback(sandbox: DataForSEOSandbox):
 
 @pytest.fixture
 def ledger(tmp_path: Path):
-    with Ledger(pipeline.ledger_path(tmp_path)) as ledger:
+    with Ledger(ledger_path(tmp_path)) as ledger:
         yield ledger
 
 

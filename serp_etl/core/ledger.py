@@ -63,6 +63,10 @@ CREATE TABLE IF NOT EXISTS inbox (
 """
 
 
+def ledger_path(data_dir: Path | str) -> Path:
+    return Path(data_dir) / "state" / "ledger.sqlite"
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -156,6 +160,13 @@ class Ledger:
             values["state"] = TaskState(values["state"])
             records.append(TaskRecord(**values))
         return records
+
+    def task_partition(self, provider: str, task_id: str) -> str | None:
+        """The partition a task of ours was posted for, or None if the ledger does not know it."""
+        row = self._db.execute(
+            "SELECT partition_date FROM tasks WHERE provider = ? AND task_id = ?",
+            (provider, task_id)).fetchone()
+        return None if row is None else row[0]
 
     def mark_posted(
         self, provider: str, tag: str, task_id: str, cost: float | None,

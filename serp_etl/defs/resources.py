@@ -11,9 +11,8 @@ import dagster as dg
 import httpx
 from pydantic import Field
 
-from serp_etl.core.ledger import Ledger
+from serp_etl.core.ledger import Ledger, ledger_path
 from serp_etl.core.warehouse import Warehouse, default_data_dir
-from serp_etl.providers.dataforseo import pipeline
 from serp_etl.providers.dataforseo.client import DataForSEOClient
 from serp_etl.providers.dataforseo.settings import PRODUCTION_URL
 from serp_etl.providers.dataforseo.targets import TARGETS_FILE, ImageTarget, load_targets
@@ -36,7 +35,7 @@ class WarehouseResource(dg.ConfigurableResource):
 
     @contextmanager
     def ledger(self) -> Iterator[Ledger]:
-        with Ledger(pipeline.ledger_path(Path(self.data_dir))) as ledger:
+        with Ledger(ledger_path(Path(self.data_dir))) as ledger:
             yield ledger
 
 

@@ -85,12 +85,12 @@ class Response:
 Handler = Callable[[Request], Response]
 
 
-def wsgi_app(handler: Handler) -> Callable:
-    """Wrap ``handler`` (Request -> Response) as a WSGI application."""
+def wsgi_app(handler: Handler, max_body: int = MAX_BODY_BYTES) -> Callable:
+    """Wrap ``handler`` (Request -> Response) as a WSGI application; larger bodies get 413."""
 
     def app(environ: dict, start_response: Callable) -> Iterable[bytes]:
         try:
-            request = Request.from_environ(environ)
+            request = Request.from_environ(environ, max_body)
         except BodyTooLarge:
             response = Response(413, b"request body too large", "text/plain; charset=utf-8")
         else:
@@ -116,13 +116,15 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 def make_loopback_server(app: Callable, port: int = 0, host: str = "127.0.0.1") -> WSGIServer:
-    """A threaded server for ``app`` on loopback; port 0 picks a free port."""
+    """A threaded server for ``app``, on loopback unless told otherwise; port 0 picks one."""
     return make_server(host, port, app, server_class=_ThreadingServer,
                        handler_class=_QuietHandler)
 
 
 def serve_in_thread(app: Callable, port: int = 0) -> tuple[WSGIServer, threading.Thread]:
     server = make_loopback_server(app, port)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll interval: shutdown() waits for it (0.5 s by default).
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
     thread.start()
     return server, thread

@@ -76,10 +76,6 @@ class CollectReport:
     errors: list[str] = field(default_factory=list)
 
 
-def ledger_path(data_dir: Path) -> Path:
-    return Path(data_dir) / "state" / "ledger.sqlite"
-
-
 # -- submit ----------------------------------------------------------------------------------
 
 def submit(client: DataForSEOClient, ledger: Ledger, partition: str,
