@@ -15,6 +15,9 @@ from serp_etl.core.warehouse import Warehouse, check_partition, default_data_dir
 from serp_etl.providers.dataforseo import pipeline as dataforseo_pipeline
 from serp_etl.providers.semscraper.callbacks import HMAC_KEY_ENV, CallbackReceiver
 from serp_etl.sandbox.dataforseo.app import LOGIN, PASSWORD, DataForSEOSandbox
+from serp_etl.sandbox.semscraper.app import API_KEY as SEMSCRAPER_API_KEY
+from serp_etl.sandbox.semscraper.app import HMAC_KEY as SEMSCRAPER_HMAC_KEY
+from serp_etl.sandbox.semscraper.app import SemScraperSandbox
 from serp_etl.sandbox.wsgi import make_loopback_server
 
 
@@ -25,8 +28,9 @@ def _date(value: str) -> str:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def _sandboxes(data_dir: Path) -> dict[str, DataForSEOSandbox]:
-    return {"dataforseo": DataForSEOSandbox(data_dir / "sandbox" / "dataforseo.sqlite")}
+def _sandboxes(data_dir: Path) -> dict[str, DataForSEOSandbox | SemScraperSandbox]:
+    return {"dataforseo": DataForSEOSandbox(data_dir / "sandbox" / "dataforseo.sqlite"),
+            "semscraper": SemScraperSandbox(data_dir / "sandbox" / "semscraper.sqlite")}
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -71,7 +75,9 @@ def cmd_sandbox_serve(args: argparse.Namespace) -> int:
     sandbox = _sandboxes(args.data_dir)[args.provider]
     server = make_loopback_server(sandbox.app, args.port)
     host, port = server.server_address[:2]
-    print(f"{args.provider} sandbox on http://{host}:{port} (Basic auth {LOGIN}/{PASSWORD}); "
+    auth = (f"Basic auth {LOGIN}/{PASSWORD}" if args.provider == "dataforseo" else
+            f"Bearer {SEMSCRAPER_API_KEY}, callbacks signed with {SEMSCRAPER_HMAC_KEY}")
+    print(f"{args.provider} sandbox on http://{host}:{port} ({auth}); "
           f"state in {sandbox.state_path}. Ctrl-C stops it.", flush=True)
     try:
         server.serve_forever()
@@ -143,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox_commands = sandbox.add_subparsers(dest="sandbox_command", required=True)
     serve = sandbox_commands.add_parser("serve", help="serve a sandbox on loopback")
     serve.add_argument("--port", type=int, default=8765)
-    serve.add_argument("--provider", choices=["dataforseo"], default="dataforseo")
+    serve.add_argument("--provider", choices=["dataforseo", "semscraper"], default="dataforseo")
     serve.set_defaults(handler=cmd_sandbox_serve)
     stats = sandbox_commands.add_parser("stats", help="what the sandboxes billed and served")
     stats.add_argument("--format", choices=["table", "json"], default="table")

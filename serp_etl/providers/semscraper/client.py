@@ -1,0 +1,224 @@
+"""HTTP client for SemScraper's Google SERP API (and the built-in sandbox).
+
+The same money rules as DataForSEO's client: creating scrapes is billed and sent once. It is
+retried only when the request certainly never reached the server or was refused whole (429);
+any other failure after sending raises ``PostOutcomeUnknown``. Every GET is free and retried
+with backoff. A 400 surfaces the API's own ``message``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import httpx
+import orjson
+
+from serp_etl.core.http import (
+    NOT_SENT_ERRORS,
+    TRANSIENT_ERRORS,
+    Clock,
+    RetryPolicy,
+    Sleep,
+    SlidingWindowLimiter,
+    default_timeout,
+)
+from serp_etl.providers.semscraper import settings
+
+DEFAULT_RETRY = RetryPolicy()
+
+
+class SemScraperError(Exception):
+    """Base class of every error this client raises."""
+
+
+class ApiError(SemScraperError):
+    def __init__(self, endpoint: str, status: int, message: object) -> None:
+        self.status = status
+        self.message = message
+        super().__init__(f"{endpoint}: HTTP {status}: {message}")
+
+
+class PostOutcomeUnknown(SemScraperError):
+    """The create call was sent but its outcome is unknown: the scrapes may exist and be billed."""
+
+
+class InvalidScrape(SemScraperError, ValueError):
+    """A scrape refused before any call, with the field that is wrong."""
+
+
+class InvalidScrapeId(SemScraperError, ValueError):
+    def __init__(self, scrape_id: object) -> None:
+        super().__init__(f"not a SemScraper id (letters, digits, '-', '_'): {scrape_id!r}")
+
+
+@dataclass(frozen=True)
+class Scrape:
+    """What to scrape, as POST /serp/google takes it; checked when built."""
+
+    keyword: str
+    location: str
+    language: str
+    device: str = "desktop"
+    depth: int = 1
+    priority: int | None = None
+    geolocation: str | None = None
+    callback_url: str | None = None
+    search_engine: str = "google_search"
+
+    def __post_init__(self) -> None:
+        for name in ("keyword", "location", "language"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
+                raise InvalidScrape(f"{name} is required (a non-empty string)")
+        if self.search_engine not in settings.SEARCH_ENGINES:
+            raise InvalidScrape(f"search_engine must be one of {settings.SEARCH_ENGINES}")
+        if self.device not in settings.DEVICES:
+            raise InvalidScrape(f"device must be one of {settings.DEVICES}, got {self.device!r}")
+        for name, (low, high) in (("depth", settings.DEPTH_RANGE),
+                                  ("priority", settings.PRIORITY_RANGE)):
+            value = getattr(self, name)
+            if value is not None and (type(value) is not int or not low <= value <= high):
+                raise InvalidScrape(f"{name} must be an integer from {low} to {high}, "
+                                    f"got {value!r}")
+        if self.callback_url is not None and not self.callback_url.startswith(
+                ("http://", "https://")):
+            raise InvalidScrape(f"callback_url must be an http(s) URL, got {self.callback_url!r}")
+
+    def body(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+    def price(self) -> float:
+        return settings.scrape_price(self.depth)
+
+
+def check_scrape_id(scrape_id: object) -> str:
+    if not isinstance(scrape_id, str) or not settings.SCRAPE_ID.match(scrape_id):
+        raise InvalidScrapeId(scrape_id)
+    return scrape_id
+
+
+class SemScraperClient:
+    def __init__(self, base_url: str, api_key: str, *,
+                 transport: httpx.BaseTransport | None = None,
+                 timeout: httpx.Timeout | None = None, retry: RetryPolicy = DEFAULT_RETRY,
+                 clock: Clock = time.monotonic, sleep: Sleep = time.sleep) -> None:
+        self._http = httpx.Client(base_url=base_url, transport=transport,
+                                  timeout=timeout or default_timeout(),
+                                  headers={"Authorization": f"Bearer {api_key}",
+                                           "Content-Type": "application/json"})
+        self._retry = retry
+        self._sleep = sleep
+        self._limiters = {
+            "GET": SlidingWindowLimiter(settings.GET_CALLS_PER_MINUTE, clock=clock, sleep=sleep),
+            "POST": SlidingWindowLimiter(settings.POST_CALLS_PER_MINUTE, clock=clock,
+                                         sleep=sleep),
+        }
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> SemScraperClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _send(self, method: str, path: str, **kwargs) -> httpx.Response:
+        self._limiters[method].acquire()
+        return self._http.request(method, path, **kwargs)
+
+    @staticmethod
+    def _data(path: str, response: httpx.Response) -> tuple[list, dict]:
+        try:
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            body = None
+        if response.status_code != 200:
+            message = body.get("message") if type(body) is dict else response.text[:200]
+            raise ApiError(path, response.status_code, message)
+        if type(body) is not dict or type(body.get("data")) is not list:
+            raise SemScraperError(f"{path}: malformed response, expected a 'data' array")
+        return body["data"], body
+
+    def _get(self, path: str, params: dict | None = None) -> tuple[list, dict]:
+        last: Exception | None = None
+        for attempt in range(self._retry.attempts):
+            if attempt:
+                self._sleep(self._retry.delay(attempt - 1))
+            try:
+                response = self._send("GET", path, params=params)
+            except TRANSIENT_ERRORS as error:
+                last = error
+                continue
+            if response.status_code >= 500 or response.status_code == 429:
+                last = ApiError(path, response.status_code, response.text[:200])
+                continue
+            try:
+                return self._data(path, response)
+            except ApiError:
+                raise
+            except SemScraperError as error:
+                last = error  # a truncated body is worth another try
+        raise SemScraperError(f"{path}: gave up after {self._retry.attempts} attempts: "
+                              f"{last}") from last
+
+    # -- endpoints ---------------------------------------------------------------------------
+
+    def locations(self) -> list[dict]:
+        return [d for d in self._get(settings.LOCATIONS)[0] if type(d) is dict]
+
+    def create(self, scrapes: list[Scrape]) -> tuple[list[dict], dict]:
+        """Create up to 100 scrapes in one billed call; returns (created, the whole answer)."""
+        if not 0 < len(scrapes) <= settings.MAX_SCRAPES_PER_POST:
+            raise ValueError(f"1 to {settings.MAX_SCRAPES_PER_POST} scrapes per call, "
+                             f"got {len(scrapes)}")
+        content = orjson.dumps([s.body() for s in scrapes])
+        for attempt in range(self._retry.attempts):
+            if attempt:
+                self._sleep(self._retry.delay(attempt - 1))
+            try:
+                response = self._send("POST", settings.SERPS, content=content)
+            except NOT_SENT_ERRORS:
+                continue  # nothing reached the server
+            except TRANSIENT_ERRORS as error:
+                raise PostOutcomeUnknown(f"{settings.SERPS}: {type(error).__name__} after "
+                                         f"sending: {error}") from error
+            if response.status_code == 429:
+                continue  # refused whole by the rate limit: nothing was created
+            if response.status_code >= 500:
+                raise PostOutcomeUnknown(f"{settings.SERPS}: HTTP {response.status_code} "
+                                         "after sending")
+            try:
+                return self._data(settings.SERPS, response)
+            except ApiError:
+                raise
+            except SemScraperError as error:
+                raise PostOutcomeUnknown(str(error)) from error
+        raise SemScraperError(f"{settings.SERPS}: still refused after {self._retry.attempts} "
+                              "attempts; nothing was created")
+
+    def completed_not_retrieved(self) -> list[dict]:
+        return [d for d in self._get(settings.SERPS)[0] if type(d) is dict]
+
+    def retrieve(self, ids: list[str], output: str = "json") -> list[dict]:
+        """SERPs by id, up to 100 a call, as JSON (with results) or HTML."""
+        if not 0 < len(ids) <= settings.MAX_IDS_PER_GET:
+            raise ValueError(f"1 to {settings.MAX_IDS_PER_GET} ids per call, got {len(ids)}")
+        if output not in settings.OUTPUTS:
+            raise ValueError(f"output must be one of {settings.OUTPUTS}")
+        joined = ",".join(check_scrape_id(i) for i in ids)
+        data, _ = self._get(settings.SERPS, {"ids": joined, "output": output})
+        return [d for d in data if type(d) is dict]
+
+    def status(self) -> list[dict]:
+        return [d for d in self._get(settings.STATUS)[0] if type(d) is dict]
+
+    def credit(self) -> float:
+        (entry,) = self._get(settings.CREDIT)[0] or [{}]
+        balance = entry.get("balance") if type(entry) is dict else None
+        if type(balance) not in (int, float):
+            raise SemScraperError(f"{settings.CREDIT}: no numeric balance in {entry!r}")
+        return float(balance)
+
+    def payment_methods(self) -> list[dict]:
+        return [d for d in self._get(settings.PAYMENT_METHODS)[0] if type(d) is dict]
