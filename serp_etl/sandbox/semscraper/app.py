@@ -257,9 +257,10 @@ class SemScraperSandbox:
         db.executemany("INSERT INTO scrapes (id, api_key, request, cost, created_at,"
                        " processing_at, done_at) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
         db.execute("COMMIT")
-        created = [self._summary(r, cost_as_text=False)
-                   for r in self._rows(f"id IN ({','.join('?' * len(rows))})",
-                                       tuple(r[0] for r in rows))]
+        by_id = {r["id"]: r for r in self._rows(f"id IN ({','.join('?' * len(rows))})",
+                                                 tuple(r[0] for r in rows))}
+        # In the order posted: clients pair the answer with their request by position.
+        created = [self._summary(by_id[r[0]], cost_as_text=False) for r in rows]
         return created, {"currency": settings.CURRENCY, "total_cost": total}
 
     def _serps(self, request: Request) -> tuple[list, dict]:
