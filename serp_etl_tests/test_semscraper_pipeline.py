@@ -1,0 +1,111 @@
+"""SemScraper submit and collect: never a second paid scrape of a target on a date."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from serp_etl.core.ledger import TaskState
+from serp_etl.providers.semscraper import pipeline
+from serp_etl.providers.semscraper.client import Scrape, SemScraperClient
+from serp_etl.providers.semscraper.pipeline import PROVIDER, BudgetExceeded
+from serp_etl.sandbox.semscraper.app import API_KEY, SemScraperSandbox
+
+DAY = "2026-11-20"
+SCRAPES = [Scrape("example keyword", "fr", "fr", depth=2),
+           Scrape("mots clés", "fr", "fr", device="mobile"),
+           Scrape("keyword research", "us", "en", depth=3, priority=5)]
+
+
+class Crash(BaseException):
+    pass
+
+
+class CrashAfterCreating:
+    def __init__(self, client) -> None:
+        self._client = client
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+    def create(self, scrapes):
+        self._client.create(scrapes)
+        raise Crash
+
+
+@pytest.fixture
+def sandbox(tmp_path, clock):
+    return SemScraperSandbox(tmp_path / "semscraper.sqlite", ready_seconds=20, clock=clock)
+
+
+@pytest.fixture
+def client(sandbox, clock):
+    with SemScraperClient("http://sandbox.invalid/v1", API_KEY,
+                          transport=httpx.WSGITransport(app=sandbox.app), clock=clock,
+                          sleep=clock.sleep) as client:
+        yield client
+
+
+def collect_all(client, ledger, clock, **kwargs):
+    return pipeline.collect(client, ledger, DAY, deadline_seconds=120, poll_seconds=10,
+                            clock=clock, sleep=clock.sleep, **kwargs)
+
+
+def test_each_target_is_scraped_once_and_a_rerun_creates_nothing(client, ledger, sandbox):
+    first = pipeline.submit(client, ledger, DAY, SCRAPES)
+    assert first.posted == 3 and first.estimated_cost_eur == pytest.approx(0.00012)
+    second = pipeline.submit(client, ledger, DAY, SCRAPES)
+    assert second.posted == 0 and second.already_posted == 3
+    assert sandbox.stats()["billed_scrapes"] == 3
+
+
+def test_a_crash_after_creating_holds_then_recovers_without_a_second_scrape(
+        client, ledger, sandbox, clock):
+    with pytest.raises(Crash):
+        pipeline.submit(CrashAfterCreating(client), ledger, DAY, SCRAPES)
+    assert sandbox.stats()["billed_scrapes"] == 3
+
+    in_flight = pipeline.submit(client, ledger, DAY, SCRAPES)  # not done yet: cannot tell
+    assert in_flight.posted == 0 and in_flight.held == 3
+    assert "held until they finish" in in_flight.messages[0]
+
+    clock.now += 60
+    recovered = pipeline.submit(client, ledger, DAY, SCRAPES)
+    assert recovered.recovered == 3 and recovered.posted == 0
+    assert sandbox.stats()["billed_scrapes"] == 3
+    assert {t.state for t in ledger.tasks(PROVIDER, DAY)} == {TaskState.POSTED}
+    report = collect_all(client, ledger, clock)
+    assert report.fetched == 3 and report.pending == 0
+
+
+def test_intents_never_created_are_created_once_nothing_is_in_flight(client, ledger, sandbox):
+    key = pipeline.scrape_key(DAY, SCRAPES[0])
+    ledger.record_intents(PROVIDER, DAY, {key: SCRAPES[0].body()})
+    report = pipeline.submit(client, ledger, DAY, SCRAPES)
+    assert report.recovered == 0 and report.posted == 3
+    assert sandbox.stats()["billed_scrapes"] == 3
+
+
+def test_the_budget_stops_creating_before_a_run_exceeds_it(client, ledger, sandbox):
+    with pytest.raises(BudgetExceeded, match=r"about 0.00012 EUR; credit 100.5 EUR, budget "
+                                             r"0.0001 EUR"):
+        pipeline.submit(client, ledger, DAY, SCRAPES, budget_eur=0.0001)
+    assert sandbox.stats()["billed_scrapes"] == 0
+
+
+def test_collect_waits_keeps_html_and_skips_callback_deliveries(client, ledger, clock):
+    pipeline.submit(client, ledger, DAY, SCRAPES)
+    early = pipeline.collect(client, ledger, DAY, deadline_seconds=5, poll_seconds=5,
+                             clock=clock, sleep=clock.sleep)
+    assert early.fetched == 0 and early.pending == 3
+
+    delivered = ledger.tasks(PROVIDER, DAY)[0].task_id
+    ledger.store_response(PROVIDER, DAY, delivered, {"source": "callback"}, b"{}",
+                          TaskState.FETCHED)
+    clock.now += 60
+    report = collect_all(client, ledger, clock, keep_html=True)
+    assert report.fetched == 2 and report.pending == 0
+    rows = {r.task_id: r for r in ledger.inbox(PROVIDER, DAY)}
+    assert rows[delivered].meta == {"source": "callback"}  # not fetched again
+    others = [r for i, r in rows.items() if i != delivered]
+    assert all(r.meta["html"].startswith("<!doctype html>") for r in others)
