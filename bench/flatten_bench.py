@@ -27,8 +27,9 @@ import orjson
 
 from serp_etl.core.raw import RAW_ROW_GROUP_ROWS, RAW_TABLE, raw_writer
 from serp_etl.core.warehouse import Warehouse
-from serp_etl.providers.dataforseo.pipeline import PROVIDER, publish_flattened
 from serp_etl.providers.dataforseo.schema import RESPONSES_SCHEMA
+from serp_etl.providers.dataforseo.settings import PROVIDER
+from serp_etl.providers.dataforseo.tables import TABLES
 
 PARTITION = "2026-01-01"
 FETCHED_AT = datetime(2026, 1, 1, tzinfo=UTC)
@@ -84,7 +85,7 @@ def measure(kind: str, data_dir: Path, workers: int) -> dict:
 
         pa.array(["warm-up"])
         started = time.perf_counter()
-        rows = publish_flattened(Warehouse(data_dir), PARTITION, workers=workers)
+        rows = TABLES.publish_flattened(Warehouse(data_dir), PARTITION, workers=workers)
         seconds = time.perf_counter() - started
         items = rows["organic"] + rows["images"] + rows["other_items"]
         return {"seconds": seconds, "items": items, "rows": sum(rows.values()),

@@ -12,6 +12,7 @@ from serp_etl.core.ledger import TaskState
 from serp_etl.core.raw import RAW_TABLE
 from serp_etl.providers.dataforseo import pipeline, quality
 from serp_etl.providers.dataforseo.pipeline import PROVIDER, SubmitIncomplete
+from serp_etl.providers.dataforseo.tables import TABLES
 from serp_etl.providers.dataforseo.targets import load_targets
 from serp_etl_tests.conftest import EXAMPLE_TARGETS, make_client
 
@@ -197,7 +198,7 @@ def test_responses_are_published_once_however_often_they_are_stored(client, ledg
     pipeline.submit(client, ledger, DAY, targets)
     clock.now += 60
     collect_all(client, ledger, clock)
-    first = pipeline.publish_responses(ledger, warehouse, DAY)
+    first = TABLES.publish_responses(ledger, warehouse, DAY)
     assert first.rows == len(targets) and first.added == len(targets)
     assert list(ledger.inbox(PROVIDER, DAY)) == []
 
@@ -208,7 +209,7 @@ def test_responses_are_published_once_however_often_they_are_stored(client, ledg
     meta["fetched_at"] = again["fetched_at"].isoformat()
     ledger.store_response(PROVIDER, DAY, again["task_id"], meta, again["body"].encode(),
                           TaskState.FETCHED)
-    second = pipeline.publish_responses(ledger, warehouse, DAY)
+    second = TABLES.publish_responses(ledger, warehouse, DAY)
     assert second.rows == len(targets) and second.added == 0
 
 
@@ -217,16 +218,16 @@ def test_flattened_tables_are_rebuilt_identically_from_raw(client, ledger, clock
     pipeline.submit(client, ledger, DAY, targets)
     clock.now += 60
     collect_all(client, ledger, clock)
-    pipeline.publish_responses(ledger, warehouse, DAY)
-    one = pipeline.publish_flattened(warehouse, DAY, workers=1)
+    TABLES.publish_responses(ledger, warehouse, DAY)
+    one = TABLES.publish_flattened(warehouse, DAY, workers=1)
     organic_one = pq.read_table(warehouse.partition_file(PROVIDER, "organic", DAY))
-    two = pipeline.publish_flattened(warehouse, DAY, workers=2)
+    two = TABLES.publish_flattened(warehouse, DAY, workers=2)
     assert one == two and one["organic"] > 0
     organic_two = pq.read_table(warehouse.partition_glob(PROVIDER, "organic", DAY)
                                 .replace("*.parquet", ""))
     assert organic_two.sort_by("task_id").equals(organic_one.sort_by("task_id"))
     assert quality.items_accounted_for(warehouse, DAY).passed
-    pipeline.publish_flattened(warehouse, DAY, workers=1)
+    TABLES.publish_flattened(warehouse, DAY, workers=1)
     parts = sorted(p.name for p in
                    warehouse.partition_file(PROVIDER, "organic", DAY).parent.iterdir())
     assert parts == ["part-0.parquet"]  # the second worker's part did not linger

@@ -17,6 +17,7 @@ from serp_etl.providers.dataforseo.schema import (
     TASKS_SCHEMA,
 )
 from serp_etl.providers.dataforseo.settings import PROVIDER
+from serp_etl.providers.dataforseo.tables import TABLES
 
 GROUP = PROVIDER
 TASKS_KEY = dg.AssetKey([PROVIDER, "tasks"])
@@ -76,7 +77,7 @@ def dataforseo_tasks(
     targets = dataforseo.targets(warehouse.data_dir)
     with warehouse.ledger() as ledger, dataforseo.client(warehouse.data_dir, context.log) as client:
         report = pipeline.submit(client, ledger, partition, targets)
-        table = pipeline.publish_tasks(ledger, warehouse.warehouse(), partition)
+        table = TABLES.publish_tasks(ledger, warehouse.warehouse(), partition)
     for message in report.messages:
         context.log.warning(message)
     context.log.info(f"{report.posted} tasks posted (${report.posted_cost_usd}), "
@@ -122,7 +123,7 @@ def dataforseo_responses(
                 deadline_seconds=dataforseo.collect_deadline_seconds,
                 poll_seconds=dataforseo.effective_poll_seconds(),
             )
-        raw = pipeline.publish_responses(ledger, warehouse.warehouse(), partition)
+        raw = TABLES.publish_responses(ledger, warehouse.warehouse(), partition)
         complete = quality.collection_complete(ledger, partition)
     for error in report.errors:
         context.log.warning(error)
@@ -166,7 +167,7 @@ def dataforseo_flattened(context: dg.AssetExecutionContext, warehouse: Warehouse
     explicit schemas); nested arrays of objects become child tables."""
     partition = context.partition_key
     store = warehouse.warehouse()
-    rows = pipeline.publish_flattened(store, partition, workers=warehouse.flatten_workers)
+    rows = TABLES.publish_flattened(store, partition, workers=warehouse.flatten_workers)
     for table, key in FLAT_KEYS.items():
         yield dg.MaterializeResult(asset_key=key,
                                    metadata=table_metadata(FLAT_SCHEMAS[table], rows[table]))

@@ -17,16 +17,11 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-
-import pyarrow as pa
 
 from serp_etl.core.ledger import Ledger, TaskRecord, TaskState, utc_now
 from serp_etl.core.locking import exclusive_lock
-from serp_etl.core.parquet import publish_table
-from serp_etl.core.partition_flatten import flatten_partition
-from serp_etl.core.raw import RAW_TABLE, RawReport, publish_raw
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.dataforseo import settings
 from serp_etl.providers.dataforseo.archive import ArchivedTask, ArchiveError, read_archive
@@ -36,13 +31,11 @@ from serp_etl.providers.dataforseo.client import (
     FetchedTask,
     PostOutcomeUnknown,
 )
-from serp_etl.providers.dataforseo.flatten import flatten_raw_batch
-from serp_etl.providers.dataforseo.schema import FLAT_SCHEMAS, RESPONSES_SCHEMA, TASKS_SCHEMA
 from serp_etl.providers.dataforseo.settings import Outcome
+from serp_etl.providers.dataforseo.tables import TABLES
 from serp_etl.providers.dataforseo.targets import ImageTarget
 
 PROVIDER = settings.PROVIDER
-TASKS_TABLE = "tasks"
 # Normal priority completes within 45 minutes (guaranteed): a task posted longer ago than this
 # that tasks_ready does not list is fetched by id (it may have been collected by a crashed run).
 OVERDUE_AFTER = timedelta(minutes=45)
@@ -275,47 +268,6 @@ def import_archives(paths: list[Path], partition: str, ledger: Ledger, warehouse
             meta = response_meta(task, imported_at, f"import:{path.name}")
             ledger.store_response(PROVIDER, partition, task.task_id, meta, task.body, final)
     if report.imported_files:
-        report.new_responses = publish_responses(ledger, warehouse, partition).added
-        report.rows = publish_flattened(warehouse, partition, workers)
+        report.new_responses = TABLES.publish_responses(ledger, warehouse, partition).added
+        report.rows = TABLES.publish_flattened(warehouse, partition, workers)
     return report
-
-
-# -- publish ---------------------------------------------------------------------------------
-
-def tasks_table(records: list[TaskRecord]) -> pa.Table:
-    columns: dict[str, list] = {name: [] for name in TASKS_SCHEMA.names}
-    for record in records:
-        row = {**record.target, "tag": record.tag, "task_id": record.task_id,
-               "state": str(record.state), "cost": record.cost,
-               "status_code": record.status_code, "status_message": record.status_message,
-               "calculate_rectangles": bool(record.target.get("calculate_rectangles")),
-               "intent_at": record.intent_at, "posted_at": record.posted_at,
-               "fetched_at": record.fetched_at}
-        for name, column in columns.items():
-            column.append(row.get(name))
-    for name in ("intent_at", "posted_at", "fetched_at"):
-        columns[name] = [None if v is None else datetime.fromisoformat(v).astimezone(UTC)
-                         for v in columns[name]]
-    return pa.Table.from_pydict(columns, schema=TASKS_SCHEMA)
-
-
-def publish_tasks(ledger: Ledger, warehouse: Warehouse, partition: str) -> pa.Table:
-    table = tasks_table(ledger.tasks(PROVIDER, partition))
-    publish_table(warehouse.partition_file(PROVIDER, TASKS_TABLE, partition), table)
-    return table
-
-
-def publish_responses(ledger: Ledger, warehouse: Warehouse, partition: str) -> RawReport:
-    return publish_raw(ledger, warehouse, PROVIDER, partition, RESPONSES_SCHEMA)
-
-
-def publish_flattened(warehouse: Warehouse, partition: str, workers: int = 1) -> dict[str, int]:
-    """Rebuild every flattened table of ``partition`` from its raw responses."""
-    return flatten_partition(
-        warehouse.partition_file(PROVIDER, RAW_TABLE, partition),
-        ["task_id", "body"],
-        flatten_raw_batch,
-        warehouse.partition_files(PROVIDER, FLAT_SCHEMAS, partition),
-        FLAT_SCHEMAS,
-        workers=workers,
-    )

@@ -1,0 +1,74 @@
+"""What the generic layers need of a provider: its tables, and how to fill them.
+
+Every provider has the same three layers per daily partition: the tasks it posted (from the
+ledger), the raw responses it collected (from the ledger's inbox) and the flattened tables
+(rebuilt from the raw responses by a pure flatten function). ``ProviderTables`` names the
+schemas and functions; the publishing is written once, here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pyarrow as pa
+
+from serp_etl.core.ledger import Ledger, TaskRecord
+from serp_etl.core.parquet import publish_table
+from serp_etl.core.partition_flatten import FlattenBatch, flatten_partition
+from serp_etl.core.raw import RAW_TABLE, RawReport, publish_raw
+from serp_etl.core.warehouse import Warehouse
+
+TASKS_TABLE = "tasks"
+
+
+def base_task_row(record: TaskRecord) -> dict:
+    """The ledger's columns of a task, shared by every provider's tasks table."""
+    return {"tag": record.tag, "task_id": record.task_id, "state": str(record.state),
+            "cost": record.cost, "status_code": record.status_code,
+            "status_message": record.status_message, "intent_at": record.intent_at,
+            "posted_at": record.posted_at, "fetched_at": record.fetched_at}
+
+
+@dataclass(frozen=True)
+class ProviderTables:
+    name: str
+    tasks_schema: pa.Schema
+    responses_schema: pa.Schema
+    flat_schemas: Mapping[str, pa.Schema]
+    flatten_raw_batch: FlattenBatch  # a batch of the raw table (task_id, body) -> tables
+    task_row: Callable[[TaskRecord], dict] = base_task_row
+
+    def tasks_table(self, records: list[TaskRecord]) -> pa.Table:
+        columns: dict[str, list] = {name: [] for name in self.tasks_schema.names}
+        for record in records:
+            row = self.task_row(record)
+            for name, column in columns.items():
+                column.append(row.get(name))
+        for f in self.tasks_schema:
+            if pa.types.is_timestamp(f.type):
+                columns[f.name] = [None if v is None else datetime.fromisoformat(v).astimezone(UTC)
+                                   for v in columns[f.name]]
+        return pa.Table.from_pydict(columns, schema=self.tasks_schema)
+
+    def publish_tasks(self, ledger: Ledger, warehouse: Warehouse, partition: str) -> pa.Table:
+        table = self.tasks_table(ledger.tasks(self.name, partition))
+        publish_table(warehouse.partition_file(self.name, TASKS_TABLE, partition), table)
+        return table
+
+    def publish_responses(self, ledger: Ledger, warehouse: Warehouse,
+                          partition: str) -> RawReport:
+        return publish_raw(ledger, warehouse, self.name, partition, self.responses_schema)
+
+    def publish_flattened(self, warehouse: Warehouse, partition: str,
+                          workers: int = 1) -> dict[str, int]:
+        """Rebuild every flattened table of ``partition`` from its raw responses."""
+        return flatten_partition(
+            warehouse.partition_file(self.name, RAW_TABLE, partition),
+            ["task_id", "body"],
+            self.flatten_raw_batch,
+            warehouse.partition_files(self.name, self.flat_schemas, partition),
+            self.flat_schemas,
+            workers=workers,
+        )
