@@ -10,7 +10,7 @@ import pytest
 
 from serp_etl import definitions
 from serp_etl.core.warehouse import Warehouse
-from serp_etl.defs.dataforseo_assets import FLAT_KEYS, RESPONSES_KEY, TASKS_KEY, dataforseo_assets
+from serp_etl.defs.dataforseo_assets import DATAFORSEO, dataforseo_assets
 from serp_etl.defs.metadata import table_schema
 from serp_etl.defs.resources import DataForSEOResource, WarehouseResource, dataforseo_resource
 from serp_etl.defs.schedules import dataforseo_daily_schedule
@@ -19,6 +19,8 @@ from serp_etl.sandbox.dataforseo.app import READY_SECONDS_ENV, DataForSEOSandbox
 from serp_etl_tests.conftest import EXAMPLE_TARGETS
 
 DAY = "2026-11-20"
+TASKS_KEY, RESPONSES_KEY = DATAFORSEO.key("tasks"), DATAFORSEO.key("responses")
+FLAT_KEYS = {table: DATAFORSEO.key(table) for table in FLAT_SCHEMAS}
 
 
 @pytest.fixture

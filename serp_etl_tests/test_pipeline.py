@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from serp_etl.core.ledger import TaskState
+from serp_etl.core.quality import collection_complete
 from serp_etl.core.raw import RAW_TABLE
 from serp_etl.providers.dataforseo import pipeline, quality
 from serp_etl.providers.dataforseo.pipeline import PROVIDER, SubmitIncomplete
@@ -151,7 +152,7 @@ def test_collect_waits_until_the_deadline_and_keeps_the_rest_pending(client, led
                              clock=clock, sleep=clock.sleep)
     assert early.pending == len(targets) and early.fetched == 0
     assert clock.sleeps == [5, 5]  # polls at 0, 5 and 10 s: paced, no busy loop
-    check = quality.collection_complete(ledger, DAY)
+    check = collection_complete(ledger, PROVIDER, DAY)
     assert not check.passed and check.metadata["pending"] == len(targets)
     by_status = check.metadata["pending_by_last_status"]
     assert set(by_status) <= {"40601", "40602"}  # handed or in queue: not ready
@@ -160,7 +161,7 @@ def test_collect_waits_until_the_deadline_and_keeps_the_rest_pending(client, led
     clock.now += 60
     late = collect_all(client, ledger, clock)
     assert late.fetched + late.empty == len(targets) and late.pending == 0
-    assert quality.collection_complete(ledger, DAY).passed
+    assert collection_complete(ledger, PROVIDER, DAY).passed
 
 
 def test_a_task_collected_by_a_crashed_run_is_fetched_again_by_id(client, ledger, clock,

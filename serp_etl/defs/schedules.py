@@ -1,10 +1,10 @@
 import dagster as dg
 
-from serp_etl.defs.dataforseo_assets import GROUP as DATAFORSEO_GROUP
+from serp_etl.defs.dataforseo_assets import DATAFORSEO
 
 dataforseo_daily_job = dg.define_asset_job(
     "dataforseo_daily",
-    selection=dg.AssetSelection.groups(DATAFORSEO_GROUP),
+    selection=dg.AssetSelection.groups(DATAFORSEO.tables.name),
     description="Submit the day's DataForSEO tasks, collect them, flatten them.",
 )
 

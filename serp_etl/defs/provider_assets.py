@@ -1,0 +1,126 @@
+"""The three daily steps every provider has, built once: tasks -> responses -> flattened tables.
+
+A provider brings its tables (``ProviderTables``), a ``submit`` and a ``collect`` step (each a
+plain function returning asset metadata) and any checks of its own; the assets, their
+partitions, metadata schemas and the shared checks come from here.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+
+from serp_etl.core import quality
+from serp_etl.core.ledger import Ledger
+from serp_etl.core.provider import TASKS_TABLE, ProviderTables
+from serp_etl.core.quality import QualityResult
+from serp_etl.core.raw import RAW_TABLE
+from serp_etl.core.warehouse import Warehouse
+from serp_etl.defs.metadata import table_metadata
+from serp_etl.defs.partitions import daily_partitions
+from serp_etl.defs.resources import WarehouseResource
+
+# (context, provider resource, ledger, data dir) -> metadata of the step
+Step = Callable[[dg.AssetExecutionContext, Any, Ledger, str], dict]
+
+
+@dataclass(frozen=True)
+class FlatCheck:
+    name: str
+    table: str
+    severity: dg.AssetCheckSeverity
+    description: str
+    run: Callable[[Warehouse, str], QualityResult]
+
+
+@dataclass(frozen=True)
+class ProviderAssets:
+    tables: ProviderTables
+    resource_key: str
+    submit: Step
+    collect: Step
+    tasks_description: str
+    responses_description: str
+    flat_descriptions: dict[str, str]
+    flat_checks: list[FlatCheck] = field(default_factory=list)
+
+    def key(self, table: str) -> dg.AssetKey:
+        return dg.AssetKey([self.tables.name, table])
+
+
+def check_result(result: QualityResult, asset_key: dg.AssetKey, name: str,
+                 severity: dg.AssetCheckSeverity) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(asset_key=asset_key, check_name=name, passed=result.passed,
+                               severity=severity, description=result.description,
+                               metadata=result.metadata)
+
+
+def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
+    name, tables = spec.tables.name, spec.tables
+    resources = {"warehouse", spec.resource_key}
+    tasks_key, responses_key = spec.key(TASKS_TABLE), spec.key(RAW_TABLE)
+    flat_keys = {table: spec.key(table) for table in tables.flat_schemas}
+
+    @dg.asset(key=tasks_key, group_name=name, partitions_def=daily_partitions,
+              kinds={"python", "parquet"}, description=spec.tasks_description,
+              metadata=table_metadata(tables.tasks_schema), required_resource_keys=resources)
+    def tasks(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        warehouse: WarehouseResource = context.resources.warehouse
+        provider = getattr(context.resources, spec.resource_key)
+        with warehouse.ledger() as ledger:
+            metadata = spec.submit(context, provider, ledger, warehouse.data_dir)
+            table = tables.publish_tasks(ledger, warehouse.warehouse(), context.partition_key)
+        return dg.MaterializeResult(
+            metadata={**table_metadata(tables.tasks_schema, table.num_rows), **metadata})
+
+    @dg.asset(key=responses_key, deps=[tasks_key], group_name=name,
+              partitions_def=daily_partitions, kinds={"python", "parquet"},
+              description=spec.responses_description,
+              metadata=table_metadata(tables.responses_schema), required_resource_keys=resources,
+              check_specs=[dg.AssetCheckSpec("collection_complete", asset=responses_key,
+                                             description="Every posted task is collected.")])
+    def responses(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        warehouse: WarehouseResource = context.resources.warehouse
+        provider = getattr(context.resources, spec.resource_key)
+        partition = context.partition_key
+        with warehouse.ledger() as ledger:
+            metadata = spec.collect(context, provider, ledger, warehouse.data_dir)
+            raw = tables.publish_responses(ledger, warehouse.warehouse(), partition)
+            complete = quality.collection_complete(ledger, name, partition)
+        return dg.MaterializeResult(
+            metadata={**table_metadata(tables.responses_schema, raw.rows), **metadata},
+            check_results=[check_result(complete, responses_key, "collection_complete",
+                                        dg.AssetCheckSeverity.WARN)])
+
+    drift_table = "other_items" if "other_items" in flat_keys else next(iter(flat_keys))
+    checks = [*spec.flat_checks,
+              FlatCheck("schema_drift", drift_table, dg.AssetCheckSeverity.WARN,
+                        "No undeclared field, wrong-typed value or item type.",
+                        lambda warehouse, partition: quality.schema_drift(tables, warehouse,
+                                                                          partition))]
+
+    @dg.multi_asset(
+        name=f"{name}_flattened",
+        specs=[dg.AssetSpec(key, deps=[responses_key], group_name=name,
+                            kinds={"python", "parquet"},
+                            description=spec.flat_descriptions[table],
+                            metadata=table_metadata(tables.flat_schemas[table]))
+               for table, key in flat_keys.items()],
+        partitions_def=daily_partitions,
+        required_resource_keys={"warehouse"},
+        check_specs=[dg.AssetCheckSpec(c.name, asset=flat_keys[c.table],
+                                       description=c.description) for c in checks],
+    )
+    def flattened(context: dg.AssetExecutionContext):
+        warehouse: WarehouseResource = context.resources.warehouse
+        store, partition = warehouse.warehouse(), context.partition_key
+        rows = tables.publish_flattened(store, partition, workers=warehouse.flatten_workers)
+        for table, key in flat_keys.items():
+            yield dg.MaterializeResult(
+                asset_key=key, metadata=table_metadata(tables.flat_schemas[table], rows[table]))
+        for check in checks:
+            yield check_result(check.run(store, partition), flat_keys[check.table], check.name,
+                               check.severity)
+
+    return [tasks, responses, flattened]
