@@ -12,10 +12,17 @@ from serp_etl import definitions
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.defs.dataforseo_assets import DATAFORSEO, dataforseo_assets
 from serp_etl.defs.metadata import table_schema
-from serp_etl.defs.resources import DataForSEOResource, WarehouseResource, dataforseo_resource
+from serp_etl.defs.resources import (
+    DataForSEOResource,
+    SemScraperResource,
+    WarehouseResource,
+    dataforseo_resource,
+)
 from serp_etl.defs.schedules import dataforseo_daily_schedule
+from serp_etl.defs.semscraper_assets import semscraper_assets
 from serp_etl.providers.dataforseo.schema import FLAT_SCHEMAS, ORGANIC
 from serp_etl.sandbox.dataforseo.app import READY_SECONDS_ENV, DataForSEOSandbox
+from serp_etl.sandbox.semscraper.app import SemScraperSandbox
 from serp_etl_tests.conftest import EXAMPLE_TARGETS
 
 DAY = "2026-11-20"
@@ -52,7 +59,7 @@ def row_counts(data_dir) -> dict[str, int]:
         return {v: con.execute(f"SELECT count(*) FROM {v}").fetchone()[0] for v in views}
 
 
-def test_one_materialization_fills_every_table_and_a_rerun_posts_nothing(data_dir):
+def test_one_materialization_fills_every_dataforseo_table_and_a_rerun_posts_nothing(data_dir):
     result = materialize(data_dir)
     assert result.success
     targets = 6
@@ -63,6 +70,7 @@ def test_one_materialization_fills_every_table_and_a_rerun_posts_nothing(data_di
 
     counts = row_counts(data_dir)
     expected = {f"dataforseo_{t}" for t in [*FLAT_SCHEMAS, "tasks", "responses"]}
+
     assert set(counts) == expected
     assert counts["dataforseo_tasks"] == targets and counts["dataforseo_responses"] == targets
     assert counts["dataforseo_organic"] > 0 and counts["dataforseo_organic_faq_items_links"] > 0
@@ -101,7 +109,7 @@ def test_asset_graph_and_partitions():
     assert graph.get(FLAT_KEYS["organic_images"]).parent_keys == {RESPONSES_KEY}
     assert all(graph.get(k).partitions_def is not None for k in [TASKS_KEY, *FLAT_KEYS.values()])
     groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
-    assert groups == {"dataforseo"}
+    assert groups == {"dataforseo", "semscraper"}
 
 
 def test_the_daily_schedule_runs_the_day_it_fires_on():
@@ -124,3 +132,55 @@ def test_credentials_come_from_env_vars_only_when_set(monkeypatch):
     resource = dataforseo_resource()
     assert not resource.uses_sandbox
     assert resource.login == dg.EnvVar("DATAFORSEO_LOGIN")  # never the secret itself
+
+
+def materialize_semscraper(data_dir, **resource):
+    return dg.materialize(
+        semscraper_assets,
+        partition_key=DAY,
+        resources={
+            "warehouse": WarehouseResource(data_dir=str(data_dir), flatten_workers=1),
+            "semscraper": SemScraperResource(collect_deadline_seconds=30, poll_seconds=1,
+                                             **resource),
+        },
+        raise_on_error=False,
+    )
+
+
+def test_one_materialization_fills_every_semscraper_table_and_a_rerun_creates_nothing(
+        data_dir):
+    result = materialize_semscraper(data_dir, keep_html=True)
+    assert result.success
+    sandbox = SemScraperSandbox(data_dir / "sandbox" / "semscraper.sqlite")
+    assert sandbox.stats()["billed_scrapes"] == 3
+    counts = row_counts(data_dir)
+    assert {v: n for v, n in counts.items() if v.startswith("semscraper_")}.keys() == {
+        "semscraper_locations", "semscraper_tasks", "semscraper_responses",
+        "semscraper_serps", "semscraper_items"}
+    assert counts["semscraper_serps"] == 3 and counts["semscraper_items"] > 20
+    with Warehouse(data_dir).connect() as con:
+        html = con.execute("SELECT count(html) FROM semscraper_responses").fetchone()[0]
+    assert html == 3
+    meta = result.asset_materializations_for_node("semscraper__responses")[0].metadata
+    assert meta["account_status"].value["done/fetched=True"] == 3
+
+    assert materialize_semscraper(data_dir).success
+    assert sandbox.stats()["billed_scrapes"] == 3
+    assert row_counts(data_dir) == counts
+
+
+def test_the_budget_stops_the_run_before_anything_is_created(data_dir):
+    result = materialize_semscraper(data_dir, budget_eur=0.00001)
+    assert not result.success
+    failure = str(result.get_step_failure_events()[0].event_specific_data.error)
+    assert "would cost about 8e-05 EUR" in failure and "budget 1e-05 EUR" in failure
+    sandbox = SemScraperSandbox(data_dir / "sandbox" / "semscraper.sqlite")
+    assert sandbox.stats()["billed_scrapes"] == 0
+
+
+def test_a_target_in_a_location_the_api_does_not_offer_is_named(data_dir):
+    with open(data_dir / "targets.toml", "a") as targets:
+        targets.write('\n[[semscraper]]\nkeyword = "k"\nlocation = "zz"\nlanguage = "zz"\n')
+    result = materialize_semscraper(data_dir)
+    failure = str(result.get_step_failure_events()[0].event_specific_data.error)
+    assert "semscraper target #4: location 'zz'" in failure

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from serp_etl.core.targets import TargetConfigError
 from serp_etl.providers.dataforseo.settings import Outcome, classify, task_price
-from serp_etl.providers.dataforseo.targets import TargetConfigError, load_targets, parse_targets
+from serp_etl.providers.dataforseo.targets import load_targets, parse_targets
 from serp_etl_tests.conftest import EXAMPLE_TARGETS
 
 

@@ -1,10 +1,11 @@
-"""Resources: where the data lives, and how to reach DataForSEO (or its built-in sandbox)."""
+"""Resources: where the data lives, and how to reach each provider (or its built-in sandbox)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
@@ -12,11 +13,17 @@ import httpx
 from pydantic import Field
 
 from serp_etl.core.ledger import Ledger, ledger_path
+from serp_etl.core.targets import TARGETS_FILE
 from serp_etl.core.warehouse import Warehouse, default_data_dir
 from serp_etl.providers.dataforseo.client import DataForSEOClient
 from serp_etl.providers.dataforseo.settings import PRODUCTION_URL
-from serp_etl.providers.dataforseo.targets import TARGETS_FILE, ImageTarget, load_targets
+from serp_etl.providers.dataforseo.targets import ImageTarget, load_targets
+from serp_etl.providers.semscraper.client import Scrape, SemScraperClient
+from serp_etl.providers.semscraper.settings import PRODUCTION_URL as SEMSCRAPER_URL
+from serp_etl.providers.semscraper.targets import load_scrapes
 from serp_etl.sandbox.dataforseo.app import LOGIN, PASSWORD, DataForSEOSandbox
+from serp_etl.sandbox.semscraper.app import API_KEY as SEMSCRAPER_SANDBOX_KEY
+from serp_etl.sandbox.semscraper.app import SemScraperSandbox
 
 SANDBOX_URL = "http://sandbox.invalid"
 
@@ -87,3 +94,57 @@ def dataforseo_resource() -> DataForSEOResource:
         return DataForSEOResource(login=dg.EnvVar("DATAFORSEO_LOGIN"),
                                   password=dg.EnvVar("DATAFORSEO_PASSWORD"))
     return DataForSEOResource()
+
+
+class SemScraperResource(dg.ConfigurableResource):
+    """SemScraper credentials, budget and collection settings.
+
+    Without an API key, every call goes to the built-in sandbox, in-process.
+    """
+
+    api_key: str | None = Field(default=None, description="SEMSCRAPER_API_KEY; unset = sandbox.")
+    base_url: str = SEMSCRAPER_URL
+    targets_file: str | None = Field(
+        default=None, description=f"Defaults to <data dir>/{TARGETS_FILE}.")
+    budget_eur: float | None = Field(
+        default=None, description="Refuse to create a day's scrapes costing more than this.")
+    callback_url: str | None = Field(
+        default=None, description="Where SemScraper delivers finished SERPs (serp-etl "
+                                  "callbacks serve); polling collects whatever it missed.")
+    keep_html: bool = Field(default=False, description="Also keep each SERP's HTML (audit).")
+    collect_deadline_seconds: float = Field(
+        default=900, description="How long collection waits for scrapes to be done.")
+    poll_seconds: float = Field(default=30, description="Pause between polls.")
+
+    @property
+    def uses_sandbox(self) -> bool:
+        return not self.api_key
+
+    def targets(self, data_dir: str) -> list[Scrape]:
+        scrapes = load_scrapes(Path(self.targets_file or Path(data_dir) / TARGETS_FILE))
+        if self.callback_url:
+            scrapes = [replace(s, callback_url=self.callback_url) for s in scrapes]
+        return scrapes
+
+    def effective_poll_seconds(self) -> float:
+        return min(self.poll_seconds, 1.0) if self.uses_sandbox else self.poll_seconds
+
+    @contextmanager
+    def client(self, data_dir: str, log) -> Iterator[SemScraperClient]:
+        if self.uses_sandbox:
+            log.info("SEMSCRAPER_API_KEY is not set: using the built-in SemScraper sandbox "
+                     "(deterministic data, no money spent)")
+            sandbox = SemScraperSandbox(Path(data_dir) / "sandbox" / "semscraper.sqlite")
+            client = SemScraperClient(SANDBOX_URL, SEMSCRAPER_SANDBOX_KEY,
+                                      transport=httpx.WSGITransport(app=sandbox.app))
+        else:
+            client = SemScraperClient(self.base_url, self.api_key)
+        with client:
+            yield client
+
+
+def semscraper_resource() -> SemScraperResource:
+    """The API key through EnvVar when it is set (so it never lands in run config)."""
+    if os.environ.get("SEMSCRAPER_API_KEY"):
+        return SemScraperResource(api_key=dg.EnvVar("SEMSCRAPER_API_KEY"))
+    return SemScraperResource()

@@ -22,14 +22,10 @@ from pathlib import Path
 
 import orjson
 
+from serp_etl.core.targets import TARGETS_FILE, TargetConfigError
 from serp_etl.providers.dataforseo import settings
 
-TARGETS_FILE = "targets.toml"
 TAG_PREFIX = "serp-etl"
-
-
-class TargetConfigError(ValueError):
-    """The targets file is missing, not TOML, or has an invalid entry (named in the message)."""
 
 
 @dataclass(frozen=True)

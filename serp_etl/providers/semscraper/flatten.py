@@ -65,3 +65,14 @@ def serps_of(body: bytes | str | memoryview) -> list[dict]:
     if type(document) is dict and isinstance(document.get("id"), str):
         return [document]
     return []
+
+
+def flatten_raw_batch(batch: pa.RecordBatch) -> dict[str, pa.Table]:
+    """Flatten a batch of the raw ``responses`` table (one SERP object per body)."""
+    serps = []
+    for body in batch.column("body").to_pylist():
+        try:
+            serps.extend(serps_of(body))
+        except orjson.JSONDecodeError:
+            continue  # kept in the raw layer
+    return flatten_serps(serps)

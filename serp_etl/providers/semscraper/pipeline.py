@@ -70,7 +70,9 @@ class CollectReport:
 
 def scrape_key(partition: str, scrape: Scrape) -> str:
     """The ledger's tag for a scrape: the same target on the same date is one scrape."""
-    digest = hashlib.sha256(orjson.dumps(scrape.body(), option=orjson.OPT_SORT_KEYS))
+    # Where results are delivered is configuration, not the target: not part of the key.
+    target = {k: v for k, v in scrape.body().items() if k != "callback_url"}
+    digest = hashlib.sha256(orjson.dumps(target, option=orjson.OPT_SORT_KEYS))
     return f"serp-etl/{PROVIDER}/{partition}/{digest.hexdigest()[:32]}"
 
 

@@ -54,3 +54,38 @@ LOCATIONS_SCHEMA = pa.schema(
 )
 
 FLAT_SCHEMAS: dict[str, pa.Schema] = {"serps": SERPS.schema, "items": ITEMS.schema}
+
+# One row per scrape of the ledger for a partition: what was asked, what it cost, its state.
+TASKS_SCHEMA = pa.schema(
+    [
+        pa.field("tag", pa.string(), nullable=False),
+        pa.field("task_id", pa.string()),
+        pa.field("state", pa.string(), nullable=False),
+        pa.field("keyword", pa.string()),
+        pa.field("device", pa.string()),
+        pa.field("location", pa.string()),
+        pa.field("language", pa.string()),
+        pa.field("depth", pa.int64()),
+        pa.field("priority", pa.int64()),
+        pa.field("geolocation", pa.string()),
+        pa.field("callback_url", pa.string()),
+        pa.field("cost", pa.float64()),
+        pa.field("status_message", pa.string()),
+        pa.field("intent_at", pa.timestamp("us", tz="UTC")),
+        pa.field("posted_at", pa.timestamp("us", tz="UTC")),
+        pa.field("fetched_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+# One row per retrieved (or delivered) SERP: the raw layer, source of truth for the others.
+RESPONSES_SCHEMA = pa.schema(
+    [
+        pa.field("task_id", pa.string(), nullable=False),
+        pa.field("fetched_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("status", pa.string()),
+        pa.field("cost", pa.float64()),
+        pa.field("source", pa.string()),  # api, callback or import:<file>
+        pa.field("html", pa.string()),  # the SERP's HTML, when keeping it is configured
+        pa.field("body", pa.string(), nullable=False),  # the SERP object, JSON
+    ]
+)

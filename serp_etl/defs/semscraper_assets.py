@@ -1,0 +1,99 @@
+"""SemScraper Google SERP: the three daily steps as an instance of the provider assets, and the
+locations reference table.
+
+The work is in ``serp_etl.providers.semscraper.pipeline``; these functions only connect it.
+"""
+
+import dagster as dg
+import pyarrow as pa
+
+from serp_etl.core.ledger import Ledger
+from serp_etl.core.parquet import publish_table
+from serp_etl.core.targets import TARGETS_FILE
+from serp_etl.defs.metadata import table_metadata
+from serp_etl.defs.partitions import daily_partitions
+from serp_etl.defs.provider_assets import ProviderAssets, build_provider_assets
+from serp_etl.defs.resources import SemScraperResource, WarehouseResource
+from serp_etl.providers.semscraper import pipeline
+from serp_etl.providers.semscraper.schema import LOCATIONS_SCHEMA
+from serp_etl.providers.semscraper.settings import PROVIDER
+from serp_etl.providers.semscraper.tables import TABLES
+from serp_etl.providers.semscraper.targets import check_locations
+
+
+def submit(context: dg.AssetExecutionContext, semscraper: SemScraperResource, ledger: Ledger,
+           data_dir: str) -> dict:
+    scrapes = semscraper.targets(data_dir)
+    with semscraper.client(data_dir, context.log) as client:
+        check_locations(scrapes, client.locations(), TARGETS_FILE)
+        report = pipeline.submit(client, ledger, context.partition_key, scrapes,
+                                 budget_eur=semscraper.budget_eur)
+    for message in report.messages:
+        context.log.warning(message)
+    context.log.info(f"{report.posted} scrapes created (~{report.estimated_cost_eur} EUR), "
+                     f"{report.already_posted} already created, {report.recovered} recovered, "
+                     f"{report.held} held")
+    return {"targets": report.targets, "posted_now": report.posted,
+            "estimated_cost_eur": report.estimated_cost_eur,
+            "credit_eur": report.balance_eur, "already_posted": report.already_posted,
+            "recovered": report.recovered, "held": report.held}
+
+
+def collect(context: dg.AssetExecutionContext, semscraper: SemScraperResource, ledger: Ledger,
+            data_dir: str) -> dict:
+    with semscraper.client(data_dir, context.log) as client:
+        report = pipeline.collect(client, ledger, context.partition_key,
+                                  deadline_seconds=semscraper.collect_deadline_seconds,
+                                  poll_seconds=semscraper.effective_poll_seconds(),
+                                  keep_html=semscraper.keep_html)
+        status = client.status()
+    for error in report.errors:
+        context.log.warning(error)
+    counts = {f"{s.get('status')}{'' if 'fetched' not in s else '/fetched=' + str(s['fetched'])}":
+              s.get("count") for s in status}
+    return {"fetched_now": report.fetched, "pending": report.pending,
+            "account_status": counts}
+
+
+SEMSCRAPER = ProviderAssets(
+    tables=TABLES,
+    resource_key="semscraper",
+    submit=submit,
+    collect=collect,
+    tasks_description=(
+        "One row per scrape of the day: one per [[semscraper]] target, created at most once "
+        "(key = date + target, recorded in the ledger before creating), with its id, cost and "
+        "state. After a crash, scrapes are found again in the completed-not-retrieved list; "
+        "while scrapes are in flight, unresolved ones are held rather than created twice."),
+    responses_description=(
+        "One row per retrieved (or callback-delivered) SERP of the day: the SERP object as "
+        "JSON, with fetch time, status, cost, source, and its HTML when keep_html is set. The "
+        "source of truth: every flattened table is rebuilt from it."),
+    flat_descriptions={
+        "serps": "One row per SERP: id, keyword, device, location, language, depth, "
+                 "geolocation, priority, cost, created_at, scraped_at, duration_ms.",
+        "items": "One row per item of a SERP's result blocks: block type, rank_type, "
+                 "rank_serp, page, pixel, domain, url, title, description.",
+    },
+)
+
+LOCATIONS_KEY = dg.AssetKey([PROVIDER, "locations"])
+
+
+@dg.asset(key=LOCATIONS_KEY, group_name=PROVIDER, partitions_def=daily_partitions,
+          kinds={"python", "parquet"}, metadata=table_metadata(LOCATIONS_SCHEMA))
+def semscraper_locations(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                         semscraper: SemScraperResource) -> dg.MaterializeResult:
+    """One row per location SemScraper offers (location, language, host, name), from
+    GET /serp/google/location, as of the day. Targets are checked against it."""
+    with semscraper.client(warehouse.data_dir, context.log) as client:
+        rows = [{name: entry.get(name) for name in LOCATIONS_SCHEMA.names}
+                for entry in client.locations()
+                if entry.get("location") and entry.get("language")]
+    table = pa.Table.from_pylist(rows, schema=LOCATIONS_SCHEMA)
+    publish_table(warehouse.warehouse().partition_file(PROVIDER, "locations",
+                                                       context.partition_key), table)
+    return dg.MaterializeResult(metadata=table_metadata(LOCATIONS_SCHEMA, table.num_rows))
+
+
+semscraper_assets = [semscraper_locations, *build_provider_assets(SEMSCRAPER)]

@@ -1,0 +1,21 @@
+"""SemScraper's tables, as the generic layers see them."""
+
+from serp_etl.core.ledger import TaskRecord
+from serp_etl.core.provider import ProviderTables, base_task_row
+from serp_etl.providers.semscraper.flatten import flatten_raw_batch
+from serp_etl.providers.semscraper.schema import FLAT_SCHEMAS, RESPONSES_SCHEMA, TASKS_SCHEMA
+from serp_etl.providers.semscraper.settings import PROVIDER
+
+
+def task_row(record: TaskRecord) -> dict:
+    return {**record.target, **base_task_row(record)}
+
+
+TABLES = ProviderTables(
+    name=PROVIDER,
+    tasks_schema=TASKS_SCHEMA,
+    responses_schema=RESPONSES_SCHEMA,
+    flat_schemas=FLAT_SCHEMAS,
+    flatten_raw_batch=flatten_raw_batch,
+    task_row=task_row,
+)

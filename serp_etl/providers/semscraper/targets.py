@@ -1,0 +1,69 @@
+"""The keywords to track: ``[[semscraper]]`` tables in the same targets file.
+
+    [[semscraper]]
+    keyword = "example keyword"     # required
+    location = "fr"                 # required: a location code of GET /serp/google/location
+    language = "fr"                 # required: that location's language
+    device = "desktop"              # optional: desktop (default) or mobile
+    depth = 1                       # optional: 1 (about 10 results) to 10 (about 100)
+    priority = 1                    # optional: 1 to 10, higher first
+    geolocation = "Paris, France"   # optional: city, department or country
+
+Each target becomes one scrape a day; its key (date + every field above) keeps it from being
+scraped twice on a date.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from serp_etl.core.targets import TargetConfigError
+from serp_etl.providers.semscraper.client import InvalidScrape, Scrape
+from serp_etl.providers.semscraper.settings import PROVIDER
+
+_FIELDS = {"keyword", "location", "language", "device", "depth", "priority", "geolocation"}
+
+
+def parse_scrapes(text: str, source: str) -> list[Scrape]:
+    try:
+        entries = tomllib.loads(text).get(PROVIDER, [])
+    except tomllib.TOMLDecodeError as error:
+        raise TargetConfigError(f"{source}: not valid TOML: {error}") from None
+    if not isinstance(entries, list):
+        raise TargetConfigError(f"{source}: use [[{PROVIDER}]] tables, one per keyword")
+    scrapes: list[Scrape] = []
+    for number, entry in enumerate(entries, start=1):
+        where = f"{source}: {PROVIDER} target #{number}"
+        if not isinstance(entry, dict):
+            raise TargetConfigError(f"{where}: expected a table of fields")
+        unknown = sorted(set(entry) - _FIELDS)
+        if unknown:
+            raise TargetConfigError(f"{where}: unknown field(s) {', '.join(unknown)}")
+        try:
+            scrape = Scrape(**entry)
+        except (InvalidScrape, TypeError) as error:
+            raise TargetConfigError(f"{where}: {error}") from None
+        if scrape in scrapes:
+            raise TargetConfigError(f"{where}: duplicate of target #{scrapes.index(scrape) + 1}")
+        scrapes.append(scrape)
+    return scrapes
+
+
+def load_scrapes(path: Path) -> list[Scrape]:
+    try:
+        return parse_scrapes(path.read_text(encoding="utf-8"), str(path))
+    except FileNotFoundError:
+        raise TargetConfigError(f"{path}: no targets file") from None
+
+
+def check_locations(scrapes: list[Scrape], locations: list[dict], source: str) -> None:
+    """Every target's (location, language) must be one the API offers."""
+    offered = {(entry.get("location"), entry.get("language")) for entry in locations}
+    for number, scrape in enumerate(scrapes, start=1):
+        if (scrape.location, scrape.language) not in offered:
+            codes = sorted(loc for loc, _ in offered if loc)
+            raise TargetConfigError(
+                f"{source}: {PROVIDER} target #{number}: location {scrape.location!r} with "
+                f"language {scrape.language!r} is not offered by {PROVIDER}; locations: "
+                f"{', '.join(codes)}")
