@@ -13,12 +13,16 @@ import orjson
 from serp_etl.core.ledger import Ledger, ledger_path
 from serp_etl.core.warehouse import Warehouse, check_partition, default_data_dir
 from serp_etl.providers.dataforseo import pipeline as dataforseo_pipeline
+from serp_etl.providers.semscraper import pipeline as semscraper_pipeline
 from serp_etl.providers.semscraper.callbacks import HMAC_KEY_ENV, CallbackReceiver
 from serp_etl.sandbox.dataforseo.app import LOGIN, PASSWORD, DataForSEOSandbox
 from serp_etl.sandbox.semscraper.app import API_KEY as SEMSCRAPER_API_KEY
 from serp_etl.sandbox.semscraper.app import HMAC_KEY as SEMSCRAPER_HMAC_KEY
 from serp_etl.sandbox.semscraper.app import SemScraperSandbox
 from serp_etl.sandbox.wsgi import make_loopback_server
+
+IMPORTERS = {"dataforseo": dataforseo_pipeline.import_archives,
+             "semscraper": semscraper_pipeline.import_archives}
 
 
 def _date(value: str) -> str:
@@ -35,9 +39,9 @@ def _sandboxes(data_dir: Path) -> dict[str, DataForSEOSandbox | SemScraperSandbo
 
 def cmd_import(args: argparse.Namespace) -> int:
     warehouse = Warehouse(args.data_dir)
+    importer = IMPORTERS[args.provider]
     with Ledger(ledger_path(args.data_dir)) as ledger:
-        report = dataforseo_pipeline.import_archives(
-            [Path(p) for p in args.files], args.date, ledger, warehouse)
+        report = importer([Path(p) for p in args.files], args.date, ledger, warehouse)
     for error in report.rejected:
         print(f"rejected {error.path}: {error.reason}", file=sys.stderr)
     print(f"{report.imported_files} files imported, {len(report.rejected)} rejected; "
@@ -126,9 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="data directory (default: $SERP_ETL_DATA_DIR, else ./data)")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    importer = commands.add_parser("import", help="load archived API responses into a date")
-    importer.add_argument("provider", choices=["dataforseo"])
-    importer.add_argument("files", nargs="+", help="JSON, newline-delimited JSON, or .gz")
+    importer = commands.add_parser("import", help="load saved API responses into a date")
+    importer.add_argument("provider", choices=sorted(IMPORTERS))
+    importer.add_argument("files", nargs="+", help="JSON, newline-delimited JSON, or .gz: "
+                          "DataForSEO task_get responses, SemScraper retrieve-by-ids responses")
     importer.add_argument("--date", required=True, type=_date, help="partition YYYY-MM-DD")
     importer.set_defaults(handler=cmd_import)
 

@@ -10,7 +10,8 @@ import orjson
 import pytest
 
 from serp_etl.cli import main
-from serp_etl.providers.dataforseo.archive import ArchiveError, read_archive
+from serp_etl.core.archive import ArchiveError
+from serp_etl.providers.dataforseo.archive import read_archive
 from serp_etl_tests.conftest import FIXTURES, REFERENCE_TASK_ID
 
 DAY = "2026-03-01"

@@ -9,6 +9,7 @@ import pytest
 from serp_etl.core.ledger import TaskState
 from serp_etl.providers.semscraper.callbacks import CallbackReceiver, signature
 from serp_etl.providers.semscraper.settings import PROVIDER
+from serp_etl.providers.semscraper.tables import TABLES
 from serp_etl.sandbox.wsgi import serve_in_thread
 
 KEY = "hmac-key-of-the-account"
@@ -96,3 +97,16 @@ def test_only_posts_are_accepted(receiver):
 def test_a_receiver_needs_a_key(ledger):
     with pytest.raises(ValueError, match="SEMSCRAPER_HMAC_KEY"):
         CallbackReceiver("", ledger.path)
+
+
+def test_a_delivered_serp_reaches_the_raw_and_flattened_tables(receiver, ledger, warehouse):
+    ledger.record_intents(PROVIDER, "2026-11-20", {"t1": {"keyword": "example keyword"}})
+    ledger.mark_posted(PROVIDER, "t1", "SERP_1", 0.00002, None, "pending")
+    assert deliver(receiver, orjson.dumps(SERP)).status_code == 200
+    raw = TABLES.publish_responses(ledger, warehouse, "2026-11-20")
+    assert raw.rows == 1
+    rows = TABLES.publish_flattened(warehouse, "2026-11-20")
+    assert rows == {"serps": 1, "items": 1}
+    with warehouse.connect() as con:
+        assert con.execute("SELECT task_id, cost, source FROM semscraper_responses").fetchall() \
+            == [("SERP_1", 0.00002, "callback")]

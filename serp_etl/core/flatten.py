@@ -94,6 +94,12 @@ def _as_float(value: str) -> float | None:
 
 
 NUMERIC_TEXT = NumericText(pa.float64(), frozenset({int, float}))
+
+
+def as_number(value: Any) -> float | None:
+    """A number, or a decimal string, as a float; anything else as None."""
+    return float(NUMERIC_TEXT.convert(value)) if value is not None and NUMERIC_TEXT.accepts(
+        value) else None
 STRING_LIST = Scalar(pa.list_(pa.string()), frozenset({list}))
 
 

@@ -1,30 +1,15 @@
-"""Archived task_get/advanced responses: one JSON envelope per file, newline-delimited
-envelopes, or a JSON array of envelopes; any of them gzip-compressed.
-
-A file is read whole before anything of it lands: an invalid one raises ``ArchiveError`` naming
-the file and what is wrong with it, and contributes nothing.
-"""
+"""Archived task_get/advanced responses (file formats: ``serp_etl.core.archive``)."""
 
 from __future__ import annotations
 
-import gzip
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
+from serp_etl.core.archive import ArchiveError, read_documents
 from serp_etl.providers.dataforseo.client import InvalidTaskId, check_task_id
 from serp_etl.providers.dataforseo.settings import Outcome, classify
-
-_GZIP_MAGIC = b"\x1f\x8b"
-
-
-class ArchiveError(ValueError):
-    def __init__(self, path: Path, reason: str) -> None:
-        self.path = path
-        self.reason = reason
-        super().__init__(f"{path}: {reason}")
 
 
 @dataclass(frozen=True)
@@ -37,25 +22,6 @@ class ArchivedTask:
     cost: float | None
     result_count: int | None
     body: bytes
-
-
-def _envelopes(path: Path, raw: bytes) -> list[tuple[dict, bytes]]:
-    try:
-        document = orjson.loads(raw)
-    except orjson.JSONDecodeError as whole_error:
-        lines = [line for line in raw.splitlines() if line.strip()]
-        if len(lines) < 2:
-            raise ArchiveError(path, f"not valid JSON ({whole_error})") from None
-        envelopes = []
-        for number, line in enumerate(lines, start=1):
-            try:
-                envelopes.append((orjson.loads(line), line))
-            except orjson.JSONDecodeError as error:
-                raise ArchiveError(path, f"line {number} is not valid JSON ({error})") from None
-        return envelopes
-    if type(document) is list:
-        return [(envelope, orjson.dumps(envelope)) for envelope in document]
-    return [(document, raw)]
 
 
 def _task(path: Path, where: str, task: object, envelope: dict, body: bytes) -> ArchivedTask:
@@ -90,19 +56,8 @@ def _task(path: Path, where: str, task: object, envelope: dict, body: bytes) -> 
 
 def read_archive(path: Path) -> list[ArchivedTask]:
     """Every task response in the file, except the not-ready ones (they hold no result)."""
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise ArchiveError(path, f"cannot read: {error.strerror or error}") from None
-    if raw[:2] == _GZIP_MAGIC:
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as error:
-            raise ArchiveError(path, f"corrupt or truncated gzip ({error})") from None
-    if not raw.strip():
-        raise ArchiveError(path, "empty file")
     tasks: list[ArchivedTask] = []
-    for number, (envelope, body) in enumerate(_envelopes(path, raw), start=1):
+    for number, (envelope, body) in enumerate(read_documents(path), start=1):
         where = f"envelope {number}"
         if type(envelope) is not dict or type(envelope.get("tasks")) is not list:
             raise ArchiveError(path, f"{where}: not a task_get response (no 'tasks' array)")

@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from serp_etl.core.archive import ArchivedResponse, ImportReport
+from serp_etl.core.archive import import_archives as core_import
 from serp_etl.core.ledger import Ledger, TaskRecord, TaskState, utc_now
 from serp_etl.core.locking import exclusive_lock
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.dataforseo import settings
-from serp_etl.providers.dataforseo.archive import ArchivedTask, ArchiveError, read_archive
+from serp_etl.providers.dataforseo.archive import ArchivedTask, read_archive
 from serp_etl.providers.dataforseo.client import (
     DataForSEOClient,
     DataForSEOError,
@@ -239,35 +241,15 @@ def response_meta(response: FetchedTask | ArchivedTask, fetched_at: datetime,
 
 # -- import ----------------------------------------------------------------------------------
 
-@dataclass
-class ImportReport:
-    imported_files: int = 0
-    new_responses: int = 0
-    rejected: list[ArchiveError] = field(default_factory=list)
-    rows: dict[str, int] = field(default_factory=dict)
+def read_responses(path: Path) -> list[ArchivedResponse]:
+    """An archive of task_get responses, as the generic import takes it."""
+    return [ArchivedResponse(task.task_id, response_meta(task, utc_now(), "import"), task.body,
+                             TaskState.FAILED if task.outcome is Outcome.PERMANENT
+                             else TaskState.FETCHED)
+            for task in read_archive(path)]
 
 
 def import_archives(paths: list[Path], partition: str, ledger: Ledger, warehouse: Warehouse,
                     workers: int = 1) -> ImportReport:
-    """Load archived task_get responses into the raw and flattened tables of ``partition``.
-
-    Each file is validated whole first: a bad one is rejected with its reason and lands
-    nothing, the good ones land. Responses already in the partition are not added again.
-    """
-    report = ImportReport()
-    imported_at = utc_now()
-    for path in paths:
-        try:
-            archived = read_archive(path)
-        except ArchiveError as error:
-            report.rejected.append(error)
-            continue
-        report.imported_files += 1
-        for task in archived:
-            final = TaskState.FAILED if task.outcome is Outcome.PERMANENT else TaskState.FETCHED
-            meta = response_meta(task, imported_at, f"import:{path.name}")
-            ledger.store_response(PROVIDER, partition, task.task_id, meta, task.body, final)
-    if report.imported_files:
-        report.new_responses = TABLES.publish_responses(ledger, warehouse, partition).added
-        report.rows = TABLES.publish_flattened(warehouse, partition, workers)
-    return report
+    """Load archived task_get responses into the raw and flattened tables of ``partition``."""
+    return core_import(TABLES, read_responses, paths, partition, ledger, warehouse, workers)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import orjson
 
+from serp_etl.core.flatten import as_number
 from serp_etl.core.ledger import Ledger, TaskState
 from serp_etl.providers.semscraper import settings
 from serp_etl.sandbox.wsgi import Request, Response, wsgi_app
@@ -61,8 +62,10 @@ class CallbackReceiver:
         with Ledger(self._ledger_path) as ledger:
             known = ledger.task_partition(settings.PROVIDER, serp_id)
             partition = known or received_at.date().isoformat()
-            meta = {"fetched_at": received_at.isoformat(), "status": serp.get("status"),
-                    "cost": serp.get("cost"), "source": "callback"}
+            status = serp.get("status")
+            meta = {"fetched_at": received_at.isoformat(),
+                    "status": status if isinstance(status, str) else None,
+                    "cost": as_number(serp.get("cost")), "source": "callback"}
             stored = ledger.store_response(settings.PROVIDER, partition, serp_id, meta,
                                            request.body, TaskState.FETCHED)
         return Response.json(200, {"status": "ok", "echo": serp_id, "duplicate": not stored,

@@ -21,18 +21,25 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import orjson
 
+from serp_etl.core.archive import ImportReport
+from serp_etl.core.archive import import_archives as core_import
+from serp_etl.core.flatten import as_number
 from serp_etl.core.ledger import Ledger, TaskRecord, TaskState, utc_now
 from serp_etl.core.locking import exclusive_lock
+from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.semscraper import settings
+from serp_etl.providers.semscraper.archive import read_responses
 from serp_etl.providers.semscraper.client import (
     PostOutcomeUnknown,
     Scrape,
     SemScraperClient,
     SemScraperError,
 )
+from serp_etl.providers.semscraper.tables import TABLES
 
 PROVIDER = settings.PROVIDER
 TARGET_FIELDS = ("keyword", "device", "location", "language", "depth")
@@ -110,7 +117,7 @@ def submit(client: SemScraperClient, ledger: Ledger, partition: str, scrapes: li
                                        f"{len(created)}: left as intents to be looked up")
             for task, scrape in zip(batch, created, strict=True):
                 ledger.mark_posted(PROVIDER, task.tag, scrape["id"],
-                                   _as_float(scrape.get("cost")), None, scrape.get("status"))
+                                   as_number(scrape.get("cost")), None, scrape.get("status"))
                 report.posted += 1
     return report
 
@@ -141,7 +148,7 @@ def _recover(client: SemScraperClient, ledger: Ledger, leftovers: list[TaskRecor
             unresolved.append(task)
             continue
         taken.add(match["id"])
-        ledger.mark_posted(PROVIDER, task.tag, match["id"], _as_float(match.get("cost")), None,
+        ledger.mark_posted(PROVIDER, task.tag, match["id"], as_number(match.get("cost")), None,
                            "done (recovered by target)")
         report.recovered += 1
         log.info("recovered scrape %s for %s instead of creating it again", match["id"],
@@ -180,15 +187,6 @@ def _parse_time(value: str) -> datetime:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
     except ValueError:
         return datetime.min.replace(tzinfo=UTC)
-
-
-def _as_float(value: object) -> float | None:
-    if type(value) in (int, float):
-        return float(value)
-    try:
-        return float(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
 
 
 # -- collect ---------------------------------------------------------------------------------
@@ -231,9 +229,17 @@ def _retrieve(client: SemScraperClient, ledger: Ledger, partition: str, ids: lis
             if serp.get("id") not in pending:
                 continue
             meta = {"fetched_at": utc_now().isoformat(), "status": serp.get("status"),
-                    "cost": _as_float(serp.get("cost")), "source": "api",
+                    "cost": as_number(serp.get("cost")), "source": "api",
                     "html": pages.get(serp["id"])}
             ledger.store_response(PROVIDER, partition, serp["id"], meta, orjson.dumps(serp),
                                   TaskState.FETCHED)
             pending.pop(serp["id"])
             report.fetched += 1
+
+
+# -- import ----------------------------------------------------------------------------------
+
+def import_archives(paths: list[Path], partition: str, ledger: Ledger, warehouse: Warehouse,
+                    workers: int = 1) -> ImportReport:
+    """Load saved retrieve-by-ids responses into the raw and flattened tables of ``partition``."""
+    return core_import(TABLES, read_responses, paths, partition, ledger, warehouse, workers)
