@@ -17,6 +17,7 @@ from serp_etl.defs.resources import (
     SemScraperResource,
     WarehouseResource,
     dataforseo_resource,
+    semscraper_resource,
 )
 from serp_etl.defs.schedules import dataforseo_daily_schedule
 from serp_etl.defs.semscraper_assets import semscraper_assets
@@ -132,6 +133,10 @@ def test_credentials_come_from_env_vars_only_when_set(monkeypatch):
     resource = dataforseo_resource()
     assert not resource.uses_sandbox
     assert resource.login == dg.EnvVar("DATAFORSEO_LOGIN")  # never the secret itself
+    monkeypatch.delenv("SEMSCRAPER_API_KEY", raising=False)
+    assert semscraper_resource().uses_sandbox
+    monkeypatch.setenv("SEMSCRAPER_API_KEY", "key")
+    assert semscraper_resource().api_key == dg.EnvVar("SEMSCRAPER_API_KEY")
 
 
 def materialize_semscraper(data_dir, **resource):

@@ -131,3 +131,5 @@ def test_sandbox_stats_as_json(tmp_path, capsys):
     stats = json.loads(out)
     assert code == 0 and stats["dataforseo"]["billed_tasks"] == 0
     assert stats["dataforseo"]["balance_usd"] == 50.0
+    assert stats["semscraper"]["billed_scrapes"] == 0
+    assert stats["semscraper"]["balance_eur"] == 100.50

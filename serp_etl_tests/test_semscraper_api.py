@@ -11,6 +11,7 @@ from serp_etl.providers.semscraper.client import (
     ApiError,
     InvalidScrape,
     InvalidScrapeId,
+    PostOutcomeUnknown,
     Scrape,
     SemScraperClient,
 )
@@ -172,3 +173,38 @@ def test_the_sandbox_signs_like_the_reference(sandbox, clock):
     sandbox.deliver_due_callbacks()
     (request,) = received
     assert request.headers["X-Signature"] == signature(request.content, HMAC_KEY.encode())
+
+
+class Scripted(httpx.BaseTransport):
+    def __init__(self, *answers) -> None:
+        self.answers = list(answers)
+        self.requests: list[httpx.Request] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+@pytest.mark.parametrize("failure", [httpx.ReadTimeout("no answer"),
+                                     httpx.Response(502, text="bad gateway")])
+def test_a_create_whose_answer_was_lost_is_never_sent_again(clock, failure):
+    transport = Scripted(failure, httpx.Response(200, json={"status": "success", "data": []}))
+    client = SemScraperClient("http://x.invalid/v1", API_KEY, transport=transport, clock=clock,
+                              sleep=clock.sleep)
+    with pytest.raises(PostOutcomeUnknown):
+        client.create([Scrape("k", "fr", "fr")])
+    assert len(transport.requests) == 1
+
+
+def test_a_create_refused_whole_or_never_sent_is_sent_again(clock):
+    created = {"status": "success", "data": [{"id": "S1", "status": "pending"}]}
+    transport = Scripted(httpx.ConnectError("refused"),
+                         httpx.Response(429, json={"message": "slow down"}),
+                         httpx.Response(200, json=created))
+    client = SemScraperClient("http://x.invalid/v1", API_KEY, transport=transport, clock=clock,
+                              sleep=clock.sleep)
+    assert client.create([Scrape("k", "fr", "fr")])[0] == created["data"]
+    assert len(transport.requests) == 3
