@@ -19,7 +19,7 @@ from serp_etl.sandbox.dataforseo.app import LOGIN, PASSWORD, DataForSEOSandbox
 from serp_etl.sandbox.semscraper.app import API_KEY as SEMSCRAPER_API_KEY
 from serp_etl.sandbox.semscraper.app import HMAC_KEY as SEMSCRAPER_HMAC_KEY
 from serp_etl.sandbox.semscraper.app import SemScraperSandbox
-from serp_etl.sandbox.wsgi import make_loopback_server
+from serp_etl.sandbox.wsgi import make_loopback_server, serve_until_interrupted
 
 IMPORTERS = {"dataforseo": dataforseo_pipeline.import_archives,
              "semscraper": semscraper_pipeline.import_archives}
@@ -81,15 +81,9 @@ def cmd_sandbox_serve(args: argparse.Namespace) -> int:
     host, port = server.server_address[:2]
     auth = (f"Basic auth {LOGIN}/{PASSWORD}" if args.provider == "dataforseo" else
             f"Bearer {SEMSCRAPER_API_KEY}, callbacks signed with {SEMSCRAPER_HMAC_KEY}")
-    print(f"{args.provider} sandbox on http://{host}:{port} ({auth}); "
-          f"state in {sandbox.state_path}. Ctrl-C stops it.", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
+    return serve_until_interrupted(
+        server, f"{args.provider} sandbox on http://{host}:{port} ({auth}); state in "
+                f"{sandbox.state_path}. Ctrl-C stops it.")
 
 
 def cmd_callbacks_serve(args: argparse.Namespace) -> int:
@@ -100,16 +94,10 @@ def cmd_callbacks_serve(args: argparse.Namespace) -> int:
     receiver = CallbackReceiver(key, ledger_path(args.data_dir))
     server = make_loopback_server(receiver.app, args.port, args.host)
     host, port = server.server_address[:2]
-    print(f"SemScraper callback receiver on http://{host}:{port}; deliveries are verified with "
-          f"{HMAC_KEY_ENV} and kept in {ledger_path(args.data_dir)}. Ctrl-C stops it.",
-          flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
+    return serve_until_interrupted(
+        server, f"SemScraper callback receiver on http://{host}:{port}; deliveries are "
+                f"verified with {HMAC_KEY_ENV} and kept in {ledger_path(args.data_dir)}. "
+                "Ctrl-C stops it.")
 
 
 def cmd_sandbox_stats(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ from serp_etl.core.ledger import Ledger, ledger_path
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.dataforseo.client import DataForSEOClient
 from serp_etl.sandbox.dataforseo.app import LOGIN, PASSWORD, DataForSEOSandbox
-from serp_etl.sandbox.wsgi import serve_in_thread
+from serp_etl.sandbox.wsgi import serving
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REFERENCE_TASK_ID = "11151921-1535-0066-0000-2c32bed229f2"
@@ -66,12 +66,45 @@ def client(sandbox: DataForSEOSandbox, clock: FakeClock):
 @pytest.fixture
 def loopback(sandbox: DataForSEOSandbox):
     """The sandbox served over real HTTP on 127.0.0.1; yields its base URL."""
-    server, thread = serve_in_thread(sandbox.app)
-    host, port = server.server_address[:2]
-    yield f"http://{host}:{port}"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with serving(sandbox.app) as url:
+        yield url
+
+
+class Scripted(httpx.BaseTransport):
+    """Answers from a script, counting requests; ``Exception`` entries are raised."""
+
+    def __init__(self, *answers) -> None:
+        self.answers = list(answers)
+        self.requests: list[httpx.Request] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+class Crash(BaseException):
+    """A process dying: nothing catches it, nothing after it runs."""
+
+
+class CrashAfter:
+    """A client whose process dies right after ``method`` answered, before anyone hears."""
+
+    def __init__(self, client, method: str) -> None:
+        self._client = client
+        self._method = method
+
+    def __getattr__(self, name):
+        attribute = getattr(self._client, name)
+        if name != self._method:
+            return attribute
+
+        def call_then_crash(*args, **kwargs):
+            attribute(*args, **kwargs)
+            raise Crash
+        return call_then_crash
 
 
 @pytest.fixture

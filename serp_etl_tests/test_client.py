@@ -18,7 +18,7 @@ from serp_etl.providers.dataforseo.client import (
 )
 from serp_etl.providers.dataforseo.settings import Outcome
 from serp_etl.sandbox.dataforseo.app import LOGIN, PASSWORD
-from serp_etl_tests.conftest import make_client
+from serp_etl_tests.conftest import Scripted, make_client
 
 
 def task(n: int, **extra) -> dict:
@@ -122,21 +122,6 @@ def test_sliding_window_limiter(clock):
     assert [limiter.acquire(), limiter.acquire()] == [0, 0]  # slots freed as it slid
     assert limiter.acquire() == 30
     assert clock.sleeps == [60, 30]
-
-
-class Scripted(httpx.BaseTransport):
-    """Answers from a script, counting requests; ``Exception`` entries are raised."""
-
-    def __init__(self, *answers) -> None:
-        self.answers = list(answers)
-        self.requests: list[httpx.Request] = []
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        answer = self.answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
 
 
 def ok_envelope(tasks):

@@ -15,27 +15,9 @@ from serp_etl.providers.dataforseo import pipeline, quality
 from serp_etl.providers.dataforseo.pipeline import PROVIDER, SubmitIncomplete
 from serp_etl.providers.dataforseo.tables import TABLES
 from serp_etl.providers.dataforseo.targets import load_targets
-from serp_etl_tests.conftest import EXAMPLE_TARGETS, make_client
+from serp_etl_tests.conftest import EXAMPLE_TARGETS, Crash, CrashAfter, make_client
 
 DAY = "2026-11-20"
-
-
-class Crash(BaseException):
-    """A process dying: nothing catches it, nothing after it runs."""
-
-
-class CrashAfterPosting:
-    """A client whose process dies right after task_post answered, before the ledger hears."""
-
-    def __init__(self, client) -> None:
-        self._client = client
-
-    def __getattr__(self, name):
-        return getattr(self._client, name)
-
-    def post_tasks(self, tasks):
-        self._client.post_tasks(tasks)
-        raise Crash
 
 
 class TimeoutAfterSending(httpx.BaseTransport):
@@ -75,7 +57,7 @@ def test_submit_posts_each_target_once_and_a_rerun_posts_nothing(client, ledger,
 def test_a_crash_after_posting_is_recovered_by_tag_not_posted_again(client, ledger, sandbox,
                                                                     clock, targets):
     with pytest.raises(Crash):
-        pipeline.submit(CrashAfterPosting(client), ledger, DAY, targets)
+        pipeline.submit(CrashAfter(client, "post_tasks"), ledger, DAY, targets)
     assert {t.state for t in ledger.tasks(PROVIDER, DAY)} == {TaskState.INTENT}
     billed = sandbox.stats()["billed_tasks"]
     assert billed == len(targets)
@@ -96,7 +78,7 @@ def test_a_crash_after_posting_is_recovered_by_tag_not_posted_again(client, ledg
 def test_a_crash_after_posting_is_recovered_from_tasks_ready(client, ledger, sandbox, clock,
                                                              targets):
     with pytest.raises(Crash):
-        pipeline.submit(CrashAfterPosting(client), ledger, DAY, targets)
+        pipeline.submit(CrashAfter(client, "post_tasks"), ledger, DAY, targets)
     clock.now += 120  # the tasks are ready by the time the rerun comes
     report = pipeline.submit(client, ledger, DAY, targets)
     assert report.recovered == len(targets) and report.posted == 0

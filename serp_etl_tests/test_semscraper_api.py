@@ -16,7 +16,8 @@ from serp_etl.providers.semscraper.client import (
     SemScraperClient,
 )
 from serp_etl.sandbox.semscraper.app import API_KEY, HMAC_KEY, SemScraperSandbox
-from serp_etl.sandbox.wsgi import serve_in_thread
+from serp_etl.sandbox.wsgi import serving
+from serp_etl_tests.conftest import Scripted
 
 
 @pytest.fixture
@@ -27,12 +28,8 @@ def sandbox(tmp_path, clock):
 
 @pytest.fixture
 def served(sandbox):
-    server, thread = serve_in_thread(sandbox.app)
-    host, port = server.server_address[:2]
-    yield f"http://{host}:{port}/v1"  # the live API's shape: https://api.semscraper.com/v1
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with serving(sandbox.app) as url:
+        yield f"{url}/v1"  # the live API's shape: https://api.semscraper.com/v1
 
 
 @pytest.fixture
@@ -133,16 +130,13 @@ def test_rate_limits_are_enforced_and_the_client_stays_under_them(served, api, c
 
 def test_callbacks_are_signed_and_delivered_once(tmp_path, clock, ledger):
     receiver = CallbackReceiver(HMAC_KEY, ledger.path)
-    server, thread = serve_in_thread(receiver.app)
-    host, port = server.server_address[:2]
-    try:
+    with serving(receiver.app) as hook:
         sandbox = SemScraperSandbox(tmp_path / "semscraper.sqlite", ready_seconds=20,
                                     clock=clock)
         client = SemScraperClient("http://sandbox.invalid", API_KEY,
                                   transport=httpx.WSGITransport(app=sandbox.app), clock=clock,
                                   sleep=clock.sleep)
-        created, _ = client.create([Scrape("k", "fr", "fr",
-                                           callback_url=f"http://{host}:{port}/hook")])
+        created, _ = client.create([Scrape("k", "fr", "fr", callback_url=f"{hook}/hook")])
         assert sandbox.deliver_due_callbacks() == 0  # not done yet
         clock.now += 60
         assert sandbox.deliver_due_callbacks() == 1
@@ -151,10 +145,6 @@ def test_callbacks_are_signed_and_delivered_once(tmp_path, clock, ledger):
         (row,) = list(ledger.inbox(settings.PROVIDER, partitions[0]))
         assert row.task_id == created[0]["id"]
         assert sandbox.stats()["callbacks_delivered"] == 1
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def test_the_sandbox_signs_like_the_reference(sandbox, clock):
@@ -173,19 +163,6 @@ def test_the_sandbox_signs_like_the_reference(sandbox, clock):
     sandbox.deliver_due_callbacks()
     (request,) = received
     assert request.headers["X-Signature"] == signature(request.content, HMAC_KEY.encode())
-
-
-class Scripted(httpx.BaseTransport):
-    def __init__(self, *answers) -> None:
-        self.answers = list(answers)
-        self.requests: list[httpx.Request] = []
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        answer = self.answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
 
 
 @pytest.mark.parametrize("failure", [httpx.ReadTimeout("no answer"),

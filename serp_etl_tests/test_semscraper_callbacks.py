@@ -10,7 +10,7 @@ from serp_etl.core.ledger import TaskState
 from serp_etl.providers.semscraper.callbacks import CallbackReceiver, signature
 from serp_etl.providers.semscraper.settings import PROVIDER
 from serp_etl.providers.semscraper.tables import TABLES
-from serp_etl.sandbox.wsgi import serve_in_thread
+from serp_etl.sandbox.wsgi import serving
 
 KEY = "hmac-key-of-the-account"
 SERP = {"id": "SERP_1", "status": "done", "keyword": "example keyword", "cost": "0.00002",
@@ -20,12 +20,8 @@ SERP = {"id": "SERP_1", "status": "done", "keyword": "example keyword", "cost": 
 @pytest.fixture
 def receiver(ledger):
     receiver = CallbackReceiver(KEY, ledger.path, max_body=64 * 1024)
-    server, thread = serve_in_thread(receiver.app)
-    host, port = server.server_address[:2]
-    yield f"http://{host}:{port}/semscraper"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with serving(receiver.app) as url:
+        yield f"{url}/semscraper"
 
 
 def deliver(url: str, body: bytes, signed_with: str | None = KEY, **headers) -> httpx.Response:

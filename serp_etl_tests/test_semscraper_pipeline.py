@@ -10,27 +10,12 @@ from serp_etl.providers.semscraper import pipeline
 from serp_etl.providers.semscraper.client import Scrape, SemScraperClient
 from serp_etl.providers.semscraper.pipeline import PROVIDER, BudgetExceeded
 from serp_etl.sandbox.semscraper.app import API_KEY, SemScraperSandbox
+from serp_etl_tests.conftest import Crash, CrashAfter
 
 DAY = "2026-11-20"
 SCRAPES = [Scrape("example keyword", "fr", "fr", depth=2),
            Scrape("mots clés", "fr", "fr", device="mobile"),
            Scrape("keyword research", "us", "en", depth=3, priority=5)]
-
-
-class Crash(BaseException):
-    pass
-
-
-class CrashAfterCreating:
-    def __init__(self, client) -> None:
-        self._client = client
-
-    def __getattr__(self, name):
-        return getattr(self._client, name)
-
-    def create(self, scrapes):
-        self._client.create(scrapes)
-        raise Crash
 
 
 @pytest.fixture
@@ -62,7 +47,7 @@ def test_each_target_is_scraped_once_and_a_rerun_creates_nothing(client, ledger,
 def test_a_crash_after_creating_holds_then_recovers_without_a_second_scrape(
         client, ledger, sandbox, clock):
     with pytest.raises(Crash):
-        pipeline.submit(CrashAfterCreating(client), ledger, DAY, SCRAPES)
+        pipeline.submit(CrashAfter(client, "create"), ledger, DAY, SCRAPES)
     assert sandbox.stats()["billed_scrapes"] == 3
 
     in_flight = pipeline.submit(client, ledger, DAY, SCRAPES)  # not done yet: cannot tell

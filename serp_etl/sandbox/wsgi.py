@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import base64
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from socketserver import ThreadingMixIn
 from urllib.parse import parse_qs
@@ -121,10 +122,30 @@ def make_loopback_server(app: Callable, port: int = 0, host: str = "127.0.0.1") 
                        handler_class=_QuietHandler)
 
 
-def serve_in_thread(app: Callable, port: int = 0) -> tuple[WSGIServer, threading.Thread]:
-    server = make_loopback_server(app, port)
+@contextmanager
+def serving(app: Callable) -> Iterator[str]:
+    """Serve ``app`` on a free loopback port in a thread; yields its base URL."""
+    server = make_loopback_server(app)
     # A short poll interval: shutdown() waits for it (0.5 s by default).
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                               daemon=True)
     thread.start()
-    return server, thread
+    host, port = server.server_address[:2]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def serve_until_interrupted(server: WSGIServer, banner: str) -> int:
+    """Serve in the foreground until Ctrl-C, for the CLI's serve commands."""
+    print(banner, flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import random
-import sqlite3
 import threading
 import time
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ import orjson
 from serp_etl.providers.dataforseo import settings
 from serp_etl.providers.dataforseo.client import DATETIME_FORMAT
 from serp_etl.sandbox.dataforseo.serp_generator import generate_result, is_empty_serp, seed_for
+from serp_etl.sandbox.state import SandboxState
 from serp_etl.sandbox.wsgi import Request, Response, wsgi_app
 
 LOGIN = "sandbox"
@@ -38,8 +38,6 @@ CREATE TABLE IF NOT EXISTS tasks (
     ready_at REAL NOT NULL, collected_at REAL, cost REAL NOT NULL, data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tasks_ready ON tasks (login, collected_at, ready_at);
-CREATE TABLE IF NOT EXISTS calls (login TEXT NOT NULL, endpoint TEXT NOT NULL, at REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS calls_window ON calls (login, endpoint, at);
 """
 
 _REQUIRED = {
@@ -102,31 +100,18 @@ def advanced_task(task_id: str, data: dict, day: str, cost: float) -> dict:
                        result=[generate_result(data, day)])
 
 
-class DataForSEOSandbox:
+class DataForSEOSandbox(SandboxState):
     """The sandbox's behaviour; ``app`` is its WSGI application."""
 
     def __init__(self, state_path: Path | str, *, ready_seconds: float | None = None,
                  clock=time.time) -> None:
-        self.state_path = Path(state_path)
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        super().__init__(state_path, _STATE, clock)
         if ready_seconds is None:
             ready_seconds = float(os.environ.get(READY_SECONDS_ENV, "2"))
         self.ready_seconds = ready_seconds
-        self.clock = clock
-        self._local = threading.local()
         self._in_flight = 0
         self._in_flight_lock = threading.Lock()
-        self._db().executescript(_STATE)
         self.app = wsgi_app(self.handle)
-
-    def _db(self) -> sqlite3.Connection:
-        # One connection per thread: the loopback server answers on several threads.
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.state_path, isolation_level=None, timeout=60)
-            db.execute("PRAGMA journal_mode=WAL")
-            self._local.db = db
-        return db
 
     def _new_id(self, now: float) -> str:
         moment = datetime.fromtimestamp(now, UTC)
@@ -153,7 +138,8 @@ class DataForSEOSandbox:
             if crowded:
                 return Response.json(200, envelope(
                     [], 40209, "Too many requests at once: at most 30 simultaneous.", started))
-            if not self._within_rate_limit(credentials[0], endpoint):
+            if not self.within_rate_limit(credentials[0], endpoint,
+                                          settings.CALLS_PER_MINUTE[endpoint]):
                 return Response.json(200, envelope(
                     [], 40202, "Rate limit per minute exceeded.", started))
             return Response.json(200, handler(request, credentials[0], started))
@@ -174,22 +160,6 @@ class DataForSEOSandbox:
         if path == settings.USER_DATA and method == "GET":
             return settings.USER_DATA, self._user_data
         return None
-
-    def _within_rate_limit(self, login: str, endpoint: str) -> bool:
-        now = self.clock()
-        db = self._db()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            db.execute("DELETE FROM calls WHERE at <= ?", (now - 60,))
-            (count,) = db.execute(
-                "SELECT COUNT(*) FROM calls WHERE login = ? AND endpoint = ?", (login, endpoint)
-            ).fetchone()
-            allowed = count < settings.CALLS_PER_MINUTE[endpoint]
-            if allowed:
-                db.execute("INSERT INTO calls VALUES (?, ?, ?)", (login, endpoint, now))
-        finally:
-            db.execute("COMMIT")
-        return allowed
 
     # -- endpoints ---------------------------------------------------------------------------
 
@@ -223,7 +193,7 @@ class DataForSEOSandbox:
                          cost, orjson.dumps(data).decode()))
             tasks.append(task_object(task_id, 20100, "Task Created.", request.path, cost=cost,
                                     data=data))
-        db = self._db()
+        db = self.db()
         db.execute("BEGIN IMMEDIATE")
         db.executemany("INSERT INTO tasks (id, login, tag, posted_at, ready_at, cost, data)"
                        " VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
@@ -255,7 +225,7 @@ class DataForSEOSandbox:
 
     def _tasks_ready(self, request: Request, login: str, started: float) -> dict:
         now = self.clock()
-        rows = self._db().execute(
+        rows = self.db().execute(
             "SELECT id, tag, posted_at FROM tasks WHERE login = ? AND collected_at IS NULL"
             " AND ready_at <= ? AND ready_at > ? ORDER BY ready_at LIMIT ?",
             (login, now, now - settings.TASKS_READY_DAYS * DAY, settings.MAX_TASKS_READY),
@@ -276,7 +246,7 @@ class DataForSEOSandbox:
     def _task_get(self, request: Request, login: str, started: float) -> dict:
         task_id = request.path[len(settings.TASK_GET_ADVANCED):]
         now = self.clock()
-        row = self._db().execute(
+        row = self.db().execute(
             "SELECT posted_at, ready_at, cost, data FROM tasks WHERE id = ? AND login = ?",
             (task_id, login),
         ).fetchone()
@@ -294,7 +264,7 @@ class DataForSEOSandbox:
         else:
             day = datetime.fromtimestamp(posted_at, UTC).date().isoformat()
             task = advanced_task(task_id, data, day, cost)
-            self._db().execute(
+            self.db().execute(
                 "UPDATE tasks SET collected_at = ? WHERE id = ? AND collected_at IS NULL",
                 (now, task_id))
         return envelope([task], started=started)
@@ -316,7 +286,7 @@ class DataForSEOSandbox:
                               "or offset.", request.path, data=query or {})
             return envelope([task], started=started)
         order = "DESC" if query.get("sort") == "desc" else "ASC"
-        rows = self._db().execute(
+        rows = self.db().execute(
             "SELECT id, posted_at, ready_at, cost, data FROM tasks"
             f" WHERE login = ? AND posted_at BETWEEN ? AND ? ORDER BY posted_at {order}, id"
             " LIMIT ? OFFSET ?",
@@ -353,7 +323,7 @@ class DataForSEOSandbox:
     # -- for `serp-etl sandbox stats` --------------------------------------------------------
 
     def stats(self) -> dict:
-        billed, spent, collected = self._db().execute(
+        billed, spent, collected = self.db().execute(
             "SELECT COUNT(*), COALESCE(SUM(cost), 0), COUNT(collected_at) FROM tasks"
         ).fetchone()
         return {"billed_tasks": billed, "spent_usd": round(spent, 8),

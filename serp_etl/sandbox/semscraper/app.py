@@ -10,8 +10,6 @@ POSTed to ``callback_url`` once a scrape is done. Its state is SQLite under the 
 from __future__ import annotations
 
 import os
-import sqlite3
-import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -23,6 +21,7 @@ import orjson
 from serp_etl.providers.semscraper import settings
 from serp_etl.providers.semscraper.callbacks import signature
 from serp_etl.sandbox.semscraper.serp_generator import generate_results, render_html
+from serp_etl.sandbox.state import SandboxState
 from serp_etl.sandbox.wsgi import Request, Response, wsgi_app
 
 API_KEY = "sandbox-api-key"
@@ -54,8 +53,6 @@ CREATE TABLE IF NOT EXISTS scrapes (
     fetched INTEGER NOT NULL DEFAULT 0, callback_attempts INTEGER NOT NULL DEFAULT 0,
     callback_delivered_at REAL
 );
-CREATE TABLE IF NOT EXISTS calls (api_key TEXT NOT NULL, method TEXT NOT NULL, at REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS calls_window ON calls (api_key, method, at);
 """
 
 
@@ -102,27 +99,15 @@ def validate_scrape(position: int, scrape: object) -> dict:
     return scrape
 
 
-class SemScraperSandbox:
+class SemScraperSandbox(SandboxState):
     def __init__(self, state_path: Path | str, *, ready_seconds: float | None = None,
                  clock=time.time, callback_transport: httpx.BaseTransport | None = None) -> None:
-        self.state_path = Path(state_path)
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        super().__init__(state_path, _STATE, clock)
         if ready_seconds is None:
             ready_seconds = float(os.environ.get(READY_SECONDS_ENV, "2"))
         self.ready_seconds = ready_seconds
-        self.clock = clock
         self._callback_transport = callback_transport
-        self._local = threading.local()
-        self._db().executescript(_STATE)
         self.app = wsgi_app(self.handle)
-
-    def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.state_path, isolation_level=None, timeout=60)
-            db.execute("PRAGMA journal_mode=WAL")
-            self._local.db = db
-        return db
 
     # -- dispatch ----------------------------------------------------------------------------
 
@@ -133,7 +118,9 @@ class SemScraperSandbox:
             return _error(401, "Unauthorized", "A valid Bearer API key is required.")
         if request.method not in ("GET", "POST"):
             return _error(405, "Method Not Allowed", f"{request.method} is not supported.")
-        if not self._within_rate_limit(request.method):
+        limit = (settings.POST_CALLS_PER_MINUTE if request.method == "POST"
+                 else settings.GET_CALLS_PER_MINUTE)
+        if not self.within_rate_limit(API_KEY, request.method, limit):
             return _error(429, "Too Many Requests",
                           f"At most 100 {request.method} calls a minute.")
         self.deliver_due_callbacks()
@@ -157,26 +144,10 @@ class SemScraperSandbox:
                 "count": len(data), **extra, "data": data}
         return Response.json(200, body)
 
-    def _within_rate_limit(self, method: str) -> bool:
-        now = self.clock()
-        db = self._db()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            db.execute("DELETE FROM calls WHERE at <= ?", (now - 60,))
-            (count,) = db.execute("SELECT COUNT(*) FROM calls WHERE api_key = ? AND method = ?",
-                                  (API_KEY, method)).fetchone()
-            allowed = count < (settings.POST_CALLS_PER_MINUTE if method == "POST"
-                               else settings.GET_CALLS_PER_MINUTE)
-            if allowed:
-                db.execute("INSERT INTO calls VALUES (?, ?, ?)", (API_KEY, method, now))
-        finally:
-            db.execute("COMMIT")
-        return allowed
-
     # -- scrape rows -------------------------------------------------------------------------
 
     def _rows(self, where: str = "1", params: tuple = ()) -> list[dict]:
-        cursor = self._db().execute(f"SELECT * FROM scrapes WHERE {where} ORDER BY created_at, id",
+        cursor = self.db().execute(f"SELECT * FROM scrapes WHERE {where} ORDER BY created_at, id",
                                     params)
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor]
@@ -252,7 +223,7 @@ class SemScraperSandbox:
             rows.append((uuid.uuid4().hex, API_KEY, orjson.dumps(scrape).decode(),
                          settings.scrape_price(scrape.get("depth", 1)), now,
                          now + done_after / 2, now + done_after))
-        db = self._db()
+        db = self.db()
         db.execute("BEGIN IMMEDIATE")
         db.executemany("INSERT INTO scrapes (id, api_key, request, cost, created_at,"
                        " processing_at, done_at) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
@@ -289,7 +260,7 @@ class SemScraperSandbox:
             data.append(serp)
         done_ids = [r["id"] for r in rows if self._status_of(r) == "done"]
         if done_ids:
-            self._db().execute(f"UPDATE scrapes SET fetched = 1 WHERE id IN "
+            self.db().execute(f"UPDATE scrapes SET fetched = 1 WHERE id IN "
                                f"({','.join('?' * len(done_ids))})", tuple(done_ids))
         return data, {}
 
@@ -330,7 +301,7 @@ class SemScraperSandbox:
                     accepted = client.post(url, content=body, headers=headers).status_code == 200
             except httpx.HTTPError:
                 accepted = False
-            self._db().execute(
+            self.db().execute(
                 "UPDATE scrapes SET callback_attempts = callback_attempts + 1,"
                 " callback_delivered_at = ? WHERE id = ?",
                 (self.clock() if accepted else None, row["id"]))
@@ -340,7 +311,7 @@ class SemScraperSandbox:
     # -- for `serp-etl sandbox stats` --------------------------------------------------------
 
     def stats(self) -> dict:
-        billed, spent, fetched, delivered = self._db().execute(
+        billed, spent, fetched, delivered = self.db().execute(
             "SELECT COUNT(*), COALESCE(SUM(cost), 0), COALESCE(SUM(fetched), 0),"
             " COUNT(callback_delivered_at) FROM scrapes").fetchone()
         return {"billed_scrapes": billed, "spent_eur": round(spent, 8),

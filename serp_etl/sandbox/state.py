@@ -1,0 +1,47 @@
+"""What both sandboxes keep the same way: SQLite state shared by every process and thread, and
+per-minute rate limits counted in it (as the live services count across clients)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+_CALLS = """
+CREATE TABLE IF NOT EXISTS calls (account TEXT NOT NULL, bucket TEXT NOT NULL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS calls_window ON calls (account, bucket, at);
+"""
+
+
+class SandboxState:
+    def __init__(self, state_path: Path | str, schema: str, clock) -> None:
+        self.state_path = Path(state_path)
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        self.clock = clock
+        self._local = threading.local()
+        self.db().executescript(schema + _CALLS)
+
+    def db(self) -> sqlite3.Connection:
+        """This thread's connection: the loopback server answers on several threads."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.state_path, isolation_level=None, timeout=60)
+            db.execute("PRAGMA journal_mode=WAL")
+            self._local.db = db
+        return db
+
+    def within_rate_limit(self, account: str, bucket: str, per_minute: int) -> bool:
+        """Count this call against ``bucket``; False if the last minute already had its fill."""
+        now = self.clock()
+        db = self.db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("DELETE FROM calls WHERE at <= ?", (now - 60,))
+            (count,) = db.execute("SELECT COUNT(*) FROM calls WHERE account = ? AND bucket = ?",
+                                  (account, bucket)).fetchone()
+            allowed = count < per_minute
+            if allowed:
+                db.execute("INSERT INTO calls VALUES (?, ?, ?)", (account, bucket, now))
+        finally:
+            db.execute("COMMIT")
+        return allowed
