@@ -19,7 +19,7 @@ from serp_etl.sandbox.dataforseo.app import LOGIN, PASSWORD, DataForSEOSandbox
 from serp_etl.sandbox.semscraper.app import API_KEY as SEMSCRAPER_API_KEY
 from serp_etl.sandbox.semscraper.app import HMAC_KEY as SEMSCRAPER_HMAC_KEY
 from serp_etl.sandbox.semscraper.app import SemScraperSandbox
-from serp_etl.sandbox.wsgi import make_loopback_server, serve_until_interrupted
+from serp_etl.sandbox.wsgi import make_loopback_server
 
 IMPORTERS = {"dataforseo": dataforseo_pipeline.import_archives,
              "semscraper": semscraper_pipeline.import_archives}
@@ -30,6 +30,17 @@ def _date(value: str) -> str:
         return check_partition(value)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def serve_until_interrupted(server, banner: str) -> int:
+    print(banner, flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
 
 
 def _sandboxes(data_dir: Path) -> dict[str, DataForSEOSandbox | SemScraperSandbox]:

@@ -22,8 +22,9 @@ from serp_etl.defs.resources import (
 from serp_etl.defs.schedules import dataforseo_daily_schedule
 from serp_etl.defs.semscraper_assets import semscraper_assets
 from serp_etl.providers.dataforseo.schema import FLAT_SCHEMAS, ORGANIC
-from serp_etl.sandbox.dataforseo.app import READY_SECONDS_ENV, DataForSEOSandbox
+from serp_etl.sandbox.dataforseo.app import DataForSEOSandbox
 from serp_etl.sandbox.semscraper.app import SemScraperSandbox
+from serp_etl.sandbox.state import READY_SECONDS_ENV
 from serp_etl_tests.conftest import EXAMPLE_TARGETS
 
 DAY = "2026-11-20"

@@ -3,6 +3,7 @@ per-minute rate limits counted in it (as the live services count across clients)
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -13,8 +14,15 @@ CREATE INDEX IF NOT EXISTS calls_window ON calls (account, bucket, at);
 """
 
 
+READY_SECONDS_ENV = "SERP_ETL_SANDBOX_READY_SECONDS"
+
+
 class SandboxState:
-    def __init__(self, state_path: Path | str, schema: str, clock) -> None:
+    def __init__(self, state_path: Path | str, schema: str, clock,
+                 ready_seconds: float | None) -> None:
+        # How long a posted task takes to be ready (default 2 s, or the environment's).
+        self.ready_seconds = (float(os.environ.get(READY_SECONDS_ENV, "2"))
+                              if ready_seconds is None else ready_seconds)
         self.state_path = Path(state_path)
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         self.clock = clock

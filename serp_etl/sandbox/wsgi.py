@@ -137,15 +137,3 @@ def serving(app: Callable) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
-
-
-def serve_until_interrupted(server: WSGIServer, banner: str) -> int:
-    """Serve in the foreground until Ctrl-C, for the CLI's serve commands."""
-    print(banner, flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0

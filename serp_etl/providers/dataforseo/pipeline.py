@@ -206,9 +206,9 @@ def _fetch(client: DataForSEOClient, ledger: Ledger, partition: str, task_ids: l
             report.errors.append(f"{task_id}: {error}")
             continue
         if fetched.outcome in (Outcome.SUCCESS, Outcome.BILLED_EMPTY, Outcome.PERMANENT):
-            final = TaskState.FAILED if fetched.outcome is Outcome.PERMANENT else TaskState.FETCHED
             meta = response_meta(fetched, fetched.fetched_at, "api")
-            ledger.store_response(PROVIDER, partition, task_id, meta, fetched.body, final)
+            ledger.store_response(PROVIDER, partition, task_id, meta, fetched.body,
+                                  final_state(fetched.outcome))
             pending.pop(task_id, None)
             if fetched.outcome is Outcome.SUCCESS:
                 report.fetched += 1
@@ -221,6 +221,11 @@ def _fetch(client: DataForSEOClient, ledger: Ledger, partition: str, task_ids: l
             if fetched.outcome is Outcome.UNKNOWN:
                 key = str(fetched.status_code)
                 report.unknown_codes[key] = report.unknown_codes.get(key, 0) + 1
+
+
+def final_state(outcome: Outcome) -> TaskState:
+    """Where a task with a final answer stands: a permanent error is final too."""
+    return TaskState.FAILED if outcome is Outcome.PERMANENT else TaskState.FETCHED
 
 
 def response_meta(response: FetchedTask | ArchivedTask, fetched_at: datetime,
@@ -244,8 +249,7 @@ def response_meta(response: FetchedTask | ArchivedTask, fetched_at: datetime,
 def read_responses(path: Path) -> list[ArchivedResponse]:
     """An archive of task_get responses, as the generic import takes it."""
     return [ArchivedResponse(task.task_id, response_meta(task, utc_now(), "import"), task.body,
-                             TaskState.FAILED if task.outcome is Outcome.PERMANENT
-                             else TaskState.FETCHED)
+                             final_state(task.outcome))
             for task in read_archive(path)]
 
 

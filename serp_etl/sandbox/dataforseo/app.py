@@ -10,7 +10,6 @@ shared by every process, as the live service's is.
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import time
@@ -28,7 +27,6 @@ from serp_etl.sandbox.wsgi import Request, Response, wsgi_app
 LOGIN = "sandbox"
 PASSWORD = "sandbox"
 STARTING_BALANCE_USD = 50.0
-READY_SECONDS_ENV = "SERP_ETL_SANDBOX_READY_SECONDS"
 API_VERSION = "0.1.20251120"
 DAY = 86400.0
 
@@ -105,10 +103,7 @@ class DataForSEOSandbox(SandboxState):
 
     def __init__(self, state_path: Path | str, *, ready_seconds: float | None = None,
                  clock=time.time) -> None:
-        super().__init__(state_path, _STATE, clock)
-        if ready_seconds is None:
-            ready_seconds = float(os.environ.get(READY_SECONDS_ENV, "2"))
-        self.ready_seconds = ready_seconds
+        super().__init__(state_path, _STATE, clock, ready_seconds)
         self._in_flight = 0
         self._in_flight_lock = threading.Lock()
         self.app = wsgi_app(self.handle)

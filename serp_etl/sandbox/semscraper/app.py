@@ -9,7 +9,6 @@ POSTed to ``callback_url`` once a scrape is done. Its state is SQLite under the 
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from datetime import UTC, datetime
@@ -27,7 +26,6 @@ from serp_etl.sandbox.wsgi import Request, Response, wsgi_app
 API_KEY = "sandbox-api-key"
 HMAC_KEY = "sandbox-hmac-key"
 STARTING_CREDIT_EUR = 100.50
-READY_SECONDS_ENV = "SERP_ETL_SANDBOX_READY_SECONDS"
 CALLBACK_TIMEOUT_SECONDS = 5.0
 MAX_CALLBACK_ATTEMPTS = 5
 
@@ -102,10 +100,7 @@ def validate_scrape(position: int, scrape: object) -> dict:
 class SemScraperSandbox(SandboxState):
     def __init__(self, state_path: Path | str, *, ready_seconds: float | None = None,
                  clock=time.time, callback_transport: httpx.BaseTransport | None = None) -> None:
-        super().__init__(state_path, _STATE, clock)
-        if ready_seconds is None:
-            ready_seconds = float(os.environ.get(READY_SECONDS_ENV, "2"))
-        self.ready_seconds = ready_seconds
+        super().__init__(state_path, _STATE, clock, ready_seconds)
         self._callback_transport = callback_transport
         self.app = wsgi_app(self.handle)
 
