@@ -11,11 +11,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import httpx
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
+T = TypeVar("T")
 
 
 class SlidingWindowLimiter:
@@ -60,6 +62,29 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         return random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
+
+
+class Retry(Exception):
+    """Raised by one attempt of a call: it failed in a way another attempt may not."""
+
+    def __init__(self, reason: object) -> None:
+        super().__init__(str(reason))
+        self.reason = reason
+
+
+def with_retries(policy: RetryPolicy, sleep: Sleep, attempt: Callable[[], T], *,
+                 gave_up: Callable[[str], Exception]) -> T:
+    """Run ``attempt`` until it returns, backing off between tries; anything it raises but
+    ``Retry`` ends the call at once. After the last try, raises ``gave_up(message)``."""
+    last: Retry | None = None
+    for number in range(policy.attempts):
+        if number:
+            sleep(policy.delay(number - 1))
+        try:
+            return attempt()
+        except Retry as retry:
+            last = retry
+    raise gave_up(f"gave up after {policy.attempts} attempts: {last}") from last
 
 
 # Transport failures where the request certainly never reached the server.

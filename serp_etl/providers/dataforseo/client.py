@@ -21,10 +21,12 @@ from serp_etl.core.http import (
     NOT_SENT_ERRORS,
     TRANSIENT_ERRORS,
     Clock,
+    Retry,
     RetryPolicy,
     Sleep,
     SlidingWindowLimiter,
     default_timeout,
+    with_retries,
 )
 from serp_etl.providers.dataforseo import settings
 from serp_etl.providers.dataforseo.settings import Outcome, classify
@@ -175,23 +177,18 @@ class DataForSEOClient:
         """A free, repeatable call, retried with backoff on every transient failure: transport
         errors, HTTP 5xx/429, unparsable bodies, and retryable codes at the top level or in the
         call's single task."""
-        last: Exception | None = None
-        for attempt in range(self._retry.attempts):
-            if attempt:
-                self._sleep(self._retry.delay(attempt - 1))
+
+        def attempt() -> tuple[dict, httpx.Response]:
             try:
                 response = self._send(method, endpoint, path, body)
             except TRANSIENT_ERRORS as error:
-                last = error
-                continue
+                raise Retry(error) from error
             if response.status_code >= 500 or response.status_code == 429:
-                last = DataForSEOError(f"{endpoint}: HTTP {response.status_code}")
-                continue
+                raise Retry(f"HTTP {response.status_code}")
             try:
                 envelope = _parse(endpoint, response)
             except MalformedResponse as error:
-                last = error  # a truncated body is worth another try
-                continue
+                raise Retry(error) from error  # a truncated body is worth another try
             code, message = envelope.get("status_code"), envelope.get("status_message")
             outcome = classify(code, message)
             tasks = envelope.get("tasks") or []
@@ -200,14 +197,13 @@ class DataForSEOClient:
                 if classify(code, message) is Outcome.RETRYABLE:
                     outcome = Outcome.RETRYABLE
             if outcome is Outcome.RETRYABLE:
-                last = ApiError(endpoint, code, message)
-                continue
+                raise Retry(ApiError(endpoint, code, message))
             if outcome is not Outcome.SUCCESS:
                 raise ApiError(endpoint, code, message)
             return envelope, response
-        raise DataForSEOError(
-            f"{path}: gave up after {self._retry.attempts} attempts: {last}"
-        ) from last
+
+        return with_retries(self._retry, self._sleep, attempt,
+                            gave_up=lambda why: DataForSEOError(f"{path}: {why}"))
 
     # -- endpoints ---------------------------------------------------------------------------
 
@@ -216,13 +212,12 @@ class DataForSEOClient:
         endpoint = settings.TASK_POST
         if not 0 < len(tasks) <= settings.MAX_TASKS_PER_POST:
             raise ValueError(f"task_post takes 1 to 100 tasks per call, got {len(tasks)}")
-        for attempt in range(self._retry.attempts):
-            if attempt:
-                self._sleep(self._retry.delay(attempt - 1))
+
+        def attempt() -> list[PostedTask]:
             try:
                 response = self._send("POST", endpoint, endpoint, tasks)
-            except NOT_SENT_ERRORS:
-                continue  # nothing reached the server: sending again cannot double-bill
+            except NOT_SENT_ERRORS as error:
+                raise Retry(error) from error  # nothing reached the server: cannot double-bill
             except TRANSIENT_ERRORS as error:
                 raise PostOutcomeUnknown(f"{endpoint}: {type(error).__name__} after sending: "
                                          f"{error}") from error
@@ -234,12 +229,14 @@ class DataForSEOClient:
                 raise PostOutcomeUnknown(str(error)) from error
             code, message = envelope.get("status_code"), envelope.get("status_message")
             if code in (40202, 40209):
-                continue  # the whole request was refused before any task was created
+                # The whole request was refused before any task was created.
+                raise Retry(ApiError(endpoint, code, message))
             if classify(code, message) is not Outcome.SUCCESS:
                 raise ApiError(endpoint, code, message)
             return [self._posted(task) for task in envelope["tasks"]]
-        raise DataForSEOError(f"{endpoint}: still refused after {self._retry.attempts} attempts; "
-                              "nothing was posted")
+
+        return with_retries(self._retry, self._sleep, attempt, gave_up=lambda why: (
+            DataForSEOError(f"{endpoint}: nothing was posted, {why}")))
 
     @staticmethod
     def _posted(task: object) -> PostedTask:

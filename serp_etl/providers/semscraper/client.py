@@ -18,10 +18,12 @@ from serp_etl.core.http import (
     NOT_SENT_ERRORS,
     TRANSIENT_ERRORS,
     Clock,
+    Retry,
     RetryPolicy,
     Sleep,
     SlidingWindowLimiter,
     default_timeout,
+    with_retries,
 )
 from serp_etl.providers.semscraper import settings
 
@@ -141,26 +143,24 @@ class SemScraperClient:
         return body["data"], body
 
     def _get(self, path: str, params: dict | None = None) -> tuple[list, dict]:
-        last: Exception | None = None
-        for attempt in range(self._retry.attempts):
-            if attempt:
-                self._sleep(self._retry.delay(attempt - 1))
+        """A free GET, retried with backoff on transport errors, 5xx, 429 and bad bodies."""
+
+        def attempt() -> tuple[list, dict]:
             try:
                 response = self._send("GET", path, params=params)
             except TRANSIENT_ERRORS as error:
-                last = error
-                continue
+                raise Retry(error) from error
             if response.status_code >= 500 or response.status_code == 429:
-                last = ApiError(path, response.status_code, response.text[:200])
-                continue
+                raise Retry(ApiError(path, response.status_code, response.text[:200]))
             try:
                 return self._data(path, response)
             except ApiError:
                 raise
             except SemScraperError as error:
-                last = error  # a truncated body is worth another try
-        raise SemScraperError(f"{path}: gave up after {self._retry.attempts} attempts: "
-                              f"{last}") from last
+                raise Retry(error) from error  # a truncated body is worth another try
+
+        return with_retries(self._retry, self._sleep, attempt,
+                            gave_up=lambda why: SemScraperError(f"{path}: {why}"))
 
     # -- endpoints ---------------------------------------------------------------------------
 
@@ -173,18 +173,18 @@ class SemScraperClient:
             raise ValueError(f"1 to {settings.MAX_SCRAPES_PER_POST} scrapes per call, "
                              f"got {len(scrapes)}")
         content = orjson.dumps([s.body() for s in scrapes])
-        for attempt in range(self._retry.attempts):
-            if attempt:
-                self._sleep(self._retry.delay(attempt - 1))
+
+        def attempt() -> tuple[list[dict], dict]:
             try:
                 response = self._send("POST", settings.SERPS, content=content)
-            except NOT_SENT_ERRORS:
-                continue  # nothing reached the server
+            except NOT_SENT_ERRORS as error:
+                raise Retry(error) from error  # nothing reached the server
             except TRANSIENT_ERRORS as error:
                 raise PostOutcomeUnknown(f"{settings.SERPS}: {type(error).__name__} after "
                                          f"sending: {error}") from error
             if response.status_code == 429:
-                continue  # refused whole by the rate limit: nothing was created
+                # Refused whole by the rate limit: nothing was created.
+                raise Retry(ApiError(settings.SERPS, 429, response.text[:200]))
             if response.status_code >= 500:
                 raise PostOutcomeUnknown(f"{settings.SERPS}: HTTP {response.status_code} "
                                          "after sending")
@@ -194,8 +194,9 @@ class SemScraperClient:
                 raise
             except SemScraperError as error:
                 raise PostOutcomeUnknown(str(error)) from error
-        raise SemScraperError(f"{settings.SERPS}: still refused after {self._retry.attempts} "
-                              "attempts; nothing was created")
+
+        return with_retries(self._retry, self._sleep, attempt, gave_up=lambda why: (
+            SemScraperError(f"{settings.SERPS}: nothing was created, {why}")))
 
     def completed_not_retrieved(self) -> list[dict]:
         return [d for d in self._get(settings.SERPS)[0] if type(d) is dict]
