@@ -9,9 +9,9 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Self, TypeVar
 
 import httpx
 
@@ -96,3 +96,32 @@ TRANSIENT_ERRORS = (httpx.TransportError,)
 def default_timeout() -> httpx.Timeout:
     # task_get responses run to several MB; reading them may take a while, connecting may not.
     return httpx.Timeout(connect=10.0, read=120.0, write=30.0, pool=30.0)
+
+
+class RateLimitedClient:
+    """What every provider client shares: one httpx client, a limiter per rate-limit bucket
+    that every request waits on, and a retry policy for the calls that may be repeated."""
+
+    def __init__(self, http: httpx.Client, calls_per_minute: Mapping[str, int], *,
+                 retry: RetryPolicy, clock: Clock, sleep: Sleep) -> None:
+        self._http = http
+        self._retry = retry
+        self._sleep = sleep
+        self._limiters = {bucket: SlidingWindowLimiter(calls, clock=clock, sleep=sleep)
+                          for bucket, calls in calls_per_minute.items()}
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _request(self, bucket: str, method: str, path: str, **kwargs) -> httpx.Response:
+        self._limiters[bucket].acquire()
+        return self._http.request(method, path, **kwargs)
+
+    def _retrying(self, attempt: Callable[[], T], gave_up: Callable[[str], Exception]) -> T:
+        return with_retries(self._retry, self._sleep, attempt, gave_up=gave_up)

@@ -21,12 +21,11 @@ from serp_etl.core.http import (
     NOT_SENT_ERRORS,
     TRANSIENT_ERRORS,
     Clock,
+    RateLimitedClient,
     Retry,
     RetryPolicy,
     Sleep,
-    SlidingWindowLimiter,
     default_timeout,
-    with_retries,
 )
 from serp_etl.providers.dataforseo import settings
 from serp_etl.providers.dataforseo.settings import Outcome, classify
@@ -128,7 +127,7 @@ def _only_task(endpoint: str, envelope: dict) -> dict:
     return tasks[0]
 
 
-class DataForSEOClient:
+class DataForSEOClient(RateLimitedClient):
     def __init__(
         self,
         base_url: str,
@@ -141,35 +140,19 @@ class DataForSEOClient:
         clock: Clock = time.monotonic,
         sleep: Sleep = time.sleep,
     ) -> None:
-        self._http = httpx.Client(
+        http = httpx.Client(
             base_url=base_url,
             auth=(login, password),
             transport=transport,
             timeout=timeout or default_timeout(),
             headers={"Content-Type": "application/json"},
         )
-        self._retry = retry
-        self._sleep = sleep
-        self._limiters = {
-            endpoint: SlidingWindowLimiter(calls, clock=clock, sleep=sleep)
-            for endpoint, calls in settings.CALLS_PER_MINUTE.items()
-        }
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> DataForSEOClient:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    # -- transport ---------------------------------------------------------------------------
+        # One rate-limit bucket per endpoint.
+        super().__init__(http, settings.CALLS_PER_MINUTE, retry=retry, clock=clock, sleep=sleep)
 
     def _send(self, method: str, endpoint: str, path: str, body: object = None) -> httpx.Response:
-        self._limiters[endpoint].acquire()
         content = None if body is None else orjson.dumps(body)
-        return self._http.request(method, path, content=content)
+        return self._request(endpoint, method, path, content=content)
 
     def _call_free(
         self, method: str, endpoint: str, path: str, body: object = None
@@ -202,8 +185,7 @@ class DataForSEOClient:
                 raise ApiError(endpoint, code, message)
             return envelope, response
 
-        return with_retries(self._retry, self._sleep, attempt,
-                            gave_up=lambda why: DataForSEOError(f"{path}: {why}"))
+        return self._retrying(attempt, gave_up=lambda why: DataForSEOError(f"{path}: {why}"))
 
     # -- endpoints ---------------------------------------------------------------------------
 
@@ -235,7 +217,7 @@ class DataForSEOClient:
                 raise ApiError(endpoint, code, message)
             return [self._posted(task) for task in envelope["tasks"]]
 
-        return with_retries(self._retry, self._sleep, attempt, gave_up=lambda why: (
+        return self._retrying(attempt, gave_up=lambda why: (
             DataForSEOError(f"{endpoint}: nothing was posted, {why}")))
 
     @staticmethod

@@ -18,12 +18,11 @@ from serp_etl.core.http import (
     NOT_SENT_ERRORS,
     TRANSIENT_ERRORS,
     Clock,
+    RateLimitedClient,
     Retry,
     RetryPolicy,
     Sleep,
-    SlidingWindowLimiter,
     default_timeout,
-    with_retries,
 )
 from serp_etl.providers.semscraper import settings
 
@@ -99,35 +98,22 @@ def check_scrape_id(scrape_id: object) -> str:
     return scrape_id
 
 
-class SemScraperClient:
+class SemScraperClient(RateLimitedClient):
     def __init__(self, base_url: str, api_key: str, *,
                  transport: httpx.BaseTransport | None = None,
                  timeout: httpx.Timeout | None = None, retry: RetryPolicy = DEFAULT_RETRY,
                  clock: Clock = time.monotonic, sleep: Sleep = time.sleep) -> None:
-        self._http = httpx.Client(base_url=base_url, transport=transport,
-                                  timeout=timeout or default_timeout(),
-                                  headers={"Authorization": f"Bearer {api_key}",
-                                           "Content-Type": "application/json"})
-        self._retry = retry
-        self._sleep = sleep
-        self._limiters = {
-            "GET": SlidingWindowLimiter(settings.GET_CALLS_PER_MINUTE, clock=clock, sleep=sleep),
-            "POST": SlidingWindowLimiter(settings.POST_CALLS_PER_MINUTE, clock=clock,
-                                         sleep=sleep),
-        }
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> SemScraperClient:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        http = httpx.Client(base_url=base_url, transport=transport,
+                            timeout=timeout or default_timeout(),
+                            headers={"Authorization": f"Bearer {api_key}",
+                                     "Content-Type": "application/json"})
+        # One rate-limit bucket per HTTP method: 100 GET and 100 POST calls a minute.
+        super().__init__(http, {"GET": settings.GET_CALLS_PER_MINUTE,
+                                "POST": settings.POST_CALLS_PER_MINUTE},
+                         retry=retry, clock=clock, sleep=sleep)
 
     def _send(self, method: str, path: str, **kwargs) -> httpx.Response:
-        self._limiters[method].acquire()
-        return self._http.request(method, path, **kwargs)
+        return self._request(method, method, path, **kwargs)
 
     @staticmethod
     def _data(path: str, response: httpx.Response) -> tuple[list, dict]:
@@ -159,8 +145,7 @@ class SemScraperClient:
             except SemScraperError as error:
                 raise Retry(error) from error  # a truncated body is worth another try
 
-        return with_retries(self._retry, self._sleep, attempt,
-                            gave_up=lambda why: SemScraperError(f"{path}: {why}"))
+        return self._retrying(attempt, gave_up=lambda why: SemScraperError(f"{path}: {why}"))
 
     # -- endpoints ---------------------------------------------------------------------------
 
@@ -195,7 +180,7 @@ class SemScraperClient:
             except SemScraperError as error:
                 raise PostOutcomeUnknown(str(error)) from error
 
-        return with_retries(self._retry, self._sleep, attempt, gave_up=lambda why: (
+        return self._retrying(attempt, gave_up=lambda why: (
             SemScraperError(f"{settings.SERPS}: nothing was created, {why}")))
 
     def completed_not_retrieved(self) -> list[dict]:

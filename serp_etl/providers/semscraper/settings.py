@@ -25,7 +25,6 @@ DEVICES = ("desktop", "mobile")
 DEPTH_RANGE = (1, 10)  # pages of about 10 results
 PRIORITY_RANGE = (1, 10)  # higher is processed first
 OUTPUTS = ("json", "html")
-STATES = ("pending", "processing", "done")
 
 # EUR per page of depth: the reference's examples bill 2.0e-5 for depth 1, 0.00010 for depth 5.
 PRICE_PER_PAGE_EUR = 0.00002
