@@ -11,11 +11,10 @@ however large the partition.
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ProcessPoolExecutor, wait
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ProcessPoolExecutor, wait
 from contextlib import suppress
 from pathlib import Path
-from types import MappingProxyType
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -60,13 +59,10 @@ def _flatten_share(raw_file: Path | None, columns: list[str], worker: int, worke
     return writer.staged, writer.rows
 
 
-def _discard(futures: list[Future], staged: Mapping[Path, Path] = MappingProxyType({})
-             ) -> None:
-    for future in futures:
-        if future.exception() is None:
-            staged = {**staged, **future.result()[0]}
-    for temp in staged:
-        temp.unlink(missing_ok=True)
+def _discard(staged_by_share: Iterable[Mapping[Path, Path]]) -> None:
+    for staged in staged_by_share:
+        for temp in staged:
+            temp.unlink(missing_ok=True)
 
 
 def flatten_partition(
@@ -82,11 +78,8 @@ def flatten_partition(
     ``paths`` gives each table's ``part-0.parquet``; worker k writes ``part-<k>.parquet``.
     """
     source = raw_file if raw_file.exists() else None
-    workers = max(1, workers)
-    if source is not None:
-        workers = min(workers, max(1, pq.ParquetFile(source).num_row_groups))
-    else:
-        workers = 1
+    row_groups = pq.ParquetFile(source).num_row_groups if source is not None else 0
+    workers = max(1, min(workers, row_groups))  # a share per row group at most
     args = [(source, columns, k, workers, flatten, paths, schemas) for k in range(workers)]
     # pyarrow imports pandas (~400 modules, 0.2 s) on its first conversion of Python objects:
     # do it here, once, so forked workers inherit it instead of each paying for it.
@@ -102,13 +95,13 @@ def flatten_partition(
                 own = _flatten_share(*args[0])
             except BaseException:
                 wait(futures)
-                _discard(futures)
+                _discard(f.result()[0] for f in futures if f.exception() is None)
                 raise
             wait(futures)
         failed = [f for f in futures if f.exception() is not None]
         if failed:
             # Nothing is published: remove what every share that did succeed had staged.
-            _discard(futures, own[0])
+            _discard([own[0], *(f.result()[0] for f in futures if f.exception() is None)])
             raise failed[0].exception()
         results = [own, *(f.result() for f in futures)]
     staged: dict[Path, Path] = {}
