@@ -140,6 +140,20 @@ class Ledger:
             ]
         )
 
+    def start_submit(self, provider: str, partition: str,
+                     targets: dict[str, dict]) -> tuple[int, list[TaskRecord]]:
+        """Record ``targets`` (tag -> task) as intents before anything is posted.
+
+        Returns how many of them an earlier run posted already, and the intents earlier runs
+        left unresolved: those may have been posted before a crash, and must be looked up at
+        the provider before anything is posted.
+        """
+        before = {t.tag: t for t in self.tasks(provider, partition)}
+        self.record_intents(provider, partition, targets)
+        already_posted = sum(1 for tag in targets
+                             if tag in before and before[tag].state is not TaskState.INTENT)
+        return already_posted, [t for t in before.values() if t.state is TaskState.INTENT]
+
     def tasks(
         self, provider: str, partition: str | None = None, states: set[TaskState] | None = None
     ) -> list[TaskRecord]:

@@ -78,11 +78,7 @@ def submit(client: DataForSEOClient, ledger: Ledger, partition: str,
     report = SubmitReport(targets=len(targets))
     tasks = {target.tag(partition): target.task(partition) for target in targets}
     with exclusive_lock(ledger.path.with_name(f"{PROVIDER}.submit.lock")):
-        before = {t.tag: t for t in ledger.tasks(PROVIDER, partition)}
-        ledger.record_intents(PROVIDER, partition, tasks)
-        report.already_posted = sum(
-            1 for tag in tasks if tag in before and before[tag].state is not TaskState.INTENT)
-        leftovers = [t for t in before.values() if t.state is TaskState.INTENT]
+        report.already_posted, leftovers = ledger.start_submit(PROVIDER, partition, tasks)
         held = _recover(client, ledger, leftovers, report) if leftovers else set()
         to_post = [t for t in ledger.tasks(PROVIDER, partition, {TaskState.INTENT})
                    if t.tag not in held]

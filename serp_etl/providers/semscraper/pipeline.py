@@ -93,11 +93,8 @@ def submit(client: SemScraperClient, ledger: Ledger, partition: str, scrapes: li
     report = SubmitReport(targets=len(scrapes))
     wanted = {scrape_key(partition, s): s for s in scrapes}
     with exclusive_lock(ledger.path.with_name(f"{PROVIDER}.submit.lock")):
-        before = {t.tag: t for t in ledger.tasks(PROVIDER, partition)}
-        ledger.record_intents(PROVIDER, partition, {k: s.body() for k, s in wanted.items()})
-        report.already_posted = sum(1 for k in wanted
-                                    if k in before and before[k].state is not TaskState.INTENT)
-        leftovers = [t for t in before.values() if t.state is TaskState.INTENT]
+        report.already_posted, leftovers = ledger.start_submit(
+            PROVIDER, partition, {k: s.body() for k, s in wanted.items()})
         held = _recover(client, ledger, leftovers, report) if leftovers else set()
         to_post = [t for t in ledger.tasks(PROVIDER, partition, {TaskState.INTENT})
                    if t.tag not in held]
