@@ -11,7 +11,13 @@ from pathlib import Path
 import orjson
 
 from serp_etl.core.ledger import Ledger, ledger_path
-from serp_etl.core.warehouse import Warehouse, check_partition, default_data_dir
+from serp_etl.core.warehouse import (
+    QueryRefused,
+    Warehouse,
+    check_partition,
+    check_read_only,
+    default_data_dir,
+)
 from serp_etl.providers.dataforseo import pipeline as dataforseo_pipeline
 from serp_etl.providers.semscraper import pipeline as semscraper_pipeline
 from serp_etl.providers.semscraper.callbacks import HMAC_KEY_ENV, CallbackReceiver
@@ -65,23 +71,26 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_sql(args: argparse.Namespace) -> int:
     import duckdb
 
-    connection = Warehouse(args.data_dir).connect()
+    connection = Warehouse(args.data_dir).query_connection()
     try:
-        cursor = connection.execute(args.query)
-    except duckdb.Error as error:
-        print(f"query failed: {error}", file=sys.stderr)
+        check_read_only(connection, args.query)
+        relation = connection.sql(args.query)
+    except QueryRefused as refusal:
+        print(f"refused: {refusal}", file=sys.stderr)
         return 2
-    if cursor.description is None:
+    except duckdb.Error as error:
+        print(f"query failed: {str(error).splitlines()[0]}", file=sys.stderr)
+        return 2
+    if relation is None:
         return 0
     if args.format == "json":
-        names = [d[0] for d in cursor.description]
-        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-        sys.stdout.write(orjson.dumps(rows, default=str, option=orjson.OPT_INDENT_2).decode()
-                         + "\n")
+        # DuckDB renders each row itself: every type it has, HUGEINT and nested ones included.
+        rows = relation.query("result", "SELECT to_json(result) FROM result").fetchall()
+        sys.stdout.write("[" + ",\n".join(row for (row,) in rows) + "]\n")
     elif args.format == "csv":
-        cursor.df().to_csv(sys.stdout, index=False)
+        relation.df().to_csv(sys.stdout, index=False)
     else:
-        frame = cursor.df()
+        frame = relation.df()
         print(frame.to_string(index=False, max_colwidth=60) if len(frame) else "(no rows)")
     return 0
 

@@ -119,11 +119,14 @@ def test_sql_formats(tmp_path, capsys):
     assert code == 2 and "no_such_table" in err
 
 
-def test_a_bad_date_is_refused_before_anything_runs(tmp_path, capsys):
+@pytest.mark.parametrize("date", ["../../etc", "2025-13-01", "2025-02-30", "2025-00-10",
+                                  "2025-1-01", " 2025-01-01", "2025-01-01\n"])
+def test_a_bad_date_is_refused_before_anything_runs(tmp_path, capsys, date):
     with pytest.raises(SystemExit):
         main(["--data-dir", str(tmp_path), "import", "dataforseo", str(REFERENCE),
-              "--date", "../../etc"])
+              "--date", date])
     assert "YYYY-MM-DD" in capsys.readouterr().err
+    assert not (tmp_path / "warehouse").exists()
 
 
 def test_sandbox_stats_as_json(tmp_path, capsys):

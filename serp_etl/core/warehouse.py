@@ -4,21 +4,32 @@ Layout: ``<data dir>/warehouse/<provider>/<table>/date=YYYY-MM-DD/part-0.parquet
 ``<provider>/<table>`` is ``<provider>_<table>``, with ``date`` (a DATE) from the hive path.
 
 Views live in an in-memory DuckDB connection: no long-lived ``.duckdb`` file, so the Dagster UI,
-a run and an analyst never fight over DuckDB's single-writer lock.
+a run and an analyst never fight over DuckDB's single-writer lock. ``query_connection`` is the
+one analysts get: it reads the warehouse and nothing else, and writes nothing.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from datetime import date
 from pathlib import Path
 
 import duckdb
+from duckdb import StatementType
 
 from serp_etl.core.parquet import PART_FILE
 
 DATA_DIR_ENV = "SERP_ETL_DATA_DIR"
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# What an analyst's query may be. DESCRIBE and SHOW parse as SELECT. Everything else (COPY,
+# ATTACH, EXPORT, SET, CREATE, INSTALL, PRAGMA, CALL...) is refused before it runs: DuckDB's own
+# lockdown below stops reads and writes outside the warehouse, but not a COPY into it.
+READ_ONLY_STATEMENTS = frozenset({StatementType.SELECT, StatementType.EXPLAIN})
+
+
+class QueryRefused(ValueError):
+    """A query that is not read-only: it is never run."""
 
 
 def default_data_dir() -> Path:
@@ -26,9 +37,14 @@ def default_data_dir() -> Path:
 
 
 def check_partition(partition: str) -> str:
-    """Partition keys become directory names: accept nothing but YYYY-MM-DD."""
-    if not _DATE.match(partition):
-        raise ValueError(f"partition must be a date YYYY-MM-DD, got {partition!r}")
+    """Partition keys become directory names and DATE values: accept nothing but a real
+    calendar date written YYYY-MM-DD (2025-13-01 would turn every view's ``date`` into text)."""
+    try:
+        valid = bool(_DATE.fullmatch(partition)) and bool(date.fromisoformat(partition))
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise ValueError(f"partition must be a calendar date YYYY-MM-DD, got {partition!r}")
     return partition
 
 
@@ -70,3 +86,22 @@ class Warehouse:
             )
             relation.create_view(view)
         return connection
+
+    def query_connection(self) -> duckdb.DuckDBPyConnection:
+        """``connect()``, then locked: files outside the warehouse can be neither read nor
+        written, and no later statement can change that (``lock_configuration``)."""
+        connection = self.connect()
+        root = str(self.root.resolve()) + os.sep
+        connection.execute("SET allowed_directories = ?", [[root]])
+        connection.execute("SET enable_external_access = false")
+        connection.execute("SET lock_configuration = true")
+        return connection
+
+
+def check_read_only(connection: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """Raise ``QueryRefused`` unless every statement of ``sql`` only reads."""
+    for statement in connection.extract_statements(sql):
+        if statement.type not in READ_ONLY_STATEMENTS:
+            kind = statement.type.name
+            raise QueryRefused(f"serp-etl sql runs read-only queries (SELECT, DESCRIBE, SHOW, "
+                               f"EXPLAIN); this one is {kind}")

@@ -1,0 +1,89 @@
+"""serp-etl sql: read-only, confined to the warehouse, and able to print any value."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from serp_etl.cli import main
+from serp_etl.core.ledger import Ledger, ledger_path
+from serp_etl_tests.conftest import FIXTURES
+
+DAY = "2026-03-01"
+
+
+@pytest.fixture
+def data(tmp_path, capsys):
+    data = tmp_path / "data"
+    assert main(["--data-dir", str(data), "import", "dataforseo",
+                 str(FIXTURES / "dataforseo_reference_example.json"), "--date", DAY]) == 0
+    with Ledger(ledger_path(data)):
+        pass  # the ledger exists, as it does after any run
+    capsys.readouterr()
+    return data
+
+
+def sql(capsys, data, query: str, *options: str) -> tuple[int, str, str]:
+    code = main(["--data-dir", str(data), "sql", query, *options])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def warehouse_files(data) -> set:
+    return {p for p in (data / "warehouse").rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("attack", [
+    "COPY (SELECT 1) TO '{ledger}'",
+    "COPY (SELECT * FROM dataforseo_responses) TO '{partition}/part-9.parquet'",
+    "COPY dataforseo_responses TO '{partition}/injected.parquet' (FORMAT parquet)",
+    "ATTACH '{data}/other.duckdb'",
+    "EXPORT DATABASE '{data}/export'",
+    "SELECT * FROM read_csv('/etc/passwd')",
+    "SELECT * FROM read_text('{data}/warehouse/../state/ledger.sqlite')",
+    "SET enable_external_access = true",
+    "SET lock_configuration = false",
+    "CREATE TABLE t AS SELECT 1",
+    "INSTALL httpfs",
+    "SELECT 1; COPY (SELECT 1) TO '{partition}/x.parquet'",
+])
+def test_a_query_that_would_write_or_read_outside_the_warehouse_is_refused(capsys, data,
+                                                                           attack):
+    ledger = ledger_path(data)
+    before_ledger = ledger.read_bytes()
+    before_files = warehouse_files(data)
+    partition = data / "warehouse" / "dataforseo" / "responses" / f"date={DAY}"
+    query = attack.format(ledger=ledger, partition=partition, data=data)
+    code, out, err = sql(capsys, data, query)
+    assert code != 0
+    assert len(err.strip().splitlines()) == 1 and err.startswith("refused") or \
+        err.startswith("query failed"), err
+    assert ledger.read_bytes() == before_ledger
+    assert warehouse_files(data) == before_files
+    assert not (data / "other.duckdb").exists() and not (data / "export").exists()
+    assert "root:" not in out
+
+
+def test_reading_queries_still_work(capsys, data):
+    code, out, _ = sql(capsys, data, "SELECT count(*) AS n FROM dataforseo_organic",
+                       "--format", "json")
+    assert code == 0 and json.loads(out) == [{"n": 4}]
+    for query in ["DESCRIBE dataforseo_serps", "SHOW TABLES", "EXPLAIN SELECT 1",
+                  "SELECT * FROM query('SELECT 42')"]:
+        code, _, err = sql(capsys, data, query)
+        assert code == 0, (query, err)
+
+
+def test_the_refusal_names_the_statement(capsys, data):
+    code, _, err = sql(capsys, data, "COPY (SELECT 1) TO 'x.csv'")
+    assert code == 2 and "COPY" in err and "read-only" in err
+
+
+def test_json_output_keeps_wide_and_nested_values(capsys, data):
+    query = ("SELECT 170141183460469231731687303715884105727::HUGEINT AS huge, "
+             "[1, 2] AS list, NULL::VARCHAR AS nothing, DATE '2026-03-01' AS day")
+    code, out, err = sql(capsys, data, query, "--format", "json")
+    assert code == 0, err
+    assert json.loads(out) == [{"huge": 170141183460469231731687303715884105727,
+                                "list": [1, 2], "nothing": None, "day": "2026-03-01"}]
