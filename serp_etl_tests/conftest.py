@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,6 +17,12 @@ from serp_etl.sandbox.dataforseo.app import LOGIN, PASSWORD, DataForSEOSandbox
 from serp_etl.sandbox.wsgi import serving
 
 FIXTURES = Path(__file__).parent / "fixtures"
+# Paid submission happens only for the current UTC day: tests that post use today's partition.
+TODAY = datetime.now(UTC).date().isoformat()
+# The Dagster partitions start here in tests, so that past days can be materialized (the
+# default start, the data dir's first day, is tested on its own). Set before serp_etl.defs loads.
+TEST_START_DATE = "2026-01-01"
+os.environ["SERP_ETL_START_DATE"] = TEST_START_DATE
 REFERENCE_TASK_ID = "11151921-1535-0066-0000-2c32bed229f2"
 EXAMPLE_TARGETS = Path(__file__).parent.parent / "data" / "targets.toml"
 

@@ -25,9 +25,10 @@ from serp_etl.providers.dataforseo.schema import FLAT_SCHEMAS, ORGANIC
 from serp_etl.sandbox.dataforseo.app import DataForSEOSandbox
 from serp_etl.sandbox.semscraper.app import SemScraperSandbox
 from serp_etl.sandbox.state import READY_SECONDS_ENV
-from serp_etl_tests.conftest import EXAMPLE_TARGETS
+from serp_etl_tests.conftest import EXAMPLE_TARGETS, FIXTURES, TODAY
 
-DAY = "2026-11-20"
+DAY = TODAY
+PAST = "2026-03-01"
 TASKS_KEY, RESPONSES_KEY = DATAFORSEO.key("tasks"), DATAFORSEO.key("responses")
 FLAT_KEYS = {table: DATAFORSEO.key(table) for table in FLAT_SCHEMAS}
 
@@ -95,7 +96,7 @@ def test_the_date_column_comes_from_the_partition(data_dir):
         kinds = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE dataforseo_serps)"
                                  ).fetchall())
         dates = con.execute("SELECT DISTINCT date FROM dataforseo_organic").fetchall()
-    assert kinds["date"] == "DATE" and dates == [(dt.date(2026, 11, 20),)]
+    assert kinds["date"] == "DATE" and dates == [(dt.date.fromisoformat(DAY),)]
 
 
 def test_asset_metadata_schemas_derive_from_the_pyarrow_schemas():
@@ -190,3 +191,33 @@ def test_a_target_in_a_location_the_api_does_not_offer_is_named(data_dir):
     result = materialize_semscraper(data_dir)
     failure = str(result.get_step_failure_events()[0].event_specific_data.error)
     assert "semscraper target #4: location 'zz'" in failure
+
+
+def test_a_past_partition_posts_nothing_and_rebuilds_for_free(data_dir):
+    from serp_etl.cli import main
+
+    (data_dir / "targets.toml").write_text("not toml at all [[[")  # never read for a past day
+    assert main(["--data-dir", str(data_dir), "import", "dataforseo",
+                 str(FIXTURES / "dataforseo_reference_example.json"), "--date", PAST]) == 0
+    result = materialize(data_dir, PAST)
+    assert result.success
+    meta = result.asset_materializations_for_node("dataforseo__tasks")[0].metadata
+    assert meta["posted_now"].value == 0 and "past day" in meta["not_posted_because"].value
+    assert billed(data_dir) == 0
+    assert row_counts(data_dir)["dataforseo_serps"] == 1  # rebuilt from the imported response
+
+
+def test_the_partitions_start_with_the_data_dir_unless_configured(tmp_path, monkeypatch):
+    from serp_etl.defs.partitions import START_DATE_ENV, partitions_start
+
+    today = dt.date(2026, 11, 24)
+    monkeypatch.delenv(START_DATE_ENV)
+    assert partitions_start(tmp_path, today) == "2026-11-24"  # a newcomer: only today
+    (tmp_path / "warehouse" / "dataforseo" / "responses" / "date=2026-06-01").mkdir(parents=True)
+    (tmp_path / "warehouse" / "semscraper" / "tasks" / "date=2026-09-01").mkdir(parents=True)
+    assert partitions_start(tmp_path, today) == "2026-06-01"  # the first day it holds
+    monkeypatch.setenv(START_DATE_ENV, "2025-01-01")
+    assert partitions_start(tmp_path, today) == "2025-01-01"
+    monkeypatch.setenv(START_DATE_ENV, "2025-02-30")
+    with pytest.raises(ValueError, match=START_DATE_ENV):
+        partitions_start(tmp_path, today)

@@ -15,9 +15,9 @@ from serp_etl.providers.dataforseo import pipeline, quality
 from serp_etl.providers.dataforseo.pipeline import PROVIDER, SubmitIncomplete
 from serp_etl.providers.dataforseo.tables import TABLES
 from serp_etl.providers.dataforseo.targets import load_targets
-from serp_etl_tests.conftest import EXAMPLE_TARGETS, Crash, CrashAfter, make_client
+from serp_etl_tests.conftest import EXAMPLE_TARGETS, TODAY, Crash, CrashAfter, make_client
 
-DAY = "2026-11-20"
+DAY = TODAY
 
 
 class TimeoutAfterSending(httpx.BaseTransport):
@@ -214,3 +214,58 @@ def test_flattened_tables_are_rebuilt_identically_from_raw(client, ledger, clock
     parts = sorted(p.name for p in
                    warehouse.partition_file(PROVIDER, "organic", DAY).parent.iterdir())
     assert parts == ["part-0.parquet"]  # the second worker's part did not linger
+
+
+# -- a past day is never paid for -------------------------------------------------------------
+
+def at(day: str, hour: int, minute: int = 0) -> datetime:
+    return datetime.fromisoformat(day).replace(hour=hour, minute=minute, tzinfo=UTC)
+
+
+def shift(day: str, days: int) -> str:
+    return (datetime.fromisoformat(day) + timedelta(days=days)).date().isoformat()
+
+
+@pytest.mark.parametrize(("partition", "reason"), [(shift(DAY, -3), "past day"),
+                                                   (shift(DAY, 1), "future")])
+def test_a_day_other_than_today_posts_nothing_and_says_why(client, ledger, sandbox, targets,
+                                                           partition, reason):
+    report = pipeline.submit(client, ledger, partition, targets, now=at(DAY, 10))
+    assert report.posted == 0 and reason in report.closed_reason
+    assert "\n" not in report.closed_reason
+    assert sandbox.stats()["billed_tasks"] == 0
+    assert ledger.tasks(PROVIDER, partition) == []  # no intent either
+
+
+def test_yesterday_is_paid_for_only_just_after_midnight(client, ledger, sandbox, targets):
+    yesterday = shift(DAY, -1)
+    late = pipeline.submit(client, ledger, yesterday, targets[:1], now=at(DAY, 0, 40))
+    assert late.posted == 0 and late.closed_reason
+    early = pipeline.submit(client, ledger, yesterday, targets[:1], now=at(DAY, 0, 10))
+    assert early.posted == 1 and early.closed_reason is None
+    assert sandbox.stats()["billed_tasks"] == 1
+
+
+def test_a_past_day_still_recovers_what_a_crash_posted_and_posts_nothing_new(
+        client, ledger, sandbox, clock, targets):
+    with pytest.raises(Crash):
+        pipeline.submit(CrashAfter(client, "post_tasks"), ledger, DAY, targets)
+    clock.now += 86400
+    next_day = datetime.fromtimestamp(clock.now, UTC)
+    report = pipeline.submit(client, ledger, DAY, targets, now=next_day)
+    assert report.recovered == len(targets) and report.posted == 0
+    assert sandbox.stats()["billed_tasks"] == len(targets)
+    assert {t.state for t in ledger.tasks(PROVIDER, DAY)} == {TaskState.POSTED}
+    collected = collect_all(client, ledger, clock)
+    assert collected.fetched + collected.empty == len(targets)
+
+
+def test_intents_of_a_past_day_that_never_reached_the_provider_end_unposted(
+        client, ledger, sandbox, targets):
+    ledger.record_intents(PROVIDER, DAY, {t.tag(DAY): t.task(DAY) for t in targets[:2]})
+    report = pipeline.submit(client, ledger, DAY, targets,
+                             now=datetime.now(UTC) + timedelta(days=1))
+    assert report.posted == 0 and report.recovered == 0
+    assert sandbox.stats()["billed_tasks"] == 0
+    states = {t.state for t in ledger.tasks(PROVIDER, DAY)}
+    assert states == {TaskState.UNPOSTED}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import httpx
 import pytest
 
@@ -10,9 +12,9 @@ from serp_etl.providers.semscraper import pipeline
 from serp_etl.providers.semscraper.client import Scrape, SemScraperClient
 from serp_etl.providers.semscraper.pipeline import PROVIDER, BudgetExceeded
 from serp_etl.sandbox.semscraper.app import API_KEY, SemScraperSandbox
-from serp_etl_tests.conftest import Crash, CrashAfter
+from serp_etl_tests.conftest import TODAY, Crash, CrashAfter
 
-DAY = "2026-11-20"
+DAY = TODAY
 SCRAPES = [Scrape("example keyword", "fr", "fr", depth=2),
            Scrape("mots clés", "fr", "fr", device="mobile"),
            Scrape("keyword research", "us", "en", depth=3, priority=5)]
@@ -94,3 +96,26 @@ def test_collect_waits_keeps_html_and_skips_callback_deliveries(client, ledger, 
     assert rows[delivered].meta == {"source": "callback"}  # not fetched again
     others = [r for i, r in rows.items() if i != delivered]
     assert all(r.meta["html"].startswith("<!doctype html>") for r in others)
+
+
+def test_a_past_day_creates_nothing_and_says_why(client, ledger, sandbox):
+    past = (datetime.now(UTC) - timedelta(days=2)).date().isoformat()
+    report = pipeline.submit(client, ledger, past, SCRAPES)
+    assert report.posted == 0 and "past day" in report.closed_reason
+    assert sandbox.stats()["billed_scrapes"] == 0 and ledger.tasks(PROVIDER, past) == []
+
+
+def test_a_past_day_recovers_a_crashed_create_and_ends_the_rest_unposted(client, ledger,
+                                                                        sandbox, clock):
+    with pytest.raises(Crash):
+        pipeline.submit(CrashAfter(client, "create"), ledger, DAY, SCRAPES[:2])
+    never_sent = pipeline.scrape_key(DAY, SCRAPES[2])
+    ledger.record_intents(PROVIDER, DAY, {never_sent: SCRAPES[2].body()})
+    clock.now += 86400
+    tomorrow = datetime.fromtimestamp(clock.now, UTC)
+    report = pipeline.submit(client, ledger, DAY, SCRAPES, now=tomorrow)
+    assert report.recovered == 2 and report.posted == 0
+    assert sandbox.stats()["billed_scrapes"] == 2
+    states = {t.tag: t.state for t in ledger.tasks(PROVIDER, DAY)}
+    assert states.pop(never_sent) is TaskState.UNPOSTED
+    assert set(states.values()) == {TaskState.POSTED}

@@ -31,6 +31,7 @@ class TaskState(StrEnum):
     REJECTED = "rejected"  # the provider refused this task at posting (not billed)
     FETCHED = "fetched"  # a result (or a billed empty SERP) is in the raw layer
     FAILED = "failed"  # a permanent error for this task; its response is in the raw layer
+    UNPOSTED = "unposted"  # never posted, and never will be: its day closed first
 
 
 _SCHEMA = """
@@ -209,6 +210,14 @@ class Ledger:
                 )
             ]
         )
+
+    def mark_unposted(self, provider: str, tags: list[str], reason: str) -> None:
+        """Intents the provider certainly never saw, of a day that can no longer be paid for."""
+        self._write([
+            ("UPDATE tasks SET state = ?, status_message = ? WHERE provider = ? AND tag = ?"
+             " AND state = ?", (TaskState.UNPOSTED, reason, provider, tag, TaskState.INTENT))
+            for tag in tags
+        ])
 
     def note_status(
         self, provider: str, task_id: str, status_code: int | None, status_message: str | None

@@ -63,6 +63,13 @@ class Warehouse:
     def partition_files(self, provider: str, tables, partition: str) -> dict[str, Path]:
         return {table: self.partition_file(provider, table, partition) for table in tables}
 
+    def earliest_day(self) -> str | None:
+        """The first date any provider's tasks or responses table holds, if any."""
+        days = [d.name.removeprefix("date=")
+                for d in self.root.glob("*/*/date=*")
+                if d.parent.name in ("tasks", "responses")]
+        return min(days, default=None)
+
     def tables(self) -> dict[str, Path]:
         """View name -> table directory, for every table with at least one partition file."""
         found: dict[str, Path] = {}

@@ -3,10 +3,19 @@
 The work is in ``serp_etl.providers.dataforseo.pipeline``; these functions only connect it.
 """
 
+from datetime import datetime
+
 import dagster as dg
 
 from serp_etl.core.ledger import Ledger
-from serp_etl.defs.provider_assets import FlatCheck, ProviderAssets, build_provider_assets
+from serp_etl.core.money import closed_day_reason
+from serp_etl.defs.provider_assets import (
+    FlatCheck,
+    ProviderAssets,
+    build_provider_assets,
+    closed_metadata,
+    log_submit,
+)
 from serp_etl.defs.resources import DataForSEOResource
 from serp_etl.providers.dataforseo import pipeline, quality
 from serp_etl.providers.dataforseo.schema import ROOT_TABLES
@@ -14,17 +23,19 @@ from serp_etl.providers.dataforseo.tables import TABLES
 
 
 def submit(context: dg.AssetExecutionContext, dataforseo: DataForSEOResource, ledger: Ledger,
-           data_dir: str) -> dict:
-    targets = dataforseo.targets(data_dir)
+           data_dir: str, now: datetime) -> dict:
+    partition = context.partition_key
+    # A day that cannot be paid for needs no targets: a backfill never reads the targets file.
+    targets = [] if closed_day_reason(partition, now) else dataforseo.targets(data_dir)
     with dataforseo.client(data_dir, context.log) as client:
-        report = pipeline.submit(client, ledger, context.partition_key, targets)
-    for message in report.messages:
-        context.log.warning(message)
+        report = pipeline.submit(client, ledger, partition, targets, now=now)
+    log_submit(context, report.closed_reason, report.messages)
     context.log.info(f"{report.posted} tasks posted (${report.posted_cost_usd}), "
                      f"{report.already_posted} already posted, {report.recovered} recovered")
     return {"targets": report.targets, "posted_now": report.posted,
             "posted_cost_usd": report.posted_cost_usd, "already_posted": report.already_posted,
-            "recovered_by_tag": report.recovered, "rejected": report.rejected}
+            "recovered_by_tag": report.recovered, "rejected": report.rejected,
+            **closed_metadata(report.closed_reason)}
 
 
 def collect(context: dg.AssetExecutionContext, dataforseo: DataForSEOResource, ledger: Ledger,

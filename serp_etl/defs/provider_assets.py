@@ -7,12 +7,13 @@ partitions, metadata schemas and the shared checks come from here.
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import dagster as dg
 
 from serp_etl.core import quality
-from serp_etl.core.ledger import Ledger
+from serp_etl.core.ledger import Ledger, utc_now
 from serp_etl.core.provider import TASKS_TABLE, ProviderTables
 from serp_etl.core.quality import QualityResult
 from serp_etl.core.raw import RAW_TABLE
@@ -23,6 +24,20 @@ from serp_etl.defs.resources import WarehouseResource
 
 # (context, provider resource, ledger, data dir) -> metadata of the step
 Step = Callable[[dg.AssetExecutionContext, Any, Ledger, str], dict]
+# The same, and the moment the run decides whether the day may be paid for.
+SubmitStep = Callable[[dg.AssetExecutionContext, Any, Ledger, str, datetime], dict]
+
+
+def log_submit(context: dg.AssetExecutionContext, closed_reason: str | None,
+               messages: list[str]) -> None:
+    if closed_reason:
+        context.log.info(closed_reason)
+    for message in messages:
+        context.log.warning(message)
+
+
+def closed_metadata(closed_reason: str | None) -> dict:
+    return {"not_posted_because": closed_reason} if closed_reason else {}
 
 
 @dataclass(frozen=True)
@@ -38,7 +53,7 @@ class FlatCheck:
 class ProviderAssets:
     tables: ProviderTables
     resource_key: str
-    submit: Step
+    submit: SubmitStep
     collect: Step
     tasks_description: str
     responses_description: str
@@ -69,7 +84,8 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
         warehouse: WarehouseResource = context.resources.warehouse
         provider = getattr(context.resources, spec.resource_key)
         with warehouse.ledger() as ledger:
-            metadata = spec.submit(context, provider, ledger, warehouse.data_dir)
+            metadata = spec.submit(context, provider, ledger, warehouse.data_dir,
+                                   utc_now())
             table = tables.publish_tasks(ledger, warehouse.warehouse(), context.partition_key)
         return dg.MaterializeResult(
             metadata={**table_metadata(tables.tasks_schema, table.num_rows), **metadata})

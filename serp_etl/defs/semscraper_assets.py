@@ -4,15 +4,23 @@ locations reference table.
 The work is in ``serp_etl.providers.semscraper.pipeline``; these functions only connect it.
 """
 
+from datetime import datetime
+
 import dagster as dg
 import pyarrow as pa
 
 from serp_etl.core.ledger import Ledger
+from serp_etl.core.money import closed_day_reason
 from serp_etl.core.parquet import publish_table
 from serp_etl.core.targets import TARGETS_FILE
 from serp_etl.defs.metadata import table_metadata
 from serp_etl.defs.partitions import daily_partitions
-from serp_etl.defs.provider_assets import ProviderAssets, build_provider_assets
+from serp_etl.defs.provider_assets import (
+    ProviderAssets,
+    build_provider_assets,
+    closed_metadata,
+    log_submit,
+)
 from serp_etl.defs.resources import SemScraperResource, WarehouseResource
 from serp_etl.providers.semscraper import pipeline
 from serp_etl.providers.semscraper.schema import LOCATIONS_SCHEMA
@@ -22,21 +30,24 @@ from serp_etl.providers.semscraper.targets import check_locations
 
 
 def submit(context: dg.AssetExecutionContext, semscraper: SemScraperResource, ledger: Ledger,
-           data_dir: str) -> dict:
-    scrapes = semscraper.targets(data_dir)
+           data_dir: str, now: datetime) -> dict:
+    partition = context.partition_key
+    # A day that cannot be paid for needs no targets: a backfill never reads the targets file.
+    scrapes = [] if closed_day_reason(partition, now) else semscraper.targets(data_dir)
     with semscraper.client(data_dir, context.log) as client:
-        check_locations(scrapes, client.locations(), TARGETS_FILE)
-        report = pipeline.submit(client, ledger, context.partition_key, scrapes,
-                                 budget_eur=semscraper.budget_eur)
-    for message in report.messages:
-        context.log.warning(message)
+        if scrapes:
+            check_locations(scrapes, client.locations(), TARGETS_FILE)
+        report = pipeline.submit(client, ledger, partition, scrapes,
+                                 budget_eur=semscraper.budget_eur, now=now)
+    log_submit(context, report.closed_reason, report.messages)
     context.log.info(f"{report.posted} scrapes created (~{report.estimated_cost_eur} EUR), "
                      f"{report.already_posted} already created, {report.recovered} recovered, "
                      f"{report.held} held")
     return {"targets": report.targets, "posted_now": report.posted,
             "estimated_cost_eur": report.estimated_cost_eur,
             "credit_eur": report.balance_eur, "already_posted": report.already_posted,
-            "recovered": report.recovered, "held": report.held}
+            "recovered": report.recovered, "held": report.held,
+            **closed_metadata(report.closed_reason)}
 
 
 def collect(context: dg.AssetExecutionContext, semscraper: SemScraperResource, ledger: Ledger,

@@ -24,6 +24,7 @@ from serp_etl.core.archive import ArchivedResponse, ImportReport
 from serp_etl.core.archive import import_archives as core_import
 from serp_etl.core.ledger import Ledger, TaskRecord, TaskState, utc_now
 from serp_etl.core.locking import exclusive_lock
+from serp_etl.core.money import closed_day_reason
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.dataforseo import settings
 from serp_etl.providers.dataforseo.archive import ArchivedTask, read_archive
@@ -58,6 +59,7 @@ class SubmitReport:
     rejected: int = 0
     unresolved: int = 0  # posted with an unknown outcome; reconciled by the next run
     posted_cost_usd: float = 0.0
+    closed_reason: str | None = None  # why nothing may be posted for this day
     messages: list[str] = field(default_factory=list)
 
 
@@ -74,14 +76,25 @@ class CollectReport:
 # -- submit ----------------------------------------------------------------------------------
 
 def submit(client: DataForSEOClient, ledger: Ledger, partition: str,
-           targets: list[ImageTarget]) -> SubmitReport:
+           targets: list[ImageTarget], *, now: datetime | None = None) -> SubmitReport:
+    """Post the day's tasks, once. For a day that cannot be paid for (see ``core.money``),
+    post nothing: only look up what a crash of that day may have posted."""
+    now = now or utc_now()
     report = SubmitReport(targets=len(targets))
-    tasks = {target.tag(partition): target.task(partition) for target in targets}
+    report.closed_reason = closed_day_reason(partition, now)
     with exclusive_lock(ledger.path.with_name(f"{PROVIDER}.submit.lock")):
-        report.already_posted, leftovers = ledger.start_submit(PROVIDER, partition, tasks)
-        held = _recover(client, ledger, leftovers, report) if leftovers else set()
+        if report.closed_reason:
+            leftovers = ledger.tasks(PROVIDER, partition, {TaskState.INTENT})
+        else:
+            tasks = {target.tag(partition): target.task(partition) for target in targets}
+            report.already_posted, leftovers = ledger.start_submit(PROVIDER, partition, tasks)
+        held = _recover(client, ledger, leftovers, report, now) if leftovers else set()
         to_post = [t for t in ledger.tasks(PROVIDER, partition, {TaskState.INTENT})
                    if t.tag not in held]
+        if report.closed_reason:
+            # Looked up and not found: the provider never saw them, and now never will.
+            ledger.mark_unposted(PROVIDER, [t.tag for t in to_post], report.closed_reason)
+            return report
         for start in range(0, len(to_post), settings.MAX_TASKS_PER_POST):
             batch = to_post[start:start + settings.MAX_TASKS_PER_POST]
             try:
@@ -98,7 +111,7 @@ def submit(client: DataForSEOClient, ledger: Ledger, partition: str,
 
 
 def _recover(client: DataForSEOClient, ledger: Ledger, leftovers: list[TaskRecord],
-             report: SubmitReport) -> set[str]:
+             report: SubmitReport, now: datetime) -> set[str]:
     """Find intents of earlier runs among the provider's own records, by tag.
 
     Found ones become ``posted``. Returns the tags that must not be posted now either.
@@ -112,7 +125,7 @@ def _recover(client: DataForSEOClient, ledger: Ledger, leftovers: list[TaskRecor
     missing = [t for t in leftovers if t.tag not in found]
     if missing:
         since = min(datetime.fromisoformat(t.intent_at) for t in missing)
-        checkable_since = utc_now() - timedelta(days=settings.ID_LIST_METADATA_DAYS)
+        checkable_since = now - timedelta(days=settings.ID_LIST_METADATA_DAYS)
         held = {t.tag for t in missing if datetime.fromisoformat(t.intent_at) < checkable_since}
         if held:
             # id_list keeps a task's metadata (its tag) for one month: these cannot be checked,
@@ -124,7 +137,7 @@ def _recover(client: DataForSEOClient, ledger: Ledger, leftovers: list[TaskRecor
             # datetime_posted is the provider's clock, intent_at ours: a wide margin on both
             # sides keeps clock skew from hiding a posted task (a miss would post it again).
             since = max(since, checkable_since) - ID_LIST_MARGIN
-            for listed in client.id_list(since, utc_now() + ID_LIST_MARGIN):
+            for listed in client.id_list(since, now + ID_LIST_MARGIN):
                 if listed.tag in wanted and listed.tag not in found:
                     found[listed.tag] = (listed.task_id, listed.cost)
     for tag, (task_id, cost) in found.items():

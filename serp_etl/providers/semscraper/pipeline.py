@@ -30,6 +30,7 @@ from serp_etl.core.archive import import_archives as core_import
 from serp_etl.core.flatten import as_number
 from serp_etl.core.ledger import Ledger, TaskRecord, TaskState, utc_now
 from serp_etl.core.locking import exclusive_lock
+from serp_etl.core.money import closed_day_reason
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.semscraper import settings
 from serp_etl.providers.semscraper.archive import read_responses
@@ -65,6 +66,7 @@ class SubmitReport:
     held: int = 0
     estimated_cost_eur: float = 0.0
     balance_eur: float | None = None
+    closed_reason: str | None = None  # why nothing may be created for this day
     messages: list[str] = field(default_factory=list)
 
 
@@ -89,16 +91,26 @@ def _same_target(listed: dict, target: dict) -> bool:
 
 
 def submit(client: SemScraperClient, ledger: Ledger, partition: str, scrapes: list[Scrape], *,
-           budget_eur: float | None = None) -> SubmitReport:
+           budget_eur: float | None = None, now: datetime | None = None) -> SubmitReport:
+    """Create the day's scrapes, once. For a day that cannot be paid for (see ``core.money``),
+    create nothing: only look up what a crash of that day may have created."""
+    now = now or utc_now()
     report = SubmitReport(targets=len(scrapes))
-    wanted = {scrape_key(partition, s): s for s in scrapes}
+    report.closed_reason = closed_day_reason(partition, now)
     with exclusive_lock(ledger.path.with_name(f"{PROVIDER}.submit.lock")):
-        report.already_posted, leftovers = ledger.start_submit(
-            PROVIDER, partition, {k: s.body() for k, s in wanted.items()})
+        if report.closed_reason:
+            leftovers = ledger.tasks(PROVIDER, partition, {TaskState.INTENT})
+        else:
+            wanted = {scrape_key(partition, s): s.body() for s in scrapes}
+            report.already_posted, leftovers = ledger.start_submit(PROVIDER, partition, wanted)
         held = _recover(client, ledger, leftovers, report) if leftovers else set()
         to_post = [t for t in ledger.tasks(PROVIDER, partition, {TaskState.INTENT})
                    if t.tag not in held]
         report.held = len(held)
+        if report.closed_reason:
+            # Looked up and not found, nothing in flight: never created, and now never will be.
+            ledger.mark_unposted(PROVIDER, [t.tag for t in to_post], report.closed_reason)
+            return report
         if to_post:
             _check_budget(client, [Scrape(**t.target) for t in to_post], budget_eur, report)
         for start in range(0, len(to_post), settings.MAX_SCRAPES_PER_POST):
