@@ -11,6 +11,7 @@ from pathlib import Path
 import orjson
 
 from serp_etl.core.ledger import Ledger, ledger_path
+from serp_etl.core.mode import ModeError, claim_mode
 from serp_etl.core.warehouse import (
     QueryRefused,
     Warehouse,
@@ -18,9 +19,11 @@ from serp_etl.core.warehouse import (
     check_read_only,
     default_data_dir,
 )
+from serp_etl.providers.credentials import run_mode
 from serp_etl.providers.dataforseo import pipeline as dataforseo_pipeline
 from serp_etl.providers.semscraper import pipeline as semscraper_pipeline
-from serp_etl.providers.semscraper.callbacks import HMAC_KEY_ENV, CallbackReceiver
+from serp_etl.providers.semscraper.callbacks import CallbackReceiver
+from serp_etl.providers.semscraper.settings import HMAC_KEY_ENV
 from serp_etl.sandbox.dataforseo.app import LOGIN, PASSWORD, DataForSEOSandbox
 from serp_etl.sandbox.semscraper.app import API_KEY as SEMSCRAPER_API_KEY
 from serp_etl.sandbox.semscraper.app import HMAC_KEY as SEMSCRAPER_HMAC_KEY
@@ -54,7 +57,20 @@ def _sandboxes(data_dir: Path) -> dict[str, DataForSEOSandbox | SemScraperSandbo
             "semscraper": SemScraperSandbox(data_dir / "sandbox" / "semscraper.sqlite")}
 
 
+def claim_run_mode(data_dir: Path) -> str | None:
+    """Claim the data dir for this process's mode; the refusal as a one-line message."""
+    try:
+        claim_mode(data_dir, run_mode())
+    except ModeError as error:
+        return f"refused: {error}"
+    return None
+
+
 def cmd_import(args: argparse.Namespace) -> int:
+    refusal = claim_run_mode(args.data_dir)
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return 2
     warehouse = Warehouse(args.data_dir)
     importer = IMPORTERS[args.provider]
     with Ledger(ledger_path(args.data_dir)) as ledger:
@@ -110,6 +126,10 @@ def cmd_callbacks_serve(args: argparse.Namespace) -> int:
     key = os.environ.get(HMAC_KEY_ENV)
     if not key:
         print(f"set {HMAC_KEY_ENV} to the HMAC key of your SemScraper API key", file=sys.stderr)
+        return 2
+    refusal = claim_run_mode(args.data_dir)
+    if refusal:
+        print(refusal, file=sys.stderr)
         return 2
     receiver = CallbackReceiver(key, ledger_path(args.data_dir))
     server = make_loopback_server(receiver.app, args.port, args.host)

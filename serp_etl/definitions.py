@@ -3,7 +3,7 @@
 import dagster as dg
 
 from serp_etl.defs.dataforseo_assets import dataforseo_assets
-from serp_etl.defs.resources import WarehouseResource, dataforseo_resource, semscraper_resource
+from serp_etl.defs.resources import DataForSEOResource, SemScraperResource, WarehouseResource
 from serp_etl.defs.schedules import (
     dataforseo_daily_job,
     dataforseo_daily_schedule,
@@ -18,7 +18,7 @@ defs = dg.Definitions(
     schedules=[dataforseo_daily_schedule, semscraper_daily_schedule],
     resources={
         "warehouse": WarehouseResource(),
-        "dataforseo": dataforseo_resource(),
-        "semscraper": semscraper_resource(),
+        "dataforseo": DataForSEOResource(),
+        "semscraper": SemScraperResource(),
     },
 )

@@ -12,13 +12,7 @@ from serp_etl import definitions
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.defs.dataforseo_assets import DATAFORSEO, dataforseo_assets
 from serp_etl.defs.metadata import table_schema
-from serp_etl.defs.resources import (
-    DataForSEOResource,
-    SemScraperResource,
-    WarehouseResource,
-    dataforseo_resource,
-    semscraper_resource,
-)
+from serp_etl.defs.resources import DataForSEOResource, SemScraperResource, WarehouseResource
 from serp_etl.defs.schedules import dataforseo_daily_schedule
 from serp_etl.defs.semscraper_assets import semscraper_assets
 from serp_etl.providers.dataforseo.schema import FLAT_SCHEMAS, ORGANIC
@@ -127,18 +121,13 @@ def test_definitions_load():
     dg.Definitions.validate_loadable(definitions.defs)
 
 
-def test_credentials_come_from_env_vars_only_when_set(monkeypatch):
-    monkeypatch.delenv("DATAFORSEO_LOGIN", raising=False)
-    assert dataforseo_resource().uses_sandbox
-    monkeypatch.setenv("DATAFORSEO_LOGIN", "me@example.com")
-    monkeypatch.setenv("DATAFORSEO_PASSWORD", "secret")
-    resource = dataforseo_resource()
-    assert not resource.uses_sandbox
-    assert resource.login == dg.EnvVar("DATAFORSEO_LOGIN")  # never the secret itself
-    monkeypatch.delenv("SEMSCRAPER_API_KEY", raising=False)
-    assert semscraper_resource().uses_sandbox
-    monkeypatch.setenv("SEMSCRAPER_API_KEY", "key")
-    assert semscraper_resource().api_key == dg.EnvVar("SEMSCRAPER_API_KEY")
+def test_the_definitions_hold_no_credentials():
+    # Read from the environment when a run starts: run config for another field cannot drop
+    # them, and no secret is ever part of the definitions or of run config.
+    dataforseo = definitions.defs.resources["dataforseo"]
+    semscraper = definitions.defs.resources["semscraper"]
+    assert (dataforseo.login, dataforseo.password, semscraper.api_key) == (None, None, None)
+    assert dataforseo.mode is None and semscraper.mode is None  # $SERP_ETL_MODE decides
 
 
 def materialize_semscraper(data_dir, **resource):

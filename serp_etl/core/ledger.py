@@ -53,6 +53,10 @@ CREATE TABLE IF NOT EXISTS tasks (
 CREATE UNIQUE INDEX IF NOT EXISTS tasks_by_id ON tasks (provider, task_id)
     WHERE task_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS tasks_by_partition ON tasks (provider, partition_date, state);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS inbox (
     provider TEXT NOT NULL,
     task_id TEXT NOT NULL,
@@ -123,6 +127,11 @@ class Ledger:
             raise
         self._db.execute("COMMIT")
         return counts
+
+    def claim(self, key: str, value: str) -> str:
+        """Set ``key`` to ``value`` unless it is set already; returns the value it holds."""
+        self._write([("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, value))])
+        return self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0]
 
     # -- tasks -------------------------------------------------------------------------------
 

@@ -1,8 +1,13 @@
-"""Resources: where the data lives, and how to reach each provider (or its built-in sandbox)."""
+"""Resources: where the data lives, and how to reach each provider (or its built-in sandbox).
+
+Which one a run talks to is its mode (``serp_etl.core.mode``): ``sandbox`` or ``live``, from the
+resource's ``mode`` or ``$SERP_ETL_MODE``. Credentials are read from the environment when the
+run starts, not from run config: run config for any other field (``poll_seconds``, say) then
+cannot drop them, and secrets never appear in it.
+"""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -13,19 +18,25 @@ import httpx
 from pydantic import Field
 
 from serp_etl.core.ledger import Ledger, ledger_path
+from serp_etl.core.mode import Mode, ModeError, claim_mode
 from serp_etl.core.targets import TARGETS_FILE
 from serp_etl.core.warehouse import Warehouse, default_data_dir
+from serp_etl.providers.credentials import run_mode
+from serp_etl.providers.dataforseo import settings as dataforseo_settings
 from serp_etl.providers.dataforseo.client import DataForSEOClient
-from serp_etl.providers.dataforseo.settings import PRODUCTION_URL
 from serp_etl.providers.dataforseo.targets import ImageTarget, load_targets
+from serp_etl.providers.semscraper import settings as semscraper_settings
 from serp_etl.providers.semscraper.client import Scrape, SemScraperClient
-from serp_etl.providers.semscraper.settings import PRODUCTION_URL as SEMSCRAPER_URL
 from serp_etl.providers.semscraper.targets import load_scrapes
 from serp_etl.sandbox.dataforseo.app import LOGIN, PASSWORD, DataForSEOSandbox
 from serp_etl.sandbox.semscraper.app import API_KEY as SEMSCRAPER_SANDBOX_KEY
 from serp_etl.sandbox.semscraper.app import SemScraperSandbox
 
 SANDBOX_URL = "http://sandbox.invalid"
+
+
+class MissingCredential(ModeError):
+    """Live mode, and a credential it needs is not set."""
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -46,105 +57,110 @@ class WarehouseResource(dg.ConfigurableResource):
             yield ledger
 
 
-class DataForSEOResource(dg.ConfigurableResource):
-    """DataForSEO credentials and collection settings.
+def credential(configured: str | None, env_var: str) -> str:
+    """A credential from the resource's config if set there, else from ``env_var``."""
+    value = configured or dg.EnvVar(env_var).get_value()
+    if not value:
+        raise MissingCredential(f"live mode needs {env_var}: set it in the environment of the "
+                                "run (or SERP_ETL_MODE=sandbox for the built-in API)")
+    return value
 
-    Without a login, every call goes to the built-in sandbox, in-process: same client, same
-    HTTP semantics, no money spent.
-    """
 
-    login: str | None = Field(default=None, description="DATAFORSEO_LOGIN; unset = sandbox.")
-    password: str | None = Field(default=None, description="DATAFORSEO_PASSWORD.")
-    base_url: str = PRODUCTION_URL
+class ProviderResource(dg.ConfigurableResource):
+    """What every provider's resource holds: its mode, targets and collection pace."""
+
+    mode: Mode | None = Field(
+        default=None, description="'sandbox' (built-in API, no money) or 'live'; defaults to "
+                                  "$SERP_ETL_MODE, else sandbox when no credential is set.")
     targets_file: str | None = Field(
         default=None, description=f"Defaults to <data dir>/{TARGETS_FILE}.")
     collect_deadline_seconds: float = Field(
         default=900, description="How long collection waits for tasks to become ready.")
-    poll_seconds: float = Field(
-        default=60, description="Pause between tasks_ready polls (the API allows 20 a minute).")
+    poll_seconds: float = Field(default=60, description="Pause between polls.")
 
-    @property
-    def uses_sandbox(self) -> bool:
-        return not self.login
+    def resolved_mode(self) -> Mode:
+        return run_mode(self.mode)
 
-    def targets(self, data_dir: str) -> list[ImageTarget]:
-        return load_targets(Path(self.targets_file or Path(data_dir) / TARGETS_FILE))
+    def targets_path(self, data_dir: str) -> Path:
+        return Path(self.targets_file or Path(data_dir) / TARGETS_FILE)
 
     def effective_poll_seconds(self) -> float:
         # Sandbox tasks are ready within seconds: a minute between polls would only add waiting.
-        return min(self.poll_seconds, 1.0) if self.uses_sandbox else self.poll_seconds
+        if self.resolved_mode() is Mode.SANDBOX:
+            return min(self.poll_seconds, 1.0)
+        return self.poll_seconds
+
+    def _open_mode(self, data_dir: str, log, live_credentials) -> tuple[Mode, tuple]:
+        """The run's mode, its credentials when live, and the data dir claimed for it: all
+        checked before any call to an API."""
+        mode = self.resolved_mode()
+        credentials = live_credentials() if mode is Mode.LIVE else ()
+        claim_mode(data_dir, mode)
+        if mode is Mode.SANDBOX:
+            log.info(f"mode sandbox: the built-in {type(self).__name__.removesuffix('Resource')}"
+                     " API answers (deterministic data, no money spent)")
+        return mode, credentials
+
+
+class DataForSEOResource(ProviderResource):
+    """DataForSEO: credentials ($DATAFORSEO_LOGIN, $DATAFORSEO_PASSWORD) and collection."""
+
+    login: str | None = Field(default=None, description="Defaults to $DATAFORSEO_LOGIN.")
+    password: str | None = Field(default=None, description="Defaults to $DATAFORSEO_PASSWORD.")
+    base_url: str = dataforseo_settings.PRODUCTION_URL
+    poll_seconds: float = Field(
+        default=60, description="Pause between tasks_ready polls (the API allows 20 a minute).")
+
+    def targets(self, data_dir: str) -> list[ImageTarget]:
+        return load_targets(self.targets_path(data_dir))
+
+    def _credentials(self) -> tuple[str, str]:
+        return (credential(self.login, dataforseo_settings.LOGIN_ENV),
+                credential(self.password, dataforseo_settings.PASSWORD_ENV))
 
     @contextmanager
     def client(self, data_dir: str, log) -> Iterator[DataForSEOClient]:
-        if self.uses_sandbox:
-            log.info("DATAFORSEO_LOGIN is not set: using the built-in DataForSEO sandbox "
-                     "(deterministic data, no money spent)")
+        mode, credentials = self._open_mode(data_dir, log, self._credentials)
+        if mode is Mode.SANDBOX:
             sandbox = DataForSEOSandbox(Path(data_dir) / "sandbox" / "dataforseo.sqlite")
             client = DataForSEOClient(SANDBOX_URL, LOGIN, PASSWORD,
                                       transport=httpx.WSGITransport(app=sandbox.app))
         else:
-            client = DataForSEOClient(self.base_url, self.login, self.password or "")
+            client = DataForSEOClient(self.base_url, *credentials)
         with client:
             yield client
 
 
-def dataforseo_resource() -> DataForSEOResource:
-    """Real credentials through EnvVar when they are set (so they never land in run config)."""
-    if os.environ.get("DATAFORSEO_LOGIN"):
-        return DataForSEOResource(login=dg.EnvVar("DATAFORSEO_LOGIN"),
-                                  password=dg.EnvVar("DATAFORSEO_PASSWORD"))
-    return DataForSEOResource()
+class SemScraperResource(ProviderResource):
+    """SemScraper: the API key ($SEMSCRAPER_API_KEY), budget and collection settings."""
 
-
-class SemScraperResource(dg.ConfigurableResource):
-    """SemScraper credentials, budget and collection settings.
-
-    Without an API key, every call goes to the built-in sandbox, in-process.
-    """
-
-    api_key: str | None = Field(default=None, description="SEMSCRAPER_API_KEY; unset = sandbox.")
-    base_url: str = SEMSCRAPER_URL
-    targets_file: str | None = Field(
-        default=None, description=f"Defaults to <data dir>/{TARGETS_FILE}.")
+    api_key: str | None = Field(default=None, description="Defaults to $SEMSCRAPER_API_KEY.")
+    base_url: str = semscraper_settings.PRODUCTION_URL
     budget_eur: float | None = Field(
         default=None, description="Refuse to create a day's scrapes costing more than this.")
     callback_url: str | None = Field(
         default=None, description="Where SemScraper delivers finished SERPs (serp-etl "
                                   "callbacks serve); polling collects whatever it missed.")
     keep_html: bool = Field(default=False, description="Also keep each SERP's HTML (audit).")
-    collect_deadline_seconds: float = Field(
-        default=900, description="How long collection waits for scrapes to be done.")
     poll_seconds: float = Field(default=30, description="Pause between polls.")
 
-    @property
-    def uses_sandbox(self) -> bool:
-        return not self.api_key
-
     def targets(self, data_dir: str) -> list[Scrape]:
-        scrapes = load_scrapes(Path(self.targets_file or Path(data_dir) / TARGETS_FILE))
+        scrapes = load_scrapes(self.targets_path(data_dir))
         if self.callback_url:
             scrapes = [replace(s, callback_url=self.callback_url) for s in scrapes]
         return scrapes
 
-    def effective_poll_seconds(self) -> float:
-        return min(self.poll_seconds, 1.0) if self.uses_sandbox else self.poll_seconds
+    def _credentials(self) -> tuple[str]:
+        return (credential(self.api_key, semscraper_settings.API_KEY_ENV),)
 
     @contextmanager
     def client(self, data_dir: str, log) -> Iterator[SemScraperClient]:
-        if self.uses_sandbox:
-            log.info("SEMSCRAPER_API_KEY is not set: using the built-in SemScraper sandbox "
-                     "(deterministic data, no money spent)")
+        mode, credentials = self._open_mode(data_dir, log, self._credentials)
+        if mode is Mode.SANDBOX:
             sandbox = SemScraperSandbox(Path(data_dir) / "sandbox" / "semscraper.sqlite")
             client = SemScraperClient(SANDBOX_URL, SEMSCRAPER_SANDBOX_KEY,
                                       transport=httpx.WSGITransport(app=sandbox.app))
         else:
-            client = SemScraperClient(self.base_url, self.api_key)
+            client = SemScraperClient(self.base_url, *credentials)
         with client:
             yield client
-
-
-def semscraper_resource() -> SemScraperResource:
-    """The API key through EnvVar when it is set (so it never lands in run config)."""
-    if os.environ.get("SEMSCRAPER_API_KEY"):
-        return SemScraperResource(api_key=dg.EnvVar("SEMSCRAPER_API_KEY"))
-    return SemScraperResource()

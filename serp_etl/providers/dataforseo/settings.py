@@ -8,6 +8,8 @@ from enum import StrEnum
 
 PROVIDER = "dataforseo"
 PRODUCTION_URL = "https://api.dataforseo.com"
+LOGIN_ENV = "DATAFORSEO_LOGIN"
+PASSWORD_ENV = "DATAFORSEO_PASSWORD"
 
 TASK_POST = "/v3/serp/google/search_by_image/task_post"
 TASKS_READY = "/v3/serp/google/search_by_image/tasks_ready"

@@ -20,9 +20,9 @@ import orjson
 from serp_etl.core.flatten import as_number
 from serp_etl.core.ledger import Ledger, TaskState
 from serp_etl.providers.semscraper import settings
+from serp_etl.providers.semscraper.settings import HMAC_KEY_ENV
 from serp_etl.sandbox.wsgi import Request, Response, wsgi_app
 
-HMAC_KEY_ENV = "SEMSCRAPER_HMAC_KEY"
 MAX_CALLBACK_BYTES = 8 * 1024 * 1024  # a depth-10 SERP is a few hundred KB
 
 

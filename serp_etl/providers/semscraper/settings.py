@@ -8,6 +8,8 @@ import re
 
 PROVIDER = "semscraper"
 PRODUCTION_URL = "https://api.semscraper.com/v1"
+API_KEY_ENV = "SEMSCRAPER_API_KEY"
+HMAC_KEY_ENV = "SEMSCRAPER_HMAC_KEY"  # signs callback deliveries
 
 LOCATIONS = "/serp/google/location"
 SERPS = "/serp/google"  # POST: create; GET: completed, not retrieved; GET ?ids=: retrieve
