@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import orjson
 import pyarrow.parquet as pq
 import pytest
 
@@ -269,3 +270,40 @@ def test_intents_of_a_past_day_that_never_reached_the_provider_end_unposted(
     assert sandbox.stats()["billed_tasks"] == 0
     states = {t.state for t in ledger.tasks(PROVIDER, DAY)}
     assert states == {TaskState.UNPOSTED}
+
+
+# -- ids of a shape the provider does not document --------------------------------------------
+
+class HostileIds(httpx.BaseTransport):
+    """The sandbox, but the listed ids of the given endpoints are not task ids."""
+
+    def __init__(self, sandbox, endpoints: tuple[str, ...]) -> None:
+        self._inner = httpx.WSGITransport(app=sandbox.app)
+        self._endpoints = endpoints
+
+    def handle_request(self, request):
+        response = self._inner.handle_request(request)
+        if not request.url.path.endswith(self._endpoints):
+            return response
+        envelope = orjson.loads(response.read())
+        for task in envelope["tasks"]:
+            for entry in task.get("result") or []:
+                entry["id"] = "../../v3/appendix/user_data"
+        return httpx.Response(200, content=orjson.dumps(envelope))
+
+
+@pytest.mark.parametrize("endpoints", [("/tasks_ready",), ("/tasks_ready", "/id_list")])
+def test_a_listed_task_with_a_hostile_id_is_never_posted_again_nor_stored(
+        sandbox, ledger, clock, targets, client, endpoints):
+    with pytest.raises(Crash):
+        pipeline.submit(CrashAfter(client, "post_tasks"), ledger, DAY, targets)
+    clock.now += 120  # ready: listed by tasks_ready
+    hostile = make_client(sandbox, clock, transport=HostileIds(sandbox, endpoints))
+    report = pipeline.submit(hostile, ledger, DAY, targets)
+    assert report.posted == 0 and sandbox.stats()["billed_tasks"] == len(targets)
+    assert all(t.task_id is None or "/" not in t.task_id for t in ledger.tasks(PROVIDER))
+    if len(endpoints) == 1:  # id_list still names them properly
+        assert report.recovered == len(targets)
+    else:
+        assert {t.state for t in ledger.tasks(PROVIDER, DAY)} == {TaskState.INTENT}
+        assert any("invalid id" in m for m in report.messages)

@@ -54,15 +54,17 @@ def test_a_crash_after_creating_holds_then_recovers_without_a_second_scrape(
 
     in_flight = pipeline.submit(client, ledger, DAY, SCRAPES)  # not done yet: cannot tell
     assert in_flight.posted == 0 and in_flight.held == 3
-    assert "held until they finish" in in_flight.messages[0]
+    assert "held, so that none is created twice" in in_flight.messages[0]
 
     clock.now += 60
     recovered = pipeline.submit(client, ledger, DAY, SCRAPES)
     assert recovered.recovered == 3 and recovered.posted == 0
     assert sandbox.stats()["billed_scrapes"] == 3
-    assert {t.state for t in ledger.tasks(PROVIDER, DAY)} == {TaskState.POSTED}
+    # Finding them retrieved them: their SERPs are stored, nothing is left to collect.
+    assert {t.state for t in ledger.tasks(PROVIDER, DAY)} == {TaskState.FETCHED}
+    assert len(list(ledger.inbox(PROVIDER, DAY))) == 3
     report = collect_all(client, ledger, clock)
-    assert report.fetched == 3 and report.pending == 0
+    assert report.fetched == 0 and report.pending == 0
 
 
 def test_intents_never_created_are_created_once_nothing_is_in_flight(client, ledger, sandbox):
@@ -118,4 +120,4 @@ def test_a_past_day_recovers_a_crashed_create_and_ends_the_rest_unposted(client,
     assert sandbox.stats()["billed_scrapes"] == 2
     states = {t.tag: t.state for t in ledger.tasks(PROVIDER, DAY)}
     assert states.pop(never_sent) is TaskState.UNPOSTED
-    assert set(states.values()) == {TaskState.POSTED}
+    assert set(states.values()) == {TaskState.FETCHED}

@@ -11,6 +11,10 @@ processes of a Dagster run, the CLI and the UI. Two tables:
 ``inbox``  fetched responses, stored in the same transaction that marks the task fetched, so
            nothing fetched is lost before it reaches the Parquet raw layer; rows leave the
            inbox once a published raw file holds them.
+``recovery_candidates``
+           tasks the provider listed that may be ours (found by target, for an API without a
+           tag), recorded *before* the call that looks at them changes the provider's state,
+           with what that call returned; claimed by the intent they turn out to be.
 """
 
 from __future__ import annotations
@@ -53,6 +57,15 @@ CREATE TABLE IF NOT EXISTS tasks (
 CREATE UNIQUE INDEX IF NOT EXISTS tasks_by_id ON tasks (provider, task_id)
     WHERE task_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS tasks_by_partition ON tasks (provider, partition_date, state);
+CREATE TABLE IF NOT EXISTS recovery_candidates (
+    provider TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    listed TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    body BLOB,
+    claimed_by TEXT,
+    PRIMARY KEY (provider, task_id)
+);
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -90,6 +103,13 @@ class TaskRecord:
     intent_at: str
     posted_at: str | None
     fetched_at: str | None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    task_id: str
+    listed: dict  # the entry as the provider listed it
+    body: bytes | None  # what looking at it returned, once it has been looked at
 
 
 @dataclass(frozen=True)
@@ -241,6 +261,54 @@ class Ledger:
                 )
             ]
         )
+
+    def task_ids(self, provider: str) -> set[str]:
+        """Every task id the ledger knows for ``provider``, of any partition."""
+        return {row[0] for row in self._db.execute(
+            "SELECT task_id FROM tasks WHERE provider = ? AND task_id IS NOT NULL", (provider,))}
+
+    # -- recovery candidates -----------------------------------------------------------------
+
+    def record_candidates(self, provider: str, listed: list[dict]) -> None:
+        """Keep listed entries (each with an ``id``) that may be ours; known ones stay as is."""
+        now = utc_now().isoformat()
+        self._write([
+            ("INSERT OR IGNORE INTO recovery_candidates (provider, task_id, listed, recorded_at)"
+             " VALUES (?, ?, ?, ?)", (provider, entry["id"], orjson.dumps(entry).decode(), now))
+            for entry in listed
+        ])
+
+    def candidates(self, provider: str) -> list[Candidate]:
+        """The candidates no intent has claimed yet."""
+        cursor = self._db.execute(
+            "SELECT task_id, listed, body FROM recovery_candidates WHERE provider = ?"
+            " AND claimed_by IS NULL ORDER BY recorded_at, task_id", (provider,))
+        return [Candidate(task_id, orjson.loads(listed), None if body is None else bytes(body))
+                for task_id, listed, body in cursor]
+
+    def keep_candidate_bodies(self, provider: str, bodies: dict[str, bytes]) -> None:
+        self._write([
+            ("UPDATE recovery_candidates SET body = ? WHERE provider = ? AND task_id = ?",
+             (body, provider, task_id))
+            for task_id, body in bodies.items()
+        ])
+
+    def claim_candidate(self, provider: str, tag: str, partition: str, candidate: Candidate,
+                        cost: float | None, meta: dict) -> None:
+        """The intent ``tag`` is ``candidate``: record it posted and its looked-at body as its
+        response, in one transaction (the body is all there is: the look marked it fetched)."""
+        self._write([
+            ("UPDATE tasks SET state = ?, task_id = ?, cost = ?, status_message = ?,"
+             " posted_at = ?, fetched_at = ? WHERE provider = ? AND tag = ? AND state = ?",
+             (TaskState.FETCHED, candidate.task_id, cost, "recovered by target",
+              meta["fetched_at"], meta["fetched_at"], provider, tag, TaskState.INTENT)),
+            ("INSERT OR IGNORE INTO inbox (provider, task_id, partition_date, meta, body)"
+             " VALUES (?, ?, ?, ?, ?)",
+             (provider, candidate.task_id, partition, orjson.dumps(meta).decode(),
+              candidate.body)),
+            ("UPDATE recovery_candidates SET claimed_by = ? WHERE provider = ? AND task_id = ?",
+             (tag, provider, candidate.task_id)),
+        ])
 
     # -- inbox -------------------------------------------------------------------------------
 

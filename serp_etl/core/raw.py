@@ -15,6 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from serp_etl.core.crash_points import crash_point
 from serp_etl.core.ledger import InboxRow, Ledger
 from serp_etl.core.parquet import PartitionWriter
 from serp_etl.core.warehouse import Warehouse
@@ -76,6 +77,7 @@ def publish_raw(
         if pending:
             writer.write({RAW_TABLE: _batch(pending, schema)})
             added += len(pending)
+    crash_point("raw.published")
     # Only now that the file holding them is published may the inbox let go of them.
     ledger.clear_inbox(provider, partition, drained)
     return RawReport(rows=len(seen), added=added)

@@ -63,9 +63,17 @@ class InvalidTaskId(DataForSEOError, ValueError):
 
 
 def check_task_id(task_id: object) -> str:
-    if not isinstance(task_id, str) or not _TASK_ID.match(task_id):
+    if not is_task_id(task_id):
         raise InvalidTaskId(task_id)
     return task_id
+
+
+def is_task_id(value: object) -> bool:
+    return isinstance(value, str) and _TASK_ID.fullmatch(value) is not None
+
+
+def _listed_id(entry: dict) -> str | None:
+    return entry["id"] if is_task_id(entry.get("id")) else None
 
 
 @dataclass(frozen=True)
@@ -80,13 +88,13 @@ class PostedTask:
 
 @dataclass(frozen=True)
 class ReadyTask:
-    task_id: str
+    task_id: str | None  # None: the provider listed an id that is not a task id
     tag: str | None
 
 
 @dataclass(frozen=True)
 class ListedTask:
-    task_id: str
+    task_id: str | None  # None: the provider listed an id that is not a task id
     tag: str | None
     datetime_posted: str | None
     cost: float | None
@@ -230,7 +238,7 @@ class DataForSEOClient(RateLimitedClient):
         code, message = task.get("status_code"), task.get("status_message")
         return PostedTask(
             tag=tag if isinstance(tag, str) else None,
-            task_id=task_id if isinstance(task_id, str) and _TASK_ID.match(task_id) else None,
+            task_id=task_id if is_task_id(task_id) else None,
             status_code=code,
             status_message=message,
             cost=_number(task.get("cost")),
@@ -243,9 +251,9 @@ class DataForSEOClient(RateLimitedClient):
         task = _only_task(endpoint, self._call_free("GET", endpoint, endpoint)[0])
         ready = []
         for entry in task.get("result") or ():
-            if type(entry) is dict and isinstance(entry.get("id"), str):
+            if type(entry) is dict and "id" in entry:
                 tag = entry.get("tag")
-                ready.append(ReadyTask(entry["id"], tag if isinstance(tag, str) else None))
+                ready.append(ReadyTask(_listed_id(entry), tag if isinstance(tag, str) else None))
         return ready
 
     def task_get(self, task_id: str) -> FetchedTask:
@@ -290,9 +298,9 @@ class DataForSEOClient(RateLimitedClient):
             for entry in entries:
                 metadata = entry.get("metadata") if type(entry.get("metadata")) is dict else {}
                 tag = metadata.get("tag")
-                if isinstance(entry.get("id"), str):
+                if "id" in entry:
                     yield ListedTask(
-                        task_id=entry["id"],
+                        task_id=_listed_id(entry),
                         tag=tag if isinstance(tag, str) else None,
                         datetime_posted=entry.get("datetime_posted"),
                         cost=_number(entry.get("cost")),

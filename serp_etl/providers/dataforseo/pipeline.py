@@ -22,6 +22,7 @@ from pathlib import Path
 
 from serp_etl.core.archive import ArchivedResponse, ImportReport
 from serp_etl.core.archive import import_archives as core_import
+from serp_etl.core.crash_points import crash_point
 from serp_etl.core.ledger import Ledger, TaskRecord, TaskState, utc_now
 from serp_etl.core.locking import exclusive_lock
 from serp_etl.core.money import closed_day_reason
@@ -88,6 +89,7 @@ def submit(client: DataForSEOClient, ledger: Ledger, partition: str,
         else:
             tasks = {target.tag(partition): target.task(partition) for target in targets}
             report.already_posted, leftovers = ledger.start_submit(PROVIDER, partition, tasks)
+            crash_point("dataforseo.intents_recorded")
         held = _recover(client, ledger, leftovers, report, now) if leftovers else set()
         to_post = [t for t in ledger.tasks(PROVIDER, partition, {TaskState.INTENT})
                    if t.tag not in held]
@@ -99,6 +101,7 @@ def submit(client: DataForSEOClient, ledger: Ledger, partition: str,
             batch = to_post[start:start + settings.MAX_TASKS_PER_POST]
             try:
                 _post_batch(client, ledger, batch, report)
+                crash_point("dataforseo.posted_recorded")
             except PostOutcomeUnknown as error:
                 # Leave the batch as intents: the next run finds them by tag before posting.
                 report.unresolved += len(batch)
@@ -118,9 +121,20 @@ def _recover(client: DataForSEOClient, ledger: Ledger, leftovers: list[TaskRecor
     """
     wanted = {t.tag for t in leftovers}
     found: dict[str, tuple[str, float | None]] = {}
+    # A tag listed with an id that is not a task id: the task exists, so it is never posted
+    # again, and the id never reaches the ledger; id_list may still name it properly.
+    malformed: set[str] = set()
+
+    def note(tag: str | None, task_id: str | None, cost: float | None) -> None:
+        if tag not in wanted or tag in found:
+            return
+        if task_id is None:
+            malformed.add(tag)
+        else:
+            found[tag] = (task_id, cost)
+
     for ready in client.tasks_ready():
-        if ready.tag in wanted:
-            found[ready.tag] = (ready.task_id, None)
+        note(ready.tag, ready.task_id, None)
     held: set[str] = set()
     missing = [t for t in leftovers if t.tag not in found]
     if missing:
@@ -138,8 +152,12 @@ def _recover(client: DataForSEOClient, ledger: Ledger, leftovers: list[TaskRecor
             # sides keeps clock skew from hiding a posted task (a miss would post it again).
             since = max(since, checkable_since) - ID_LIST_MARGIN
             for listed in client.id_list(since, now + ID_LIST_MARGIN):
-                if listed.tag in wanted and listed.tag not in found:
-                    found[listed.tag] = (listed.task_id, listed.cost)
+                note(listed.tag, listed.task_id, listed.cost)
+    malformed -= found.keys()
+    if malformed:
+        held |= malformed
+        report.messages.append(f"{len(malformed)} tasks are listed by the provider with an "
+                               "invalid id: held, neither posted again nor recorded")
     for tag, (task_id, cost) in found.items():
         ledger.mark_posted(PROVIDER, tag, task_id, cost, 20100, "Task Created. (recovered by tag)")
         log.info("recovered task %s for tag %s instead of posting it again", task_id, tag)
@@ -150,6 +168,7 @@ def _recover(client: DataForSEOClient, ledger: Ledger, leftovers: list[TaskRecor
 def _post_batch(client: DataForSEOClient, ledger: Ledger, batch: list[TaskRecord],
                 report: SubmitReport) -> None:
     posted = client.post_tasks([{**t.target, "tag": t.tag} for t in batch])
+    crash_point("dataforseo.posted")
     by_tag = {t.tag: t for t in batch}
     for position, task in enumerate(posted):
         tag = task.tag if task.tag in by_tag else None
@@ -214,10 +233,12 @@ def _fetch(client: DataForSEOClient, ledger: Ledger, partition: str, task_ids: l
             # One task's trouble is not its batch-mates': record it and carry on.
             report.errors.append(f"{task_id}: {error}")
             continue
+        crash_point("dataforseo.fetched")
         if fetched.outcome in (Outcome.SUCCESS, Outcome.BILLED_EMPTY, Outcome.PERMANENT):
             meta = response_meta(fetched, fetched.fetched_at, "api")
             ledger.store_response(PROVIDER, partition, task_id, meta, fetched.body,
                                   final_state(fetched.outcome))
+            crash_point("dataforseo.response_stored")
             pending.pop(task_id, None)
             if fetched.outcome is Outcome.SUCCESS:
                 report.fetched += 1

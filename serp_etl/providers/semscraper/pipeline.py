@@ -27,18 +27,21 @@ import orjson
 
 from serp_etl.core.archive import ImportReport
 from serp_etl.core.archive import import_archives as core_import
+from serp_etl.core.crash_points import crash_point
 from serp_etl.core.flatten import as_number
 from serp_etl.core.ledger import Ledger, TaskRecord, TaskState, utc_now
 from serp_etl.core.locking import exclusive_lock
-from serp_etl.core.money import closed_day_reason
+from serp_etl.core.money import SUBMIT_GRACE, closed_day_reason
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.semscraper import settings
 from serp_etl.providers.semscraper.archive import read_responses
 from serp_etl.providers.semscraper.client import (
+    InvalidScrapeId,
     PostOutcomeUnknown,
     Scrape,
     SemScraperClient,
     SemScraperError,
+    check_scrape_id,
 )
 from serp_etl.providers.semscraper.tables import TABLES
 
@@ -46,6 +49,7 @@ PROVIDER = settings.PROVIDER
 TARGET_FIELDS = ("keyword", "device", "location", "language", "depth")
 # The provider's clock against ours: a scrape created this long before its intent still counts.
 CLOCK_MARGIN = timedelta(minutes=10)
+DAY = timedelta(days=1)
 log = logging.getLogger(__name__)
 
 
@@ -85,9 +89,12 @@ def scrape_key(partition: str, scrape: Scrape) -> str:
     return f"serp-etl/{PROVIDER}/{partition}/{digest.hexdigest()[:32]}"
 
 
-def _same_target(listed: dict, target: dict) -> bool:
-    return all(listed.get(name) == target.get(name, 1 if name == "depth" else None)
-               for name in TARGET_FIELDS)
+def _same_target(entry: dict, target: dict) -> bool:
+    """Whether a listed or retrieved scrape asks what ``target`` asks."""
+    if not all(entry.get(name) == target.get(name, 1 if name == "depth" else None)
+               for name in TARGET_FIELDS):
+        return False
+    return (entry.get("geolocation") or None) == target.get("geolocation")  # none is false
 
 
 def submit(client: SemScraperClient, ledger: Ledger, partition: str, scrapes: list[Scrape], *,
@@ -103,6 +110,7 @@ def submit(client: SemScraperClient, ledger: Ledger, partition: str, scrapes: li
         else:
             wanted = {scrape_key(partition, s): s.body() for s in scrapes}
             report.already_posted, leftovers = ledger.start_submit(PROVIDER, partition, wanted)
+            crash_point("semscraper.intents_recorded")
         held = _recover(client, ledger, leftovers, report) if leftovers else set()
         to_post = [t for t in ledger.tasks(PROVIDER, partition, {TaskState.INTENT})
                    if t.tag not in held]
@@ -121,13 +129,9 @@ def submit(client: SemScraperClient, ledger: Ledger, partition: str, scrapes: li
                 report.messages.append(f"{len(batch)} scrapes created with an unknown outcome "
                                        f"({error}); a rerun finds them before creating any")
                 raise SubmitIncomplete("; ".join(report.messages)) from error
-            if len(created) != len(batch):
-                raise SubmitIncomplete(f"asked for {len(batch)} scrapes, the answer lists "
-                                       f"{len(created)}: left as intents to be looked up")
-            for task, scrape in zip(batch, created, strict=True):
-                ledger.mark_posted(PROVIDER, task.tag, scrape["id"],
-                                   as_number(scrape.get("cost")), None, scrape.get("status"))
-                report.posted += 1
+            crash_point("semscraper.created")
+            _record_created(ledger, batch, created, report)
+            crash_point("semscraper.created_recorded")
     return report
 
 
@@ -142,60 +146,114 @@ def _check_budget(client: SemScraperClient, scrapes: list[Scrape], budget_eur: f
                              f"credit {balance} EUR{limit}: nothing was created")
 
 
+def _record_created(ledger: Ledger, batch: list[TaskRecord], created: list[dict],
+                    report: SubmitReport) -> None:
+    """Record each created scrape against its intent (the API answers in the order posted).
+    An answer that does not fit leaves its intents to be found again by target."""
+    if len(created) != len(batch):
+        raise SubmitIncomplete(f"asked for {len(batch)} scrapes, the answer lists "
+                               f"{len(created)}: left as intents to be looked up")
+    refused = []
+    for task, scrape in zip(batch, created, strict=True):
+        try:
+            scrape_id = check_scrape_id(scrape.get("id"))
+        except InvalidScrapeId as error:
+            refused.append(str(error))
+            continue
+        ledger.mark_posted(PROVIDER, task.tag, scrape_id, as_number(scrape.get("cost")), None,
+                           scrape.get("status"))
+        report.posted += 1
+    if refused:
+        raise SubmitIncomplete(f"the create answer holds {len(refused)} invalid id(s) "
+                               f"({refused[0]}): left as intents, to be found by target")
+
+
 def _recover(client: SemScraperClient, ledger: Ledger, leftovers: list[TaskRecord],
              report: SubmitReport) -> set[str]:
-    """Find intents of earlier runs among the completed, not retrieved scrapes.
+    """Find intents of earlier runs among the account's finished scrapes, by target.
 
-    Found ones become ``posted``. Returns the keys that must not be created now.
+    Found ones become ``fetched``, with the SERP that finding them retrieved. Returns the keys
+    that must not be created now: those whose scrape may still turn up.
     """
-    listed = client.completed_not_retrieved()
-    taken: set[str] = set()
-    unresolved = []
-    for task in leftovers:
-        match = _find(client, listed, task, taken)
-        if match is None:
-            unresolved.append(task)
-            continue
-        taken.add(match["id"])
-        ledger.mark_posted(PROVIDER, task.tag, match["id"], as_number(match.get("cost")), None,
-                           "done (recovered by target)")
-        report.recovered += 1
-        log.info("recovered scrape %s for %s instead of creating it again", match["id"],
-                 task.tag)
-    if not unresolved:
-        return set()
-    in_flight = sum(entry.get("count", 0) for entry in client.status()
+    # The status before the list: a scrape in flight at the status call that finishes before
+    # the list call is then listed; the other way round, it could slip between the two.
+    in_flight = sum(entry.get("count") or 0 for entry in client.status()
                     if entry.get("status") in ("pending", "processing"))
-    if in_flight:
-        report.messages.append(f"{len(unresolved)} scrapes of an interrupted run are not found "
-                               f"yet and {in_flight} scrapes are in flight: held until they "
-                               "finish, so that none is created twice")
-        return {t.tag for t in unresolved}
-    return set()  # nothing in flight and not listed: they were never created
+    known = ledger.task_ids(PROVIDER)
+    listed = [entry for entry in client.completed_not_retrieved()
+              if isinstance(entry.get("id"), str) and settings.SCRAPE_ID.match(entry["id"])
+              and entry["id"] not in known
+              and any(_same_target(entry, t.target) for t in leftovers)]
+    # Retrieving a scrape takes it off the list for good: each candidate is recorded first, so
+    # that a run whose retrieve answer is lost finds it here again, not by creating it twice.
+    ledger.record_candidates(PROVIDER, listed)
+    crash_point("semscraper.candidates_recorded")
+    _look_at_candidates(client, ledger, leftovers)
+    crash_point("semscraper.candidates_retrieved")
+
+    candidates = [(c, orjson.loads(c.body) if c.body else None)
+                  for c in ledger.candidates(PROVIDER)
+                  if any(_same_target(c.listed, t.target) for t in leftovers)]
+    held: set[str] = set()
+    for task in leftovers:
+        mine = [(c, serp) for c, serp in candidates if _same_target(c.listed, task.target)]
+        matched = [(c, serp) for c, serp in mine if serp and _created_for(serp, task)]
+        if matched:
+            candidate, serp = min(matched, key=lambda pair: pair[1]["created_at"])
+            candidates.remove((candidate, serp))
+            ledger.claim_candidate(PROVIDER, task.tag, task.partition_date, candidate,
+                                   as_number(serp.get("cost")), _meta(serp, "recovery"))
+            report.recovered += 1
+            log.info("recovered scrape %s for %s instead of creating it again",
+                     candidate.task_id, task.tag)
+        elif in_flight or any(serp is None for _, serp in mine):
+            held.add(task.tag)  # its scrape may be in flight, or one not yet looked at
+    if held:
+        report.messages.append(f"{len(held)} scrapes of an interrupted run are not found yet "
+                               f"({in_flight} in flight): held, so that none is created twice")
+    return held
 
 
-def _find(client: SemScraperClient, listed: list[dict], task: TaskRecord,
-          taken: set[str]) -> dict | None:
-    candidates = [e for e in listed if e.get("id") not in taken and _same_target(e, task.target)]
-    if not candidates:
+def _look_at_candidates(client: SemScraperClient, ledger: Ledger,
+                        leftovers: list[TaskRecord]) -> None:
+    """Retrieve the candidates not looked at yet (this run's and those an earlier run recorded
+    but never saw the answer for), 100 a call, and keep what came back."""
+    unseen = [c.task_id for c in ledger.candidates(PROVIDER)
+              if c.body is None and any(_same_target(c.listed, t.target) for t in leftovers)]
+    for start in range(0, len(unseen), settings.MAX_IDS_PER_GET):
+        chunk = unseen[start:start + settings.MAX_IDS_PER_GET]
+        ledger.keep_candidate_bodies(PROVIDER, {
+            serp["id"]: orjson.dumps(serp) for serp in client.retrieve(chunk)
+            if serp.get("status") == "done" and serp.get("id") in chunk})
+
+
+def _created_for(serp: dict, task: TaskRecord) -> bool:
+    """Whether a retrieved scrape can be the one created for ``task``: the same target and
+    priority, created (by the provider's clock) during the intent's day, after the intent was
+    recorded and before the day closed for payment (``core.money``)."""
+    created = _parse_time(serp.get("created_at"))
+    if created is None or not _same_target(serp, task.target):
+        return False
+    if serp.get("priority", 1) != task.target.get("priority", 1):
+        return False
+    day_start = datetime.fromisoformat(task.partition_date).replace(tzinfo=UTC)
+    since = max(day_start, datetime.fromisoformat(task.intent_at)) - CLOCK_MARGIN
+    return since <= created <= day_start + DAY + SUBMIT_GRACE + CLOCK_MARGIN
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str):
         return None
-    since = datetime.fromisoformat(task.intent_at) - CLOCK_MARGIN
-    for start in range(0, len(candidates), settings.MAX_IDS_PER_GET):
-        # The list omits created_at: retrieving by id shows it (free, and marks it fetched,
-        # which is right: it is ours and is collected below).
-        ids = [c["id"] for c in candidates[start:start + settings.MAX_IDS_PER_GET]]
-        for serp in client.retrieve(ids):
-            created = serp.get("created_at")
-            if isinstance(created, str) and _parse_time(created) >= since:
-                return serp
-    return None
-
-
-def _parse_time(value: str) -> datetime:
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
     except ValueError:
-        return datetime.min.replace(tzinfo=UTC)
+        return None
+
+
+def _meta(serp: dict, source: str, html: str | None = None) -> dict:
+    """The raw table's columns for one retrieved SERP, but its body."""
+    return {"fetched_at": utc_now().isoformat(), "status": serp.get("status"),
+            "cost": as_number(serp.get("cost")), "source": source, "html": html}
 
 
 # -- collect ---------------------------------------------------------------------------------
@@ -234,14 +292,14 @@ def _retrieve(client: SemScraperClient, ledger: Ledger, partition: str, ids: lis
         except SemScraperError as error:
             report.errors.append(f"retrieving {len(chunk)} scrapes: {error}")
             continue
+        crash_point("semscraper.retrieved")
         for serp in serps:
             if serp.get("id") not in pending:
                 continue
-            meta = {"fetched_at": utc_now().isoformat(), "status": serp.get("status"),
-                    "cost": as_number(serp.get("cost")), "source": "api",
-                    "html": pages.get(serp["id"])}
-            ledger.store_response(PROVIDER, partition, serp["id"], meta, orjson.dumps(serp),
+            ledger.store_response(PROVIDER, partition, serp["id"],
+                                  _meta(serp, "api", pages.get(serp["id"])), orjson.dumps(serp),
                                   TaskState.FETCHED)
+            crash_point("semscraper.response_stored")
             pending.pop(serp["id"])
             report.fetched += 1
 
