@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from serp_etl.core.http import SlidingWindowLimiter
 from serp_etl.providers.dataforseo import settings
 from serp_etl.providers.dataforseo.client import (
     ApiError,
@@ -112,16 +111,6 @@ def test_the_client_limiter_stays_under_the_limit(http_client, clock):
         list(http_client.id_list(now - timedelta(hours=1), now))
     # id_list allows 10 a minute: the 11th call waited for the window, none was refused.
     assert sum(clock.sleeps) >= 60
-
-
-def test_sliding_window_limiter(clock):
-    limiter = SlidingWindowLimiter(3, 60, clock=clock, sleep=clock.sleep)
-    assert [limiter.acquire() for _ in range(3)] == [0, 0, 0]
-    assert limiter.acquire() == 60  # the window is full until the first call leaves it
-    clock.now += 30
-    assert [limiter.acquire(), limiter.acquire()] == [0, 0]  # slots freed as it slid
-    assert limiter.acquire() == 30
-    assert clock.sleeps == [60, 30]
 
 
 def ok_envelope(tasks):

@@ -210,3 +210,15 @@ def test_the_partitions_start_with_the_data_dir_unless_configured(tmp_path, monk
     monkeypatch.setenv(START_DATE_ENV, "2025-02-30")
     with pytest.raises(ValueError, match=START_DATE_ENV):
         partitions_start(tmp_path, today)
+
+
+def test_runs_count_their_calls_in_the_data_dirs_shared_limiter(data_dir):
+    import sqlite3
+
+    assert materialize(data_dir).success
+    with sqlite3.connect(data_dir / "state" / "rate_limits.sqlite") as db:
+        buckets = dict(db.execute("SELECT bucket, count(*) FROM calls GROUP BY bucket"))
+        accounts = {row[0] for row in db.execute("SELECT DISTINCT account FROM calls")}
+    assert buckets["/v3/serp/google/search_by_image/task_post"] == 1
+    assert buckets["/v3/serp/google/search_by_image/tasks_ready"] >= 1
+    assert len(accounts) == 1 and "sandbox" not in next(iter(accounts))  # a hash, not a name

@@ -1,16 +1,20 @@
-"""What every provider client shares: a per-endpoint rate limiter and a retry policy.
+"""What every provider client shares: a rate limiter shared by the account's processes, and a
+retry policy that obeys ``Retry-After``.
 
 Both take their clock and sleep as arguments so that tests drive time instead of waiting.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
+import sqlite3
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Self, TypeVar
 
 import httpx
@@ -20,36 +24,108 @@ Sleep = Callable[[float], None]
 T = TypeVar("T")
 
 
-class SlidingWindowLimiter:
-    """At most ``calls`` calls in any ``period`` seconds.
+_LIMITS = """
+CREATE TABLE IF NOT EXISTS calls (account TEXT NOT NULL, bucket TEXT NOT NULL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS calls_by_bucket ON calls (account, bucket, at);
+CREATE TABLE IF NOT EXISTS pauses (
+    account TEXT NOT NULL, bucket TEXT NOT NULL, until REAL NOT NULL,
+    PRIMARY KEY (account, bucket)
+);
+"""
+
+
+class RateLimiter:
+    """At most ``limits[bucket]`` calls in any ``period`` seconds per bucket of one account, and
+    none while a bucket is paused; counted in one SQLite file, so that every process and thread
+    that opens it (the runs of a schedule, a backfill and a manual run) shares the account's
+    limits. ``path=None`` keeps the count in memory, for this object alone.
 
     A sliding window is never looser than the provider's own window, whether that one is fixed
-    (per calendar minute) or sliding, so the client stays under the documented limit.
+    (per calendar minute) or sliding. Hand-written rather than pyrate-limiter's SQLite bucket:
+    that one reads the wall clock itself, so tests could check it only by sleeping, and it has
+    no shared pause, which ``Retry-After`` needs (when the API tells one process to wait, every
+    process of the account must).
     """
 
-    def __init__(self, calls: int, period: float = 60.0, clock: Clock = time.monotonic,
-                 sleep: Sleep = time.sleep) -> None:
-        self.calls = calls
+    def __init__(self, path: Path | None, account: str, limits: Mapping[str, int], *,
+                 period: float = 60.0, clock: Clock = time.time, sleep: Sleep = time.sleep) -> None:
+        self.account = account
+        self.limits = dict(limits)
         self.period = period
         self._clock = clock
         self._sleep = sleep
-        self._stamps: deque[float] = deque()
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(":memory:" if path is None else path, timeout=60,
+                                   isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_LIMITS)
         self._lock = threading.Lock()
 
-    def acquire(self) -> float:
-        """Wait for a free slot and take it; returns the seconds waited."""
+    def close(self) -> None:
+        self._db.close()
+
+    def _take(self, bucket: str, now: float) -> float:
+        """Take a slot now if one is free (returns 0), else return how long to wait."""
+        db, key = self._db, (self.account, bucket)
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("DELETE FROM calls WHERE account = ? AND bucket = ? AND at <= ?",
+                       (*key, now - self.period))
+            paused = db.execute("SELECT until FROM pauses WHERE account = ? AND bucket = ?",
+                                key).fetchone()
+            if paused and paused[0] > now:
+                return paused[0] - now
+            count, oldest = db.execute("SELECT count(*), min(at) FROM calls WHERE account = ?"
+                                       " AND bucket = ?", key).fetchone()
+            if count < self.limits[bucket]:
+                db.execute("INSERT INTO calls VALUES (?, ?, ?)", (*key, now))
+                return 0.0
+            return oldest + self.period - now
+        finally:
+            db.execute("COMMIT")
+
+    def acquire(self, bucket: str) -> float:
+        """Wait for a free slot of ``bucket`` and take it; returns the seconds waited."""
         waited = 0.0
         with self._lock:
-            while True:
-                now = self._clock()
-                while self._stamps and self._stamps[0] <= now - self.period:
-                    self._stamps.popleft()
-                if len(self._stamps) < self.calls:
-                    self._stamps.append(now)
-                    return waited
-                delay = self._stamps[0] + self.period - now
+            while delay := self._take(bucket, self._clock()):
                 self._sleep(delay)
                 waited += delay
+        return waited
+
+    def pause(self, bucket: str, seconds: float) -> None:
+        """No call of ``bucket``, from any process of the account, for ``seconds``."""
+        until = self._clock() + seconds
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO pauses VALUES (?, ?, ?) ON CONFLICT (account, bucket)"
+                " DO UPDATE SET until = max(until, excluded.until)", (self.account, bucket, until))
+
+
+def rate_limits_path(data_dir: Path | str) -> Path:
+    return Path(data_dir) / "state" / "rate_limits.sqlite"
+
+
+def account_key(provider: str, identity: str) -> str:
+    """The limiter's name for an account: never the credential itself."""
+    return f"{provider}:{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """``Retry-After`` in seconds (a number, or an HTTP date), if the response carries one."""
+    value = response.headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
 
 
 @dataclass(frozen=True)
@@ -98,17 +174,23 @@ def default_timeout() -> httpx.Timeout:
     return httpx.Timeout(connect=10.0, read=120.0, write=30.0, pool=30.0)
 
 
-class RateLimitedClient:
-    """What every provider client shares: one httpx client, a limiter per rate-limit bucket
-    that every request waits on, and a retry policy for the calls that may be repeated."""
+# The longest Retry-After a call waits out; a longer one fails the call (a run would sit idle for
+# it), and the pause still holds every process of the account back.
+MAX_RETRY_AFTER = 600.0
 
-    def __init__(self, http: httpx.Client, calls_per_minute: Mapping[str, int], *,
-                 retry: RetryPolicy, clock: Clock, sleep: Sleep) -> None:
+
+class RateLimitedClient:
+    """What every provider client shares: one httpx client, a limiter that every request waits
+    on, and a retry policy for the calls that may be repeated."""
+
+    error: type[Exception] = Exception  # the base of the provider's typed errors
+
+    def __init__(self, http: httpx.Client, limiter: RateLimiter, *, retry: RetryPolicy,
+                 sleep: Sleep) -> None:
         self._http = http
         self._retry = retry
         self._sleep = sleep
-        self._limiters = {bucket: SlidingWindowLimiter(calls, clock=clock, sleep=sleep)
-                          for bucket, calls in calls_per_minute.items()}
+        self._limiter = limiter
 
     def close(self) -> None:
         self._http.close()
@@ -120,8 +202,18 @@ class RateLimitedClient:
         self.close()
 
     def _request(self, bucket: str, method: str, path: str, **kwargs) -> httpx.Response:
-        self._limiters[bucket].acquire()
+        self._limiter.acquire(bucket)
         return self._http.request(method, path, **kwargs)
+
+    def _obey_retry_after(self, bucket: str, response: httpx.Response) -> None:
+        """Pause ``bucket`` for every process of the account as long as the API asks."""
+        seconds = retry_after(response)
+        if seconds is None:
+            return
+        self._limiter.pause(bucket, seconds)
+        if seconds > MAX_RETRY_AFTER:
+            raise self.error(f"{response.request.url.path}: HTTP {response.status_code}, the "
+                             f"API asks to retry after {seconds:.0f} s: not waiting that long")
 
     def _retrying(self, attempt: Callable[[], T], gave_up: Callable[[str], Exception]) -> T:
         return with_retries(self._retry, self._sleep, attempt, gave_up=gave_up)

@@ -28,6 +28,12 @@ Step = Callable[[dg.AssetExecutionContext, Any, Ledger, str], dict]
 SubmitStep = Callable[[dg.AssetExecutionContext, Any, Ledger, str, datetime], dict]
 
 
+def api_pool(provider: str) -> str:
+    """The Dagster concurrency pool of the steps that call ``provider``'s API: its limit (in
+    the instance's dagster.yaml) holds across runs; the rate limits are shared apart."""
+    return f"{provider}_api"
+
+
 def log_submit(context: dg.AssetExecutionContext, closed_reason: str | None,
                messages: list[str]) -> None:
     if closed_reason:
@@ -78,7 +84,8 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
     flat_keys = {table: spec.key(table) for table in tables.flat_schemas}
 
     @dg.asset(key=tasks_key, group_name=name, partitions_def=daily_partitions,
-              kinds={"python", "parquet"}, description=spec.tasks_description,
+              pool=api_pool(name), kinds={"python", "parquet"},
+              description=spec.tasks_description,
               metadata=table_metadata(tables.tasks_schema), required_resource_keys=resources)
     def tasks(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         warehouse: WarehouseResource = context.resources.warehouse
@@ -91,7 +98,7 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
             metadata={**table_metadata(tables.tasks_schema, table.num_rows), **metadata})
 
     @dg.asset(key=responses_key, deps=[tasks_key], group_name=name,
-              partitions_def=daily_partitions, kinds={"python", "parquet"},
+              partitions_def=daily_partitions, pool=api_pool(name), kinds={"python", "parquet"},
               description=spec.responses_description,
               metadata=table_metadata(tables.responses_schema), required_resource_keys=resources,
               check_specs=[dg.AssetCheckSpec("collection_complete", asset=responses_key,

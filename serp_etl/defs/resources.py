@@ -9,7 +9,7 @@ cannot drop them, and secrets never appear in it.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import dagster as dg
 import httpx
 from pydantic import Field
 
+from serp_etl.core.http import RateLimiter, account_key, rate_limits_path
 from serp_etl.core.ledger import Ledger, ledger_path
 from serp_etl.core.mode import Mode, ModeError, claim_mode
 from serp_etl.core.targets import TARGETS_FILE
@@ -101,6 +102,12 @@ class ProviderResource(dg.ConfigurableResource):
                      " API answers (deterministic data, no money spent)")
         return mode, credentials
 
+    @staticmethod
+    def _limiter(data_dir: str, provider: str, identity: str,
+                 limits: dict[str, int]) -> RateLimiter:
+        """The account's limiter, shared with every other run and process of the data dir."""
+        return RateLimiter(rate_limits_path(data_dir), account_key(provider, identity), limits)
+
 
 class DataForSEOResource(ProviderResource):
     """DataForSEO: credentials ($DATAFORSEO_LOGIN, $DATAFORSEO_PASSWORD) and collection."""
@@ -121,13 +128,16 @@ class DataForSEOResource(ProviderResource):
     @contextmanager
     def client(self, data_dir: str, log) -> Iterator[DataForSEOClient]:
         mode, credentials = self._open_mode(data_dir, log, self._credentials)
+        login, password = credentials or (LOGIN, PASSWORD)
+        limiter = self._limiter(data_dir, dataforseo_settings.PROVIDER, login,
+                                dataforseo_settings.CALLS_PER_MINUTE)
         if mode is Mode.SANDBOX:
             sandbox = DataForSEOSandbox(Path(data_dir) / "sandbox" / "dataforseo.sqlite")
-            client = DataForSEOClient(SANDBOX_URL, LOGIN, PASSWORD,
+            client = DataForSEOClient(SANDBOX_URL, login, password, limiter=limiter,
                                       transport=httpx.WSGITransport(app=sandbox.app))
         else:
-            client = DataForSEOClient(self.base_url, *credentials)
-        with client:
+            client = DataForSEOClient(self.base_url, login, password, limiter=limiter)
+        with closing(limiter), client:
             yield client
 
 
@@ -156,11 +166,14 @@ class SemScraperResource(ProviderResource):
     @contextmanager
     def client(self, data_dir: str, log) -> Iterator[SemScraperClient]:
         mode, credentials = self._open_mode(data_dir, log, self._credentials)
+        (api_key,) = credentials or (SEMSCRAPER_SANDBOX_KEY,)
+        limiter = self._limiter(data_dir, semscraper_settings.PROVIDER, api_key,
+                                semscraper_settings.CALLS_PER_MINUTE)
         if mode is Mode.SANDBOX:
             sandbox = SemScraperSandbox(Path(data_dir) / "sandbox" / "semscraper.sqlite")
-            client = SemScraperClient(SANDBOX_URL, SEMSCRAPER_SANDBOX_KEY,
+            client = SemScraperClient(SANDBOX_URL, api_key, limiter=limiter,
                                       transport=httpx.WSGITransport(app=sandbox.app))
         else:
-            client = SemScraperClient(self.base_url, *credentials)
-        with client:
+            client = SemScraperClient(self.base_url, api_key, limiter=limiter)
+        with closing(limiter), client:
             yield client

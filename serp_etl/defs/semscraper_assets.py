@@ -17,6 +17,7 @@ from serp_etl.defs.metadata import table_metadata
 from serp_etl.defs.partitions import daily_partitions
 from serp_etl.defs.provider_assets import (
     ProviderAssets,
+    api_pool,
     build_provider_assets,
     closed_metadata,
     log_submit,
@@ -92,7 +93,8 @@ LOCATIONS_KEY = dg.AssetKey([PROVIDER, "locations"])
 
 
 @dg.asset(key=LOCATIONS_KEY, group_name=PROVIDER, partitions_def=daily_partitions,
-          kinds={"python", "parquet"}, metadata=table_metadata(LOCATIONS_SCHEMA))
+          pool=api_pool(PROVIDER), kinds={"python", "parquet"},
+          metadata=table_metadata(LOCATIONS_SCHEMA))
 def semscraper_locations(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                          semscraper: SemScraperResource) -> dg.MaterializeResult:
     """One row per location SemScraper offers (location, language, host, name), from

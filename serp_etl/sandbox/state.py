@@ -38,18 +38,19 @@ class SandboxState:
             self._local.db = db
         return db
 
-    def within_rate_limit(self, account: str, bucket: str, per_minute: int) -> bool:
-        """Count this call against ``bucket``; False if the last minute already had its fill."""
+    def rate_limit_wait(self, account: str, bucket: str, per_minute: int) -> float | None:
+        """Count this call against ``bucket``; if the last minute already had its fill, the
+        call is refused and this returns the seconds until a slot frees (else None)."""
         now = self.clock()
         db = self.db()
         db.execute("BEGIN IMMEDIATE")
         try:
             db.execute("DELETE FROM calls WHERE at <= ?", (now - 60,))
-            (count,) = db.execute("SELECT COUNT(*) FROM calls WHERE account = ? AND bucket = ?",
-                                  (account, bucket)).fetchone()
-            allowed = count < per_minute
-            if allowed:
-                db.execute("INSERT INTO calls VALUES (?, ?, ?)", (account, bucket, now))
+            count, oldest = db.execute("SELECT COUNT(*), MIN(at) FROM calls WHERE account = ?"
+                                       " AND bucket = ?", (account, bucket)).fetchone()
+            if count >= per_minute:
+                return oldest + 60 - now
+            db.execute("INSERT INTO calls VALUES (?, ?, ?)", (account, bucket, now))
+            return None
         finally:
             db.execute("COMMIT")
-        return allowed

@@ -77,6 +77,7 @@ class Response:
     status: int
     body: bytes
     content_type: str = "application/json"
+    headers: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def json(cls, status: int, payload: object) -> Response:
@@ -100,7 +101,7 @@ def wsgi_app(handler: Handler, max_body: int = MAX_BODY_BYTES) -> Callable:
         start_response(
             f"{response.status} {reason}",
             [("Content-Type", response.content_type),
-             ("Content-Length", str(len(response.body)))],
+             ("Content-Length", str(len(response.body))), *response.headers],
         )
         return [response.body]
 

@@ -22,6 +22,7 @@ from serp_etl.core.http import (
     TRANSIENT_ERRORS,
     Clock,
     RateLimitedClient,
+    RateLimiter,
     Retry,
     RetryPolicy,
     Sleep,
@@ -136,18 +137,23 @@ def _only_task(endpoint: str, envelope: dict) -> dict:
 
 
 class DataForSEOClient(RateLimitedClient):
+    error = DataForSEOError
+
     def __init__(
         self,
         base_url: str,
         login: str,
         password: str,
         *,
+        limiter: RateLimiter | None = None,
         transport: httpx.BaseTransport | None = None,
         timeout: httpx.Timeout | None = None,
         retry: RetryPolicy = DEFAULT_RETRY,
-        clock: Clock = time.monotonic,
+        clock: Clock = time.time,
         sleep: Sleep = time.sleep,
     ) -> None:
+        """``limiter``: the account's shared one (see ``RateLimiter``); by default, one for this
+        client alone."""
         http = httpx.Client(
             base_url=base_url,
             auth=(login, password),
@@ -156,7 +162,9 @@ class DataForSEOClient(RateLimitedClient):
             headers={"Content-Type": "application/json"},
         )
         # One rate-limit bucket per endpoint.
-        super().__init__(http, settings.CALLS_PER_MINUTE, retry=retry, clock=clock, sleep=sleep)
+        limiter = limiter or RateLimiter(None, login, settings.CALLS_PER_MINUTE, clock=clock,
+                                         sleep=sleep)
+        super().__init__(http, limiter, retry=retry, sleep=sleep)
 
     def _send(self, method: str, endpoint: str, path: str, body: object = None) -> httpx.Response:
         content = None if body is None else orjson.dumps(body)
@@ -175,6 +183,7 @@ class DataForSEOClient(RateLimitedClient):
             except TRANSIENT_ERRORS as error:
                 raise Retry(error) from error
             if response.status_code >= 500 or response.status_code == 429:
+                self._obey_retry_after(endpoint, response)
                 raise Retry(f"HTTP {response.status_code}")
             try:
                 envelope = _parse(endpoint, response)
@@ -211,6 +220,10 @@ class DataForSEOClient(RateLimitedClient):
             except TRANSIENT_ERRORS as error:
                 raise PostOutcomeUnknown(f"{endpoint}: {type(error).__name__} after sending: "
                                          f"{error}") from error
+            if response.status_code == 429:
+                # Refused whole by the rate limit: nothing was created.
+                self._obey_retry_after(endpoint, response)
+                raise Retry(f"HTTP 429 at {endpoint}")
             if response.status_code >= 500:
                 raise PostOutcomeUnknown(f"{endpoint}: HTTP {response.status_code} after sending")
             try:

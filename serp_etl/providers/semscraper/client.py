@@ -19,6 +19,7 @@ from serp_etl.core.http import (
     TRANSIENT_ERRORS,
     Clock,
     RateLimitedClient,
+    RateLimiter,
     Retry,
     RetryPolicy,
     Sleep,
@@ -99,18 +100,21 @@ def check_scrape_id(scrape_id: object) -> str:
 
 
 class SemScraperClient(RateLimitedClient):
-    def __init__(self, base_url: str, api_key: str, *,
+    error = SemScraperError
+
+    def __init__(self, base_url: str, api_key: str, *, limiter: RateLimiter | None = None,
                  transport: httpx.BaseTransport | None = None,
                  timeout: httpx.Timeout | None = None, retry: RetryPolicy = DEFAULT_RETRY,
-                 clock: Clock = time.monotonic, sleep: Sleep = time.sleep) -> None:
+                 clock: Clock = time.time, sleep: Sleep = time.sleep) -> None:
+        """``limiter``: the account's shared one (see ``RateLimiter``); by default, one for this
+        client alone."""
         http = httpx.Client(base_url=base_url, transport=transport,
                             timeout=timeout or default_timeout(),
                             headers={"Authorization": f"Bearer {api_key}",
                                      "Content-Type": "application/json"})
-        # One rate-limit bucket per HTTP method: 100 GET and 100 POST calls a minute.
-        super().__init__(http, {"GET": settings.GET_CALLS_PER_MINUTE,
-                                "POST": settings.POST_CALLS_PER_MINUTE},
-                         retry=retry, clock=clock, sleep=sleep)
+        limiter = limiter or RateLimiter(None, api_key, settings.CALLS_PER_MINUTE, clock=clock,
+                                         sleep=sleep)
+        super().__init__(http, limiter, retry=retry, sleep=sleep)
 
     def _send(self, method: str, path: str, **kwargs) -> httpx.Response:
         return self._request(method, method, path, **kwargs)
@@ -137,6 +141,7 @@ class SemScraperClient(RateLimitedClient):
             except TRANSIENT_ERRORS as error:
                 raise Retry(error) from error
             if response.status_code >= 500 or response.status_code == 429:
+                self._obey_retry_after("GET", response)
                 raise Retry(ApiError(path, response.status_code, response.text[:200]))
             try:
                 return self._data(path, response)
@@ -169,6 +174,7 @@ class SemScraperClient(RateLimitedClient):
                                          f"sending: {error}") from error
             if response.status_code == 429:
                 # Refused whole by the rate limit: nothing was created.
+                self._obey_retry_after("POST", response)
                 raise Retry(ApiError(settings.SERPS, 429, response.text[:200]))
             if response.status_code >= 500:
                 raise PostOutcomeUnknown(f"{settings.SERPS}: HTTP {response.status_code} "

@@ -133,8 +133,8 @@ class DataForSEOSandbox(SandboxState):
             if crowded:
                 return Response.json(200, envelope(
                     [], 40209, "Too many requests at once: at most 30 simultaneous.", started))
-            if not self.within_rate_limit(credentials[0], endpoint,
-                                          settings.CALLS_PER_MINUTE[endpoint]):
+            if self.rate_limit_wait(credentials[0], endpoint,
+                                    settings.CALLS_PER_MINUTE[endpoint]) is not None:
                 return Response.json(200, envelope(
                     [], 40202, "Rate limit per minute exceeded.", started))
             return Response.json(200, handler(request, credentials[0], started))

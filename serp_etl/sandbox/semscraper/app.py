@@ -9,8 +9,10 @@ POSTed to ``callback_url`` once a scrape is done. Its state is SQLite under the 
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -115,9 +117,11 @@ class SemScraperSandbox(SandboxState):
             return _error(405, "Method Not Allowed", f"{request.method} is not supported.")
         limit = (settings.POST_CALLS_PER_MINUTE if request.method == "POST"
                  else settings.GET_CALLS_PER_MINUTE)
-        if not self.within_rate_limit(API_KEY, request.method, limit):
-            return _error(429, "Too Many Requests",
-                          f"At most 100 {request.method} calls a minute.")
+        wait = self.rate_limit_wait(API_KEY, request.method, limit)
+        if wait is not None:
+            refused = _error(429, "Too Many Requests",
+                             f"At most 100 {request.method} calls a minute.")
+            return replace(refused, headers=(("Retry-After", str(math.ceil(wait))),))
         self.deliver_due_callbacks()
         routes = {
             ("GET", settings.LOCATIONS): self._locations,
