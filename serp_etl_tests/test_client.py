@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import orjson
 import pytest
 
 from serp_etl.providers.dataforseo import settings
@@ -172,3 +173,37 @@ def test_account_errors_at_posting_stop_with_the_code(sandbox, clock):
     client = make_client(sandbox, clock, transport=transport)
     with pytest.raises(ApiError, match="40210"):
         client.post_tasks([task(1)])
+
+
+def test_locations_and_languages_over_loopback(http_client):
+    locations = http_client.locations()
+    assert {"location_code": 2840, "location_name": "United States",
+            "location_code_parent": None, "country_iso_code": "US",
+            "location_type": "Country"} in locations
+    chicago = next(loc for loc in locations if loc["location_name"].startswith("Chicago"))
+    assert chicago["location_code_parent"] == 2840 and chicago["location_type"] == "City"
+    assert {"language_name": "Japanese", "language_code": "ja"} in http_client.languages()
+
+
+@pytest.mark.parametrize(("where", "named"), [
+    ({"location_name": "Atlantis", "language_code": "en"}, "location_name"),
+    ({"location_code": 9999, "language_code": "en"}, "location_code"),
+    ({"location_code": 2840, "language_name": "Klingon"}, "language_name"),
+    ({"location_code": 2840, "language_code": "tlh"}, "language_code"),
+])
+def test_the_sandbox_refuses_unknown_locations_and_languages(http_client, sandbox, where,
+                                                            named):
+    (posted,) = http_client.post_tasks([{"image_url": "https://img.example/1.jpg", **where}])
+    assert posted.status_code == 40501 and named in posted.status_message
+    assert sandbox.stats()["billed_tasks"] == 0
+
+
+def test_the_sandbox_honours_names_and_codes(http_client, clock):
+    posted = http_client.post_tasks([{"image_url": f"https://img.example/{n}.jpg",
+                                      "location_name": "Japan", "language_name": "Japanese"}
+                                     for n in range(4)])
+    clock.now += 60
+    results = [orjson.loads(http_client.task_get(p.task_id).body)["tasks"][0]["result"]
+               for p in posted]
+    found = [(r[0]["location_code"], r[0]["language_code"]) for r in results if r]
+    assert found and set(found) == {(2392, "ja")}  # some SERPs may be empty (40102)

@@ -66,7 +66,8 @@ def test_one_materialization_fills_every_dataforseo_table_and_a_rerun_posts_noth
     assert tasks_meta["dagster/row_count"].value == targets
 
     counts = row_counts(data_dir)
-    expected = {f"dataforseo_{t}" for t in [*FLAT_SCHEMAS, "tasks", "responses"]}
+    expected = {f"dataforseo_{t}" for t in [*FLAT_SCHEMAS, "tasks", "responses", "locations",
+                                            "languages"]}
 
     assert set(counts) == expected
     assert counts["dataforseo_tasks"] == targets and counts["dataforseo_responses"] == targets
@@ -222,3 +223,14 @@ def test_runs_count_their_calls_in_the_data_dirs_shared_limiter(data_dir):
     assert buckets["/v3/serp/google/search_by_image/task_post"] == 1
     assert buckets["/v3/serp/google/search_by_image/tasks_ready"] >= 1
     assert len(accounts) == 1 and "sandbox" not in next(iter(accounts))  # a hash, not a name
+
+
+def test_dataforseo_locations_and_languages_are_kept_as_reference_tables(data_dir):
+    assert materialize(data_dir).success
+    with Warehouse(data_dir).connect() as con:
+        us = con.execute("SELECT location_name, location_type, date FROM dataforseo_locations "
+                         "WHERE location_code = 2840").fetchall()
+        japanese = con.execute("SELECT language_code FROM dataforseo_languages "
+                               "WHERE language_name = 'Japanese'").fetchall()
+    assert us == [("United States", "Country", dt.date.fromisoformat(DAY))]
+    assert japanese == [("ja",)]

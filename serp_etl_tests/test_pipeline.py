@@ -307,3 +307,32 @@ def test_a_listed_task_with_a_hostile_id_is_never_posted_again_nor_stored(
     else:
         assert {t.state for t in ledger.tasks(PROVIDER, DAY)} == {TaskState.INTENT}
         assert any("invalid id" in m for m in report.messages)
+
+
+# -- only valid targets are paid for ----------------------------------------------------------
+
+@pytest.mark.parametrize(("fields", "named"), [
+    ({"location_name": "Atlantis", "language_code": "en"}, "location_name 'Atlantis'"),
+    ({"location_code": 9999, "language_code": "en"}, "location_code 9999"),
+    ({"location_code": 2840, "language_name": "Klingon"}, "language_name 'Klingon'"),
+    ({"location_code": 2840, "language_code": "tlh"}, "language_code 'tlh'"),
+])
+def test_an_unknown_location_or_language_is_refused_before_anything_is_posted(
+        client, ledger, sandbox, targets, fields, named):
+    from serp_etl.core.targets import TargetConfigError
+    from serp_etl.providers.dataforseo.targets import ImageTarget
+
+    bad = ImageTarget(image_url="https://example.com/x.jpg", **fields)
+    with pytest.raises(TargetConfigError, match=f"target #{len(targets) + 1}: {named}"):
+        pipeline.submit(client, ledger, DAY, [*targets, bad])
+    assert sandbox.stats()["billed_tasks"] == 0 and ledger.tasks(PROVIDER) == []
+
+
+def test_names_are_checked_exactly_and_close_ones_suggested(client, ledger, targets):
+    from serp_etl.core.targets import TargetConfigError
+    from serp_etl.providers.dataforseo.targets import ImageTarget
+
+    near = ImageTarget(image_url="https://example.com/x.jpg", location_name="united states",
+                       language_code="en")
+    with pytest.raises(TargetConfigError, match="did you mean 'United States'"):
+        pipeline.submit(client, ledger, DAY, [near])

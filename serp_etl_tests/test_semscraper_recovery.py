@@ -85,7 +85,7 @@ def test_recovery_lists_once_and_retrieves_a_hundred_ids_a_call(client, proxy, l
     report = pipeline.submit(client, ledger, day, targets, now=now)
     assert report.recovered == 100 and sandbox.stats()["billed_scrapes"] == 100
     gets = sum(n for (method, _), n in proxy.forwarded.items() if method == "GET")
-    assert gets <= 3  # status, the list, one retrieve of 100 ids
+    assert gets <= 4  # the locations (targets are checked), status, the list, one retrieve
 
 
 def test_a_crash_on_day_two_never_claims_day_ones_scrapes(client, ledger, sandbox, clock):
@@ -132,6 +132,9 @@ def test_a_hostile_id_in_a_create_answer_never_reaches_the_ledger(ledger, clock,
     def answer(request):
         if request.url.path.endswith("/billing/credit"):
             return httpx.Response(200, json={"status": "success", "data": [{"balance": 10}]})
+        if request.url.path.endswith("/location"):
+            return httpx.Response(200, json={"status": "success", "data": [
+                {"location": "fr", "language": "fr", "host": "google.fr", "name": "France"}]})
         return httpx.Response(200, json={"status": "success", "data": [
             {"id": "../../etc/passwd", "status": "pending", "cost": 2e-5}]})
 

@@ -11,9 +11,11 @@ from datetime import datetime
 from typing import Any
 
 import dagster as dg
+import pyarrow as pa
 
 from serp_etl.core import quality
 from serp_etl.core.ledger import Ledger, utc_now
+from serp_etl.core.parquet import publish_table
 from serp_etl.core.provider import TASKS_TABLE, ProviderTables
 from serp_etl.core.quality import QualityResult
 from serp_etl.core.raw import RAW_TABLE
@@ -56,6 +58,16 @@ class FlatCheck:
 
 
 @dataclass(frozen=True)
+class ReferenceTable:
+    """A list the provider publishes (locations, languages), snapshotted once a day."""
+
+    table: str
+    schema: pa.Schema
+    description: str
+    fetch: Callable[[Any], list[dict]]  # the provider's client -> its entries
+
+
+@dataclass(frozen=True)
 class ProviderAssets:
     tables: ProviderTables
     resource_key: str
@@ -65,6 +77,7 @@ class ProviderAssets:
     responses_description: str
     flat_descriptions: dict[str, str]
     flat_checks: list[FlatCheck] = field(default_factory=list)
+    references: list[ReferenceTable] = field(default_factory=list)
 
     def key(self, table: str) -> dg.AssetKey:
         return dg.AssetKey([self.tables.name, table])
@@ -146,4 +159,26 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
             yield check_result(check.run(store, partition), flat_keys[check.table], check.name,
                                check.severity)
 
-    return [tasks, responses, flattened]
+    return [tasks, responses, flattened,
+            *(reference_asset(spec, reference) for reference in spec.references)]
+
+
+def reference_asset(spec: ProviderAssets, reference: ReferenceTable) -> dg.AssetsDefinition:
+    name, schema = spec.tables.name, reference.schema
+
+    @dg.asset(key=spec.key(reference.table), group_name=name,
+              partitions_def=daily_partitions, pool=api_pool(name), kinds={"python", "parquet"},
+              description=reference.description, metadata=table_metadata(schema),
+              required_resource_keys={"warehouse", spec.resource_key})
+    def snapshot(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        warehouse: WarehouseResource = context.resources.warehouse
+        provider = getattr(context.resources, spec.resource_key)
+        with provider.client(warehouse.data_dir, context.log) as client:
+            rows = [{column: entry.get(column) for column in schema.names}
+                    for entry in reference.fetch(client)]
+        table = pa.Table.from_pylist(rows, schema=schema)
+        publish_table(warehouse.warehouse().partition_file(name, reference.table,
+                                                           context.partition_key), table)
+        return dg.MaterializeResult(metadata=table_metadata(schema, table.num_rows))
+
+    return snapshot

@@ -7,27 +7,20 @@ The work is in ``serp_etl.providers.semscraper.pipeline``; these functions only 
 from datetime import datetime
 
 import dagster as dg
-import pyarrow as pa
 
 from serp_etl.core.ledger import Ledger
 from serp_etl.core.money import closed_day_reason
-from serp_etl.core.parquet import publish_table
-from serp_etl.core.targets import TARGETS_FILE
-from serp_etl.defs.metadata import table_metadata
-from serp_etl.defs.partitions import daily_partitions
 from serp_etl.defs.provider_assets import (
     ProviderAssets,
-    api_pool,
+    ReferenceTable,
     build_provider_assets,
     closed_metadata,
     log_submit,
 )
-from serp_etl.defs.resources import SemScraperResource, WarehouseResource
+from serp_etl.defs.resources import SemScraperResource
 from serp_etl.providers.semscraper import pipeline
 from serp_etl.providers.semscraper.schema import LOCATIONS_SCHEMA
-from serp_etl.providers.semscraper.settings import PROVIDER
 from serp_etl.providers.semscraper.tables import TABLES
-from serp_etl.providers.semscraper.targets import check_locations
 
 
 def submit(context: dg.AssetExecutionContext, semscraper: SemScraperResource, ledger: Ledger,
@@ -36,8 +29,6 @@ def submit(context: dg.AssetExecutionContext, semscraper: SemScraperResource, le
     # A day that cannot be paid for needs no targets: a backfill never reads the targets file.
     scrapes = [] if closed_day_reason(partition, now) else semscraper.targets(data_dir)
     with semscraper.client(data_dir, context.log) as client:
-        if scrapes:
-            check_locations(scrapes, client.locations(), TARGETS_FILE)
         report = pipeline.submit(client, ledger, partition, scrapes,
                                  budget_eur=semscraper.budget_eur, now=now)
     log_submit(context, report.closed_reason, report.messages)
@@ -87,26 +78,12 @@ SEMSCRAPER = ProviderAssets(
         "items": "One row per item of a SERP's result blocks: block type, rank_type, "
                  "rank_serp, page, pixel, domain, url, title, description.",
     },
+    references=[ReferenceTable(
+        "locations", LOCATIONS_SCHEMA,
+        "One row per location SemScraper offers (location, language, host, name), from GET "
+        "/serp/google/location, as of the day. Targets are checked against it.",
+        lambda client: [entry for entry in client.locations()
+                        if entry.get("location") and entry.get("language")])],
 )
 
-LOCATIONS_KEY = dg.AssetKey([PROVIDER, "locations"])
-
-
-@dg.asset(key=LOCATIONS_KEY, group_name=PROVIDER, partitions_def=daily_partitions,
-          pool=api_pool(PROVIDER), kinds={"python", "parquet"},
-          metadata=table_metadata(LOCATIONS_SCHEMA))
-def semscraper_locations(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
-                         semscraper: SemScraperResource) -> dg.MaterializeResult:
-    """One row per location SemScraper offers (location, language, host, name), from
-    GET /serp/google/location, as of the day. Targets are checked against it."""
-    with semscraper.client(warehouse.data_dir, context.log) as client:
-        rows = [{name: entry.get(name) for name in LOCATIONS_SCHEMA.names}
-                for entry in client.locations()
-                if entry.get("location") and entry.get("language")]
-    table = pa.Table.from_pylist(rows, schema=LOCATIONS_SCHEMA)
-    publish_table(warehouse.warehouse().partition_file(PROVIDER, "locations",
-                                                       context.partition_key), table)
-    return dg.MaterializeResult(metadata=table_metadata(LOCATIONS_SCHEMA, table.num_rows))
-
-
-semscraper_assets = [semscraper_locations, *build_provider_assets(SEMSCRAPER)]
+semscraper_assets = build_provider_assets(SEMSCRAPER)

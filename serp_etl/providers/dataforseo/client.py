@@ -322,6 +322,19 @@ class DataForSEOClient(RateLimitedClient):
                 return
             offset += len(entries)
 
+    def locations(self) -> list[dict]:
+        """Google SERP locations (free): location_code, location_name, location_code_parent,
+        country_iso_code, location_type."""
+        return self._reference(settings.LOCATIONS)
+
+    def languages(self) -> list[dict]:
+        """Google SERP languages (free): language_name, language_code."""
+        return self._reference(settings.LANGUAGES)
+
+    def _reference(self, endpoint: str) -> list[dict]:
+        task = _only_task(endpoint, self._call_free("GET", endpoint, endpoint)[0])
+        return [entry for entry in task.get("result") or () if type(entry) is dict]
+
     def user_data(self) -> dict:
         endpoint = settings.USER_DATA
         task = _only_task(endpoint, self._call_free("GET", endpoint, endpoint)[0])

@@ -37,7 +37,7 @@ from serp_etl.providers.dataforseo.client import (
 )
 from serp_etl.providers.dataforseo.settings import Outcome
 from serp_etl.providers.dataforseo.tables import TABLES
-from serp_etl.providers.dataforseo.targets import ImageTarget
+from serp_etl.providers.dataforseo.targets import ImageTarget, check_reference
 
 PROVIDER = settings.PROVIDER
 # Normal priority completes within 45 minutes (guaranteed): a task posted longer ago than this
@@ -83,6 +83,8 @@ def submit(client: DataForSEOClient, ledger: Ledger, partition: str,
     now = now or utc_now()
     report = SubmitReport(targets=len(targets))
     report.closed_reason = closed_day_reason(partition, now)
+    if targets and not report.closed_reason:
+        check_reference(targets, client.locations(), client.languages())
     with exclusive_lock(ledger.path.with_name(f"{PROVIDER}.submit.lock")):
         if report.closed_reason:
             leftovers = ledger.tasks(PROVIDER, partition, {TaskState.INTENT})

@@ -228,3 +228,17 @@ FLAT_SCHEMAS: dict[str, pa.Schema] = {
     spec.name: spec.schema for root in ROOT_TABLES for spec in root.walk()
 }
 FLAT_SCHEMAS["other_items"] = OTHER_ITEMS_SCHEMA
+
+# The reference lists task locations and languages are checked against (GET
+# /v3/serp/google/locations and /languages), one snapshot a day.
+LOCATIONS_SCHEMA = pa.schema([
+    pa.field("location_code", pa.int64(), nullable=False),
+    pa.field("location_name", pa.string(), nullable=False),
+    pa.field("location_code_parent", pa.int64()),
+    pa.field("country_iso_code", pa.string()),
+    pa.field("location_type", pa.string()),
+])
+LANGUAGES_SCHEMA = pa.schema([
+    pa.field("language_name", pa.string(), nullable=False),
+    pa.field("language_code", pa.string(), nullable=False),
+])

@@ -16,6 +16,8 @@ TASKS_READY = "/v3/serp/google/search_by_image/tasks_ready"
 TASK_GET_ADVANCED = "/v3/serp/google/search_by_image/task_get/advanced/"  # + task id
 ID_LIST = "/v3/serp/id_list"
 USER_DATA = "/v3/appendix/user_data"
+LOCATIONS = "/v3/serp/google/locations"  # + "/{country_iso_code}" for one country
+LANGUAGES = "/v3/serp/google/languages"
 
 MAX_TASKS_PER_POST = 100
 MAX_TASKS_READY = 1000
@@ -25,14 +27,16 @@ TASKS_READY_DAYS = 3  # tasks_ready lists completed tasks of the last three days
 ID_LIST_METADATA_DAYS = 30  # id_list returns a task's metadata (with its tag) for one month
 TAG_MAX_LENGTH = 255
 
-# Calls per minute. task_get and user_data have no documented limit of their own: they get the
-# account-wide 2000 of task_post.
+# Calls per minute. task_get, user_data, locations and languages have no documented limit of
+# their own: they get the account-wide 2000 of task_post.
 CALLS_PER_MINUTE = {
     TASK_POST: 2000,
     TASKS_READY: 20,
     TASK_GET_ADVANCED: 2000,
     ID_LIST: 10,
     USER_DATA: 2000,
+    LOCATIONS: 2000,
+    LANGUAGES: 2000,
 }
 MAX_SIMULTANEOUS_REQUESTS = 30
 

@@ -15,6 +15,7 @@ date is never posted twice; a changed field is a different task.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import tomllib
 from dataclasses import asdict, dataclass
@@ -117,3 +118,29 @@ def load_targets(path: Path) -> list[ImageTarget]:
             f"{path}: no targets file; copy the example data/{TARGETS_FILE} from the repository "
             "and list the images to track") from None
     return parse_targets(text, str(path))
+
+
+def check_reference(targets: list[ImageTarget], locations: list[dict], languages: list[dict],
+                    source: str = TARGETS_FILE) -> None:
+    """Every target's location and language must be one of DataForSEO's own, exactly (a task
+    with another is refused at posting, and may still be billed)."""
+    known = {
+        "location_code": {loc.get("location_code") for loc in locations},
+        "location_name": {loc.get("location_name") for loc in locations},
+        "language_code": {lang.get("language_code") for lang in languages},
+        "language_name": {lang.get("language_name") for lang in languages},
+    }
+    reference = {"location": "dataforseo_locations", "language": "dataforseo_languages"}
+    for number, target in enumerate(targets, start=1):
+        for field, values in known.items():
+            value = getattr(target, field)
+            if value is None or value in values:
+                continue
+            close = difflib.get_close_matches(str(value), [str(v) for v in values if v], n=3,
+                                              cutoff=0.6)
+            if not close and isinstance(value, str):  # case alone differs
+                close = [v for v in values if isinstance(v, str) and v.lower() == value.lower()]
+            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise TargetConfigError(
+                f"{source}: {settings.PROVIDER} target #{number}: {field} {value!r} is not "
+                f"one of DataForSEO's (see {reference[field.split('_')[0]]}){hint}")

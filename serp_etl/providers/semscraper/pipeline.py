@@ -44,6 +44,7 @@ from serp_etl.providers.semscraper.client import (
     check_scrape_id,
 )
 from serp_etl.providers.semscraper.tables import TABLES
+from serp_etl.providers.semscraper.targets import check_locations
 
 PROVIDER = settings.PROVIDER
 TARGET_FIELDS = ("keyword", "device", "location", "language", "depth")
@@ -104,6 +105,8 @@ def submit(client: SemScraperClient, ledger: Ledger, partition: str, scrapes: li
     now = now or utc_now()
     report = SubmitReport(targets=len(scrapes))
     report.closed_reason = closed_day_reason(partition, now)
+    if scrapes and not report.closed_reason:
+        check_locations(scrapes, client.locations())
     with exclusive_lock(ledger.path.with_name(f"{PROVIDER}.submit.lock")):
         if report.closed_reason:
             leftovers = ledger.tasks(PROVIDER, partition, {TaskState.INTENT})

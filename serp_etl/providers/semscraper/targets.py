@@ -18,7 +18,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from serp_etl.core.targets import TargetConfigError
+from serp_etl.core.targets import TARGETS_FILE, TargetConfigError
 from serp_etl.providers.semscraper.client import InvalidScrape, Scrape
 from serp_etl.providers.semscraper.settings import PROVIDER
 
@@ -57,7 +57,8 @@ def load_scrapes(path: Path) -> list[Scrape]:
         raise TargetConfigError(f"{path}: no targets file") from None
 
 
-def check_locations(scrapes: list[Scrape], locations: list[dict], source: str) -> None:
+def check_locations(scrapes: list[Scrape], locations: list[dict],
+                    source: str = TARGETS_FILE) -> None:
     """Every target's (location, language) must be one the API offers."""
     offered = {(entry.get("location"), entry.get("language")) for entry in locations}
     for number, scrape in enumerate(scrapes, start=1):

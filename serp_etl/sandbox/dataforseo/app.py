@@ -20,6 +20,7 @@ import orjson
 
 from serp_etl.providers.dataforseo import settings
 from serp_etl.providers.dataforseo.client import DATETIME_FORMAT
+from serp_etl.sandbox.dataforseo import reference
 from serp_etl.sandbox.dataforseo.serp_generator import generate_result, is_empty_serp, seed_for
 from serp_etl.sandbox.state import SandboxState
 from serp_etl.sandbox.wsgi import Request, Response, wsgi_app
@@ -42,6 +43,13 @@ _REQUIRED = {
     "image_url": ("image_url",),
     "location": ("location_code", "location_name", "location_coordinate"),
     "language": ("language_code", "language_name"),
+}
+# A task's location and language must be one of the lists' own, exactly.
+_REFERENCE = {
+    "location_code": {loc["location_code"] for loc in reference.locations()},
+    "location_name": {loc["location_name"] for loc in reference.locations()},
+    "language_code": {lang["language_code"] for lang in reference.languages()},
+    "language_name": {lang["language_name"] for lang in reference.languages()},
 }
 _KNOWN_FIELDS = {
     "image_url", "location_code", "location_name", "location_coordinate", "language_code",
@@ -154,6 +162,11 @@ class DataForSEOSandbox(SandboxState):
             return settings.ID_LIST, self._id_list
         if path == settings.USER_DATA and method == "GET":
             return settings.USER_DATA, self._user_data
+        locations = path == settings.LOCATIONS or path.startswith(settings.LOCATIONS + "/")
+        if locations and method == "GET":  # all, or one country's: .../locations/{iso code}
+            return settings.LOCATIONS, self._locations
+        if path == settings.LANGUAGES and method == "GET":
+            return settings.LANGUAGES, self._languages
         return None
 
     # -- endpoints ---------------------------------------------------------------------------
@@ -208,6 +221,9 @@ class DataForSEOSandbox(SandboxState):
         url = task["image_url"]
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             return 40501, "Invalid Field: 'image_url'."
+        for field, known in _REFERENCE.items():
+            if field in task and task[field] not in known:
+                return 40501, f"Invalid Field: '{field}'."
         if task.get("priority") not in (None, 1, 2):
             return 40501, "Invalid Field: 'priority'."
         pages = task.get("max_crawl_pages")
@@ -296,6 +312,22 @@ class DataForSEOSandbox(SandboxState):
                 entry["metadata"] = orjson.loads(data)
             result.append(entry)
         task = task_object(self._new_id(now), 20000, "Ok.", request.path, data=query)
+        task["result"], task["result_count"] = result, len(result)
+        return envelope([task], started=started)
+
+    def _locations(self, request: Request, login: str, started: float) -> dict:
+        country = request.path[len(settings.LOCATIONS):].strip("/").upper()
+        result = [loc for loc in reference.locations()
+                  if not country or loc["country_iso_code"] == country]
+        return self._reference_answer(request, "locations", result, started)
+
+    def _languages(self, request: Request, login: str, started: float) -> dict:
+        return self._reference_answer(request, "languages", reference.languages(), started)
+
+    def _reference_answer(self, request: Request, function: str, result: list[dict],
+                          started: float) -> dict:
+        task = task_object(self._new_id(self.clock()), 20000, "Ok.", request.path,
+                          data={"api": "serp", "function": function, "se": "google"}, result=[])
         task["result"], task["result_count"] = result, len(result)
         return envelope([task], started=started)
 

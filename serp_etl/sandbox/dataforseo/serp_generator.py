@@ -12,6 +12,8 @@ import hashlib
 import random
 from urllib.parse import quote
 
+from serp_etl.sandbox.dataforseo import reference
+
 DOMAINS = [
     "www.amazon.com", "www.etsy.com", "www.pinterest.com", "www.redbubble.com",
     "unsplash.com", "www.shutterstock.com", "www.wikipedia.org", "de.wikipedia.org",
@@ -25,6 +27,8 @@ WORDS = [
     "été", "naïve", "花", "壁紙", "植物", "🌺", "🌴", "minimal", "abstract", "golden", "bloom",
     "watercolor", "framed", "handmade", "interior", "living room", "photo", "stock",
 ]
+_LOCATION_CODES = {loc["location_name"]: loc["location_code"] for loc in reference.locations()}
+_LANGUAGE_CODES = {lang["language_name"]: lang["language_code"] for lang in reference.languages()}
 SOURCES = ["Wikipedia", "Amazon", "Etsy", "Pinterest", None]
 CURRENCIES = ["USD", "EUR", "GBP", "JPY"]
 RATING_TYPES = ["Max5", "Percents", "CustomMax"]
@@ -230,8 +234,10 @@ def generate_result(task: dict, day: str) -> dict:
         "keyword": keyword,
         "type": "search_by_image",
         "se_domain": task.get("se_domain") or "lens.google.com",
-        "location_code": task.get("location_code") or 2840,
-        "language_code": task.get("language_code") or "en",
+        "location_code": task.get("location_code") or _LOCATION_CODES.get(
+            task.get("location_name"), 2840),
+        "language_code": task.get("language_code") or _LANGUAGE_CODES.get(
+            task.get("language_name"), "en"),
         "check_url": "https://lens.google.com/uploadbyurl?url=" + quote(image_url, safe=""),
         "datetime": f"{day} {rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:"
                     f"{rng.randint(0, 59):02d} +00:00",
