@@ -234,3 +234,22 @@ def test_dataforseo_locations_and_languages_are_kept_as_reference_tables(data_di
                                "WHERE language_name = 'Japanese'").fetchall()
     assert us == [("United States", "Country", dt.date.fromisoformat(DAY))]
     assert japanese == [("ja",)]
+
+
+def test_spend_is_reconciled_per_partition_for_both_providers(data_dir):
+    dataforseo_run = materialize(data_dir)
+    semscraper_run = materialize_semscraper(data_dir)
+    for run in (dataforseo_run, semscraper_run):
+        (check,) = [e for e in run.get_asset_check_evaluations()
+                    if e.check_name == "spend_reconciled"]
+        assert check.passed, check.description
+        assert check.partition == DAY  # the day it is about, not the table as a whole
+
+
+def test_the_dataforseo_budget_is_a_resource_setting(data_dir):
+    result = dg.materialize(
+        dataforseo_assets, partition_key=DAY, raise_on_error=False,
+        resources={"warehouse": WarehouseResource(data_dir=str(data_dir)),
+                   "dataforseo": DataForSEOResource(budget_usd=0.001)})
+    failure = str(result.get_step_failure_events()[0].event_specific_data.error)
+    assert "budget 0.001 USD a day" in failure and billed(data_dir) == 0

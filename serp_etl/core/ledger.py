@@ -262,6 +262,13 @@ class Ledger:
             ]
         )
 
+    def spent(self, provider: str, partition: str) -> float:
+        """What the partition's tasks cost, as far as the ledger knows."""
+        (total,) = self._db.execute(
+            "SELECT coalesce(sum(cost), 0) FROM tasks WHERE provider = ? AND partition_date = ?"
+            " AND task_id IS NOT NULL", (provider, partition)).fetchone()
+        return round(total, 8)
+
     def task_ids(self, provider: str) -> set[str]:
         """Every task id the ledger knows for ``provider``, of any partition."""
         return {row[0] for row in self._db.execute(
@@ -328,10 +335,12 @@ class Ledger:
                     (provider, task_id, partition, orjson.dumps(meta).decode(), body),
                 ),
                 (
+                    # A task found again without its cost (tasks_ready lists none) gets the
+                    # one its response reports.
                     "UPDATE tasks SET state = ?, status_code = ?, status_message = ?,"
-                    " fetched_at = ? WHERE provider = ? AND task_id = ?",
+                    " fetched_at = ?, cost = coalesce(cost, ?) WHERE provider = ? AND task_id = ?",
                     (final_state, meta.get("status_code"), meta.get("status_message"),
-                     meta.get("fetched_at"), provider, task_id),
+                     meta.get("fetched_at"), meta.get("cost"), provider, task_id),
                 ),
             ]
         )

@@ -1,4 +1,4 @@
-"""The money rules every provider shares: which day may be paid for.
+"""The money rules every provider shares: which day may be paid for, and how much.
 
 Both APIs return the SERP of the moment a task runs. A task posted for another day's partition
 would be billed now and file today's SERP under the wrong date, so paid submission happens
@@ -28,3 +28,21 @@ def closed_day_reason(partition: str, now: datetime) -> str | None:
                 "before its day")
     return (f"{partition} is a past day (today is {today} UTC) and the APIs return only "
             "today's SERP: nothing is posted; collecting and flattening it still run")
+
+
+class BudgetExceeded(RuntimeError):
+    """Posting would cost more than the account's balance or the day's budget: nothing was
+    posted."""
+
+
+def check_budget(*, action: str, estimate: float, balance: float, spent_today: float,
+                 budget: float | None, currency: str, balance_name: str = "balance") -> None:
+    """Refuse ``action`` (costing about ``estimate``) if it exceeds the balance, or if with what
+    the day already spent it exceeds the daily ``budget``."""
+    over_budget = budget is not None and spent_today + estimate > budget + 1e-12
+    if estimate <= balance and not over_budget:
+        return
+    limit = ("" if budget is None else
+             f", budget {budget} {currency} a day, {spent_today} {currency} spent today")
+    raise BudgetExceeded(f"{action} would cost about {estimate} {currency}; {balance_name} "
+                         f"{balance} {currency}{limit}: nothing was posted")

@@ -9,6 +9,8 @@ import dagster as dg
 
 from serp_etl.core.ledger import Ledger
 from serp_etl.core.money import closed_day_reason
+from serp_etl.core.quality import QualityResult
+from serp_etl.core.warehouse import Warehouse
 from serp_etl.defs.provider_assets import (
     FlatCheck,
     ProviderAssets,
@@ -29,12 +31,14 @@ def submit(context: dg.AssetExecutionContext, dataforseo: DataForSEOResource, le
     # A day that cannot be paid for needs no targets: a backfill never reads the targets file.
     targets = [] if closed_day_reason(partition, now) else dataforseo.targets(data_dir)
     with dataforseo.client(data_dir, context.log) as client:
-        report = pipeline.submit(client, ledger, partition, targets, now=now)
+        report = pipeline.submit(client, ledger, partition, targets,
+                                 budget_usd=dataforseo.budget_usd, now=now)
     log_submit(context, report.closed_reason, report.messages)
     context.log.info(f"{report.posted} tasks posted (${report.posted_cost_usd}), "
                      f"{report.already_posted} already posted, {report.recovered} recovered")
     return {"targets": report.targets, "posted_now": report.posted,
-            "posted_cost_usd": report.posted_cost_usd, "already_posted": report.already_posted,
+            "posted_cost_usd": report.posted_cost_usd, "balance_usd": report.balance_usd,
+            "already_posted": report.already_posted,
             "recovered_by_tag": report.recovered, "rejected": report.rejected,
             **closed_metadata(report.closed_reason)}
 
@@ -54,6 +58,12 @@ def collect(context: dg.AssetExecutionContext, dataforseo: DataForSEOResource, l
             "unknown_status_codes": report.unknown_codes}
 
 
+def reconcile(context: dg.AssetCheckExecutionContext, dataforseo: DataForSEOResource,
+              ledger: Ledger, warehouse: Warehouse, data_dir: str) -> QualityResult:
+    with dataforseo.client(data_dir, context.log) as client:
+        return quality.spend_reconciled(client, ledger, context.partition_key)
+
+
 def _child_descriptions() -> dict[str, str]:
     descriptions = {}
     for root in ROOT_TABLES:
@@ -70,6 +80,7 @@ DATAFORSEO = ProviderAssets(
     resource_key="dataforseo",
     submit=submit,
     collect=collect,
+    reconcile=reconcile,
     tasks_description=(
         "One row per task of the day: one per target of the targets file, posted to task_post "
         "at most once (tag = date + target, recorded in the ledger before posting), with its "

@@ -28,6 +28,9 @@ from serp_etl.defs.resources import WarehouseResource
 Step = Callable[[dg.AssetExecutionContext, Any, Ledger, str], dict]
 # The same, and the moment the run decides whether the day may be paid for.
 SubmitStep = Callable[[dg.AssetExecutionContext, Any, Ledger, str, datetime], dict]
+# (context, provider resource, ledger, warehouse, data dir) -> the day's spend reconciled
+Reconcile = Callable[[dg.AssetCheckExecutionContext, Any, Ledger, Warehouse, str],
+                     QualityResult]
 
 
 def api_pool(provider: str) -> str:
@@ -73,6 +76,7 @@ class ProviderAssets:
     resource_key: str
     submit: SubmitStep
     collect: Step
+    reconcile: Reconcile
     tasks_description: str
     responses_description: str
     flat_descriptions: dict[str, str]
@@ -159,7 +163,21 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
             yield check_result(check.run(store, partition), flat_keys[check.table], check.name,
                                check.severity)
 
-    return [tasks, responses, flattened,
+    @dg.asset_check(asset=responses_key, name="spend_reconciled", partitions_def=daily_partitions,
+                    pool=api_pool(name), required_resource_keys=resources,
+                    description="The ledger's tasks and costs of the day match what the "
+                                "provider billed, and it billed nothing the ledger does not "
+                                "know.")
+    def spend_reconciled(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        warehouse: WarehouseResource = context.resources.warehouse
+        provider = getattr(context.resources, spec.resource_key)
+        with warehouse.ledger() as ledger:
+            result = spec.reconcile(context, provider, ledger, warehouse.warehouse(),
+                                    warehouse.data_dir)
+        return check_result(result, responses_key, "spend_reconciled",
+                            dg.AssetCheckSeverity.ERROR)
+
+    return [tasks, responses, flattened, spend_reconciled,
             *(reference_asset(spec, reference) for reference in spec.references)]
 
 

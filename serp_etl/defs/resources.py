@@ -115,6 +115,9 @@ class DataForSEOResource(ProviderResource):
     login: str | None = Field(default=None, description="Defaults to $DATAFORSEO_LOGIN.")
     password: str | None = Field(default=None, description="Defaults to $DATAFORSEO_PASSWORD.")
     base_url: str = dataforseo_settings.PRODUCTION_URL
+    budget_usd: float | None = Field(
+        default=None, description="Refuse to post tasks that would take a day's spend past "
+                                  "this (the account's balance is always checked).")
     poll_seconds: float = Field(
         default=60, description="Pause between tasks_ready polls (the API allows 20 a minute).")
 
@@ -147,7 +150,8 @@ class SemScraperResource(ProviderResource):
     api_key: str | None = Field(default=None, description="Defaults to $SEMSCRAPER_API_KEY.")
     base_url: str = semscraper_settings.PRODUCTION_URL
     budget_eur: float | None = Field(
-        default=None, description="Refuse to create a day's scrapes costing more than this.")
+        default=None, description="Refuse to create scrapes that would take a day's spend "
+                                  "past this (the credit is always checked).")
     callback_url: str | None = Field(
         default=None, description="Where SemScraper delivers finished SERPs (serp-etl "
                                   "callbacks serve); polling collects whatever it missed.")

@@ -10,6 +10,8 @@ import dagster as dg
 
 from serp_etl.core.ledger import Ledger
 from serp_etl.core.money import closed_day_reason
+from serp_etl.core.quality import QualityResult
+from serp_etl.core.warehouse import Warehouse
 from serp_etl.defs.provider_assets import (
     ProviderAssets,
     ReferenceTable,
@@ -18,7 +20,7 @@ from serp_etl.defs.provider_assets import (
     log_submit,
 )
 from serp_etl.defs.resources import SemScraperResource
-from serp_etl.providers.semscraper import pipeline
+from serp_etl.providers.semscraper import pipeline, quality
 from serp_etl.providers.semscraper.schema import LOCATIONS_SCHEMA
 from serp_etl.providers.semscraper.tables import TABLES
 
@@ -58,11 +60,18 @@ def collect(context: dg.AssetExecutionContext, semscraper: SemScraperResource, l
             "account_status": counts}
 
 
+def reconcile(context: dg.AssetCheckExecutionContext, semscraper: SemScraperResource,
+              ledger: Ledger, warehouse: Warehouse, data_dir: str) -> QualityResult:
+    # SemScraper's own figures are in what was collected: no call is needed.
+    return quality.spend_reconciled(ledger, warehouse, context.partition_key)
+
+
 SEMSCRAPER = ProviderAssets(
     tables=TABLES,
     resource_key="semscraper",
     submit=submit,
     collect=collect,
+    reconcile=reconcile,
     tasks_description=(
         "One row per scrape of the day: one per [[semscraper]] target, created at most once "
         "(key = date + target, recorded in the ledger before creating), with its id, cost and "

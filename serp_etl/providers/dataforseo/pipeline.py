@@ -25,7 +25,7 @@ from serp_etl.core.archive import import_archives as core_import
 from serp_etl.core.crash_points import crash_point
 from serp_etl.core.ledger import Ledger, TaskRecord, TaskState, utc_now
 from serp_etl.core.locking import exclusive_lock
-from serp_etl.core.money import closed_day_reason
+from serp_etl.core.money import check_budget, closed_day_reason
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.dataforseo import settings
 from serp_etl.providers.dataforseo.archive import ArchivedTask, read_archive
@@ -60,6 +60,8 @@ class SubmitReport:
     rejected: int = 0
     unresolved: int = 0  # posted with an unknown outcome; reconciled by the next run
     posted_cost_usd: float = 0.0
+    estimated_cost_usd: float = 0.0
+    balance_usd: float | None = None
     closed_reason: str | None = None  # why nothing may be posted for this day
     messages: list[str] = field(default_factory=list)
 
@@ -77,9 +79,11 @@ class CollectReport:
 # -- submit ----------------------------------------------------------------------------------
 
 def submit(client: DataForSEOClient, ledger: Ledger, partition: str,
-           targets: list[ImageTarget], *, now: datetime | None = None) -> SubmitReport:
-    """Post the day's tasks, once. For a day that cannot be paid for (see ``core.money``),
-    post nothing: only look up what a crash of that day may have posted."""
+           targets: list[ImageTarget], *, budget_usd: float | None = None,
+           now: datetime | None = None) -> SubmitReport:
+    """Post the day's tasks, once, within the account's balance and the day's ``budget_usd``.
+    For a day that cannot be paid for (see ``core.money``), post nothing: only look up what a
+    crash of that day may have posted."""
     now = now or utc_now()
     report = SubmitReport(targets=len(targets))
     report.closed_reason = closed_day_reason(partition, now)
@@ -99,6 +103,8 @@ def submit(client: DataForSEOClient, ledger: Ledger, partition: str,
             # Looked up and not found: the provider never saw them, and now never will.
             ledger.mark_unposted(PROVIDER, [t.tag for t in to_post], report.closed_reason)
             return report
+        if to_post:
+            _check_budget(client, ledger, partition, to_post, budget_usd, report)
         for start in range(0, len(to_post), settings.MAX_TASKS_PER_POST):
             batch = to_post[start:start + settings.MAX_TASKS_PER_POST]
             try:
@@ -113,6 +119,23 @@ def submit(client: DataForSEOClient, ledger: Ledger, partition: str,
     if report.unresolved:
         raise SubmitIncomplete("; ".join(report.messages))
     return report
+
+
+def _check_budget(client: DataForSEOClient, ledger: Ledger, partition: str,
+                  to_post: list[TaskRecord], budget_usd: float | None,
+                  report: SubmitReport) -> None:
+    estimate = round(sum(settings.task_price(int(t.target.get("priority") or 1),
+                                             int(t.target.get("max_crawl_pages") or 1),
+                                             bool(t.target.get("calculate_rectangles")))
+                         for t in to_post), 8)
+    money = client.user_data().get("money")
+    balance = money.get("balance") if type(money) is dict else None
+    if type(balance) not in (int, float):
+        raise DataForSEOError(f"{settings.USER_DATA}: no numeric money.balance: nothing posted")
+    report.estimated_cost_usd, report.balance_usd = estimate, float(balance)
+    check_budget(action=f"posting {len(to_post)} tasks", estimate=estimate,
+                 balance=float(balance), spent_today=ledger.spent(PROVIDER, partition),
+                 budget=budget_usd, currency="USD")
 
 
 def _recover(client: DataForSEOClient, ledger: Ledger, leftovers: list[TaskRecord],

@@ -29,6 +29,11 @@ from serp_etl.providers.dataforseo import settings
 TAG_PREFIX = "serp-etl"
 
 
+def tag_prefix(partition: str) -> str:
+    """What the tag of every task of the day starts with."""
+    return f"{TAG_PREFIX}/{settings.PROVIDER}/{partition}/"
+
+
 @dataclass(frozen=True)
 class ImageTarget:
     image_url: str
@@ -46,7 +51,7 @@ class ImageTarget:
 
     def tag(self, partition: str) -> str:
         digest = hashlib.sha256(orjson.dumps(self.fields(), option=orjson.OPT_SORT_KEYS))
-        return f"{TAG_PREFIX}/{settings.PROVIDER}/{partition}/{digest.hexdigest()[:32]}"
+        return f"{tag_prefix(partition)}{digest.hexdigest()[:32]}"
 
     def task(self, partition: str) -> dict:
         """The task_post body element for this target on ``partition``."""

@@ -10,7 +10,8 @@ The money rules of the DataForSEO pipeline, adapted to an API with no tag field:
    fields and a creation time after the intent. While the account has scrapes pending or
    processing, an unresolved intent is held, not created: only when nothing is in flight and
    the list does not hold it is it certain that it was never created.
-4. Before creating anything, the estimated cost is checked against the credit and the budget.
+4. Before creating anything, the estimated cost is checked against the credit and, with what
+   the day already spent, against the daily budget.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from serp_etl.core.crash_points import crash_point
 from serp_etl.core.flatten import as_number
 from serp_etl.core.ledger import Ledger, TaskRecord, TaskState, utc_now
 from serp_etl.core.locking import exclusive_lock
-from serp_etl.core.money import SUBMIT_GRACE, closed_day_reason
+from serp_etl.core.money import SUBMIT_GRACE, check_budget, closed_day_reason
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.semscraper import settings
 from serp_etl.providers.semscraper.archive import read_responses
@@ -52,10 +53,6 @@ TARGET_FIELDS = ("keyword", "device", "location", "language", "depth")
 CLOCK_MARGIN = timedelta(minutes=10)
 DAY = timedelta(days=1)
 log = logging.getLogger(__name__)
-
-
-class BudgetExceeded(SemScraperError):
-    """Creating the day's scrapes would cost more than the budget or the credit allows."""
 
 
 class SubmitIncomplete(SemScraperError):
@@ -100,8 +97,9 @@ def _same_target(entry: dict, target: dict) -> bool:
 
 def submit(client: SemScraperClient, ledger: Ledger, partition: str, scrapes: list[Scrape], *,
            budget_eur: float | None = None, now: datetime | None = None) -> SubmitReport:
-    """Create the day's scrapes, once. For a day that cannot be paid for (see ``core.money``),
-    create nothing: only look up what a crash of that day may have created."""
+    """Create the day's scrapes, once, within the credit and the day's ``budget_eur``. For a
+    day that cannot be paid for (see ``core.money``), create nothing: only look up what a crash
+    of that day may have created."""
     now = now or utc_now()
     report = SubmitReport(targets=len(scrapes))
     report.closed_reason = closed_day_reason(partition, now)
@@ -123,7 +121,8 @@ def submit(client: SemScraperClient, ledger: Ledger, partition: str, scrapes: li
             ledger.mark_unposted(PROVIDER, [t.tag for t in to_post], report.closed_reason)
             return report
         if to_post:
-            _check_budget(client, [Scrape(**t.target) for t in to_post], budget_eur, report)
+            _check_budget(client, ledger, partition, [Scrape(**t.target) for t in to_post],
+                          budget_eur, report)
         for start in range(0, len(to_post), settings.MAX_SCRAPES_PER_POST):
             batch = to_post[start:start + settings.MAX_SCRAPES_PER_POST]
             try:
@@ -138,15 +137,15 @@ def submit(client: SemScraperClient, ledger: Ledger, partition: str, scrapes: li
     return report
 
 
-def _check_budget(client: SemScraperClient, scrapes: list[Scrape], budget_eur: float | None,
+def _check_budget(client: SemScraperClient, ledger: Ledger, partition: str,
+                  scrapes: list[Scrape], budget_eur: float | None,
                   report: SubmitReport) -> None:
     estimate = round(sum(s.price() for s in scrapes), 8)
     balance = client.credit()
     report.estimated_cost_eur, report.balance_eur = estimate, balance
-    if estimate > balance or (budget_eur is not None and estimate > budget_eur):
-        limit = "" if budget_eur is None else f", budget {budget_eur} EUR"
-        raise BudgetExceeded(f"creating {len(scrapes)} scrapes would cost about {estimate} EUR; "
-                             f"credit {balance} EUR{limit}: nothing was created")
+    check_budget(action=f"creating {len(scrapes)} scrapes", estimate=estimate, balance=balance,
+                 spent_today=ledger.spent(PROVIDER, partition), budget=budget_eur,
+                 currency=settings.CURRENCY, balance_name="credit")
 
 
 def _record_created(ledger: Ledger, batch: list[TaskRecord], created: list[dict],
@@ -234,7 +233,7 @@ def _created_for(serp: dict, task: TaskRecord) -> bool:
     """Whether a retrieved scrape can be the one created for ``task``: the same target and
     priority, created (by the provider's clock) during the intent's day, after the intent was
     recorded and before the day closed for payment (``core.money``)."""
-    created = _parse_time(serp.get("created_at"))
+    created = parse_time(serp.get("created_at"))
     if created is None or not _same_target(serp, task.target):
         return False
     if serp.get("priority", 1) != task.target.get("priority", 1):
@@ -244,7 +243,7 @@ def _created_for(serp: dict, task: TaskRecord) -> bool:
     return since <= created <= day_start + DAY + SUBMIT_GRACE + CLOCK_MARGIN
 
 
-def _parse_time(value: object) -> datetime | None:
+def parse_time(value: object) -> datetime | None:
     if not isinstance(value, str):
         return None
     try:

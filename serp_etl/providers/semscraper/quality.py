@@ -1,0 +1,51 @@
+"""SemScraper's own check: spend reconciled. A plain function: the Dagster check calls it."""
+
+from __future__ import annotations
+
+import orjson
+import pyarrow.parquet as pq
+
+from serp_etl.core.flatten import as_number
+from serp_etl.core.ledger import Ledger
+from serp_etl.core.quality import QualityResult
+from serp_etl.core.raw import RAW_TABLE
+from serp_etl.core.warehouse import Warehouse
+from serp_etl.providers.semscraper.pipeline import parse_time
+from serp_etl.providers.semscraper.settings import CURRENCY, PROVIDER
+
+
+def spend_reconciled(ledger: Ledger, warehouse: Warehouse, partition: str) -> QualityResult:
+    """The ledger's costs of the day against SemScraper's own figures: the cost each collected
+    SERP reports, and scrapes found while recovering that were created on the day but that no
+    intent of the ledger claimed (billed, unknown to the ledger)."""
+    ours = {t.task_id: t.cost for t in ledger.tasks(PROVIDER, partition) if t.task_id}
+    raw = warehouse.partition_file(PROVIDER, RAW_TABLE, partition)
+    reported: dict[str, float | None] = {}
+    if raw.exists():
+        table = pq.read_table(raw, columns=["task_id", "cost"])
+        reported = dict(zip(table.column("task_id").to_pylist(),
+                            table.column("cost").to_pylist(), strict=True))
+    reported.update({row.task_id: row.meta.get("cost")
+                     for row in ledger.inbox(PROVIDER, partition)})
+    mismatches = sum(1 for task_id in ours.keys() & reported.keys()
+                     if ours[task_id] is None or reported[task_id] is None
+                     or abs(ours[task_id] - reported[task_id]) > 1e-9)
+    stray = []
+    for candidate in ledger.candidates(PROVIDER):
+        serp = orjson.loads(candidate.body) if candidate.body else {}
+        created = parse_time(serp.get("created_at"))
+        if created is not None and created.date().isoformat() == partition:
+            stray.append(as_number(serp.get("cost")) or 0.0)
+    billed = round(sum(reported.get(i) or 0.0 for i in ours) + sum(stray), 8)
+    passed = not mismatches and not stray
+    problems = [f"{len(stray)} scrape(s) billed for the day that the ledger does not know"
+                if stray else "",
+                f"{mismatches} cost(s) differ from SemScraper's" if mismatches else ""]
+    return QualityResult(
+        passed,
+        f"the ledger matches SemScraper's figures: {len(ours)} scrapes, {billed} {CURRENCY}"
+        if passed else "; ".join(p for p in problems if p),
+        {"billed_by_provider_eur": billed, "ledger_eur": ledger.spent(PROVIDER, partition),
+         "not_reported_yet": len(ours.keys() - reported.keys()),
+         "billed_unknown_to_ledger": len(stray), "cost_mismatches": mismatches},
+    )
