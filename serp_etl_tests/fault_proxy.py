@@ -14,6 +14,7 @@ timeouts are what the client's HTTP stack really sees.
 
 from __future__ import annotations
 
+import random
 import select
 import socket
 import struct
@@ -33,14 +34,16 @@ _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"
 
 @dataclass
 class Fault:
-    """Break the next ``times`` requests matching ``method`` and ``path`` (a prefix of the path,
-    after any ``/v1``) whose query contains ``query`` (None: forever)."""
+    """Break the next ``times`` requests (None: forever) matching ``method`` and ``path`` (a
+    prefix of the path, after any ``/v1``) whose query contains ``query``; each one only with
+    ``probability`` (the proxy's seeded dice decide)."""
 
     kind: str
     method: str | None = None
     path: str | None = None
     query: str | None = None
     times: int | None = 1
+    probability: float = 1.0
     status: int = 502
     headers: dict[str, str] = field(default_factory=dict)
     injected: int = 0
@@ -96,11 +99,12 @@ def _reset(conn: socket.socket) -> None:
 
 
 class FaultProxy:
-    def __init__(self, upstream: Callable | str) -> None:
+    def __init__(self, upstream: Callable | str, seed: int = 0) -> None:
         transport = httpx.WSGITransport(app=upstream) if callable(upstream) else None
         self._upstream = httpx.Client(base_url="http://upstream" if transport else upstream,
                                       transport=transport, timeout=60)
         self.faults: list[Fault] = []
+        self._dice = random.Random(seed)
         self.forwarded: Counter[tuple[str, str]] = Counter()  # (method, path) reaching upstream
         self.met: Counter[str] = Counter()  # fault kind -> requests that met it
         self._lock = threading.Lock()
@@ -144,7 +148,7 @@ class FaultProxy:
     def _take(self, method: str, target: str) -> Fault | None:
         with self._lock:
             for fault in self.faults:
-                if fault.matches(method, target):
+                if fault.matches(method, target) and self._dice.random() < fault.probability:
                     fault.injected += 1
                     self.met[fault.kind] += 1
                     return fault
