@@ -76,8 +76,9 @@ def test_reading_queries_still_work(capsys, data):
 
 
 def test_the_refusal_names_the_statement(capsys, data):
-    code, _, err = sql(capsys, data, "COPY (SELECT 1) TO 'x.csv'")
-    assert code == 2 and "COPY" in err and "read-only" in err
+    target = data / "x.csv"
+    code, _, err = sql(capsys, data, f"COPY (SELECT 1) TO '{target}'")
+    assert code == 2 and "COPY" in err and "read-only" in err and not target.exists()
 
 
 def test_json_output_keeps_wide_and_nested_values(capsys, data):

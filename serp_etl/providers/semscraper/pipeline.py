@@ -7,9 +7,11 @@ The money rules of the DataForSEO pipeline, adapted to an API with no tag field:
 2. A key already ``posted`` (or ``rejected``) is never created again.
 3. An ``intent`` left by an earlier run may have been created before a crash; its id is then
    unknown. It shows up in the completed-not-retrieved list once done, found by its target
-   fields and a creation time after the intent. While the account has scrapes pending or
-   processing, an unresolved intent is held, not created: only when nothing is in flight and
-   the list does not hold it is it certain that it was never created.
+   fields. Retrieving it (to see its creation time) takes it off that list, so every candidate
+   is recorded in the ledger first, and a later run resumes from that record; a candidate is
+   claimed only by an intent of the day it was created on. While the account has scrapes
+   pending or processing, an unresolved intent is held, not created: only when nothing is in
+   flight and no candidate may be it is it certain that it was never created.
 4. Before creating anything, the estimated cost is checked against the credit and, with what
    the day already spent, against the daily budget.
 """
