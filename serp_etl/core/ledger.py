@@ -1,7 +1,7 @@
 """The ledger: the one mutable store, and the only thing that decides whether money is spent.
 
 SQLite in the data dir (WAL, ``synchronous=FULL``): many small durable writes, safe across the
-processes of a Dagster run, the CLI and the UI. Two tables:
+processes of a Dagster run, the CLI and the UI. Its tables:
 
 ``tasks``  one row per (provider, tag). A row is written as ``intent`` *before* a task is
            posted, so a crash at any point leaves a trace; it becomes ``posted`` with the
@@ -15,6 +15,7 @@ processes of a Dagster run, the CLI and the UI. Two tables:
            tasks the provider listed that may be ours (found by target, for an API without a
            tag), recorded *before* the call that looks at them changes the provider's state,
            with what that call returned; claimed by the intent they turn out to be.
+``meta``   settings of the data dir itself, such as the mode (sandbox or live) that wrote it.
 """
 
 from __future__ import annotations
