@@ -32,7 +32,7 @@ from pathlib import Path
 import orjson
 import pyarrow.parquet as pq
 
-from serp_etl.core.ledger import Ledger, TaskState, ledger_path
+from serp_etl.core.ledger import PENDING_STATES, Ledger, ledger_path
 from serp_etl.core.raw import RAW_TABLE
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.sandbox.dataforseo import reference
@@ -42,7 +42,6 @@ from serp_etl_tests.fault_proxy import FaultProxy
 
 REPO = Path(__file__).resolve().parent.parent
 PROVIDERS = ("dataforseo", "semscraper")
-FINAL = {TaskState.FETCHED, TaskState.FAILED, TaskState.REJECTED, TaskState.UNPOSTED}
 
 
 class SimulatedClock:
@@ -110,7 +109,7 @@ def add_faults(proxy: FaultProxy) -> None:
 def day_complete(data_dir: Path, provider: str, day: str) -> bool:
     with Ledger(ledger_path(data_dir)) as ledger:
         tasks = ledger.tasks(provider, day)
-        return bool(tasks) and {t.state for t in tasks} <= FINAL \
+        return bool(tasks) and {t.state for t in tasks}.isdisjoint(PENDING_STATES) \
             and not list(ledger.inbox(provider, day))
 
 
@@ -206,7 +205,7 @@ def main() -> int:
         billed = duplicates = lost = 0
         for day in days:
             ids, twice = billed_and_duplicates(provider, sandboxes[provider], day)
-            raw = Warehouse(data_dir).partition_file(provider, RAW_TABLE, day)
+            raw = Warehouse(data_dir).partition_dir(provider, RAW_TABLE, day)
             stored = set(pq.read_table(raw, columns=["task_id"]).column("task_id").to_pylist()
                          ) if raw.exists() else set()
             billed, duplicates, lost = billed + len(ids), duplicates + twice, lost + len(

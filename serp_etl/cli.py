@@ -4,12 +4,14 @@ sandbox."""
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
 
 import orjson
 
+from serp_etl.core.archive import DEFAULT_MAX_DOCUMENT_MB
 from serp_etl.core.ledger import Ledger, ledger_path
 from serp_etl.core.mode import ModeError, claim_mode
 from serp_etl.core.warehouse import (
@@ -74,14 +76,18 @@ def cmd_import(args: argparse.Namespace) -> int:
     warehouse = Warehouse(args.data_dir)
     importer = IMPORTERS[args.provider]
     with Ledger(ledger_path(args.data_dir)) as ledger:
-        report = importer([Path(p) for p in args.files], args.date, ledger, warehouse)
+        report = importer([Path(p) for p in args.files], args.date, ledger, warehouse,
+                          keep_good=args.keep_good, max_document_mb=args.max_document_mb)
     for error in report.rejected:
         print(f"rejected {error.path}: {error.reason}", file=sys.stderr)
     print(f"{report.imported_files} files imported, {len(report.rejected)} rejected; "
           f"{report.new_responses} new responses in {args.provider} date={args.date}")
+    if report.rejects_file:
+        print(f"{report.rejected_documents} documents rejected, each with its line and reason "
+              f"in {report.rejects_file}", file=sys.stderr)
     for table, rows in report.rows.items():
         print(f"  {args.provider}_{table}: {rows} rows")
-    return 1 if report.rejected else 0
+    return 1 if report.rejected or report.rejected_documents else 0
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
@@ -123,6 +129,10 @@ def cmd_sandbox_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_callbacks_serve(args: argparse.Namespace) -> int:
+    import socket
+
+    import uvicorn
+
     key = os.environ.get(HMAC_KEY_ENV)
     if not key:
         print(f"set {HMAC_KEY_ENV} to the HMAC key of your SemScraper API key", file=sys.stderr)
@@ -132,12 +142,22 @@ def cmd_callbacks_serve(args: argparse.Namespace) -> int:
         print(refusal, file=sys.stderr)
         return 2
     receiver = CallbackReceiver(key, ledger_path(args.data_dir))
-    server = make_loopback_server(receiver.app, args.port, args.host)
-    host, port = server.server_address[:2]
-    return serve_until_interrupted(
-        server, f"SemScraper callback receiver on http://{host}:{port}; deliveries are "
-                f"verified with {HMAC_KEY_ENV} and kept in {ledger_path(args.data_dir)}. "
-                "Ctrl-C stops it.")
+    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((args.host, args.port))
+    except OSError as error:
+        print(f"cannot listen on {args.host}:{args.port}: {error.strerror}", file=sys.stderr)
+        return 2
+    print(f"SemScraper callback receiver on http://{args.host}:{sock.getsockname()[1]}; "
+          f"deliveries are verified with {HMAC_KEY_ENV} and kept in "
+          f"{ledger_path(args.data_dir)}. Ctrl-C stops it.", flush=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    # One line per delivery comes from the receiver: uvicorn's own access log would repeat it.
+    config = uvicorn.Config(receiver.app, access_log=False, log_level="warning",
+                            timeout_keep_alive=5)
+    uvicorn.Server(config).run(sockets=[sock])
+    return 0
 
 
 def cmd_sandbox_stats(args: argparse.Namespace) -> int:
@@ -163,6 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
     importer.add_argument("files", nargs="+", help="JSON, newline-delimited JSON, or .gz: "
                           "DataForSEO task_get responses, SemScraper retrieve-by-ids responses")
     importer.add_argument("--date", required=True, type=_date, help="partition YYYY-MM-DD")
+    importer.add_argument("--keep-good", action="store_true",
+                          help="land a file's good documents and write the rejected ones, with "
+                               "line and reason, to <data dir>/rejects/ (default: a file with "
+                               "an invalid document lands nothing)")
+    importer.add_argument("--max-document-mb", type=int, default=DEFAULT_MAX_DOCUMENT_MB,
+                          help="refuse documents larger than this (default %(default)s)")
     importer.set_defaults(handler=cmd_import)
 
     sql = commands.add_parser("sql", help="query every table with DuckDB SQL")

@@ -67,8 +67,9 @@ def test_a_crash_at_any_point_pays_nothing_twice_and_loses_nothing(tmp_path, pro
     assert sandbox.stats()[BILLED[provider]] == TARGETS[provider]
     with Ledger(ledger_path(data_dir)) as ledger:
         tasks = ledger.tasks(provider, TODAY)
-        assert [t.state for t in tasks] == [TaskState.FETCHED] * TARGETS[provider]
+        assert len(tasks) == TARGETS[provider]
+        assert {t.state for t in tasks} <= {TaskState.FETCHED, TaskState.EMPTY}
         assert list(ledger.inbox(provider, TODAY)) == []  # all published
-    raw = pq.read_table(Warehouse(data_dir).partition_file(provider, RAW_TABLE, TODAY))
+    raw = pq.read_table(Warehouse(data_dir).partition_dir(provider, RAW_TABLE, TODAY))
     ids = raw.column("task_id").to_pylist()
     assert sorted(ids) == sorted(t.task_id for t in tasks)  # each once, none lost

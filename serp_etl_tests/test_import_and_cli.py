@@ -10,8 +10,9 @@ import orjson
 import pytest
 
 from serp_etl.cli import main
-from serp_etl.core.archive import ArchiveError
-from serp_etl.providers.dataforseo.archive import read_archive
+from serp_etl.core.ledger import Ledger, ledger_path
+from serp_etl.core.warehouse import Warehouse
+from serp_etl.providers.dataforseo.pipeline import import_archives
 from serp_etl_tests.conftest import FIXTURES, REFERENCE_TASK_ID
 
 DAY = "2026-03-01"
@@ -71,10 +72,13 @@ def run(capsys, *args: str) -> tuple[int, str, str]:
     ("hostile_id", "not a DataForSEO task id"),
     ("bad_gzip", "corrupt or truncated gzip"),
 ])
-def test_each_invalid_archive_is_named_with_its_reason(archives, name, reason):
-    with pytest.raises(ArchiveError, match=reason) as error:
-        read_archive(archives[name])
-    assert str(archives[name]) in str(error.value)
+def test_each_invalid_archive_is_named_with_its_reason(archives, name, reason, tmp_path):
+    data = tmp_path / "data"
+    with Ledger(ledger_path(data)) as ledger:
+        report = import_archives([archives[name]], DAY, ledger, Warehouse(data))
+    (error,) = report.rejected
+    assert reason in error.reason and str(archives[name]) in str(error)
+    assert report.new_responses == 0
 
 
 def test_import_lands_the_good_files_rejects_the_bad_and_is_idempotent(tmp_path, archives,

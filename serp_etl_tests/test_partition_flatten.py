@@ -28,8 +28,8 @@ def test_two_workers_write_the_same_rows_as_one(tmp_path):
     source = tmp_path / "raw.parquet"
     write_source(source, [[1, 2], [3, 4], [5]])
     out = {"doubled": tmp_path / "doubled" / "part-0.parquet"}
-    assert flatten_partition(source, ["n"], double, out, {"doubled": SCHEMA}, workers=2) == {
-        "doubled": 5}
+    assert flatten_partition({source: None}, ["n"], double, out, {"doubled": SCHEMA},
+                             workers=2) == {"doubled": 5}
     parts = sorted((tmp_path / "doubled").iterdir())
     assert [p.name for p in parts] == ["part-0.parquet", "part-1.parquet"]
     rows = sorted(pa.concat_tables(pa.parquet.read_table(p) for p in parts)["n"].to_pylist())
@@ -41,12 +41,24 @@ def test_a_failing_worker_publishes_nothing_and_leaves_no_temp_files(tmp_path):
     write_source(source, [[1, 2], [13], [5]])
     out = {"doubled": tmp_path / "doubled" / "part-0.parquet"}
     with pytest.raises(ValueError, match="unlucky row"):
-        flatten_partition(source, ["n"], double, out, {"doubled": SCHEMA}, workers=2)
+        flatten_partition({source: None}, ["n"], double, out, {"doubled": SCHEMA}, workers=2)
     assert list((tmp_path / "doubled").iterdir()) == []
 
 
-def test_a_missing_raw_file_gives_empty_tables(tmp_path):
+def test_no_raw_part_gives_empty_tables(tmp_path):
     out = {"doubled": tmp_path / "doubled" / "part-0.parquet"}
-    assert flatten_partition(tmp_path / "none.parquet", ["n"], double, out,
-                             {"doubled": SCHEMA}, workers=2) == {"doubled": 0}
+    assert flatten_partition({}, ["n"], double, out, {"doubled": SCHEMA}, workers=2) == {
+        "doubled": 0}
     assert pa.parquet.read_table(out["doubled"]).schema == SCHEMA
+
+
+def test_only_the_kept_rows_of_each_part_are_flattened(tmp_path):
+    first, second = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    write_source(first, [[1, 2], [3, 4]])  # rows 0-1 in group 0, 2-3 in group 1
+    write_source(second, [[5, 6]])
+    out = {"doubled": tmp_path / "doubled" / "part-0.parquet"}
+    keep = {first: [1, 2], second: None}  # superseded: rows 0 and 3 of the first part
+    assert flatten_partition(keep, ["n"], double, out, {"doubled": SCHEMA}, workers=2) == {
+        "doubled": 4}
+    rows = pa.parquet.read_table(tmp_path / "doubled")["n"].to_pylist()
+    assert sorted(rows) == [4, 6, 10, 12]

@@ -73,7 +73,7 @@ def test_a_crash_after_posting_is_recovered_by_tag_not_posted_again(client, ledg
 
     clock.now += 120
     collected = collect_all(client, ledger, clock)
-    assert collected.fetched + collected.empty == len(targets) and collected.pending == 0
+    assert sum(collected.ended.values()) == len(targets) and collected.pending == 0
 
 
 def test_a_crash_after_posting_is_recovered_from_tasks_ready(client, ledger, sandbox, clock,
@@ -133,7 +133,7 @@ def test_collect_waits_until_the_deadline_and_keeps_the_rest_pending(client, led
     pipeline.submit(client, ledger, DAY, targets)
     early = pipeline.collect(client, ledger, DAY, deadline_seconds=10, poll_seconds=5,
                              clock=clock, sleep=clock.sleep)
-    assert early.pending == len(targets) and early.fetched == 0
+    assert early.pending == len(targets) and early.ended == {}
     assert clock.sleeps == [5, 5]  # polls at 0, 5 and 10 s: paced, no busy loop
     check = collection_complete(ledger, PROVIDER, DAY)
     assert not check.passed and check.metadata["pending"] == len(targets)
@@ -143,7 +143,7 @@ def test_collect_waits_until_the_deadline_and_keeps_the_rest_pending(client, led
 
     clock.now += 60
     late = collect_all(client, ledger, clock)
-    assert late.fetched + late.empty == len(targets) and late.pending == 0
+    assert sum(late.ended.values()) == len(targets) and late.pending == 0
     assert collection_complete(ledger, PROVIDER, DAY).passed
 
 
@@ -187,10 +187,11 @@ def test_responses_are_published_once_however_often_they_are_stored(client, ledg
     assert list(ledger.inbox(PROVIDER, DAY)) == []
 
     # A crash after publishing but before the inbox was cleared: the rows come round again.
-    raw = pq.read_table(warehouse.partition_file(PROVIDER, RAW_TABLE, DAY)).to_pylist()
+    raw = pq.read_table(warehouse.partition_dir(PROVIDER, RAW_TABLE, DAY)).to_pylist()
     again = raw[0]
-    meta = {k: v for k, v in again.items() if k not in ("task_id", "body")}
+    meta = {k: v for k, v in again.items() if k not in ("task_id", "body", "body_bytes")}
     meta["fetched_at"] = again["fetched_at"].isoformat()
+    ledger._db.execute("UPDATE tasks SET content_hash = NULL")  # as if never recorded
     ledger.store_response(PROVIDER, DAY, again["task_id"], meta, again["body"].encode(),
                           TaskState.FETCHED)
     second = TABLES.publish_responses(ledger, warehouse, DAY)
@@ -258,7 +259,7 @@ def test_a_past_day_still_recovers_what_a_crash_posted_and_posts_nothing_new(
     assert sandbox.stats()["billed_tasks"] == len(targets)
     assert {t.state for t in ledger.tasks(PROVIDER, DAY)} == {TaskState.POSTED}
     collected = collect_all(client, ledger, clock)
-    assert collected.fetched + collected.empty == len(targets)
+    assert sum(collected.ended.values()) == len(targets)
 
 
 def test_intents_of_a_past_day_that_never_reached_the_provider_end_unposted(

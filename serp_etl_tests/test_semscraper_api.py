@@ -17,7 +17,7 @@ from serp_etl.providers.semscraper.client import (
 )
 from serp_etl.sandbox.semscraper.app import API_KEY, HMAC_KEY, SemScraperSandbox
 from serp_etl.sandbox.wsgi import serving
-from serp_etl_tests.conftest import Scripted
+from serp_etl_tests.conftest import Scripted, serving_asgi
 
 
 @pytest.fixture
@@ -130,19 +130,20 @@ def test_rate_limits_are_enforced_and_the_client_stays_under_them(served, api, c
 
 def test_callbacks_are_signed_and_delivered_once(tmp_path, clock, ledger):
     receiver = CallbackReceiver(HMAC_KEY, ledger.path)
-    with serving(receiver.app) as hook:
+    with serving_asgi(receiver.app) as hook:
         sandbox = SemScraperSandbox(tmp_path / "semscraper.sqlite", ready_seconds=20,
                                     clock=clock)
         client = SemScraperClient("http://sandbox.invalid", API_KEY,
                                   transport=httpx.WSGITransport(app=sandbox.app), clock=clock,
                                   sleep=clock.sleep)
         created, _ = client.create([Scrape("k", "fr", "fr", callback_url=f"{hook}/hook")])
+        ledger.record_intents(settings.PROVIDER, "2026-11-20", {"t": {"keyword": "k"}})
+        ledger.mark_posted(settings.PROVIDER, "t", created[0]["id"], 2e-05, None, "pending")
         assert sandbox.deliver_due_callbacks() == 0  # not done yet
         clock.now += 60
         assert sandbox.deliver_due_callbacks() == 1
         assert sandbox.deliver_due_callbacks() == 0  # delivered once
-        partitions = [r[0] for r in ledger._db.execute("SELECT partition_date FROM inbox")]
-        (row,) = list(ledger.inbox(settings.PROVIDER, partitions[0]))
+        (row,) = list(ledger.inbox(settings.PROVIDER, "2026-11-20"))
         assert row.task_id == created[0]["id"]
         assert sandbox.stats()["callbacks_delivered"] == 1
 

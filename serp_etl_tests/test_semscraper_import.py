@@ -9,8 +9,9 @@ import orjson
 import pytest
 
 from serp_etl.cli import main
-from serp_etl.core.archive import ArchiveError
-from serp_etl.providers.semscraper.archive import read_responses
+from serp_etl.core.ledger import Ledger, ledger_path
+from serp_etl.core.warehouse import Warehouse
+from serp_etl.providers.semscraper.pipeline import import_archives
 from serp_etl_tests.test_semscraper_flatten import RETRIEVED
 
 DAY = "2026-04-01"
@@ -52,9 +53,12 @@ def files(tmp_path):
     ("hostile", "not a SemScraper id"), ("no_results", "needs a 'results' array"),
     ("pending_only", "holds no done SERP"),
 ])
-def test_each_invalid_file_is_named_with_its_reason(files, name, reason):
-    with pytest.raises(ArchiveError, match=reason):
-        read_responses(files[name])
+def test_each_invalid_file_is_named_with_its_reason(files, name, reason, tmp_path):
+    data = tmp_path / "data"
+    with Ledger(ledger_path(data)) as ledger:
+        report = import_archives([files[name]], DAY, ledger, Warehouse(data))
+    (error,) = report.rejected
+    assert reason in error.reason and report.new_responses == 0
 
 
 def test_import_lands_good_files_and_is_idempotent(tmp_path, files, capsys):

@@ -12,6 +12,7 @@ from serp_etl.core.money import BudgetExceeded
 from serp_etl.providers.semscraper import pipeline
 from serp_etl.providers.semscraper.client import Scrape, SemScraperClient
 from serp_etl.providers.semscraper.pipeline import PROVIDER
+from serp_etl.providers.semscraper.tables import TABLES
 from serp_etl.sandbox.semscraper.app import API_KEY, SemScraperSandbox
 from serp_etl_tests.conftest import TODAY, Crash, CrashAfter
 
@@ -65,7 +66,7 @@ def test_a_crash_after_creating_holds_then_recovers_without_a_second_scrape(
     assert {t.state for t in ledger.tasks(PROVIDER, DAY)} == {TaskState.FETCHED}
     assert len(list(ledger.inbox(PROVIDER, DAY))) == 3
     report = collect_all(client, ledger, clock)
-    assert report.fetched == 0 and report.pending == 0
+    assert report.ended == {} and report.pending == 0
 
 
 def test_intents_never_created_are_created_once_nothing_is_in_flight(client, ledger, sandbox):
@@ -87,16 +88,17 @@ def test_collect_waits_keeps_html_and_skips_callback_deliveries(client, ledger, 
     pipeline.submit(client, ledger, DAY, SCRAPES)
     early = pipeline.collect(client, ledger, DAY, deadline_seconds=5, poll_seconds=5,
                              clock=clock, sleep=clock.sleep)
-    assert early.fetched == 0 and early.pending == 3
+    assert early.ended == {} and early.pending == 3
 
     delivered = ledger.tasks(PROVIDER, DAY)[0].task_id
-    ledger.store_response(PROVIDER, DAY, delivered, {"source": "callback"}, b"{}",
+    ledger.store_response(PROVIDER, DAY, delivered,
+                          TABLES.version(b"{}", {"source": "callback"}), b"{}",
                           TaskState.FETCHED)
     clock.now += 60
     report = collect_all(client, ledger, clock, keep_html=True)
-    assert report.fetched == 2 and report.pending == 0
+    assert report.ended == {"fetched": 2} and report.pending == 0
     rows = {r.task_id: r for r in ledger.inbox(PROVIDER, DAY)}
-    assert rows[delivered].meta == {"source": "callback"}  # not fetched again
+    assert rows[delivered].meta["source"] == "callback"  # not fetched again
     others = [r for i, r in rows.items() if i != delivered]
     assert all(r.meta["html"].startswith("<!doctype html>") for r in others)
 

@@ -15,11 +15,15 @@ processes of a Dagster run, the CLI and the UI. Its tables:
            tasks the provider listed that may be ours (found by target, for an API without a
            tag), recorded *before* the call that looks at them changes the provider's state,
            with what that call returned; claimed by the intent they turn out to be.
+``quarantine``
+           signed deliveries that are not what was asked for (an unknown id, an unfinished
+           SERP): kept for inspection, out of the SERP tables, until published.
 ``meta``   settings of the data dir itself, such as the mode (sandbox or live) that wrote it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,11 +38,36 @@ class TaskState(StrEnum):
     INTENT = "intent"  # about to be posted, or posted with an unknown outcome
     POSTED = "posted"  # posted and billed; result not collected yet
     REJECTED = "rejected"  # the provider refused this task at posting (not billed)
-    FETCHED = "fetched"  # a result (or a billed empty SERP) is in the raw layer
-    FAILED = "failed"  # a permanent error for this task; its response is in the raw layer
     UNPOSTED = "unposted"  # never posted, and never will be: its day closed first
+    FETCHED = "fetched"  # a result is in the raw layer
+    EMPTY = "empty"  # a billed, legitimately empty SERP; its response is in the raw layer
+    FAILED = "failed"  # a permanent error for this task; its response (and code) is kept
+    EXPIRED = "expired"  # its results expired before they were collected (DataForSEO 40403)
+    UNDECODABLE = "undecodable"  # answered, run after run, with bytes that are not JSON: kept
+    EXHAUSTED = "exhausted"  # answered, run after run, with a server or unknown code: kept
 
 
+# Still to be settled: posted (or maybe posted) and not collected.
+PENDING_STATES = frozenset({TaskState.INTENT, TaskState.POSTED})
+# Paid for, and ended without a result.
+LOST_STATES = frozenset({TaskState.FAILED, TaskState.EXPIRED, TaskState.UNDECODABLE,
+                         TaskState.EXHAUSTED})
+# Runs in which a task may answer with something that may pass (a server code, a code this
+# version does not know, a body that is not JSON) before it is given up: a run counts one.
+MAX_ATTEMPTS = 10
+
+
+_INBOX = """
+CREATE TABLE IF NOT EXISTS inbox (
+    provider TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    partition_date TEXT NOT NULL,
+    meta TEXT NOT NULL,
+    body BLOB NOT NULL,
+    PRIMARY KEY (provider, task_id, content_hash)
+);
+"""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
     provider TEXT NOT NULL,
@@ -53,6 +82,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     intent_at TEXT NOT NULL,
     posted_at TEXT,
     fetched_at TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    content_hash TEXT,
     PRIMARY KEY (provider, tag)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS tasks_by_id ON tasks (provider, task_id)
@@ -67,17 +98,18 @@ CREATE TABLE IF NOT EXISTS recovery_candidates (
     claimed_by TEXT,
     PRIMARY KEY (provider, task_id)
 );
+CREATE TABLE IF NOT EXISTS quarantine (
+    provider TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    task_id TEXT,
+    reason TEXT NOT NULL,
+    body BLOB NOT NULL,
+    PRIMARY KEY (provider, content_hash)
+);
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS inbox (
-    provider TEXT NOT NULL,
-    task_id TEXT NOT NULL,
-    partition_date TEXT NOT NULL,
-    meta TEXT NOT NULL,
-    body BLOB NOT NULL,
-    PRIMARY KEY (provider, task_id)
 );
 """
 
@@ -88,6 +120,11 @@ def ledger_path(data_dir: Path | str) -> Path:
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def content_hash(data: bytes) -> str:
+    """The name of one version of a response: a hash of its content."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -104,6 +141,8 @@ class TaskRecord:
     intent_at: str
     posted_at: str | None
     fetched_at: str | None
+    attempts: int = 0  # runs that counted an answer that may pass (see MAX_ATTEMPTS)
+    content_hash: str | None = None  # the version of its response last stored
 
 
 @dataclass(frozen=True)
@@ -111,6 +150,15 @@ class Candidate:
     task_id: str
     listed: dict  # the entry as the provider listed it
     body: bytes | None  # what looking at it returned, once it has been looked at
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    content_hash: str
+    received_at: str
+    task_id: str | None
+    reason: str
+    body: bytes
 
 
 @dataclass(frozen=True)
@@ -128,6 +176,32 @@ class Ledger:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        self._migrate()
+        self._db.execute(_INBOX)
+
+    def _columns(self, table: str) -> set[str]:
+        return {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+
+    def _migrate(self) -> None:
+        """Bring a ledger written by an earlier serp-etl up to date, keeping every row."""
+        for column, definition in (("attempts", "INTEGER NOT NULL DEFAULT 0"),
+                                   ("content_hash", "TEXT")):
+            if column not in self._columns("tasks"):
+                self._db.execute(f"ALTER TABLE tasks ADD COLUMN {column} {definition}")
+        old = self._columns("inbox")
+        if old and "content_hash" not in old:
+            # One response per task before: now one per version (task and content hash).
+            self._db.execute("BEGIN IMMEDIATE")
+            rows = self._db.execute(
+                "SELECT provider, task_id, partition_date, meta, body FROM inbox").fetchall()
+            self._db.execute("DROP TABLE inbox")
+            self._db.execute(_INBOX)
+            for provider, task_id, partition, meta, body in rows:
+                digest = content_hash(bytes(body))
+                meta = orjson.dumps({**orjson.loads(meta), "content_hash": digest}).decode()
+                self._db.execute("INSERT INTO inbox VALUES (?, ?, ?, ?, ?, ?)",
+                                 (provider, task_id, digest, partition, meta, body))
+            self._db.execute("COMMIT")
 
     def close(self) -> None:
         self._db.close()
@@ -249,6 +323,20 @@ class Ledger:
             for tag in tags
         ])
 
+    def note_attempt(self, provider: str, task_id: str, status_code: int | None,
+                     status_message: str | None) -> int:
+        """Count a run in which the task answered with something that may pass; returns the
+        runs counted so far."""
+        self._write([
+            ("UPDATE tasks SET attempts = attempts + 1, status_code = ?, status_message = ?"
+             " WHERE provider = ? AND task_id = ?", (status_code, status_message, provider,
+                                                    task_id)),
+        ])
+        (attempts,) = self._db.execute(
+            "SELECT attempts FROM tasks WHERE provider = ? AND task_id = ?",
+            (provider, task_id)).fetchone()
+        return attempts
+
     def note_status(
         self, provider: str, task_id: str, status_code: int | None, status_message: str | None
     ) -> None:
@@ -310,10 +398,12 @@ class Ledger:
              " posted_at = ?, fetched_at = ? WHERE provider = ? AND tag = ? AND state = ?",
              (TaskState.FETCHED, candidate.task_id, cost, "recovered by target",
               meta["fetched_at"], meta["fetched_at"], provider, tag, TaskState.INTENT)),
-            ("INSERT OR IGNORE INTO inbox (provider, task_id, partition_date, meta, body)"
-             " VALUES (?, ?, ?, ?, ?)",
-             (provider, candidate.task_id, partition, orjson.dumps(meta).decode(),
-              candidate.body)),
+            ("UPDATE tasks SET content_hash = ? WHERE provider = ? AND tag = ?",
+             (meta["content_hash"], provider, tag)),
+            ("INSERT OR IGNORE INTO inbox (provider, task_id, content_hash, partition_date, meta,"
+             " body) VALUES (?, ?, ?, ?, ?, ?)",
+             (provider, candidate.task_id, meta["content_hash"], partition,
+              orjson.dumps(meta).decode(), candidate.body)),
             ("UPDATE recovery_candidates SET claimed_by = ? WHERE provider = ? AND task_id = ?",
              (tag, provider, candidate.task_id)),
         ])
@@ -324,43 +414,92 @@ class Ledger:
         self, provider: str, partition: str, task_id: str, meta: dict, body: bytes,
         final_state: TaskState,
     ) -> bool:
-        """Keep a fetched response and mark its task collected, in one transaction.
+        """Keep one version of a response (``meta["content_hash"]`` names it) and mark its task
+        collected, in one transaction.
 
-        Returns False if the inbox already held this task's response (a repeat delivery).
+        Returns False, changing nothing, if it is the version the task already has (a repeat
+        delivery or fetch: its first fetch time stands) or one the inbox already holds.
         """
-        inserted, _ = self._write(
-            [
-                (
-                    "INSERT OR IGNORE INTO inbox (provider, task_id, partition_date, meta, body)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (provider, task_id, partition, orjson.dumps(meta).decode(), body),
-                ),
-                (
-                    # A task found again without its cost (tasks_ready lists none) gets the
-                    # one its response reports.
+        version = meta["content_hash"]
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            current = self._db.execute(
+                "SELECT content_hash FROM tasks WHERE provider = ? AND task_id = ?",
+                (provider, task_id)).fetchone()
+            inserted = current != (version,) and self._db.execute(
+                "INSERT OR IGNORE INTO inbox (provider, task_id, content_hash, partition_date,"
+                " meta, body) VALUES (?, ?, ?, ?, ?, ?)",
+                (provider, task_id, version, partition, orjson.dumps(meta).decode(), body),
+            ).rowcount == 1
+            if inserted:
+                # A task found again without its cost (tasks_ready lists none) gets the one
+                # its response reports.
+                self._db.execute(
                     "UPDATE tasks SET state = ?, status_code = ?, status_message = ?,"
-                    " fetched_at = ?, cost = coalesce(cost, ?) WHERE provider = ? AND task_id = ?",
+                    " fetched_at = ?, cost = coalesce(cost, ?), content_hash = ?"
+                    " WHERE provider = ? AND task_id = ?",
                     (final_state, meta.get("status_code"), meta.get("status_message"),
-                     meta.get("fetched_at"), meta.get("cost"), provider, task_id),
-                ),
-            ]
-        )
-        return inserted == 1
+                     meta.get("fetched_at"), meta.get("cost"), version, provider, task_id))
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+        return inserted
 
     def inbox(self, provider: str, partition: str) -> Iterator[InboxRow]:
         cursor = self._db.execute(
             "SELECT task_id, meta, body FROM inbox WHERE provider = ? AND partition_date = ?"
-            " ORDER BY task_id",
+            " ORDER BY task_id, content_hash",
             (provider, partition),
         )
         for task_id, meta, body in cursor:
             yield InboxRow(task_id, orjson.loads(meta), bytes(body))
 
-    def clear_inbox(self, provider: str, partition: str, task_ids: list[str]) -> None:
-        self._write(
-            [
-                ("DELETE FROM inbox WHERE provider = ? AND partition_date = ? AND task_id = ?",
-                 (provider, partition, task_id))
-                for task_id in task_ids
-            ]
-        )
+    def note_imported(self, provider: str,
+                      versions: list[tuple[str, str, TaskState, dict]]) -> None:
+        """Imported ``(task_id, content_hash, state, meta)`` versions: a task of the ledger
+        still waiting for its result has it now."""
+        self._write([
+            ("UPDATE tasks SET state = ?, content_hash = ?, fetched_at = ?,"
+             " cost = coalesce(cost, ?) WHERE provider = ? AND task_id = ? AND state = ?",
+             (state, version, meta["fetched_at"], meta.get("cost"), provider, task_id,
+              TaskState.POSTED))
+            for task_id, version, state, meta in versions
+        ])
+
+    # -- quarantine --------------------------------------------------------------------------
+
+    def quarantine(self, provider: str, task_id: str | None, reason: str, body: bytes,
+                   received_at: str) -> bool:
+        """Keep a delivery that was not asked for; False if this content is kept already."""
+        (inserted,) = self._write([(
+            "INSERT OR IGNORE INTO quarantine (provider, content_hash, received_at, task_id,"
+            " reason, body) VALUES (?, ?, ?, ?, ?, ?)",
+            (provider, content_hash(body), received_at, task_id, reason, body))])
+        return inserted == 1
+
+    def quarantined(self, provider: str) -> list[Quarantined]:
+        cursor = self._db.execute(
+            "SELECT content_hash, received_at, task_id, reason, body FROM quarantine"
+            " WHERE provider = ? ORDER BY received_at, content_hash", (provider,))
+        return [Quarantined(digest, at, task_id, reason, bytes(body))
+                for digest, at, task_id, reason, body in cursor]
+
+    def release_quarantined(self, provider: str, hashes: list[str]) -> None:
+        """Let go of quarantined deliveries a published part holds."""
+        self._write([("DELETE FROM quarantine WHERE provider = ? AND content_hash = ?",
+                      (provider, digest)) for digest in hashes])
+
+    def inbox_partitions(self, provider: str) -> set[str]:
+        """The partitions with responses not yet published."""
+        return {row[0] for row in self._db.execute(
+            "SELECT DISTINCT partition_date FROM inbox WHERE provider = ?", (provider,))}
+
+    def clear_inbox(self, provider: str, partition: str,
+                    versions: list[tuple[str, str]]) -> None:
+        """Let go of ``(task_id, content_hash)`` versions a published raw part holds."""
+        self._write([
+            ("DELETE FROM inbox WHERE provider = ? AND partition_date = ? AND task_id = ?"
+             " AND content_hash = ?", (provider, partition, task_id, version))
+            for task_id, version in versions
+        ])

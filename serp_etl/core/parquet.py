@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,6 +24,40 @@ def part_file(index: int) -> str:
 def _temp_path_for(path: Path) -> Path:
     # A dot-prefixed name that does not end in .parquet: globs over the warehouse never see it.
     return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+STALE_TEMP_SECONDS = 24 * 3600
+
+
+def _writer_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, another user's
+    return False
+
+
+def sweep_temp_files(directory: Path) -> int:
+    """Remove temp files that a writer killed mid-publish left in ``directory`` (their writer's
+    process is gone, or they are a day old); a live writer's are left alone. Returns how many
+    were removed."""
+    removed = 0
+    if not directory.is_dir():
+        return removed
+    now = time.time()
+    for temp in directory.glob(".*.tmp"):
+        parts = temp.name[1:].rsplit(".", 3)  # name, pid, random, "tmp"
+        pid = int(parts[1]) if len(parts) == 4 and parts[1].isdigit() else None
+        try:
+            old = now - temp.stat().st_mtime > STALE_TEMP_SECONDS
+        except FileNotFoundError:
+            continue
+        if old or (pid is not None and _writer_gone(pid)):
+            temp.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -69,8 +104,10 @@ class PartitionWriter:
         self.staged: dict[Path, Path] = {}
 
     def __enter__(self) -> PartitionWriter:
+        for directory in {path.parent for path in self._paths.values()}:
+            directory.mkdir(parents=True, exist_ok=True)
+            sweep_temp_files(directory)
         for name, path in self._paths.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
             temp = _temp_path_for(path)
             self._temps[name] = temp
             self._writers[name] = pq.ParquetWriter(temp, self._schemas[name], compression="zstd",
@@ -92,6 +129,10 @@ class PartitionWriter:
                 self._writers[name].write_table(pa.concat_tables(buffered))
                 buffered.clear()
         self._buffered_bytes = 0
+
+    def abort(self) -> None:
+        """Close every temp file and remove it: nothing is published."""
+        self.__exit__(RuntimeError, RuntimeError("aborted"), None)
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:

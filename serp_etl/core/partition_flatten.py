@@ -1,11 +1,12 @@
 """Raw responses of one partition -> every flattened table of it, in parallel and streamed.
 
-Each worker process takes every W-th row group of the raw file, flattens it batch by batch and
-stages its own ``part-<k>.parquet`` of every table; nothing but file names crosses between
-processes, so two workers on two cores nearly halve the time. Only when every worker has
-succeeded are the staged files renamed into place, and parts a previous run with more workers
-left behind are removed. Memory per worker is bounded by one batch and the writer's buffer,
-however large the partition.
+The raw partition is made of parts; of each, only the rows that are their task's latest
+version are flattened. Each worker process takes every W-th row group of all the parts,
+flattens it batch by batch and stages its own ``part-<k>.parquet`` of every table; nothing but
+file names crosses between processes, so two workers on two cores nearly halve the time. Only
+when every worker has succeeded are the staged files renamed into place, and parts a previous
+run with more workers left behind are removed. Memory per worker is bounded by one batch and
+the writer's buffer, however large the partition.
 """
 
 from __future__ import annotations
@@ -32,10 +33,29 @@ def _prefer_jemalloc() -> None:
         pa.set_memory_pool(pa.jemalloc_memory_pool())
 
 
-def _flatten_share(raw_file: Path | None, columns: list[str], worker: int, workers: int,
-                   flatten: FlattenBatch, paths: Mapping[str, Path],
+# One row group of one raw part, and the rows of it to flatten (None: all of them).
+Share = list[tuple[Path, int, list[int] | None]]
+
+
+def _row_groups(parts: Mapping[Path, list[int] | None]) -> Share:
+    """Every row group of every part, with the rows of it that ``parts`` keeps."""
+    groups: Share = []
+    for part, keep in parts.items():
+        metadata = pq.ParquetFile(part).metadata
+        start = 0
+        for index in range(metadata.num_row_groups):
+            size = metadata.row_group(index).num_rows
+            rows = None if keep is None else [r - start for r in keep if start <= r < start + size]
+            if rows is None or rows:
+                groups.append((part, index, rows))
+            start += size
+    return groups
+
+
+def _flatten_share(share: Share, columns: list[str], worker: int, flatten: FlattenBatch,
+                   paths: Mapping[str, Path],
                    schemas: Mapping[str, pa.Schema]) -> tuple[dict[Path, Path], dict[str, int]]:
-    """Flatten row groups worker, worker + workers, ... of ``raw_file`` into staged files."""
+    """Flatten the row groups of ``share`` into staged ``part-<worker>`` files."""
     part_paths = {name: path.with_name(part_file(worker)) for name, path in paths.items()}
     # The flatten allocates millions of small containers that all live until the batch ends:
     # the cyclic collector would rescan them over and over for nothing (~40% of the time).
@@ -46,13 +66,13 @@ def _flatten_share(raw_file: Path | None, columns: list[str], worker: int, worke
         # compresses the repeated values a dictionary would).
         with PartitionWriter(part_paths, schemas, publish=False,
                              dictionary_columns=[]) as writer:
-            if raw_file is not None:
-                source = pq.ParquetFile(raw_file)
+            for part, row_group, rows in share:
                 # One row group at a time: a streaming reader over many groups keeps growing.
-                for row_group in range(worker, source.num_row_groups, workers):
-                    table = source.read_row_group(row_group, columns=columns)
-                    for batch in table.to_batches(BATCH_ROWS):
-                        writer.write(flatten(batch))
+                table = pq.ParquetFile(part).read_row_group(row_group, columns=columns)
+                if rows is not None:
+                    table = table.take(pa.array(rows, pa.int64()))
+                for batch in table.to_batches(BATCH_ROWS):
+                    writer.write(flatten(batch))
     finally:
         if collecting:
             gc.enable()
@@ -66,21 +86,21 @@ def _discard(staged_by_share: Iterable[Mapping[Path, Path]]) -> None:
 
 
 def flatten_partition(
-    raw_file: Path,
+    parts: Mapping[Path, list[int] | None],
     columns: list[str],
     flatten: FlattenBatch,
     paths: Mapping[str, Path],
     schemas: Mapping[str, pa.Schema],
     workers: int = 1,
 ) -> dict[str, int]:
-    """Flatten ``raw_file`` (absent: no rows) into every table; returns rows per table.
+    """Flatten the raw ``parts`` (each with the rows to keep, None for all; no parts: no rows)
+    into every table; returns rows per table.
 
     ``paths`` gives each table's ``part-0.parquet``; worker k writes ``part-<k>.parquet``.
     """
-    source = raw_file if raw_file.exists() else None
-    row_groups = pq.ParquetFile(source).num_row_groups if source is not None else 0
-    workers = max(1, min(workers, row_groups))  # a share per row group at most
-    args = [(source, columns, k, workers, flatten, paths, schemas) for k in range(workers)]
+    groups = _row_groups(parts)
+    workers = max(1, min(workers, len(groups)))  # a share per row group at most
+    args = [(groups[k::workers], columns, k, flatten, paths, schemas) for k in range(workers)]
     # pyarrow imports pandas (~400 modules, 0.2 s) on its first conversion of Python objects:
     # do it here, once, so forked workers inherit it instead of each paying for it.
     pa.array(["warm-up"])

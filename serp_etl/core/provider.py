@@ -14,10 +14,19 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 
-from serp_etl.core.ledger import Ledger, TaskRecord
+from serp_etl.core.jsondecode import Undecodable, decode
+from serp_etl.core.ledger import Ledger, TaskRecord, content_hash
 from serp_etl.core.parquet import publish_table
 from serp_etl.core.partition_flatten import FlattenBatch, flatten_partition
-from serp_etl.core.raw import RAW_TABLE, RawReport, publish_raw
+from serp_etl.core.raw import (
+    RAW_TABLE,
+    RawReport,
+    VersionKey,
+    latest_rows,
+    publish_quarantine,
+    publish_raw,
+    raw_parts,
+)
 from serp_etl.core.warehouse import Warehouse
 
 TASKS_TABLE = "tasks"
@@ -38,7 +47,24 @@ class ProviderTables:
     responses_schema: pa.Schema
     flat_schemas: Mapping[str, pa.Schema]
     flatten_raw_batch: FlattenBatch  # a batch of the raw table (task_id, body) -> tables
+    # (task_id, decoded response) pairs -> tables: what an import flattens from its one parse
+    flatten_parsed: Callable[[list[tuple[str, object]]], dict[str, pa.Table]]
     task_row: Callable[[TaskRecord], dict] = base_task_row
+    # The bytes of a body whose hash names its version: what differs between two fetches of
+    # the same content (a timing field, say) left out.
+    version_key: VersionKey = bytes
+
+    def version(self, body: bytes, meta: dict) -> dict:
+        """``meta`` completed with what names this version of a response (``content_hash``)
+        and what reading it needed to repair (``repairs``, unless the caller knows them)."""
+        repairs = meta.get("repairs")
+        if repairs is None:
+            try:
+                repairs = decode(body)[1]
+            except Undecodable:
+                repairs = ()
+        return {**meta, "content_hash": content_hash(self.version_key(body)),
+                "repairs": list(repairs) or None}
 
     def tasks_table(self, records: list[TaskRecord]) -> pa.Table:
         columns: dict[str, list] = {name: [] for name in self.tasks_schema.names}
@@ -59,13 +85,19 @@ class ProviderTables:
 
     def publish_responses(self, ledger: Ledger, warehouse: Warehouse,
                           partition: str) -> RawReport:
-        return publish_raw(ledger, warehouse, self.name, partition, self.responses_schema)
+        return publish_raw(ledger, warehouse, self.name, partition, self.responses_schema,
+                           self.version_key)
+
+    def publish_quarantine(self, ledger: Ledger, warehouse: Warehouse) -> int:
+        return publish_quarantine(ledger, warehouse, self.name)
 
     def publish_flattened(self, warehouse: Warehouse, partition: str,
                           workers: int = 1) -> dict[str, int]:
-        """Rebuild every flattened table of ``partition`` from its raw responses."""
+        """Rebuild every flattened table of ``partition`` from the latest version of each of
+        its raw responses."""
+        parts = raw_parts(warehouse.partition_dir(self.name, RAW_TABLE, partition))
         return flatten_partition(
-            warehouse.partition_file(self.name, RAW_TABLE, partition),
+            latest_rows(parts),
             ["task_id", "body"],
             self.flatten_raw_batch,
             warehouse.partition_files(self.name, self.flat_schemas, partition),

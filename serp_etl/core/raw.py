@@ -1,83 +1,217 @@
-"""The raw layer: fetched responses move from the ledger's inbox into one Parquet file per
-partition, ``<provider>/responses/date=D/part-0.parquet``.
+"""The raw layer: every distinct version of every response, as received, partitioned by day.
 
-The move is a merge: the new file holds the old file's rows plus the inbox rows it lacked (one
-row per task id, the first one fetched wins), and it is published atomically *before* the inbox
-rows are deleted. A crash at any point leaves every response in the file, the inbox, or both.
+``<provider>/responses/date=D/`` holds part files that are only ever added, never rewritten:
+publishing moves the ledger's inbox into a new part with the versions the partition lacks
+(``task_id`` + ``content_hash``: identical content adds nothing), and only once that part is
+published may the inbox let go of them. A crash at any point leaves every response in a part,
+the inbox, or both, and the next publish adds nothing twice.
+
+Each row keeps the body as received (``body``; when the bytes were not UTF-8, the text has
+U+FFFD for them and ``body_bytes`` holds them as they were), where it came from (``source``,
+``fetched_at``) and what reading it needed to repair (``repairs``, see ``core.jsondecode``).
+The flattened tables are built from each task's latest version (``latest_rows``).
 """
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from serp_etl.core.crash_points import crash_point
-from serp_etl.core.ledger import InboxRow, Ledger
-from serp_etl.core.parquet import PartitionWriter
+from serp_etl.core.ledger import InboxRow, Ledger, content_hash, utc_now
+from serp_etl.core.parquet import PartitionWriter, publish_table
 from serp_etl.core.warehouse import Warehouse
 
 RAW_TABLE = "responses"
 # Row groups of about this many responses: flattening workers share a partition by row group.
 RAW_ROW_GROUP_ROWS = 128
+VersionKey = Callable[[bytes], bytes]  # the bytes a version's content hash is taken of
+
+_TIMESTAMP = pa.timestamp("us", tz="UTC")
+# The raw table's own columns, around each provider's: key and version first, body last.
+VERSION_FIELDS = [
+    pa.field("task_id", pa.string(), nullable=False),
+    pa.field("content_hash", pa.string(), nullable=False),
+    pa.field("fetched_at", _TIMESTAMP, nullable=False),
+]
+BODY_FIELDS = [
+    pa.field("source", pa.string()),  # api, callback, recovery, import:<file>, ...
+    pa.field("repairs", pa.list_(pa.string())),  # what decoding had to repair, if anything
+    pa.field("body", pa.string(), nullable=False),  # as received
+    pa.field("body_bytes", pa.binary()),  # the bytes received, when they were not UTF-8
+]
 
 
-def raw_writer(path: Path, schema: pa.Schema) -> PartitionWriter:
+def raw_schema(provider_fields: list[pa.Field]) -> pa.Schema:
+    return pa.schema([*VERSION_FIELDS, *provider_fields, *BODY_FIELDS])
+
+
+def raw_parts(directory: Path) -> list[Path]:
+    """The partition's published parts, oldest name first."""
+    return sorted(directory.glob("*.parquet")) if directory.is_dir() else []
+
+
+def raw_writer(path: Path, schema: pa.Schema, publish: bool = True) -> PartitionWriter:
     """Every write() of RAW_ROW_GROUP_ROWS rows becomes one row group; only the small columns
-    get a dictionary (bodies and ids are all distinct)."""
-    small = [name for name in schema.names if name not in ("task_id", "body")]
+    get a dictionary (bodies, ids and hashes are all distinct)."""
+    unique = {"task_id", "content_hash", "body", "body_bytes"}
+    small = [name for name in schema.names if name not in unique]
     return PartitionWriter({RAW_TABLE: path}, {RAW_TABLE: schema}, row_group_bytes=0,
-                           dictionary_columns=small)
+                           dictionary_columns=small, publish=publish)
 
 
 @dataclass(frozen=True)
 class RawReport:
-    rows: int  # rows in the published file
+    rows: int  # versions in the partition
     added: int  # of which new from the inbox
 
 
-def _batch(rows: list[InboxRow], schema: pa.Schema) -> pa.Table:
-    columns = {name: [] for name in schema.names}
-    for row in rows:
-        record = {**row.meta, "task_id": row.task_id, "body": row.body.decode("utf-8")}
+def new_part_name() -> str:
+    # Names sort by publication time; the random tail keeps two publishers apart.
+    return f"part-{utc_now():%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}.parquet"
+
+
+def raw_rows_table(rows: list[tuple[str, dict, bytes]], schema: pa.Schema) -> pa.Table:
+    """``(task_id, meta, body)`` rows as a raw table: the body as received."""
+    columns: dict[str, list] = {name: [] for name in schema.names}
+    for task_id, meta, body in rows:
+        try:
+            text, exact = body.decode("utf-8"), None
+        except UnicodeDecodeError:
+            text, exact = body.decode("utf-8", "replace"), body
+        record = {**meta, "task_id": task_id, "body": text, "body_bytes": exact}
         for name, column in columns.items():
             column.append(record.get(name))
-    if "fetched_at" in columns:
-        columns["fetched_at"] = [datetime.fromisoformat(v) for v in columns["fetched_at"]]
+    columns["fetched_at"] = [datetime.fromisoformat(v) for v in columns["fetched_at"]]
     return pa.Table.from_pydict(columns, schema=schema)
 
 
-def publish_raw(
-    ledger: Ledger, warehouse: Warehouse, provider: str, partition: str, schema: pa.Schema
-) -> RawReport:
-    path = warehouse.partition_file(provider, RAW_TABLE, partition)
-    seen: set[str] = set()
-    drained: list[str] = []
+def upgrade_part(path: Path, schema: pa.Schema, version_key: VersionKey) -> None:
+    """Rewrite, once, a part written by an earlier serp-etl: columns it lacks are added (null,
+    but content_hash, computed from its bodies) in today's order."""
+    table = pq.read_table(path)
+    columns = {}
+    for field in schema:
+        if field.name in table.column_names:
+            columns[field.name] = table.column(field.name).cast(field.type)
+        elif field.name == "content_hash":
+            columns[field.name] = pa.array(
+                [content_hash(version_key(body.encode()))
+                 for body in table.column("body").to_pylist()], pa.string())
+        else:
+            columns[field.name] = pa.nulls(table.num_rows, field.type)
+    publish_table(path, pa.table(columns, schema=schema))
+
+
+def _versions(parts: Iterable[Path]) -> pa.Table:
+    """task_id, content_hash and fetched_at of every row, with its part and row number."""
+    tables = []
+    for index, part in enumerate(parts):
+        table = pq.read_table(part, columns=["task_id", "content_hash", "fetched_at"])
+        tables.append(table.append_column("part", pa.repeat(index, table.num_rows))
+                      .append_column("row", pa.array(range(table.num_rows), pa.int64())))
+    if not tables:
+        return pa.table({"task_id": [], "content_hash": []})
+    return pa.concat_tables(tables)
+
+
+def stored_versions(directory: Path, schema: pa.Schema,
+                    version_key: VersionKey) -> set[tuple[str, str]]:
+    parts = raw_parts(directory)
+    for part in parts:
+        if "content_hash" not in pq.read_schema(part).names:
+            upgrade_part(part, schema, version_key)
+    versions = _versions(parts)
+    return set(zip(versions.column("task_id").to_pylist(),
+                   versions.column("content_hash").to_pylist(), strict=True))
+
+
+def latest_rows(parts: list[Path]) -> dict[Path, list[int] | None]:
+    """For each part, the rows that are their task's latest version (by fetch time, then
+    content hash); None where every row is."""
+    versions = _versions(parts)
+    if not versions.num_rows:
+        return dict.fromkeys(parts)
+    ordered = versions.sort_by([("task_id", "ascending"), ("fetched_at", "descending"),
+                                ("content_hash", "descending")])
+    ids = ordered.column("task_id")
+    first = pc.not_equal(ids.slice(1), ids.slice(0, len(ids) - 1)).to_pylist()
+    keep = [True, *first]
+    latest = ordered.filter(pa.array(keep))
+    chosen: dict[int, list[int]] = {}
+    for part, row in zip(latest.column("part").to_pylist(), latest.column("row").to_pylist(),
+                         strict=True):
+        chosen.setdefault(part, []).append(row)
+    result: dict[Path, list[int] | None] = {}
+    for index, part in enumerate(parts):
+        rows = sorted(chosen.get(index, []))
+        total = pq.ParquetFile(part).metadata.num_rows
+        result[part] = None if len(rows) == total else rows
+    return result
+
+
+def publish_raw(ledger: Ledger, warehouse: Warehouse, provider: str, partition: str,
+                schema: pa.Schema, version_key: VersionKey) -> RawReport:
+    directory = warehouse.partition_dir(provider, RAW_TABLE, partition)
+    seen = stored_versions(directory, schema, version_key)
+    stored = len(seen)
+    drained: list[tuple[str, str]] = []
     added = 0
-    with raw_writer(path, schema) as writer:
-        if path.exists():
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=RAW_ROW_GROUP_ROWS):
-                table = pa.Table.from_batches([batch]).cast(schema)
-                seen.update(table.column("task_id").to_pylist())
-                writer.write({RAW_TABLE: table})
-        pending: list[InboxRow] = []
-        for row in ledger.inbox(provider, partition):
-            drained.append(row.task_id)
-            if row.task_id in seen:
-                continue
-            seen.add(row.task_id)
-            pending.append(row)
-            if len(pending) == RAW_ROW_GROUP_ROWS:
-                writer.write({RAW_TABLE: _batch(pending, schema)})
-                added += len(pending)
-                pending.clear()
-        if pending:
-            writer.write({RAW_TABLE: _batch(pending, schema)})
-            added += len(pending)
+    new: list[InboxRow] = []
+    for row in ledger.inbox(provider, partition):
+        key = (row.task_id, row.meta["content_hash"])
+        drained.append(key)
+        if key not in seen:
+            seen.add(key)
+            new.append(row)
+    if new:
+        os.makedirs(directory, exist_ok=True)
+        with raw_writer(directory / new_part_name(), schema) as writer:
+            for start in range(0, len(new), RAW_ROW_GROUP_ROWS):
+                batch = new[start:start + RAW_ROW_GROUP_ROWS]
+                writer.write({RAW_TABLE: raw_rows_table(
+                    [(row.task_id, row.meta, row.body) for row in batch], schema)})
+                added += len(batch)
     crash_point("raw.published")
-    # Only now that the file holding them is published may the inbox let go of them.
+    # Only now that a published part holds them may the inbox let go of them.
     ledger.clear_inbox(provider, partition, drained)
-    return RawReport(rows=len(seen), added=added)
+    return RawReport(rows=stored + added, added=added)
+
+
+QUARANTINE_TABLE = "quarantine"
+QUARANTINE_SCHEMA = pa.schema([
+    pa.field("received_at", _TIMESTAMP, nullable=False),
+    pa.field("task_id", pa.string()),
+    pa.field("reason", pa.string(), nullable=False),
+    pa.field("content_hash", pa.string(), nullable=False),
+    pa.field("body", pa.string(), nullable=False),  # as received (U+FFFD for non-UTF-8 bytes)
+])
+
+
+def publish_quarantine(ledger: Ledger, warehouse: Warehouse, provider: str) -> int:
+    """Move quarantined deliveries into ``<provider>/quarantine/date=<received>/``, a new part
+    per day; returns how many."""
+    held = ledger.quarantined(provider)
+    by_day: dict[str, list] = {}
+    for item in held:
+        by_day.setdefault(item.received_at[:10], []).append(item)
+    for day, items in by_day.items():
+        table = pa.table({
+            "received_at": [datetime.fromisoformat(i.received_at) for i in items],
+            "task_id": [i.task_id for i in items],
+            "reason": [i.reason for i in items],
+            "content_hash": [i.content_hash for i in items],
+            "body": [i.body.decode("utf-8", "replace") for i in items],
+        }, schema=QUARANTINE_SCHEMA)
+        publish_table(warehouse.partition_dir(provider, QUARANTINE_TABLE, day)
+                      / new_part_name(), table)
+        ledger.release_quarantined(provider, [i.content_hash for i in items])
+    return len(held)

@@ -54,7 +54,10 @@ class Warehouse:
         self.root = self.data_dir / "warehouse"
 
     def partition_file(self, provider: str, table: str, partition: str) -> Path:
-        return self.root / provider / table / f"date={check_partition(partition)}" / PART_FILE
+        return self.partition_dir(provider, table, partition) / PART_FILE
+
+    def partition_dir(self, provider: str, table: str, partition: str) -> Path:
+        return self.root / provider / table / f"date={check_partition(partition)}"
 
     def partition_glob(self, provider: str, table: str, partition: str) -> str:
         """Every part file of one table's partition (flattening may write several)."""
@@ -77,7 +80,7 @@ class Warehouse:
             return found
         for provider_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
             for table_dir in sorted(p for p in provider_dir.iterdir() if p.is_dir()):
-                if any(table_dir.glob(f"date=*/{PART_FILE}")):
+                if any(table_dir.glob("date=*/*.parquet")):
                     found[f"{provider_dir.name}_{table_dir.name}"] = table_dir
         return found
 

@@ -53,8 +53,7 @@ def collect(context: dg.AssetExecutionContext, dataforseo: DataForSEOResource, l
         context.log.warning(error)
     if report.unknown_codes:
         context.log.warning(f"status codes this version does not know: {report.unknown_codes}")
-    return {"fetched_now": report.fetched, "empty_serps_now": report.empty,
-            "failed_now": report.failed, "pending": report.pending,
+    return {"ended_now": report.ended, "pending": report.pending,
             "unknown_status_codes": report.unknown_codes}
 
 

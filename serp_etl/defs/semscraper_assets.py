@@ -52,12 +52,16 @@ def collect(context: dg.AssetExecutionContext, semscraper: SemScraperResource, l
                                   poll_seconds=semscraper.effective_poll_seconds(),
                                   keep_html=semscraper.keep_html)
         status = client.status()
+    quarantined = TABLES.publish_quarantine(ledger, Warehouse(data_dir))
+    if quarantined:
+        context.log.warning(f"{quarantined} signed deliveries that were not asked for (an "
+                            "unknown id, an unfinished SERP) are kept in semscraper_quarantine")
     for error in report.errors:
         context.log.warning(error)
     counts = {f"{s.get('status')}{'' if 'fetched' not in s else '/fetched=' + str(s['fetched'])}":
               s.get("count") for s in status}
-    return {"fetched_now": report.fetched, "pending": report.pending,
-            "account_status": counts}
+    return {"ended_now": report.ended, "pending": report.pending,
+            "quarantined_now": quarantined, "account_status": counts}
 
 
 def reconcile(context: dg.AssetCheckExecutionContext, semscraper: SemScraperResource,

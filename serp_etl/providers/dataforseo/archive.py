@@ -1,75 +1,79 @@
-"""Archived task_get/advanced responses (file formats: ``serp_etl.core.archive``)."""
+"""Saved task_get/advanced responses, one document at a time (files: ``core.archive``).
+
+Each task of an envelope becomes one raw response, kept as an envelope around that task: the
+received bytes themselves when the envelope held one task (what task_get returns); otherwise
+the received envelope with its ``tasks`` array narrowed to that task, every byte of the
+envelope's own fields and of the task kept as it was.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
-import orjson
-
-from serp_etl.core.archive import ArchiveError, read_documents
+from serp_etl.core.archive import ArchivedResponse, Document, DocumentRejected
+from serp_etl.core.json_spans import array_spans
 from serp_etl.providers.dataforseo.client import InvalidTaskId, check_task_id
+from serp_etl.providers.dataforseo.pipeline import final_state, response_meta
 from serp_etl.providers.dataforseo.settings import Outcome, classify
 
 
-@dataclass(frozen=True)
-class ArchivedTask:
-    task_id: str
-    tag: str | None
-    status_code: int
-    status_message: str | None
-    outcome: Outcome
-    cost: float | None
-    result_count: int | None
-    body: bytes
+class _Task:
+    """What ``response_meta`` reads of a task."""
+
+    def __init__(self, task: dict, task_id: str) -> None:
+        data = task.get("data") if type(task.get("data")) is dict else {}
+        cost, count, tag = task.get("cost"), task.get("result_count"), data.get("tag")
+        self.task_id = task_id
+        self.tag = tag if isinstance(tag, str) else None
+        self.status_code = task.get("status_code")
+        self.status_message = task.get("status_message")
+        self.outcome = classify(self.status_code, self.status_message)
+        self.cost = float(cost) if type(cost) in (int, float) else None
+        self.result_count = count if type(count) is int else None
+        self.repairs = ()
 
 
-def _task(path: Path, where: str, task: object, envelope: dict, body: bytes) -> ArchivedTask:
+def _task(where: str, task: object) -> _Task:
     if type(task) is not dict:
-        raise ArchiveError(path, f"{where}: a task must be an object")
+        raise DocumentRejected(f"{where}: a task must be an object")
     try:
         task_id = check_task_id(task.get("id"))
     except InvalidTaskId as error:
-        raise ArchiveError(path, f"{where}: {error}") from None
-    code, message = task.get("status_code"), task.get("status_message")
-    if type(code) is not int:
-        raise ArchiveError(path, f"{where}: task {task_id} has no integer status_code")
+        raise DocumentRejected(f"{where}: {error}") from None
+    if type(task.get("status_code")) is not int:
+        raise DocumentRejected(f"{where}: task {task_id} has no integer status_code")
     result = task.get("result")
     if result is not None and type(result) is not list:
-        raise ArchiveError(path, f"{where}: task {task_id}: result must be an array or null")
-    data = task.get("data") if type(task.get("data")) is dict else {}
-    if len(envelope["tasks"]) > 1:
-        # One row per task in the raw layer: keep the envelope around this task only.
-        body = orjson.dumps({**envelope, "tasks": [task], "tasks_count": 1})
-    cost, count, tag = task.get("cost"), task.get("result_count"), data.get("tag")
-    return ArchivedTask(
-        task_id=task_id,
-        tag=tag if isinstance(tag, str) else None,
-        status_code=code,
-        status_message=message if isinstance(message, str) else None,
-        outcome=classify(code, message),
-        cost=float(cost) if type(cost) in (int, float) else None,
-        result_count=count if type(count) is int else None,
-        body=body,
-    )
+        raise DocumentRejected(f"{where}: task {task_id}: result must be an array or null")
+    return _Task(task, task_id)
 
 
-def read_archive(path: Path) -> list[ArchivedTask]:
-    """Every task response in the file, except the not-ready ones (they hold no result)."""
-    tasks: list[ArchivedTask] = []
-    for number, (envelope, body) in enumerate(read_documents(path), start=1):
-        where = f"envelope {number}"
-        if type(envelope) is not dict or type(envelope.get("tasks")) is not list:
-            raise ArchiveError(path, f"{where}: not a task_get response (no 'tasks' array)")
-        top = classify(envelope.get("status_code"), envelope.get("status_message"))
-        if top is not Outcome.SUCCESS:
-            raise ArchiveError(path, f"{where}: the response is an error, status "
-                                     f"{envelope.get('status_code')} "
-                                     f"{envelope.get('status_message')!r}")
-        for position, task in enumerate(envelope["tasks"]):
-            archived = _task(path, f"{where}, task {position}", task, envelope, body)
-            if archived.outcome is not Outcome.NOT_READY:
-                tasks.append(archived)
-    if not tasks:
-        raise ArchiveError(path, "holds no task response with a result or a final status")
-    return tasks
+def split(document: Document) -> list[ArchivedResponse]:
+    """Every task response of an envelope but the not-ready ones (they hold no result)."""
+    envelope = document.value
+    if type(envelope) is not dict or type(envelope.get("tasks")) is not list:
+        raise DocumentRejected("not a task_get response (no 'tasks' array)")
+    top = classify(envelope.get("status_code"), envelope.get("status_message"))
+    if top is not Outcome.SUCCESS:
+        raise DocumentRejected(f"the response is an error, status "
+                               f"{envelope.get('status_code')} "
+                               f"{envelope.get('status_message')!r}")
+    tasks = envelope["tasks"]
+    spans = array_spans(document.data, ("tasks",)) if len(tasks) > 1 else None
+    responses = []
+    for position, task in enumerate(tasks):
+        about = _task(f"task {position}", task)
+        if about.outcome is Outcome.NOT_READY:
+            continue
+        if spans is None:
+            body, parsed = document.data, envelope
+        else:
+            (start, end), elements = spans
+            first, last = elements[position]
+            body = (document.data[:start] + b"[" + document.data[first:last] + b"]"
+                    + document.data[end:])
+            parsed = {**envelope, "tasks": [task]}
+        meta = response_meta(about, None, "import")
+        responses.append(ArchivedResponse(about.task_id, meta, body,
+                                          final_state(about.outcome, about.status_code), parsed))
+    if not responses:
+        raise DocumentRejected("holds no task response with a result or a final status")
+    return responses

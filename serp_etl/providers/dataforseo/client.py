@@ -28,6 +28,7 @@ from serp_etl.core.http import (
     Sleep,
     default_timeout,
 )
+from serp_etl.core.jsondecode import Undecodable, decode
 from serp_etl.providers.dataforseo import settings
 from serp_etl.providers.dataforseo.settings import Outcome, classify
 
@@ -52,6 +53,16 @@ class ApiError(DataForSEOError):
 class MalformedResponse(DataForSEOError):
     def __init__(self, endpoint: str, reason: str) -> None:
         super().__init__(f"{endpoint}: malformed response: {reason}")
+
+
+class UndecodableResponse(DataForSEOError):
+    """The API answered, every time, with a body that is not JSON even for a lenient reader
+    (truncated, say); the last one is kept in ``body``."""
+
+    def __init__(self, endpoint: str, reason: str, body: bytes) -> None:
+        super().__init__(f"{endpoint}: {reason}")
+        self.reason = reason
+        self.body = body
 
 
 class PostOutcomeUnknown(DataForSEOError):
@@ -112,21 +123,23 @@ class FetchedTask:
     result_count: int | None
     body: bytes
     fetched_at: datetime
+    repairs: tuple[str, ...] = ()  # what decoding the body had to repair (core.jsondecode)
 
 
 def _number(value: object) -> float | None:
     return float(value) if type(value) in (int, float) else None
 
 
-def _parse(endpoint: str, response: httpx.Response) -> dict:
+def _parse(endpoint: str, response: httpx.Response) -> tuple[dict, tuple[str, ...]]:
+    """The envelope, decoded leniently (``core.jsondecode``), and the repairs it needed."""
     try:
-        envelope = orjson.loads(response.content)
-    except orjson.JSONDecodeError as error:
+        envelope, repairs = decode(response.content)
+    except Undecodable as error:
         reason = f"HTTP {response.status_code}, not JSON: {error}"
         raise MalformedResponse(endpoint, reason) from None
     if type(envelope) is not dict or type(envelope.get("tasks", [])) is not list:
         raise MalformedResponse(endpoint, "expected an object with a 'tasks' array")
-    return envelope
+    return envelope, repairs
 
 
 def _only_task(endpoint: str, envelope: dict) -> dict:
@@ -171,13 +184,19 @@ class DataForSEOClient(RateLimitedClient):
         return self._request(endpoint, method, path, content=content)
 
     def _call_free(
-        self, method: str, endpoint: str, path: str, body: object = None
-    ) -> tuple[dict, httpx.Response]:
+        self, method: str, endpoint: str, path: str, body: object = None, *,
+        retry_task_codes: bool = True,
+    ) -> tuple[dict, httpx.Response, tuple[str, ...]]:
         """A free, repeatable call, retried with backoff on every transient failure: transport
-        errors, HTTP 5xx/429, unparsable bodies, and retryable codes at the top level or in the
-        call's single task."""
+        errors, HTTP 5xx/429, unparsable bodies, retryable codes at the top level, and (with
+        ``retry_task_codes``) in the call's single task. Returns the envelope, the response
+        and what decoding it had to repair.
 
-        def attempt() -> tuple[dict, httpx.Response]:
+        Bodies that stay undecodable raise ``UndecodableResponse`` with the last one."""
+        undecodable: list[tuple[str, bytes]] = []  # the last attempt's, if its body was
+
+        def attempt() -> tuple[dict, httpx.Response, tuple[str, ...]]:
+            undecodable.clear()
             try:
                 response = self._send(method, endpoint, path, body)
             except TRANSIENT_ERRORS as error:
@@ -186,13 +205,15 @@ class DataForSEOClient(RateLimitedClient):
                 self._obey_retry_after(endpoint, response)
                 raise Retry(f"HTTP {response.status_code}")
             try:
-                envelope = _parse(endpoint, response)
+                envelope, repairs = _parse(endpoint, response)
             except MalformedResponse as error:
+                undecodable.append((str(error), response.content))
                 raise Retry(error) from error  # a truncated body is worth another try
             code, message = envelope.get("status_code"), envelope.get("status_message")
             outcome = classify(code, message)
             tasks = envelope.get("tasks") or []
-            if outcome is Outcome.SUCCESS and len(tasks) == 1 and type(tasks[0]) is dict:
+            if (retry_task_codes and outcome is Outcome.SUCCESS and len(tasks) == 1
+                    and type(tasks[0]) is dict):
                 code, message = tasks[0].get("status_code"), tasks[0].get("status_message")
                 if classify(code, message) is Outcome.RETRYABLE:
                     outcome = Outcome.RETRYABLE
@@ -200,9 +221,15 @@ class DataForSEOClient(RateLimitedClient):
                 raise Retry(ApiError(endpoint, code, message))
             if outcome is not Outcome.SUCCESS:
                 raise ApiError(endpoint, code, message)
-            return envelope, response
+            return envelope, response, repairs
 
-        return self._retrying(attempt, gave_up=lambda why: DataForSEOError(f"{path}: {why}"))
+        def gave_up(why: str) -> DataForSEOError:
+            if undecodable:
+                reason, content = undecodable[-1]
+                return UndecodableResponse(endpoint, reason, content)
+            return DataForSEOError(f"{path}: {why}")
+
+        return self._retrying(attempt, gave_up=gave_up)
 
     # -- endpoints ---------------------------------------------------------------------------
 
@@ -227,7 +254,7 @@ class DataForSEOClient(RateLimitedClient):
             if response.status_code >= 500:
                 raise PostOutcomeUnknown(f"{endpoint}: HTTP {response.status_code} after sending")
             try:
-                envelope = _parse(endpoint, response)
+                envelope, _ = _parse(endpoint, response)
             except MalformedResponse as error:
                 raise PostOutcomeUnknown(str(error)) from error
             code, message = envelope.get("status_code"), envelope.get("status_message")
@@ -270,9 +297,12 @@ class DataForSEOClient(RateLimitedClient):
         return ready
 
     def task_get(self, task_id: str) -> FetchedTask:
-        """The advanced result of one task, its body kept byte for byte."""
+        """The advanced result of one task, its body kept byte for byte. A server or unknown
+        code in the task is returned as it is (the caller counts such answers across runs);
+        a body that stays undecodable raises ``UndecodableResponse``."""
         endpoint = settings.TASK_GET_ADVANCED
-        envelope, response = self._call_free("GET", endpoint, endpoint + check_task_id(task_id))
+        envelope, response, repairs = self._call_free(
+            "GET", endpoint, endpoint + check_task_id(task_id), retry_task_codes=False)
         task = _only_task(endpoint, envelope)
         code, message = task.get("status_code"), task.get("status_message")
         data = task.get("data") if type(task.get("data")) is dict else {}
@@ -288,6 +318,7 @@ class DataForSEOClient(RateLimitedClient):
             result_count=result_count if type(result_count) is int else None,
             body=response.content,
             fetched_at=datetime.now(UTC),
+            repairs=repairs,
         )
 
     def id_list(self, since: datetime, until: datetime) -> Iterator[ListedTask]:

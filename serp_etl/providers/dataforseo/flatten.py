@@ -7,6 +7,7 @@ import orjson
 import pyarrow as pa
 
 from serp_etl.core.flatten import flatten_table
+from serp_etl.core.jsondecode import Undecodable, decode
 from serp_etl.providers.dataforseo.schema import (
     FLAT_SCHEMAS,
     ITEM_TABLES,
@@ -28,7 +29,21 @@ def task_of(envelope: dict, task_id: str) -> dict | None:
 
 
 def flatten_responses(responses: Iterable[tuple[str, str | bytes]]) -> dict[str, pa.Table]:
-    """Flatten ``(task_id, task_get body)`` pairs into every DataForSEO table.
+    """Flatten ``(task_id, task_get body)`` pairs into every DataForSEO table; bodies are
+    decoded leniently (``core.jsondecode``), and one that is not JSON contributes no rows (the
+    raw layer keeps it)."""
+    envelopes = []
+    for task_id, body in responses:
+        try:
+            envelope, _ = decode(body.encode() if isinstance(body, str) else body)
+        except Undecodable:
+            continue
+        envelopes.append((task_id, envelope))
+    return flatten_envelopes(envelopes)
+
+
+def flatten_envelopes(envelopes: Iterable[tuple[str, object]]) -> dict[str, pa.Table]:
+    """Flatten ``(task_id, decoded task_get envelope)`` pairs into every DataForSEO table.
 
     Returns a table for every name in ``FLAT_SCHEMAS``, empty ones included. Responses without
     a result (not ready, empty SERP, errors) contribute no rows: the raw layer keeps them.
@@ -38,11 +53,7 @@ def flatten_responses(responses: Iterable[tuple[str, str | bytes]]) -> dict[str,
     item_rows = {name: ([], [], []) for name in ITEM_TABLES}  # task ids, positions, items
     other = ([], [], [], [], [], [])
 
-    for task_id, body in responses:
-        try:
-            envelope = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            continue  # kept in the raw layer; the items_accounted_for check reports it
+    for task_id, envelope in envelopes:
         task = task_of(envelope, task_id) if type(envelope) is dict else None
         results = None if task is None else task.get("result")
         if type(results) is not list or not results or type(results[0]) is not dict:

@@ -20,29 +20,26 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from serp_etl.core.archive import ArchivedResponse, ImportReport
+from serp_etl.core.archive import ImportReport
 from serp_etl.core.archive import import_archives as core_import
 from serp_etl.core.crash_points import crash_point
-from serp_etl.core.ledger import Ledger, TaskRecord, TaskState, utc_now
+from serp_etl.core.ledger import MAX_ATTEMPTS, Ledger, TaskRecord, TaskState, utc_now
 from serp_etl.core.locking import exclusive_lock
 from serp_etl.core.money import check_budget, closed_day_reason
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.dataforseo import settings
-from serp_etl.providers.dataforseo.archive import ArchivedTask, read_archive
 from serp_etl.providers.dataforseo.client import (
     DataForSEOClient,
     DataForSEOError,
     FetchedTask,
     PostOutcomeUnknown,
+    UndecodableResponse,
 )
 from serp_etl.providers.dataforseo.settings import Outcome
 from serp_etl.providers.dataforseo.tables import TABLES
 from serp_etl.providers.dataforseo.targets import ImageTarget, check_reference
 
 PROVIDER = settings.PROVIDER
-# Normal priority completes within 45 minutes (guaranteed): a task posted longer ago than this
-# that tasks_ready does not list is fetched by id (it may have been collected by a crashed run).
-OVERDUE_AFTER = timedelta(minutes=45)
 ID_LIST_MARGIN = timedelta(hours=12)
 log = logging.getLogger(__name__)
 
@@ -68,9 +65,7 @@ class SubmitReport:
 
 @dataclass
 class CollectReport:
-    fetched: int = 0
-    empty: int = 0
-    failed: int = 0
+    ended: dict[str, int] = field(default_factory=dict)  # final state -> tasks this run
     pending: int = 0
     unknown_codes: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
@@ -226,89 +221,128 @@ def collect(client: DataForSEOClient, ledger: Ledger, partition: str, *,
             clock: Callable[[], float] = time.monotonic,
             sleep: Callable[[float], None] = time.sleep) -> CollectReport:
     """Fetch every posted task of ``partition`` that is ready, until none is left or the
-    deadline passes. Tasks still not ready stay ``posted`` in the ledger: pending, not lost."""
-    report = CollectReport()
+    deadline passes. Tasks still not ready stay ``posted`` in the ledger: pending, not lost.
+    Each ends in its true state (``TaskState``): fetched, empty, failed, expired, or, after
+    ``MAX_ATTEMPTS`` runs of answers that may pass, exhausted or undecodable."""
+    run = _Collection(client, ledger, partition)
     deadline = clock() + deadline_seconds
-    pending = {t.task_id: t for t in ledger.tasks(PROVIDER, partition, {TaskState.POSTED})}
-    overdue = [i for i, t in pending.items()
-               if utc_now() - datetime.fromisoformat(t.posted_at) > OVERDUE_AFTER]
-    _fetch(client, ledger, partition, overdue, pending, report)
-    while pending:
+    first = True
+    while run.pending():
         ready = client.tasks_ready()
-        ours = [r.task_id for r in ready if r.task_id in pending]
-        _fetch(client, ledger, partition, ours, pending, report)
-        if len(ready) >= settings.MAX_TASKS_READY and not ours:
-            # The list is full of other tasks: ours may be behind them. Ask by id instead.
-            _fetch(client, ledger, partition, list(pending), pending, report)
-        if not pending or clock() + poll_seconds > deadline:
+        ours = [r.task_id for r in ready if r.task_id in run.pending()]
+        run.fetch(ours)
+        if first or (len(ready) >= settings.MAX_TASKS_READY and not ours):
+            # Once a run, and whenever the list is full of other tasks: ask by id. A task an
+            # earlier run collected (and crashed, or could not read) is no longer listed.
+            run.fetch(list(run.pending()))
+            first = False
+        if not run.pending() or clock() + poll_seconds > deadline:
             break
         sleep(poll_seconds)
     # Last look by id: a task collected by a crashed run is no longer in tasks_ready.
-    _fetch(client, ledger, partition, list(pending), pending, report)
-    report.pending = len(pending)
-    return report
+    run.fetch(list(run.pending()))
+    run.report.pending = len(ledger.tasks(PROVIDER, partition, {TaskState.POSTED}))
+    return run.report
 
 
-def _fetch(client: DataForSEOClient, ledger: Ledger, partition: str, task_ids: list[str],
-           pending: dict[str, TaskRecord], report: CollectReport) -> None:
-    for task_id in task_ids:
-        try:
-            fetched = client.task_get(task_id)
-        except DataForSEOError as error:
-            # One task's trouble is not its batch-mates': record it and carry on.
-            report.errors.append(f"{task_id}: {error}")
-            continue
-        crash_point("dataforseo.fetched")
-        if fetched.outcome in (Outcome.SUCCESS, Outcome.BILLED_EMPTY, Outcome.PERMANENT):
-            meta = response_meta(fetched, fetched.fetched_at, "api")
-            ledger.store_response(PROVIDER, partition, task_id, meta, fetched.body,
-                                  final_state(fetched.outcome))
-            crash_point("dataforseo.response_stored")
-            pending.pop(task_id, None)
-            if fetched.outcome is Outcome.SUCCESS:
-                report.fetched += 1
-            elif fetched.outcome is Outcome.BILLED_EMPTY:
-                report.empty += 1
+class _Collection:
+    """One run's collection of one partition."""
+
+    def __init__(self, client: DataForSEOClient, ledger: Ledger, partition: str) -> None:
+        self.client, self.ledger, self.partition = client, ledger, partition
+        self.report = CollectReport()
+        # Answered this run with something that may pass, or unreachable: left to the next run
+        # rather than waited for until the deadline.
+        self.set_aside: set[str] = set()
+
+    def pending(self) -> dict[str, TaskRecord]:
+        # Read again each time: another run, or an import, may have collected some meanwhile.
+        return {t.task_id: t for t in self.ledger.tasks(PROVIDER, self.partition,
+                                                         {TaskState.POSTED})
+                if t.task_id not in self.set_aside}
+
+    def fetch(self, task_ids: list[str]) -> None:
+        for task_id in task_ids:
+            try:
+                fetched = self.client.task_get(task_id)
+            except UndecodableResponse as error:
+                self._attempt(task_id, None, f"undecodable: {error.reason}", error.body,
+                              TaskState.UNDECODABLE)
+                continue
+            except DataForSEOError as error:
+                # The API did not answer this time: not an attempt of the task's. One task's
+                # trouble is not its batch-mates': record it and carry on.
+                self.report.errors.append(f"{task_id}: {error}")
+                self.set_aside.add(task_id)
+                continue
+            crash_point("dataforseo.fetched")
+            if fetched.outcome is Outcome.NOT_READY:
+                self.ledger.note_status(PROVIDER, task_id, fetched.status_code,
+                                        fetched.status_message)
+            elif fetched.outcome in (Outcome.RETRYABLE, Outcome.UNKNOWN):
+                if fetched.outcome is Outcome.UNKNOWN:
+                    key = str(fetched.status_code)
+                    self.report.unknown_codes[key] = self.report.unknown_codes.get(key, 0) + 1
+                self._attempt(task_id, fetched.status_code, fetched.status_message,
+                              fetched.body, TaskState.EXHAUSTED, fetched)
             else:
-                report.failed += 1
-        else:
-            ledger.note_status(PROVIDER, task_id, fetched.status_code, fetched.status_message)
-            if fetched.outcome is Outcome.UNKNOWN:
-                key = str(fetched.status_code)
-                report.unknown_codes[key] = report.unknown_codes.get(key, 0) + 1
+                self._store(task_id, fetched, final_state(fetched.outcome, fetched.status_code))
+
+    def _attempt(self, task_id: str, code: object, message: object, body: bytes,
+                 given_up: TaskState, fetched: FetchedTask | None = None) -> None:
+        """Count a run of an answer that may pass; after MAX_ATTEMPTS, keep it as final."""
+        self.set_aside.add(task_id)
+        attempts = self.ledger.note_attempt(PROVIDER, task_id,
+                                            code if type(code) is int else None,
+                                            message if isinstance(message, str) else None)
+        if attempts < MAX_ATTEMPTS:
+            return
+        if fetched is None:
+            fetched = FetchedTask(task_id, None, code, message, Outcome.UNKNOWN, None, None,
+                                  body, utc_now())
+        self._store(task_id, fetched, given_up)
+
+    def _store(self, task_id: str, fetched: FetchedTask, state: TaskState) -> None:
+        meta = TABLES.version(fetched.body, response_meta(fetched, fetched.fetched_at, "api"))
+        if state is TaskState.UNDECODABLE:
+            meta["outcome"] = "undecodable"
+        self.ledger.store_response(PROVIDER, self.partition, task_id, meta, fetched.body, state)
+        crash_point("dataforseo.response_stored")
+        counts = self.report.ended
+        counts[state.value] = counts.get(state.value, 0) + 1
 
 
-def final_state(outcome: Outcome) -> TaskState:
-    """Where a task with a final answer stands: a permanent error is final too."""
-    return TaskState.FAILED if outcome is Outcome.PERMANENT else TaskState.FETCHED
+def final_state(outcome: Outcome, status_code: object) -> TaskState:
+    """Where a task with a final answer stands."""
+    if outcome is Outcome.SUCCESS:
+        return TaskState.FETCHED
+    if outcome is Outcome.BILLED_EMPTY:
+        return TaskState.EMPTY
+    return TaskState.EXPIRED if status_code == settings.RESULTS_EXPIRED else TaskState.FAILED
 
 
-def response_meta(response: FetchedTask | ArchivedTask, fetched_at: datetime,
-                  source: str) -> dict:
+def response_meta(response: FetchedTask, fetched_at: datetime | None, source: str) -> dict:
     """The raw table's columns for one response, but its body."""
     code, message = response.status_code, response.status_message
     return {
         "tag": response.tag,
-        "fetched_at": fetched_at.isoformat(),
+        "fetched_at": fetched_at.isoformat() if fetched_at else None,
         "status_code": code if type(code) is int else None,
         "status_message": message if isinstance(message, str) else None,
         "outcome": str(response.outcome),
         "cost": response.cost,
         "result_count": response.result_count,
         "source": source,
+        "repairs": list(response.repairs),
     }
 
 
 # -- import ----------------------------------------------------------------------------------
 
-def read_responses(path: Path) -> list[ArchivedResponse]:
-    """An archive of task_get responses, as the generic import takes it."""
-    return [ArchivedResponse(task.task_id, response_meta(task, utc_now(), "import"), task.body,
-                             final_state(task.outcome))
-            for task in read_archive(path)]
-
-
 def import_archives(paths: list[Path], partition: str, ledger: Ledger, warehouse: Warehouse,
-                    workers: int = 1) -> ImportReport:
-    """Load archived task_get responses into the raw and flattened tables of ``partition``."""
-    return core_import(TABLES, read_responses, paths, partition, ledger, warehouse, workers)
+                    **options) -> ImportReport:
+    """Load archived task_get responses into the raw and flattened tables of ``partition``
+    (options: ``core.archive.import_archives``)."""
+    from serp_etl.providers.dataforseo.archive import split
+
+    return core_import(TABLES, split, paths, partition, ledger, warehouse, **options)

@@ -8,6 +8,7 @@ table, the prefixed column names of nested objects and the child tables of neste
 import pyarrow as pa
 
 from serp_etl.core.flatten import BOOL, FLOAT, INT, STRING, STRING_LIST, Children, Obj, TableSpec
+from serp_etl.core.raw import raw_schema
 
 TASK_KEY = (("task_id", pa.string()),)
 ITEM_KEYS = TASK_KEY + (("item_index", pa.int32()),)
@@ -183,20 +184,16 @@ OTHER_ITEMS_SCHEMA = pa.schema(
 )
 
 # One row per fetched task_get response: the raw layer, source of truth for every other table.
-RESPONSES_SCHEMA = pa.schema(
-    [
-        pa.field("task_id", pa.string(), nullable=False),
-        pa.field("tag", pa.string()),
-        pa.field("fetched_at", pa.timestamp("us", tz="UTC"), nullable=False),
-        pa.field("status_code", pa.int64()),
-        pa.field("status_message", pa.string()),
-        pa.field("outcome", pa.string()),
-        pa.field("cost", pa.float64()),
-        pa.field("result_count", pa.int64()),
-        pa.field("source", pa.string()),
-        pa.field("body", pa.string(), nullable=False),
-    ]
-)
+# One row per version of a collected task_get/advanced response (see ``core.raw``): the body is
+# the response, an envelope around the one task, as received.
+RESPONSES_SCHEMA = raw_schema([
+    pa.field("tag", pa.string()),
+    pa.field("status_code", pa.int64()),
+    pa.field("status_message", pa.string()),
+    pa.field("outcome", pa.string()),
+    pa.field("cost", pa.float64()),
+    pa.field("result_count", pa.int64()),
+])
 
 # One row per task of the ledger for a partition: what was asked, what it cost, where it stands.
 TASKS_SCHEMA = pa.schema(

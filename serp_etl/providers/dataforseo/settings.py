@@ -23,6 +23,7 @@ MAX_TASKS_PER_POST = 100
 MAX_TASKS_READY = 1000
 MAX_ID_LIST_LIMIT = 1000
 RESULTS_KEPT_DAYS = 30  # task_get is free for 30 days after posting, then 40403
+RESULTS_EXPIRED = 40403
 TASKS_READY_DAYS = 3  # tasks_ready lists completed tasks of the last three days only
 ID_LIST_METADATA_DAYS = 30  # id_list returns a task's metadata (with its tag) for one month
 TAG_MAX_LENGTH = 255

@@ -1,49 +1,53 @@
-"""Saved SemScraper responses: retrieve-by-ids answers (``{"data": [SERP, ...]}``) or single
-SERP objects, as callbacks deliver them (file formats: ``serp_etl.core.archive``)."""
+"""Saved SemScraper responses, one document at a time (files: ``core.archive``): retrieve-by-ids
+answers (``{"status": ..., "data": [SERP, ...]}``) or single SERP objects, as callbacks deliver
+them. Each done SERP becomes one raw response: its exact bytes, and, from an answer, the answer
+around it (its ``data`` emptied) as ``envelope``.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import orjson
-
-from serp_etl.core.archive import ArchivedResponse, ArchiveError, read_documents
+from serp_etl.core.archive import ArchivedResponse, Document, DocumentRejected
 from serp_etl.core.flatten import as_number
+from serp_etl.core.json_spans import array_spans
 from serp_etl.core.ledger import TaskState
 from serp_etl.providers.semscraper.settings import SCRAPE_ID
 
 
-def _serps(path: Path, where: str, document: object) -> list[dict]:
-    if type(document) is dict and "data" in document:
-        if document.get("status") != "success":
-            raise ArchiveError(path, f"{where}: the response is an error: "
-                                     f"{document.get('message') or document.get('status')!r}")
-        if type(document["data"]) is not list:
-            raise ArchiveError(path, f"{where}: 'data' must be an array of SERPs")
-        return document["data"]
-    if type(document) is dict and "id" in document:
-        return [document]
-    raise ArchiveError(path, f"{where}: not a SemScraper retrieve response or SERP")
+def _serps(document: Document) -> tuple[list[tuple[object, bytes]], str | None]:
+    value, data = document.value, document.data
+    if type(value) is dict and "data" in value:
+        if value.get("status") != "success":
+            raise DocumentRejected(f"the response is an error: "
+                                   f"{value.get('message') or value.get('status')!r}")
+        if type(value["data"]) is not list:
+            raise DocumentRejected("'data' must be an array of SERPs")
+        (start, end), elements = array_spans(data, ("data",))
+        envelope = (data[:start] + b"[]" + data[end:]).decode("utf-8", "replace")
+        return [(serp, data[first:last]) for serp, (first, last)
+                in zip(value["data"], elements, strict=True)], envelope
+    if type(value) is dict and "id" in value:
+        return [(value, data)], None
+    raise DocumentRejected("not a SemScraper retrieve response or SERP")
 
 
-def read_responses(path: Path) -> list[ArchivedResponse]:
-    """Every done SERP in the file (pending ones hold no results and are skipped)."""
-    responses: list[ArchivedResponse] = []
-    for number, (document, _) in enumerate(read_documents(path), start=1):
-        for position, serp in enumerate(_serps(path, f"document {number}", document)):
-            where = f"document {number}, SERP {position}"
-            if type(serp) is not dict:
-                raise ArchiveError(path, f"{where}: a SERP must be an object")
-            serp_id = serp.get("id")
-            if not isinstance(serp_id, str) or not SCRAPE_ID.match(serp_id):
-                raise ArchiveError(path, f"{where}: {serp_id!r} is not a SemScraper id")
-            if serp.get("status") != "done":
-                continue
-            if type(serp.get("results")) is not list:
-                raise ArchiveError(path, f"{where}: a done SERP needs a 'results' array")
-            responses.append(ArchivedResponse(
-                serp_id, {"status": "done", "cost": as_number(serp.get("cost")), "html": None},
-                orjson.dumps(serp), TaskState.FETCHED))
+def split(document: Document) -> list[ArchivedResponse]:
+    """Every done SERP of the document (pending ones hold no results and are skipped)."""
+    serps, envelope = _serps(document)
+    responses = []
+    for position, (serp, body) in enumerate(serps):
+        where = f"SERP {position}"
+        if type(serp) is not dict:
+            raise DocumentRejected(f"{where}: a SERP must be an object")
+        serp_id = serp.get("id")
+        if not isinstance(serp_id, str) or not SCRAPE_ID.match(serp_id):
+            raise DocumentRejected(f"{where}: {serp_id!r} is not a SemScraper id")
+        if serp.get("status") != "done":
+            continue
+        if type(serp.get("results")) is not list:
+            raise DocumentRejected(f"{where}: a done SERP needs a 'results' array")
+        meta = {"status": "done", "cost": as_number(serp.get("cost")), "html": None,
+                "envelope": envelope}
+        responses.append(ArchivedResponse(serp_id, meta, body, TaskState.FETCHED, serp))
     if not responses:
-        raise ArchiveError(path, "holds no done SERP")
+        raise DocumentRejected("holds no done SERP")
     return responses

@@ -8,6 +8,7 @@ with backoff. A 400 surfaces the API's own ``message``.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 
@@ -25,6 +26,8 @@ from serp_etl.core.http import (
     Sleep,
     default_timeout,
 )
+from serp_etl.core.json_spans import array_spans
+from serp_etl.core.jsondecode import Undecodable, decode
 from serp_etl.providers.semscraper import settings
 
 DEFAULT_RETRY = RetryPolicy()
@@ -93,6 +96,56 @@ class Scrape:
         return settings.scrape_price(self.depth)
 
 
+@dataclass(frozen=True)
+class RetrievedSerp:
+    """One SERP of a retrieve answer: its bytes as received, and what they decode to."""
+
+    body: bytes
+    serp: dict | None  # None: not JSON even for a lenient reader (``error`` says why)
+    repairs: tuple[str, ...] = ()
+    error: str | None = None
+
+    @property
+    def scrape_id(self) -> str | None:
+        if self.serp is not None:
+            scrape_id = self.serp.get("id")
+        else:  # undecodable: its id may still be read
+            found = _ID.search(self.body)
+            scrape_id = found.group(1).decode() if found else None
+        return scrape_id if isinstance(scrape_id, str) and settings.SCRAPE_ID.match(
+            scrape_id) else None
+
+
+@dataclass(frozen=True)
+class RetrieveAnswer:
+    serps: list[RetrievedSerp]
+    # The answer as received with its "data" array emptied: its status, request_ms and count.
+    envelope: bytes
+
+
+_ID = re.compile(rb'"id"\s*:\s*"([A-Za-z0-9_-]{1,64})"')
+
+
+def split_answer(content: bytes) -> RetrieveAnswer:
+    """A retrieve answer's SERPs, each as the exact bytes it arrived as and decoded on its
+    own: one SERP that is not JSON does not take its batch-mates with it."""
+    spans = array_spans(content, ("data",))
+    if spans is None:
+        raise SemScraperError(f"{settings.SERPS}: malformed response, expected a 'data' array")
+    (start, end), elements = spans
+    serps = []
+    for first, last in elements:
+        body = content[first:last]
+        try:
+            serp, repairs = decode(body)
+        except Undecodable as error:
+            serps.append(RetrievedSerp(body, None, error=str(error)))
+            continue
+        serps.append(RetrievedSerp(body, serp if type(serp) is dict else None, repairs,
+                                   None if type(serp) is dict else "not an object"))
+    return RetrieveAnswer(serps, content[:start] + b"[]" + content[end:])
+
+
 def check_scrape_id(scrape_id: object) -> str:
     if not isinstance(scrape_id, str) or not settings.SCRAPE_ID.match(scrape_id):
         raise InvalidScrapeId(scrape_id)
@@ -122,8 +175,8 @@ class SemScraperClient(RateLimitedClient):
     @staticmethod
     def _data(path: str, response: httpx.Response) -> tuple[list, dict]:
         try:
-            body = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
+            body, _ = decode(response.content)
+        except Undecodable:
             body = None
         if response.status_code != 200:
             message = body.get("message") if type(body) is dict else response.text[:200]
@@ -132,17 +185,24 @@ class SemScraperClient(RateLimitedClient):
             raise SemScraperError(f"{path}: malformed response, expected a 'data' array")
         return body["data"], body
 
+    def _get_response(self, path: str, params: dict | None) -> httpx.Response:
+        """One free GET that answered 200 (or an ApiError); transient failures are Retry."""
+        try:
+            response = self._send("GET", path, params=params)
+        except TRANSIENT_ERRORS as error:
+            raise Retry(error) from error
+        if response.status_code >= 500 or response.status_code == 429:
+            self._obey_retry_after("GET", response)
+            raise Retry(ApiError(path, response.status_code, response.text[:200]))
+        if response.status_code != 200:
+            self._data(path, response)  # raises the API's own message
+        return response
+
     def _get(self, path: str, params: dict | None = None) -> tuple[list, dict]:
         """A free GET, retried with backoff on transport errors, 5xx, 429 and bad bodies."""
 
         def attempt() -> tuple[list, dict]:
-            try:
-                response = self._send("GET", path, params=params)
-            except TRANSIENT_ERRORS as error:
-                raise Retry(error) from error
-            if response.status_code >= 500 or response.status_code == 429:
-                self._obey_retry_after("GET", response)
-                raise Retry(ApiError(path, response.status_code, response.text[:200]))
+            response = self._get_response(path, params)
             try:
                 return self._data(path, response)
             except ApiError:
@@ -193,14 +253,33 @@ class SemScraperClient(RateLimitedClient):
         return [d for d in self._get(settings.SERPS)[0] if type(d) is dict]
 
     def retrieve(self, ids: list[str], output: str = "json") -> list[dict]:
-        """SERPs by id, up to 100 a call, as JSON (with results) or HTML."""
+        """SERPs by id, up to 100 a call, as JSON (with results) or HTML, decoded."""
+        if output == "json":
+            return [s.serp for s in self.retrieve_answer(ids).serps if s.serp is not None]
+        data, _ = self._get(settings.SERPS, self._ids_query(ids, output))
+        return [d for d in data if type(d) is dict]
+
+    def retrieve_answer(self, ids: list[str]) -> RetrieveAnswer:
+        """SERPs by id as JSON, each with the exact bytes it arrived as (``split_answer``)."""
+        query = self._ids_query(ids, "json")
+
+        def attempt() -> RetrieveAnswer:
+            response = self._get_response(settings.SERPS, query)
+            try:
+                return split_answer(response.content)
+            except SemScraperError as error:
+                raise Retry(error) from error  # a truncated body is worth another try
+
+        return self._retrying(attempt, gave_up=lambda why: SemScraperError(
+            f"{settings.SERPS}: {why}"))
+
+    @staticmethod
+    def _ids_query(ids: list[str], output: str) -> dict:
         if not 0 < len(ids) <= settings.MAX_IDS_PER_GET:
             raise ValueError(f"1 to {settings.MAX_IDS_PER_GET} ids per call, got {len(ids)}")
         if output not in settings.OUTPUTS:
             raise ValueError(f"output must be one of {settings.OUTPUTS}")
-        joined = ",".join(check_scrape_id(i) for i in ids)
-        data, _ = self._get(settings.SERPS, {"ids": joined, "output": output})
-        return [d for d in data if type(d) is dict]
+        return {"ids": ",".join(check_scrape_id(i) for i in ids), "output": output}
 
     def status(self) -> list[dict]:
         return [d for d in self._get(settings.STATUS)[0] if type(d) is dict]

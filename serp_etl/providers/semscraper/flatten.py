@@ -2,10 +2,10 @@
 
 from collections.abc import Iterable
 
-import orjson
 import pyarrow as pa
 
 from serp_etl.core.flatten import flatten_table
+from serp_etl.core.jsondecode import Undecodable, decode
 from serp_etl.providers.semscraper.schema import FLAT_SCHEMAS, ITEMS, SERPS
 
 
@@ -58,8 +58,9 @@ def _block(serp_id: str, block_index: int, block: object, keys, rows, strays: di
 
 
 def serps_of(body: bytes | str | memoryview) -> list[dict]:
-    """The SERP objects of a retrieve-by-ids response, or of one callback delivery."""
-    document = orjson.loads(body)
+    """The SERP objects of a retrieve-by-ids response, or of one callback delivery, decoded
+    leniently (``core.jsondecode``); raises ``Undecodable``."""
+    document, _ = decode(body.encode() if isinstance(body, str) else body)
     if type(document) is dict and type(document.get("data")) is list:
         return [s for s in document["data"] if type(s) is dict and isinstance(s.get("id"), str)]
     if type(document) is dict and isinstance(document.get("id"), str):
@@ -73,6 +74,6 @@ def flatten_raw_batch(batch: pa.RecordBatch) -> dict[str, pa.Table]:
     for body in batch.column("body").to_pylist():
         try:
             serps.extend(serps_of(body))
-        except orjson.JSONDecodeError:
-            continue  # kept in the raw layer
+        except Undecodable:
+            continue  # kept in the raw layer, in its terminal state
     return flatten_serps(serps)

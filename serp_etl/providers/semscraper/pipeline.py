@@ -32,12 +32,12 @@ from serp_etl.core.archive import ImportReport
 from serp_etl.core.archive import import_archives as core_import
 from serp_etl.core.crash_points import crash_point
 from serp_etl.core.flatten import as_number
-from serp_etl.core.ledger import Ledger, TaskRecord, TaskState, utc_now
+from serp_etl.core.ledger import MAX_ATTEMPTS, Ledger, TaskRecord, TaskState, utc_now
 from serp_etl.core.locking import exclusive_lock
 from serp_etl.core.money import SUBMIT_GRACE, check_budget, closed_day_reason
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.semscraper import settings
-from serp_etl.providers.semscraper.archive import read_responses
+from serp_etl.providers.semscraper.archive import split
 from serp_etl.providers.semscraper.client import (
     InvalidScrapeId,
     PostOutcomeUnknown,
@@ -76,7 +76,7 @@ class SubmitReport:
 
 @dataclass
 class CollectReport:
-    fetched: int = 0
+    ended: dict[str, int] = field(default_factory=dict)  # final state -> scrapes this run
     pending: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -206,7 +206,8 @@ def _recover(client: SemScraperClient, ledger: Ledger, leftovers: list[TaskRecor
             candidate, serp = min(matched, key=lambda pair: pair[1]["created_at"])
             candidates.remove((candidate, serp))
             ledger.claim_candidate(PROVIDER, task.tag, task.partition_date, candidate,
-                                   as_number(serp.get("cost")), _meta(serp, "recovery"))
+                                   as_number(serp.get("cost")),
+                                   TABLES.version(candidate.body, _meta(serp, "recovery")))
             report.recovered += 1
             log.info("recovered scrape %s for %s instead of creating it again",
                      candidate.task_id, task.tag)
@@ -227,8 +228,10 @@ def _look_at_candidates(client: SemScraperClient, ledger: Ledger,
     for start in range(0, len(unseen), settings.MAX_IDS_PER_GET):
         chunk = unseen[start:start + settings.MAX_IDS_PER_GET]
         ledger.keep_candidate_bodies(PROVIDER, {
-            serp["id"]: orjson.dumps(serp) for serp in client.retrieve(chunk)
-            if serp.get("status") == "done" and serp.get("id") in chunk})
+            retrieved.scrape_id: retrieved.body
+            for retrieved in client.retrieve_answer(chunk).serps
+            if retrieved.serp and retrieved.serp.get("status") == "done"
+            and retrieved.scrape_id in chunk})
 
 
 def _created_for(serp: dict, task: TaskRecord) -> bool:
@@ -267,50 +270,67 @@ def collect(client: SemScraperClient, ledger: Ledger, partition: str, *,
             clock: Callable[[], float] = time.monotonic,
             sleep: Callable[[float], None] = time.sleep) -> CollectReport:
     """Retrieve every created scrape of ``partition`` that is done, until none is left or the
-    deadline passes. Scrapes a callback delivered are already ``fetched`` and are skipped."""
+    deadline passes. Scrapes a callback delivered are already ``fetched`` and are skipped; a
+    SERP that is not JSON is retried in later runs, then kept as ``undecodable``."""
     report = CollectReport()
     deadline = clock() + deadline_seconds
-    pending = {t.task_id: t for t in ledger.tasks(PROVIDER, partition, {TaskState.POSTED})}
+    set_aside: set[str] = set()  # undecodable this run: left to the next one
+
+    def pending() -> set[str]:
+        # Read again each time: a callback or another run may have collected some meanwhile.
+        return {t.task_id for t in ledger.tasks(PROVIDER, partition, {TaskState.POSTED})
+                } - set_aside
+
     first = True
-    while pending:
+    while pending():
         listed = {e.get("id") for e in client.completed_not_retrieved()}
         # On the first pass, also ask by id: a crashed run may have retrieved some already.
-        ready = list(pending) if first else [i for i in pending if i in listed]
+        ready = sorted(pending() if first else pending() & listed)
         first = False
-        _retrieve(client, ledger, partition, ready, pending, keep_html, report)
-        if not pending or clock() + poll_seconds > deadline:
+        _retrieve(client, ledger, partition, ready, keep_html, report, set_aside)
+        if not pending() or clock() + poll_seconds > deadline:
             break
         sleep(poll_seconds)
-    report.pending = len(pending)
+    report.pending = len(ledger.tasks(PROVIDER, partition, {TaskState.POSTED}))
     return report
 
 
 def _retrieve(client: SemScraperClient, ledger: Ledger, partition: str, ids: list[str],
-              pending: dict[str, TaskRecord], keep_html: bool, report: CollectReport) -> None:
+              keep_html: bool, report: CollectReport, set_aside: set[str]) -> None:
     for start in range(0, len(ids), settings.MAX_IDS_PER_GET):
         chunk = ids[start:start + settings.MAX_IDS_PER_GET]
         try:
-            serps = [s for s in client.retrieve(chunk) if s.get("status") == "done"]
+            answer = client.retrieve_answer(chunk)
+            done = [s for s in answer.serps if s.scrape_id in chunk
+                    and (s.serp is None or s.serp.get("status") == "done")]
             pages = {p.get("id"): p.get("html") for p in client.retrieve(
-                [s["id"] for s in serps], output="html")} if keep_html and serps else {}
+                [s.scrape_id for s in done], output="html")} if keep_html and done else {}
         except SemScraperError as error:
             report.errors.append(f"retrieving {len(chunk)} scrapes: {error}")
             continue
         crash_point("semscraper.retrieved")
-        for serp in serps:
-            if serp.get("id") not in pending:
-                continue
-            ledger.store_response(PROVIDER, partition, serp["id"],
-                                  _meta(serp, "api", pages.get(serp["id"])), orjson.dumps(serp),
-                                  TaskState.FETCHED)
+        envelope = answer.envelope.decode("utf-8", "replace")
+        for retrieved in done:
+            scrape_id = retrieved.scrape_id
+            state = TaskState.FETCHED
+            if retrieved.serp is None:
+                set_aside.add(scrape_id)
+                message = f"undecodable: {retrieved.error}"
+                if ledger.note_attempt(PROVIDER, scrape_id, None, message) < MAX_ATTEMPTS:
+                    continue
+                state = TaskState.UNDECODABLE
+            meta = {**_meta(retrieved.serp or {}, "api", pages.get(scrape_id)),
+                    "envelope": envelope, "repairs": list(retrieved.repairs)}
+            ledger.store_response(PROVIDER, partition, scrape_id,
+                                  TABLES.version(retrieved.body, meta), retrieved.body, state)
             crash_point("semscraper.response_stored")
-            pending.pop(serp["id"])
-            report.fetched += 1
+            report.ended[state.value] = report.ended.get(state.value, 0) + 1
 
 
 # -- import ----------------------------------------------------------------------------------
 
 def import_archives(paths: list[Path], partition: str, ledger: Ledger, warehouse: Warehouse,
-                    workers: int = 1) -> ImportReport:
-    """Load saved retrieve-by-ids responses into the raw and flattened tables of ``partition``."""
-    return core_import(TABLES, read_responses, paths, partition, ledger, warehouse, workers)
+                    **options) -> ImportReport:
+    """Load saved retrieve-by-ids answers or SERPs into the raw and flattened tables of
+    ``partition`` (options: ``core.archive.import_archives``)."""
+    return core_import(TABLES, split, paths, partition, ledger, warehouse, **options)

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 from serp_etl.core.flatten import as_number
 from serp_etl.core.ledger import Ledger
 from serp_etl.core.quality import QualityResult
-from serp_etl.core.raw import RAW_TABLE
+from serp_etl.core.raw import RAW_TABLE, raw_parts
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.semscraper.pipeline import parse_time
 from serp_etl.providers.semscraper.settings import CURRENCY, PROVIDER
@@ -19,11 +19,10 @@ def spend_reconciled(ledger: Ledger, warehouse: Warehouse, partition: str) -> Qu
     SERP reports, and scrapes found while recovering that were created on the day but that no
     intent of the ledger claimed (billed, unknown to the ledger)."""
     ours = {t.task_id: t.cost for t in ledger.tasks(PROVIDER, partition) if t.task_id}
-    raw = warehouse.partition_file(PROVIDER, RAW_TABLE, partition)
     reported: dict[str, float | None] = {}
-    if raw.exists():
-        table = pq.read_table(raw, columns=["task_id", "cost"])
-        reported = dict(zip(table.column("task_id").to_pylist(),
+    for part in raw_parts(warehouse.partition_dir(PROVIDER, RAW_TABLE, partition)):
+        table = pq.read_table(part, columns=["task_id", "cost"])
+        reported.update(zip(table.column("task_id").to_pylist(),
                             table.column("cost").to_pylist(), strict=True))
     reported.update({row.task_id: row.meta.get("cost")
                      for row in ledger.inbox(PROVIDER, partition)})

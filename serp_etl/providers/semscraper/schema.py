@@ -3,6 +3,7 @@
 import pyarrow as pa
 
 from serp_etl.core.flatten import INT, NUMERIC_TEXT, STRING, Obj, TableSpec
+from serp_etl.core.raw import raw_schema
 
 LINK = Obj({"href": STRING, "method": STRING, "type": STRING})
 
@@ -77,15 +78,13 @@ TASKS_SCHEMA = pa.schema(
     ]
 )
 
-# One row per retrieved (or delivered) SERP: the raw layer, source of truth for the others.
-RESPONSES_SCHEMA = pa.schema(
-    [
-        pa.field("task_id", pa.string(), nullable=False),
-        pa.field("fetched_at", pa.timestamp("us", tz="UTC"), nullable=False),
-        pa.field("status", pa.string()),
-        pa.field("cost", pa.float64()),
-        pa.field("source", pa.string()),  # api, callback or import:<file>
-        pa.field("html", pa.string()),  # the SERP's HTML, when keeping it is configured
-        pa.field("body", pa.string(), nullable=False),  # the SERP object, JSON
-    ]
-)
+# One row per version of a retrieved (or delivered) SERP (see ``core.raw``): the body is the
+# SERP object as received.
+RESPONSES_SCHEMA = raw_schema([
+    pa.field("status", pa.string()),
+    pa.field("cost", pa.float64()),
+    pa.field("html", pa.string()),  # the SERP's HTML, when keeping it is configured
+    # The retrieve answer the SERP came in, as received, with its "data" array emptied: the
+    # answer's own status, request_ms and count. None for a callback (no answer around it).
+    pa.field("envelope", pa.string()),
+])

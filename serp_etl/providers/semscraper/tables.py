@@ -2,7 +2,7 @@
 
 from serp_etl.core.ledger import TaskRecord
 from serp_etl.core.provider import ProviderTables, base_task_row
-from serp_etl.providers.semscraper.flatten import flatten_raw_batch
+from serp_etl.providers.semscraper.flatten import flatten_raw_batch, flatten_serps
 from serp_etl.providers.semscraper.schema import FLAT_SCHEMAS, RESPONSES_SCHEMA, TASKS_SCHEMA
 from serp_etl.providers.semscraper.settings import PROVIDER
 
@@ -17,5 +17,6 @@ TABLES = ProviderTables(
     responses_schema=RESPONSES_SCHEMA,
     flat_schemas=FLAT_SCHEMAS,
     flatten_raw_batch=flatten_raw_batch,
+    flatten_parsed=lambda pairs: flatten_serps(serp for _, serp in pairs),
     task_row=task_row,
 )

@@ -1,0 +1,100 @@
+"""JSON as real APIs send it: strict and fast when it is clean, lenient where a reader may be.
+
+``decode`` tries orjson first. A document orjson refuses is decoded again with these repairs,
+each named in what is returned, so that a check can count them (the received bytes are kept
+unchanged in the raw layer; only the decoded values are repaired):
+
+* ``bom``: a UTF-8 byte order mark before the document is ignored (RFC 8259 lets a parser);
+* ``invalid_utf8``: bytes that are not UTF-8 become U+FFFD;
+* ``control_character``: a raw control character inside a string (a newline, ``\\x01``...) is
+  kept as the character itself, as if it had been escaped;
+* ``lone_surrogate``: a ``\\ud83d`` escape without its pair (what truncating an emoji makes)
+  becomes U+FFFD;
+* ``number_out_of_range``: a number no double can hold (``1e309``), or ``NaN``/``Infinity``,
+  is kept as its text, so that a typed column reports it in ``invalid_values`` instead of
+  storing infinity.
+
+What cannot be decoded even so (truncated, not JSON) raises ``Undecodable`` with orjson's
+description of what is wrong and where.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+import orjson
+
+BOM = b"\xef\xbb\xbf"
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class Undecodable(ValueError):
+    """Not JSON even for a lenient reader: truncated, empty, or something else."""
+
+
+def decode(data: bytes | memoryview) -> tuple[Any, tuple[str, ...]]:
+    """The document's value, and the repairs it needed (sorted; empty when it was clean)."""
+    try:
+        return orjson.loads(data), ()
+    except orjson.JSONDecodeError as strict_error:
+        reason = str(strict_error)
+    data = bytes(data)
+    if not data.strip():
+        raise Undecodable("empty document")
+    repairs: set[str] = set()
+    if data.startswith(BOM):
+        data = data[len(BOM):]
+        repairs.add("bom")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("utf-8", "replace")
+        repairs.add("invalid_utf8")
+
+    def keep_as_text(literal: str) -> object:
+        repairs.add("number_out_of_range")
+        return literal
+
+    def number(literal: str) -> object:
+        value = float(literal)
+        return value if math.isfinite(value) else keep_as_text(literal)
+
+    options = {"parse_float": number, "parse_constant": keep_as_text}
+    try:
+        try:
+            value = json.loads(text, **options)
+        except json.JSONDecodeError as error:
+            if not error.msg.startswith("Invalid control character"):
+                raise
+            value = json.loads(text, strict=False, **options)
+            repairs.add("control_character")
+    except json.JSONDecodeError:
+        raise Undecodable(reason) from None
+    if _SURROGATE_ESCAPE.search(data):
+        value, replaced = _replace_surrogates(value)
+        if replaced:
+            repairs.add("lone_surrogate")
+    return value, tuple(sorted(repairs))
+
+
+def _replace_surrogates(value: Any) -> tuple[Any, bool]:
+    """``value`` with every lone surrogate (the only surrogates left after decoding: pairs are
+    joined) replaced by U+FFFD, in keys and strings at any depth."""
+    if isinstance(value, str):
+        fixed = _SURROGATE.sub("\ufffd", value)
+        return fixed, fixed != value
+    if isinstance(value, list):
+        pairs = [_replace_surrogates(v) for v in value]
+        return [v for v, _ in pairs], any(changed for _, changed in pairs)
+    if isinstance(value, dict):
+        fixed, changed = {}, False
+        for key, item in value.items():
+            new_key, key_changed = _replace_surrogates(key)
+            fixed[new_key], item_changed = _replace_surrogates(item)
+            changed |= key_changed or item_changed
+        return fixed, changed
+    return value, False

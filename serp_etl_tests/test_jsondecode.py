@@ -1,0 +1,69 @@
+"""Real-world JSON: decoded leniently where a reader may, with every repair named; the exact
+byte spans of array elements, so each task keeps the bytes it arrived as."""
+
+from __future__ import annotations
+
+import json
+
+import orjson
+import pytest
+
+from serp_etl.core.json_spans import array_spans
+from serp_etl.core.jsondecode import Undecodable, decode
+
+
+@pytest.mark.parametrize(("data", "value", "repairs"), [
+    (b'{"a": "x"}', {"a": "x"}, ()),
+    (b'{"a": "x\\ud83d y"}', {"a": "x\ufffd y"}, ("lone_surrogate",)),
+    (b'{"a": "\\udc00", "b": ["\\ud83d\\ude00"]}', {"a": "\ufffd", "b": ["\U0001f600"]},
+     ("lone_surrogate",)),
+    (b'{"a": "x\x01y\nz"}', {"a": "x\x01y\nz"}, ("control_character",)),
+    (b'\xef\xbb\xbf{"a": 1}', {"a": 1}, ("bom",)),
+    (b'{"a": 1e309, "b": -1e400, "c": 1.5}', {"a": "1e309", "b": "-1e400", "c": 1.5},
+     ("number_out_of_range",)),
+    (b'{"a": NaN}', {"a": "NaN"}, ("number_out_of_range",)),
+    (b'{"a": "x\xff"}', {"a": "x\ufffd"}, ("invalid_utf8",)),
+    (b'\xef\xbb\xbf{"a": "\\ud800\x02"}', {"a": "\ufffd\x02"},
+     ("bom", "control_character", "lone_surrogate")),
+])
+def test_repairs_are_made_and_named(data, value, repairs):
+    decoded, made = decode(data)
+    assert decoded == value and made == repairs
+
+
+@pytest.mark.parametrize(("data", "reason"), [
+    (b'{"a": "x", "b": [1, 2', "unexpected end of data"),
+    (b"<html>502</html>", "line 1 column 1"),
+    (b"", "empty"),
+])
+def test_what_cannot_be_decoded_says_why_and_where(data, reason):
+    with pytest.raises(Undecodable, match=reason):
+        decode(data)
+
+
+def test_strict_documents_take_the_fast_path_untouched():
+    data = orjson.dumps({"k": ["\U0001f600", 1.25, None, True]})
+    assert decode(data) == (orjson.loads(data), ())
+    assert decode(memoryview(data)) == (orjson.loads(data), ())
+
+
+def test_array_spans_are_the_exact_bytes_of_each_element():
+    data = (b'{"status": "success", "request_ms": 41, "data": [ {"id": "a", "t": "x,]}\\"y"},'
+            b'\n {"id": "b", "n": [1, {"c": "d"}]} ], "count": 2}')
+    found = array_spans(data, ("data",))
+    assert found is not None
+    whole, elements = found
+    assert [orjson.loads(data[s:e]) for s, e in elements] == json.loads(data)["data"]
+    assert data[whole[0]:whole[1]].startswith(b"[") and data[whole[0]:whole[1]].endswith(b"]")
+    rest = data[:whole[0]] + b"[]" + data[whole[1]:]
+    assert orjson.loads(rest) == {"status": "success", "request_ms": 41, "data": [],
+                                  "count": 2}
+
+
+def test_array_spans_follow_a_nested_path_and_survive_dirty_bytes():
+    data = (b'{"tasks": [{"id": "t", "result": [{"items": '
+            b'[{"a": "\x01"}, {"b": "\\ud83d"}, 3]}]}]}')
+    (_, elements) = array_spans(data, ("tasks", 0, "result", 0, "items"))
+    assert [data[s:e] for s, e in elements] == [b'{"a": "\x01"}', b'{"b": "\\ud83d"}', b"3"]
+    assert array_spans(data, ("tasks", 0, "missing")) is None
+    assert array_spans(b'{"data": []}', ("data",))[1] == []
