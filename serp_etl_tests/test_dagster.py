@@ -253,3 +253,12 @@ def test_the_dataforseo_budget_is_a_resource_setting(data_dir):
                    "dataforseo": DataForSEOResource(budget_usd=0.001)})
     failure = str(result.get_step_failure_events()[0].event_specific_data.error)
     assert "budget 0.001 USD a day" in failure and billed(data_dir) == 0
+
+
+def test_the_tasks_table_says_where_each_task_stands_after_collection(data_dir):
+    assert materialize(data_dir).success
+    with Warehouse(data_dir).connect() as con:
+        states = dict(con.execute("SELECT state, count(*) FROM dataforseo_tasks "
+                                  "WHERE date = ? GROUP BY state", [DAY]).fetchall())
+    assert "posted" not in states and sum(states.values()) == 6
+    assert set(states) <= {"fetched", "empty"}

@@ -209,3 +209,17 @@ def test_a_document_over_the_size_cap_is_refused_clearly(tmp_path, capsys):
     (rejects,) = (tmp_path / "data" / "rejects").glob("*.ndjson")
     (reject,) = [json.loads(line) for line in rejects.read_text().splitlines()]
     assert reject["line"] == 2 and "over the size cap (1 MB)" in reject["reason"]
+
+
+def test_a_check_counts_the_repairs_of_the_day(tmp_path, capsys):
+    from serp_etl.core.quality import decoding_repairs
+    from serp_etl.core.warehouse import Warehouse
+
+    path = tmp_path / "dirty.ndjson"
+    path.write_bytes(b"\xef\xbb\xbf" + reference_with_id(1) + b"\n" + reference_with_id(2) + b"\n"
+                     + reference_with_id(3).replace(b'"title":"', b'"title":"\x02', 1))
+    assert imported(capsys, tmp_path / "data", path)[0] == 0
+    result = decoding_repairs(DATAFORSEO, Warehouse(tmp_path / "data"), DAY)
+    assert not result.passed and result.metadata == {
+        "responses_repaired": 2, "repairs": {"bom": 1, "control_character": 1}}
+    assert decoding_repairs(DATAFORSEO, Warehouse(tmp_path / "none"), DAY).passed

@@ -337,3 +337,53 @@ def test_names_are_checked_exactly_and_close_ones_suggested(client, ledger, targ
                        language_code="en")
     with pytest.raises(TargetConfigError, match="did you mean 'United States'"):
         pipeline.submit(client, ledger, DAY, [near])
+
+
+# -- every task ends in a true state ----------------------------------------------------------
+
+def answering(record, code: int, message: str):
+    """task_get answers ``code`` for the task; tasks_ready lists nothing."""
+    def answer(request):
+        if "task_get" in request.url.path:
+            return httpx.Response(200, json={"status_code": 20000, "status_message": "Ok.",
+                                             "tasks": [{"id": record.task_id, "status_code": code,
+                                                        "status_message": message,
+                                                        "result": None}]})
+        return httpx.Response(200, json={"status_code": 20000, "status_message": "Ok.",
+                                         "tasks": [{"id": "r", "status_code": 20000,
+                                                    "result": []}]})
+    return httpx.MockTransport(answer)
+
+
+@pytest.mark.parametrize(("code", "state"), [(50000, TaskState.EXHAUSTED),
+                                             (40777, TaskState.EXHAUSTED)])
+def test_a_server_or_unknown_code_ends_exhausted_after_its_attempts(sandbox, ledger, clock,
+                                                                    targets, client, code,
+                                                                    state):
+    from serp_etl.core.ledger import MAX_ATTEMPTS
+
+    pipeline.submit(client, ledger, DAY, targets[:1])
+    (record,) = ledger.tasks(PROVIDER, DAY)
+    odd = make_client(sandbox, clock, transport=answering(record, code, "Internal Error."))
+    for _ in range(MAX_ATTEMPTS):
+        assert ledger.tasks(PROVIDER, DAY)[0].state is TaskState.POSTED
+        pipeline.collect(odd, ledger, DAY, deadline_seconds=600, poll_seconds=60, clock=clock,
+                         sleep=clock.sleep)
+    (task,) = ledger.tasks(PROVIDER, DAY)
+    assert task.state is state and task.status_code == code
+    check = collection_complete(ledger, PROVIDER, DAY)
+    assert not check.passed and check.metadata["by_state"] == {state.value: 1}
+    assert "1 exhausted" in check.description
+    assert len(list(ledger.inbox(PROVIDER, DAY))) == 1  # its last answer is kept
+
+
+def test_an_expired_task_is_expired_and_the_check_says_so(sandbox, ledger, clock, targets,
+                                                          client):
+    pipeline.submit(client, ledger, DAY, targets[:2])
+    clock.now += 31 * 86400  # results are kept 30 days
+    report = collect_all(client, ledger, clock)
+    assert report.ended == {"expired": 2}
+    check = collection_complete(ledger, PROVIDER, DAY)
+    assert not check.passed and "2 expired" in check.description
+    assert "every posted task is collected" not in check.description
+

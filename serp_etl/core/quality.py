@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 import duckdb
 
 from serp_etl.core.flatten import EXTRA_COLUMN, INVALID_COLUMN
-from serp_etl.core.ledger import Ledger, TaskState
+from serp_etl.core.ledger import LOST_STATES, Ledger, TaskState
 from serp_etl.core.provider import ProviderTables
+from serp_etl.core.raw import RAW_TABLE, raw_parts
 from serp_etl.core.warehouse import Warehouse
 
 OTHER_ITEMS = "other_items"
@@ -22,20 +23,36 @@ class QualityResult:
 
 
 def collection_complete(ledger: Ledger, provider: str, partition: str) -> QualityResult:
-    """Every posted task of the partition has been collected."""
-    pending = ledger.tasks(provider, partition, {TaskState.POSTED})
-    intents = ledger.tasks(provider, partition, {TaskState.INTENT})
-    by_status: dict[str, int] = {}
-    for task in pending:
-        key = str(task.status_code if task.status_code is not None else task.status_message)
-        by_status[key] = by_status.get(key, 0) + 1
-    passed = not pending and not intents
-    description = ("every posted task is collected" if passed else
-                   f"{len(pending)} posted tasks not collected yet, {len(intents)} unresolved "
-                   "intents; the next materialization collects them")
-    return QualityResult(passed, description,
-                         {"pending": len(pending), "unresolved_intents": len(intents),
-                          "pending_by_last_status": by_status})
+    """Every task of the partition has ended, and ended with a result: fetched, or a billed
+    empty SERP. Counts every state, the ones that lost a paid result by name."""
+    tasks = ledger.tasks(provider, partition)
+    by_state: dict[str, int] = {}
+    pending_by_status: dict[str, int] = {}
+    for task in tasks:
+        by_state[task.state.value] = by_state.get(task.state.value, 0) + 1
+        if task.state is TaskState.POSTED:
+            key = str(task.status_code if task.status_code is not None else
+                      task.status_message)
+            pending_by_status[key] = pending_by_status.get(key, 0) + 1
+    pending = by_state.get(TaskState.POSTED.value, 0)
+    intents = by_state.get(TaskState.INTENT.value, 0)
+    lost = {state.value: by_state[state.value] for state in sorted(LOST_STATES)
+            if state.value in by_state}
+    problems = []
+    if pending or intents:
+        problems.append(f"{pending} posted tasks not collected yet, {intents} unresolved "
+                        "intents: the late-results sensor (or the next materialization) "
+                        "collects them")
+    if lost:
+        problems.append(f"{sum(lost.values())} paid tasks ended without a result ("
+                        + ", ".join(f"{n} {state}" for state, n in lost.items())
+                        + "); their last answers are kept in the raw table")
+    passed = not problems
+    return QualityResult(passed, "every posted task is collected" if passed else
+                         "; ".join(problems),
+                         {"by_state": by_state, "pending": pending,
+                          "unresolved_intents": intents, "pending_by_last_status":
+                          pending_by_status})
 
 
 def schema_drift(tables: ProviderTables, warehouse: Warehouse, partition: str) -> QualityResult:
@@ -67,3 +84,27 @@ def schema_drift(tables: ProviderTables, warehouse: Warehouse, partition: str) -
         "invalid_values or other_items: consider declaring them",
         {"rows_with_unknowns": counts, "undocumented_item_types": other},
     )
+
+
+def decoding_repairs(tables: ProviderTables, warehouse: Warehouse,
+                     partition: str) -> QualityResult:
+    """Responses of the day that were not clean JSON and were decoded with repairs (kept as
+    received in the raw table; see ``core.jsondecode`` for what each repair does)."""
+    parts = raw_parts(warehouse.partition_dir(tables.name, RAW_TABLE, partition))
+    counts: dict[str, int] = {}
+    repaired = 0
+    if parts:
+        with duckdb.connect(":memory:") as con:
+            rows = con.execute("SELECT repairs FROM read_parquet(?, union_by_name = true) "
+                               "WHERE len(repairs) > 0", [[str(p) for p in parts]]).fetchall()
+        for (kinds,) in rows:
+            repaired += 1
+            for kind in kinds:
+                counts[kind] = counts.get(kind, 0) + 1
+    return QualityResult(
+        not repaired,
+        "every response was clean JSON" if not repaired else
+        f"{repaired} responses needed repairs to be read (" + ", ".join(
+            f"{n} {kind}" for kind, n in sorted(counts.items())) + "); the raw table keeps "
+        "their bytes as received",
+        {"responses_repaired": repaired, "repairs": dict(sorted(counts.items()))})

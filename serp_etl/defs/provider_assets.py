@@ -120,7 +120,11 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
               description=spec.responses_description,
               metadata=table_metadata(tables.responses_schema), required_resource_keys=resources,
               check_specs=[dg.AssetCheckSpec("collection_complete", asset=responses_key,
-                                             description="Every posted task is collected.")])
+                                             description="Every posted task is collected."),
+                           dg.AssetCheckSpec("decoding_repairs", asset=responses_key,
+                                             description="Every response of the day was "
+                                                         "clean JSON (else: the repairs "
+                                                         "decoding made, by kind).")])
     def responses(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         warehouse: WarehouseResource = context.resources.warehouse
         provider = getattr(context.resources, spec.resource_key)
@@ -128,10 +132,15 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
         with warehouse.ledger() as ledger:
             metadata = spec.collect(context, provider, ledger, warehouse.data_dir)
             raw = tables.publish_responses(ledger, warehouse.warehouse(), partition)
+            # The tasks table again: its states are what collection just settled.
+            tables.publish_tasks(ledger, warehouse.warehouse(), partition)
             complete = quality.collection_complete(ledger, name, partition)
+            repairs = quality.decoding_repairs(tables, warehouse.warehouse(), partition)
         return dg.MaterializeResult(
             metadata={**table_metadata(tables.responses_schema, raw.rows), **metadata},
             check_results=[check_result(complete, responses_key, "collection_complete",
+                                        dg.AssetCheckSeverity.WARN),
+                           check_result(repairs, responses_key, "decoding_repairs",
                                         dg.AssetCheckSeverity.WARN)])
 
     drift_table = "other_items" if "other_items" in flat_keys else next(iter(flat_keys))
