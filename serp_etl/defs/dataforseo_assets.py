@@ -53,7 +53,8 @@ def collect(context: dg.AssetExecutionContext, dataforseo: DataForSEOResource, l
         context.log.warning(error)
     if report.unknown_codes:
         context.log.warning(f"status codes this version does not know: {report.unknown_codes}")
-    return {"ended_now": report.ended, "pending": report.pending,
+    return {"ended_now": report.ended, "corrected_now": report.corrected,
+            "pending": report.pending,
             "unknown_status_codes": report.unknown_codes}
 
 

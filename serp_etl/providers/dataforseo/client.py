@@ -287,14 +287,20 @@ class DataForSEOClient(RateLimitedClient):
 
     def tasks_ready(self) -> list[ReadyTask]:
         """Completed, not yet collected tasks of the last three days (up to 1000 a call)."""
-        endpoint = settings.TASKS_READY
+        return self._listed(settings.TASKS_READY)
+
+    def tasks_fixed(self) -> list[ReadyTask]:
+        """Tasks DataForSEO re-parsed in the last 24 hours: their results changed."""
+        return self._listed(settings.TASKS_FIXED)
+
+    def _listed(self, endpoint: str) -> list[ReadyTask]:
         task = _only_task(endpoint, self._call_free("GET", endpoint, endpoint)[0])
-        ready = []
+        listed = []
         for entry in task.get("result") or ():
             if type(entry) is dict and "id" in entry:
                 tag = entry.get("tag")
-                ready.append(ReadyTask(_listed_id(entry), tag if isinstance(tag, str) else None))
-        return ready
+                listed.append(ReadyTask(_listed_id(entry), tag if isinstance(tag, str) else None))
+        return listed
 
     def task_get(self, task_id: str) -> FetchedTask:
         """The advanced result of one task, its body kept byte for byte. A server or unknown

@@ -66,6 +66,7 @@ class SubmitReport:
 @dataclass
 class CollectReport:
     ended: dict[str, int] = field(default_factory=dict)  # final state -> tasks this run
+    corrected: int = 0  # new versions of tasks DataForSEO re-parsed
     pending: int = 0
     unknown_codes: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
@@ -241,6 +242,7 @@ def collect(client: DataForSEOClient, ledger: Ledger, partition: str, *,
         sleep(poll_seconds)
     # Last look by id: a task collected by a crashed run is no longer in tasks_ready.
     run.fetch(list(run.pending()))
+    run.correct()
     run.report.pending = len(ledger.tasks(PROVIDER, partition, {TaskState.POSTED}))
     return run.report
 
@@ -287,6 +289,30 @@ class _Collection:
                               fetched.body, TaskState.EXHAUSTED, fetched)
             else:
                 self._store(task_id, fetched, final_state(fetched.outcome, fetched.status_code))
+
+    def correct(self) -> None:
+        """Fetch again the tasks of the partition that DataForSEO re-parsed (tasks_fixed): a
+        changed result is a new version; an unchanged one adds nothing."""
+        collected = {t.task_id for t in self.ledger.tasks(
+            PROVIDER, self.partition, {TaskState.FETCHED, TaskState.EMPTY})}
+        try:
+            fixed = [r.task_id for r in self.client.tasks_fixed() if r.task_id in collected]
+        except DataForSEOError as error:
+            self.report.errors.append(f"tasks_fixed: {error}")
+            return
+        for task_id in fixed:
+            try:
+                fetched = self.client.task_get(task_id)
+            except DataForSEOError as error:
+                self.report.errors.append(f"{task_id} (fixed): {error}")
+                continue
+            if fetched.outcome not in (Outcome.SUCCESS, Outcome.BILLED_EMPTY):
+                continue
+            meta = TABLES.version(fetched.body,
+                                  response_meta(fetched, fetched.fetched_at, "tasks_fixed"))
+            if self.ledger.store_response(PROVIDER, self.partition, task_id, meta, fetched.body,
+                                          final_state(fetched.outcome, fetched.status_code)):
+                self.report.corrected += 1
 
     def _attempt(self, task_id: str, code: object, message: object, body: bytes,
                  given_up: TaskState, fetched: FetchedTask | None = None) -> None:

@@ -13,6 +13,7 @@ PASSWORD_ENV = "DATAFORSEO_PASSWORD"
 
 TASK_POST = "/v3/serp/google/search_by_image/task_post"
 TASKS_READY = "/v3/serp/google/search_by_image/tasks_ready"
+TASKS_FIXED = "/v3/serp/google/search_by_image/tasks_fixed"  # re-parsed in the last 24 hours
 TASK_GET_ADVANCED = "/v3/serp/google/search_by_image/task_get/advanced/"  # + task id
 ID_LIST = "/v3/serp/id_list"
 USER_DATA = "/v3/appendix/user_data"
@@ -29,10 +30,11 @@ ID_LIST_METADATA_DAYS = 30  # id_list returns a task's metadata (with its tag) f
 TAG_MAX_LENGTH = 255
 
 # Calls per minute. task_get, user_data, locations and languages have no documented limit of
-# their own: they get the account-wide 2000 of task_post.
+# their own: they get the account-wide 2000 of task_post; tasks_fixed gets tasks_ready's.
 CALLS_PER_MINUTE = {
     TASK_POST: 2000,
     TASKS_READY: 20,
+    TASKS_FIXED: 20,
     TASK_GET_ADVANCED: 2000,
     ID_LIST: 10,
     USER_DATA: 2000,

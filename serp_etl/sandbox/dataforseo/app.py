@@ -38,6 +38,10 @@ CREATE TABLE IF NOT EXISTS tasks (
 );
 CREATE INDEX IF NOT EXISTS tasks_ready ON tasks (login, collected_at, ready_at);
 """
+# One task in this many is re-parsed by the sandbox, this long after it is ready: tasks_fixed
+# lists it for a day, and task_get answers the new revision.
+FIXED_ONE_IN = 20
+FIXED_AFTER_SECONDS = 3600.0
 
 _REQUIRED = {
     "image_url": ("image_url",),
@@ -94,7 +98,7 @@ def task_object(task_id: str, code: int, message: str, path: str, *, cost: float
     }
 
 
-def advanced_task(task_id: str, data: dict, day: str, cost: float) -> dict:
+def advanced_task(task_id: str, data: dict, day: str, cost: float, revision: int = 0) -> dict:
     """The task object task_get/advanced answers for a ready task posted on ``day``."""
     path = settings.TASK_GET_ADVANCED + task_id
     data = {**data, "function": "task_get"}
@@ -103,7 +107,7 @@ def advanced_task(task_id: str, data: dict, day: str, cost: float) -> dict:
     if is_empty_serp(data["image_url"], location, language, day):
         return task_object(task_id, 40102, "No Search Results.", path, cost=cost, data=data)
     return task_object(task_id, 20000, "Ok.", path, cost=cost, data=data,
-                       result=[generate_result(data, day)])
+                       result=[generate_result(data, day, revision)])
 
 
 class DataForSEOSandbox(SandboxState):
@@ -112,6 +116,8 @@ class DataForSEOSandbox(SandboxState):
     def __init__(self, state_path: Path | str, *, ready_seconds: float | None = None,
                  clock=time.time) -> None:
         super().__init__(state_path, _STATE, clock, ready_seconds)
+        if "fixed_at" not in {row[1] for row in self.db().execute("PRAGMA table_info(tasks)")}:
+            self.db().execute("ALTER TABLE tasks ADD COLUMN fixed_at REAL")  # older state
         self._in_flight = 0
         self._in_flight_lock = threading.Lock()
         self.app = wsgi_app(self.handle)
@@ -156,6 +162,8 @@ class DataForSEOSandbox(SandboxState):
             return settings.TASK_POST, self._task_post
         if path == settings.TASKS_READY and method == "GET":
             return settings.TASKS_READY, self._tasks_ready
+        if path == settings.TASKS_FIXED and method == "GET":
+            return settings.TASKS_FIXED, self._tasks_fixed
         if path.startswith(settings.TASK_GET_ADVANCED) and method == "GET":
             return settings.TASK_GET_ADVANCED, self._task_get
         if path == settings.ID_LIST and method == "POST":
@@ -197,14 +205,17 @@ class DataForSEOSandbox(SandboxState):
             data = {"api": "serp", "function": "task_post", "se": "google",
                     "se_type": "search_by_image", **task, "device": "desktop", "os": "windows"}
             jitter = 0.5 + (seed_for(task_id) % 100) / 100
-            rows.append((task_id, login, task.get("tag"), now, now + self.ready_seconds * jitter,
-                         cost, orjson.dumps(data).decode()))
+            ready_at = now + self.ready_seconds * jitter
+            fixed_at = (ready_at + FIXED_AFTER_SECONDS
+                        if seed_for(task_id, "fixed") % FIXED_ONE_IN == 0 else None)
+            rows.append((task_id, login, task.get("tag"), now, ready_at, cost,
+                         orjson.dumps(data).decode(), fixed_at))
             tasks.append(task_object(task_id, 20100, "Task Created.", request.path, cost=cost,
                                     data=data))
         db = self.db()
         db.execute("BEGIN IMMEDIATE")
-        db.executemany("INSERT INTO tasks (id, login, tag, posted_at, ready_at, cost, data)"
-                       " VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        db.executemany("INSERT INTO tasks (id, login, tag, posted_at, ready_at, cost, data,"
+                       " fixed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
         db.execute("COMMIT")
         return envelope(tasks, started=started)
 
@@ -254,17 +265,39 @@ class DataForSEOSandbox(SandboxState):
         task["result"], task["result_count"] = result, len(result)
         return envelope([task], started=started)
 
+    def _tasks_fixed(self, request: Request, login: str, started: float) -> dict:
+        now = self.clock()
+        rows = self.db().execute(
+            "SELECT id, tag, fixed_at FROM tasks WHERE login = ? AND fixed_at <= ?"
+            " AND fixed_at > ? ORDER BY fixed_at LIMIT ?",
+            (login, now, now - DAY, settings.MAX_TASKS_READY)).fetchall()
+        base = "/v3/serp/google/search_by_image/task_get"
+        result = [{"id": task_id, "se": "google", "se_type": "search_by_image",
+                   "date_fixed": _fmt(fixed_at), "tag": tag, "endpoint_regular": None,
+                   "endpoint_advanced": f"{base}/advanced/{task_id}",
+                   "endpoint_html": f"{base}/html/{task_id}"}
+                  for task_id, tag, fixed_at in rows]
+        task = task_object(self._new_id(now), 20000, "Ok.", request.path,
+                          data={"api": "serp", "function": "tasks_fixed", "se": "google",
+                                "se_type": "search_by_image"}, result=[])
+        task["result"], task["result_count"] = result, len(result)
+        return envelope([task], started=started)
+
+    def fix_task(self, task_id: str) -> None:
+        """Re-parse a task now, as DataForSEO sometimes does (for tests and demonstrations)."""
+        self.db().execute("UPDATE tasks SET fixed_at = ? WHERE id = ?", (self.clock(), task_id))
+
     def _task_get(self, request: Request, login: str, started: float) -> dict:
         task_id = request.path[len(settings.TASK_GET_ADVANCED):]
         now = self.clock()
         row = self.db().execute(
-            "SELECT posted_at, ready_at, cost, data FROM tasks WHERE id = ? AND login = ?",
-            (task_id, login),
+            "SELECT posted_at, ready_at, cost, data, fixed_at FROM tasks WHERE id = ?"
+            " AND login = ?", (task_id, login),
         ).fetchone()
         if row is None:
             task = task_object(task_id, 40401, "Task Not Found.", request.path)
             return envelope([task], started=started)
-        posted_at, ready_at, cost, data_text = row
+        posted_at, ready_at, cost, data_text, fixed_at = row
         data = orjson.loads(data_text)
         if now - posted_at > settings.RESULTS_KEPT_DAYS * DAY:
             task = task_object(task_id, 40403, "Results Expired.", request.path, data=data)
@@ -274,7 +307,8 @@ class DataForSEOSandbox(SandboxState):
             task = task_object(task_id, code, message, request.path, data=data)
         else:
             day = datetime.fromtimestamp(posted_at, UTC).date().isoformat()
-            task = advanced_task(task_id, data, day, cost)
+            fixed = fixed_at is not None and now >= fixed_at
+            task = advanced_task(task_id, data, day, cost, revision=1 if fixed else 0)
             self.db().execute(
                 "UPDATE tasks SET collected_at = ? WHERE id = ? AND collected_at IS NULL",
                 (now, task_id))

@@ -199,12 +199,14 @@ class _Serp:
         }
 
 
-def generate_result(task: dict, day: str) -> dict:
-    """The ``result[0]`` object of task_get/advanced for a posted ``task`` on ``day``."""
+def generate_result(task: dict, day: str, revision: int = 0) -> dict:
+    """The ``result[0]`` object of task_get/advanced for a posted ``task`` on ``day``; a later
+    ``revision`` is the same SERP as DataForSEO re-parsed it (another SERP, in the sandbox)."""
     image_url = task["image_url"]
     location = task.get("location_code") or task.get("location_name")
     language = task.get("language_code") or task.get("language_name")
-    rng = random.Random(seed_for(image_url, location, language, day))
+    rng = random.Random(seed_for(image_url, location, language, day,
+                                 *((revision,) if revision else ())))
     serp = _Serp(rng, bool(task.get("calculate_rectangles")))
     pages = int(task.get("max_crawl_pages") or 1)
     items: list[dict] = []
