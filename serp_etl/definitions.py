@@ -11,11 +11,19 @@ from serp_etl.defs.schedules import (
     semscraper_daily_schedule,
 )
 from serp_etl.defs.semscraper_assets import semscraper_assets
+from serp_etl.defs.sensors import (
+    dataforseo_collect_job,
+    dataforseo_late_results,
+    semscraper_collect_job,
+    semscraper_late_results,
+)
 
 defs = dg.Definitions(
     assets=[*dataforseo_assets, *semscraper_assets],
-    jobs=[dataforseo_daily_job, semscraper_daily_job],
+    jobs=[dataforseo_daily_job, semscraper_daily_job, dataforseo_collect_job,
+          semscraper_collect_job],
     schedules=[dataforseo_daily_schedule, semscraper_daily_schedule],
+    sensors=[dataforseo_late_results, semscraper_late_results],
     resources={
         "warehouse": WarehouseResource(),
         "dataforseo": DataForSEOResource(),

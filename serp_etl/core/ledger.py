@@ -490,10 +490,11 @@ class Ledger:
         self._write([("DELETE FROM quarantine WHERE provider = ? AND content_hash = ?",
                       (provider, digest)) for digest in hashes])
 
-    def inbox_partitions(self, provider: str) -> set[str]:
-        """The partitions with responses not yet published."""
-        return {row[0] for row in self._db.execute(
-            "SELECT DISTINCT partition_date FROM inbox WHERE provider = ?", (provider,))}
+    def inbox_partitions(self, provider: str) -> dict[str, int]:
+        """The partitions with responses not yet published, and how many each."""
+        return dict(self._db.execute(
+            "SELECT partition_date, count(*) FROM inbox WHERE provider = ?"
+            " GROUP BY partition_date", (provider,)))
 
     def clear_inbox(self, provider: str, partition: str,
                     versions: list[tuple[str, str]]) -> None:

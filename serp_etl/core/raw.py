@@ -172,8 +172,8 @@ def publish_raw(ledger: Ledger, warehouse: Warehouse, provider: str, partition: 
         if key not in seen:
             seen.add(key)
             new.append(row)
-    if new:
-        os.makedirs(directory, exist_ok=True)
+    if new or not raw_parts(directory):  # an empty part for a day with nothing yet: every
+        os.makedirs(directory, exist_ok=True)  # view and check finds its table
         with raw_writer(directory / new_part_name(), schema) as writer:
             for start in range(0, len(new), RAW_ROW_GROUP_ROWS):
                 batch = new[start:start + RAW_ROW_GROUP_ROWS]

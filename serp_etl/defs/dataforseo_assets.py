@@ -81,6 +81,7 @@ DATAFORSEO = ProviderAssets(
     submit=submit,
     collect=collect,
     reconcile=reconcile,
+    late_results=pipeline.late_results,
     tasks_description=(
         "One row per task of the day: one per target of the targets file, posted to task_post "
         "at most once (tag = date + target, recorded in the ledger before posting), with its "

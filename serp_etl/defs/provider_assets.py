@@ -78,6 +78,8 @@ class ProviderAssets:
     submit: SubmitStep
     collect: Step
     reconcile: Reconcile
+    # (client, ledger) -> partition -> what says results are waiting (free calls only)
+    late_results: Callable[[Any, Ledger], dict[str, list[str]]]
     tasks_description: str
     responses_description: str
     flat_descriptions: dict[str, str]

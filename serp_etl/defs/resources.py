@@ -76,7 +76,8 @@ class ProviderResource(dg.ConfigurableResource):
     targets_file: str | None = Field(
         default=None, description=f"Defaults to <data dir>/{TARGETS_FILE}.")
     collect_deadline_seconds: float = Field(
-        default=900, description="How long collection waits for tasks to become ready.")
+        default=120, description="How long a run's collection waits for tasks to become "
+                                 "ready; the late-results sensor collects what comes later.")
     poll_seconds: float = Field(default=60, description="Pause between polls.")
 
     def resolved_mode(self) -> Mode:

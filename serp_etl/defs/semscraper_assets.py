@@ -76,6 +76,7 @@ SEMSCRAPER = ProviderAssets(
     submit=submit,
     collect=collect,
     reconcile=reconcile,
+    late_results=pipeline.late_results,
     tasks_description=(
         "One row per scrape of the day: one per [[semscraper]] target, created at most once "
         "(key = date + target, recorded in the ledger before creating), with its id, cost and "

@@ -41,6 +41,9 @@ from serp_etl.providers.dataforseo.targets import ImageTarget, check_reference
 
 PROVIDER = settings.PROVIDER
 ID_LIST_MARGIN = timedelta(hours=12)
+# Normal priority completes within 45 minutes (guaranteed): a task posted longer ago that
+# tasks_ready does not list is worth asking for by id (a crashed run may have collected it).
+LATE_AFTER = timedelta(minutes=45)
 log = logging.getLogger(__name__)
 
 
@@ -361,6 +364,35 @@ def response_meta(response: FetchedTask, fetched_at: datetime | None, source: st
         "source": source,
         "repairs": list(response.repairs),
     }
+
+
+# -- late results ----------------------------------------------------------------------------
+
+def late_results(client: DataForSEOClient, ledger: Ledger,
+                 now: datetime | None = None) -> dict[str, list[str]]:
+    """Partitions with results waiting, each with what says so: tasks tasks_ready lists, tasks
+    late enough to ask for by id, tasks DataForSEO re-parsed, responses not yet published.
+    Free calls only."""
+    now = now or utc_now()
+    evidence: dict[str, set[str]] = {}
+    ready = {r.task_id for r in client.tasks_ready() if r.task_id}
+    for task in ledger.tasks(PROVIDER, states={TaskState.POSTED}):
+        if task.task_id in ready:
+            evidence.setdefault(task.partition_date, set()).add(f"ready:{task.task_id}")
+        elif now - datetime.fromisoformat(task.posted_at) > LATE_AFTER:
+            # With its attempts: a run that counted one makes the next one worth requesting.
+            mark = f"late:{task.task_id}:{task.attempts}"
+            evidence.setdefault(task.partition_date, set()).add(mark)
+    collected = {t.task_id: t for t in ledger.tasks(
+        PROVIDER, states={TaskState.FETCHED, TaskState.EMPTY})}
+    for fixed in client.tasks_fixed():
+        if fixed.task_id in collected:
+            task = collected[fixed.task_id]
+            evidence.setdefault(task.partition_date, set()).add(
+                f"fixed:{task.task_id}:{task.content_hash}")
+    for partition, count in ledger.inbox_partitions(PROVIDER).items():
+        evidence.setdefault(partition, set()).add(f"unpublished:{count}")
+    return {partition: sorted(marks) for partition, marks in evidence.items()}
 
 
 # -- import ----------------------------------------------------------------------------------

@@ -327,6 +327,22 @@ def _retrieve(client: SemScraperClient, ledger: Ledger, partition: str, ids: lis
             report.ended[state.value] = report.ended.get(state.value, 0) + 1
 
 
+# -- late results ----------------------------------------------------------------------------
+
+def late_results(client: SemScraperClient, ledger: Ledger) -> dict[str, list[str]]:
+    """Partitions with results waiting, each with what says so: created scrapes that are done
+    (in the completed-not-retrieved list), and SERPs callbacks delivered that are not yet
+    published. Free calls only."""
+    evidence: dict[str, set[str]] = {}
+    done = {entry.get("id") for entry in client.completed_not_retrieved()}
+    for task in ledger.tasks(PROVIDER, states={TaskState.POSTED}):
+        if task.task_id in done:
+            evidence.setdefault(task.partition_date, set()).add(f"done:{task.task_id}")
+    for partition, count in ledger.inbox_partitions(PROVIDER).items():
+        evidence.setdefault(partition, set()).add(f"delivered:{count}")
+    return {partition: sorted(marks) for partition, marks in evidence.items()}
+
+
 # -- import ----------------------------------------------------------------------------------
 
 def import_archives(paths: list[Path], partition: str, ledger: Ledger, warehouse: Warehouse,

@@ -1,0 +1,81 @@
+"""Late results: a sensor per provider collects what arrived after the day's run.
+
+Tasks become ready after the collection deadline (DataForSEO's normal priority can take 45
+minutes), callbacks are delivered later, DataForSEO re-parses tasks. Every few minutes, each
+sensor asks its provider (free calls) and the ledger which partitions have results waiting,
+and requests a run of that partition's collection and flattening assets only: never the paid
+step. A request's run key is the partition and its evidence, so the same evidence is not
+requested twice; a partition with a run already under way is not requested again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import dagster as dg
+
+from serp_etl.core.raw import RAW_TABLE
+from serp_etl.defs.dataforseo_assets import DATAFORSEO
+from serp_etl.defs.partitions import daily_partitions
+from serp_etl.defs.provider_assets import ProviderAssets
+from serp_etl.defs.resources import WarehouseResource
+from serp_etl.defs.semscraper_assets import SEMSCRAPER
+
+SENSOR_INTERVAL_SECONDS = 300
+UNDER_WAY = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
+             dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+
+
+def collect_job(spec: ProviderAssets) -> dg.UnresolvedAssetJobDefinition:
+    tables = spec.tables
+    return dg.define_asset_job(
+        f"{tables.name}_collect",
+        selection=dg.AssetSelection.assets(spec.key(RAW_TABLE),
+                                           *(spec.key(t) for t in tables.flat_schemas)),
+        partitions_def=daily_partitions,
+        description=f"Collect and flatten a day's late {tables.name} results (no posting).")
+
+
+def late_results_sensor(spec: ProviderAssets,
+                        job: dg.UnresolvedAssetJobDefinition) -> dg.SensorDefinition:
+    name = spec.tables.name
+
+    @dg.sensor(name=f"{name}_late_results", job=job,
+               minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+               default_status=dg.DefaultSensorStatus.RUNNING,
+               required_resource_keys={"warehouse", spec.resource_key},
+               description=f"Requests {job.name} for each day with {name} results waiting.")
+    def late_results(context: dg.SensorEvaluationContext):
+        warehouse: WarehouseResource = context.resources.warehouse
+        provider = getattr(context.resources, spec.resource_key)
+        with provider.client(warehouse.data_dir, context.log) as client, \
+                warehouse.ledger() as ledger:
+            evidence = spec.late_results(client, ledger)
+        requests, busy = [], []
+        for partition, marks in sorted(evidence.items()):
+            if not daily_partitions.has_partition_key(partition):
+                context.log.warning(f"{partition} has results waiting but is not a partition "
+                                    "(see SERP_ETL_START_DATE)")
+                continue
+            if context.instance.get_runs(filters=dg.RunsFilter(
+                    job_name=job.name, tags={"dagster/partition": partition},
+                    statuses=UNDER_WAY), limit=1):
+                busy.append(partition)
+                continue
+            digest = hashlib.blake2b("\n".join(marks).encode(), digest_size=8).hexdigest()
+            requests.append(dg.RunRequest(run_key=f"{partition}:{digest}",
+                                          partition_key=partition,
+                                          tags={"serp_etl/waiting": str(len(marks))}))
+        if requests:
+            return requests
+        if busy:
+            return dg.SkipReason(f"{', '.join(busy)} already being collected")
+        return dg.SkipReason(f"no {name} results waiting")
+
+    return late_results
+
+
+dataforseo_collect_job = collect_job(DATAFORSEO)
+dataforseo_late_results = late_results_sensor(DATAFORSEO, dataforseo_collect_job)
+semscraper_collect_job = collect_job(SEMSCRAPER)
+semscraper_late_results = late_results_sensor(SEMSCRAPER, semscraper_collect_job)

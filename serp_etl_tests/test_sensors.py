@@ -1,0 +1,110 @@
+"""Late results arrive without anyone re-running a day: a sensor per provider finds partitions
+with results waiting and requests runs of the collection and flattening assets only."""
+
+from __future__ import annotations
+
+import shutil
+
+import dagster as dg
+import pytest
+
+from serp_etl import definitions
+from serp_etl.core.ledger import Ledger, ledger_path
+from serp_etl.defs.dataforseo_assets import dataforseo_assets
+from serp_etl.defs.resources import DataForSEOResource, SemScraperResource, WarehouseResource
+from serp_etl.defs.sensors import dataforseo_late_results, semscraper_late_results
+from serp_etl.providers.semscraper.callbacks import CallbackReceiver
+from serp_etl.sandbox.dataforseo.app import DataForSEOSandbox
+from serp_etl.sandbox.state import READY_SECONDS_ENV
+from serp_etl_tests.conftest import EXAMPLE_TARGETS, TODAY
+
+DAY = TODAY
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv(READY_SECONDS_ENV, "3600")  # posted today, ready only when we say so
+    shutil.copy(EXAMPLE_TARGETS, tmp_path / "targets.toml")
+    return tmp_path
+
+
+def resources(data_dir) -> dict:
+    return {"warehouse": WarehouseResource(data_dir=str(data_dir), flatten_workers=1),
+            "dataforseo": DataForSEOResource(collect_deadline_seconds=0, poll_seconds=1),
+            "semscraper": SemScraperResource(collect_deadline_seconds=0, poll_seconds=1)}
+
+
+def evaluate(sensor, data_dir, instance):
+    context = dg.build_sensor_context(instance=instance, resources=resources(data_dir),
+                                      definitions=definitions.defs)
+    return sensor.evaluate_tick(context)
+
+
+def make_ready(data_dir) -> None:
+    """The sandbox finishes every task now (time passing, without waiting for it)."""
+    sandbox = DataForSEOSandbox(data_dir / "sandbox" / "dataforseo.sqlite")
+    sandbox.db().execute("UPDATE tasks SET ready_at = posted_at")
+
+
+def test_ready_tasks_of_a_day_request_its_collection_and_never_its_paid_step(data_dir):
+    instance = dg.DagsterInstance.ephemeral()
+    assert dg.materialize(dataforseo_assets, partition_key=DAY, instance=instance,
+                          resources=resources(data_dir)).success
+    with Ledger(ledger_path(data_dir)) as ledger:
+        assert {t.state.value for t in ledger.tasks("dataforseo", DAY)} == {"posted"}
+
+    nothing_yet = evaluate(dataforseo_late_results, data_dir, instance)
+    assert not nothing_yet.run_requests and nothing_yet.skip_message
+
+    make_ready(data_dir)
+    (request,) = evaluate(dataforseo_late_results, data_dir, instance).run_requests
+    assert request.partition_key == DAY and request.run_key.startswith(f"{DAY}:")
+    job = definitions.defs.resolve_job_def(dataforseo_late_results.job_name)
+    selected = {key.to_user_string() for key in job.asset_layer.selected_asset_keys}
+    assert "dataforseo/tasks" not in selected  # never the paid step
+    assert {"dataforseo/responses", "dataforseo/organic"} <= selected
+
+    again = evaluate(dataforseo_late_results, data_dir, instance).run_requests
+    assert [r.run_key for r in again] == [request.run_key]  # the same evidence, the same key
+
+    result = job.execute_in_process(partition_key=DAY, instance=instance,
+                                    resources=resources(data_dir))
+    assert result.success
+    with Ledger(ledger_path(data_dir)) as ledger:
+        assert "posted" not in {t.state.value for t in ledger.tasks("dataforseo", DAY)}
+    done = evaluate(dataforseo_late_results, data_dir, instance)
+    assert not done.run_requests
+
+
+def test_a_partition_already_being_collected_is_not_requested_twice(data_dir):
+    instance = dg.DagsterInstance.ephemeral()
+    assert dg.materialize(dataforseo_assets, partition_key=DAY, instance=instance,
+                          resources=resources(data_dir)).success
+    make_ready(data_dir)
+    job = definitions.defs.resolve_job_def(dataforseo_late_results.job_name)
+    instance.create_run_for_job(job, tags={"dagster/partition": DAY},
+                                status=dg.DagsterRunStatus.STARTED)
+    tick = evaluate(dataforseo_late_results, data_dir, instance)
+    assert not tick.run_requests and "already" in tick.skip_message
+
+
+def test_delivered_callbacks_not_yet_published_request_their_day(data_dir):
+    import orjson
+
+    from serp_etl.providers.semscraper.callbacks import signature
+    from serp_etl_tests.conftest import serving_asgi
+
+    instance = dg.DagsterInstance.ephemeral()
+    with Ledger(ledger_path(data_dir)) as ledger:
+        ledger.claim("mode", "sandbox")
+        ledger.record_intents("semscraper", DAY, {"t": {"keyword": "k"}})
+        ledger.mark_posted("semscraper", "t", "SERP_1", 2e-05, None, "pending")
+    serp = {"id": "SERP_1", "status": "done", "keyword": "k", "results": []}
+    receiver = CallbackReceiver("key", ledger_path(data_dir))
+    import httpx
+
+    with serving_asgi(receiver.app) as url:
+        body = orjson.dumps(serp)
+        httpx.post(url, content=body, headers={"X-Signature": signature(body, b"key")})
+    (request,) = evaluate(semscraper_late_results, data_dir, instance).run_requests
+    assert request.partition_key == DAY
