@@ -7,6 +7,7 @@ import json
 
 import httpx
 import orjson
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -223,3 +224,45 @@ def test_a_check_counts_the_repairs_of_the_day(tmp_path, capsys):
     assert not result.passed and result.metadata == {
         "responses_repaired": 2, "repairs": {"bom": 1, "control_character": 1}}
     assert decoding_repairs(DATAFORSEO, Warehouse(tmp_path / "none"), DAY).passed
+
+
+# -- big and hostile inputs -------------------------------------------------------------------
+
+def test_an_answer_over_the_size_cap_is_refused_naming_the_cap(sandbox, ledger, clock):
+    from serp_etl.providers.dataforseo.client import DataForSEOClient, DataForSEOError
+    from serp_etl.sandbox.dataforseo.app import LOGIN, PASSWORD
+
+    targets = load_targets(EXAMPLE_TARGETS)[:1]
+    with make_client(sandbox, clock) as client:
+        dataforseo.submit(client, ledger, DAY, targets)
+    clock.now += 60
+    padded = Rewriting(sandbox.app, "task_get",
+                       lambda content: content.replace(b'"Ok."', b'"' + b"x" * 2**21 + b'"'))
+    with DataForSEOClient("http://x.invalid", LOGIN, PASSWORD, transport=padded, clock=clock,
+                          sleep=clock.sleep, max_response_mb=1) as small:
+        task_id = ledger.tasks("dataforseo", DAY)[0].task_id
+        with pytest.raises(DataForSEOError, match="over the size cap of 1 MB"):
+            small.task_get(task_id)
+        report = dataforseo.collect(small, ledger, DAY, deadline_seconds=0, poll_seconds=1,
+                                    clock=clock, sleep=clock.sleep)
+    (task,) = ledger.tasks("dataforseo", DAY)
+    assert task.state is TaskState.POSTED and report.pending == 1  # not lost: waiting
+    assert "size cap" in task.status_message  # and the check says why
+
+
+def test_temp_files_of_killed_writers_are_swept_at_the_next_write(tmp_path):
+    import subprocess
+    import sys
+
+    from serp_etl.core.parquet import publish_table
+
+    directory = tmp_path / "table" / "date=2026-01-01"
+    directory.mkdir(parents=True)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead = directory / f".part-0.parquet.{gone.pid}.deadbeef.tmp"
+    live = directory / f".part-0.parquet.{__import__('os').getpid()}.cafebabe.tmp"
+    dead.write_bytes(b"half a file")
+    live.write_bytes(b"being written")
+    publish_table(directory / "part-0.parquet", pa.table({"n": [1]}))
+    assert not dead.exists() and live.exists()

@@ -182,3 +182,26 @@ def test_child_keys_extend_the_parent_keys():
     assert spec.walk()[1].schema.names[:2] == ["id", "xs_index"]
     assert spec.walk()[2].name == "p_xs_ys"
     assert spec.walk()[2].schema.names[:3] == ["id", "xs_index", "ys_index"]
+
+
+def test_a_large_body_flattens_a_chunk_at_a_time_to_the_same_rows(monkeypatch):
+    import pyarrow as pa
+
+    from serp_etl.providers.dataforseo import flatten
+    from serp_etl.sandbox.dataforseo.app import advanced_task, envelope
+
+    data = {"image_url": "https://x.example/1.jpg", "location_code": 2840,
+            "language_code": "en", "max_crawl_pages": 3, "calculate_rectangles": True}
+    task_id = "00000000-0000-0066-0000-000000000001"
+    body = orjson.dumps(envelope([advanced_task(task_id, data, "2026-01-02", 0.0018)]))
+    batch = pa.RecordBatch.from_pydict({"task_id": [task_id], "body": [body.decode()]})
+    whole = flatten.flatten_raw_batch(batch)
+    monkeypatch.setattr(flatten, "SKELETON_ABOVE_BYTES", 1000)  # this body is "large" now
+    monkeypatch.setattr(flatten, "ITEMS_PER_CHUNK", 7)
+    chunked = flatten.flatten_raw_batch(batch)
+    assert whole["organic"].num_rows > 7  # several chunks
+    for name, table in whole.items():
+        assert chunked[name].sort_by([(c, "ascending") for c in table.schema.names
+                                      if c in ("task_id", "item_index")]).equals(
+            table.sort_by([(c, "ascending") for c in table.schema.names
+                           if c in ("task_id", "item_index")])), name

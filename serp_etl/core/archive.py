@@ -300,7 +300,7 @@ def import_archives(tables: ProviderTables, split: Split, paths: list[Path], par
     """Load saved responses into the raw and flattened tables of ``partition``."""
     report = ImportReport()
     raw_dir = warehouse.partition_dir(tables.name, RAW_TABLE, partition)
-    seen = stored_versions(raw_dir, tables.responses_schema, tables.version_key)
+    seen = stored_versions(raw_dir, tables.responses_schema, tables.hash_body)
     known_tasks = {task_id for task_id, _ in seen}
     fetched_at = utc_now().isoformat()
     rejects: list[dict] = []

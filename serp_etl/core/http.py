@@ -177,6 +177,11 @@ def default_timeout() -> httpx.Timeout:
 # The longest Retry-After a call waits out; a longer one fails the call (a run would sit idle for
 # it), and the pause still holds every process of the account back.
 MAX_RETRY_AFTER = 600.0
+# The largest answer read, unless a client is told otherwise: beyond it, a call fails clearly
+# rather than taking the machine's memory (a 100-page SERP is a few tens of MB).
+DEFAULT_MAX_RESPONSE_MB = 256
+_READ_CHUNK = 1 << 20
+_DECODED_AWAY = {"content-encoding", "content-length", "transfer-encoding"}
 
 
 class RateLimitedClient:
@@ -186,11 +191,12 @@ class RateLimitedClient:
     error: type[Exception] = Exception  # the base of the provider's typed errors
 
     def __init__(self, http: httpx.Client, limiter: RateLimiter, *, retry: RetryPolicy,
-                 sleep: Sleep) -> None:
+                 sleep: Sleep, max_response_mb: int = DEFAULT_MAX_RESPONSE_MB) -> None:
         self._http = http
         self._retry = retry
         self._sleep = sleep
         self._limiter = limiter
+        self._max_response_bytes = max_response_mb * 2**20
 
     def close(self) -> None:
         self._http.close()
@@ -202,8 +208,37 @@ class RateLimitedClient:
         self.close()
 
     def _request(self, bucket: str, method: str, path: str, **kwargs) -> httpx.Response:
+        """One request; its answer read whole, up to the size cap (over it: the client's
+        error, naming the cap, and nothing more is read)."""
         self._limiter.acquire(bucket)
-        return self._http.request(method, path, **kwargs)
+        request = self._http.build_request(method, path, **kwargs)
+        response = self._http.send(request, stream=True)
+        try:
+            body = self._read_capped(path, response)
+        finally:
+            response.close()
+        headers = [(k, v) for k, v in response.headers.multi_items()
+                   if k.lower() not in _DECODED_AWAY]  # the body below is decoded already
+        return httpx.Response(response.status_code, headers=headers, content=body,
+                              request=request)
+
+    def _read_capped(self, path: str, response: httpx.Response) -> bytes:
+        cap = self._max_response_bytes
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > cap and "content-encoding" not in \
+                response.headers:
+            raise self.error(self._too_large(path, cap))
+        body = bytearray()
+        for chunk in response.iter_bytes(_READ_CHUNK):
+            body += chunk
+            if len(body) > cap:
+                raise self.error(self._too_large(path, cap))
+        return bytes(body)
+
+    @staticmethod
+    def _too_large(path: str, cap: int) -> str:
+        return (f"{path}: the answer is over the size cap of {cap // 2**20} MB "
+                "(max_response_mb): not read")
 
     def _obey_retry_after(self, bucket: str, response: httpx.Response) -> None:
         """Pause ``bucket`` for every process of the account as long as the API asks."""

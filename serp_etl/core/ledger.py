@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -116,6 +117,9 @@ CREATE TABLE IF NOT EXISTS meta (
 
 def ledger_path(data_dir: Path | str) -> Path:
     return Path(data_dir) / "state" / "ledger.sqlite"
+
+
+_BLOB_CHUNK = 1 << 20
 
 
 def utc_now() -> datetime:
@@ -212,16 +216,39 @@ class Ledger:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _write(self, statements: list[tuple[str, tuple]]) -> list[int]:
-        """Run statements in one immediate transaction: all land, or none. Returns rowcounts."""
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One immediate transaction: everything in it lands, or nothing."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            counts = [self._db.execute(sql, params).rowcount for sql, params in statements]
+            yield
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
-        return counts
+
+    def _write(self, statements: list[tuple[str, tuple]]) -> list[int]:
+        """Run statements in one immediate transaction: all land, or none. Returns rowcounts."""
+        with self._transaction():
+            return [self._db.execute(sql, params).rowcount for sql, params in statements]
+
+    def _add_to_inbox(self, provider: str, task_id: str, partition: str, meta: dict,
+                      body: bytes) -> bool:
+        """Insert one version into the inbox (in the caller's transaction); False if it is
+        there already. The body is streamed into its row: binding a 100 MB value would make
+        SQLite copy it whole first."""
+        cursor = self._db.execute(
+            "INSERT OR IGNORE INTO inbox (provider, task_id, content_hash, partition_date, meta,"
+            " body) VALUES (?, ?, ?, ?, ?, zeroblob(?))",
+            (provider, task_id, meta["content_hash"], partition, orjson.dumps(meta).decode(),
+             len(body)))
+        if cursor.rowcount != 1:
+            return False
+        with self._db.blobopen("inbox", "body", cursor.lastrowid) as blob:
+            view = memoryview(body)
+            for start in range(0, len(view), _BLOB_CHUNK):
+                blob.write(view[start:start + _BLOB_CHUNK])
+        return True
 
     def claim(self, key: str, value: str) -> str:
         """Set ``key`` to ``value`` unless it is set already; returns the value it holds."""
@@ -393,20 +420,18 @@ class Ledger:
                         cost: float | None, meta: dict) -> None:
         """The intent ``tag`` is ``candidate``: record it posted and its looked-at body as its
         response, in one transaction (the body is all there is: the look marked it fetched)."""
-        self._write([
-            ("UPDATE tasks SET state = ?, task_id = ?, cost = ?, status_message = ?,"
-             " posted_at = ?, fetched_at = ? WHERE provider = ? AND tag = ? AND state = ?",
-             (TaskState.FETCHED, candidate.task_id, cost, "recovered by target",
-              meta["fetched_at"], meta["fetched_at"], provider, tag, TaskState.INTENT)),
-            ("UPDATE tasks SET content_hash = ? WHERE provider = ? AND tag = ?",
-             (meta["content_hash"], provider, tag)),
-            ("INSERT OR IGNORE INTO inbox (provider, task_id, content_hash, partition_date, meta,"
-             " body) VALUES (?, ?, ?, ?, ?, ?)",
-             (provider, candidate.task_id, meta["content_hash"], partition,
-              orjson.dumps(meta).decode(), candidate.body)),
-            ("UPDATE recovery_candidates SET claimed_by = ? WHERE provider = ? AND task_id = ?",
-             (tag, provider, candidate.task_id)),
-        ])
+        with self._transaction():
+            self._db.execute(
+                "UPDATE tasks SET state = ?, task_id = ?, cost = ?, status_message = ?,"
+                " posted_at = ?, fetched_at = ?, content_hash = ? WHERE provider = ? AND tag = ?"
+                " AND state = ?",
+                (TaskState.FETCHED, candidate.task_id, cost, "recovered by target",
+                 meta["fetched_at"], meta["fetched_at"], meta["content_hash"], provider, tag,
+                 TaskState.INTENT))
+            self._add_to_inbox(provider, candidate.task_id, partition, meta, candidate.body)
+            self._db.execute(
+                "UPDATE recovery_candidates SET claimed_by = ? WHERE provider = ? AND task_id = ?",
+                (tag, provider, candidate.task_id))
 
     # -- inbox -------------------------------------------------------------------------------
 
@@ -421,16 +446,12 @@ class Ledger:
         delivery or fetch: its first fetch time stands) or one the inbox already holds.
         """
         version = meta["content_hash"]
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             current = self._db.execute(
                 "SELECT content_hash FROM tasks WHERE provider = ? AND task_id = ?",
                 (provider, task_id)).fetchone()
-            inserted = current != (version,) and self._db.execute(
-                "INSERT OR IGNORE INTO inbox (provider, task_id, content_hash, partition_date,"
-                " meta, body) VALUES (?, ?, ?, ?, ?, ?)",
-                (provider, task_id, version, partition, orjson.dumps(meta).decode(), body),
-            ).rowcount == 1
+            inserted = current != (version,) and self._add_to_inbox(
+                provider, task_id, partition, meta, body)
             if inserted:
                 # A task found again without its cost (tasks_ready lists none) gets the one
                 # its response reports.
@@ -440,20 +461,18 @@ class Ledger:
                     " WHERE provider = ? AND task_id = ?",
                     (final_state, meta.get("status_code"), meta.get("status_message"),
                      meta.get("fetched_at"), meta.get("cost"), version, provider, task_id))
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
         return inserted
 
     def inbox(self, provider: str, partition: str) -> Iterator[InboxRow]:
-        cursor = self._db.execute(
-            "SELECT task_id, meta, body FROM inbox WHERE provider = ? AND partition_date = ?"
-            " ORDER BY task_id, content_hash",
-            (provider, partition),
-        )
-        for task_id, meta, body in cursor:
-            yield InboxRow(task_id, orjson.loads(meta), bytes(body))
+        """The partition's versions waiting to be published, one at a time: each body is read
+        from its row as it is needed (streamed, not copied twice)."""
+        rows = self._db.execute(
+            "SELECT rowid, task_id, meta FROM inbox WHERE provider = ? AND partition_date = ?"
+            " ORDER BY task_id, content_hash", (provider, partition)).fetchall()
+        for rowid, task_id, meta in rows:
+            with self._db.blobopen("inbox", "body", rowid, readonly=True) as blob:
+                body = blob.read()
+            yield InboxRow(task_id, orjson.loads(meta), body)
 
     def note_imported(self, provider: str,
                       versions: list[tuple[str, str, TaskState, dict]]) -> None:

@@ -88,11 +88,15 @@ class PartitionWriter:
 
     def __init__(self, paths: Mapping[str, Path], schemas: Mapping[str, pa.Schema], *,
                  row_group_bytes: int = ROW_GROUP_BYTES, publish: bool = True,
-                 dictionary_columns: list[str] | None = None) -> None:
+                 dictionary_columns: list[str] | None = None,
+                 statistics_columns: list[str] | None = None) -> None:
         self._paths = dict(paths)
         # None: pyarrow's default (try a dictionary for every column). Columns of unique values
         # (response bodies) only pay for a dictionary that is then thrown away.
         self._use_dictionary = True if dictionary_columns is None else dictionary_columns
+        # None: statistics for every column. Min/max statistics copy whole values: for a column
+        # of response bodies they cost several times a body's size and serve no query.
+        self._statistics = True if statistics_columns is None else statistics_columns
         self._schemas = dict(schemas)
         self._row_group_bytes = row_group_bytes
         self._publish = publish
@@ -111,7 +115,8 @@ class PartitionWriter:
             temp = _temp_path_for(path)
             self._temps[name] = temp
             self._writers[name] = pq.ParquetWriter(temp, self._schemas[name], compression="zstd",
-                                                   use_dictionary=self._use_dictionary)
+                                                   use_dictionary=self._use_dictionary,
+                                                   write_statistics=self._statistics)
         return self
 
     def write(self, tables: Mapping[str, pa.Table]) -> None:

@@ -20,8 +20,8 @@ from serp_etl.core.parquet import publish_table
 from serp_etl.core.partition_flatten import FlattenBatch, flatten_partition
 from serp_etl.core.raw import (
     RAW_TABLE,
+    HashBody,
     RawReport,
-    VersionKey,
     latest_rows,
     publish_quarantine,
     publish_raw,
@@ -50,9 +50,9 @@ class ProviderTables:
     # (task_id, decoded response) pairs -> tables: what an import flattens from its one parse
     flatten_parsed: Callable[[list[tuple[str, object]]], dict[str, pa.Table]]
     task_row: Callable[[TaskRecord], dict] = base_task_row
-    # The bytes of a body whose hash names its version: what differs between two fetches of
-    # the same content (a timing field, say) left out.
-    version_key: VersionKey = bytes
+    # A body -> the hash that names its version: what differs between two fetches of the same
+    # content (a timing field, say) is left out of it.
+    hash_body: HashBody = content_hash
 
     def version(self, body: bytes, meta: dict) -> dict:
         """``meta`` completed with what names this version of a response (``content_hash``)
@@ -63,7 +63,7 @@ class ProviderTables:
                 repairs = decode(body)[1]
             except Undecodable:
                 repairs = ()
-        return {**meta, "content_hash": content_hash(self.version_key(body)),
+        return {**meta, "content_hash": self.hash_body(body),
                 "repairs": list(repairs) or None}
 
     def tasks_table(self, records: list[TaskRecord]) -> pa.Table:
@@ -86,7 +86,7 @@ class ProviderTables:
     def publish_responses(self, ledger: Ledger, warehouse: Warehouse,
                           partition: str) -> RawReport:
         return publish_raw(ledger, warehouse, self.name, partition, self.responses_schema,
-                           self.version_key)
+                           self.hash_body)
 
     def publish_quarantine(self, ledger: Ledger, warehouse: Warehouse) -> int:
         return publish_quarantine(ledger, warehouse, self.name)

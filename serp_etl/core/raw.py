@@ -14,26 +14,28 @@ The flattened tables are built from each task's latest version (``latest_rows``)
 
 from __future__ import annotations
 
-import os
+import contextlib
+import itertools
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from serp_etl.core.crash_points import crash_point
-from serp_etl.core.ledger import InboxRow, Ledger, content_hash, utc_now
+from serp_etl.core.ledger import InboxRow, Ledger, utc_now
 from serp_etl.core.parquet import PartitionWriter, publish_table
 from serp_etl.core.warehouse import Warehouse
 
 RAW_TABLE = "responses"
 # Row groups of about this many responses: flattening workers share a partition by row group.
 RAW_ROW_GROUP_ROWS = 128
-VersionKey = Callable[[bytes], bytes]  # the bytes a version's content hash is taken of
+HashBody = Callable[[bytes], str]  # a body -> the content hash that names its version
 
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
 # The raw table's own columns, around each provider's: key and version first, body last.
@@ -61,11 +63,17 @@ def raw_parts(directory: Path) -> list[Path]:
 
 def raw_writer(path: Path, schema: pa.Schema, publish: bool = True) -> PartitionWriter:
     """Every write() of RAW_ROW_GROUP_ROWS rows becomes one row group; only the small columns
-    get a dictionary (bodies, ids and hashes are all distinct)."""
-    unique = {"task_id", "content_hash", "body", "body_bytes"}
+    get a dictionary (bodies, ids and hashes are all distinct), and statistics (the bodies'
+    would copy each one several times over)."""
+    unique = {"task_id", "content_hash", *_LARGE}
     small = [name for name in schema.names if name not in unique]
+    statistics = [name for name in schema.names if name not in _LARGE]
     return PartitionWriter({RAW_TABLE: path}, {RAW_TABLE: schema}, row_group_bytes=0,
-                           dictionary_columns=small, publish=publish)
+                           dictionary_columns=small, statistics_columns=statistics,
+                           publish=publish)
+
+
+_LARGE = ("body", "body_bytes", "envelope", "html")
 
 
 @dataclass(frozen=True)
@@ -81,20 +89,43 @@ def new_part_name() -> str:
 
 def raw_rows_table(rows: list[tuple[str, dict, bytes]], schema: pa.Schema) -> pa.Table:
     """``(task_id, meta, body)`` rows as a raw table: the body as received."""
-    columns: dict[str, list] = {name: [] for name in schema.names}
-    for task_id, meta, body in rows:
-        try:
-            text, exact = body.decode("utf-8"), None
-        except UnicodeDecodeError:
-            text, exact = body.decode("utf-8", "replace"), body
-        record = {**meta, "task_id": task_id, "body": text, "body_bytes": exact}
+    columns: dict[str, list] = {name: [] for name in schema.names if name not in _BODY}
+    for task_id, meta, _ in rows:
+        record = {**meta, "task_id": task_id}
         for name, column in columns.items():
             column.append(record.get(name))
     columns["fetched_at"] = [datetime.fromisoformat(v) for v in columns["fetched_at"]]
-    return pa.Table.from_pydict(columns, schema=schema)
+    table = pa.Table.from_pydict(columns, schema=pa.schema(
+        [f for f in schema if f.name not in _BODY]))
+    # Each body wrapped, not copied, into Arrow (a 100 MB body would otherwise be held twice).
+    bodies = pa.chunked_array([
+        pa.Array.from_buffers(pa.binary(), 1, [None, pa.py_buffer(
+            np.array([0, len(body)], np.int32).tobytes()), pa.py_buffer(body)])
+        for _, _, body in rows], pa.binary())
+    try:
+        # The bytes straight into Arrow, checked as UTF-8 there: no Python str of each.
+        text = bodies.cast(pa.string())
+        exact = pa.chunked_array([pa.nulls(len(rows), pa.binary())])
+    except pa.ArrowInvalid:  # some body is not UTF-8: its text gets U+FFFD, its bytes kept
+        decoded = [_utf8(body) for _, _, body in rows]
+        text = pa.chunked_array([pa.array([t for t, _ in decoded], pa.string())])
+        exact = pa.chunked_array([pa.array([b for _, b in decoded], pa.binary())])
+    body_columns = {"body": text, "body_bytes": exact}
+    return pa.table([body_columns[f.name] if f.name in _BODY else table.column(f.name)
+                     for f in schema], schema=schema)
 
 
-def upgrade_part(path: Path, schema: pa.Schema, version_key: VersionKey) -> None:
+_BODY = ("body", "body_bytes")
+
+
+def _utf8(body: bytes) -> tuple[str, bytes | None]:
+    try:
+        return body.decode("utf-8"), None
+    except UnicodeDecodeError:
+        return body.decode("utf-8", "replace"), body
+
+
+def upgrade_part(path: Path, schema: pa.Schema, hash_body: HashBody) -> None:
     """Rewrite, once, a part written by an earlier serp-etl: columns it lacks are added (null,
     but content_hash, computed from its bodies) in today's order."""
     table = pq.read_table(path)
@@ -104,7 +135,7 @@ def upgrade_part(path: Path, schema: pa.Schema, version_key: VersionKey) -> None
             columns[field.name] = table.column(field.name).cast(field.type)
         elif field.name == "content_hash":
             columns[field.name] = pa.array(
-                [content_hash(version_key(body.encode()))
+                [hash_body(body.encode())
                  for body in table.column("body").to_pylist()], pa.string())
         else:
             columns[field.name] = pa.nulls(table.num_rows, field.type)
@@ -124,11 +155,11 @@ def _versions(parts: Iterable[Path]) -> pa.Table:
 
 
 def stored_versions(directory: Path, schema: pa.Schema,
-                    version_key: VersionKey) -> set[tuple[str, str]]:
+                    hash_body: HashBody) -> set[tuple[str, str]]:
     parts = raw_parts(directory)
     for part in parts:
         if "content_hash" not in pq.read_schema(part).names:
-            upgrade_part(part, schema, version_key)
+            upgrade_part(part, schema, hash_body)
     versions = _versions(parts)
     return set(zip(versions.column("task_id").to_pylist(),
                    versions.column("content_hash").to_pylist(), strict=True))
@@ -159,27 +190,34 @@ def latest_rows(parts: list[Path]) -> dict[Path, list[int] | None]:
 
 
 def publish_raw(ledger: Ledger, warehouse: Warehouse, provider: str, partition: str,
-                schema: pa.Schema, version_key: VersionKey) -> RawReport:
+                schema: pa.Schema, hash_body: HashBody) -> RawReport:
     directory = warehouse.partition_dir(provider, RAW_TABLE, partition)
-    seen = stored_versions(directory, schema, version_key)
+    seen = stored_versions(directory, schema, hash_body)
     stored = len(seen)
     drained: list[tuple[str, str]] = []
+    batch: list[InboxRow] = []
     added = 0
-    new: list[InboxRow] = []
-    for row in ledger.inbox(provider, partition):
-        key = (row.task_id, row.meta["content_hash"])
-        drained.append(key)
-        if key not in seen:
-            seen.add(key)
-            new.append(row)
-    if new or not raw_parts(directory):  # an empty part for a day with nothing yet: every
-        os.makedirs(directory, exist_ok=True)  # view and check finds its table
-        with raw_writer(directory / new_part_name(), schema) as writer:
-            for start in range(0, len(new), RAW_ROW_GROUP_ROWS):
-                batch = new[start:start + RAW_ROW_GROUP_ROWS]
+    # The inbox is read row group by row group: its bodies are never all in memory at once.
+    with contextlib.ExitStack() as stack:
+        writer = None
+        for row in itertools.chain(ledger.inbox(provider, partition), [None]):
+            if row is not None:
+                key = (row.task_id, row.meta["content_hash"])
+                drained.append(key)
+                if key in seen:
+                    continue
+                seen.add(key)
+                batch.append(row)
+            full = len(batch) == RAW_ROW_GROUP_ROWS or (row is None and batch)
+            # A day with nothing collected yet gets an empty part: every view and check finds
+            # its table.
+            if writer is None and (full or (row is None and not raw_parts(directory))):
+                writer = stack.enter_context(raw_writer(directory / new_part_name(), schema))
+            if full:
                 writer.write({RAW_TABLE: raw_rows_table(
-                    [(row.task_id, row.meta, row.body) for row in batch], schema)})
+                    [(r.task_id, r.meta, r.body) for r in batch], schema)})
                 added += len(batch)
+                batch = []
     crash_point("raw.published")
     # Only now that a published part holds them may the inbox let go of them.
     ledger.clear_inbox(provider, partition, drained)

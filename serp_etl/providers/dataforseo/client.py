@@ -18,6 +18,7 @@ import httpx
 import orjson
 
 from serp_etl.core.http import (
+    DEFAULT_MAX_RESPONSE_MB,
     NOT_SENT_ERRORS,
     TRANSIENT_ERRORS,
     Clock,
@@ -28,6 +29,7 @@ from serp_etl.core.http import (
     Sleep,
     default_timeout,
 )
+from serp_etl.core.json_spans import array_spans
 from serp_etl.core.jsondecode import Undecodable, decode
 from serp_etl.providers.dataforseo import settings
 from serp_etl.providers.dataforseo.settings import Outcome, classify
@@ -130,10 +132,22 @@ def _number(value: object) -> float | None:
     return float(value) if type(value) in (int, float) else None
 
 
+def skeleton(body: bytes) -> bytes:
+    """A large task_get body with its items array emptied (the body itself if it has none):
+    what the client needs of it is its codes, cost and counts."""
+    if len(body) <= settings.SKELETON_ABOVE_BYTES:
+        return body
+    found = array_spans(body, settings.ITEMS_PATH)
+    if found is None:
+        return body
+    (start, end), _ = found
+    return body[:start] + b"[]" + body[end:]
+
+
 def _parse(endpoint: str, response: httpx.Response) -> tuple[dict, tuple[str, ...]]:
     """The envelope, decoded leniently (``core.jsondecode``), and the repairs it needed."""
     try:
-        envelope, repairs = decode(response.content)
+        envelope, repairs = decode(skeleton(response.content))
     except Undecodable as error:
         reason = f"HTTP {response.status_code}, not JSON: {error}"
         raise MalformedResponse(endpoint, reason) from None
@@ -164,9 +178,10 @@ class DataForSEOClient(RateLimitedClient):
         retry: RetryPolicy = DEFAULT_RETRY,
         clock: Clock = time.time,
         sleep: Sleep = time.sleep,
+        max_response_mb: int = DEFAULT_MAX_RESPONSE_MB,
     ) -> None:
         """``limiter``: the account's shared one (see ``RateLimiter``); by default, one for this
-        client alone."""
+        client alone. Answers over ``max_response_mb`` are refused, naming the cap."""
         http = httpx.Client(
             base_url=base_url,
             auth=(login, password),
@@ -177,7 +192,8 @@ class DataForSEOClient(RateLimitedClient):
         # One rate-limit bucket per endpoint.
         limiter = limiter or RateLimiter(None, login, settings.CALLS_PER_MINUTE, clock=clock,
                                          sleep=sleep)
-        super().__init__(http, limiter, retry=retry, sleep=sleep)
+        super().__init__(http, limiter, retry=retry, sleep=sleep,
+                         max_response_mb=max_response_mb)
 
     def _send(self, method: str, endpoint: str, path: str, body: object = None) -> httpx.Response:
         content = None if body is None else orjson.dumps(body)

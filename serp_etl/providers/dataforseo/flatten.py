@@ -7,13 +7,14 @@ import orjson
 import pyarrow as pa
 
 from serp_etl.core.flatten import flatten_table
+from serp_etl.core.json_spans import array_spans
 from serp_etl.core.jsondecode import Undecodable, decode
 from serp_etl.providers.dataforseo.schema import (
-    FLAT_SCHEMAS,
     ITEM_TABLES,
     OTHER_ITEMS_SCHEMA,
     SERPS,
 )
+from serp_etl.providers.dataforseo.settings import ITEMS_PATH, SKELETON_ABOVE_BYTES
 
 # A second result in one task has never been seen for SERP endpoints; should one appear, it is
 # kept in the serps row's ``extra`` column under this key instead of being dropped.
@@ -50,9 +51,7 @@ def flatten_envelopes(envelopes: Iterable[tuple[str, object]]) -> dict[str, pa.T
     """
     serp_ids: list[str] = []
     serps: list[dict] = []
-    item_rows = {name: ([], [], []) for name in ITEM_TABLES}  # task ids, positions, items
-    other = ([], [], [], [], [], [])
-
+    items: list[tuple[str, int, object]] = []  # task id, position, item
     for task_id, envelope in envelopes:
         task = task_of(envelope, task_id) if type(envelope) is dict else None
         results = None if task is None else task.get("result")
@@ -64,29 +63,35 @@ def flatten_envelopes(envelopes: Iterable[tuple[str, object]]) -> dict[str, pa.T
             serp[ADDITIONAL_RESULTS_KEY] = results[1:]
         serp_ids.append(task_id)
         serps.append(serp)
-        items = result.get("items")
-        if type(items) is not list:
-            if items is not None:
-                serp["items"] = items  # not a list: lands in extra rather than vanishing
-            continue
-        for position, item in enumerate(items):
-            kind = item.get("type") if type(item) is dict else None
-            rows = item_rows.get(kind)
-            if rows is not None:
-                rows[0].append(task_id)
-                rows[1].append(position)
-                rows[2].append(item)
-            else:
-                _append_other(other, task_id, position, item)
+        found = result.get("items")
+        if type(found) is list:
+            items.extend((task_id, position, item) for position, item in enumerate(found))
+        elif found is not None:
+            serp["items"] = found  # not a list: lands in extra rather than vanishing
+    return {**flatten_table(SERPS, [serp_ids], serps), **flatten_items(items)}
 
-    tables = flatten_table(SERPS, [serp_ids], serps)
-    for name, (ids, positions, items) in item_rows.items():
-        tables.update(flatten_table(ITEM_TABLES[name], [ids, positions], items))
+
+def flatten_items(items: Iterable[tuple[str, int, object]]) -> dict[str, pa.Table]:
+    """``(task_id, position, item)`` -> the item tables: each documented type's own (with its
+    nested tables), the rest in other_items."""
+    item_rows = {name: ([], [], []) for name in ITEM_TABLES}  # task ids, positions, items
+    other = ([], [], [], [], [], [])
+    for task_id, position, item in items:
+        kind = item.get("type") if type(item) is dict else None
+        rows = item_rows.get(kind)
+        if rows is not None:
+            rows[0].append(task_id)
+            rows[1].append(position)
+            rows[2].append(item)
+        else:
+            _append_other(other, task_id, position, item)
+    tables: dict[str, pa.Table] = {}
+    for name, (ids, positions, typed) in item_rows.items():
+        tables.update(flatten_table(ITEM_TABLES[name], [ids, positions], typed))
     columns = zip(other, OTHER_ITEMS_SCHEMA, strict=True)
     tables["other_items"] = pa.Table.from_arrays(
         [pa.array(column, type=f.type) for column, f in columns], schema=OTHER_ITEMS_SCHEMA
     )
-    assert tables.keys() == FLAT_SCHEMAS.keys()
     return tables
 
 
@@ -103,9 +108,44 @@ def _append_other(other, task_id: str, position: int, item) -> None:
 
 
 def flatten_raw_batch(batch: pa.RecordBatch) -> dict[str, pa.Table]:
-    """Flatten a batch of the raw ``responses`` table (needs its task_id and body columns)."""
+    """Flatten a batch of the raw ``responses`` table (needs its task_id and body columns).
+    A body over ``SKELETON_ABOVE_BYTES`` has its items decoded a chunk at a time."""
     ids = batch.column("task_id").to_pylist()
-    return flatten_responses(zip(ids, utf8_slices(batch.column("body")), strict=True))
+    pairs = list(zip(ids, utf8_slices(batch.column("body")), strict=True))
+    tables = flatten_responses(p for p in pairs if len(p[1]) <= SKELETON_ABOVE_BYTES)
+    for task_id, body in pairs:
+        if len(body) > SKELETON_ABOVE_BYTES:
+            tables = _concat(tables, _flatten_large(task_id, body))
+    return tables
+
+
+ITEMS_PER_CHUNK = 2000
+
+
+def _flatten_large(task_id: str, body: memoryview) -> dict[str, pa.Table]:
+    """One large response: its skeleton (the items emptied) decoded whole, then its items,
+    ITEMS_PER_CHUNK at a time: a 100 MB SERP is never all Python objects at once. An item that
+    is not JSON on its own is left out (items_accounted_for reports it; raw keeps it)."""
+    found = array_spans(body, ITEMS_PATH)
+    if found is None:
+        return flatten_responses([(task_id, body)])
+    (start, end), elements = found
+    tables = flatten_responses([(task_id, bytes(body[:start]) + b"[]" + bytes(body[end:]))])
+    for first in range(0, len(elements), ITEMS_PER_CHUNK):
+        chunk = []
+        for position in range(first, min(first + ITEMS_PER_CHUNK, len(elements))):
+            item_start, item_end = elements[position]
+            try:
+                chunk.append((task_id, position, decode(body[item_start:item_end])[0]))
+            except Undecodable:
+                continue
+        tables = _concat(tables, flatten_items(chunk))
+    return tables
+
+
+def _concat(tables: dict[str, pa.Table], more: dict[str, pa.Table]) -> dict[str, pa.Table]:
+    return {name: pa.concat_tables([table, more[name]]) if name in more else table
+            for name, table in tables.items()}
 
 
 def utf8_slices(column: pa.StringArray) -> list[memoryview]:

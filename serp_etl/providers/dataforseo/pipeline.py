@@ -275,9 +275,11 @@ class _Collection:
                               TaskState.UNDECODABLE)
                 continue
             except DataForSEOError as error:
-                # The API did not answer this time: not an attempt of the task's. One task's
-                # trouble is not its batch-mates': record it and carry on.
+                # The API did not answer this time (or too much, for the size cap): not an
+                # attempt of the task's. One task's trouble is not its batch-mates': note it
+                # (collection_complete shows it) and carry on.
                 self.report.errors.append(f"{task_id}: {error}")
+                self.ledger.note_status(PROVIDER, task_id, None, str(error)[:500])
                 self.set_aside.add(task_id)
                 continue
             crash_point("dataforseo.fetched")

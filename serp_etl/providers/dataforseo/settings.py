@@ -20,6 +20,11 @@ USER_DATA = "/v3/appendix/user_data"
 LOCATIONS = "/v3/serp/google/locations"  # + "/{country_iso_code}" for one country
 LANGUAGES = "/v3/serp/google/languages"
 
+# Above this size, a task_get body is decoded without its items (the client), or with its
+# items a chunk at a time (the flatten): a 100 MB SERP would take most of a GB as Python objects.
+SKELETON_ABOVE_BYTES = 8 * 2**20
+ITEMS_PATH = ("tasks", 0, "result", 0, "items")  # where a body's items are
+
 MAX_TASKS_PER_POST = 100
 MAX_TASKS_READY = 1000
 MAX_ID_LIST_LIMIT = 1000

@@ -16,6 +16,7 @@ import httpx
 import orjson
 
 from serp_etl.core.http import (
+    DEFAULT_MAX_RESPONSE_MB,
     NOT_SENT_ERRORS,
     TRANSIENT_ERRORS,
     Clock,
@@ -158,16 +159,18 @@ class SemScraperClient(RateLimitedClient):
     def __init__(self, base_url: str, api_key: str, *, limiter: RateLimiter | None = None,
                  transport: httpx.BaseTransport | None = None,
                  timeout: httpx.Timeout | None = None, retry: RetryPolicy = DEFAULT_RETRY,
-                 clock: Clock = time.time, sleep: Sleep = time.sleep) -> None:
+                 clock: Clock = time.time, sleep: Sleep = time.sleep,
+                 max_response_mb: int = DEFAULT_MAX_RESPONSE_MB) -> None:
         """``limiter``: the account's shared one (see ``RateLimiter``); by default, one for this
-        client alone."""
+        client alone. Answers over ``max_response_mb`` are refused, naming the cap."""
         http = httpx.Client(base_url=base_url, transport=transport,
                             timeout=timeout or default_timeout(),
                             headers={"Authorization": f"Bearer {api_key}",
                                      "Content-Type": "application/json"})
         limiter = limiter or RateLimiter(None, api_key, settings.CALLS_PER_MINUTE, clock=clock,
                                          sleep=sleep)
-        super().__init__(http, limiter, retry=retry, sleep=sleep)
+        super().__init__(http, limiter, retry=retry, sleep=sleep,
+                         max_response_mb=max_response_mb)
 
     def _send(self, method: str, path: str, **kwargs) -> httpx.Response:
         return self._request(method, method, path, **kwargs)
