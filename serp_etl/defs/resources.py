@@ -17,7 +17,12 @@ import dagster as dg
 import httpx
 from pydantic import Field
 
-from serp_etl.core.http import RateLimiter, account_key, rate_limits_path
+from serp_etl.core.http import (
+    DEFAULT_MAX_RESPONSE_MB,
+    RateLimiter,
+    account_key,
+    rate_limits_path,
+)
 from serp_etl.core.ledger import Ledger, ledger_path
 from serp_etl.core.mode import Mode, ModeError, claim_mode
 from serp_etl.core.targets import TARGETS_FILE
@@ -79,6 +84,9 @@ class ProviderResource(dg.ConfigurableResource):
         default=120, description="How long a run's collection waits for tasks to become "
                                  "ready; the late-results sensor collects what comes later.")
     poll_seconds: float = Field(default=60, description="Pause between polls.")
+    max_response_mb: int = Field(
+        default=DEFAULT_MAX_RESPONSE_MB, description="Refuse (and name) any answer larger "
+                                                     "than this, rather than run out of memory.")
 
     def resolved_mode(self) -> Mode:
         return run_mode(self.mode)
@@ -138,9 +146,11 @@ class DataForSEOResource(ProviderResource):
         if mode is Mode.SANDBOX:
             sandbox = DataForSEOSandbox(Path(data_dir) / "sandbox" / "dataforseo.sqlite")
             client = DataForSEOClient(SANDBOX_URL, login, password, limiter=limiter,
-                                      transport=httpx.WSGITransport(app=sandbox.app))
+                                      transport=httpx.WSGITransport(app=sandbox.app),
+                                      max_response_mb=self.max_response_mb)
         else:
-            client = DataForSEOClient(self.base_url, login, password, limiter=limiter)
+            client = DataForSEOClient(self.base_url, login, password, limiter=limiter,
+                                      max_response_mb=self.max_response_mb)
         with closing(limiter), client:
             yield client
 
@@ -177,8 +187,10 @@ class SemScraperResource(ProviderResource):
         if mode is Mode.SANDBOX:
             sandbox = SemScraperSandbox(Path(data_dir) / "sandbox" / "semscraper.sqlite")
             client = SemScraperClient(SANDBOX_URL, api_key, limiter=limiter,
-                                      transport=httpx.WSGITransport(app=sandbox.app))
+                                      transport=httpx.WSGITransport(app=sandbox.app),
+                                      max_response_mb=self.max_response_mb)
         else:
-            client = SemScraperClient(self.base_url, api_key, limiter=limiter)
+            client = SemScraperClient(self.base_url, api_key, limiter=limiter,
+                                      max_response_mb=self.max_response_mb)
         with closing(limiter), client:
             yield client
