@@ -1,14 +1,15 @@
-"""Flattening benchmark: N sandbox task_get responses -> every DataForSEO table in Parquet.
+"""Flattening benchmark: a day's raw task_get answers -> every DataForSEO table in Parquet.
 
-    python bench/flatten_bench.py                       # N = 1,000 and 10,000
+    python bench/flatten_bench.py                         # 1,000 and 10,000 answers
     python bench/flatten_bench.py --responses 2000 --dlt  # also dlt (pip install -e '.[bench]')
 
-Prints, for each N: the bare parse time (orjson.loads of every body, nothing else), the
-flatten time (raw Parquet in, all tables' Parquet out, as the Dagster asset runs it), their
-ratio, items per second, peak memory, and optionally dlt normalizing the same responses to
-Parquet. Every measurement runs in a fresh process, so peak RSS belongs to it alone, and the
-fastest of three runs is kept (dlt: one run).
-Run by hand; not a test. Quote ratios from one run, not absolute times.
+The raw partition is written once (scratch data: see bench/workload.py). Each measurement runs
+in a fresh process and keeps the fastest of three runs; module imports are outside the
+timings. Columns: N; MB of bodies; items (organic, images and other rows); parse s (orjson of
+every body, nothing else: the floor); flat1 s (publish_flattened with 1 worker) and its ratio to
+parse; flatN s and ratio (N workers); items a second with N workers; peak RSS (MB) with N
+workers; dlt s (normalizing the same answers to Parquet), dlt/parse, dlt/flat. Run by hand;
+not a test.
 """
 
 from __future__ import annotations
@@ -20,46 +21,38 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+from workload import BENCH_DIR, PARTITION, responses
 
-from serp_etl.core.raw import RAW_ROW_GROUP_ROWS, RAW_TABLE, raw_writer
+from serp_etl.core.raw import RAW_ROW_GROUP_ROWS, RAW_TABLE, raw_rows_table, raw_writer
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.dataforseo.schema import RESPONSES_SCHEMA
 from serp_etl.providers.dataforseo.settings import PROVIDER
 from serp_etl.providers.dataforseo.tables import TABLES
 
-PARTITION = "2026-01-01"
-FETCHED_AT = datetime(2026, 1, 1, tzinfo=UTC)
-BENCH_DIR = Path(__file__).resolve().parent / "out"
+FETCHED_AT = "2026-01-01T00:00:00+00:00"
 
 
-def generate(n: int, data_dir: Path) -> Path:
-    """N responses of distinct targets, written as the raw table (reused when present)."""
-    import pyarrow as pa
-
-    from serp_etl.sandbox.dataforseo.app import advanced_task, envelope
-
-    raw = Warehouse(data_dir).partition_file(PROVIDER, RAW_TABLE, PARTITION)
-    if raw.exists():
-        return raw
-    with raw_writer(raw, RESPONSES_SCHEMA) as writer:  # the raw layer's own settings
-        for start in range(0, n, RAW_ROW_GROUP_ROWS):
-            rows = []
-            for i in range(start, min(n, start + RAW_ROW_GROUP_ROWS)):
-                task_id = f"00000000-0000-0066-0000-{i:012x}"
-                data = {"image_url": f"https://images.example.com/{i}.jpg",
-                        "location_code": 2840, "language_code": "en",
-                        "calculate_rectangles": i % 3 == 0, "max_crawl_pages": 1 + i % 2}
-                task = advanced_task(task_id, data, PARTITION, 0.0006)
-                rows.append({"task_id": task_id, "tag": None, "fetched_at": FETCHED_AT,
-                             "status_code": task["status_code"], "status_message": None,
-                             "outcome": None, "cost": 0.0006, "result_count": None,
-                             "source": "bench", "body": orjson.dumps(envelope([task])).decode()})
-            writer.write({RAW_TABLE: pa.Table.from_pylist(rows, schema=RESPONSES_SCHEMA)})
-    return raw
+def raw_partition(n: int) -> Path:
+    """A data dir whose raw partition holds the ``n`` answers (made once, then reused)."""
+    data_dir = BENCH_DIR / f"flatten-{n}"
+    raw = Warehouse(data_dir).partition_dir(PROVIDER, RAW_TABLE, PARTITION)
+    if raw.is_dir():
+        return data_dir
+    with raw_writer(raw / "part-0.parquet", RESPONSES_SCHEMA) as writer:
+        rows = []
+        for task_id, body in responses(n):
+            meta = TABLES.version(body, {"fetched_at": FETCHED_AT, "source": "bench",
+                                         "repairs": []})
+            rows.append((task_id, meta, body))
+            if len(rows) == RAW_ROW_GROUP_ROWS:
+                writer.write({RAW_TABLE: raw_rows_table(rows, RESPONSES_SCHEMA)})
+                rows = []
+        if rows:
+            writer.write({RAW_TABLE: raw_rows_table(rows, RESPONSES_SCHEMA)})
+    return data_dir
 
 
 def peak_rss_mb() -> float:
@@ -69,9 +62,10 @@ def peak_rss_mb() -> float:
 
 
 def measure(kind: str, data_dir: Path, workers: int) -> dict:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    raw = Warehouse(data_dir).partition_file(PROVIDER, RAW_TABLE, PARTITION)
+    raw = Warehouse(data_dir).partition_dir(PROVIDER, RAW_TABLE, PARTITION)
     if kind == "parse":
         bodies = [b.encode() for b in pq.read_table(raw, columns=["body"])["body"].to_pylist()]
         started = time.perf_counter()
@@ -79,17 +73,14 @@ def measure(kind: str, data_dir: Path, workers: int) -> dict:
             orjson.loads(body)
         return {"seconds": time.perf_counter() - started, "bytes": sum(map(len, bodies))}
     if kind == "flatten":
-        # Module imports are not flattening (the parse timing excludes importing orjson):
-        # pyarrow's first conversion imports pandas, so make it before the clock starts.
-        import pyarrow as pa
-
+        # Imports are not flattening (the parse timing excludes importing orjson): pyarrow's
+        # first conversion imports pandas, so make it before the clock starts.
         pa.array(["warm-up"])
         started = time.perf_counter()
         rows = TABLES.publish_flattened(Warehouse(data_dir), PARTITION, workers=workers)
         seconds = time.perf_counter() - started
         items = rows["organic"] + rows["images"] + rows["other_items"]
-        return {"seconds": seconds, "items": items, "rows": sum(rows.values()),
-                "peak_rss_mb": peak_rss_mb()}
+        return {"seconds": seconds, "items": items, "peak_rss_mb": peak_rss_mb()}
     if kind == "dlt":
         import dlt
 
@@ -97,7 +88,8 @@ def measure(kind: str, data_dir: Path, workers: int) -> dict:
         shutil.rmtree(target, ignore_errors=True)
 
         def serps():
-            for batch in pq.ParquetFile(raw).iter_batches(columns=["task_id", "body"]):
+            for batch in pq.ParquetFile(raw / "part-0.parquet").iter_batches(
+                    columns=["task_id", "body"]):
                 for task_id, body in zip(*batch.to_pydict().values(), strict=True):
                     for task in orjson.loads(body)["tasks"]:
                         for result in task.get("result") or ():
@@ -141,8 +133,7 @@ def main() -> None:
           f"{'flat' + str(args.workers) + ' s':>8} {'ratio' + str(args.workers):>6} "
           f"{'items/s':>8} {'peak MB':>8} {'dlt s':>7} {'dlt/parse':>9} {'dlt/flat':>8}")
     for n in args.responses:
-        data_dir = BENCH_DIR / f"n{n}"
-        generate(n, data_dir)
+        data_dir = raw_partition(n)
         parse = run_isolated("parse", data_dir)
         one = run_isolated("flatten", data_dir, 1)
         many = run_isolated("flatten", data_dir, args.workers)

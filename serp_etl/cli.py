@@ -77,7 +77,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     importer = IMPORTERS[args.provider]
     with Ledger(ledger_path(args.data_dir)) as ledger:
         report = importer([Path(p) for p in args.files], args.date, ledger, warehouse,
-                          keep_good=args.keep_good, max_document_mb=args.max_document_mb)
+                          keep_good=args.keep_good, max_document_mb=args.max_document_mb,
+                          progress=sys.stderr)
     for error in report.rejected:
         print(f"rejected {error.path}: {error.reason}", file=sys.stderr)
     print(f"{report.imported_files} files imported, {len(report.rejected)} rejected; "

@@ -266,3 +266,18 @@ def test_temp_files_of_killed_writers_are_swept_at_the_next_write(tmp_path):
     live.write_bytes(b"being written")
     publish_table(directory / "part-0.parquet", pa.table({"n": [1]}))
     assert not dead.exists() and live.exists()
+
+
+def test_the_same_content_twice_in_one_import_is_one_version(tmp_path, capsys):
+    path = tmp_path / "twice.ndjson"
+    # Far apart, so that two workers take one each.
+    lines = [reference_with_id(n) for n in range(1, 200)]
+    path.write_bytes(b"\n".join([reference_with_id(0), *lines, reference_with_id(0)]) + b"\n")
+    code, out, _ = imported(capsys, tmp_path / "data", path)
+    assert code == 0 and "200 new responses" in out
+    raw = pq.read_table(tmp_path / "data" / "warehouse" / "dataforseo" / "responses",
+                        columns=["task_id"]).column("task_id").to_pylist()
+    assert len(raw) == len(set(raw)) == 200
+    serps = pq.read_table(tmp_path / "data" / "warehouse" / "dataforseo" / "serps",
+                          columns=["task_id"]).column("task_id").to_pylist()
+    assert len(serps) == len(set(serps)) == 200

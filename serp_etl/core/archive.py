@@ -7,30 +7,43 @@ are not documents on their own (a raw newline inside a string) are joined and tr
 
 Every response lands as a version in the raw table (``core.raw``): its bytes as they are in the
 file, where it came from, what reading it needed; identical content adds nothing, changed
-content is a new version. Its flattened rows are written from the same parse. A file lands
-whole, or nothing of it lands: by default one invalid document rejects its file. With
-``keep_good``, the good documents of a file land and each rejected one is written, with its
-line and reason, to a rejects file.
+content is a new version. Its flattened rows are written from the same parse.
+
+The work is split over the machine's cores: this process reads the files and hands their
+documents, undecoded, to one worker process per core; each worker decodes its share and writes
+its own raw and flattened parts. Nothing is visible until every file is done: then the parts
+are published together. A file lands whole, or nothing of it lands: by default one invalid
+document rejects its file (its rows are taken out of the parts before they are published).
+With ``keep_good``, the good documents of a file land and each rejected one is written, with
+its line and reason, to a rejects file.
 """
 
 from __future__ import annotations
 
+import gc
 import gzip
 import itertools
+import multiprocessing
 import os
+import queue
 import stat
+import time
+import traceback
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TextIO
 
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from serp_etl.core.json_spans import array_spans
 from serp_etl.core.jsondecode import BOM, Undecodable, decode
 from serp_etl.core.ledger import Ledger, TaskState, utc_now
-from serp_etl.core.parquet import PartitionWriter, publish_staged, sweep_temp_files
+from serp_etl.core.parquet import PartitionWriter, publish_staged
 from serp_etl.core.provider import ProviderTables
 from serp_etl.core.raw import (
     RAW_ROW_GROUP_ROWS,
@@ -46,6 +59,9 @@ from serp_etl.core.warehouse import Warehouse
 _GZIP_MAGIC = b"\x1f\x8b"
 DEFAULT_MAX_DOCUMENT_MB = 256
 FLATTEN_BATCH = 64  # responses flattened at once
+CHUNK_DOCUMENTS = 64  # documents handed to a worker at once
+CHUNK_BYTES = 8 * 2**20  # or fewer, when they are large
+PROGRESS_SECONDS = 1.0
 
 
 class ArchiveError(ValueError):
@@ -64,11 +80,12 @@ class DocumentRejected(ValueError):
 
 @dataclass(frozen=True)
 class Document:
+    """One decoded document, as a provider's ``split`` takes it."""
+
     number: int  # its first line in the file; its position, in a JSON array
     data: bytes  # exactly as in the file
-    value: object = None  # decoded
+    value: object = None
     repairs: tuple[str, ...] = ()
-    error: str | None = None  # why it cannot be read
 
 
 @dataclass(frozen=True)
@@ -86,7 +103,17 @@ class ArchivedResponse:
 Split = Callable[[Document], list[ArchivedResponse]]
 
 
-# -- reading ---------------------------------------------------------------------------------
+# -- reading: undecoded documents --------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Read:
+    """A document as read, not decoded yet."""
+
+    number: int
+    data: bytes
+    error: str | None = None  # why it could not even be read (over the size cap)
+    line: bool = False  # one line of newline-delimited documents: it may need its neighbours
+
 
 def _open(path: Path) -> IO[bytes]:
     try:
@@ -103,159 +130,135 @@ def _open(path: Path) -> IO[bytes]:
     return handle
 
 
-def _decoded(number: int, data: bytes) -> Document:
+def _decodes(data: bytes) -> bool:
     try:
-        value, repairs = decode(data)
-    except Undecodable as error:
-        return Document(number, data, error=f"not valid JSON ({error})")
-    return Document(number, data, value, repairs)
+        decode(data)
+    except Undecodable:
+        return False
+    return True
 
 
-def documents(path: Path, max_document_bytes: int) -> Iterator[Document]:
-    """Every document of the file, in order, each decoded (or with its error)."""
+def _too_large(number: int, limit: int) -> _Read:
+    return _Read(number, b"", error=f"document over the size cap ({limit // 2**20} MB)")
+
+
+def read_documents(path: Path, limit: int) -> Iterator[_Read]:
+    """Every document of the file, in order, undecoded. A file that opens with ``[`` is an
+    array of documents; a file whose first line is not a document on its own is one document
+    (pretty-printed) if the whole decodes, else lines; otherwise each line is one."""
     try:
         with _open(path) as stream:
-            head = stream.peek(64) if hasattr(stream, "peek") else b""
-            if head.removeprefix(BOM).lstrip()[:1] == b"[":
-                yield from _array(stream, max_document_bytes)
-            else:
-                yield from _lines(path, stream, max_document_bytes)
+            if stream.peek(64).removeprefix(BOM).lstrip()[:1] == b"[":
+                yield from _array(stream, limit)
+                return
+            lines = _lines(stream, limit)
+            first = next(lines, None)
+            if first is None:
+                return
+            if first.error is None and not _decodes(first.data):
+                rest = [first, *lines]
+                if all(read.error is None for read in rest):
+                    whole = b"".join(read.data for read in rest)
+                    if _decodes(whole):
+                        yield _Read(first.number, whole.strip())
+                        return
+                yield from rest
+                return
+            yield first
+            yield from lines
     except (OSError, EOFError, zlib.error) as error:
         raise ArchiveError(path, f"corrupt or truncated gzip ({error})") from None
 
 
-def _read_all(stream: IO[bytes], limit: int) -> bytes:
+def _array(stream: IO[bytes], limit: int) -> Iterator[_Read]:
     data = stream.read(limit + 1)
     if len(data) > limit:
-        raise DocumentRejected(f"document over the size cap ({limit // 2**20} MB)")
-    return data
-
-
-def _array(stream: IO[bytes], limit: int) -> Iterator[Document]:
-    """A JSON array of documents: each element, as its exact bytes."""
-    try:
-        data = _read_all(stream, limit)
-    except DocumentRejected as error:
-        yield Document(1, b"", error=str(error))
+        yield _too_large(1, limit)
         return
     found = array_spans(data, ())
     if found is None:
-        yield _decoded(1, data)  # not an array after all: its error says what it is
+        yield _Read(1, data)  # not an array after all: decoding it says what it is
         return
     for position, (start, end) in enumerate(found[1], start=1):
-        yield _decoded(position, data[start:end])
+        yield _Read(position, data[start:end])
 
 
-def _lines(path: Path, stream: IO[bytes], limit: int) -> Iterator[Document]:
-    """Newline-delimited documents, or one document over many lines (pretty-printed): when the
-    first line is not a document on its own, the whole file is tried as one. Lines that fail on
-    their own are joined and tried again, so a document broken by a raw newline still reads."""
-    lines = _numbered_lines(stream, limit)
-    first = next(lines, None)
-    if first is None:
-        return
-    if first[1] is not None and _decoded(*first).error is not None:
-        rest = [first, *lines]
-        if any(line is None for _, line in rest):
-            lines = iter(rest)  # over the cap somewhere: line by line, to say where
-        else:
-            whole = _decoded(first[0], b"".join(line for _, line in rest).strip())
-            if whole.error is None:
-                yield whole
-                return
-            lines = iter(rest)
-    else:
-        lines = itertools.chain([first], lines)
-    fragments: list[tuple[int, bytes]] = []
-    for number, line in lines:
-        if line is None:
-            yield from _settle(fragments)
-            yield Document(number, b"", error=f"document over the size cap "
-                                              f"({limit // 2**20} MB)")
-            continue
-        document = _decoded(number, line.strip())
-        if document.error is None:
-            yield from _settle(fragments)
-            yield document
-        else:
-            fragments.append((number, line))
-            if sum(len(f) for _, f in fragments) > limit:
-                yield from _settle(fragments)
-    yield from _settle(fragments)
-
-
-def _numbered_lines(stream: IO[bytes], limit: int) -> Iterator[tuple[int, bytes | None]]:
-    """Non-blank lines with their numbers; None for a line over ``limit`` (skipped)."""
+def _lines(stream: IO[bytes], limit: int) -> Iterator[_Read]:
     number = 0
     while line := stream.readline(limit + 1):
         number += 1
         if len(line) > limit and not line.endswith(b"\n"):
             while (rest := stream.readline(2**20)) and not rest.endswith(b"\n"):
-                pass
-            yield number, None
+                pass  # the rest of the oversized line
+            yield _too_large(number, limit)
         elif line.strip():
-            yield number, line
+            yield _Read(number, line, line=True)
 
 
-def _settle(fragments: list[tuple[int, bytes]]) -> Iterator[Document]:
-    """Lines that were not documents on their own: one document together, or each an error."""
-    if not fragments:
-        return
-    joined = _decoded(fragments[0][0], b"".join(line for _, line in fragments).strip())
-    if joined.error is None or len(fragments) == 1:
-        yield joined
-    else:
-        for number, line in fragments:
-            yield _decoded(number, line.strip())
-    fragments.clear()
-
-
-# -- landing ---------------------------------------------------------------------------------
+# -- processing: decode, split, write (in each worker) -----------------------------------------
 
 @dataclass
-class ImportReport:
-    imported_files: int = 0
-    new_responses: int = 0
-    rejected: list[ArchiveError] = field(default_factory=list)
-    rejected_documents: int = 0
-    rejects_file: Path | None = None
-    rows: dict[str, int] = field(default_factory=dict)
+class _Share:
+    """What one process made of the documents it was handed."""
+
+    staged: dict[Path, Path] = field(default_factory=dict)  # temp -> final
+    # (file, task_id, content_hash, state, cost) of every new version written
+    added: list[tuple[int, str, str, TaskState, float | None]] = field(default_factory=list)
+    rejected: list[tuple[int, int, str, bytes]] = field(default_factory=list)  # file, n, why
+    fragments: list[tuple[int, int, bytes, str]] = field(default_factory=list)  # lines alone
+    items: int = 0
 
 
-class _FileSink:
-    """One file's new versions, staged as a raw part and flattened parts of the same name:
-    published together when the file is done, or discarded."""
+class _Sink:
+    """One process's staged raw part and flattened parts for the whole import."""
 
-    def __init__(self, tables: ProviderTables, warehouse: Warehouse, partition: str,
-                 seen: set[tuple[str, str]], fetched_at: str, source: str) -> None:
-        self.tables, self.seen = tables, seen
-        self.fetched_at, self.source = fetched_at, source
-        raw_dir = warehouse.partition_dir(tables.name, RAW_TABLE, partition)
-        name = new_part_name()
+    def __init__(self, tables: ProviderTables, split: Split, warehouse: Warehouse,
+                 partition: str, seen: set[tuple[str, str]], fetched_at: str,
+                 sources: list[str], name: str, owner: int) -> None:
+        self.tables, self.split, self.seen = tables, split, seen
+        self.fetched_at, self.sources = fetched_at, sources
+        raw = warehouse.partition_dir(tables.name, RAW_TABLE, partition) / name
         flat = {table: warehouse.partition_dir(tables.name, table, partition) / name
                 for table in tables.flat_schemas}
-        for directory in [raw_dir, *(path.parent for path in flat.values())]:
-            sweep_temp_files(directory)
-        self.raw = raw_writer(raw_dir / name, tables.responses_schema, publish=False)
+        self.raw = raw_writer(raw, tables.responses_schema, publish=False, owner=owner)
         self.flat = PartitionWriter(flat, tables.flat_schemas, publish=False,
-                                    dictionary_columns=[])
+                                    dictionary_columns=[], owner=owner)
         self.raw.__enter__()
         self.flat.__enter__()
         self.pending: list[tuple[ArchivedResponse, dict]] = []
-        self.added: list[tuple[str, str, TaskState, dict]] = []  # task, version, state, meta
+        self.share = _Share()
 
-    def add(self, responses: list[ArchivedResponse], repairs: tuple[str, ...]) -> None:
+    def take(self, file_index: int, read: _Read) -> None:
+        """Decode, split and stage one document (or set it aside, saying why)."""
+        if read.error:
+            self.share.rejected.append((file_index, read.number, read.error, read.data))
+            return
+        try:
+            value, repairs = decode(read.data)
+        except Undecodable as error:
+            reason = f"not valid JSON ({error})"
+            if read.line:  # its neighbours may complete it: the reader tries that
+                self.share.fragments.append((file_index, read.number, read.data, reason))
+            else:
+                self.share.rejected.append((file_index, read.number, reason, read.data))
+            return
+        document = Document(read.number, read.data.strip(), value, repairs)
+        try:
+            responses = self.split(document)
+        except DocumentRejected as error:
+            self.share.rejected.append((file_index, read.number, str(error), read.data))
+            return
         for response in responses:
             meta = self.tables.version(response.body, {
-                **response.meta, "fetched_at": self.fetched_at, "source": self.source,
-                "repairs": list(repairs)})
+                **response.meta, "fetched_at": self.fetched_at,
+                "source": self.sources[file_index], "repairs": list(repairs)})
             key = (response.task_id, meta["content_hash"])
             if key in self.seen:
                 continue
             self.seen.add(key)
             self.pending.append((response, meta))
-            self.added.append((response.task_id, meta["content_hash"], response.final_state,
-                               meta))
+            self.share.added.append((file_index, response.task_id, meta["content_hash"],
+                                     response.final_state, meta.get("cost")))
             if len(self.pending) >= RAW_ROW_GROUP_ROWS:
                 self._flush()
 
@@ -267,102 +270,312 @@ class _FileSink:
             self.tables.responses_schema)})
         for start in range(0, len(self.pending), FLATTEN_BATCH):
             chunk = self.pending[start:start + FLATTEN_BATCH]
-            self.flat.write(self.tables.flatten_parsed([(r.task_id, r.parsed) for r, _ in chunk]))
+            tables = self.tables.flatten_parsed([(r.task_id, r.parsed) for r, _ in chunk])
+            self.share.items += sum(tables[t].num_rows for t in self.tables.item_tables)
+            self.flat.write(tables)
         self.pending.clear()
 
-    def close(self, keep: bool) -> None:
-        """Publish what was staged (when ``keep`` and anything is new), or discard it."""
-        if not keep:
-            self.raw.abort()
-            self.flat.abort()
-            return
+    def close(self) -> _Share:
+        """Finish the staged parts (none, if nothing was new) and hand in the share."""
+        if not self.share.added:
+            self.abort()
+            return self.share
         try:
             self._flush()
         except BaseException:
-            self.raw.abort()
-            self.flat.abort()
+            self.abort()
             raise
         self.raw.__exit__(None, None, None)
         self.flat.__exit__(None, None, None)
-        staged = {**self.raw.staged, **self.flat.staged}
-        if self.added:
-            publish_staged(staged)
-        else:
-            for temp in staged:
-                temp.unlink(missing_ok=True)
+        self.share.staged = {**self.raw.staged, **self.flat.staged}
+        return self.share
+
+    def abort(self) -> None:
+        self.raw.abort()
+        self.flat.abort()
+
+
+def _work(inbox, outbox, make_sink: Callable[[], _Sink]) -> None:
+    """A worker process: take documents until told to stop, then hand in its share."""
+    # Millions of small containers live until their batch is flushed: the cyclic collector
+    # would scan them over and over for nothing.
+    gc.disable()
+    sink = make_sink()
+    try:
+        while (message := inbox.get()) is not None:
+            file_index, reads = message
+            before = sink.share.items
+            for read in reads:
+                sink.take(file_index, read)
+            outbox.put(("progress", sink.share.items - before))
+        outbox.put(("share", sink.close()))
+    except BaseException:
+        sink.abort()
+        outbox.put(("failed", traceback.format_exc()))
+
+
+class _Workers:
+    """One worker process per core, each with a queue of documents to take."""
+
+    def __init__(self, count: int, make_sink: Callable[[int], _Sink]) -> None:
+        context = multiprocessing.get_context("fork")  # they inherit the import's state
+        self.inboxes = [context.Queue(maxsize=4) for _ in range(count)]
+        self.outbox = context.Queue()
+        self.processes = [context.Process(target=_work, daemon=True,
+                                          args=(inbox, self.outbox, lambda k=k: make_sink(k)))
+                          for k, inbox in enumerate(self.inboxes)]
+        for process in self.processes:
+            process.start()
+        self.turn = 0
+        self.items = 0
+
+    def give(self, file_index: int, reads: list[_Read]) -> None:
+        self.inboxes[self.turn].put((file_index, reads))
+        self.turn = (self.turn + 1) % len(self.inboxes)
+        self._drain(block=False)
+
+    def _drain(self, block: bool) -> list:
+        finished = []
+        while True:
+            try:
+                kind, payload = self.outbox.get(block=block)
+            except queue.Empty:
+                return finished
+            if kind == "progress":
+                self.items += payload
+            else:
+                finished.append((kind, payload))
+            if block:
+                return finished
+
+    def finish(self) -> list[_Share]:
+        for inbox in self.inboxes:
+            inbox.put(None)
+        results = []
+        while len(results) < len(self.processes):
+            results.extend(self._drain(block=True))
+        for process in self.processes:
+            process.join()
+        failures = [payload for kind, payload in results if kind == "failed"]
+        shares = [payload for kind, payload in results if kind == "share"]
+        if failures:
+            _discard(shares)
+            raise RuntimeError(f"an import worker failed:\n{failures[0]}")
+        return shares
+
+
+def _discard(shares: list[_Share]) -> None:
+    for share in shares:
+        for temp in share.staged:
+            temp.unlink(missing_ok=True)
+
+
+def _chunks(reads: Iterator[_Read]) -> Iterator[list[_Read]]:
+    chunk: list[_Read] = []
+    size = 0
+    for read in reads:
+        chunk.append(read)
+        size += len(read.data)
+        if len(chunk) >= CHUNK_DOCUMENTS or size >= CHUNK_BYTES:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+# -- landing -----------------------------------------------------------------------------------
+
+@dataclass
+class ImportReport:
+    imported_files: int = 0
+    new_responses: int = 0
+    rejected: list[ArchiveError] = field(default_factory=list)
+    rejected_documents: int = 0
+    rejects_file: Path | None = None
+    rows: dict[str, int] = field(default_factory=dict)
+
+
+class _Progress:
+    """A line per file on a terminal, every second: documents, MB, items a second."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self.stream = stream if stream is not None and stream.isatty() else None
+        self.shown = 0.0
+
+    def show(self, path: Path, documents: int, read: int, items: int, started: float,
+             done: bool = False) -> None:
+        now = time.monotonic()
+        if self.stream is None or (not done and now - self.shown < PROGRESS_SECONDS):
+            return
+        self.shown = now
+        rate = items / max(now - started, 1e-9)
+        self.stream.write(f"\r{path.name}: {documents} documents, {read / 2**20:.0f} MB, "
+                          f"{rate:.0f} items/s" + ("\n" if done else ""))
+        self.stream.flush()
 
 
 def import_archives(tables: ProviderTables, split: Split, paths: list[Path], partition: str,
                     ledger: Ledger, warehouse: Warehouse, *, keep_good: bool = False,
                     rejects_dir: Path | None = None,
                     max_document_mb: int = DEFAULT_MAX_DOCUMENT_MB,
-                    workers: int = 1) -> ImportReport:
+                    workers: int | None = None, progress: TextIO | None = None) -> ImportReport:
     """Load saved responses into the raw and flattened tables of ``partition``."""
-    report = ImportReport()
+    workers = max(1, workers or os.cpu_count() or 1)
+    limit = max_document_mb * 2**20
     raw_dir = warehouse.partition_dir(tables.name, RAW_TABLE, partition)
     seen = stored_versions(raw_dir, tables.responses_schema, tables.hash_body)
     known_tasks = {task_id for task_id, _ in seen}
     fetched_at = utc_now().isoformat()
-    rejects: list[dict] = []
-    superseded = False
-    for path in paths:
-        sink = _FileSink(tables, warehouse, partition, seen, fetched_at, f"import:{path.name}")
-        bad: list[dict] = []
-        try:
-            read = 0
-            for document in documents(path, max_document_mb * 2**20):
-                read += 1
-                try:
-                    if document.error:
-                        raise DocumentRejected(document.error)
-                    sink.add(split(document), document.repairs)
-                except DocumentRejected as error:
-                    bad.append({"file": str(path), "line": document.number,
-                                "reason": str(error),
-                                "document": document.data.decode("utf-8", "replace")})
-                    if not keep_good:
-                        raise ArchiveError(path, f"line {document.number}: {error}") from None
-            if not read:
-                raise ArchiveError(path, "empty file")
-        except ArchiveError as error:
-            sink.close(keep=False)
-            _forget(seen, sink.added)
-            report.rejected.append(error)
+    sources = [f"import:{path}" for path in paths]
+    stem = new_part_name().removesuffix(".parquet")
+    owner = os.getpid()  # this process publishes what every worker stages
+
+    def make_sink(index: int | str) -> _Sink:
+        return _Sink(tables, split, warehouse, partition, seen, fetched_at, sources,
+                     f"{stem}-{index}.parquet", owner)
+
+    pool = _Workers(workers, make_sink)
+    unreadable: dict[int, ArchiveError] = {}
+    shown = _Progress(progress)
+    try:
+        for index, path in enumerate(paths):
+            documents = read_bytes = 0
+            started, items_before = time.monotonic(), pool.items
+            try:
+                for chunk in _chunks(read_documents(path, limit)):
+                    pool.give(index, chunk)
+                    documents += len(chunk)
+                    read_bytes += sum(len(read.data) for read in chunk)
+                    shown.show(path, documents, read_bytes, pool.items - items_before, started)
+            except ArchiveError as error:
+                unreadable[index] = error
+            if not documents and index not in unreadable:
+                unreadable[index] = ArchiveError(path, "empty file")
+            shown.show(path, documents, read_bytes, pool.items - items_before, started, True)
+    finally:
+        shares = pool.finish()
+    main = make_sink("joined")  # lines that were documents only together
+    try:
+        _join_fragments(main, [f for share in shares for f in share.fragments])
+        shares.append(main.close())
+    except BaseException:
+        main.abort()
+        _discard(shares)
+        raise
+    return _land(tables, warehouse, ledger, partition, paths, shares, unreadable, known_tasks,
+                 keep_good, rejects_dir, workers)
+
+
+def _join_fragments(sink: _Sink, fragments: list[tuple[int, int, bytes, str]]) -> None:
+    """Consecutive lines of a file that failed alone: one document together, or each rejected
+    with its own reason."""
+    fragments.sort()
+    for _, run in itertools.groupby(enumerate(fragments), lambda p: (p[1][0], p[1][1] - p[0])):
+        run = [fragment for _, fragment in run]
+        file_index, first = run[0][0], run[0][1]
+        joined = b"".join(data for _, _, data, _ in run)
+        if len(run) > 1 and _decodes(joined):
+            sink.take(file_index, _Read(first, joined.strip()))
             continue
-        except BaseException:
-            sink.close(keep=False)
-            raise
-        sink.close(keep=True)
-        report.imported_files += 1
-        report.new_responses += len(sink.added)
-        rejects.extend(bad)
-        superseded |= any(task_id in known_tasks for task_id, *_ in sink.added)
-        known_tasks.update(task_id for task_id, *_ in sink.added)
-        ledger.note_imported(tables.name, [(t, v, s, m) for t, v, s, m in sink.added])
-    report.rejected_documents = len(rejects)
-    if rejects:
-        report.rejects_file = _write_rejects(rejects_dir or warehouse.data_dir / "rejects",
-                                             tables.name, partition, rejects)
-    if superseded:
-        # A task of the partition has a new version: its older one leaves the flattened tables.
+        for file_index, number, data, reason in run:
+            sink.share.rejected.append((file_index, number, reason, data))
+
+
+def _land(tables: ProviderTables, warehouse: Warehouse, ledger: Ledger, partition: str,
+          paths: list[Path], shares: list[_Share], unreadable: dict[int, ArchiveError],
+          known_tasks: set[str], keep_good: bool, rejects_dir: Path | None,
+          workers: int) -> ImportReport:
+    """Publish what the shares staged, but the rows of rejected files and versions staged
+    twice; then flatten again if an older version must leave the tables."""
+    report = ImportReport()
+    rejected_docs = sorted((f, n, why, data) for share in shares for f, n, why, data
+                           in share.rejected)
+    refused = dict(unreadable)
+    if not keep_good:
+        for file_index, number, reason, _ in rejected_docs:
+            refused.setdefault(file_index, ArchiveError(paths[file_index],
+                                                        f"line {number}: {reason}"))
+    added, twice = [], set()
+    keys: set[tuple[str, str]] = set()
+    for share in shares:
+        for file_index, task_id, version, state, cost in share.added:
+            if file_index in refused:
+                continue
+            if (task_id, version) in keys:
+                twice.add((task_id, version))  # the same content staged by two processes
+                continue
+            keys.add((task_id, version))
+            added.append((task_id, version, state, cost))
+    staged = {temp: final for share in shares for temp, final in share.staged.items()}
+    staged_from = {file_index for share in shares for file_index, *_ in share.added}
+    dropped = {f"import:{paths[i]}" for i in refused if i in staged_from}
+    reflatten = bool(dropped or twice)
+    if reflatten:
+        staged = _without(staged, tables.name, dropped, bool(twice))
+    if added:
+        publish_staged(staged)
+    else:
+        for temp in staged:
+            temp.unlink(missing_ok=True)
+    report.rejected = [refused[i] for i in sorted(refused)]
+    report.imported_files = len(paths) - len(refused)
+    report.new_responses = len(added)
+    ids = [task_id for task_id, *_ in added]
+    superseded = len(set(ids)) < len(ids) or any(task_id in known_tasks for task_id in ids)
+    if added and (superseded or reflatten):
         report.rows = tables.publish_flattened(warehouse, partition, workers)
-    elif report.new_responses or not _has_flattened(tables, warehouse, partition):
+    elif added or not _has_flattened(tables, warehouse, partition):
         report.rows = _count_rows(tables, warehouse, partition)
+    ledger.note_imported(tables.name, [(task_id, version, state, {
+        "fetched_at": utc_now().isoformat(), "cost": cost})
+        for task_id, version, state, cost in added])
+    if keep_good and rejected_docs:
+        report.rejected_documents = len(rejected_docs)
+        report.rejects_file = _write_rejects(rejects_dir or warehouse.data_dir / "rejects",
+                                             tables.name, partition, paths, rejected_docs)
     return report
 
 
-def _forget(seen: set[tuple[str, str]], added: list[tuple]) -> None:
-    for task_id, version, *_ in added:
-        seen.discard((task_id, version))
+def _without(staged: dict[Path, Path], provider: str, dropped: set[str],
+             dedupe: bool) -> dict[Path, Path]:
+    """The staged raw parts without the rows of ``dropped`` sources (and each version once);
+    the staged flattened parts are discarded: the partition is flattened again."""
+    kept: dict[Path, Path] = {}
+    seen: set[tuple[str, str]] = set()
+    for temp, final in sorted(staged.items(), key=lambda item: item[1]):
+        if final.parent.parent.name != RAW_TABLE:
+            temp.unlink()
+            continue
+        table = pq.read_table(temp)
+        keep = pc.invert(pc.is_in(table.column("source"), pa.array(sorted(dropped),
+                                                                     pa.string())))
+        if dedupe:
+            pairs = zip(table.column("task_id").to_pylist(),
+                        table.column("content_hash").to_pylist(), strict=True)
+            first = []
+            for pair in pairs:
+                first.append(pair not in seen)
+                seen.add(pair)
+            keep = pc.and_(keep, pa.array(first, pa.bool_()))
+        filtered = table.filter(keep)
+        temp.unlink()
+        with raw_writer(final, filtered.schema, publish=False, owner=os.getpid()) as writer:
+            writer.write({RAW_TABLE: filtered})
+        kept.update(writer.staged)
+    return kept
 
 
-def _write_rejects(directory: Path, provider: str, partition: str, rejects: list[dict]) -> Path:
+def _write_rejects(directory: Path, provider: str, partition: str, paths: list[Path],
+                   rejects: list[tuple[int, int, str, bytes]]) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{provider}-{partition}-{utc_now():%Y%m%dT%H%M%S}.ndjson"
     temp = path.with_name(f".{path.name}.tmp")
     with open(temp, "wb") as handle:
-        for reject in rejects:
-            handle.write(orjson.dumps(reject) + b"\n")
+        for file_index, number, reason, data in rejects:
+            handle.write(orjson.dumps({"file": str(paths[file_index]), "line": number,
+                                       "reason": reason,
+                                       "document": data.decode("utf-8", "replace").strip()})
+                         + b"\n")
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temp, path)
@@ -377,8 +590,6 @@ def _has_flattened(tables: ProviderTables, warehouse: Warehouse, partition: str)
 def _count_rows(tables: ProviderTables, warehouse: Warehouse, partition: str) -> dict[str, int]:
     """Rows of every flattened table of the partition, from the part files' footers; a table
     with no part yet gets an empty one, so that every view has its columns."""
-    import pyarrow.parquet as pq
-
     rows = {}
     for table, schema in tables.flat_schemas.items():
         parts = raw_parts(warehouse.partition_dir(tables.name, table, partition))

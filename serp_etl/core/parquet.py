@@ -21,9 +21,11 @@ def part_file(index: int) -> str:
     return f"part-{index}.parquet"
 
 
-def _temp_path_for(path: Path) -> Path:
+def _temp_path_for(path: Path, owner: int) -> Path:
     # A dot-prefixed name that does not end in .parquet: globs over the warehouse never see it.
-    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    # It carries the pid of the process that will publish it: while that one lives, no sweep
+    # touches it.
+    return path.with_name(f".{path.name}.{owner}.{uuid.uuid4().hex[:8]}.tmp")
 
 
 STALE_TEMP_SECONDS = 24 * 3600
@@ -89,7 +91,7 @@ class PartitionWriter:
     def __init__(self, paths: Mapping[str, Path], schemas: Mapping[str, pa.Schema], *,
                  row_group_bytes: int = ROW_GROUP_BYTES, publish: bool = True,
                  dictionary_columns: list[str] | None = None,
-                 statistics_columns: list[str] | None = None) -> None:
+                 statistics_columns: list[str] | None = None, owner: int | None = None) -> None:
         self._paths = dict(paths)
         # None: pyarrow's default (try a dictionary for every column). Columns of unique values
         # (response bodies) only pay for a dictionary that is then thrown away.
@@ -100,6 +102,8 @@ class PartitionWriter:
         self._schemas = dict(schemas)
         self._row_group_bytes = row_group_bytes
         self._publish = publish
+        # Who publishes the files: this process, or (workers staging for another) that one.
+        self._owner = owner or os.getpid()
         self._temps: dict[str, Path] = {}
         self._writers: dict[str, pq.ParquetWriter] = {}
         self._buffers: dict[str, list[pa.Table]] = {name: [] for name in self._paths}
@@ -112,7 +116,7 @@ class PartitionWriter:
             directory.mkdir(parents=True, exist_ok=True)
             sweep_temp_files(directory)
         for name, path in self._paths.items():
-            temp = _temp_path_for(path)
+            temp = _temp_path_for(path, self._owner)
             self._temps[name] = temp
             self._writers[name] = pq.ParquetWriter(temp, self._schemas[name], compression="zstd",
                                                    use_dictionary=self._use_dictionary,

@@ -49,6 +49,7 @@ class ProviderTables:
     flatten_raw_batch: FlattenBatch  # a batch of the raw table (task_id, body) -> tables
     # (task_id, decoded response) pairs -> tables: what an import flattens from its one parse
     flatten_parsed: Callable[[list[tuple[str, object]]], dict[str, pa.Table]]
+    item_tables: tuple[str, ...]  # the flattened tables whose rows are a SERP's items
     task_row: Callable[[TaskRecord], dict] = base_task_row
     # A body -> the hash that names its version: what differs between two fetches of the same
     # content (a timing field, say) is left out of it.

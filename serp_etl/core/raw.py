@@ -61,7 +61,8 @@ def raw_parts(directory: Path) -> list[Path]:
     return sorted(directory.glob("*.parquet")) if directory.is_dir() else []
 
 
-def raw_writer(path: Path, schema: pa.Schema, publish: bool = True) -> PartitionWriter:
+def raw_writer(path: Path, schema: pa.Schema, publish: bool = True,
+               owner: int | None = None) -> PartitionWriter:
     """Every write() of RAW_ROW_GROUP_ROWS rows becomes one row group; only the small columns
     get a dictionary (bodies, ids and hashes are all distinct), and statistics (the bodies'
     would copy each one several times over)."""
@@ -70,7 +71,7 @@ def raw_writer(path: Path, schema: pa.Schema, publish: bool = True) -> Partition
     statistics = [name for name in schema.names if name not in _LARGE]
     return PartitionWriter({RAW_TABLE: path}, {RAW_TABLE: schema}, row_group_bytes=0,
                            dictionary_columns=small, statistics_columns=statistics,
-                           publish=publish)
+                           publish=publish, owner=owner)
 
 
 _LARGE = ("body", "body_bytes", "envelope", "html")

@@ -39,6 +39,7 @@ TABLES = ProviderTables(
     flat_schemas=FLAT_SCHEMAS,
     flatten_raw_batch=flatten_raw_batch,
     flatten_parsed=flatten_envelopes,
+    item_tables=("organic", "images", "other_items"),
     task_row=task_row,
     hash_body=hash_body,
 )

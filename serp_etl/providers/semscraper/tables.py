@@ -18,5 +18,6 @@ TABLES = ProviderTables(
     flat_schemas=FLAT_SCHEMAS,
     flatten_raw_batch=flatten_raw_batch,
     flatten_parsed=lambda pairs: flatten_serps(serp for _, serp in pairs),
+    item_tables=("items",),
     task_row=task_row,
 )

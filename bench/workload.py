@@ -1,0 +1,75 @@
+"""What the benchmarks measure on: sandbox task_get responses, and whole-process timing.
+
+Scratch data goes to ``$SERP_ETL_BENCH_DIR``, else a folder in the system's temporary
+directory (never the repository); it is kept between runs, since generating is slow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+
+PARTITION = "2026-01-01"
+BENCH_DIR = Path(os.environ.get("SERP_ETL_BENCH_DIR")
+                 or Path(tempfile.gettempdir()) / "serp-etl-bench")
+
+
+def responses(n: int):
+    """``n`` task_get answers of distinct targets, as the sandbox answers them (bytes)."""
+    from serp_etl.sandbox.dataforseo.app import advanced_task, envelope
+
+    for i in range(n):
+        task_id = f"00000000-0000-0066-0000-{i:012x}"
+        data = {"image_url": f"https://images.example.com/{i}.jpg", "location_code": 2840,
+                "language_code": "en", "calculate_rectangles": i % 3 == 0,
+                "max_crawl_pages": 1 + i % 2}
+        yield task_id, orjson.dumps(envelope([advanced_task(task_id, data, PARTITION, 0.0006)]))
+
+
+def ndjson(n: int) -> Path:
+    """The ``n`` answers as one NDJSON file (made once, then reused)."""
+    path = BENCH_DIR / f"responses-{n}.ndjson"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_suffix(".tmp")
+        with open(temp, "wb") as handle:
+            for _, body in responses(n):
+                handle.write(body + b"\n")
+        temp.replace(path)
+    return path
+
+
+def timed(command: list[str], repeat: int = 3, env: dict | None = None,
+          before: Callable[[], None] | None = None) -> dict:
+    """The fastest of ``repeat`` runs of ``command``, each a fresh process from start to exit
+    (``before`` runs ahead of each, untimed): its seconds, peak RSS and output."""
+    probe = ("import json, resource, subprocess, sys, time; started = time.perf_counter(); "
+             "done = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+             "print(json.dumps({'seconds': time.perf_counter() - started, 'code': done.returncode,"
+             " 'peak_rss_mb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,"
+             " 'stdout': done.stdout[-4000:], 'stderr': done.stderr[-2000:]}))")
+    runs = []
+    for _ in range(repeat):
+        if before:
+            before()
+        output = subprocess.run([sys.executable, "-c", probe, *command], check=True,
+                                capture_output=True, text=True, env=env).stdout
+        run = json.loads(output)
+        if run["code"] != 0:
+            raise RuntimeError(f"{command[:3]} failed: {run['stderr']}")
+        runs.append(run)
+    return min(runs, key=lambda run: run["seconds"])
+
+
+def parse_command(path: Path) -> list[str]:
+    """The floor: a process that reads the file and parses each line with orjson, nothing
+    else."""
+    return [sys.executable, "-c", "import orjson, sys\n"
+            "for line in open(sys.argv[1], 'rb'):\n    orjson.loads(line)", str(path)]
