@@ -56,7 +56,7 @@ def child(url: str, data_dir: Path) -> None:
     from serp_etl.core.ledger import Ledger, TaskState, ledger_path
     from serp_etl.core.warehouse import Warehouse
     from serp_etl.providers.dataforseo.client import DataForSEOClient
-    from serp_etl.providers.dataforseo.pipeline import response_meta
+    from serp_etl.providers.dataforseo.responses import response_meta
     from serp_etl.providers.dataforseo.tables import TABLES
 
     stages = {}

@@ -1,39 +1,29 @@
 """serp-etl: import archived responses, query the warehouse, receive callbacks, run the
-sandbox."""
+sandbox.
+
+Each command imports what it needs when it runs: an import, say, never loads the HTTP client,
+DuckDB or the web server (start-up is part of every import's time).
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
 from pathlib import Path
 
-import orjson
-
 from serp_etl.core.archive import DEFAULT_MAX_DOCUMENT_MB
 from serp_etl.core.ledger import Ledger, ledger_path
 from serp_etl.core.mode import ModeError, claim_mode
-from serp_etl.core.warehouse import (
-    QueryRefused,
-    Warehouse,
-    check_partition,
-    check_read_only,
-    default_data_dir,
-)
+from serp_etl.core.warehouse import Warehouse, check_partition, default_data_dir
 from serp_etl.providers.credentials import run_mode
-from serp_etl.providers.dataforseo import pipeline as dataforseo_pipeline
-from serp_etl.providers.semscraper import pipeline as semscraper_pipeline
-from serp_etl.providers.semscraper.callbacks import CallbackReceiver
 from serp_etl.providers.semscraper.settings import HMAC_KEY_ENV
-from serp_etl.sandbox.dataforseo.app import LOGIN, PASSWORD, DataForSEOSandbox
-from serp_etl.sandbox.semscraper.app import API_KEY as SEMSCRAPER_API_KEY
-from serp_etl.sandbox.semscraper.app import HMAC_KEY as SEMSCRAPER_HMAC_KEY
-from serp_etl.sandbox.semscraper.app import SemScraperSandbox
-from serp_etl.sandbox.wsgi import make_loopback_server
 
-IMPORTERS = {"dataforseo": dataforseo_pipeline.import_archives,
-             "semscraper": semscraper_pipeline.import_archives}
+# provider -> the module whose import_archives loads its saved responses
+IMPORTERS = {"dataforseo": "serp_etl.providers.dataforseo.archive",
+             "semscraper": "serp_etl.providers.semscraper.archive"}
 
 
 def _date(value: str) -> str:
@@ -54,7 +44,10 @@ def serve_until_interrupted(server, banner: str) -> int:
     return 0
 
 
-def _sandboxes(data_dir: Path) -> dict[str, DataForSEOSandbox | SemScraperSandbox]:
+def _sandboxes(data_dir: Path) -> dict:
+    from serp_etl.sandbox.dataforseo.app import DataForSEOSandbox
+    from serp_etl.sandbox.semscraper.app import SemScraperSandbox
+
     return {"dataforseo": DataForSEOSandbox(data_dir / "sandbox" / "dataforseo.sqlite"),
             "semscraper": SemScraperSandbox(data_dir / "sandbox" / "semscraper.sqlite")}
 
@@ -74,7 +67,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(refusal, file=sys.stderr)
         return 2
     warehouse = Warehouse(args.data_dir)
-    importer = IMPORTERS[args.provider]
+    importer = importlib.import_module(IMPORTERS[args.provider]).import_archives
     with Ledger(ledger_path(args.data_dir)) as ledger:
         report = importer([Path(p) for p in args.files], args.date, ledger, warehouse,
                           keep_good=args.keep_good, max_document_mb=args.max_document_mb,
@@ -93,6 +86,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_sql(args: argparse.Namespace) -> int:
     import duckdb
+
+    from serp_etl.core.warehouse import QueryRefused, check_read_only
 
     connection = Warehouse(args.data_dir).query_connection()
     try:
@@ -119,6 +114,11 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox_serve(args: argparse.Namespace) -> int:
+    from serp_etl.sandbox.dataforseo.app import LOGIN, PASSWORD
+    from serp_etl.sandbox.semscraper.app import API_KEY as SEMSCRAPER_API_KEY
+    from serp_etl.sandbox.semscraper.app import HMAC_KEY as SEMSCRAPER_HMAC_KEY
+    from serp_etl.sandbox.wsgi import make_loopback_server
+
     sandbox = _sandboxes(args.data_dir)[args.provider]
     server = make_loopback_server(sandbox.app, args.port)
     host, port = server.server_address[:2]
@@ -133,6 +133,8 @@ def cmd_callbacks_serve(args: argparse.Namespace) -> int:
     import socket
 
     import uvicorn
+
+    from serp_etl.providers.semscraper.callbacks import CallbackReceiver
 
     key = os.environ.get(HMAC_KEY_ENV)
     if not key:
@@ -162,6 +164,8 @@ def cmd_callbacks_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox_stats(args: argparse.Namespace) -> int:
+    import orjson
+
     stats = {name: sandbox.stats() for name, sandbox in _sandboxes(args.data_dir).items()}
     if args.format == "json":
         print(orjson.dumps(stats).decode())

@@ -13,9 +13,9 @@ from serp_etl.providers.dataforseo.client import (
     ApiError,
     DataForSEOClient,
     DataForSEOError,
-    InvalidTaskId,
     PostOutcomeUnknown,
 )
+from serp_etl.providers.dataforseo.responses import InvalidTaskId
 from serp_etl.providers.dataforseo.settings import Outcome
 from serp_etl.sandbox.dataforseo.app import LOGIN, PASSWORD
 from serp_etl_tests.conftest import Scripted, make_client

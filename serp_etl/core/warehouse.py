@@ -14,18 +14,19 @@ import os
 import re
 from datetime import date
 from pathlib import Path
-
-import duckdb
-from duckdb import StatementType
+from typing import TYPE_CHECKING
 
 from serp_etl.core.parquet import PART_FILE
+
+if TYPE_CHECKING:
+    import duckdb
 
 DATA_DIR_ENV = "SERP_ETL_DATA_DIR"
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # What an analyst's query may be. DESCRIBE and SHOW parse as SELECT. Everything else (COPY,
 # ATTACH, EXPORT, SET, CREATE, INSTALL, PRAGMA, CALL...) is refused before it runs: DuckDB's own
 # lockdown below stops reads and writes outside the warehouse, but not a COPY into it.
-READ_ONLY_STATEMENTS = frozenset({StatementType.SELECT, StatementType.EXPLAIN})
+READ_ONLY_STATEMENTS = frozenset({"SELECT", "EXPLAIN"})
 
 
 class QueryRefused(ValueError):
@@ -86,6 +87,8 @@ class Warehouse:
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         """An in-memory connection with one view per table of the warehouse."""
+        import duckdb
+
         connection = duckdb.connect(":memory:")
         for view, table_dir in self.tables().items():
             # The relational API takes the path as a value: no path is pasted into SQL text.
@@ -111,7 +114,7 @@ class Warehouse:
 def check_read_only(connection: duckdb.DuckDBPyConnection, sql: str) -> None:
     """Raise ``QueryRefused`` unless every statement of ``sql`` only reads."""
     for statement in connection.extract_statements(sql):
-        if statement.type not in READ_ONLY_STATEMENTS:
+        if statement.type.name not in READ_ONLY_STATEMENTS:
             kind = statement.type.name
             raise QueryRefused(f"serp-etl sql runs read-only queries (SELECT, DESCRIBE, SHOW, "
                                f"EXPLAIN); this one is {kind}")

@@ -8,11 +8,21 @@ envelope's own fields and of the task kept as it was.
 
 from __future__ import annotations
 
-from serp_etl.core.archive import ArchivedResponse, Document, DocumentRejected
+from pathlib import Path
+
+from serp_etl.core.archive import ArchivedResponse, Document, DocumentRejected, ImportReport
+from serp_etl.core.archive import import_archives as core_import
 from serp_etl.core.json_spans import array_spans
-from serp_etl.providers.dataforseo.client import InvalidTaskId, check_task_id
-from serp_etl.providers.dataforseo.pipeline import final_state, response_meta
+from serp_etl.core.ledger import Ledger
+from serp_etl.core.warehouse import Warehouse
+from serp_etl.providers.dataforseo.responses import (
+    InvalidTaskId,
+    check_task_id,
+    final_state,
+    response_meta,
+)
 from serp_etl.providers.dataforseo.settings import Outcome, classify
+from serp_etl.providers.dataforseo.tables import TABLES
 
 
 class _Task:
@@ -77,3 +87,10 @@ def split(document: Document) -> list[ArchivedResponse]:
     if not responses:
         raise DocumentRejected("holds no task response with a result or a final status")
     return responses
+
+
+def import_archives(paths: list[Path], partition: str, ledger: Ledger, warehouse: Warehouse,
+                    **options) -> ImportReport:
+    """Load archived task_get responses into the raw and flattened tables of ``partition``
+    (options: ``core.archive.import_archives``)."""
+    return core_import(TABLES, split, paths, partition, ledger, warehouse, **options)

@@ -8,7 +8,6 @@ failure after sending raises ``PostOutcomeUnknown`` and the caller must look the
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,10 +31,9 @@ from serp_etl.core.http import (
 from serp_etl.core.json_spans import array_spans
 from serp_etl.core.jsondecode import Undecodable, decode
 from serp_etl.providers.dataforseo import settings
+from serp_etl.providers.dataforseo.responses import check_task_id, is_task_id
 from serp_etl.providers.dataforseo.settings import Outcome, classify
 
-_HEX = "[0-9a-fA-F]"
-_TASK_ID = re.compile(f"^{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}$")
 DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S +00:00"
 DEFAULT_RETRY = RetryPolicy()
 
@@ -69,21 +67,6 @@ class UndecodableResponse(DataForSEOError):
 
 class PostOutcomeUnknown(DataForSEOError):
     """task_post was sent but its outcome is unknown: the tasks may exist and be billed."""
-
-
-class InvalidTaskId(DataForSEOError, ValueError):
-    def __init__(self, task_id: object) -> None:
-        super().__init__(f"not a DataForSEO task id (UUID expected): {task_id!r}")
-
-
-def check_task_id(task_id: object) -> str:
-    if not is_task_id(task_id):
-        raise InvalidTaskId(task_id)
-    return task_id
-
-
-def is_task_id(value: object) -> bool:
-    return isinstance(value, str) and _TASK_ID.fullmatch(value) is not None
 
 
 def _listed_id(entry: dict) -> str | None:

@@ -18,15 +18,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 
-from serp_etl.core.archive import ImportReport
-from serp_etl.core.archive import import_archives as core_import
 from serp_etl.core.crash_points import crash_point
 from serp_etl.core.ledger import MAX_ATTEMPTS, Ledger, TaskRecord, TaskState, utc_now
 from serp_etl.core.locking import exclusive_lock
 from serp_etl.core.money import check_budget, closed_day_reason
-from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.dataforseo import settings
 from serp_etl.providers.dataforseo.client import (
     DataForSEOClient,
@@ -35,6 +31,7 @@ from serp_etl.providers.dataforseo.client import (
     PostOutcomeUnknown,
     UndecodableResponse,
 )
+from serp_etl.providers.dataforseo.responses import final_state, response_meta
 from serp_etl.providers.dataforseo.settings import Outcome
 from serp_etl.providers.dataforseo.tables import TABLES
 from serp_etl.providers.dataforseo.targets import ImageTarget, check_reference
@@ -343,31 +340,6 @@ class _Collection:
         counts[state.value] = counts.get(state.value, 0) + 1
 
 
-def final_state(outcome: Outcome, status_code: object) -> TaskState:
-    """Where a task with a final answer stands."""
-    if outcome is Outcome.SUCCESS:
-        return TaskState.FETCHED
-    if outcome is Outcome.BILLED_EMPTY:
-        return TaskState.EMPTY
-    return TaskState.EXPIRED if status_code == settings.RESULTS_EXPIRED else TaskState.FAILED
-
-
-def response_meta(response: FetchedTask, fetched_at: datetime | None, source: str) -> dict:
-    """The raw table's columns for one response, but its body."""
-    code, message = response.status_code, response.status_message
-    return {
-        "tag": response.tag,
-        "fetched_at": fetched_at.isoformat() if fetched_at else None,
-        "status_code": code if type(code) is int else None,
-        "status_message": message if isinstance(message, str) else None,
-        "outcome": str(response.outcome),
-        "cost": response.cost,
-        "result_count": response.result_count,
-        "source": source,
-        "repairs": list(response.repairs),
-    }
-
-
 # -- late results ----------------------------------------------------------------------------
 
 def late_results(client: DataForSEOClient, ledger: Ledger,
@@ -395,14 +367,3 @@ def late_results(client: DataForSEOClient, ledger: Ledger,
     for partition, count in ledger.inbox_partitions(PROVIDER).items():
         evidence.setdefault(partition, set()).add(f"unpublished:{count}")
     return {partition: sorted(marks) for partition, marks in evidence.items()}
-
-
-# -- import ----------------------------------------------------------------------------------
-
-def import_archives(paths: list[Path], partition: str, ledger: Ledger, warehouse: Warehouse,
-                    **options) -> ImportReport:
-    """Load archived task_get responses into the raw and flattened tables of ``partition``
-    (options: ``core.archive.import_archives``)."""
-    from serp_etl.providers.dataforseo.archive import split
-
-    return core_import(TABLES, split, paths, partition, ledger, warehouse, **options)

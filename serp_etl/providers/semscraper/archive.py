@@ -6,11 +6,16 @@ around it (its ``data`` emptied) as ``envelope``.
 
 from __future__ import annotations
 
-from serp_etl.core.archive import ArchivedResponse, Document, DocumentRejected
+from pathlib import Path
+
+from serp_etl.core.archive import ArchivedResponse, Document, DocumentRejected, ImportReport
+from serp_etl.core.archive import import_archives as core_import
 from serp_etl.core.flatten import as_number
 from serp_etl.core.json_spans import array_spans
-from serp_etl.core.ledger import TaskState
+from serp_etl.core.ledger import Ledger, TaskState
+from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.semscraper.settings import SCRAPE_ID
+from serp_etl.providers.semscraper.tables import TABLES
 
 
 def _serps(document: Document) -> tuple[list[tuple[object, bytes]], str | None]:
@@ -51,3 +56,10 @@ def split(document: Document) -> list[ArchivedResponse]:
     if not responses:
         raise DocumentRejected("holds no done SERP")
     return responses
+
+
+def import_archives(paths: list[Path], partition: str, ledger: Ledger, warehouse: Warehouse,
+                    **options) -> ImportReport:
+    """Load saved retrieve-by-ids answers or SERPs into the raw and flattened tables of
+    ``partition`` (options: ``core.archive.import_archives``)."""
+    return core_import(TABLES, split, paths, partition, ledger, warehouse, **options)

@@ -24,20 +24,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import orjson
 
-from serp_etl.core.archive import ImportReport
-from serp_etl.core.archive import import_archives as core_import
 from serp_etl.core.crash_points import crash_point
 from serp_etl.core.flatten import as_number
 from serp_etl.core.ledger import MAX_ATTEMPTS, Ledger, TaskRecord, TaskState, utc_now
 from serp_etl.core.locking import exclusive_lock
 from serp_etl.core.money import SUBMIT_GRACE, check_budget, closed_day_reason
-from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.semscraper import settings
-from serp_etl.providers.semscraper.archive import split
 from serp_etl.providers.semscraper.client import (
     InvalidScrapeId,
     PostOutcomeUnknown,
@@ -341,12 +336,3 @@ def late_results(client: SemScraperClient, ledger: Ledger) -> dict[str, list[str
     for partition, count in ledger.inbox_partitions(PROVIDER).items():
         evidence.setdefault(partition, set()).add(f"delivered:{count}")
     return {partition: sorted(marks) for partition, marks in evidence.items()}
-
-
-# -- import ----------------------------------------------------------------------------------
-
-def import_archives(paths: list[Path], partition: str, ledger: Ledger, warehouse: Warehouse,
-                    **options) -> ImportReport:
-    """Load saved retrieve-by-ids answers or SERPs into the raw and flattened tables of
-    ``partition`` (options: ``core.archive.import_archives``)."""
-    return core_import(TABLES, split, paths, partition, ledger, warehouse, **options)
