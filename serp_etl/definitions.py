@@ -14,6 +14,7 @@ from serp_etl.defs.semscraper_assets import semscraper_assets
 from serp_etl.defs.sensors import (
     dataforseo_collect_job,
     dataforseo_late_results,
+    imports_recorded,
     semscraper_collect_job,
     semscraper_late_results,
 )
@@ -23,7 +24,7 @@ defs = dg.Definitions(
     jobs=[dataforseo_daily_job, semscraper_daily_job, dataforseo_collect_job,
           semscraper_collect_job],
     schedules=[dataforseo_daily_schedule, semscraper_daily_schedule],
-    sensors=[dataforseo_late_results, semscraper_late_results],
+    sensors=[dataforseo_late_results, semscraper_late_results, imports_recorded],
     resources={
         "warehouse": WarehouseResource(),
         "dataforseo": DataForSEOResource(),

@@ -1,22 +1,31 @@
 """Late results arrive without anyone re-running a day: a sensor per provider finds partitions
-with results waiting and requests runs of the collection and flattening assets only."""
+with results waiting and requests runs of the collection and flattening assets only. Imports
+made outside Dagster are recorded in it by another sensor."""
 
 from __future__ import annotations
 
 import shutil
 
 import dagster as dg
+import pyarrow.parquet as pq
 import pytest
 
 from serp_etl import definitions
+from serp_etl.cli import main
 from serp_etl.core.ledger import Ledger, ledger_path
+from serp_etl.core.warehouse import Warehouse
 from serp_etl.defs.dataforseo_assets import dataforseo_assets
 from serp_etl.defs.resources import DataForSEOResource, SemScraperResource, WarehouseResource
-from serp_etl.defs.sensors import dataforseo_late_results, semscraper_late_results
+from serp_etl.defs.sensors import (
+    dataforseo_late_results,
+    imports_recorded,
+    semscraper_late_results,
+)
+from serp_etl.providers.dataforseo.tables import TABLES as DATAFORSEO_TABLES
 from serp_etl.providers.semscraper.callbacks import CallbackReceiver
 from serp_etl.sandbox.dataforseo.app import DataForSEOSandbox
 from serp_etl.sandbox.state import READY_SECONDS_ENV
-from serp_etl_tests.conftest import EXAMPLE_TARGETS, TODAY
+from serp_etl_tests.conftest import EXAMPLE_TARGETS, FIXTURES, TODAY
 
 DAY = TODAY
 
@@ -108,3 +117,30 @@ def test_delivered_callbacks_not_yet_published_request_their_day(data_dir):
         httpx.post(url, content=body, headers={"X-Signature": signature(body, b"key")})
     (request,) = evaluate(semscraper_late_results, data_dir, instance).run_requests
     assert request.partition_key == DAY
+
+
+def test_each_import_is_recorded_once_as_materializations_of_what_it_filled(data_dir):
+    reference = (FIXTURES / "dataforseo_reference_example.json").read_bytes()
+    archive = data_dir / "saved.json"
+    archive.write_bytes(reference)
+    early = "2025-06-01"  # before SERP_ETL_START_DATE: a day Dagster has no partition for
+    for day in (DAY, early):
+        assert main(["--data-dir", str(data_dir), "import", "dataforseo", str(archive),
+                     "--date", day]) == 0
+    instance = dg.DagsterInstance.ephemeral()
+    context = dg.build_sensor_context(instance=instance, resources=resources(data_dir),
+                                      definitions=definitions.defs)
+    result = imports_recorded.evaluate_tick(context)
+    events = {event.asset_key.to_user_string(): event for event in result.asset_events}
+    flat = set(DATAFORSEO_TABLES.flat_schemas)
+    assert set(events) == {f"dataforseo/{table}" for table in {"responses", *flat}}
+    assert {event.partition for event in events.values()} == {DAY}
+    warehouse = Warehouse(data_dir)
+    for table in ("responses", "organic", "images"):
+        stored = pq.read_table(warehouse.partition_dir("dataforseo", table, DAY)).num_rows
+        assert events[f"dataforseo/{table}"].metadata["dagster/row_count"].value == stored
+    assert events["dataforseo/organic"].metadata["new_responses"].value == 1
+    assert result.cursor == "2"  # both imports seen; the early one said why it is not recorded
+    again = dg.build_sensor_context(instance=instance, resources=resources(data_dir),
+                                    definitions=definitions.defs, cursor=result.cursor)
+    assert not imports_recorded.evaluate_tick(again).asset_events

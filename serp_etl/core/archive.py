@@ -9,9 +9,11 @@ Every response lands as a version in the raw table (``core.raw``): its bytes as 
 file, where it came from, what reading it needed; identical content adds nothing, changed
 content is a new version. Its flattened rows are written from the same parse.
 
-The work is split over the machine's cores: this process reads the files and hands their
-documents, undecoded, to one worker process per core; each worker decodes its share and writes
-its own raw and flattened parts. Nothing is visible until every file is done: then the parts
+The work is split over the machine's cores, one worker process each, taking work from one
+queue as it is free: byte ranges of a plain file of lines, which the worker reads by itself (no
+document passes between processes), or documents this process read, undecoded (a gzip file,
+an array, one document). Each worker decodes its share and writes its own raw and flattened
+parts. Nothing is visible until every file is done: then the parts
 are published together. A file lands whole, or nothing of it lands: by default one invalid
 document rejects its file (its rows are taken out of the parts before they are published).
 With ``keep_good``, the good documents of a file land and each rejected one is written, with
@@ -30,10 +32,10 @@ import stat
 import time
 import traceback
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TextIO
+from typing import IO, NamedTuple, TextIO
 
 import orjson
 import pyarrow as pa
@@ -58,9 +60,13 @@ from serp_etl.core.warehouse import Warehouse
 
 _GZIP_MAGIC = b"\x1f\x8b"
 DEFAULT_MAX_DOCUMENT_MB = 256
-FLATTEN_BATCH = 64  # responses flattened at once
-CHUNK_DOCUMENTS = 64  # documents handed to a worker at once
+FLATTEN_BATCH = 32  # responses flattened at once
+CHUNK_DOCUMENTS = 64  # documents read here and handed to a worker at once
 CHUNK_BYTES = 8 * 2**20  # or fewer, when they are large
+RANGES_PER_WORKER = 32  # of a plain file of lines, that a worker reads by itself
+MIN_RANGE_BYTES, MAX_RANGE_BYTES = 2**18, 8 * 2**20
+READ_BUFFER = 2**20
+MAX_JOINED_LINES = 1000  # lines that failed alone, tried together as one document
 PROGRESS_SECONDS = 1.0
 
 
@@ -109,10 +115,11 @@ Split = Callable[[Document], list[ArchivedResponse]]
 class _Read:
     """A document as read, not decoded yet."""
 
-    number: int
+    number: int  # its first line (0: not counted yet, see offset); its position, in an array
     data: bytes
     error: str | None = None  # why it could not even be read (over the size cap)
     line: bool = False  # one line of newline-delimited documents: it may need its neighbours
+    offset: int = 0  # its first byte in the file, for a line
 
 
 def _open(path: Path) -> IO[bytes]:
@@ -122,7 +129,7 @@ def _open(path: Path) -> IO[bytes]:
         raise ArchiveError(path, f"cannot read: {error.strerror or error}") from None
     if not stat.S_ISREG(mode):
         raise ArchiveError(path, "not a regular file")
-    handle = open(path, "rb")  # noqa: SIM115 - closed by the caller
+    handle = open(path, "rb", buffering=READ_BUFFER)  # noqa: SIM115 - closed by the caller
     if handle.read(2) == _GZIP_MAGIC:
         handle.seek(0)
         return gzip.GzipFile(fileobj=handle, mode="rb")
@@ -138,8 +145,61 @@ def _decodes(data: bytes) -> bool:
     return True
 
 
-def _too_large(number: int, limit: int) -> _Read:
-    return _Read(number, b"", error=f"document over the size cap ({limit // 2**20} MB)")
+def _too_large(number: int, limit: int, offset: int = 0) -> _Read:
+    return _Read(number, b"", error=f"document over the size cap ({limit // 2**20} MB)",
+                 offset=offset)
+
+
+def _is_array(stream: IO[bytes]) -> bool:
+    return stream.peek(64).removeprefix(BOM).lstrip()[:1] == b"["
+
+
+def line_ranges(path: Path, limit: int, workers: int) -> list[tuple[int, int]] | None:
+    """For a plain (not compressed) file of newline-delimited documents: byte ranges, each
+    ending after a newline, that workers read by themselves; None for any other file
+    (``read_documents`` reads it). Many ranges a worker, so that they all finish together."""
+    try:
+        with _open(path) as stream:
+            if isinstance(stream, gzip.GzipFile) or _is_array(stream):
+                return None
+            first = next(_lines(stream, limit), None)
+            if first is None or (first.error is None and not _decodes(first.data)):
+                return None
+            size = os.fstat(stream.fileno()).st_size
+            step = min(max(size // (RANGES_PER_WORKER * workers), MIN_RANGE_BYTES),
+                       MAX_RANGE_BYTES)
+            ranges, start = [], 0
+            while start < size:
+                end = start + step
+                if end < size:
+                    stream.seek(end - 1)  # to just past the newline that ends this line
+                    _skip_line(stream)
+                    end = stream.tell()
+                ranges.append((start, min(end, size)))
+                start = end
+            return ranges
+    except OSError as error:
+        raise ArchiveError(path, f"cannot read: {error.strerror or error}") from None
+
+
+def _skip_line(stream: IO[bytes]) -> int:
+    """Read to the end of the current line (never all of a huge one at once); its length."""
+    length = 0
+    while piece := stream.readline(2**20):
+        length += len(piece)
+        if piece.endswith(b"\n"):
+            break
+    return length
+
+
+def read_range(path: Path, start: int, end: int, limit: int) -> Iterator[_Read]:
+    """The documents of one of ``line_ranges``: their line numbers are not known here."""
+    try:
+        with open(path, "rb", buffering=READ_BUFFER) as stream:
+            stream.seek(start)
+            yield from _lines(stream, limit, start, end)
+    except OSError as error:
+        raise ArchiveError(path, f"cannot read: {error.strerror or error}") from None
 
 
 def read_documents(path: Path, limit: int) -> Iterator[_Read]:
@@ -148,7 +208,7 @@ def read_documents(path: Path, limit: int) -> Iterator[_Read]:
     (pretty-printed) if the whole decodes, else lines; otherwise each line is one."""
     try:
         with _open(path) as stream:
-            if stream.peek(64).removeprefix(BOM).lstrip()[:1] == b"[":
+            if _is_array(stream):
                 yield from _array(stream, limit)
                 return
             lines = _lines(stream, limit)
@@ -183,19 +243,51 @@ def _array(stream: IO[bytes], limit: int) -> Iterator[_Read]:
         yield _Read(position, data[start:end])
 
 
-def _lines(stream: IO[bytes], limit: int) -> Iterator[_Read]:
-    number = 0
-    while line := stream.readline(limit + 1):
+def _lines(stream: IO[bytes], limit: int, start: int = 0,
+           end: int | None = None) -> Iterator[_Read]:
+    """The non-blank lines from ``start`` (where the stream is) to ``end`` (or its end),
+    numbered from 1 when read from the start, else 0 (the caller counts them if it must)."""
+    number, offset = (0, start)
+    while (end is None or offset < end) and (line := stream.readline(limit + 1)):
         number += 1
+        at = offset
+        offset += len(line)
+        shown = number if start == 0 else 0
         if len(line) > limit and not line.endswith(b"\n"):
-            while (rest := stream.readline(2**20)) and not rest.endswith(b"\n"):
-                pass  # the rest of the oversized line
-            yield _too_large(number, limit)
+            offset += _skip_line(stream)
+            yield _too_large(shown, limit, at)
         elif line.strip():
-            yield _Read(number, line, line=True)
+            yield _Read(shown, line, line=True, offset=at)
+
+
+def line_numbers(path: Path, offsets: Iterable[int]) -> dict[int, int]:
+    """The line number of each byte offset of a plain file (counted only when needed: for
+    a document that a worker read from a range and that must be named)."""
+    numbers: dict[int, int] = {}
+    with open(path, "rb", buffering=0) as stream:
+        newlines = position = 0
+        for offset in sorted(set(offsets)):
+            while position < offset:
+                block = stream.read(min(READ_BUFFER, offset - position))
+                if not block:
+                    break
+                newlines += block.count(b"\n")
+                position += len(block)
+            numbers[offset] = newlines + 1
+    return numbers
 
 
 # -- processing: decode, split, write (in each worker) -----------------------------------------
+
+class _Aside(NamedTuple):
+    """A document set aside: rejected, or (a line that failed alone) a fragment."""
+
+    file: int
+    number: int  # 0 until counted (see line_numbers)
+    offset: int
+    reason: str
+    data: bytes
+
 
 @dataclass
 class _Share:
@@ -204,8 +296,9 @@ class _Share:
     staged: dict[Path, Path] = field(default_factory=dict)  # temp -> final
     # (file, task_id, content_hash, state, cost) of every new version written
     added: list[tuple[int, str, str, TaskState, float | None]] = field(default_factory=list)
-    rejected: list[tuple[int, int, str, bytes]] = field(default_factory=list)  # file, n, why
-    fragments: list[tuple[int, int, bytes, str]] = field(default_factory=list)  # lines alone
+    rejected: list[_Aside] = field(default_factory=list)
+    fragments: list[_Aside] = field(default_factory=list)  # lines that failed alone
+    unreadable: dict[int, ArchiveError] = field(default_factory=dict)  # file -> why
     items: int = 0
 
 
@@ -225,28 +318,32 @@ class _Sink:
                                     dictionary_columns=[], owner=owner)
         self.raw.__enter__()
         self.flat.__enter__()
-        self.pending: list[tuple[ArchivedResponse, dict]] = []
+        # Bodies wait for a whole raw row group; decoded documents only for a flatten batch,
+        # so that few are alive at once (and stay in the processor's caches).
+        self.raw_rows: list[tuple[str, dict, bytes]] = []
+        self.parsed: list[tuple[str, object]] = []
         self.share = _Share()
 
     def take(self, file_index: int, read: _Read) -> None:
         """Decode, split and stage one document (or set it aside, saying why)."""
         if read.error:
-            self.share.rejected.append((file_index, read.number, read.error, read.data))
+            self._reject(file_index, read, read.error)
             return
         try:
             value, repairs = decode(read.data)
         except Undecodable as error:
             reason = f"not valid JSON ({error})"
-            if read.line:  # its neighbours may complete it: the reader tries that
-                self.share.fragments.append((file_index, read.number, read.data, reason))
+            if read.line:  # its neighbours may complete it: they are tried together later
+                self.share.fragments.append(_Aside(file_index, read.number, read.offset,
+                                                   reason, read.data))
             else:
-                self.share.rejected.append((file_index, read.number, reason, read.data))
+                self._reject(file_index, read, reason)
             return
         document = Document(read.number, read.data.strip(), value, repairs)
         try:
             responses = self.split(document)
         except DocumentRejected as error:
-            self.share.rejected.append((file_index, read.number, str(error), read.data))
+            self._reject(file_index, read, str(error))
             return
         for response in responses:
             meta = self.tables.version(response.body, {
@@ -256,24 +353,31 @@ class _Sink:
             if key in self.seen:
                 continue
             self.seen.add(key)
-            self.pending.append((response, meta))
+            self.raw_rows.append((response.task_id, meta, response.body))
+            self.parsed.append((response.task_id, response.parsed))
             self.share.added.append((file_index, response.task_id, meta["content_hash"],
                                      response.final_state, meta.get("cost")))
-            if len(self.pending) >= RAW_ROW_GROUP_ROWS:
-                self._flush()
+            if len(self.parsed) >= FLATTEN_BATCH:
+                self._flatten()
+            if len(self.raw_rows) >= RAW_ROW_GROUP_ROWS:
+                self._write_raw()
 
-    def _flush(self) -> None:
-        if not self.pending:
-            return
-        self.raw.write({RAW_TABLE: raw_rows_table(
-            [(r.task_id, meta, r.body) for r, meta in self.pending],
-            self.tables.responses_schema)})
-        for start in range(0, len(self.pending), FLATTEN_BATCH):
-            chunk = self.pending[start:start + FLATTEN_BATCH]
-            tables = self.tables.flatten_parsed([(r.task_id, r.parsed) for r, _ in chunk])
+    def _reject(self, file_index: int, read: _Read, reason: str) -> None:
+        self.share.rejected.append(_Aside(file_index, read.number, read.offset, reason,
+                                          read.data))
+
+    def _flatten(self) -> None:
+        if self.parsed:
+            tables = self.tables.flatten_parsed(self.parsed)
             self.share.items += sum(tables[t].num_rows for t in self.tables.item_tables)
             self.flat.write(tables)
-        self.pending.clear()
+            self.parsed = []
+
+    def _write_raw(self) -> None:
+        if self.raw_rows:
+            self.raw.write({RAW_TABLE: raw_rows_table(self.raw_rows,
+                                                      self.tables.responses_schema)})
+            self.raw_rows = []
 
     def close(self) -> _Share:
         """Finish the staged parts (none, if nothing was new) and hand in the share."""
@@ -281,7 +385,8 @@ class _Sink:
             self.abort()
             return self.share
         try:
-            self._flush()
+            self._flatten()
+            self._write_raw()
         except BaseException:
             self.abort()
             raise
@@ -295,19 +400,39 @@ class _Sink:
         self.flat.abort()
 
 
+@dataclass(frozen=True)
+class _Range:
+    """Lines of a plain file that a worker reads by itself (see line_ranges)."""
+
+    path: Path
+    start: int
+    end: int
+    limit: int
+
+
+Work = tuple[int, "list[_Read] | _Range"]  # a file's index, and documents of it to take
+
+
 def _work(inbox, outbox, make_sink: Callable[[], _Sink]) -> None:
     """A worker process: take documents until told to stop, then hand in its share."""
-    # Millions of small containers live until their batch is flushed: the cyclic collector
-    # would scan them over and over for nothing.
+    # Decoded documents are trees of many small containers, freed by reference counting: the
+    # cyclic collector would scan them over and over for nothing.
     gc.disable()
     sink = make_sink()
     try:
         while (message := inbox.get()) is not None:
-            file_index, reads = message
-            before = sink.share.items
-            for read in reads:
-                sink.take(file_index, read)
-            outbox.put(("progress", sink.share.items - before))
+            file_index, work = message
+            items, documents, size = sink.share.items, 0, 0
+            try:
+                reads = (read_range(work.path, work.start, work.end, work.limit)
+                         if isinstance(work, _Range) else work)
+                for read in reads:
+                    sink.take(file_index, read)
+                    documents += 1
+                    size += len(read.data)
+            except ArchiveError as error:
+                sink.share.unreadable.setdefault(file_index, error)
+            outbox.put(("progress", (file_index, documents, size, sink.share.items - items)))
         outbox.put(("share", sink.close()))
     except BaseException:
         sink.abort()
@@ -315,53 +440,75 @@ def _work(inbox, outbox, make_sink: Callable[[], _Sink]) -> None:
 
 
 class _Workers:
-    """One worker process per core, each with a queue of documents to take."""
+    """One worker process per core, taking work from one queue as each is free."""
 
-    def __init__(self, count: int, make_sink: Callable[[int], _Sink]) -> None:
+    def __init__(self, count: int, make_sink: Callable[[int], _Sink],
+                 progress: _Progress) -> None:
         context = multiprocessing.get_context("fork")  # they inherit the import's state
-        self.inboxes = [context.Queue(maxsize=4) for _ in range(count)]
+        self.inbox = context.Queue(maxsize=2 * count)  # documents read ahead: bounded memory
         self.outbox = context.Queue()
         self.processes = [context.Process(target=_work, daemon=True,
-                                          args=(inbox, self.outbox, lambda k=k: make_sink(k)))
-                          for k, inbox in enumerate(self.inboxes)]
+                                          args=(self.inbox, self.outbox,
+                                                lambda k=k: make_sink(k)))
+                          for k in range(count)]
         for process in self.processes:
             process.start()
-        self.turn = 0
-        self.items = 0
+        self.progress = progress
+        self.finished: list[tuple[str, object]] = []
 
-    def give(self, file_index: int, reads: list[_Read]) -> None:
-        self.inboxes[self.turn].put((file_index, reads))
-        self.turn = (self.turn + 1) % len(self.inboxes)
-        self._drain(block=False)
-
-    def _drain(self, block: bool) -> list:
-        finished = []
+    def give(self, file_index: int, work: list[_Read] | _Range) -> None:
+        self.progress.given(file_index)
         while True:
             try:
-                kind, payload = self.outbox.get(block=block)
+                self.inbox.put((file_index, work), timeout=PROGRESS_SECONDS)
+                break
+            except queue.Full:
+                self._drain(PROGRESS_SECONDS)
+        self._drain(0)
+
+    def _drain(self, timeout: float) -> None:
+        """Take the workers' messages that came in (waiting up to ``timeout`` for one)."""
+        while True:
+            try:
+                kind, payload = self.outbox.get(timeout=timeout) if timeout else \
+                    self.outbox.get_nowait()
             except queue.Empty:
-                return finished
+                self._check_alive()
+                self.progress.tick()
+                return
             if kind == "progress":
-                self.items += payload
+                self.progress.advance(*payload)
             else:
-                finished.append((kind, payload))
-            if block:
-                return finished
+                self.finished.append((kind, payload))
+            timeout = 0
+
+    def _check_alive(self) -> None:
+        # A worker killed from outside (out of memory) never hands in anything: say so,
+        # instead of waiting for it for ever.
+        for process in self.processes:
+            if process.exitcode not in (None, 0):
+                raise RuntimeError(f"an import worker died (exit code {process.exitcode})")
 
     def finish(self) -> list[_Share]:
-        for inbox in self.inboxes:
-            inbox.put(None)
-        results = []
-        while len(results) < len(self.processes):
-            results.extend(self._drain(block=True))
+        for _ in self.processes:
+            self.inbox.put(None)
+        while len(self.finished) < len(self.processes):
+            self._drain(PROGRESS_SECONDS)
         for process in self.processes:
             process.join()
-        failures = [payload for kind, payload in results if kind == "failed"]
-        shares = [payload for kind, payload in results if kind == "share"]
+        self.progress.tick(final=True)
+        failures = [payload for kind, payload in self.finished if kind == "failed"]
+        shares = [payload for kind, payload in self.finished if kind == "share"]
         if failures:
             _discard(shares)
             raise RuntimeError(f"an import worker failed:\n{failures[0]}")
         return shares
+
+    def stop(self) -> None:
+        """Kill the workers (the import failed here): their temp files are swept later."""
+        for process in self.processes:
+            process.kill()
+            process.join()
 
 
 def _discard(shares: list[_Share]) -> None:
@@ -395,22 +542,66 @@ class ImportReport:
     rows: dict[str, int] = field(default_factory=dict)
 
 
-class _Progress:
-    """A line per file on a terminal, every second: documents, MB, items a second."""
+@dataclass
+class _FileProgress:
+    given: int = 0  # pieces of work handed out
+    done: int = 0  # and taken
+    closed: bool = False  # every piece handed out
+    documents: int = 0
+    size: int = 0
+    items: int = 0
+    started: float = 0.0
 
-    def __init__(self, stream: TextIO | None) -> None:
+
+class _Progress:
+    """On a terminal, a line for the file being imported, every second: documents, MB,
+    items a second; each file's last line stays."""
+
+    def __init__(self, stream: TextIO | None, paths: list[Path]) -> None:
         self.stream = stream if stream is not None and stream.isatty() else None
+        self.paths = paths
+        self.files = [_FileProgress() for _ in paths]
+        self.current = 0  # the first file not finished
         self.shown = 0.0
 
-    def show(self, path: Path, documents: int, read: int, items: int, started: float,
-             done: bool = False) -> None:
+    def given(self, file_index: int) -> None:
+        state = self.files[file_index]
+        state.started = state.started or time.monotonic()
+        state.given += 1
+
+    def close(self, file_index: int) -> None:
+        self.files[file_index].closed = True
+        self.tick()
+
+    def advance(self, file_index: int, documents: int, size: int, items: int) -> None:
+        state = self.files[file_index]
+        state.done += 1
+        state.documents += documents
+        state.size += size
+        state.items += items
+
+    def documents(self, file_index: int) -> int:
+        return self.files[file_index].given
+
+    def tick(self, final: bool = False) -> None:
         now = time.monotonic()
-        if self.stream is None or (not done and now - self.shown < PROGRESS_SECONDS):
+        while self.current < len(self.files):
+            state = self.files[self.current]
+            if not (final or (state.closed and state.done == state.given)):
+                break
+            self._show(state, now, done=True)
+            self.current += 1
+        if self.current < len(self.files) and now - self.shown >= PROGRESS_SECONDS:
+            self._show(self.files[self.current], now, done=False)
+
+    def _show(self, state: _FileProgress, now: float, done: bool) -> None:
+        if self.stream is None or not state.given:
             return
         self.shown = now
-        rate = items / max(now - started, 1e-9)
-        self.stream.write(f"\r{path.name}: {documents} documents, {read / 2**20:.0f} MB, "
-                          f"{rate:.0f} items/s" + ("\n" if done else ""))
+        rate = state.items / max(now - state.started, 1e-9)
+        self.stream.write(f"\r{self.paths[self.current].name}: {state.documents} documents, "
+                          f"{state.size / 2**20:.0f} MB, {rate:.0f} items/s"
+                          + ("\n" if done else ""))
         self.stream.flush()
 
 
@@ -434,67 +625,105 @@ def import_archives(tables: ProviderTables, split: Split, paths: list[Path], par
         return _Sink(tables, split, warehouse, partition, seen, fetched_at, sources,
                      f"{stem}-{index}.parquet", owner)
 
-    pool = _Workers(workers, make_sink)
+    shown = _Progress(progress, paths)
+    pool = _Workers(workers, make_sink, shown)
     unreadable: dict[int, ArchiveError] = {}
-    shown = _Progress(progress)
     try:
         for index, path in enumerate(paths):
-            documents = read_bytes = 0
-            started, items_before = time.monotonic(), pool.items
             try:
-                for chunk in _chunks(read_documents(path, limit)):
-                    pool.give(index, chunk)
-                    documents += len(chunk)
-                    read_bytes += sum(len(read.data) for read in chunk)
-                    shown.show(path, documents, read_bytes, pool.items - items_before, started)
+                ranges = line_ranges(path, limit, workers)
+                if ranges is not None:
+                    for start, end in ranges:
+                        pool.give(index, _Range(path, start, end, limit))
+                else:
+                    for chunk in _chunks(read_documents(path, limit)):
+                        pool.give(index, chunk)
             except ArchiveError as error:
                 unreadable[index] = error
-            if not documents and index not in unreadable:
+            if not shown.documents(index) and index not in unreadable:
                 unreadable[index] = ArchiveError(path, "empty file")
-            shown.show(path, documents, read_bytes, pool.items - items_before, started, True)
-    finally:
+            shown.close(index)
         shares = pool.finish()
+    except BaseException:
+        pool.stop()
+        raise
+    for share in shares:
+        for index, error in share.unreadable.items():
+            unreadable.setdefault(index, error)
     main = make_sink("joined")  # lines that were documents only together
     try:
-        _join_fragments(main, [f for share in shares for f in share.fragments])
+        rejected = _numbered(paths, [aside for share in shares for aside in share.rejected])
+        _join_fragments(main, _numbered(paths, [f for share in shares for f in share.fragments]),
+                        limit)
         shares.append(main.close())
     except BaseException:
         main.abort()
         _discard(shares)
         raise
-    return _land(tables, warehouse, ledger, partition, paths, shares, unreadable, known_tasks,
-                 keep_good, rejects_dir, workers)
+    return _land(tables, warehouse, ledger, partition, paths, shares, rejected + main.share
+                 .rejected, unreadable, known_tasks, keep_good, rejects_dir, workers)
 
 
-def _join_fragments(sink: _Sink, fragments: list[tuple[int, int, bytes, str]]) -> None:
-    """Consecutive lines of a file that failed alone: one document together, or each rejected
-    with its own reason."""
-    fragments.sort()
-    for _, run in itertools.groupby(enumerate(fragments), lambda p: (p[1][0], p[1][1] - p[0])):
+def _numbered(paths: list[Path], asides: list[_Aside]) -> list[_Aside]:
+    """The documents set aside, each with its line number, in file order."""
+    uncounted: dict[int, set[int]] = {}
+    for aside in asides:
+        if not aside.number:
+            uncounted.setdefault(aside.file, set()).add(aside.offset)
+    numbers = {file: line_numbers(paths[file], offsets) for file, offsets in uncounted.items()}
+    return sorted(aside._replace(number=numbers[aside.file][aside.offset])
+                  if not aside.number else aside for aside in asides)
+
+
+def _join_fragments(sink: _Sink, fragments: list[_Aside], limit: int) -> None:
+    """Consecutive lines of a file that failed alone: a line that opens an object or an array,
+    with the lines after it up to one that closes it, is one document if together they decode
+    (a raw newline in a string broke it); every other line is rejected with its own reason."""
+    for _, run in itertools.groupby(enumerate(fragments),
+                                    lambda p: (p[1].file, p[1].number - p[0])):
         run = [fragment for _, fragment in run]
-        file_index, first = run[0][0], run[0][1]
-        joined = b"".join(data for _, _, data, _ in run)
-        if len(run) > 1 and _decodes(joined):
-            sink.take(file_index, _Read(first, joined.strip()))
-            continue
-        for file_index, number, data, reason in run:
-            sink.share.rejected.append((file_index, number, reason, data))
+        start = 0
+        while start < len(run):
+            joined = _joined_document(run, start, limit)
+            if joined is None:
+                sink.share.rejected.append(run[start])
+                start += 1
+                continue
+            end, data = joined
+            sink.take(run[start].file, _Read(run[start].number, data))
+            start = end + 1
+
+
+def _joined_document(run: list[_Aside], start: int, limit: int) -> tuple[int, bytes] | None:
+    """The shortest run of lines from ``start`` that decodes (and where it ends), if any
+    within MAX_JOINED_LINES lines and the size cap."""
+    if run[start].data.removeprefix(BOM).lstrip()[:1] not in (b"{", b"["):
+        return None
+    size = len(run[start].data)
+    for end in range(start + 1, min(len(run), start + MAX_JOINED_LINES)):
+        size += len(run[end].data)
+        if size > limit:
+            return None
+        if run[end].data.rstrip()[-1:] in (b"}", b"]"):
+            data = b"".join(fragment.data for fragment in run[start:end + 1]).strip()
+            if _decodes(data):
+                return end, data
+    return None
 
 
 def _land(tables: ProviderTables, warehouse: Warehouse, ledger: Ledger, partition: str,
-          paths: list[Path], shares: list[_Share], unreadable: dict[int, ArchiveError],
-          known_tasks: set[str], keep_good: bool, rejects_dir: Path | None,
-          workers: int) -> ImportReport:
+          paths: list[Path], shares: list[_Share], rejected: list[_Aside],
+          unreadable: dict[int, ArchiveError], known_tasks: set[str], keep_good: bool,
+          rejects_dir: Path | None, workers: int) -> ImportReport:
     """Publish what the shares staged, but the rows of rejected files and versions staged
     twice; then flatten again if an older version must leave the tables."""
     report = ImportReport()
-    rejected_docs = sorted((f, n, why, data) for share in shares for f, n, why, data
-                           in share.rejected)
+    rejected = sorted(rejected)
     refused = dict(unreadable)
     if not keep_good:
-        for file_index, number, reason, _ in rejected_docs:
-            refused.setdefault(file_index, ArchiveError(paths[file_index],
-                                                        f"line {number}: {reason}"))
+        for aside in rejected:
+            refused.setdefault(aside.file, ArchiveError(paths[aside.file],
+                                                        f"line {aside.number}: {aside.reason}"))
     added, twice = [], set()
     keys: set[tuple[str, str]] = set()
     for share in shares:
@@ -529,10 +758,16 @@ def _land(tables: ProviderTables, warehouse: Warehouse, ledger: Ledger, partitio
     ledger.note_imported(tables.name, [(task_id, version, state, {
         "fetched_at": utc_now().isoformat(), "cost": cost})
         for task_id, version, state, cost in added])
-    if keep_good and rejected_docs:
-        report.rejected_documents = len(rejected_docs)
+    if report.rows:
+        report.rows = {RAW_TABLE: _rows(raw_parts(warehouse.partition_dir(
+            tables.name, RAW_TABLE, partition))), **report.rows}
+        ledger.record_import(tables.name, partition, {
+            "rows": report.rows, "new_responses": report.new_responses,
+            "files": [str(paths[i]) for i in range(len(paths)) if i not in refused]})
+    if keep_good and rejected:
+        report.rejected_documents = len(rejected)
         report.rejects_file = _write_rejects(rejects_dir or warehouse.data_dir / "rejects",
-                                             tables.name, partition, paths, rejected_docs)
+                                             tables.name, partition, paths, rejected)
     return report
 
 
@@ -566,15 +801,16 @@ def _without(staged: dict[Path, Path], provider: str, dropped: set[str],
 
 
 def _write_rejects(directory: Path, provider: str, partition: str, paths: list[Path],
-                   rejects: list[tuple[int, int, str, bytes]]) -> Path:
+                   rejects: list[_Aside]) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{provider}-{partition}-{utc_now():%Y%m%dT%H%M%S}.ndjson"
     temp = path.with_name(f".{path.name}.tmp")
     with open(temp, "wb") as handle:
-        for file_index, number, reason, data in rejects:
-            handle.write(orjson.dumps({"file": str(paths[file_index]), "line": number,
-                                       "reason": reason,
-                                       "document": data.decode("utf-8", "replace").strip()})
+        for aside in rejects:
+            handle.write(orjson.dumps({"file": str(paths[aside.file]), "line": aside.number,
+                                       "reason": aside.reason,
+                                       "document": aside.data.decode("utf-8", "replace")
+                                       .strip()})
                          + b"\n")
         handle.flush()
         os.fsync(handle.fileno())
@@ -598,6 +834,10 @@ def _count_rows(tables: ProviderTables, warehouse: Warehouse, partition: str) ->
                                                                   partition)},
                                  {table: schema}):
                 pass
-        rows[table] = sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
+        rows[table] = _rows(parts)
     return rows
+
+
+def _rows(parts: list[Path]) -> int:
+    return sum(pq.ParquetFile(part).metadata.num_rows for part in parts)
 

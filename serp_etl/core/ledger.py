@@ -18,6 +18,8 @@ processes of a Dagster run, the CLI and the UI. Its tables:
 ``quarantine``
            signed deliveries that are not what was asked for (an unknown id, an unfinished
            SERP): kept for inspection, out of the SERP tables, until published.
+``imports`` one row per import into a partition, with its row counts: Dagster records each
+           as materializations of the tables it filled (``defs.sensors``).
 ``meta``   settings of the data dir itself, such as the mode (sandbox or live) that wrote it.
 """
 
@@ -108,6 +110,13 @@ CREATE TABLE IF NOT EXISTS quarantine (
     body BLOB NOT NULL,
     PRIMARY KEY (provider, content_hash)
 );
+CREATE TABLE IF NOT EXISTS imports (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    provider TEXT NOT NULL,
+    partition_date TEXT NOT NULL,
+    imported_at TEXT NOT NULL,
+    report TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -163,6 +172,15 @@ class Quarantined:
     task_id: str | None
     reason: str
     body: bytes
+
+
+@dataclass(frozen=True)
+class ImportRecord:
+    id: int
+    provider: str
+    partition_date: str
+    imported_at: str
+    report: dict  # rows (table -> rows in the partition), new_responses, files
 
 
 @dataclass(frozen=True)
@@ -485,6 +503,22 @@ class Ledger:
               TaskState.POSTED))
             for task_id, version, state, meta in versions
         ])
+
+    def record_import(self, provider: str, partition: str, report: dict) -> int:
+        """Keep what an import into ``partition`` landed, for Dagster to record; its id."""
+        cursor = self._db.execute(
+            "INSERT INTO imports (provider, partition_date, imported_at, report)"
+            " VALUES (?, ?, ?, ?)",
+            (provider, partition, utc_now().isoformat(), orjson.dumps(report).decode()))
+        return cursor.lastrowid
+
+    def imports_after(self, last_id: int, limit: int = 1000) -> list[ImportRecord]:
+        """The imports recorded after ``last_id``, oldest first."""
+        cursor = self._db.execute(
+            "SELECT id, provider, partition_date, imported_at, report FROM imports"
+            " WHERE id > ? ORDER BY id LIMIT ?", (last_id, limit))
+        return [ImportRecord(row_id, provider, partition, at, orjson.loads(report))
+                for row_id, provider, partition, at, report in cursor]
 
     # -- quarantine --------------------------------------------------------------------------
 

@@ -1,4 +1,6 @@
-"""Late results: a sensor per provider collects what arrived after the day's run.
+"""Sensors: late results per provider, and imports recorded as materializations.
+
+Late results: a sensor per provider collects what arrived after the day's run.
 
 Tasks become ready after the collection deadline (DataForSEO's normal priority can take 45
 minutes), callbacks are delivered later, DataForSEO re-parses tasks. Every few minutes, each
@@ -6,6 +8,11 @@ sensor asks its provider (free calls) and the ledger which partitions have resul
 and requests a run of that partition's collection and flattening assets only: never the paid
 step. A request's run key is the partition and its evidence, so the same evidence is not
 requested twice; a partition with a run already under way is not requested again.
+
+Imports: ``serp-etl import`` runs outside Dagster (and never loads it: start-up is part of every
+import's time), so it records each import in the ledger; a sensor reports each as
+materializations of the partitions it filled, with their row counts, in the order they ran (its
+cursor is the last import reported), so the UI stops showing imported days as missing.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from serp_etl.defs.resources import WarehouseResource
 from serp_etl.defs.semscraper_assets import SEMSCRAPER
 
 SENSOR_INTERVAL_SECONDS = 300
+IMPORTS_INTERVAL_SECONDS = 30
 UNDER_WAY = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
              dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 
@@ -32,7 +40,6 @@ def collect_job(spec: ProviderAssets) -> dg.UnresolvedAssetJobDefinition:
         f"{tables.name}_collect",
         selection=dg.AssetSelection.assets(spec.key(RAW_TABLE),
                                            *(spec.key(t) for t in tables.flat_schemas)),
-        partitions_def=daily_partitions,
         description=f"Collect and flatten a day's late {tables.name} results (no posting).")
 
 
@@ -79,3 +86,35 @@ dataforseo_collect_job = collect_job(DATAFORSEO)
 dataforseo_late_results = late_results_sensor(DATAFORSEO, dataforseo_collect_job)
 semscraper_collect_job = collect_job(SEMSCRAPER)
 semscraper_late_results = late_results_sensor(SEMSCRAPER, semscraper_collect_job)
+
+
+PROVIDERS = {spec.tables.name: spec for spec in (DATAFORSEO, SEMSCRAPER)}
+
+
+@dg.sensor(minimum_interval_seconds=IMPORTS_INTERVAL_SECONDS,
+           default_status=dg.DefaultSensorStatus.RUNNING, required_resource_keys={"warehouse"},
+           description="Records each serp-etl import as materializations of the partitions it "
+                       "filled (raw responses and flattened tables), with their row counts.")
+def imports_recorded(context: dg.SensorEvaluationContext):
+    warehouse: WarehouseResource = context.resources.warehouse
+    with warehouse.ledger() as ledger:
+        records = ledger.imports_after(int(context.cursor or 0))
+    if not records:
+        return dg.SkipReason("no import since the last one recorded")
+    events = []
+    for record in records:
+        spec = PROVIDERS.get(record.provider)
+        if spec is None or not daily_partitions.has_partition_key(record.partition_date):
+            context.log.warning(f"import {record.id} into {record.provider} "
+                                f"{record.partition_date}: not a partition of this code "
+                                "location (see SERP_ETL_START_DATE); not recorded")
+            continue
+        files = record.report.get("files", [])
+        for table, rows in record.report["rows"].items():
+            events.append(dg.AssetMaterialization(
+                asset_key=spec.key(table), partition=record.partition_date,
+                description=f"serp-etl import of {len(files)} file(s)",
+                metadata={"dagster/row_count": rows, "imported_at": record.imported_at,
+                          "new_responses": record.report.get("new_responses", 0),
+                          "files": dg.MetadataValue.json(files)}))
+    return dg.SensorResult(asset_events=events, cursor=str(records[-1].id))
