@@ -66,6 +66,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     if refusal:
         print(refusal, file=sys.stderr)
         return 2
+    from serp_etl.catalog import refresh_views
+    from serp_etl.core.views import ViewsError
+
     warehouse = Warehouse(args.data_dir)
     importer = importlib.import_module(IMPORTERS[args.provider]).import_archives
     with Ledger(ledger_path(args.data_dir)) as ledger:
@@ -81,35 +84,29 @@ def cmd_import(args: argparse.Namespace) -> int:
               f"in {report.rejects_file}", file=sys.stderr)
     for table, rows in report.rows.items():
         print(f"  {args.provider}_{table}: {rows} rows")
+    if report.rows:
+        try:
+            refresh_views(args.data_dir)
+        except ViewsError as error:  # what landed is safe; only the views file is behind
+            print(f"the views file was not refreshed: {error}", file=sys.stderr)
     return 1 if report.rejected or report.rejected_documents else 0
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
     import duckdb
 
-    from serp_etl.core.warehouse import QueryRefused, check_read_only
+    from serp_etl.core.views import ViewsError
+    from serp_etl.core.warehouse import QueryRefused
+    from serp_etl.query import EmptyQuery, run
 
-    connection = Warehouse(args.data_dir).query_connection()
     try:
-        check_read_only(connection, args.query)
-        relation = connection.sql(args.query)
-    except QueryRefused as refusal:
+        run(args.data_dir, args.query, args.format, sys.stdout)
+    except (QueryRefused, EmptyQuery, ViewsError) as refusal:
         print(f"refused: {refusal}", file=sys.stderr)
         return 2
     except duckdb.Error as error:
         print(f"query failed: {str(error).splitlines()[0]}", file=sys.stderr)
         return 2
-    if relation is None:
-        return 0
-    if args.format == "json":
-        # DuckDB renders each row itself: every type it has, HUGEINT and nested ones included.
-        rows = relation.query("result", "SELECT to_json(result) FROM result").fetchall()
-        sys.stdout.write("[" + ",\n".join(row for (row,) in rows) + "]\n")
-    elif args.format == "csv":
-        relation.df().to_csv(sys.stdout, index=False)
-    else:
-        frame = relation.df()
-        print(frame.to_string(index=False, max_colwidth=60) if len(frame) else "(no rows)")
     return 0
 
 
@@ -198,7 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sql = commands.add_parser("sql", help="query every table with DuckDB SQL")
     sql.add_argument("query")
-    sql.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    sql.add_argument("--format", choices=["table", "csv", "json"], default="table",
+                     help="table: DuckDB's rendering; csv: lists as JSON, NULL empty; json: "
+                          "an array of objects, JSON columns as JSON")
     sql.set_defaults(handler=cmd_sql)
 
     callbacks = commands.add_parser("callbacks", help="receive SemScraper callback deliveries")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import orjson
 import pyarrow.parquet as pq
 
+from serp_etl import catalog
 from serp_etl.cli import main
 from serp_etl.core.raw import RAW_TABLE
 from serp_etl.providers.dataforseo import pipeline
@@ -45,7 +46,7 @@ def test_a_task_the_provider_fixed_is_fetched_again_as_a_new_version(client, led
     versions = [v for v in raw_versions(warehouse) if v["task_id"] == fixed]
     assert sorted(v["source"] for v in versions) == ["api", "tasks_fixed"]
     TABLES.publish_flattened(warehouse, DAY)
-    with warehouse.connect() as con:
+    with catalog.connect(warehouse.data_dir) as con:
         keyword = con.execute("SELECT keyword FROM dataforseo_serps WHERE task_id = ?",
                               [fixed]).fetchone()
     latest = orjson.loads(client.task_get(fixed).body)["tasks"][0]["result"][0]["keyword"]

@@ -8,8 +8,7 @@ import shutil
 import dagster as dg
 import pytest
 
-from serp_etl import definitions
-from serp_etl.core.warehouse import Warehouse
+from serp_etl import catalog, definitions
 from serp_etl.defs.dataforseo_assets import DATAFORSEO, dataforseo_assets
 from serp_etl.defs.metadata import table_schema
 from serp_etl.defs.resources import DataForSEOResource, SemScraperResource, WarehouseResource
@@ -50,7 +49,7 @@ def billed(data_dir) -> int:
 
 
 def row_counts(data_dir) -> dict[str, int]:
-    with Warehouse(data_dir).connect() as con:
+    with catalog.connect(data_dir) as con:
         views = [r[0] for r in con.execute(
             "SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()]
         return {v: con.execute(f"SELECT count(*) FROM {v}").fetchone()[0] for v in views}
@@ -87,7 +86,7 @@ def test_one_materialization_fills_every_dataforseo_table_and_a_rerun_posts_noth
 
 def test_the_date_column_comes_from_the_partition(data_dir):
     assert materialize(data_dir).success
-    with Warehouse(data_dir).connect() as con:
+    with catalog.connect(data_dir) as con:
         kinds = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE dataforseo_serps)"
                                  ).fetchall())
         dates = con.execute("SELECT DISTINCT date FROM dataforseo_organic").fetchall()
@@ -155,7 +154,7 @@ def test_one_materialization_fills_every_semscraper_table_and_a_rerun_creates_no
         "semscraper_locations", "semscraper_tasks", "semscraper_responses",
         "semscraper_serps", "semscraper_items"}
     assert counts["semscraper_serps"] == 3 and counts["semscraper_items"] > 20
-    with Warehouse(data_dir).connect() as con:
+    with catalog.connect(data_dir) as con:
         html = con.execute("SELECT count(html) FROM semscraper_responses").fetchone()[0]
     assert html == 3
     meta = result.asset_materializations_for_node("semscraper__responses")[0].metadata
@@ -227,7 +226,7 @@ def test_runs_count_their_calls_in_the_data_dirs_shared_limiter(data_dir):
 
 def test_dataforseo_locations_and_languages_are_kept_as_reference_tables(data_dir):
     assert materialize(data_dir).success
-    with Warehouse(data_dir).connect() as con:
+    with catalog.connect(data_dir) as con:
         us = con.execute("SELECT location_name, location_type, date FROM dataforseo_locations "
                          "WHERE location_code = 2840").fetchall()
         japanese = con.execute("SELECT language_code FROM dataforseo_languages "
@@ -257,7 +256,7 @@ def test_the_dataforseo_budget_is_a_resource_setting(data_dir):
 
 def test_the_tasks_table_says_where_each_task_stands_after_collection(data_dir):
     assert materialize(data_dir).success
-    with Warehouse(data_dir).connect() as con:
+    with catalog.connect(data_dir) as con:
         states = dict(con.execute("SELECT state, count(*) FROM dataforseo_tasks "
                                   "WHERE date = ? GROUP BY state", [DAY]).fetchall())
     assert "posted" not in states and sum(states.values()) == 6

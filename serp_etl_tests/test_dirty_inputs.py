@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from serp_etl import catalog
 from serp_etl.cli import main
 from serp_etl.core.ledger import MAX_ATTEMPTS, TaskState
 from serp_etl.core.raw import RAW_TABLE
@@ -66,7 +67,7 @@ def test_a_task_get_body_with_a_lone_surrogate_is_kept_as_received(sandbox, ledg
     assert repaired and all(r["repairs"] == ["lone_surrogate"] for r in repaired)
     assert all(b"\\ud83d " in r["body"].encode() for r in repaired)  # the bytes as received
     DATAFORSEO.publish_flattened(warehouse, DAY)
-    with warehouse.connect() as con:
+    with catalog.connect(warehouse.data_dir) as con:
         (count,) = con.execute("SELECT count(*) FROM dataforseo_organic "
                                "WHERE title LIKE '\ufffd %'").fetchone()
     assert count >= 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import orjson
 import pyarrow as pa
@@ -81,9 +82,12 @@ def test_every_declared_column_is_filled_by_a_day_of_sandbox_results():
             task = advanced_task(task_id, target.task(day), day, target.price())
             responses.append((task_id, orjson.dumps(envelope([task]))))
     tables = flatten_responses(responses)
+    # The time a SERP was received is documented (and sent by the sandbox) in UTC only: its
+    # text never says more than the instant.
+    always_utc = {"serps.datetime_text"}
     for name, table in tables.items():
         for column in table.column_names:
-            if column in ("extra", "invalid_values"):
+            if column in ("extra", "invalid_values") or f"{name}.{column}" in always_utc:
                 continue
             assert table.column(column).null_count < table.num_rows, f"{name}.{column}"
 
@@ -205,3 +209,25 @@ def test_a_large_body_flattens_a_chunk_at_a_time_to_the_same_rows(monkeypatch):
                                       if c in ("task_id", "item_index")]).equals(
             table.sort_by([(c, "ascending") for c in table.schema.names
                            if c in ("task_id", "item_index")])), name
+
+
+@pytest.mark.parametrize(("text", "instant", "kept"), [
+    ("2019-11-15 12:57:46 +00:00", datetime(2019, 11, 15, 12, 57, 46, tzinfo=UTC), None),
+    ("2019-11-15 14:57:46 +02:00", datetime(2019, 11, 15, 12, 57, 46, tzinfo=UTC),
+     "2019-11-15 14:57:46 +02:00"),
+    ("2025-09-10T12:32:56Z", datetime(2025, 9, 10, 12, 32, 56, tzinfo=UTC), None),
+    ("2019-11-15 12:57:46", datetime(2019, 11, 15, 12, 57, 46, tzinfo=UTC), None),
+])
+def test_date_times_are_instants_with_their_text_where_it_says_more(text, instant, kept):
+    result = {"type": "search_by_image", "datetime": text, "items": []}
+    (row,) = flatten_responses([_response("t1", result)])["serps"].to_pylist()
+    assert (row["datetime"], row["datetime_text"], row["invalid_values"]) == (instant, kept,
+                                                                                None)
+
+
+@pytest.mark.parametrize("value", ["yesterday", "2019-13-45 10:00:00 +00:00", 20191115, True])
+def test_a_date_time_that_is_not_one_is_an_invalid_value(value):
+    result = {"type": "search_by_image", "datetime": value, "items": []}
+    (row,) = flatten_responses([_response("t1", result)])["serps"].to_pylist()
+    assert row["datetime"] is None and row["datetime_text"] is None
+    assert orjson.loads(row["invalid_values"]) == {"datetime": value}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from serp_etl.core.parquet import PartitionWriter
+from serp_etl.core.parquet import PartitionWriter, schema_tag
 from serp_etl.core.partition_flatten import flatten_partition
 
 SCHEMA = pa.schema([pa.field("n", pa.int64())])
@@ -19,26 +19,28 @@ def double(batch: pa.RecordBatch) -> dict[str, pa.Table]:
 
 
 def write_source(path, groups):
+    """The part written (its name tagged with its schema)."""
     with PartitionWriter({"s": path}, {"s": SCHEMA}, row_group_bytes=0) as writer:
         for group in groups:
             writer.write({"s": pa.table({"n": group}, schema=SCHEMA)})
+    (published,) = writer.staged.values()
+    return published
 
 
 def test_two_workers_write_the_same_rows_as_one(tmp_path):
-    source = tmp_path / "raw.parquet"
-    write_source(source, [[1, 2], [3, 4], [5]])
+    source = write_source(tmp_path / "raw.parquet", [[1, 2], [3, 4], [5]])
     out = {"doubled": tmp_path / "doubled" / "part-0.parquet"}
     assert flatten_partition({source: None}, ["n"], double, out, {"doubled": SCHEMA},
                              workers=2) == {"doubled": 5}
     parts = sorted((tmp_path / "doubled").iterdir())
-    assert [p.name for p in parts] == ["part-0.parquet", "part-1.parquet"]
+    tag = schema_tag(SCHEMA)
+    assert [p.name for p in parts] == [f"{tag}-part-0.parquet", f"{tag}-part-1.parquet"]
     rows = sorted(pa.concat_tables(pa.parquet.read_table(p) for p in parts)["n"].to_pylist())
     assert rows == [2, 4, 6, 8, 10]
 
 
 def test_a_failing_worker_publishes_nothing_and_leaves_no_temp_files(tmp_path):
-    source = tmp_path / "raw.parquet"
-    write_source(source, [[1, 2], [13], [5]])
+    source = write_source(tmp_path / "raw.parquet", [[1, 2], [13], [5]])
     out = {"doubled": tmp_path / "doubled" / "part-0.parquet"}
     with pytest.raises(ValueError, match="unlucky row"):
         flatten_partition({source: None}, ["n"], double, out, {"doubled": SCHEMA}, workers=2)
@@ -49,13 +51,12 @@ def test_no_raw_part_gives_empty_tables(tmp_path):
     out = {"doubled": tmp_path / "doubled" / "part-0.parquet"}
     assert flatten_partition({}, ["n"], double, out, {"doubled": SCHEMA}, workers=2) == {
         "doubled": 0}
-    assert pa.parquet.read_table(out["doubled"]).schema == SCHEMA
+    assert pa.parquet.read_table(tmp_path / "doubled").schema == SCHEMA
 
 
 def test_only_the_kept_rows_of_each_part_are_flattened(tmp_path):
-    first, second = tmp_path / "a.parquet", tmp_path / "b.parquet"
-    write_source(first, [[1, 2], [3, 4]])  # rows 0-1 in group 0, 2-3 in group 1
-    write_source(second, [[5, 6]])
+    first = write_source(tmp_path / "a.parquet", [[1, 2], [3, 4]])  # rows 0-1, 2-3: 2 groups
+    second = write_source(tmp_path / "b.parquet", [[5, 6]])
     out = {"doubled": tmp_path / "doubled" / "part-0.parquet"}
     keep = {first: [1, 2], second: None}  # superseded: rows 0 and 3 of the first part
     assert flatten_partition(keep, ["n"], double, out, {"doubled": SCHEMA}, workers=2) == {

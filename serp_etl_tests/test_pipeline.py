@@ -10,10 +10,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from serp_etl.core.ledger import TaskState
+from serp_etl.core.parquet import schema_tag
 from serp_etl.core.quality import collection_complete
 from serp_etl.core.raw import RAW_TABLE
 from serp_etl.providers.dataforseo import pipeline, quality
 from serp_etl.providers.dataforseo.pipeline import PROVIDER, SubmitIncomplete
+from serp_etl.providers.dataforseo.schema import FLAT_SCHEMAS
 from serp_etl.providers.dataforseo.tables import TABLES
 from serp_etl.providers.dataforseo.targets import load_targets
 from serp_etl_tests.conftest import EXAMPLE_TARGETS, TODAY, Crash, CrashAfter, make_client
@@ -205,17 +207,16 @@ def test_flattened_tables_are_rebuilt_identically_from_raw(client, ledger, clock
     collect_all(client, ledger, clock)
     TABLES.publish_responses(ledger, warehouse, DAY)
     one = TABLES.publish_flattened(warehouse, DAY, workers=1)
-    organic_one = pq.read_table(warehouse.partition_file(PROVIDER, "organic", DAY))
+    organic = warehouse.partition_dir(PROVIDER, "organic", DAY)
+    organic_one = pq.read_table(organic)
     two = TABLES.publish_flattened(warehouse, DAY, workers=2)
     assert one == two and one["organic"] > 0
-    organic_two = pq.read_table(warehouse.partition_glob(PROVIDER, "organic", DAY)
-                                .replace("*.parquet", ""))
+    organic_two = pq.read_table(organic)
     assert organic_two.sort_by("task_id").equals(organic_one.sort_by("task_id"))
     assert quality.items_accounted_for(warehouse, DAY).passed
     TABLES.publish_flattened(warehouse, DAY, workers=1)
-    parts = sorted(p.name for p in
-                   warehouse.partition_file(PROVIDER, "organic", DAY).parent.iterdir())
-    assert parts == ["part-0.parquet"]  # the second worker's part did not linger
+    parts = sorted(p.name for p in organic.iterdir())
+    assert parts == [f"{schema_tag(FLAT_SCHEMAS['organic'])}-part-0.parquet"]  # no part-1
 
 
 # -- a past day is never paid for -------------------------------------------------------------

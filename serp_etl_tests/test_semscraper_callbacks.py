@@ -12,6 +12,7 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 
+from serp_etl import catalog
 from serp_etl.core.ledger import TaskState
 from serp_etl.providers.semscraper.callbacks import CallbackReceiver, signature
 from serp_etl.providers.semscraper.settings import PROVIDER
@@ -169,6 +170,6 @@ def test_a_delivered_serp_reaches_the_raw_and_flattened_tables(receiver, ledger,
     assert raw.rows == 1
     rows = TABLES.publish_flattened(warehouse, DAY)
     assert rows == {"serps": 1, "items": 1}
-    with warehouse.connect() as con:
+    with catalog.connect(warehouse.data_dir) as con:
         assert con.execute("SELECT task_id, cost, source FROM semscraper_responses").fetchall() \
             == [("SERP_1", 0.00002, "callback")]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import orjson
 
 from serp_etl.providers.semscraper.flatten import flatten_serps, serps_of
@@ -51,7 +53,8 @@ def test_the_reference_example_flattens_into_serps_and_items():
     assert serp["id"] == "SERP_ID" and serp["depth"] == 1 and serp["duration_ms"] == 5403
     assert serp["cost"] == 0.00002  # a decimal string in the API, a float here
     assert serp["geolocation"] is None  # false means "not set"
-    assert serp["created_at"] == "2025-09-10T12:32:56Z"
+    assert serp["created_at"] == datetime(2025, 9, 10, 12, 32, 56, tzinfo=UTC)
+    assert serp["created_at_text"] is None  # UTC: the instant says it all
     assert serp["extra"] is None and serp["invalid_values"] is None
     items = tables["items"].to_pylist()
     assert [(i["block_index"], i["block_type"], i["rank_serp"]) for i in items] == [

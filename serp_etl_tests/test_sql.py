@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 
 import pytest
@@ -88,3 +90,53 @@ def test_json_output_keeps_wide_and_nested_values(capsys, data):
     assert code == 0, err
     assert json.loads(out) == [{"huge": 170141183460469231731687303715884105727,
                                 "list": [1, 2], "nothing": None, "day": "2026-03-01"}]
+
+
+def test_the_table_shows_null_as_null_even_for_text(capsys, data):
+    query = ("SELECT NULL::VARCHAR AS text, NULL::DOUBLE AS number, NULL::BIGINT[] AS list, "
+             "'x' AS present")
+    code, out, err = sql(capsys, data, query)
+    assert code == 0, err
+    cells = [cell.strip() for cell in out.splitlines()[4].strip("│").split("│")]
+    assert cells == ["NULL", "NULL", "NULL", "x"]
+    assert not {"NaN", "nan", "<NA>", "None"} & set(out.split())
+
+
+def test_csv_writes_lists_as_json_booleans_as_words_and_null_as_nothing(capsys, data):
+    query = ("SELECT ['a', 'b,c'] AS list, true AS yes, false AS no, NULL::VARCHAR AS nothing, "
+             "{'k': 1} AS struct, 1.50::DECIMAL(4, 2) AS price, "
+             "TIMESTAMPTZ '2026-03-01 10:00:00+02' AS at")
+    code, out, err = sql(capsys, data, query, "--format", "csv")
+    assert code == 0, err
+    header, row = list(csv.reader(io.StringIO(out)))
+    assert header == ["list", "yes", "no", "nothing", "struct", "price", "at"]
+    assert json.loads(row[0]) == ["a", "b,c"] and row[1:4] == ["true", "false", ""]
+    assert json.loads(row[4]) == {"k": 1} and row[5] == "1.50"
+    assert row[6] == "2026-03-01 08:00:00+00"  # an instant, shown in UTC
+
+
+def test_json_columns_are_json_and_nan_is_null(capsys, data):
+    query = ("SELECT extra, 'nan'::DOUBLE AS nan, 'inf'::DOUBLE AS inf, "
+             "['nan'::DOUBLE, 1.5] AS list FROM dataforseo_serps")
+    code, out, err = sql(capsys, data, query, "--format", "json")
+    assert code == 0, err
+    (row,) = json.loads(out)
+    assert row["nan"] is None and row["inf"] is None and row["list"] == [None, 1.5]
+    code, out, _ = sql(capsys, data, "SELECT {'a': 1}::JSON AS doc, '[1]'::JSON AS arr",
+                       "--format", "json")
+    assert json.loads(out) == [{"doc": {"a": 1}, "arr": [1]}]  # values, not strings
+
+
+@pytest.mark.parametrize("query", ["", "   ", "-- only a comment", "/* a comment */ ;"])
+def test_an_empty_or_comment_only_query_is_a_clear_error(capsys, data, query):
+    code, out, err = sql(capsys, data, query)
+    assert code == 2 and out == ""
+    assert err.strip() == "refused: the query has no statement (it is empty, or only comments)"
+
+
+def test_date_times_are_instants_that_sort_in_time(capsys, data):
+    code, out, err = sql(capsys, data, "SELECT typeof(datetime) AS kind, datetime, "
+                                       "datetime_text FROM dataforseo_serps", "--format", "json")
+    assert code == 0, err
+    assert json.loads(out) == [{"kind": "TIMESTAMP WITH TIME ZONE",
+                                "datetime": "2023-11-15 17:21:31+00", "datetime_text": None}]

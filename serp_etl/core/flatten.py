@@ -7,7 +7,10 @@ declaration: the pyarrow schema, the column names and the child tables. The nami
   that already starts with the prefix keeps its name: ``rating.rating_type`` -> ``rating_type``);
 * a nested **array of objects** becomes a child table ``<parent>_<field>``, keyed by the parent's
   keys plus ``<field>_index`` (the element's 0-based position in the array);
-* an array of strings stays a ``list<string>`` column.
+* an array of strings stays a ``list<string>`` column;
+* a date-time (``DATETIME``) becomes an instant (``timestamp[us, UTC]``, TIMESTAMPTZ in DuckDB)
+  and, where its text says more than the instant (an offset other than UTC), that text in
+  ``<name>_text``.
 
 Nothing is dropped silently. Keys the declaration does not know go, as JSON, to the row's
 ``extra`` column; a value of the wrong type (a string where a number belongs, an object where a
@@ -22,12 +25,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any
 
 import orjson
 import pyarrow as pa
+
+from serp_etl.core.column_kinds import json_field, text_field
 
 EXTRA_COLUMN = "extra"
 INVALID_COLUMN = "invalid_values"
@@ -103,6 +109,51 @@ def as_number(value: Any) -> float | None:
 STRING_LIST = Scalar(pa.list_(pa.string()), frozenset({list}))
 
 
+def parse_datetime(text: str) -> datetime | None:
+    """An instant from ISO 8601 text, or DataForSEO's ``2019-11-15 12:57:46 +00:00``; text
+    without an offset is UTC (both providers document UTC). None for anything else."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        head, _, offset = text.rpartition(" ")  # a space before the offset
+        if not head or offset[:1] not in ("+", "-"):
+            return None
+        try:
+            value = datetime.fromisoformat(head + offset)
+        except ValueError:
+            return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class DateTime(Scalar):
+    """Date-time text, read as an instant; text that is not one is an invalid value."""
+
+    def accepts(self, value: Any) -> bool:
+        return type(value) is str and parse_datetime(value) is not None
+
+    def convert(self, value: Any) -> Any:
+        return None if value is None else parse_datetime(value)
+
+
+@dataclass(frozen=True)
+class DateTimeText(Scalar):
+    """The text of a date-time, kept where its offset is not UTC (the instant alone would lose
+    the local time); never an invalid value of its own (its date-time column says so)."""
+
+    def accepts(self, value: Any) -> bool:
+        return True
+
+    def convert(self, value: Any) -> Any:
+        parsed = parse_datetime(value) if type(value) is str else None
+        return value if parsed is not None and parsed.utcoffset() else None
+
+
+# No Python type goes to pyarrow as it is: every value is parsed (see _typed_array).
+DATETIME = DateTime(pa.timestamp("us", tz="UTC"), frozenset())
+DATETIME_TEXT = DateTimeText(pa.string(), frozenset())
+
+
 @dataclass(frozen=True)
 class Obj:
     """A nested object, flattened into prefixed columns of its parent's table."""
@@ -125,6 +176,12 @@ class Column:
     name: str
     path: tuple[str, ...]
     scalar: Scalar
+    source: str = ""  # the column whose values this one derives from (a date-time's text)
+
+    def field(self) -> pa.Field:
+        if self.scalar is DATETIME_TEXT:
+            return text_field(self.source)
+        return pa.field(self.name, self.scalar.arrow_type)
 
 
 @dataclass(frozen=True)
@@ -148,8 +205,8 @@ class TableSpec:
             raise ValueError(f"table {self.name}: duplicate column names in {names}")
         schema = pa.schema(
             [pa.field(key, arrow_type, nullable=False) for key, arrow_type in self.keys]
-            + [pa.field(c.name, c.scalar.arrow_type) for c in columns]
-            + [pa.field(EXTRA_COLUMN, pa.string()), pa.field(INVALID_COLUMN, pa.string())]
+            + [c.field() for c in columns]
+            + [json_field(EXTRA_COLUMN), json_field(INVALID_COLUMN)]
         )
         object.__setattr__(self, "columns", tuple(columns))
         object.__setattr__(self, "children", tuple(children))
@@ -173,6 +230,9 @@ def _compile(table, keys, fields, path, prefix, columns, children) -> None:
     for name, spec in fields.items():
         if isinstance(spec, Scalar):
             columns.append(Column(column_name(prefix, name), path + (name,), spec))
+            if spec is DATETIME:
+                text = text_field(columns[-1].name).name
+                columns.append(Column(text, path + (name,), DATETIME_TEXT, columns[-1].name))
         elif isinstance(spec, Obj):
             _compile(table, keys, spec.fields, path + (name,), column_name(prefix, name),
                      columns, children)
@@ -349,7 +409,8 @@ def flatten_table(
         for keys, (_, arrow_type) in zip(key_columns, spec.keys, strict=True)
     ]
     for column in spec.columns:
-        arrays.append(_typed_array(values[column.name], column.scalar, column.name, notes))
+        arrays.append(_typed_array(values[column.source or column.name], column.scalar,
+                                   column.name, notes))
 
     tables: dict[str, pa.Table] = {}
     for child_path, child in spec.children:

@@ -1,8 +1,16 @@
-"""Atomic Parquet publishing: a reader sees the old file or the new one, never half a file."""
+"""Atomic Parquet publishing: a reader sees the old file or the new one, never half a file.
+
+Every published file's name starts with its schema's tag (``s<8 hex>-part-0.parquet``): the
+files of one table written with one schema are one glob, which the warehouse's views read
+without opening every file's footer to learn its columns (``core.views``). Files of an earlier
+serp-etl, without a tag, keep their names (``part-*.parquet``).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -12,6 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 PART_FILE = "part-0.parquet"
+LEGACY_PREFIX = "part-"  # an untagged part, written before schema tags
+_TAG = re.compile(r"s[0-9a-f]{8}-")
 # Batches are buffered per writer up to this size, then written as row groups: fewer, larger
 # row groups cost less to encode and read faster, and the bound keeps memory flat.
 ROW_GROUP_BYTES = 32 * 1024 * 1024
@@ -19,6 +29,27 @@ ROW_GROUP_BYTES = 32 * 1024 * 1024
 
 def part_file(index: int) -> str:
     return f"part-{index}.parquet"
+
+
+def schema_tag(schema: pa.Schema) -> str:
+    """A short name of the columns and types of ``schema`` (not their nullability)."""
+    text = "\n".join(f"{field.name}:{field.type}" for field in schema)
+    return "s" + hashlib.blake2b(text.encode(), digest_size=4).hexdigest()
+
+
+def untagged_name(name: str) -> str:
+    """A part's name without its schema tag: ``s1a2b3c4d-part-0.parquet`` -> ``part-0.parquet``."""
+    return name[len("s12345678-"):] if _TAG.match(name) else name
+
+
+def tagged(path: Path, schema: pa.Schema) -> Path:
+    """Where a part of ``path``'s name, written with ``schema``, is published."""
+    return path.with_name(f"{schema_tag(schema)}-{untagged_name(path.name)}")
+
+
+def tag_of(name: str) -> str | None:
+    """The schema tag of a part's name; None for an untagged (earlier serp-etl) part."""
+    return name[:len("s12345678")] if _TAG.match(name) else None
 
 
 def _temp_path_for(path: Path, owner: int) -> Path:
@@ -62,7 +93,7 @@ def sweep_temp_files(directory: Path) -> int:
     return removed
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -75,7 +106,7 @@ def publish_staged(staged: Mapping[Path, Path]) -> None:
     for temp, final in staged.items():
         os.replace(temp, final)
     for directory in {final.parent for final in staged.values()}:
-        _fsync_dir(directory)
+        fsync_dir(directory)
 
 
 class PartitionWriter:
@@ -157,12 +188,18 @@ class PartitionWriter:
         for name, temp in self._temps.items():
             with open(temp, "rb+") as handle:
                 os.fsync(handle.fileno())
-            self.staged[temp] = self._paths[name]
+            self.staged[temp] = tagged(self._paths[name], self._schemas[name])
         if self._publish:
             publish_staged(self.staged)
 
 
-def publish_table(path: Path, table: pa.Table) -> None:
-    """Write one table to ``path`` atomically."""
+def publish_table(path: Path, table: pa.Table) -> Path:
+    """Write one table as the part named ``path`` (tagged with its schema), atomically, in
+    place of any earlier version of that part (of any schema); returns where it went."""
     with PartitionWriter({"t": path}, {"t": table.schema}) as writer:
         writer.write({"t": table})
+    (published,) = writer.staged.values()
+    for sibling in path.parent.glob("*.parquet"):
+        if sibling != published and untagged_name(sibling.name) == untagged_name(path.name):
+            sibling.unlink(missing_ok=True)
+    return published

@@ -135,7 +135,7 @@ def flatten_partition(
             rows[name] += count
     publish_staged(staged)
     for path in paths.values():
-        for stale in path.parent.glob("part-*.parquet"):
+        for stale in path.parent.glob("*.parquet"):  # earlier runs', imports', any schema
             if stale not in staged.values():
                 stale.unlink()
     return rows

@@ -9,7 +9,7 @@ schemas and functions; the publishing is written once, here.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -19,6 +19,8 @@ from serp_etl.core.ledger import Ledger, TaskRecord, content_hash
 from serp_etl.core.parquet import publish_table
 from serp_etl.core.partition_flatten import FlattenBatch, flatten_partition
 from serp_etl.core.raw import (
+    QUARANTINE_SCHEMA,
+    QUARANTINE_TABLE,
     RAW_TABLE,
     HashBody,
     RawReport,
@@ -54,6 +56,14 @@ class ProviderTables:
     # A body -> the hash that names its version: what differs between two fetches of the same
     # content (a timing field, say) is left out of it.
     hash_body: HashBody = content_hash
+    # The provider's own lists (locations, languages), snapshotted daily.
+    reference_schemas: Mapping[str, pa.Schema] = field(default_factory=dict)
+
+    def schemas(self) -> dict[str, pa.Schema]:
+        """Every table this provider writes -> its schema."""
+        return {TASKS_TABLE: self.tasks_schema, RAW_TABLE: self.responses_schema,
+                QUARANTINE_TABLE: QUARANTINE_SCHEMA, **self.flat_schemas,
+                **self.reference_schemas}
 
     def version(self, body: bytes, meta: dict) -> dict:
         """``meta`` completed with what names this version of a response (``content_hash``)

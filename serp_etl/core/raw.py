@@ -132,9 +132,10 @@ def _utf8(body: bytes) -> tuple[str, bytes | None]:
         return body.decode("utf-8", "replace"), body
 
 
-def upgrade_part(path: Path, schema: pa.Schema, hash_body: HashBody) -> None:
+def upgrade_part(path: Path, schema: pa.Schema, hash_body: HashBody) -> Path:
     """Rewrite, once, a part written by an earlier serp-etl: columns it lacks are added (null,
-    but content_hash, computed from its bodies) in today's order."""
+    but content_hash, computed from its bodies) in today's order. Returns its new path (its
+    name carries its new schema's tag)."""
     table = pq.read_table(path)
     columns = {}
     for field in schema:
@@ -146,7 +147,7 @@ def upgrade_part(path: Path, schema: pa.Schema, hash_body: HashBody) -> None:
                  for body in table.column("body").to_pylist()], pa.string())
         else:
             columns[field.name] = pa.nulls(table.num_rows, field.type)
-    publish_table(path, pa.table(columns, schema=schema))
+    return publish_table(path, pa.table(columns, schema=schema))
 
 
 def _versions(parts: Iterable[Path]) -> pa.Table:
@@ -163,10 +164,8 @@ def _versions(parts: Iterable[Path]) -> pa.Table:
 
 def stored_versions(directory: Path, schema: pa.Schema,
                     hash_body: HashBody) -> set[tuple[str, str]]:
-    parts = raw_parts(directory)
-    for part in parts:
-        if "content_hash" not in pq.read_schema(part).names:
-            upgrade_part(part, schema, hash_body)
+    parts = [part if "content_hash" in pq.read_schema(part).names
+             else upgrade_part(part, schema, hash_body) for part in raw_parts(directory)]
     versions = _versions(parts)
     return set(zip(versions.column("task_id").to_pylist(),
                    versions.column("content_hash").to_pylist(), strict=True))

@@ -1,11 +1,9 @@
-"""Where the warehouse lives on disk, and DuckDB views over it.
+"""Where the warehouse lives on disk, and what an analyst's query may be.
 
-Layout: ``<data dir>/warehouse/<provider>/<table>/date=YYYY-MM-DD/part-0.parquet``; the view of
-``<provider>/<table>`` is ``<provider>_<table>``, with ``date`` (a DATE) from the hive path.
-
-Views live in an in-memory DuckDB connection: no long-lived ``.duckdb`` file, so the Dagster UI,
-a run and an analyst never fight over DuckDB's single-writer lock. ``query_connection`` is the
-one analysts get: it reads the warehouse and nothing else, and writes nothing.
+Layout: ``<data dir>/warehouse/<provider>/<table>/date=YYYY-MM-DD/<tag>-part-*.parquet`` (the
+tag names the part's schema: ``core.parquet``); the view of ``<provider>/<table>`` is
+``<provider>_<table>``, with ``date`` (a DATE) from the hive path, in ``<data dir>/serp.duckdb``
+(``core.views``).
 """
 
 from __future__ import annotations
@@ -25,7 +23,8 @@ DATA_DIR_ENV = "SERP_ETL_DATA_DIR"
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # What an analyst's query may be. DESCRIBE and SHOW parse as SELECT. Everything else (COPY,
 # ATTACH, EXPORT, SET, CREATE, INSTALL, PRAGMA, CALL...) is refused before it runs: DuckDB's own
-# lockdown below stops reads and writes outside the warehouse, but not a COPY into it.
+# lockdown (``catalog.query_connection``) stops reads and writes outside the warehouse, but not
+# a COPY into it.
 READ_ONLY_STATEMENTS = frozenset({"SELECT", "EXPLAIN"})
 
 
@@ -73,42 +72,6 @@ class Warehouse:
                 for d in self.root.glob("*/*/date=*")
                 if d.parent.name in ("tasks", "responses")]
         return min(days, default=None)
-
-    def tables(self) -> dict[str, Path]:
-        """View name -> table directory, for every table with at least one partition file."""
-        found: dict[str, Path] = {}
-        if not self.root.is_dir():
-            return found
-        for provider_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
-            for table_dir in sorted(p for p in provider_dir.iterdir() if p.is_dir()):
-                if any(table_dir.glob("date=*/*.parquet")):
-                    found[f"{provider_dir.name}_{table_dir.name}"] = table_dir
-        return found
-
-    def connect(self) -> duckdb.DuckDBPyConnection:
-        """An in-memory connection with one view per table of the warehouse."""
-        import duckdb
-
-        connection = duckdb.connect(":memory:")
-        for view, table_dir in self.tables().items():
-            # The relational API takes the path as a value: no path is pasted into SQL text.
-            relation = connection.read_parquet(
-                str(table_dir / "date=*" / "*.parquet"),
-                hive_partitioning=True,
-                union_by_name=True,
-            )
-            relation.create_view(view)
-        return connection
-
-    def query_connection(self) -> duckdb.DuckDBPyConnection:
-        """``connect()``, then locked: files outside the warehouse can be neither read nor
-        written, and no later statement can change that (``lock_configuration``)."""
-        connection = self.connect()
-        root = str(self.root.resolve()) + os.sep
-        connection.execute("SET allowed_directories = ?", [[root]])
-        connection.execute("SET enable_external_access = false")
-        connection.execute("SET lock_configuration = true")
-        return connection
 
 
 def check_read_only(connection: duckdb.DuckDBPyConnection, sql: str) -> None:

@@ -21,7 +21,7 @@ from serp_etl.defs.provider_assets import (
 )
 from serp_etl.defs.resources import DataForSEOResource
 from serp_etl.providers.dataforseo import pipeline, quality
-from serp_etl.providers.dataforseo.schema import LANGUAGES_SCHEMA, LOCATIONS_SCHEMA, ROOT_TABLES
+from serp_etl.providers.dataforseo.schema import ROOT_TABLES
 from serp_etl.providers.dataforseo.tables import TABLES
 
 
@@ -106,12 +106,12 @@ DATAFORSEO = ProviderAssets(
                            "Every item of every SERP landed in a table.",
                            quality.items_accounted_for)],
     references=[
-        ReferenceTable("locations", LOCATIONS_SCHEMA,
+        ReferenceTable("locations",
                        "One row per Google SERP location DataForSEO offers (code, name, parent, "
                        "country, type), from GET /v3/serp/google/locations, as of the day. "
                        "Targets' locations are checked against this list before posting.",
                        lambda client: client.locations()),
-        ReferenceTable("languages", LANGUAGES_SCHEMA,
+        ReferenceTable("languages",
                        "One row per Google SERP language DataForSEO offers (name, code), from "
                        "GET /v3/serp/google/languages, as of the day.",
                        lambda client: client.languages()),

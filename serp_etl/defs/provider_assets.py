@@ -65,8 +65,7 @@ class FlatCheck:
 class ReferenceTable:
     """A list the provider publishes (locations, languages), snapshotted once a day."""
 
-    table: str
-    schema: pa.Schema
+    table: str  # its schema: the provider's ``reference_schemas``
     description: str
     fetch: Callable[[Any], list[dict]]  # the provider's client -> its entries
 
@@ -115,7 +114,8 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
                                    utc_now())
             table = tables.publish_tasks(ledger, warehouse.warehouse(), context.partition_key)
         return dg.MaterializeResult(
-            metadata={**table_metadata(tables.tasks_schema, table.num_rows), **metadata})
+            metadata={**table_metadata(tables.tasks_schema, table.num_rows), **metadata,
+                      **warehouse.refresh_views(context.log)})
 
     @dg.asset(key=responses_key, deps=[tasks_key], group_name=name,
               partitions_def=daily_partitions, pool=api_pool(name), kinds={"python", "parquet"},
@@ -139,7 +139,8 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
             complete = quality.collection_complete(ledger, name, partition)
             repairs = quality.decoding_repairs(tables, warehouse.warehouse(), partition)
         return dg.MaterializeResult(
-            metadata={**table_metadata(tables.responses_schema, raw.rows), **metadata},
+            metadata={**table_metadata(tables.responses_schema, raw.rows), **metadata,
+                      **warehouse.refresh_views(context.log)},
             check_results=[check_result(complete, responses_key, "collection_complete",
                                         dg.AssetCheckSeverity.WARN),
                            check_result(repairs, responses_key, "decoding_repairs",
@@ -168,9 +169,11 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
         warehouse: WarehouseResource = context.resources.warehouse
         store, partition = warehouse.warehouse(), context.partition_key
         rows = tables.publish_flattened(store, partition, workers=warehouse.flatten_workers)
+        views = warehouse.refresh_views(context.log)
         for table, key in flat_keys.items():
             yield dg.MaterializeResult(
-                asset_key=key, metadata=table_metadata(tables.flat_schemas[table], rows[table]))
+                asset_key=key, metadata={**table_metadata(tables.flat_schemas[table],
+                                                          rows[table]), **views})
         for check in checks:
             yield check_result(check.run(store, partition), flat_keys[check.table], check.name,
                                check.severity)
@@ -199,7 +202,7 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
 
 
 def reference_asset(spec: ProviderAssets, reference: ReferenceTable) -> dg.AssetsDefinition:
-    name, schema = spec.tables.name, reference.schema
+    name, schema = spec.tables.name, spec.tables.reference_schemas[reference.table]
 
     @dg.asset(key=spec.key(reference.table), group_name=name,
               partitions_def=daily_partitions, pool=api_pool(name), kinds={"python", "parquet"},
@@ -214,6 +217,7 @@ def reference_asset(spec: ProviderAssets, reference: ReferenceTable) -> dg.Asset
         table = pa.Table.from_pylist(rows, schema=schema)
         publish_table(warehouse.warehouse().partition_file(name, reference.table,
                                                            context.partition_key), table)
-        return dg.MaterializeResult(metadata=table_metadata(schema, table.num_rows))
+        return dg.MaterializeResult(metadata={**table_metadata(schema, table.num_rows),
+                                              **warehouse.refresh_views(context.log)})
 
     return snapshot

@@ -17,6 +17,7 @@ import dagster as dg
 import httpx
 from pydantic import Field
 
+from serp_etl.catalog import refresh_views
 from serp_etl.core.http import (
     DEFAULT_MAX_RESPONSE_MB,
     RateLimiter,
@@ -26,6 +27,7 @@ from serp_etl.core.http import (
 from serp_etl.core.ledger import Ledger, ledger_path
 from serp_etl.core.mode import Mode, ModeError, claim_mode
 from serp_etl.core.targets import TARGETS_FILE
+from serp_etl.core.views import ViewsError
 from serp_etl.core.warehouse import Warehouse, default_data_dir
 from serp_etl.providers.credentials import run_mode
 from serp_etl.providers.dataforseo import settings as dataforseo_settings
@@ -61,6 +63,17 @@ class WarehouseResource(dg.ConfigurableResource):
     def ledger(self) -> Iterator[Ledger]:
         with Ledger(ledger_path(Path(self.data_dir))) as ledger:
             yield ledger
+
+    def refresh_views(self, log) -> dict:
+        """After publishing: the views file (``catalog``) rewritten if a table or a schema
+        appeared; its path, as metadata. A failure is told, not raised: the data is published
+        and safe, and ``serp-etl sql`` says the same when it tries."""
+        try:
+            path = refresh_views(self.data_dir)
+        except ViewsError as error:
+            log.warning(f"the views file was not refreshed: {error}")
+            return {}
+        return {"views_file": dg.MetadataValue.path(str(path))}
 
 
 def credential(configured: str | None, env_var: str) -> str:

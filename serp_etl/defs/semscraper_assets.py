@@ -21,7 +21,6 @@ from serp_etl.defs.provider_assets import (
 )
 from serp_etl.defs.resources import SemScraperResource
 from serp_etl.providers.semscraper import pipeline, quality
-from serp_etl.providers.semscraper.schema import LOCATIONS_SCHEMA
 from serp_etl.providers.semscraper.tables import TABLES
 
 
@@ -93,7 +92,7 @@ SEMSCRAPER = ProviderAssets(
                  "rank_serp, page, pixel, domain, url, title, description.",
     },
     references=[ReferenceTable(
-        "locations", LOCATIONS_SCHEMA,
+        "locations",
         "One row per location SemScraper offers (location, language, host, name), from GET "
         "/serp/google/location, as of the day. Targets are checked against it.",
         lambda client: [entry for entry in client.locations()

@@ -7,7 +7,18 @@ table, the prefixed column names of nested objects and the child tables of neste
 
 import pyarrow as pa
 
-from serp_etl.core.flatten import BOOL, FLOAT, INT, STRING, STRING_LIST, Children, Obj, TableSpec
+from serp_etl.core.column_kinds import json_field
+from serp_etl.core.flatten import (
+    BOOL,
+    DATETIME,
+    FLOAT,
+    INT,
+    STRING,
+    STRING_LIST,
+    Children,
+    Obj,
+    TableSpec,
+)
 from serp_etl.core.raw import raw_schema
 
 TASK_KEY = (("task_id", pa.string()),)
@@ -108,10 +119,10 @@ ORGANIC = TableSpec(
                 "price": PRICE,
                 "highlighted": STRING_LIST,
                 "about_this_result": ABOUT_THIS_RESULT,
-                "timestamp": STRING,
+                "timestamp": DATETIME,
             }
         ),
-        "timestamp": STRING,
+        "timestamp": DATETIME,
         "rectangle": RECTANGLE,
     },
 )
@@ -146,7 +157,7 @@ SERPS = TableSpec(
         "location_code": INT,
         "language_code": STRING,
         "check_url": STRING,
-        "datetime": STRING,
+        "datetime": DATETIME,
         "spell": Obj({"keyword": STRING, "type": STRING}),
         "refinement_chips": Obj(
             {
@@ -179,11 +190,10 @@ OTHER_ITEMS_SCHEMA = pa.schema(
         pa.field("type", pa.string()),
         pa.field("rank_group", pa.int64()),
         pa.field("rank_absolute", pa.int64()),
-        pa.field("item", pa.string()),
+        json_field("item"),  # the whole item, as JSON
     ]
 )
 
-# One row per fetched task_get response: the raw layer, source of truth for every other table.
 # One row per version of a collected task_get/advanced response (see ``core.raw``): the body is
 # the response, an envelope around the one task, as received.
 RESPONSES_SCHEMA = raw_schema([

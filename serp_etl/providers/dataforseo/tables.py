@@ -6,7 +6,13 @@ import re
 from serp_etl.core.ledger import TaskRecord
 from serp_etl.core.provider import ProviderTables, base_task_row
 from serp_etl.providers.dataforseo.flatten import flatten_envelopes, flatten_raw_batch
-from serp_etl.providers.dataforseo.schema import FLAT_SCHEMAS, RESPONSES_SCHEMA, TASKS_SCHEMA
+from serp_etl.providers.dataforseo.schema import (
+    FLAT_SCHEMAS,
+    LANGUAGES_SCHEMA,
+    LOCATIONS_SCHEMA,
+    RESPONSES_SCHEMA,
+    TASKS_SCHEMA,
+)
 from serp_etl.providers.dataforseo.settings import PROVIDER
 
 # The execution time DataForSEO stamps on each answer (at the top and in each task) is not
@@ -42,4 +48,5 @@ TABLES = ProviderTables(
     item_tables=("organic", "images", "other_items"),
     task_row=task_row,
     hash_body=hash_body,
+    reference_schemas={"locations": LOCATIONS_SCHEMA, "languages": LANGUAGES_SCHEMA},
 )

@@ -2,7 +2,7 @@
 
 import pyarrow as pa
 
-from serp_etl.core.flatten import INT, NUMERIC_TEXT, STRING, Obj, TableSpec
+from serp_etl.core.flatten import DATETIME, INT, NUMERIC_TEXT, STRING, Obj, TableSpec
 from serp_etl.core.raw import raw_schema
 
 LINK = Obj({"href": STRING, "method": STRING, "type": STRING})
@@ -21,8 +21,8 @@ SERPS = TableSpec(
         "priority": INT,
         "callback_url": STRING,
         "cost": NUMERIC_TEXT,  # a number at creation, a decimal string when retrieved
-        "created_at": STRING,
-        "scraped_at": STRING,
+        "created_at": DATETIME,
+        "scraped_at": DATETIME,
         "duration_ms": INT,
         "_links": Obj({"json": LINK, "html": LINK}),
     },

@@ -3,7 +3,12 @@
 from serp_etl.core.ledger import TaskRecord
 from serp_etl.core.provider import ProviderTables, base_task_row
 from serp_etl.providers.semscraper.flatten import flatten_raw_batch, flatten_serps
-from serp_etl.providers.semscraper.schema import FLAT_SCHEMAS, RESPONSES_SCHEMA, TASKS_SCHEMA
+from serp_etl.providers.semscraper.schema import (
+    FLAT_SCHEMAS,
+    LOCATIONS_SCHEMA,
+    RESPONSES_SCHEMA,
+    TASKS_SCHEMA,
+)
 from serp_etl.providers.semscraper.settings import PROVIDER
 
 
@@ -20,4 +25,5 @@ TABLES = ProviderTables(
     flatten_parsed=lambda pairs: flatten_serps(serp for _, serp in pairs),
     item_tables=("items",),
     task_row=task_row,
+    reference_schemas={"locations": LOCATIONS_SCHEMA},
 )

@@ -32,6 +32,7 @@ _LANGUAGE_CODES = {lang["language_name"]: lang["language_code"] for lang in refe
 SOURCES = ["Wikipedia", "Amazon", "Etsy", "Pinterest", None]
 CURRENCIES = ["USD", "EUR", "GBP", "JPY"]
 RATING_TYPES = ["Max5", "Percents", "CustomMax"]
+_OFFSETS = ["+00:00", "+00:00", "+02:00", "+00:00", "-05:00", "+00:00", "+05:30"]
 SPELL_TYPES = ["did_you_mean", "showing_results_for", "no_results_found_for",
                "including_results_for"]
 
@@ -118,9 +119,13 @@ class _Serp:
     def timestamp(self) -> str | None:
         if not self.chance(0.3):
             return None
-        return (f"20{self.rng.randint(18, 26)}-{self.rng.randint(1, 12):02d}-"
-                f"{self.rng.randint(1, 28):02d} {self.rng.randint(0, 23):02d}:"
-                f"{self.rng.randint(0, 59):02d}:00 +00:00")
+        year, month, day = (self.rng.randint(18, 26), self.rng.randint(1, 12),
+                            self.rng.randint(1, 28))
+        hour, minute = self.rng.randint(0, 23), self.rng.randint(0, 59)
+        # The page says UTC; pages' own publication times come with their local offset too.
+        # (Chosen from the draws above: one more draw would change every SERP after it.)
+        offset = _OFFSETS[(day + hour + minute) % len(_OFFSETS)]
+        return f"20{year}-{month:02d}-{day:02d} {hour:02d}:{minute:02d}:00 {offset}"
 
     def snippet_fields(self, domain: str, url: str) -> dict:
         description = self.maybe(self.words(10, 30), 0.8)

@@ -1,0 +1,65 @@
+"""The warehouse as SQL: every provider's tables, the views file over them, connections to it.
+
+Writers (every materialization, every import) call ``refresh_views`` once they have published:
+it rewrites the views file only when a table or a schema generation appeared or went (a new day
+needs nothing: the views' globs find it). Readers open the file read-only (``connect``), or
+locked down for analysts (``query_connection``), after a check that costs the same whatever the
+history: should a writer have died before refreshing, the reader refreshes first.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from serp_etl.core import views
+from serp_etl.core.warehouse import Warehouse
+from serp_etl.providers.dataforseo.tables import TABLES as DATAFORSEO
+from serp_etl.providers.semscraper.tables import TABLES as SEMSCRAPER
+
+if TYPE_CHECKING:
+    import duckdb
+
+PROVIDERS = {tables.name: tables for tables in (DATAFORSEO, SEMSCRAPER)}
+
+
+def view_schemas() -> dict[str, pa.Schema]:
+    """View name (``<provider>_<table>``) -> the schema this serp-etl writes it with."""
+    return {f"{provider}_{table}": schema for provider, tables in PROVIDERS.items()
+            for table, schema in tables.schemas().items()}
+
+
+def refresh_views(data_dir: Path | str) -> Path:
+    """Write the views file anew (``core.views``); its path."""
+    return views.refresh(Warehouse(data_dir), view_schemas())
+
+
+def connect(data_dir: Path | str) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the views file (written first if it is missing, or misses a
+    table or this serp-etl's schemas), timestamps shown in UTC."""
+    import duckdb
+
+    warehouse = Warehouse(data_dir)
+    if not views.current(warehouse, view_schemas()):
+        refresh_views(data_dir)
+    # Attached to a new in-memory database, not connected to by path: duckdb.connect() hands
+    # out the instance a process already holds for a path, which may be an earlier views file.
+    connection = duckdb.connect(":memory:")
+    connection.execute("ATTACH ? AS serp (READ_ONLY)", [str(views.views_path(warehouse))])
+    connection.execute("USE serp")
+    connection.execute("SET TimeZone = 'UTC'")
+    return connection
+
+
+def query_connection(data_dir: Path | str) -> duckdb.DuckDBPyConnection:
+    """``connect()``, then locked: files outside the warehouse can be neither read nor
+    written, and no later statement can change that (``lock_configuration``)."""
+    connection = connect(data_dir)
+    root = str(Warehouse(data_dir).root.resolve()) + os.sep
+    connection.execute("SET allowed_directories = ?", [[root]])
+    connection.execute("SET enable_external_access = false")
+    connection.execute("SET lock_configuration = true")
+    return connection

@@ -1,0 +1,266 @@
+"""The warehouse's DuckDB views, kept in a database file that any DuckDB client opens.
+
+``<data dir>/serp.duckdb`` holds one view per table, ``<provider>_<table>``, and no data. Each
+view reads the table's Parquet parts with ``date`` (a DATE) from the hive path, through one
+``read_parquet`` per schema generation: the parts written with one schema share a tag at the
+start of their names (``core.parquet``), so binding a view opens one footer per generation, not
+one per file, and a query's ``date`` filter leaves every other day's parts unread, however long
+the history. A generation older than the table's schema is read as that schema: a column it
+lacks is NULL, a type that changed is converted (text date-times into TIMESTAMPTZ). Parts of an
+earlier serp-etl, without a tag, are read as one more generation.
+
+The file is rebuilt whole after every materialization and import (a temp file, then a rename):
+a reader that has it open keeps the version it opened, and never blocks a writer. It is written
+in DuckDB's v1.0 storage format, which older DuckDB builds (in BI tools) still open. Views are
+SQL text, and DuckDB takes no parameters in a view: the warehouse's path is written into it as
+a quoted literal (``_literal``), the one place where this package writes a value into SQL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+from serp_etl.core.column_kinds import JSON_TEXT, TEXT_OF, kind_of
+from serp_etl.core.parquet import LEGACY_PREFIX, fsync_dir, schema_tag, tag_of
+from serp_etl.core.warehouse import Warehouse
+
+VIEWS_FILE = "serp.duckdb"
+STORAGE_VERSION = "v1.0.0"
+# Formats of date-time text the providers send (DataForSEO's has a space before its offset).
+DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S %z", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z",
+                    "%Y-%m-%d %H:%M:%S")
+_GLOB_CHARACTERS = frozenset("*?[]{}")
+
+
+class ViewsError(RuntimeError):
+    """The views cannot be written (a warehouse path DuckDB would read as a pattern, say)."""
+
+
+@dataclass(frozen=True)
+class Generation:
+    """The parts of one table written with one schema."""
+
+    glob: str
+    columns: dict[str, str]  # name -> DuckDB type
+    legacy: bool  # untagged parts: their schemas may differ among themselves
+
+
+def views_path(warehouse: Warehouse) -> Path:
+    return warehouse.data_dir / VIEWS_FILE
+
+
+def scan(warehouse: Warehouse) -> dict[str, dict[str | None, Path]]:
+    """View name -> for each schema tag found (None: untagged parts), one part of it. Lists
+    directories only: no file is opened."""
+    found: dict[str, dict[str | None, Path]] = {}
+    if not warehouse.root.is_dir():
+        return found
+    for provider in sorted(os.scandir(warehouse.root), key=lambda e: e.name):
+        if not provider.is_dir():
+            continue
+        for table in sorted(os.scandir(provider.path), key=lambda e: e.name):
+            if not table.is_dir():
+                continue
+            tags: dict[str | None, Path] = {}
+            for day in os.scandir(table.path):
+                if not (day.is_dir() and day.name.startswith("date=")):
+                    continue
+                for part in os.scandir(day.path):
+                    name = part.name
+                    if name.endswith(".parquet") and not name.startswith("."):
+                        tag = tag_of(name)
+                        if tag is not None or name.startswith(LEGACY_PREFIX):
+                            tags.setdefault(tag, Path(part.path))
+            if tags:
+                found[f"{provider.name}_{table.name}"] = tags
+    return found
+
+
+def _literal(text: str) -> str:
+    """``text`` as a SQL string literal."""
+    if "\x00" in text:
+        raise ViewsError(f"a NUL character in {text!r}")
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _read(glob: str, legacy: bool) -> str:
+    return (f"read_parquet({_literal(glob)}, hive_partitioning = true, "
+            f"hive_types = {{'date': DATE}}{', union_by_name = true' if legacy else ''})")
+
+
+def _generation(connection, table_dir: Path, tag: str | None) -> Generation:
+    pattern = f"{tag}-*.parquet" if tag else f"{LEGACY_PREFIX}*.parquet"
+    glob = str(table_dir / "date=*" / pattern)
+    relation = connection.read_parquet(glob, hive_partitioning=True,
+                                       union_by_name=tag is None)
+    columns = {name: str(kind) for name, kind in zip(relation.columns, relation.types,
+                                                      strict=True) if name != "date"}
+    return Generation(glob, columns, tag is None)
+
+
+def _target_types(connection, schema: pa.Schema) -> dict[str, str]:
+    """The DuckDB type of each column of ``schema``."""
+    relation = connection.from_arrow(schema.empty_table())
+    return {name: str(kind) for name, kind in zip(relation.columns, relation.types,
+                                                   strict=True)}
+
+
+def _column(field: pa.Field, kind: str, generation: Generation) -> str:
+    """The select expression of one column of the table's schema, read from ``generation``."""
+    name = _identifier(field.name)
+    have = generation.columns.get(field.name)
+    marker = kind_of(field)
+    if have is None and marker.startswith(TEXT_OF):
+        source = marker[len(TEXT_OF):].decode()
+        if generation.columns.get(source) == "VARCHAR":  # written as text: keep that text
+            value = _identifier(source)
+            return (f"CASE WHEN NOT regexp_matches({value}, '(\\+00:?00|Z)$') THEN {value} END"
+                    f" AS {name}")
+    if have is None:
+        expression = f"CAST(NULL AS {kind})"
+    elif have == kind:
+        expression = name
+    elif kind == "TIMESTAMP WITH TIME ZONE" and have == "VARCHAR":
+        formats = ", ".join(_literal(f) for f in DATETIME_FORMATS)
+        expression = f"try_strptime({name}, [{formats}])::TIMESTAMPTZ"
+    else:
+        expression = f"TRY_CAST({name} AS {kind})"
+    if marker == JSON_TEXT:
+        expression = f"CAST({expression} AS JSON)"
+    return f"{expression} AS {name}"
+
+
+def view_sql(view: str, generations: list[Generation], schema: pa.Schema | None,
+             types: dict[str, str]) -> str:
+    """``CREATE VIEW``: each generation read as ``schema`` (its own columns after), the union
+    of them by name; without a schema (a table this serp-etl does not write), each as it is."""
+    selects = []
+    for generation in generations:
+        if schema is None:
+            columns = [_identifier(name) for name in generation.columns]
+        else:
+            columns = [_column(field, types[field.name], generation) for field in schema]
+            columns += [_identifier(name) for name in generation.columns
+                        if name not in types]
+        selects.append(f"SELECT {', '.join(columns)}, date FROM "
+                       f"{_read(generation.glob, generation.legacy)}")
+    return f"CREATE VIEW {_identifier(view)} AS " + " UNION ALL BY NAME ".join(selects)
+
+
+def signature(found: Mapping[str, Mapping[str | None, Path]],
+              schemas: Mapping[str, pa.Schema]) -> dict:
+    """What the views file is built from: each table's generations, and the schema this
+    serp-etl reads it as. The same signature, the same views."""
+    return {view: {"generations": sorted(tag or "" for tag in tags),
+                   "schema": _own_tag(schemas.get(view))}
+            for view, tags in sorted(found.items())}
+
+
+def signature_path(warehouse: Warehouse) -> Path:
+    return warehouse.data_dir / "state" / "views.json"
+
+
+def recorded_signature(warehouse: Warehouse) -> dict | None:
+    """The signature of the views file as written, None if there is none."""
+    if not views_path(warehouse).exists():
+        return None
+    try:
+        return json.loads(signature_path(warehouse).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def refresh(warehouse: Warehouse, schemas: Mapping[str, pa.Schema]) -> Path:
+    """Write the views file anew if what the warehouse holds (its tables and their schema
+    generations, not its days: a view's globs find new days by themselves) or this serp-etl's
+    schemas changed since it was written; its path."""
+    found = scan(warehouse)
+    wanted = signature(found, schemas)
+    target = views_path(warehouse)
+    if recorded_signature(warehouse) == wanted:
+        return target
+    root = str(warehouse.root.resolve())
+    if _GLOB_CHARACTERS & set(root):
+        raise ViewsError(f"the warehouse path {root} has a character DuckDB reads as a glob "
+                         f"pattern ({''.join(sorted(_GLOB_CHARACTERS & set(root)))}): move "
+                         "the data dir to a path without it")
+    _write(target, found, schemas)
+    # After the views file: a crash between the two leaves an old signature, and the next
+    # refresh writes the views again.
+    _publish_text(signature_path(warehouse), json.dumps(wanted, indent=1))
+    return target
+
+
+def _write(target: Path, found: Mapping[str, Mapping[str | None, Path]],
+           schemas: Mapping[str, pa.Schema]) -> None:
+    import duckdb
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with duckdb.connect(str(temp), config={
+                "storage_compatibility_version": STORAGE_VERSION}) as connection:
+            for view, tags in found.items():
+                table_dir = next(iter(tags.values())).parent.parent.resolve()
+                schema = schemas.get(view)
+                types = _target_types(connection, schema) if schema is not None else {}
+                # This serp-etl's own generation first: the view's columns in its order.
+                own = _own_tag(schema)
+                order = sorted(tags, key=lambda tag: (tag != own, tag is None, tag or ""))
+                generations = [_generation(connection, table_dir, tag) for tag in order]
+                connection.execute(view_sql(view, generations, schema, types))
+            connection.execute("CHECKPOINT")
+        with open(temp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temp, target)
+        fsync_dir(target.parent)
+    finally:
+        temp.unlink(missing_ok=True)
+        Path(f"{temp}.wal").unlink(missing_ok=True)
+
+
+def _publish_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temp, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
+    fsync_dir(path.parent)
+
+
+def current(warehouse: Warehouse, schemas: Mapping[str, pa.Schema]) -> bool:
+    """Whether the views file serves this warehouse as this serp-etl reads it, by what costs
+    the same however long the history: the views file was written for these schemas, and every
+    table of the warehouse has a view. (A new schema generation comes only from a writer of
+    another serp-etl, which refreshes the file itself.)"""
+    recorded = recorded_signature(warehouse)
+    if recorded is None:
+        return False
+    if any(entry["schema"] != _own_tag(schemas.get(view)) for view, entry in recorded.items()):
+        return False
+    return set(table_views(warehouse)) <= set(recorded)
+
+
+def table_views(warehouse: Warehouse) -> list[str]:
+    """The view name of every table directory of the warehouse (days not listed)."""
+    if not warehouse.root.is_dir():
+        return []
+    return [f"{provider.name}_{table.name}" for provider in os.scandir(warehouse.root)
+            if provider.is_dir() for table in os.scandir(provider.path) if table.is_dir()]
+
+
+def _own_tag(schema: pa.Schema | None) -> str | None:
+    return schema_tag(schema) if schema is not None else None
