@@ -26,7 +26,13 @@ from pathlib import Path
 import orjson
 from workload import BENCH_DIR, PARTITION, responses
 
-from serp_etl.core.raw import RAW_ROW_GROUP_ROWS, RAW_TABLE, raw_rows_table, raw_writer
+from serp_etl.core.raw import (
+    RAW_ROW_GROUP_ROWS,
+    RAW_TABLE,
+    raw_parts,
+    raw_rows_table,
+    raw_writer,
+)
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.dataforseo.schema import RESPONSES_SCHEMA
 from serp_etl.providers.dataforseo.settings import PROVIDER
@@ -88,12 +94,12 @@ def measure(kind: str, data_dir: Path, workers: int) -> dict:
         shutil.rmtree(target, ignore_errors=True)
 
         def serps():
-            for batch in pq.ParquetFile(raw / "part-0.parquet").iter_batches(
-                    columns=["task_id", "body"]):
-                for task_id, body in zip(*batch.to_pydict().values(), strict=True):
-                    for task in orjson.loads(body)["tasks"]:
-                        for result in task.get("result") or ():
-                            yield {"task_id": task_id, **result}
+            for part in raw_parts(raw):
+                for batch in pq.ParquetFile(part).iter_batches(columns=["task_id", "body"]):
+                    for task_id, body in zip(*batch.to_pydict().values(), strict=True):
+                        for task in orjson.loads(body)["tasks"]:
+                            for result in task.get("result") or ():
+                                yield {"task_id": task_id, **result}
 
         pipeline = dlt.pipeline(pipeline_name="serp_bench", pipelines_dir=str(target / "state"),
                                 destination=dlt.destinations.filesystem(str(target / "out")),

@@ -8,8 +8,10 @@ For each N, whole processes from start to exit, the fastest of three runs each:
   import   serp-etl import dataforseo FILE --date D, into a fresh data dir
   dlt      dlt normalizing the same answers to Parquet, with --dlt (one run)
 Columns: N; MB of the file; items landed (organic, images and other rows); parse seconds;
-import seconds; import/parse; items a second of the import; the import's peak RSS (MB);
-dlt seconds; dlt/import. Scratch data: see bench/workload.py. Run by hand; not a test.
+import seconds; import/parse; items a second of the import; the import's peak RSS (MB, its
+largest process); all MB: the peak PSS of all its processes together (one more run, sampled
+every 20 ms); dlt seconds; dlt/import. Scratch data: see bench/workload.py. Run by hand; not a
+test.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from workload import BENCH_DIR, PARTITION, ndjson, parse_command, timed
+from workload import BENCH_DIR, PARTITION, ndjson, parse_command, peak_tree_pss, timed
 
 
 def import_command(path: Path, data_dir: Path) -> list[str]:
@@ -65,13 +67,14 @@ def main() -> None:
         dlt_run(*args.dlt_run)
         return
     print(f"{'N':>6} {'MB':>6} {'items':>8} {'parse s':>8} {'import s':>8} {'ratio':>6} "
-          f"{'items/s':>8} {'peak MB':>8} {'dlt s':>7} {'dlt/imp':>7}")
+          f"{'items/s':>8} {'peak MB':>8} {'all MB':>7} {'dlt s':>7} {'dlt/imp':>7}")
     for n in args.responses:
         path = ndjson(n)
         parse = timed(parse_command(path))
         data_dir = BENCH_DIR / f"import-{n}"
-        imported = timed(import_command(path, data_dir),
-                         before=lambda d=data_dir: shutil.rmtree(d, ignore_errors=True))
+        fresh = lambda d=data_dir: shutil.rmtree(d, ignore_errors=True)  # noqa: E731
+        imported = timed(import_command(path, data_dir), before=fresh)
+        pss = peak_tree_pss(import_command(path, data_dir), before=fresh)
         items = items_landed(imported["stdout"])
         dlt = (timed([sys.executable, __file__, "--dlt-run", str(path),
                       str(BENCH_DIR / f"dlt-{n}")], repeat=1)["seconds"] if args.dlt else None)
@@ -79,10 +82,12 @@ def main() -> None:
                     else f"{'-':>7} {'-':>7}")
         print(f"{n:6d} {path.stat().st_size / 1e6:6.0f} {items:8d} {parse['seconds']:8.2f} "
               f"{imported['seconds']:8.2f} {imported['seconds'] / parse['seconds']:6.2f} "
-              f"{items / imported['seconds']:8.0f} {imported['peak_rss_mb']:8.0f} {dlt_cols}",
+              f"{items / imported['seconds']:8.0f} {imported['peak_rss_mb']:8.0f} {pss:7.0f} "
+              f"{dlt_cols}",
               flush=True)
         print(json.dumps({"n": n, "parse": parse["seconds"], "import": imported["seconds"],
-                          "peak_rss_mb": imported["peak_rss_mb"], "dlt": dlt}),
+                          "peak_rss_mb": imported["peak_rss_mb"], "peak_pss_all_mb": pss,
+                          "dlt": dlt}),
               file=sys.stderr)
 
 

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,10 +47,51 @@ def ndjson(n: int) -> Path:
     return path
 
 
+def tree_pss_mb(pid: int) -> float:
+    """The proportional set size of ``pid`` and all its descendants (shared pages counted
+    once across them), in MB; 0 for what has already exited."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                stat = Path(entry.path, "stat").read_text()
+            except OSError:
+                continue
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(entry.name))
+    total, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        stack.extend(children.get(current, []))
+        try:
+            rollup = Path(f"/proc/{current}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        total += next((int(line.split()[1]) for line in rollup.splitlines()
+                       if line.startswith("Pss:")), 0)
+    return total / 1024
+
+
+def peak_tree_pss(command: list[str], env: dict | None = None,
+                  before: Callable[[], None] | None = None, every: float = 0.02) -> float:
+    """One more run of ``command``, untimed, sampled every ``every`` seconds: the peak PSS of
+    its whole process tree (the import's workers included), in MB."""
+    if before:
+        before()
+    with tempfile.TemporaryFile() as sink:
+        child = subprocess.Popen(command, stdout=sink, stderr=sink, env=env)
+        peak = 0.0
+        while child.poll() is None:
+            peak = max(peak, tree_pss_mb(child.pid))
+            time.sleep(every)
+    return peak
+
+
 def timed(command: list[str], repeat: int = 3, env: dict | None = None,
           before: Callable[[], None] | None = None) -> dict:
     """The fastest of ``repeat`` runs of ``command``, each a fresh process from start to exit
-    (``before`` runs ahead of each, untimed): its seconds, peak RSS and output."""
+    (``before`` runs ahead of each, untimed): its seconds, peak RSS (of its largest process)
+    and output."""
     probe = ("import json, resource, subprocess, sys, time; started = time.perf_counter(); "
              "done = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
              "print(json.dumps({'seconds': time.perf_counter() - started, 'code': done.returncode,"

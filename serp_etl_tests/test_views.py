@@ -3,6 +3,7 @@ table as today's schema; a one-day query reads that day; readers never block a w
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime
 
 import duckdb
@@ -133,3 +134,12 @@ def test_a_warehouse_path_duckdb_would_read_as_a_pattern_is_refused_clearly(tmp_
     imported(data, DAYS[0])  # the import itself lands; only the views cannot be written
     with pytest.raises(views.ViewsError, match=r"glob pattern \(\[\]\)"):
         catalog.refresh_views(data)
+
+
+def test_a_moved_data_dir_gets_views_of_its_new_place(tmp_path):
+    data = tmp_path / "data"
+    imported(data, DAYS[0])
+    moved = tmp_path / "elsewhere"
+    shutil.move(data, moved)
+    with catalog.connect(moved) as con:
+        assert con.execute("SELECT count(*) FROM dataforseo_organic").fetchone() == (4,)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any
@@ -109,6 +109,10 @@ def as_number(value: Any) -> float | None:
 STRING_LIST = Scalar(pa.list_(pa.string()), frozenset({list}))
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
 def parse_datetime(text: str) -> datetime | None:
     """An instant from ISO 8601 text, or DataForSEO's ``2019-11-15 12:57:46 +00:00``; text
     without an offset is UTC (both providers document UTC). None for anything else."""
@@ -133,7 +137,9 @@ class DateTime(Scalar):
         return type(value) is str and parse_datetime(value) is not None
 
     def convert(self, value: Any) -> Any:
-        return None if value is None else parse_datetime(value)
+        # As microseconds since the epoch: pyarrow takes an int as it is, but converts each
+        # aware datetime through Python calls, twenty times slower.
+        return None if value is None else (parse_datetime(value) - _EPOCH) // _MICROSECOND
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from serp_etl.core.flatten import EXTRA_COLUMN, INVALID_COLUMN
 from serp_etl.core.ledger import LOST_STATES, Ledger, TaskState
 from serp_etl.core.provider import ProviderTables
 from serp_etl.core.raw import RAW_TABLE, raw_parts
-from serp_etl.core.warehouse import Warehouse
+from serp_etl.core.warehouse import PARTITION_READ, Warehouse
 
 OTHER_ITEMS = "other_items"
 
@@ -64,13 +64,14 @@ def schema_drift(tables: ProviderTables, warehouse: Warehouse, partition: str) -
             files = warehouse.partition_glob(tables.name, table, partition)
             if table == OTHER_ITEMS:
                 other = dict(con.execute(
-                    "SELECT coalesce(type, '(none)'), count(*) FROM read_parquet(?) GROUP BY 1",
+                    f"SELECT coalesce(type, '(none)'), count(*) FROM {PARTITION_READ} "
+                    "GROUP BY 1",
                     [files]).fetchall())
                 continue
             if EXTRA_COLUMN not in schema.names:
                 continue
             extra, invalid = con.execute(
-                f"SELECT count({EXTRA_COLUMN}), count({INVALID_COLUMN}) FROM read_parquet(?)",
+                f"SELECT count({EXTRA_COLUMN}), count({INVALID_COLUMN}) FROM {PARTITION_READ}",
                 [files]).fetchone()
             if extra:
                 counts[f"{table}.{EXTRA_COLUMN}"] = extra
@@ -95,7 +96,7 @@ def decoding_repairs(tables: ProviderTables, warehouse: Warehouse,
     repaired = 0
     if parts:
         with duckdb.connect(":memory:") as con:
-            rows = con.execute("SELECT repairs FROM read_parquet(?, union_by_name = true) "
+            rows = con.execute(f"SELECT repairs FROM {PARTITION_READ} "
                                "WHERE len(repairs) > 0", [[str(p) for p in parts]]).fetchall()
         for (kinds,) in rows:
             repaired += 1

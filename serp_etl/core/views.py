@@ -110,7 +110,8 @@ def _generation(connection, table_dir: Path, tag: str | None) -> Generation:
 
 
 def _target_types(connection, schema: pa.Schema) -> dict[str, str]:
-    """The DuckDB type of each column of ``schema``."""
+    """The DuckDB type of each column of ``schema``, for a table with no part of it yet.
+    (DuckDB loads pandas to read an Arrow table, a fifth of a second: only then.)"""
     relation = connection.from_arrow(schema.empty_table())
     return {name: str(kind) for name, kind in zip(relation.columns, relation.types,
                                                    strict=True)}
@@ -158,13 +159,15 @@ def view_sql(view: str, generations: list[Generation], schema: pa.Schema | None,
     return f"CREATE VIEW {_identifier(view)} AS " + " UNION ALL BY NAME ".join(selects)
 
 
-def signature(found: Mapping[str, Mapping[str | None, Path]],
+def signature(warehouse: Warehouse, found: Mapping[str, Mapping[str | None, Path]],
               schemas: Mapping[str, pa.Schema]) -> dict:
-    """What the views file is built from: each table's generations, and the schema this
-    serp-etl reads it as. The same signature, the same views."""
-    return {view: {"generations": sorted(tag or "" for tag in tags),
-                   "schema": _own_tag(schemas.get(view))}
-            for view, tags in sorted(found.items())}
+    """What the views file is built from: where the warehouse is (the views hold its path),
+    each table's generations, and the schema this serp-etl reads it as. The same signature,
+    the same views."""
+    return {"root": str(warehouse.root.resolve()),
+            "views": {view: {"generations": sorted(tag or "" for tag in tags),
+                             "schema": _own_tag(schemas.get(view))}
+                      for view, tags in sorted(found.items())}}
 
 
 def signature_path(warehouse: Warehouse) -> Path:
@@ -186,7 +189,7 @@ def refresh(warehouse: Warehouse, schemas: Mapping[str, pa.Schema]) -> Path:
     generations, not its days: a view's globs find new days by themselves) or this serp-etl's
     schemas changed since it was written; its path."""
     found = scan(warehouse)
-    wanted = signature(found, schemas)
+    wanted = signature(warehouse, found, schemas)
     target = views_path(warehouse)
     if recorded_signature(warehouse) == wanted:
         return target
@@ -214,11 +217,16 @@ def _write(target: Path, found: Mapping[str, Mapping[str | None, Path]],
             for view, tags in found.items():
                 table_dir = next(iter(tags.values())).parent.parent.resolve()
                 schema = schemas.get(view)
-                types = _target_types(connection, schema) if schema is not None else {}
                 # This serp-etl's own generation first: the view's columns in its order.
                 own = _own_tag(schema)
                 order = sorted(tags, key=lambda tag: (tag != own, tag is None, tag or ""))
                 generations = [_generation(connection, table_dir, tag) for tag in order]
+                if schema is None:
+                    types = {}
+                elif order[0] == own:  # its parts say how DuckDB types the schema
+                    types = generations[0].columns
+                else:
+                    types = _target_types(connection, schema)
                 connection.execute(view_sql(view, generations, schema, types))
             connection.execute("CHECKPOINT")
         with open(temp, "rb+") as handle:
@@ -243,15 +251,16 @@ def _publish_text(path: Path, text: str) -> None:
 
 def current(warehouse: Warehouse, schemas: Mapping[str, pa.Schema]) -> bool:
     """Whether the views file serves this warehouse as this serp-etl reads it, by what costs
-    the same however long the history: the views file was written for these schemas, and every
-    table of the warehouse has a view. (A new schema generation comes only from a writer of
-    another serp-etl, which refreshes the file itself.)"""
+    the same however long the history: it was written for this data dir and these schemas,
+    and every table of the warehouse has a view. (A new schema generation comes only from a
+    writer of another serp-etl, which refreshes the file itself.)"""
     recorded = recorded_signature(warehouse)
-    if recorded is None:
+    if recorded is None or recorded.get("root") != str(warehouse.root.resolve()):
+        return False  # none yet, or the data dir moved
+    known = recorded.get("views", {})
+    if any(entry["schema"] != _own_tag(schemas.get(view)) for view, entry in known.items()):
         return False
-    if any(entry["schema"] != _own_tag(schemas.get(view)) for view, entry in recorded.items()):
-        return False
-    return set(table_views(warehouse)) <= set(recorded)
+    return set(table_views(warehouse)) <= set(known)
 
 
 def table_views(warehouse: Warehouse) -> list[str]:

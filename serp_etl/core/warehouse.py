@@ -28,6 +28,11 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 READ_ONLY_STATEMENTS = frozenset({"SELECT", "EXPLAIN"})
 
 
+# SQL reading one partition's parts (the parameter: ``partition_glob``). Its parts may be of
+# several schema generations (an import, after an upgrade, next to older parts): by name.
+PARTITION_READ = "read_parquet(?, union_by_name = true)"
+
+
 class QueryRefused(ValueError):
     """A query that is not read-only: it is never run."""
 
@@ -60,7 +65,8 @@ class Warehouse:
         return self.root / provider / table / f"date={check_partition(partition)}"
 
     def partition_glob(self, provider: str, table: str, partition: str) -> str:
-        """Every part file of one table's partition (flattening may write several)."""
+        """Every part file of one table's partition (flattening may write several; read them
+        with ``PARTITION_READ``)."""
         return str(self.partition_file(provider, table, partition).with_name("*.parquet"))
 
     def partition_files(self, provider: str, tables, partition: str) -> dict[str, Path]:

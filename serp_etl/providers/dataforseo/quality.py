@@ -11,7 +11,7 @@ from serp_etl.core.ledger import Ledger, utc_now
 from serp_etl.core.money import SUBMIT_GRACE
 from serp_etl.core.quality import OTHER_ITEMS, QualityResult
 from serp_etl.core.raw import RAW_TABLE
-from serp_etl.core.warehouse import Warehouse
+from serp_etl.core.warehouse import PARTITION_READ, Warehouse
 from serp_etl.providers.dataforseo import settings
 from serp_etl.providers.dataforseo.client import DataForSEOClient
 from serp_etl.providers.dataforseo.pipeline import ID_LIST_MARGIN
@@ -28,17 +28,17 @@ def items_accounted_for(warehouse: Warehouse, partition: str) -> QualityResult:
     """Each successful response has a serps row, and each SERP's items all landed somewhere."""
     item_tables = [*ITEM_TABLES, OTHER_ITEMS]
     with duckdb.connect(":memory:") as con:
-        union = " UNION ALL ".join("SELECT task_id FROM read_parquet(?)" for _ in item_tables)
+        union = " UNION ALL ".join(f"SELECT task_id FROM {PARTITION_READ}" for _ in item_tables)
         mismatched = con.execute(
             f"WITH items AS (SELECT task_id, count(*) AS n FROM ({union}) GROUP BY task_id) "
-            "SELECT count(*) FROM read_parquet(?) AS s LEFT JOIN items AS i USING (task_id) "
+            f"SELECT count(*) FROM {PARTITION_READ} AS s LEFT JOIN items AS i USING (task_id) "
             "WHERE s.items_count IS DISTINCT FROM coalesce(i.n, 0)",
             [*(_file(warehouse, t, partition) for t in item_tables),
              _file(warehouse, "serps", partition)],
         ).fetchone()[0]
         missing_serps = con.execute(
-            "SELECT count(*) FROM read_parquet(?) AS r WHERE r.outcome = ? AND r.task_id NOT IN "
-            "(SELECT task_id FROM read_parquet(?))",
+            f"SELECT count(*) FROM {PARTITION_READ} AS r WHERE r.outcome = ? AND r.task_id NOT IN "
+            f"(SELECT task_id FROM {PARTITION_READ})",
             [_file(warehouse, RAW_TABLE, partition), str(Outcome.SUCCESS),
              _file(warehouse, "serps", partition)],
         ).fetchone()[0]
