@@ -18,6 +18,19 @@ from pathlib import Path
 import orjson
 
 PARTITION = "2026-01-01"
+
+
+def compile_package() -> None:
+    """Bytecode for serp_etl, as an installed package has: with PYTHONDONTWRITEBYTECODE set
+    (as on some machines), every timed process would otherwise compile it from source."""
+    import compileall
+
+    import serp_etl
+
+    compileall.compile_dir(Path(serp_etl.__file__).parent, quiet=1)
+
+
+compile_package()
 BENCH_DIR = Path(os.environ.get("SERP_ETL_BENCH_DIR")
                  or Path(tempfile.gettempdir()) / "serp-etl-bench")
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any
@@ -113,6 +114,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
+# A date-time is read three times (checked, converted, its text kept or not): once, here.
+@lru_cache(maxsize=8192)
 def parse_datetime(text: str) -> datetime | None:
     """An instant from ISO 8601 text, or DataForSEO's ``2019-11-15 12:57:46 +00:00``; text
     without an offset is UTC (both providers document UTC). None for anything else."""
@@ -129,33 +132,50 @@ def parse_datetime(text: str) -> datetime | None:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+# What ``Parsed.read`` returns for a value that is not one of its kind.
+INVALID = object()
+
+
 @dataclass(frozen=True)
-class DateTime(Scalar):
-    """Date-time text, read as an instant; text that is not one is an invalid value."""
+class Parsed(Scalar):
+    """A value that is read into another (text into an instant), one by one: ``read`` gives
+    the value pyarrow takes, or ``INVALID``."""
+
+    def read(self, value: Any) -> Any:
+        raise NotImplementedError
 
     def accepts(self, value: Any) -> bool:
-        return type(value) is str and parse_datetime(value) is not None
+        return self.read(value) is not INVALID
 
     def convert(self, value: Any) -> Any:
-        # As microseconds since the epoch: pyarrow takes an int as it is, but converts each
-        # aware datetime through Python calls, twenty times slower.
-        return None if value is None else (parse_datetime(value) - _EPOCH) // _MICROSECOND
+        return self.read(value)
 
 
 @dataclass(frozen=True)
-class DateTimeText(Scalar):
+class DateTime(Parsed):
+    """Date-time text, read as an instant; text that is not one is an invalid value."""
+
+    def read(self, value: Any) -> Any:
+        if value is None:
+            return None
+        parsed = parse_datetime(value) if type(value) is str else None
+        if parsed is None:
+            return INVALID
+        # As microseconds since the epoch: pyarrow takes an int as it is, but converts each
+        # aware datetime through Python calls, twenty times slower.
+        return (parsed - _EPOCH) // _MICROSECOND
+
+
+@dataclass(frozen=True)
+class DateTimeText(Parsed):
     """The text of a date-time, kept where its offset is not UTC (the instant alone would lose
     the local time); never an invalid value of its own (its date-time column says so)."""
 
-    def accepts(self, value: Any) -> bool:
-        return True
-
-    def convert(self, value: Any) -> Any:
+    def read(self, value: Any) -> Any:
         parsed = parse_datetime(value) if type(value) is str else None
         return value if parsed is not None and parsed.utcoffset() else None
 
 
-# No Python type goes to pyarrow as it is: every value is parsed (see _typed_array).
 DATETIME = DateTime(pa.timestamp("us", tz="UTC"), frozenset())
 DATETIME_TEXT = DateTimeText(pa.string(), frozenset())
 
@@ -284,6 +304,14 @@ def _json_column(notes: list[dict | None]) -> pa.Array:
 
 
 def _typed_array(values: Sequence, scalar: Scalar, name: str, notes: _RowNotes) -> pa.Array:
+    if isinstance(scalar, Parsed):
+        clean = list(map(scalar.read, values))
+        if INVALID in clean:  # rare: note each invalid value
+            for row, value in enumerate(clean):
+                if value is INVALID:
+                    clean[row] = None
+                    notes.add_invalid(row, name, values[row])
+        return pa.array(clean, type=scalar.arrow_type)
     if scalar.arrow_is_strict:
         fast = True
     else:
