@@ -4,12 +4,12 @@
     python bench/flatten_bench.py --responses 2000 --dlt  # also dlt (pip install -e '.[bench]')
 
 The raw partition is written once (scratch data: see bench/workload.py). Each measurement runs
-in a fresh process and keeps the fastest of three runs; module imports are outside the
-timings. Columns: N; MB of bodies; items (organic, images and other rows); parse s (orjson of
-every body, nothing else: the floor); flat1 s (publish_flattened with 1 worker) and its ratio to
-parse; flatN s and ratio (N workers); items a second with N workers; peak RSS (MB) with N
-workers; dlt s (normalizing the same answers to Parquet), dlt/parse, dlt/flat. Run by hand;
-not a test.
+in a fresh process, once a round for five rounds (medians; each ratio is the median of the
+rounds' ratios); module imports are outside the timings. Columns: N; MB of bodies; items
+(organic, images and other rows); parse s (orjson of every body, nothing else: the floor);
+flat1 s (publish_flattened with 1 worker) and its ratio to parse; flatN s and ratio (N
+workers); items a second with N workers; peak RSS (MB) with N workers; dlt s (normalizing the
+same answers to Parquet), dlt/parse, dlt/flat. Run by hand; not a test.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import orjson
-from workload import BENCH_DIR, PARTITION, responses
+from workload import BENCH_DIR, PARTITION, median_ratio, median_seconds, responses
 
 from serp_etl.core.raw import (
     RAW_ROW_GROUP_ROWS,
@@ -110,23 +110,32 @@ def measure(kind: str, data_dir: Path, workers: int) -> dict:
     raise ValueError(kind)
 
 
-def run_isolated(kind: str, data_dir: Path, workers: int = 1, repeat: int = 3) -> dict:
-    """The fastest of ``repeat`` runs, each in a fresh process (noise only ever adds time)."""
-    runs = []
+def run_isolated(kind: str, data_dir: Path, workers: int = 1) -> dict:
+    """One run in a fresh process: its figures."""
+    output = subprocess.run(
+        [sys.executable, __file__, "--measure", kind, "--data-dir", str(data_dir),
+         "--workers", str(workers)],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def in_rounds(data_dir: Path, workers: int, repeat: int) -> dict[str, list[dict]]:
+    """parse, flatten with 1 worker and with ``workers``, once each a round: ratios taken
+    within a round hold when the machine's speed drifts between rounds."""
+    runs: dict[str, list[dict]] = {"parse": [], "one": [], "many": []}
     for _ in range(repeat):
-        output = subprocess.run(
-            [sys.executable, __file__, "--measure", kind, "--data-dir", str(data_dir),
-             "--workers", str(workers)],
-            check=True, capture_output=True, text=True,
-        ).stdout
-        runs.append(json.loads(output.strip().splitlines()[-1]))
-    return min(runs, key=lambda run: run["seconds"])
+        runs["parse"].append(run_isolated("parse", data_dir))
+        runs["one"].append(run_isolated("flatten", data_dir, 1))
+        runs["many"].append(run_isolated("flatten", data_dir, workers))
+    return runs
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--responses", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--dlt", action="store_true", help="also time dlt (slow)")
     parser.add_argument("--measure", choices=["parse", "flatten", "dlt"], help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
@@ -140,17 +149,16 @@ def main() -> None:
           f"{'items/s':>8} {'peak MB':>8} {'dlt s':>7} {'dlt/parse':>9} {'dlt/flat':>8}")
     for n in args.responses:
         data_dir = raw_partition(n)
-        parse = run_isolated("parse", data_dir)
-        one = run_isolated("flatten", data_dir, 1)
-        many = run_isolated("flatten", data_dir, args.workers)
-        dlt_s = run_isolated("dlt", data_dir, repeat=1)["seconds"] if args.dlt else None
-        dlt_cols = (f"{dlt_s:7.2f} {dlt_s / parse['seconds']:9.1f} "
-                    f"{dlt_s / many['seconds']:8.1f}" if dlt_s else f"{'-':>7} {'-':>9} {'-':>8}")
-        print(f"{n:6d} {parse['bytes'] / 1e6:6.0f} {many['items']:8d} {parse['seconds']:8.2f} "
-              f"{one['seconds']:8.2f} {one['seconds'] / parse['seconds']:6.2f} "
-              f"{many['seconds']:8.2f} {many['seconds'] / parse['seconds']:6.2f} "
-              f"{many['items'] / many['seconds']:8.0f} {many['peak_rss_mb']:8.0f} {dlt_cols}",
-              flush=True)
+        runs = in_rounds(data_dir, args.workers, args.rounds)
+        parse, one, many = (median_seconds(runs[k]) for k in ("parse", "one", "many"))
+        items, peak = runs["many"][0]["items"], max(r["peak_rss_mb"] for r in runs["many"])
+        dlt_s = run_isolated("dlt", data_dir)["seconds"] if args.dlt else None
+        dlt_cols = (f"{dlt_s:7.2f} {dlt_s / parse:9.1f} {dlt_s / many:8.1f}" if dlt_s
+                    else f"{'-':>7} {'-':>9} {'-':>8}")
+        print(f"{n:6d} {runs['parse'][0]['bytes'] / 1e6:6.0f} {items:8d} {parse:8.2f} "
+              f"{one:8.2f} {median_ratio(runs['one'], runs['parse']):6.2f} "
+              f"{many:8.2f} {median_ratio(runs['many'], runs['parse']):6.2f} "
+              f"{items / many:8.0f} {peak:8.0f} {dlt_cols}", flush=True)
 
 
 if __name__ == "__main__":

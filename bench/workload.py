@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -121,6 +122,28 @@ def timed(command: list[str], repeat: int = 3, env: dict | None = None,
             raise RuntimeError(f"{command[:3]} failed: {run['stderr']}")
         runs.append(run)
     return min(runs, key=lambda run: run["seconds"])
+
+
+def rounds(commands: dict[str, tuple[list[str], Callable[[], None] | None]],
+           repeat: int = 5) -> dict[str, list[dict]]:
+    """Each command (with what runs untimed ahead of it) once a round, ``repeat`` rounds: the
+    runs of each, round by round. A ratio taken within each round, then its median, holds
+    when the machine's speed drifts between rounds."""
+    runs: dict[str, list[dict]] = {name: [] for name in commands}
+    for _ in range(repeat):
+        for name, (command, before) in commands.items():
+            runs[name].append(timed(command, repeat=1, before=before))
+    return runs
+
+
+def median_seconds(runs: list[dict]) -> float:
+    return statistics.median(run["seconds"] for run in runs)
+
+
+def median_ratio(runs: list[dict], baseline: list[dict]) -> float:
+    """The median, over rounds, of a run's time over its round's baseline."""
+    return statistics.median(a["seconds"] / b["seconds"]
+                             for a, b in zip(runs, baseline, strict=True))
 
 
 def parse_command(path: Path) -> list[str]:

@@ -114,8 +114,6 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
-# A date-time is read three times (checked, converted, its text kept or not): once, here.
-@lru_cache(maxsize=8192)
 def parse_datetime(text: str) -> datetime | None:
     """An instant from ISO 8601 text, or DataForSEO's ``2019-11-15 12:57:46 +00:00``; text
     without an offset is UTC (both providers document UTC). None for anything else."""
@@ -130,6 +128,17 @@ def parse_datetime(text: str) -> datetime | None:
         except ValueError:
             return None
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+# A date-time's text is read twice (its instant, then whether to keep the text): once, here.
+@lru_cache(maxsize=8192)
+def _instant(text: str) -> tuple[int, bool] | None:
+    """Microseconds since the epoch (pyarrow takes an int as it is, but converts each aware
+    datetime through Python calls, twenty times slower), and whether the offset is not UTC."""
+    parsed = parse_datetime(text)
+    if parsed is None:
+        return None
+    return (parsed - _EPOCH) // _MICROSECOND, bool(parsed.utcoffset())
 
 
 # What ``Parsed.read`` returns for a value that is not one of its kind.
@@ -158,12 +167,8 @@ class DateTime(Parsed):
     def read(self, value: Any) -> Any:
         if value is None:
             return None
-        parsed = parse_datetime(value) if type(value) is str else None
-        if parsed is None:
-            return INVALID
-        # As microseconds since the epoch: pyarrow takes an int as it is, but converts each
-        # aware datetime through Python calls, twenty times slower.
-        return (parsed - _EPOCH) // _MICROSECOND
+        instant = _instant(value) if type(value) is str else None
+        return INVALID if instant is None else instant[0]
 
 
 @dataclass(frozen=True)
@@ -172,8 +177,8 @@ class DateTimeText(Parsed):
     the local time); never an invalid value of its own (its date-time column says so)."""
 
     def read(self, value: Any) -> Any:
-        parsed = parse_datetime(value) if type(value) is str else None
-        return value if parsed is not None and parsed.utcoffset() else None
+        instant = _instant(value) if type(value) is str else None
+        return value if instant is not None and instant[1] else None
 
 
 DATETIME = DateTime(pa.timestamp("us", tz="UTC"), frozenset())
@@ -305,12 +310,14 @@ def _json_column(notes: list[dict | None]) -> pa.Array:
 
 def _typed_array(values: Sequence, scalar: Scalar, name: str, notes: _RowNotes) -> pa.Array:
     if isinstance(scalar, Parsed):
-        clean = list(map(scalar.read, values))
-        if INVALID in clean:  # rare: note each invalid value
-            for row, value in enumerate(clean):
-                if value is INVALID:
-                    clean[row] = None
-                    notes.add_invalid(row, name, values[row])
+        clean = [None] * len(values)
+        read = scalar.read
+        for row in [row for row, value in enumerate(values) if value is not None]:
+            value = read(values[row])
+            if value is INVALID:
+                notes.add_invalid(row, name, values[row])
+            else:
+                clean[row] = value
         return pa.array(clean, type=scalar.arrow_type)
     if scalar.arrow_is_strict:
         fast = True
