@@ -119,3 +119,29 @@ def test_each_import_adds_parts_and_rewrites_none(tmp_path):
         stamps = {part: (part.stat().st_ino, part.stat().st_mtime_ns) for part in parts}
     raw = pq.read_table(warehouse.root / "dataforseo" / RAW_TABLE, columns=["task_id"])
     assert raw.num_rows == 12
+
+
+def garble_in_place(part) -> None:
+    """The part's bytes replaced by as many others, its modification time kept: whoever opens
+    it now fails; the part index still knows it."""
+    stat = part.stat()
+    part.write_bytes(b"x" * stat.st_size)
+    os.utime(part, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_an_import_into_a_day_opens_none_of_the_parts_already_there(tmp_path):
+    data = tmp_path / "data"
+    warehouse = Warehouse(data)
+    first = tmp_path / "first.ndjson"
+    first.write_bytes(b"\n".join(response(n) for n in range(3)) + b"\n")
+    with Ledger(data / "ledger.sqlite") as ledger:
+        before = import_archives([first], TODAY, ledger, warehouse).rows
+        earlier = sorted(warehouse.root.rglob("*.parquet"))
+        for part in earlier:
+            garble_in_place(part)
+        second = tmp_path / "second.ndjson"
+        second.write_bytes(b"\n".join(response(n) for n in range(2, 6)) + b"\n")
+        report = import_archives([second], TODAY, ledger, warehouse)
+    assert report.new_responses == 3  # response 2 was there already: known without reading
+    assert report.rows[RAW_TABLE] == before[RAW_TABLE] + 3
+    assert report.rows["organic"] == before["organic"] * 2  # 3 SERPs, then 3 more

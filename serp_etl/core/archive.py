@@ -46,11 +46,13 @@ from serp_etl.core.json_spans import array_spans
 from serp_etl.core.jsondecode import BOM, Undecodable, decode
 from serp_etl.core.ledger import Ledger, TaskState, utc_now
 from serp_etl.core.parquet import PartitionWriter, publish_staged
+from serp_etl.core.part_index import open_index
 from serp_etl.core.provider import ProviderTables
 from serp_etl.core.raw import (
     RAW_ROW_GROUP_ROWS,
     RAW_TABLE,
     new_part_name,
+    part_versions,
     raw_parts,
     raw_rows_table,
     raw_writer,
@@ -614,7 +616,7 @@ def import_archives(tables: ProviderTables, split: Split, paths: list[Path], par
     workers = max(1, workers or os.cpu_count() or 1)
     limit = max_document_mb * 2**20
     raw_dir = warehouse.partition_dir(tables.name, RAW_TABLE, partition)
-    seen = stored_versions(raw_dir, tables.responses_schema, tables.hash_body)
+    seen = stored_versions(warehouse, raw_dir, tables.responses_schema, tables.hash_body)
     known_tasks = {task_id for task_id, _ in seen}
     fetched_at = utc_now().isoformat()
     sources = [f"import:{path}" for path in paths]
@@ -759,8 +761,10 @@ def _land(tables: ProviderTables, warehouse: Warehouse, ledger: Ledger, partitio
         "fetched_at": utc_now().isoformat(), "cost": cost})
         for task_id, version, state, cost in added])
     if report.rows:
-        report.rows = {RAW_TABLE: _rows(raw_parts(warehouse.partition_dir(
-            tables.name, RAW_TABLE, partition))), **report.rows}
+        raw = raw_parts(warehouse.partition_dir(tables.name, RAW_TABLE, partition))
+        with open_index(warehouse) as index:
+            index.versions(raw, part_versions)  # the new parts, read once, here
+            report.rows = {RAW_TABLE: sum(index.rows(raw).values()), **report.rows}
         ledger.record_import(tables.name, partition, {
             "rows": report.rows, "new_responses": report.new_responses,
             "files": [str(paths[i]) for i in range(len(paths)) if i not in refused]})
@@ -824,8 +828,9 @@ def _has_flattened(tables: ProviderTables, warehouse: Warehouse, partition: str)
 
 
 def _count_rows(tables: ProviderTables, warehouse: Warehouse, partition: str) -> dict[str, int]:
-    """Rows of every flattened table of the partition, from the part files' footers; a table
-    with no part yet gets an empty one, so that every view has its columns."""
+    """Rows of every flattened table of the partition, from the part files' footers (each read
+    once: ``core.part_index``); a table with no part yet gets an empty one, so that every view
+    has its columns."""
     rows = {}
     for table, schema in tables.flat_schemas.items():
         parts = raw_parts(warehouse.partition_dir(tables.name, table, partition))
@@ -834,10 +839,11 @@ def _count_rows(tables: ProviderTables, warehouse: Warehouse, partition: str) ->
                                                                   partition)},
                                  {table: schema}):
                 pass
-        rows[table] = _rows(parts)
+        rows[table] = _rows(warehouse, parts)
     return rows
 
 
-def _rows(parts: list[Path]) -> int:
-    return sum(pq.ParquetFile(part).metadata.num_rows for part in parts)
+def _rows(warehouse: Warehouse, parts: list[Path]) -> int:
+    with open_index(warehouse) as index:
+        return sum(index.rows(parts).values())
 

@@ -29,7 +29,8 @@ import pyarrow.parquet as pq
 
 from serp_etl.core.crash_points import crash_point
 from serp_etl.core.ledger import InboxRow, Ledger, utc_now
-from serp_etl.core.parquet import PartitionWriter, publish_table
+from serp_etl.core.parquet import PartitionWriter, publish_table, tag_of
+from serp_etl.core.part_index import open_index
 from serp_etl.core.warehouse import Warehouse
 
 RAW_TABLE = "responses"
@@ -162,13 +163,21 @@ def _versions(parts: Iterable[Path]) -> pa.Table:
     return pa.concat_tables(tables)
 
 
-def stored_versions(directory: Path, schema: pa.Schema,
+def stored_versions(warehouse: Warehouse, directory: Path, schema: pa.Schema,
                     hash_body: HashBody) -> set[tuple[str, str]]:
-    parts = [part if "content_hash" in pq.read_schema(part).names
+    """(task_id, content_hash) of every version the raw partition ``directory`` holds, each
+    part read once (``core.part_index``); a part of an earlier serp-etl is upgraded first."""
+    parts = [part if tag_of(part.name) or "content_hash" in pq.read_schema(part).names
              else upgrade_part(part, schema, hash_body) for part in raw_parts(directory)]
-    versions = _versions(parts)
-    return set(zip(versions.column("task_id").to_pylist(),
-                   versions.column("content_hash").to_pylist(), strict=True))
+    with open_index(warehouse) as index:
+        return index.versions(parts, part_versions)
+
+
+def part_versions(part: Path) -> list[tuple[str, str]]:
+    """The (task_id, content_hash) of every row of a raw part."""
+    table = pq.read_table(part, columns=["task_id", "content_hash"])
+    return list(zip(table.column("task_id").to_pylist(),
+                    table.column("content_hash").to_pylist(), strict=True))
 
 
 def latest_rows(parts: list[Path]) -> dict[Path, list[int] | None]:
@@ -198,7 +207,7 @@ def latest_rows(parts: list[Path]) -> dict[Path, list[int] | None]:
 def publish_raw(ledger: Ledger, warehouse: Warehouse, provider: str, partition: str,
                 schema: pa.Schema, hash_body: HashBody) -> RawReport:
     directory = warehouse.partition_dir(provider, RAW_TABLE, partition)
-    seen = stored_versions(directory, schema, hash_body)
+    seen = stored_versions(warehouse, directory, schema, hash_body)
     stored = len(seen)
     drained: list[tuple[str, str]] = []
     batch: list[InboxRow] = []
