@@ -17,7 +17,7 @@ from serp_etl.defs.semscraper_assets import semscraper_assets
 from serp_etl.providers.dataforseo.schema import FLAT_SCHEMAS, ORGANIC
 from serp_etl.sandbox.dataforseo.app import DataForSEOSandbox
 from serp_etl.sandbox.semscraper.app import SemScraperSandbox
-from serp_etl.sandbox.state import READY_SECONDS_ENV
+from serp_etl.sandbox.state import DRIFT_ENV, READY_SECONDS_ENV
 from serp_etl_tests.conftest import EXAMPLE_TARGETS, FIXTURES, TODAY
 
 DAY = TODAY
@@ -261,3 +261,22 @@ def test_the_tasks_table_says_where_each_task_stands_after_collection(data_dir):
                                   "WHERE date = ? GROUP BY state", [DAY]).fetchall())
     assert "posted" not in states and sum(states.values()) == 6
     assert set(states) <= {"fetched", "empty"}
+
+
+def test_a_first_run_on_the_sandbox_passes_every_check(data_dir):
+    result = materialize(data_dir)
+    assert result.success
+    failed = [(e.check_name, e.description) for e in result.get_asset_check_evaluations()
+              if not e.passed]
+    assert failed == []
+
+
+def test_with_the_sandbox_drift_on_the_drift_check_warns_and_says_what_to_do(data_dir,
+                                                                          monkeypatch):
+    monkeypatch.setenv(DRIFT_ENV, "1")
+    result = materialize(data_dir)
+    (drift,) = [e for e in result.get_asset_check_evaluations()
+                if e.check_name == "schema_drift"]
+    assert not drift.passed and drift.severity == dg.AssetCheckSeverity.WARN
+    assert "consider declaring them" in drift.description
+    assert set(drift.metadata["undocumented_item_types"].value) == {"related_searches"}

@@ -73,13 +73,14 @@ def test_nested_objects_become_prefixed_columns_and_arrays_child_tables():
 
 def test_every_declared_column_is_filled_by_a_day_of_sandbox_results():
     """Across the example targets' results on two days, no declared column stays all-null:
-    the sandbox exercises every documented field, every nested element included."""
+    the sandbox exercises every documented field, every nested element included (and, with
+    its drift on, an undocumented item type)."""
     targets = load_targets(EXAMPLE_TARGETS)
     responses = []
     for day in ("2026-11-20", "2026-11-21"):
         for number, target in enumerate(targets):
             task_id = f"00000000-0000-0066-0000-{day[-2:]}{number:010d}"
-            task = advanced_task(task_id, target.task(day), day, target.price())
+            task = advanced_task(task_id, target.task(day), day, target.price(), drift=True)
             responses.append((task_id, orjson.dumps(envelope([task]))))
     tables = flatten_responses(responses)
     # The time a SERP was received is documented (and sent by the sandbox) in UTC only: its

@@ -15,6 +15,8 @@ CREATE INDEX IF NOT EXISTS calls_window ON calls (account, bucket, at);
 
 
 READY_SECONDS_ENV = "SERP_ETL_SANDBOX_READY_SECONDS"
+# Set to 1: the DataForSEO sandbox's SERPs carry the odd undocumented item type and field.
+DRIFT_ENV = "SERP_ETL_SANDBOX_DRIFT"
 
 
 class SandboxState:

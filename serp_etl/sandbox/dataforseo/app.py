@@ -10,6 +10,7 @@ shared by every process, as the live service's is.
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -22,7 +23,7 @@ from serp_etl.providers.dataforseo import settings
 from serp_etl.providers.dataforseo.client import DATETIME_FORMAT
 from serp_etl.sandbox.dataforseo import reference
 from serp_etl.sandbox.dataforseo.serp_generator import generate_result, is_empty_serp, seed_for
-from serp_etl.sandbox.state import SandboxState
+from serp_etl.sandbox.state import DRIFT_ENV, SandboxState
 from serp_etl.sandbox.wsgi import Request, Response, wsgi_app
 
 LOGIN = "sandbox"
@@ -98,8 +99,10 @@ def task_object(task_id: str, code: int, message: str, path: str, *, cost: float
     }
 
 
-def advanced_task(task_id: str, data: dict, day: str, cost: float, revision: int = 0) -> dict:
-    """The task object task_get/advanced answers for a ready task posted on ``day``."""
+def advanced_task(task_id: str, data: dict, day: str, cost: float, revision: int = 0,
+                  drift: bool = False) -> dict:
+    """The task object task_get/advanced answers for a ready task posted on ``day`` (with
+    ``drift``: see ``serp_generator``)."""
     path = settings.TASK_GET_ADVANCED + task_id
     data = {**data, "function": "task_get"}
     location = data.get("location_code") or data.get("location_name")
@@ -107,15 +110,18 @@ def advanced_task(task_id: str, data: dict, day: str, cost: float, revision: int
     if is_empty_serp(data["image_url"], location, language, day):
         return task_object(task_id, 40102, "No Search Results.", path, cost=cost, data=data)
     return task_object(task_id, 20000, "Ok.", path, cost=cost, data=data,
-                       result=[generate_result(data, day, revision)])
+                       result=[generate_result(data, day, revision, drift)])
 
 
 class DataForSEOSandbox(SandboxState):
     """The sandbox's behaviour; ``app`` is its WSGI application."""
 
     def __init__(self, state_path: Path | str, *, ready_seconds: float | None = None,
-                 clock=time.time) -> None:
+                 clock=time.time, drift: bool | None = None) -> None:
         super().__init__(state_path, _STATE, clock, ready_seconds)
+        # Undocumented item types and fields in its SERPs: only when asked.
+        self.drift = (os.environ.get(DRIFT_ENV, "") in ("1", "true", "yes")
+                      if drift is None else drift)
         if "fixed_at" not in {row[1] for row in self.db().execute("PRAGMA table_info(tasks)")}:
             self.db().execute("ALTER TABLE tasks ADD COLUMN fixed_at REAL")  # older state
         self._in_flight = 0
@@ -308,7 +314,8 @@ class DataForSEOSandbox(SandboxState):
         else:
             day = datetime.fromtimestamp(posted_at, UTC).date().isoformat()
             fixed = fixed_at is not None and now >= fixed_at
-            task = advanced_task(task_id, data, day, cost, revision=1 if fixed else 0)
+            task = advanced_task(task_id, data, day, cost, revision=1 if fixed else 0,
+                                 drift=self.drift)
             self.db().execute(
                 "UPDATE tasks SET collected_at = ? WHERE id = ? AND collected_at IS NULL",
                 (now, task_id))

