@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from serp_etl import analysis
 from serp_etl.core import views
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.dataforseo.tables import TABLES as DATAFORSEO
@@ -34,7 +35,7 @@ def view_schemas() -> dict[str, pa.Schema]:
 
 def refresh_views(data_dir: Path | str) -> Path:
     """Write the views file anew (``core.views``); its path."""
-    return views.refresh(Warehouse(data_dir), view_schemas())
+    return views.refresh(Warehouse(data_dir), view_schemas(), analysis.VIEWS)
 
 
 def connect(data_dir: Path | str) -> duckdb.DuckDBPyConnection:
@@ -43,7 +44,7 @@ def connect(data_dir: Path | str) -> duckdb.DuckDBPyConnection:
     import duckdb
 
     warehouse = Warehouse(data_dir)
-    if not views.current(warehouse, view_schemas()):
+    if not views.current(warehouse, view_schemas(), analysis.VIEWS):
         refresh_views(data_dir)
     # Attached to a new in-memory database, not connected to by path: duckdb.connect() hands
     # out the instance a process already holds for a path, which may be an earlier views file.

@@ -8,7 +8,9 @@ import shutil
 import dagster as dg
 import pytest
 
-from serp_etl import catalog, definitions
+from serp_etl import analysis, catalog, definitions
+from serp_etl.core import views
+from serp_etl.core.warehouse import Warehouse
 from serp_etl.defs.dataforseo_assets import DATAFORSEO, dataforseo_assets
 from serp_etl.defs.metadata import table_schema
 from serp_etl.defs.resources import DataForSEOResource, SemScraperResource, WarehouseResource
@@ -48,6 +50,9 @@ def billed(data_dir) -> int:
     return DataForSEOSandbox(data_dir / "sandbox" / "dataforseo.sqlite").stats()["billed_tasks"]
 
 
+EVERY_VIEW = set(catalog.view_schemas()) | {view.name for view in analysis.VIEWS}
+
+
 def row_counts(data_dir) -> dict[str, int]:
     with catalog.connect(data_dir) as con:
         views = [r[0] for r in con.execute(
@@ -68,7 +73,8 @@ def test_one_materialization_fills_every_dataforseo_table_and_a_rerun_posts_noth
     expected = {f"dataforseo_{t}" for t in [*FLAT_SCHEMAS, "tasks", "responses", "locations",
                                             "languages"]}
 
-    assert set(counts) == expected
+    assert set(views.table_views(Warehouse(data_dir))) == expected  # the tables written
+    assert set(counts) == EVERY_VIEW  # and a view of every table, empty until it has data
     assert counts["dataforseo_tasks"] == targets and counts["dataforseo_responses"] == targets
     assert counts["dataforseo_organic"] > 0 and counts["dataforseo_organic_faq_items_links"] > 0
 
@@ -150,9 +156,10 @@ def test_one_materialization_fills_every_semscraper_table_and_a_rerun_creates_no
     sandbox = SemScraperSandbox(data_dir / "sandbox" / "semscraper.sqlite")
     assert sandbox.stats()["billed_scrapes"] == 3
     counts = row_counts(data_dir)
-    assert {v: n for v, n in counts.items() if v.startswith("semscraper_")}.keys() == {
+    assert set(views.table_views(Warehouse(data_dir))) == {
         "semscraper_locations", "semscraper_tasks", "semscraper_responses",
         "semscraper_serps", "semscraper_items"}
+    assert set(counts) == EVERY_VIEW
     assert counts["semscraper_serps"] == 3 and counts["semscraper_items"] > 20
     with catalog.connect(data_dir) as con:
         html = con.execute("SELECT count(html) FROM semscraper_responses").fetchone()[0]

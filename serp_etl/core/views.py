@@ -18,10 +18,12 @@ a quoted literal (``_literal``), the one place where this package writes a value
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import tempfile
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +43,15 @@ _GLOB_CHARACTERS = frozenset("*?[]{}")
 
 class ViewsError(RuntimeError):
     """The views cannot be written (a warehouse path DuckDB would read as a pattern, say)."""
+
+
+@dataclass(frozen=True)
+class DerivedView:
+    """A view over the table views (``serp_etl.analysis``), written after them."""
+
+    name: str
+    description: str  # the view's COMMENT, which BI tools show
+    select: str
 
 
 @dataclass(frozen=True)
@@ -109,12 +120,21 @@ def _generation(connection, table_dir: Path, tag: str | None) -> Generation:
     return Generation(glob, columns, tag is None)
 
 
-def _target_types(connection, schema: pa.Schema) -> dict[str, str]:
-    """The DuckDB type of each column of ``schema``, for a table with no part of it yet.
-    (DuckDB loads pandas to read an Arrow table, a fifth of a second: only then.)"""
-    relation = connection.from_arrow(schema.empty_table())
-    return {name: str(kind) for name, kind in zip(relation.columns, relation.types,
-                                                   strict=True)}
+def _target_types(connection, schemas: Mapping[str, pa.Schema]) -> dict[str, dict[str, str]]:
+    """The DuckDB type of each column of each schema, as DuckDB reads a part written with it:
+    read from an empty part of each (DuckDB reads an Arrow table through pandas, a fifth of a
+    second to load, and its types could differ from a part's)."""
+    import pyarrow.parquet as pq
+
+    types = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for view, schema in schemas.items():
+            path = Path(scratch, f"{len(types)}.parquet")
+            pq.write_table(schema.empty_table(), path)
+            relation = connection.read_parquet(str(path))
+            types[view] = {name: str(kind) for name, kind in zip(
+                relation.columns, relation.types, strict=True)}
+    return types
 
 
 def _column(field: pa.Field, kind: str, generation: Generation) -> str:
@@ -159,12 +179,31 @@ def view_sql(view: str, generations: list[Generation], schema: pa.Schema | None,
     return f"CREATE VIEW {_identifier(view)} AS " + " UNION ALL BY NAME ".join(selects)
 
 
+def empty_view_sql(view: str, schema: pa.Schema, types: dict[str, str]) -> str:
+    """``CREATE VIEW`` of a table without any part yet: its columns, typed, and no row (so
+    that the views over it, and a user's query, work before its first day)."""
+    nothing = Generation("", {}, False)
+    columns = [_column(field, types[field.name], nothing) for field in schema]
+    return (f"CREATE VIEW {_identifier(view)} AS SELECT {', '.join(columns)}, "
+            "CAST(NULL AS DATE) AS date WHERE false")
+
+
+def definitions_digest(schemas: Mapping[str, pa.Schema],
+                       derived: Sequence[DerivedView]) -> str:
+    """What this serp-etl defines: every table's schema and every derived view's text."""
+    text = json.dumps({"schemas": {view: _own_tag(schema) for view, schema in schemas.items()},
+                       "derived": [[v.name, v.description, v.select] for v in derived]},
+                      sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def signature(warehouse: Warehouse, found: Mapping[str, Mapping[str | None, Path]],
-              schemas: Mapping[str, pa.Schema]) -> dict:
+              schemas: Mapping[str, pa.Schema], derived: Sequence[DerivedView]) -> dict:
     """What the views file is built from: where the warehouse is (the views hold its path),
-    each table's generations, and the schema this serp-etl reads it as. The same signature,
-    the same views."""
+    each table's generations, the schema this serp-etl reads it as, and the derived views.
+    The same signature, the same views."""
     return {"root": str(warehouse.root.resolve()),
+            "definitions": definitions_digest(schemas, derived),
             "views": {view: {"generations": sorted(tag or "" for tag in tags),
                              "schema": _own_tag(schemas.get(view))}
                       for view, tags in sorted(found.items())}}
@@ -184,12 +223,14 @@ def recorded_signature(warehouse: Warehouse) -> dict | None:
         return None
 
 
-def refresh(warehouse: Warehouse, schemas: Mapping[str, pa.Schema]) -> Path:
+def refresh(warehouse: Warehouse, schemas: Mapping[str, pa.Schema],
+            derived: Sequence[DerivedView] = ()) -> Path:
     """Write the views file anew if what the warehouse holds (its tables and their schema
     generations, not its days: a view's globs find new days by themselves) or this serp-etl's
-    schemas changed since it was written; its path."""
+    schemas or derived views changed since it was written; its path. Every table of
+    ``schemas`` gets a view, an empty one until its first part."""
     found = scan(warehouse)
-    wanted = signature(warehouse, found, schemas)
+    wanted = signature(warehouse, found, schemas, derived)
     target = views_path(warehouse)
     if recorded_signature(warehouse) == wanted:
         return target
@@ -198,7 +239,7 @@ def refresh(warehouse: Warehouse, schemas: Mapping[str, pa.Schema]) -> Path:
         raise ViewsError(f"the warehouse path {root} has a character DuckDB reads as a glob "
                          f"pattern ({''.join(sorted(_GLOB_CHARACTERS & set(root)))}): move "
                          "the data dir to a path without it")
-    _write(target, found, schemas)
+    _write(target, found, schemas, derived)
     # After the views file: a crash between the two leaves an old signature, and the next
     # refresh writes the views again.
     _publish_text(signature_path(warehouse), json.dumps(wanted, indent=1))
@@ -206,7 +247,7 @@ def refresh(warehouse: Warehouse, schemas: Mapping[str, pa.Schema]) -> Path:
 
 
 def _write(target: Path, found: Mapping[str, Mapping[str | None, Path]],
-           schemas: Mapping[str, pa.Schema]) -> None:
+           schemas: Mapping[str, pa.Schema], derived: Sequence[DerivedView]) -> None:
     import duckdb
 
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -226,8 +267,15 @@ def _write(target: Path, found: Mapping[str, Mapping[str | None, Path]],
                 elif order[0] == own:  # its parts say how DuckDB types the schema
                     types = generations[0].columns
                 else:
-                    types = _target_types(connection, schema)
+                    types = _target_types(connection, {view: schema})[view]
                 connection.execute(view_sql(view, generations, schema, types))
+            missing = {view: schema for view, schema in schemas.items() if view not in found}
+            for view, types in _target_types(connection, missing).items():
+                connection.execute(empty_view_sql(view, missing[view], types))
+            for view in derived:
+                connection.execute(f"CREATE VIEW {_identifier(view.name)} AS {view.select}")
+                connection.execute(f"COMMENT ON VIEW {_identifier(view.name)} IS "
+                                   f"{_literal(view.description)}")
             connection.execute("CHECKPOINT")
         with open(temp, "rb+") as handle:
             os.fsync(handle.fileno())
@@ -249,14 +297,17 @@ def _publish_text(path: Path, text: str) -> None:
     fsync_dir(path.parent)
 
 
-def current(warehouse: Warehouse, schemas: Mapping[str, pa.Schema]) -> bool:
+def current(warehouse: Warehouse, schemas: Mapping[str, pa.Schema],
+            derived: Sequence[DerivedView] = ()) -> bool:
     """Whether the views file serves this warehouse as this serp-etl reads it, by what costs
-    the same however long the history: it was written for this data dir and these schemas,
-    and every table of the warehouse has a view. (A new schema generation comes only from a
-    writer of another serp-etl, which refreshes the file itself.)"""
+    the same however long the history: it was written for this data dir and these schemas
+    and derived views, and every table of the warehouse has a view. (A new schema generation
+    comes only from a writer of another serp-etl, which refreshes the file itself.)"""
     recorded = recorded_signature(warehouse)
     if recorded is None or recorded.get("root") != str(warehouse.root.resolve()):
         return False  # none yet, or the data dir moved
+    if recorded.get("definitions") != definitions_digest(schemas, derived):
+        return False
     known = recorded.get("views", {})
     if any(entry["schema"] != _own_tag(schemas.get(view)) for view, entry in known.items()):
         return False

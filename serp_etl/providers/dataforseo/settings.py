@@ -48,6 +48,7 @@ CALLS_PER_MINUTE = {
 }
 MAX_SIMULTANEOUS_REQUESTS = 30
 
+CURRENCY = "USD"
 # USD per task (one page of 100 results), Standard method.
 PRICE_PER_PAGE = {1: 0.0006, 2: 0.0012}
 

@@ -35,6 +35,7 @@ SOURCES = ["Wikipedia", "Amazon", "Etsy", "Pinterest", None]
 CURRENCIES = ["USD", "EUR", "GBP", "JPY"]
 RATING_TYPES = ["Max5", "Percents", "CustomMax"]
 _OFFSETS = ["+00:00", "+00:00", "+02:00", "+00:00", "-05:00", "+00:00", "+05:30"]
+PAGES_PER_TARGET = 40
 SPELL_TYPES = ["did_you_mean", "showing_results_for", "no_results_found_for",
                "including_results_for"]
 
@@ -150,9 +151,9 @@ class _Serp:
             "highlighted": self.maybe([self.rng.choice(WORDS) for _ in range(2)], 0.4),
         }
 
-    def organic(self, rank_group: int, rank_absolute: int, y: float) -> dict:
-        domain = self.rng.choice(DOMAINS)
-        url = self.url(domain)
+    def organic(self, rank_group: int, rank_absolute: int, y: float,
+                page: tuple[str, str] | None = None) -> dict:
+        domain, url = page or (domain := self.rng.choice(DOMAINS), self.url(domain))
         item = {"type": "organic", "rank_group": rank_group, "rank_absolute": rank_absolute,
                 "position": "left" if self.chance(0.95) else "right"}
         item.update(self.snippet_fields(domain, url))
@@ -206,6 +207,21 @@ class _Serp:
         }
 
 
+def ranked_pages(rng: random.Random, domains: list[str], *target: object
+                 ) -> list[tuple[str, str]]:
+    """The pages (domain, URL) that show a target, in the day's order: each target has its
+    own pages, each page a strength, and a day's order is by strength plus the day's noise
+    (``rng``). So from one day to the next most pages stay and move a few places, a few come
+    and go: the history a rank tracker shows."""
+    pages_rng = random.Random(seed_for("pages", *target))
+    maker = _Serp(pages_rng, False)
+    pages = [(domain, maker.url(domain))
+             for domain in (pages_rng.choice(domains) for _ in range(PAGES_PER_TARGET))]
+    strengths = [pages_rng.random() for _ in pages]
+    return [page for _, page in sorted(
+        zip((s + rng.gauss(0, 0.12) for s in strengths), pages, strict=True), reverse=True)]
+
+
 def generate_result(task: dict, day: str, revision: int = 0, drift: bool = False) -> dict:
     """The ``result[0]`` object of task_get/advanced for a posted ``task`` on ``day``; a later
     ``revision`` is the same SERP as DataForSEO re-parsed it (another SERP, in the sandbox);
@@ -216,6 +232,7 @@ def generate_result(task: dict, day: str, revision: int = 0, drift: bool = False
     rng = random.Random(seed_for(image_url, location, language, day,
                                  *((revision,) if revision else ())))
     serp = _Serp(rng, bool(task.get("calculate_rectangles")))
+    showing = iter(ranked_pages(rng, DOMAINS, image_url, location, language))
     pages = int(task.get("max_crawl_pages") or 1)
     items: list[dict] = []
     ranks: dict[str, int] = {}
@@ -227,7 +244,7 @@ def generate_result(task: dict, day: str, revision: int = 0, drift: bool = False
         ranks[kind] = ranks.get(kind, 0) + 1
         rank_absolute = len(items) + 1
         if kind == "organic":
-            item = serp.organic(ranks[kind], rank_absolute, y)
+            item = serp.organic(ranks[kind], rank_absolute, y, next(showing, None))
             if rng.random() < 0.02 and drift:
                 item["source_badge"] = "Verified"  # a field the reference does not know yet
         elif kind == "images":

@@ -8,7 +8,7 @@ import html
 import random
 from urllib.parse import quote
 
-from serp_etl.sandbox.dataforseo.serp_generator import seed_for
+from serp_etl.sandbox.dataforseo.serp_generator import ranked_pages, seed_for
 
 DOMAINS = [
     "www.seoquantum.com", "storychief.io", "www.indeed.com", "www.usg.edu", "backlinko.com",
@@ -35,6 +35,8 @@ def generate_results(keyword: str, device: str, location: str, language: str, de
                      day: str) -> list[dict]:
     """The ``results`` array of a done scrape."""
     rng = random.Random(seed_for("semscraper", keyword, device, location, language, depth, day))
+    # Organic results from the keyword's own pages, in the day's order (see ranked_pages).
+    showing = iter(ranked_pages(rng, DOMAINS, "semscraper", keyword, device, location, language))
     blocks: list[dict] = []
     rank_serp, pixel = 0, 180
     for page in range(1, depth + 1):
@@ -49,12 +51,16 @@ def generate_results(keyword: str, device: str, location: str, language: str, de
             items = []
             for rank_type in range(1, count + 1):
                 rank_serp += 1
-                domain = rng.choice(DOMAINS)
-                slug = quote(_words(rng, 2, 4).replace(" ", "-"), safe="-")
+                shown = next(showing, None) if kind == "organic" else None
+                if shown:
+                    domain, url = shown
+                else:
+                    domain = rng.choice(DOMAINS)
+                    url = f"https://{domain}/" + quote(_words(rng, 2, 4).replace(" ", "-"),
+                                                      safe="-")
                 items.append({
                     "rank_type": rank_type, "rank_serp": rank_serp, "page": page,
-                    "pixel": pixel, "domain": domain,
-                    "url": f"https://{domain}/{slug}",
+                    "pixel": pixel, "domain": domain, "url": url,
                     "title": "" if kind == "images" else _words(rng, 3, 9).capitalize(),
                     "description": _words(rng, 8, 25) if kind == "organic" else "",
                 })

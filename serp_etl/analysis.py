@@ -1,0 +1,201 @@
+"""Ready-made questions over both providers: views over the table views, in the views file.
+
+Defined once, here, as SQL over the ``<provider>_<table>`` views; ``core.views`` writes them
+into the views file after the table views, so the CLI, the views file and any BI tool see the
+same ones. Each is documented in the README ("Ready-made views"). Every view keeps ``date`` as
+a plain column of its rows, so a query's ``date`` filter still reaches the Parquet scans (a
+one-day question reads one day); the views that compare a day with the previous collected day
+read the target's history, the one place where a day's question reads more than its day.
+
+How the two providers meet in ``serp_items``:
+
+=============  ==========================================  =================================
+column         DataForSEO (search by image)                SemScraper (keyword SERP)
+=============  ==========================================  =================================
+target         serps.image_url (or keyword)                serps.keyword
+location       serps.location_code, as text ("2840")       serps.location ("us")
+language       serps.language_code                         serps.language
+device         "desktop" (Search by Image is desktop)      serps.device
+item_type      organic/images/other_items .type            items.block_type
+rank_group     .rank_group                                 position among the SERP's items of
+                                                           its block type, in rank_serp order
+                                                           (rank_type restarts on each page)
+rank_absolute  .rank_absolute                              items.rank_serp
+domain         organic.domain; host of url otherwise       items.domain
+url            .url (other items: item->>'url')            items.url
+title          .title                                      items.title ("" as NULL)
+description    organic.description (other items: JSON)     items.description ("" as NULL)
+serp_id        task_id                                     id
+block_index    NULL                                        items.block_index
+item_index     .item_index                                 items.item_index
+=============  ==========================================  =================================
+"""
+
+from __future__ import annotations
+
+from serp_etl.core.ledger import PENDING_STATES, TaskState
+from serp_etl.core.views import DerivedView
+from serp_etl.providers.dataforseo import settings as dataforseo
+from serp_etl.providers.semscraper import settings as semscraper
+
+
+# The host of a URL (scheme, optional user info, then the host), lower case; NULL if none.
+def _host(url: str) -> str:
+    return (f"nullif(lower(regexp_extract({url}, "
+            "'^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/?#@]*@)?([^/?#:]+)', 1)), '')")
+
+
+_TARGET_KEYS = ("provider", "target", "location", "language", "device")
+# Keys may be NULL (a SERP without a language, say): compared so that NULL meets NULL.
+_SAME_TARGET = " AND ".join(f"{{a}}.{key} IS NOT DISTINCT FROM {{b}}.{key}"
+                            for key in _TARGET_KEYS)
+
+
+def _same_target(a: str, b: str) -> str:
+    return _SAME_TARGET.format(a=a, b=b)
+
+
+SERP_SEARCHES = DerivedView("serp_searches", "One row per SERP collected, of either provider: "
+                             "its target, location, language, device and day.", f"""
+SELECT '{dataforseo.PROVIDER}' AS provider, date, task_id AS serp_id,
+       coalesce(image_url, keyword) AS target, CAST(location_code AS VARCHAR) AS location,
+       language_code AS language, 'desktop' AS device, datetime AS searched_at
+FROM dataforseo_serps
+UNION ALL
+SELECT '{semscraper.PROVIDER}', date, id, keyword, location, language, device,
+       coalesce(scraped_at, created_at)
+FROM semscraper_serps""")
+
+SERP_ITEMS = DerivedView("serp_items", "One row per item of either provider's SERPs, ranks "
+                          "and types mapped to DataForSEO's (see serp_etl/analysis.py).", f"""
+WITH dataforseo_items AS (
+    SELECT date, task_id, item_index, type AS item_type, rank_group, rank_absolute,
+           coalesce(domain, {_host('url')}) AS domain, url, title, description
+    FROM dataforseo_organic
+    UNION ALL
+    SELECT date, task_id, item_index, type, rank_group, rank_absolute, {_host('url')}, url,
+           title, NULL
+    FROM dataforseo_images
+    UNION ALL
+    SELECT date, task_id, item_index, type, rank_group, rank_absolute,
+           coalesce(item->>'domain', {_host("item->>'url'")}), item->>'url', item->>'title',
+           item->>'description'
+    FROM dataforseo_other_items),
+semscraper_ranked AS (
+    SELECT *, row_number() OVER (PARTITION BY date, id, block_type
+                                 ORDER BY rank_serp, block_index, item_index) AS rank_group
+    FROM semscraper_items)
+SELECT s.provider, s.date, s.target, s.location, s.language, s.device, i.item_type,
+       i.rank_group, i.rank_absolute, i.domain, i.url, i.title, i.description, s.serp_id,
+       CAST(NULL AS INTEGER) AS block_index, i.item_index
+FROM dataforseo_items i
+JOIN serp_searches s ON s.provider = '{dataforseo.PROVIDER}' AND s.date = i.date
+                     AND s.serp_id = i.task_id
+UNION ALL
+SELECT s.provider, s.date, s.target, s.location, s.language, s.device, i.block_type,
+       i.rank_group, i.rank_serp, coalesce(i.domain, {_host('i.url')}), i.url,
+       nullif(i.title, ''), nullif(i.description, ''), s.serp_id, i.block_index, i.item_index
+FROM semscraper_ranked i
+JOIN serp_searches s ON s.provider = '{semscraper.PROVIDER}' AND s.date = i.date
+                     AND s.serp_id = i.id""")
+
+# A target's collected days, each with the collected day before it.
+_COLLECTED_DAYS = f"""
+collected AS (SELECT DISTINCT {', '.join(_TARGET_KEYS)}, date FROM serp_searches),
+days AS (
+    SELECT *, lag(date) OVER (PARTITION BY {', '.join(_TARGET_KEYS)} ORDER BY date)
+              AS previous_date
+    FROM collected)"""
+
+RANK_HISTORY = DerivedView(
+    "rank_history", "Per target, domain and day: the domain's best organic rank, and its change "
+    "from the target's previous collected day.", f"""
+WITH organic AS (
+    SELECT {', '.join(_TARGET_KEYS)}, domain, date, min(rank_group) AS rank,
+           min(rank_absolute) AS rank_absolute, arg_min(url, rank_group) AS url
+    FROM serp_items
+    WHERE item_type = 'organic' AND domain IS NOT NULL
+    GROUP BY ALL),
+{_COLLECTED_DAYS}
+SELECT o.provider, o.target, o.location, o.language, o.device, o.domain, o.date, o.rank,
+       o.rank_absolute, o.url, d.previous_date, p.rank AS previous_rank,
+       p.rank - o.rank AS rank_change,
+       CASE WHEN d.previous_date IS NOT NULL THEN p.rank IS NULL END AS is_new
+FROM organic o
+JOIN days d ON {_same_target('d', 'o')} AND d.date = o.date
+LEFT JOIN organic p ON {_same_target('p', 'o')} AND p.domain = o.domain
+                    AND p.date = d.previous_date""")
+
+IMAGE_HOSTS = DerivedView(
+    "image_hosts", "Search by image: per tracked image and day, each page (and its domain) "
+    "showing the image, and whether page and domain are new since the image's previous "
+    "collected day.", f"""
+WITH pages AS (
+    SELECT {', '.join(_TARGET_KEYS)}, date, domain, url, min(rank_group) AS rank
+    FROM serp_items
+    WHERE provider = '{dataforseo.PROVIDER}' AND item_type = 'organic' AND url IS NOT NULL
+    GROUP BY ALL),
+{_COLLECTED_DAYS}
+SELECT p.target AS image_url, p.location, p.language, p.date, p.domain, p.url, p.rank,
+       d.previous_date,
+       CASE WHEN d.previous_date IS NOT NULL THEN NOT EXISTS (
+           SELECT 1 FROM pages q WHERE {_same_target('q', 'p')} AND q.date = d.previous_date
+                                   AND q.url = p.url) END AS is_new_page,
+       CASE WHEN d.previous_date IS NOT NULL THEN NOT EXISTS (
+           SELECT 1 FROM pages q WHERE {_same_target('q', 'p')} AND q.date = d.previous_date
+                                   AND q.domain IS NOT DISTINCT FROM p.domain) END
+           AS is_new_domain
+FROM pages p
+JOIN days d ON {_same_target('d', 'p')} AND d.date = p.date""")
+
+SERP_FEATURES = DerivedView(
+    "serp_features", "Per target, day and item type (DataForSEO type, SemScraper block type): "
+    "how many items of it the SERP shows, and the first position it takes.", f"""
+SELECT {', '.join(_TARGET_KEYS)}, date, item_type, count(*) AS items,
+       count(DISTINCT serp_id) AS serps, min(rank_absolute) AS first_rank_absolute
+FROM serp_items
+GROUP BY ALL""")
+
+DOMAIN_VISIBILITY = DerivedView(
+    "domain_visibility", "Per provider, day and domain: its share of the top-10 organic "
+    "positions across every SERP collected that day.", f"""
+WITH top AS (
+    SELECT provider, date, {', '.join(_TARGET_KEYS[1:])}, serp_id, domain, rank_group
+    FROM serp_items
+    WHERE item_type = 'organic' AND rank_group <= 10),
+totals AS (
+    SELECT provider, date, count(*) AS all_positions, count(DISTINCT serp_id) AS serps
+    FROM top GROUP BY ALL)
+SELECT t.provider, t.date, t.domain, count(*) AS top10_positions, any_value(all_positions)
+       AS all_top10_positions, count(*) / any_value(all_positions) AS share,
+       count(DISTINCT serp_id) AS serps_present, any_value(serps) AS serps,
+       min(rank_group) AS best_rank, avg(rank_group) AS average_rank
+FROM top t
+JOIN totals USING (provider, date)
+WHERE t.domain IS NOT NULL
+GROUP BY t.provider, t.date, t.domain""")
+
+
+def _state_counts() -> str:
+    """One count per task state, the pending ones (intent, posted) summed as ``pending``:
+    derived from the ledger's states, so a new state gets its column."""
+    pending = ", ".join(f"'{state}'" for state in sorted(PENDING_STATES))
+    counts = [f"count(*) FILTER (WHERE state = '{state}') AS {state}"
+              for state in TaskState if state not in PENDING_STATES]
+    return ", ".join([*counts, f"count(*) FILTER (WHERE state IN ({pending})) AS pending"])
+
+
+SPEND_HEALTH = DerivedView(
+    "spend_health", "Per provider and day: the tasks of the day's ledger, what they cost, and "
+    "how each ended (fetched, empty, failed, expired, ..., pending).", f"""
+SELECT '{dataforseo.PROVIDER}' AS provider, date, count(*) AS tasks, sum(cost) AS cost,
+       '{dataforseo.CURRENCY}' AS currency, {_state_counts()}
+FROM dataforseo_tasks GROUP BY date
+UNION ALL
+SELECT '{semscraper.PROVIDER}', date, count(*), sum(cost), '{semscraper.CURRENCY}',
+       {_state_counts()}
+FROM semscraper_tasks GROUP BY date""")
+
+# In creation order: a view after those it reads.
+VIEWS = (SERP_SEARCHES, SERP_ITEMS, RANK_HISTORY, IMAGE_HOSTS, SERP_FEATURES,
+         DOMAIN_VISIBILITY, SPEND_HEALTH)

@@ -1,0 +1,279 @@
+"""The ready-made views (serp_etl.analysis) on three days of both sandboxes, against what the
+raw responses say, read here in plain Python: the SQL and the flatten are not trusted."""
+
+from __future__ import annotations
+
+import shutil
+from collections import defaultdict
+from urllib.parse import urlsplit
+
+import duckdb
+import orjson
+import pyarrow.parquet as pq
+import pytest
+
+from serp_etl import analysis, catalog
+from serp_etl.core import views
+from serp_etl.core.ledger import PENDING_STATES, Ledger, TaskState, ledger_path
+from serp_etl.core.warehouse import Warehouse
+from serp_etl_tests import sandbox_days
+from serp_etl_tests.test_views import imported
+
+KEY = ("provider", "target", "location", "language", "device")
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory) -> Warehouse:
+    return sandbox_days.build(tmp_path_factory.mktemp("analysis") / "data", drift=True)
+
+
+def query(warehouse: Warehouse, sql: str, params=()) -> list[dict]:
+    with catalog.connect(warehouse.data_dir) as connection:
+        cursor = connection.execute(sql, list(params))
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def host(url: str | None) -> str | None:
+    return urlsplit(url).hostname if url else None
+
+
+def raw_serps(warehouse: Warehouse) -> list[dict]:
+    """Every SERP of the raw responses, as plain dicts: its key, day, id and items."""
+    serps = []
+    for provider in ("dataforseo", "semscraper"):
+        for part in sorted((warehouse.root / provider / "responses").rglob("*.parquet")):
+            day = part.parent.name.removeprefix("date=")
+            table = pq.read_table(part, columns=["task_id", "body"])
+            for task_id, body in zip(*table.to_pydict().values(), strict=True):
+                document = orjson.loads(body)
+                if provider == "dataforseo":
+                    result = document["tasks"][0].get("result")
+                    if not result:  # an empty SERP (40102): no SERP row
+                        continue
+                    serp = result[0]
+                    key = (provider, serp["image_url"], str(serp["location_code"]),
+                           serp["language_code"], "desktop")
+                    items = [{"item_type": i["type"], "rank_group": i["rank_group"],
+                              "rank_absolute": i["rank_absolute"],
+                              "domain": host(i.get("url")) or i.get("domain"),
+                              "url": i.get("url"), "title": i.get("title"),
+                              "description": i.get("description")}
+                             for i in serp["items"] or []]
+                else:
+                    key = (provider, document["keyword"], document["location"],
+                           document["language"], document["device"])
+                    flat = [(block["type"], item) for block in document["results"]
+                            for item in block["items"]]
+                    per_type: dict[str, int] = defaultdict(int)
+                    items = []
+                    for kind, item in sorted(flat, key=lambda pair: pair[1]["rank_serp"]):
+                        per_type[kind] += 1
+                        items.append({"item_type": kind, "rank_group": per_type[kind],
+                                      "rank_absolute": item["rank_serp"],
+                                      "domain": item["domain"] or host(item["url"]),
+                                      "url": item["url"], "title": item["title"] or None,
+                                      "description": item["description"] or None})
+                serps.append({"key": key, "date": day, "id": task_id, "items": items})
+    return serps
+
+
+def as_rows(rows: list[dict], columns: tuple[str, ...]) -> list[tuple]:
+    return sorted((tuple(str(row[c]) if c == "date" else row[c] for c in columns)
+                   for row in rows), key=repr)
+
+
+def test_serp_items_holds_every_item_of_both_providers_mapped(warehouse):
+    serps = raw_serps(warehouse)
+    columns = ("date", "item_type", "rank_group", "rank_absolute", "domain", "url", "title",
+               "description")
+    expected = [(*serp["key"], serp["id"], *(item[c] if c != "date" else serp["date"]
+                                            for c in columns))
+                for serp in serps for item in serp["items"]]
+    got = query(warehouse, "SELECT * FROM serp_items")
+    assert as_rows(got, (*KEY, "serp_id", *columns)) == sorted(expected, key=repr)
+    kinds = {row["item_type"] for row in got}
+    assert {"organic", "images", "related_searches", "people_also_ask"} <= kinds
+    # Each provider is there, and a second results page's organic block keeps counting.
+    assert {row["provider"] for row in got} == {"dataforseo", "semscraper"}
+    deep = [r["rank_group"] for r in got if r["target"] == "tropical wallpaper"
+            and r["item_type"] == "organic" and str(r["date"]) == sandbox_days.DAYS[0]]
+    assert sorted(deep) == list(range(1, len(deep) + 1)) and len(deep) > 10
+
+
+def organic_best(serps: list[dict]) -> dict[tuple, dict]:
+    best: dict[tuple, dict] = {}
+    for serp in serps:
+        for item in serp["items"]:
+            if item["item_type"] != "organic" or item["domain"] is None:
+                continue
+            key = (serp["key"], item["domain"], serp["date"])
+            seen = best.get(key)
+            if seen is None or item["rank_group"] < seen["rank"]:
+                best[key] = {"rank": item["rank_group"], "url": item["url"],
+                             "rank_absolute": min(item["rank_absolute"],
+                                                  seen["rank_absolute"] if seen else 10**9)}
+            else:
+                seen["rank_absolute"] = min(seen["rank_absolute"], item["rank_absolute"])
+    return best
+
+
+def previous_days(serps: list[dict]) -> dict[tuple, str | None]:
+    days = defaultdict(set)
+    for serp in serps:
+        days[serp["key"]].add(serp["date"])
+    return {(key, day): max((d for d in dates if d < day), default=None)
+            for key, dates in days.items() for day in dates}
+
+
+def test_rank_history_is_the_best_rank_and_its_change_since_the_previous_collected_day(
+        warehouse):
+    serps = raw_serps(warehouse)
+    best, previous = organic_best(serps), previous_days(serps)
+    expected = []
+    for (key, domain, day), found in best.items():
+        before = previous[key, day]
+        earlier = best.get((key, domain, before))
+        expected.append((*key, domain, day, found["rank"], found["rank_absolute"],
+                         found["url"], before, earlier and earlier["rank"],
+                         earlier and earlier["rank"] - found["rank"],
+                         None if before is None else earlier is None))
+    got = query(warehouse, "SELECT * FROM rank_history")
+    got = [{**row, "previous_date": row["previous_date"] and str(row["previous_date"])}
+           for row in got]
+    assert as_rows(got, (*KEY, "domain", "date", "rank", "rank_absolute", "url",
+                         "previous_date", "previous_rank", "rank_change", "is_new")) \
+        == sorted(expected, key=repr)
+    # The sandbox's history moves: some domains climb, some drop, some are new.
+    changes = [row["rank_change"] for row in got if row["rank_change"] is not None]
+    assert min(changes) < 0 < max(changes)
+    assert any(row["is_new"] for row in got)
+
+
+def test_image_hosts_names_the_pages_showing_each_image_and_what_is_new(warehouse):
+    serps = [s for s in raw_serps(warehouse) if s["key"][0] == "dataforseo"]
+    previous = previous_days(serps)
+    pages: dict[tuple, int] = {}
+    for serp in serps:
+        for item in serp["items"]:
+            if item["item_type"] == "organic" and item["url"]:
+                at = (serp["key"], serp["date"], item["domain"], item["url"])
+                pages[at] = min(pages.get(at, 10**9), item["rank_group"])
+    expected = []
+    for (key, day, domain, url), rank in pages.items():
+        before = previous[key, day]
+        then = [(d, u) for (k, on, d, u) in pages if k == key and on == before]
+        expected.append((key[1], key[2], key[3], day, domain, url, rank, before,
+                         None if before is None else url not in {u for _, u in then},
+                         None if before is None else domain not in {d for d, _ in then}))
+    got = query(warehouse, "SELECT * FROM image_hosts")
+    got = [{**row, "previous_date": row["previous_date"] and str(row["previous_date"])}
+           for row in got]
+    assert as_rows(got, ("image_url", "location", "language", "date", "domain", "url", "rank",
+                         "previous_date", "is_new_page", "is_new_domain")) \
+        == sorted(expected, key=repr)
+    assert {row["is_new_domain"] for row in got} == {None, True, False}
+
+
+def test_serp_features_counts_each_item_type_per_target_and_day(warehouse):
+    counts: dict[tuple, list] = {}
+    for serp in raw_serps(warehouse):
+        for item in serp["items"]:
+            at = (*serp["key"], serp["date"], item["item_type"])
+            entry = counts.setdefault(at, [0, set(), 10**9])
+            entry[0] += 1
+            entry[1].add(serp["id"])
+            entry[2] = min(entry[2], item["rank_absolute"])
+    expected = [(*at, n, len(ids), first) for at, (n, ids, first) in counts.items()]
+    got = query(warehouse, "SELECT * FROM serp_features")
+    assert as_rows(got, (*KEY, "date", "item_type", "items", "serps",
+                         "first_rank_absolute")) == sorted(expected, key=repr)
+
+
+def test_domain_visibility_is_each_domains_share_of_the_top_ten(warehouse):
+    top = [(serp["key"][0], serp["date"], serp["id"], item["domain"], item["rank_group"])
+           for serp in raw_serps(warehouse) for item in serp["items"]
+           if item["item_type"] == "organic" and item["rank_group"] <= 10]
+    totals = defaultdict(list)
+    for provider, day, serp_id, _, _ in top:
+        totals[provider, day].append(serp_id)
+    expected = {}
+    for provider, day, serp_id, domain, rank in top:
+        if domain is not None:
+            expected.setdefault((provider, day, domain), []).append((serp_id, rank))
+    got = query(warehouse, "SELECT * FROM domain_visibility")
+    assert len(got) == len(expected)
+    for row in got:
+        held = expected[row["provider"], str(row["date"]), row["domain"]]
+        positions = totals[row["provider"], str(row["date"])]
+        assert row["top10_positions"] == len(held)
+        assert row["all_top10_positions"] == len(positions)
+        assert row["share"] == pytest.approx(len(held) / len(positions))
+        assert row["serps_present"] == len({s for s, _ in held})
+        assert row["serps"] == len(set(positions))
+        assert row["best_rank"] == min(r for _, r in held)
+        assert row["average_rank"] == pytest.approx(sum(r for _, r in held) / len(held))
+    for provider_day in totals:  # shares of a day add up to what named domains hold
+        assert sum(r["share"] for r in got
+                   if (r["provider"], str(r["date"])) == provider_day) <= 1 + 1e-9
+
+
+def test_spend_health_is_the_ledger_per_provider_and_day(warehouse):
+    got = {(row["provider"], str(row["date"])): row
+           for row in query(warehouse, "SELECT * FROM spend_health")}
+    with Ledger(ledger_path(warehouse.data_dir)) as ledger:
+        for provider in ("dataforseo", "semscraper"):
+            for day in sandbox_days.DAYS:
+                tasks = ledger.tasks(provider, day)
+                row = got.pop((provider, day))
+                assert row["tasks"] == len(tasks)
+                assert row["cost"] == pytest.approx(sum(t.cost for t in tasks))
+                assert row["pending"] == sum(t.state in PENDING_STATES for t in tasks)
+                for state in set(TaskState) - PENDING_STATES:
+                    assert row[str(state)] == sum(t.state is state for t in tasks)
+    assert not got
+    assert query(warehouse, "SELECT sum(empty) AS n FROM spend_health")[0]["n"] > 0
+
+
+def test_a_day_of_the_day_views_reads_only_that_day(warehouse, tmp_path):
+    # A copy whose middle day's parts are no Parquet at all: a query that opened one fails.
+    # (Not the first day's: binding a view reads the first part of each generation.)
+    data = tmp_path / "data"
+    shutil.copytree(warehouse.data_dir, data)
+    catalog.refresh_views(data)  # views of the copy's place (they bind on a first day's part)
+    for part in Warehouse(data).root.rglob(f"date={sandbox_days.DAYS[1]}/*.parquet"):
+        part.write_bytes(b"not parquet")
+    day = sandbox_days.DAYS[2]
+    with catalog.connect(data) as connection:
+        for view in ("serp_searches", "serp_items", "serp_features", "domain_visibility",
+                     "spend_health"):
+            assert connection.execute(f"SELECT count(*) FROM {view} WHERE date = ?",
+                                      [day]).fetchone()[0] > 0, view
+        with pytest.raises(duckdb.Error):
+            connection.execute("SELECT count(*) FROM serp_items").fetchone()
+
+
+def test_the_views_are_in_the_views_file_described_for_bi_tools(warehouse):
+    path = warehouse.data_dir / views.VIEWS_FILE
+    with duckdb.connect(str(path), read_only=True) as client:
+        comments = dict(client.execute(
+            "SELECT view_name, comment FROM duckdb_views() WHERE NOT internal").fetchall())
+    for view in analysis.VIEWS:
+        assert comments[view.name] == view.description
+
+
+def test_the_views_answer_before_a_provider_has_any_data(tmp_path):
+    data = tmp_path / "data"
+    imported(data, "2026-03-01")  # DataForSEO only: no SemScraper table exists
+    with catalog.connect(data) as connection:
+        assert connection.execute("SELECT count(*) FROM semscraper_items").fetchone() == (0,)
+        providers = connection.execute(
+            "SELECT provider, count(*) FROM serp_items GROUP BY ALL").fetchall()
+        assert providers == [("dataforseo", 5)]
+        assert connection.execute("SELECT count(*) FROM spend_health").fetchone() == (0,)
+        # The empty views are typed as the tables will be.
+        kinds = dict(connection.execute(
+            "SELECT column_name, data_type FROM duckdb_columns() "
+            "WHERE table_name = 'semscraper_serps'").fetchall())
+        assert kinds["scraped_at"] == "TIMESTAMP WITH TIME ZONE"
+        assert kinds["date"] == "DATE"
