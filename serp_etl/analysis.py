@@ -188,11 +188,11 @@ def _state_counts() -> str:
 SPEND_HEALTH = DerivedView(
     "spend_health", "Per provider and day: the tasks of the day's ledger, what they cost, and "
     "how each ended (fetched, empty, failed, expired, ..., pending).", f"""
-SELECT '{dataforseo.PROVIDER}' AS provider, date, count(*) AS tasks, sum(cost) AS cost,
+SELECT '{dataforseo.PROVIDER}' AS provider, date, count(*) AS tasks, round(sum(cost), 8) AS cost,
        '{dataforseo.CURRENCY}' AS currency, {_state_counts()}
 FROM dataforseo_tasks GROUP BY date
 UNION ALL
-SELECT '{semscraper.PROVIDER}', date, count(*), sum(cost), '{semscraper.CURRENCY}',
+SELECT '{semscraper.PROVIDER}', date, count(*), round(sum(cost), 8), '{semscraper.CURRENCY}',
        {_state_counts()}
 FROM semscraper_tasks GROUP BY date""")
 

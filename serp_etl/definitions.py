@@ -20,7 +20,8 @@ from serp_etl.defs.sensors import (
 )
 
 defs = dg.Definitions(
-    assets=[*dataforseo_assets, *semscraper_assets],
+    # Each asset links to the code that defines it (the UI's "code references").
+    assets=dg.with_source_code_references([*dataforseo_assets, *semscraper_assets]),
     jobs=[dataforseo_daily_job, semscraper_daily_job, dataforseo_collect_job,
           semscraper_collect_job],
     schedules=[dataforseo_daily_schedule, semscraper_daily_schedule],

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 
 from serp_etl import analysis, catalog, definitions
 from serp_etl.core import views
@@ -67,7 +71,9 @@ def test_one_materialization_fills_every_dataforseo_table_and_a_rerun_posts_noth
     assert billed(data_dir) == targets
     tasks_meta = result.asset_materializations_for_node("dataforseo__tasks")[0].metadata
     assert tasks_meta["posted_now"].value == targets
-    assert tasks_meta["dagster/row_count"].value == targets
+    assert tasks_meta["dagster/partition_row_count"].value == targets
+    assert tasks_meta["dagster/uri"].value == (
+        Warehouse(data_dir).partition_dir("dataforseo", "tasks", DAY).resolve().as_uri())
 
     counts = row_counts(data_dir)
     expected = {f"dataforseo_{t}" for t in [*FLAT_SCHEMAS, "tasks", "responses", "locations",
@@ -79,6 +85,8 @@ def test_one_materialization_fills_every_dataforseo_table_and_a_rerun_posts_noth
     assert counts["dataforseo_organic"] > 0 and counts["dataforseo_organic_faq_items_links"] > 0
 
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    # Every check result belongs to the day it is about.
+    assert {e.partition for e in result.get_asset_check_evaluations()} == {DAY}
     assert checks["collection_complete"] and checks["items_accounted_for"]
     assert "schema_drift" in checks
 
@@ -102,8 +110,41 @@ def test_the_date_column_comes_from_the_partition(data_dir):
 def test_asset_metadata_schemas_derive_from_the_pyarrow_schemas():
     spec = definitions.defs.resolve_assets_def(FLAT_KEYS["organic"]).specs_by_key[
         FLAT_KEYS["organic"]]
-    assert spec.metadata["dagster/column_schema"] == table_schema(ORGANIC.schema)
-    assert [c.name for c in table_schema(ORGANIC.schema).columns] == ORGANIC.schema.names
+    assert spec.metadata["dagster/column_schema"] == table_schema(
+        ORGANIC.schema, DATAFORSEO.tables.docs("organic"))
+    assert [c.name for c in spec.metadata["dagster/column_schema"].columns] == [
+        *ORGANIC.schema.names, "date"]
+    assert spec.metadata["dagster/table_name"] == "serp.main.dataforseo_organic"
+
+
+def test_every_column_of_every_asset_is_described():
+    graph = definitions.defs.resolve_asset_graph()
+    tables = 0
+    for key in graph.get_all_asset_keys():
+        schema = graph.get(key).metadata.get("dagster/column_schema")
+        if schema is None:
+            continue
+        tables += 1
+        undescribed = [c.name for c in schema.columns if not c.description]
+        assert not undescribed, (key, undescribed)
+        assert schema.columns[-1].name == "date"
+        assert graph.get(key).owners and graph.get(key).metadata["dagster/table_name"]
+    # Every table is an asset, but the quarantines (written by the callback receiver).
+    assert tables == len([v for v in catalog.view_schemas() if not v.endswith("_quarantine")])
+    votes = table_schema(ORGANIC.schema, DATAFORSEO.tables.docs("organic")).columns[
+        ORGANIC.schema.names.index("rating_votes_count")]
+    assert votes.description == ("tasks[0].result[0].items[].rating.votes_count (items of type "
+                                 "organic): the amount of feedback.")
+
+
+def test_dagster_shows_code_references_retries_and_freshness():
+    graph = definitions.defs.resolve_asset_graph()
+    organic = graph.get(FLAT_KEYS["organic"])
+    references = organic.metadata["dagster/code_references"].code_references
+    assert any(ref.file_path.endswith("provider_assets.py") for ref in references)
+    assert organic.freshness_policy is not None
+    assert definitions.defs.resolve_assets_def(RESPONSES_KEY).op.retry_policy is not None
+    assert definitions.defs.resolve_assets_def(TASKS_KEY).op.retry_policy is None  # paid
 
 
 def test_asset_graph_and_partitions():
@@ -287,3 +328,29 @@ def test_with_the_sandbox_drift_on_the_drift_check_warns_and_says_what_to_do(dat
     assert not drift.passed and drift.severity == dg.AssetCheckSeverity.WARN
     assert "consider declaring them" in drift.description
     assert set(drift.metadata["undocumented_item_types"].value) == {"related_searches"}
+
+
+def test_serp_etl_logs_reach_the_run_logs_with_the_projects_instance(data_dir):
+    settings = yaml.safe_load((Path(definitions.__file__).parent.parent / "data" / "dagster"
+                               / "dagster.yaml").read_text())
+    instance = dg.DagsterInstance.ephemeral(settings={"python_logs": settings["python_logs"]})
+    result = dg.materialize(
+        dataforseo_assets, partition_key=DAY, instance=instance,
+        resources={"warehouse": WarehouseResource(data_dir=str(data_dir)),
+                   "dataforseo": DataForSEOResource(collect_deadline_seconds=30,
+                                                    poll_seconds=1)})
+    assert result.success
+    messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    assert any(f"{DAY}: 6 tasks to collect" in message for message in messages)
+
+
+def test_dg_loads_the_definitions_as_shipped():
+    repo = Path(definitions.__file__).parent.parent
+    dg_cli = Path(sys.executable).with_name("dg")
+    checked = subprocess.run([str(dg_cli), "check", "defs"], cwd=repo, capture_output=True,
+                             text=True, timeout=120)
+    assert checked.returncode == 0, checked.stderr
+    listed = subprocess.run([str(dg_cli), "list", "defs", "--json"], cwd=repo,
+                            capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    assert "dataforseo/organic" in listed.stdout and "semscraper_late_results" in listed.stdout

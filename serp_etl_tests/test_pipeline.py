@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -388,3 +389,29 @@ def test_an_expired_task_is_expired_and_the_check_says_so(sandbox, ledger, clock
     assert not check.passed and "2 expired" in check.description
     assert "every posted task is collected" not in check.description
 
+
+
+def test_waiting_for_results_says_where_it_stands_at_least_every_30_seconds(
+        client, ledger, clock, targets, sandbox, caplog):
+    sandbox.ready_seconds = 10_000  # nothing gets ready: the run waits until its deadline
+    pipeline.submit(client, ledger, DAY, targets)
+    said: list[float] = []
+
+    class When(logging.Handler):
+        def emit(self, record):
+            if "not ready yet" in record.getMessage():
+                said.append(clock.now)
+
+    handler = When()
+    logging.getLogger("serp_etl").addHandler(handler)
+    try:
+        with caplog.at_level(logging.INFO, logger="serp_etl"):
+            pipeline.collect(client, ledger, DAY, deadline_seconds=300, poll_seconds=75,
+                             clock=clock, sleep=clock.sleep)
+    finally:
+        logging.getLogger("serp_etl").removeHandler(handler)
+    start = said[0]
+    assert len(said) >= 300 // 30 - 1
+    assert max(b - a for a, b in zip(said, said[1:], strict=False)) <= 30  # never silent
+    assert sum(clock.sleeps) <= 300 and clock.now - start <= 300
+    assert any(f"{len(targets)} tasks not ready yet" in r.getMessage() for r in caplog.records)

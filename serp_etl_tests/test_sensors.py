@@ -138,7 +138,7 @@ def test_each_import_is_recorded_once_as_materializations_of_what_it_filled(data
     warehouse = Warehouse(data_dir)
     for table in ("responses", "organic", "images"):
         stored = pq.read_table(warehouse.partition_dir("dataforseo", table, DAY)).num_rows
-        assert events[f"dataforseo/{table}"].metadata["dagster/row_count"].value == stored
+        assert events[f"dataforseo/{table}"].metadata["dagster/partition_row_count"].value == stored
     assert events["dataforseo/organic"].metadata["new_responses"].value == 1
     assert result.cursor == "2"  # both imports seen; the early one said why it is not recorded
     again = dg.build_sensor_context(instance=instance, resources=resources(data_dir),

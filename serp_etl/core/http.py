@@ -7,6 +7,7 @@ Both take their clock and sleep as arguments so that tests drive time instead of
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
 import sqlite3
 import threading
@@ -22,6 +23,7 @@ import httpx
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 _LIMITS = """
@@ -90,6 +92,9 @@ class RateLimiter:
         waited = 0.0
         with self._lock:
             while delay := self._take(bucket, self._clock()):
+                if delay >= 1:
+                    log.info("%s: the account's rate limit is reached; waiting %.0f s",
+                             bucket, delay)
                 self._sleep(delay)
                 waited += delay
         return waited
@@ -155,7 +160,10 @@ def with_retries(policy: RetryPolicy, sleep: Sleep, attempt: Callable[[], T], *,
     last: Retry | None = None
     for number in range(policy.attempts):
         if number:
-            sleep(policy.delay(number - 1))
+            delay = policy.delay(number - 1)
+            log.warning("%s; trying again in %.1f s (attempt %d of %d)", last, delay,
+                        number + 1, policy.attempts)
+            sleep(delay)
         try:
             return attempt()
         except Retry as retry:
@@ -246,6 +254,9 @@ class RateLimitedClient:
         if seconds is None:
             return
         self._limiter.pause(bucket, seconds)
+        log.warning("%s: HTTP %d, the API asks to wait %.0f s: no call of %s from any process "
+                    "until then", response.request.url.path, response.status_code, seconds,
+                    bucket)
         if seconds > MAX_RETRY_AFTER:
             raise self.error(f"{response.request.url.path}: HTTP {response.status_code}, the "
                              f"API asks to retry after {seconds:.0f} s: not waiting that long")

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 
+from serp_etl.core.column_docs import SHARED
 from serp_etl.core.jsondecode import Undecodable, decode
 from serp_etl.core.ledger import Ledger, TaskRecord, content_hash
 from serp_etl.core.parquet import publish_table
@@ -58,12 +59,20 @@ class ProviderTables:
     hash_body: HashBody = content_hash
     # The provider's own lists (locations, languages), snapshotted daily.
     reference_schemas: Mapping[str, pa.Schema] = field(default_factory=dict)
+    # Table -> column -> what it holds (``core.column_docs``), beyond the shared columns.
+    column_docs: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def schemas(self) -> dict[str, pa.Schema]:
         """Every table this provider writes -> its schema."""
         return {TASKS_TABLE: self.tasks_schema, RAW_TABLE: self.responses_schema,
                 QUARANTINE_TABLE: QUARANTINE_SCHEMA, **self.flat_schemas,
                 **self.reference_schemas}
+
+    def docs(self, table: str) -> dict[str, str]:
+        """Column -> what it holds, for every column of ``table``."""
+        schema = self.schemas()[table]
+        return {**{name: SHARED[name] for name in schema.names if name in SHARED},
+                **self.column_docs.get(table, {})}
 
     def version(self, body: bytes, meta: dict) -> dict:
         """``meta`` completed with what names this version of a response (``content_hash``)

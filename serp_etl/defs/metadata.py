@@ -1,24 +1,43 @@
-"""Dagster metadata derived from the pyarrow schemas: column types are declared once."""
+"""Dagster metadata derived from the pyarrow schemas and the column docs: column types and
+descriptions are declared once (``core.column_docs``)."""
+
+from collections.abc import Mapping
+from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
 
+from serp_etl.core.column_docs import DATE
+from serp_etl.core.views import VIEWS_FILE
 
-def table_schema(schema: pa.Schema) -> dg.TableSchema:
+# The owners shown on every asset: edit to your team (an e-mail or "team:<name>").
+OWNERS = ["team:serp-etl"]
+
+
+def table_schema(schema: pa.Schema, docs: Mapping[str, str] | None = None) -> dg.TableSchema:
+    """The table's columns, then ``date`` (the partition's, in every view and query)."""
+    docs = docs or {}
     return dg.TableSchema(
         columns=[
             dg.TableColumn(
                 name=f.name,
                 type=str(f.type),
+                description=docs.get(f.name),
                 constraints=dg.TableColumnConstraints(nullable=f.nullable),
             )
             for f in schema
-        ]
+        ] + [dg.TableColumn(name="date", type=str(pa.date32()), description=DATE,
+                            constraints=dg.TableColumnConstraints(nullable=False))]
     )
 
 
-def table_metadata(schema: pa.Schema, rows: int | None = None) -> dict:
-    metadata: dict = {"dagster/column_schema": table_schema(schema)}
-    if rows is not None:
-        metadata["dagster/row_count"] = rows
-    return metadata
+def table_definition(schema: pa.Schema, docs: Mapping[str, str], view: str) -> dict:
+    """An asset's own metadata: its columns, and the view that reads it in the views file."""
+    return {"dagster/column_schema": table_schema(schema, docs),
+            "dagster/table_name": f"{Path(VIEWS_FILE).stem}.main.{view}"}
+
+
+def partition_metadata(rows: int, directory: Path) -> dict:
+    """A materialization's metadata: the partition's rows and where its files are."""
+    return {"dagster/partition_row_count": rows,
+            "dagster/uri": directory.resolve().as_uri()}

@@ -8,7 +8,7 @@ partitions, metadata schemas and the shared checks come from here.
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -21,7 +21,7 @@ from serp_etl.core.provider import TASKS_TABLE, ProviderTables
 from serp_etl.core.quality import QualityResult
 from serp_etl.core.raw import RAW_TABLE
 from serp_etl.core.warehouse import Warehouse
-from serp_etl.defs.metadata import table_metadata
+from serp_etl.defs.metadata import OWNERS, partition_metadata, table_definition
 from serp_etl.defs.partitions import daily_partitions
 from serp_etl.defs.resources import WarehouseResource
 
@@ -32,6 +32,14 @@ SubmitStep = Callable[[dg.AssetExecutionContext, Any, Ledger, str, datetime], di
 # (context, provider resource, ledger, warehouse, data dir) -> the day's spend reconciled
 Reconcile = Callable[[dg.AssetCheckExecutionContext, Any, Ledger, Warehouse, str],
                      QualityResult]
+
+
+# Collecting, flattening and snapshotting the provider's lists are free and may run again
+# safely (nothing is posted, every publish replaces its files whole): a failed step retries.
+FREE_STEP_RETRIES = dg.RetryPolicy(max_retries=2, delay=20, backoff=dg.Backoff.EXPONENTIAL)
+# A day's tables are due by 12:00 UTC: the 06:00 schedule, then the late-results sensor.
+DAILY_FRESHNESS = dg.FreshnessPolicy.cron(deadline_cron="0 12 * * *",
+                                          lower_bound_delta=timedelta(hours=6))
 
 
 def api_pool(provider: str) -> str:
@@ -91,6 +99,7 @@ class ProviderAssets:
 
 def check_result(result: QualityResult, asset_key: dg.AssetKey, name: str,
                  severity: dg.AssetCheckSeverity) -> dg.AssetCheckResult:
+    """A check's result; a partitioned check's evaluation carries the run's day."""
     return dg.AssetCheckResult(asset_key=asset_key, check_name=name, passed=result.passed,
                                severity=severity, description=result.description,
                                metadata=result.metadata)
@@ -101,11 +110,41 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
     resources = {"warehouse", spec.resource_key}
     tasks_key, responses_key = spec.key(TASKS_TABLE), spec.key(RAW_TABLE)
     flat_keys = {table: spec.key(table) for table in tables.flat_schemas}
+    schemas = tables.schemas()
+
+    def definition(table: str) -> dict:
+        return table_definition(schemas[table], tables.docs(table), f"{name}_{table}")
+
+    def materialized(warehouse: WarehouseResource, table: str, partition: str,
+                     rows: int) -> dict:
+        return partition_metadata(rows, warehouse.warehouse().partition_dir(name, table,
+                                                                            partition))
+
+    def day_check(check: str, key: dg.AssetKey, description: str) -> dg.AssetCheckSpec:
+        # Partitioned: each result belongs to its day, so after a backfill the UI says
+        # which day failed.
+        return dg.AssetCheckSpec(check, asset=key, description=description,
+                                 partitions_def=daily_partitions)
+
+    with warnings.catch_warnings():
+        # Partitioned checks are a Dagster preview: chosen knowingly, no need to tell users.
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        response_checks = [
+            day_check("collection_complete", responses_key, "Every posted task is collected."),
+            day_check("decoding_repairs", responses_key, "Every response of the day was clean "
+                      "JSON (else: the repairs decoding made, by kind).")]
+        drift_table = "other_items" if "other_items" in flat_keys else next(iter(flat_keys))
+        checks = [*spec.flat_checks,
+                  FlatCheck("schema_drift", drift_table, dg.AssetCheckSeverity.WARN,
+                            "No undeclared field, wrong-typed value or item type.",
+                            lambda warehouse, partition: quality.schema_drift(
+                                tables, warehouse, partition))]
+        flat_checks = [day_check(c.name, flat_keys[c.table], c.description) for c in checks]
 
     @dg.asset(key=tasks_key, group_name=name, partitions_def=daily_partitions,
-              pool=api_pool(name), kinds={"python", "parquet"},
-              description=spec.tasks_description,
-              metadata=table_metadata(tables.tasks_schema), required_resource_keys=resources)
+              pool=api_pool(name), kinds={"python", "parquet"}, owners=OWNERS,
+              description=spec.tasks_description, metadata=definition(TASKS_TABLE),
+              required_resource_keys=resources)
     def tasks(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         warehouse: WarehouseResource = context.resources.warehouse
         provider = getattr(context.resources, spec.resource_key)
@@ -114,19 +153,15 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
                                    utc_now())
             table = tables.publish_tasks(ledger, warehouse.warehouse(), context.partition_key)
         return dg.MaterializeResult(
-            metadata={**table_metadata(tables.tasks_schema, table.num_rows), **metadata,
-                      **warehouse.refresh_views(context.log)})
+            metadata={**materialized(warehouse, TASKS_TABLE, context.partition_key,
+                                     table.num_rows),
+                      **metadata, **warehouse.refresh_views(context.log)})
 
     @dg.asset(key=responses_key, deps=[tasks_key], group_name=name,
               partitions_def=daily_partitions, pool=api_pool(name), kinds={"python", "parquet"},
-              description=spec.responses_description,
-              metadata=table_metadata(tables.responses_schema), required_resource_keys=resources,
-              check_specs=[dg.AssetCheckSpec("collection_complete", asset=responses_key,
-                                             description="Every posted task is collected."),
-                           dg.AssetCheckSpec("decoding_repairs", asset=responses_key,
-                                             description="Every response of the day was "
-                                                         "clean JSON (else: the repairs "
-                                                         "decoding made, by kind).")])
+              owners=OWNERS, retry_policy=FREE_STEP_RETRIES, freshness_policy=DAILY_FRESHNESS,
+              description=spec.responses_description, metadata=definition(RAW_TABLE),
+              required_resource_keys=resources, check_specs=response_checks)
     def responses(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         warehouse: WarehouseResource = context.resources.warehouse
         provider = getattr(context.resources, spec.resource_key)
@@ -139,31 +174,25 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
             complete = quality.collection_complete(ledger, name, partition)
             repairs = quality.decoding_repairs(tables, warehouse.warehouse(), partition)
         return dg.MaterializeResult(
-            metadata={**table_metadata(tables.responses_schema, raw.rows), **metadata,
+            metadata={**materialized(warehouse, RAW_TABLE, partition, raw.rows), **metadata,
                       **warehouse.refresh_views(context.log)},
             check_results=[check_result(complete, responses_key, "collection_complete",
                                         dg.AssetCheckSeverity.WARN),
                            check_result(repairs, responses_key, "decoding_repairs",
                                         dg.AssetCheckSeverity.WARN)])
 
-    drift_table = "other_items" if "other_items" in flat_keys else next(iter(flat_keys))
-    checks = [*spec.flat_checks,
-              FlatCheck("schema_drift", drift_table, dg.AssetCheckSeverity.WARN,
-                        "No undeclared field, wrong-typed value or item type.",
-                        lambda warehouse, partition: quality.schema_drift(tables, warehouse,
-                                                                          partition))]
-
     @dg.multi_asset(
         name=f"{name}_flattened",
         specs=[dg.AssetSpec(key, deps=[responses_key], group_name=name,
-                            kinds={"python", "parquet"},
+                            kinds={"python", "parquet"}, owners=OWNERS,
+                            freshness_policy=DAILY_FRESHNESS,
                             description=spec.flat_descriptions[table],
-                            metadata=table_metadata(tables.flat_schemas[table]))
+                            metadata=definition(table))
                for table, key in flat_keys.items()],
         partitions_def=daily_partitions,
+        retry_policy=FREE_STEP_RETRIES,
         required_resource_keys={"warehouse"},
-        check_specs=[dg.AssetCheckSpec(c.name, asset=flat_keys[c.table],
-                                       description=c.description) for c in checks],
+        check_specs=flat_checks,
     )
     def flattened(context: dg.AssetExecutionContext):
         warehouse: WarehouseResource = context.resources.warehouse
@@ -172,14 +201,13 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
         views = warehouse.refresh_views(context.log)
         for table, key in flat_keys.items():
             yield dg.MaterializeResult(
-                asset_key=key, metadata={**table_metadata(tables.flat_schemas[table],
-                                                          rows[table]), **views})
+                asset_key=key, metadata={**materialized(warehouse, table, partition,
+                                                        rows[table]), **views})
         for check in checks:
             yield check_result(check.run(store, partition), flat_keys[check.table], check.name,
                                check.severity)
 
     with warnings.catch_warnings():
-        # Partitioned checks are a Dagster preview: chosen knowingly, no need to tell users.
         warnings.simplefilter("ignore", dg.PreviewWarning)
 
         @dg.asset_check(asset=responses_key, name="spend_reconciled",
@@ -206,7 +234,10 @@ def reference_asset(spec: ProviderAssets, reference: ReferenceTable) -> dg.Asset
 
     @dg.asset(key=spec.key(reference.table), group_name=name,
               partitions_def=daily_partitions, pool=api_pool(name), kinds={"python", "parquet"},
-              description=reference.description, metadata=table_metadata(schema),
+              owners=OWNERS, retry_policy=FREE_STEP_RETRIES,
+              description=reference.description,
+              metadata=table_definition(schema, spec.tables.docs(reference.table),
+                                        f"{name}_{reference.table}"),
               required_resource_keys={"warehouse", spec.resource_key})
     def snapshot(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         warehouse: WarehouseResource = context.resources.warehouse
@@ -215,9 +246,11 @@ def reference_asset(spec: ProviderAssets, reference: ReferenceTable) -> dg.Asset
             rows = [{column: entry.get(column) for column in schema.names}
                     for entry in reference.fetch(client)]
         table = pa.Table.from_pylist(rows, schema=schema)
-        publish_table(warehouse.warehouse().partition_file(name, reference.table,
-                                                           context.partition_key), table)
-        return dg.MaterializeResult(metadata={**table_metadata(schema, table.num_rows),
-                                              **warehouse.refresh_views(context.log)})
+        store = warehouse.warehouse()
+        publish_table(store.partition_file(name, reference.table, context.partition_key), table)
+        return dg.MaterializeResult(metadata={
+            **partition_metadata(table.num_rows, store.partition_dir(
+                name, reference.table, context.partition_key)),
+            **warehouse.refresh_views(context.log)})
 
     return snapshot

@@ -116,9 +116,13 @@ class ProviderResource(dg.ConfigurableResource):
     def _open_mode(self, data_dir: str, log, live_credentials) -> tuple[Mode, tuple]:
         """The run's mode, its credentials when live, and the data dir claimed for it: all
         checked before any call to an API."""
-        mode = self.resolved_mode()
-        credentials = live_credentials() if mode is Mode.LIVE else ()
-        claim_mode(data_dir, mode)
+        try:
+            mode = self.resolved_mode()
+            credentials = live_credentials() if mode is Mode.LIVE else ()
+            claim_mode(data_dir, mode)
+        except ModeError as error:
+            # Configuration, not a passing failure: the steps' RetryPolicy must not repeat it.
+            raise dg.Failure(description=str(error), allow_retries=False) from error
         if mode is Mode.SANDBOX:
             log.info(f"mode sandbox: the built-in {type(self).__name__.removesuffix('Resource')}"
                      " API answers (deterministic data, no money spent)")

@@ -23,6 +23,7 @@ import dagster as dg
 
 from serp_etl.core.raw import RAW_TABLE
 from serp_etl.defs.dataforseo_assets import DATAFORSEO
+from serp_etl.defs.metadata import partition_metadata
 from serp_etl.defs.partitions import daily_partitions
 from serp_etl.defs.provider_assets import ProviderAssets
 from serp_etl.defs.resources import WarehouseResource
@@ -114,7 +115,9 @@ def imports_recorded(context: dg.SensorEvaluationContext):
             events.append(dg.AssetMaterialization(
                 asset_key=spec.key(table), partition=record.partition_date,
                 description=f"serp-etl import of {len(files)} file(s)",
-                metadata={"dagster/row_count": rows, "imported_at": record.imported_at,
+                metadata={**partition_metadata(rows, warehouse.warehouse().partition_dir(
+                              record.provider, table, record.partition_date)),
+                          "imported_at": record.imported_at,
                           "new_responses": record.report.get("new_responses", 0),
                           "files": dg.MetadataValue.json(files)}))
     return dg.SensorResult(asset_events=events, cursor=str(records[-1].id))

@@ -23,6 +23,7 @@ from serp_etl.core.crash_points import crash_point
 from serp_etl.core.ledger import MAX_ATTEMPTS, Ledger, TaskRecord, TaskState, utc_now
 from serp_etl.core.locking import exclusive_lock
 from serp_etl.core.money import check_budget, closed_day_reason
+from serp_etl.core.waiting import wait
 from serp_etl.providers.dataforseo import settings
 from serp_etl.providers.dataforseo.client import (
     DataForSEOClient,
@@ -227,6 +228,8 @@ def collect(client: DataForSEOClient, ledger: Ledger, partition: str, *,
     ``MAX_ATTEMPTS`` runs of answers that may pass, exhausted or undecodable."""
     run = _Collection(client, ledger, partition)
     deadline = clock() + deadline_seconds
+    log.info("%s: %d tasks to collect, for up to %.0f s", partition, len(run.pending()),
+             deadline_seconds)
     first = True
     while run.pending():
         ready = client.tasks_ready()
@@ -239,7 +242,10 @@ def collect(client: DataForSEOClient, ledger: Ledger, partition: str, *,
             first = False
         if not run.pending() or clock() + poll_seconds > deadline:
             break
-        sleep(poll_seconds)
+        wait(poll_seconds, sleep, lambda: (
+            f"{partition}: {len(run.pending())} tasks not ready yet, "
+            f"{sum(run.report.ended.values())} collected this run, "
+            f"{max(0.0, deadline - clock()):.0f} s to the deadline"), log)
     # Last look by id: a task collected by a crashed run is no longer in tasks_ready.
     run.fetch(list(run.pending()))
     run.correct()

@@ -7,6 +7,7 @@ table, the prefixed column names of nested objects and the child tables of neste
 
 import pyarrow as pa
 
+from serp_etl.core.column_docs import SHARED, describe_spec
 from serp_etl.core.column_kinds import json_field
 from serp_etl.core.flatten import (
     BOOL,
@@ -20,6 +21,7 @@ from serp_etl.core.flatten import (
     TableSpec,
 )
 from serp_etl.core.raw import raw_schema
+from serp_etl.providers.dataforseo.field_meanings import FIELD_MEANINGS
 
 TASK_KEY = (("task_id", pa.string()),)
 ITEM_KEYS = TASK_KEY + (("item_index", pa.int32()),)
@@ -249,3 +251,55 @@ LANGUAGES_SCHEMA = pa.schema([
     pa.field("language_name", pa.string(), nullable=False),
     pa.field("language_code", pa.string(), nullable=False),
 ])
+
+
+_ITEM_KEYS = {
+    "task_id": "tasks[0].id: the task whose SERP holds the item.",
+    "item_index": "Position of the item in tasks[0].result[0].items[] (0-based).",
+}
+_TARGET = "The task_post field {0}, as targets.toml asked for it."
+
+# Table -> column -> what it holds (``core.column_docs``): the Dagster UI's column descriptions.
+COLUMN_DOCS: dict[str, dict[str, str]] = {
+    **describe_spec(SERPS, "tasks[0].result[0]", FIELD_MEANINGS, ("serps",),
+                    {"task_id": "tasks[0].id: the task the SERP answers (one SERP a task)."}),
+    **describe_spec(ORGANIC, "tasks[0].result[0].items[]", FIELD_MEANINGS, ("organic",),
+                    _ITEM_KEYS, where="items of type organic"),
+    **describe_spec(IMAGES, "tasks[0].result[0].items[]", FIELD_MEANINGS, ("images",),
+                    _ITEM_KEYS, where="items of type images"),
+    "other_items": {
+        **_ITEM_KEYS,
+        "type": "tasks[0].result[0].items[].type: an item type the reference does not document.",
+        "rank_group": "tasks[0].result[0].items[].rank_group: "
+                      f"{FIELD_MEANINGS['organic', 'rank_group']}.",
+        "rank_absolute": "tasks[0].result[0].items[].rank_absolute: "
+                         f"{FIELD_MEANINGS['organic', 'rank_absolute']}.",
+        "item": "The whole item, as JSON: nothing of an unknown type is dropped.",
+    },
+    "tasks": {
+        **{name: SHARED[name] for name in TASKS_SCHEMA.names if name in SHARED},
+        **{name: _TARGET.format(name) for name in (
+            "image_url", "location_code", "location_name", "language_code", "language_name",
+            "priority", "max_crawl_pages", "calculate_rectangles")},
+        "task_id": "tasks[].id of task_post: the provider's id of the task (NULL until posted).",
+        "cost": "tasks[].cost: what DataForSEO billed for the task, USD.",
+        "fetched_at": "When its result was collected (UTC).",
+    },
+    "responses": {
+        **{name: SHARED[name] for name in RESPONSES_SCHEMA.names if name in SHARED},
+        "tag": "tasks[0].tag: the tag serp-etl posted the task with.",
+        "status_code": "tasks[0].status_code: 20000 ok, 40102 no results, other codes errors.",
+        "status_message": "tasks[0].status_message.",
+        "outcome": "What the response settled: fetched, empty, failed, expired, ... (a state).",
+        "cost": "tasks[0].cost: the task's cost, USD.",
+        "result_count": "tasks[0].result_count: the number of elements in result[].",
+    },
+    "locations": {
+        name: f"result[].{name} of GET /v3/serp/google/locations."
+        for name in LOCATIONS_SCHEMA.names
+    },
+    "languages": {
+        name: f"result[].{name} of GET /v3/serp/google/languages."
+        for name in LANGUAGES_SCHEMA.names
+    },
+}

@@ -7,6 +7,7 @@ from serp_etl.core.ledger import TaskRecord
 from serp_etl.core.provider import ProviderTables, base_task_row
 from serp_etl.providers.dataforseo.flatten import flatten_envelopes, flatten_raw_batch
 from serp_etl.providers.dataforseo.schema import (
+    COLUMN_DOCS,
     FLAT_SCHEMAS,
     LANGUAGES_SCHEMA,
     LOCATIONS_SCHEMA,
@@ -48,5 +49,6 @@ TABLES = ProviderTables(
     item_tables=("organic", "images", "other_items"),
     task_row=task_row,
     hash_body=hash_body,
+    column_docs=COLUMN_DOCS,
     reference_schemas={"locations": LOCATIONS_SCHEMA, "languages": LANGUAGES_SCHEMA},
 )

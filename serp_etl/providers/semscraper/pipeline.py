@@ -32,6 +32,7 @@ from serp_etl.core.flatten import as_number
 from serp_etl.core.ledger import MAX_ATTEMPTS, Ledger, TaskRecord, TaskState, utc_now
 from serp_etl.core.locking import exclusive_lock
 from serp_etl.core.money import SUBMIT_GRACE, check_budget, closed_day_reason
+from serp_etl.core.waiting import wait
 from serp_etl.providers.semscraper import settings
 from serp_etl.providers.semscraper.client import (
     InvalidScrapeId,
@@ -276,6 +277,8 @@ def collect(client: SemScraperClient, ledger: Ledger, partition: str, *,
         return {t.task_id for t in ledger.tasks(PROVIDER, partition, {TaskState.POSTED})
                 } - set_aside
 
+    log.info("%s: %d scrapes to collect, for up to %.0f s", partition, len(pending()),
+             deadline_seconds)
     first = True
     while pending():
         listed = {e.get("id") for e in client.completed_not_retrieved()}
@@ -285,7 +288,10 @@ def collect(client: SemScraperClient, ledger: Ledger, partition: str, *,
         _retrieve(client, ledger, partition, ready, keep_html, report, set_aside)
         if not pending() or clock() + poll_seconds > deadline:
             break
-        sleep(poll_seconds)
+        wait(poll_seconds, sleep, lambda: (
+            f"{partition}: {len(pending())} scrapes not done yet, "
+            f"{sum(report.ended.values())} collected this run, "
+            f"{max(0.0, deadline - clock()):.0f} s to the deadline"), log)
     report.pending = len(ledger.tasks(PROVIDER, partition, {TaskState.POSTED}))
     return report
 

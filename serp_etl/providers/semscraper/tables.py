@@ -4,6 +4,7 @@ from serp_etl.core.ledger import TaskRecord
 from serp_etl.core.provider import ProviderTables, base_task_row
 from serp_etl.providers.semscraper.flatten import flatten_raw_batch, flatten_serps
 from serp_etl.providers.semscraper.schema import (
+    COLUMN_DOCS,
     FLAT_SCHEMAS,
     LOCATIONS_SCHEMA,
     RESPONSES_SCHEMA,
@@ -25,5 +26,6 @@ TABLES = ProviderTables(
     flatten_parsed=lambda pairs: flatten_serps(serp for _, serp in pairs),
     item_tables=("items",),
     task_row=task_row,
+    column_docs=COLUMN_DOCS,
     reference_schemas={"locations": LOCATIONS_SCHEMA},
 )
