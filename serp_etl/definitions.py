@@ -1,5 +1,7 @@
 """The Dagster code location of serp-etl (``dagster dev`` in the repo root loads it)."""
 
+import warnings
+
 import dagster as dg
 
 from serp_etl.defs.dataforseo_assets import dataforseo_assets
@@ -19,9 +21,17 @@ from serp_etl.defs.sensors import (
     semscraper_late_results,
 )
 
+
+def _linked_to_code(assets: list) -> list:
+    """Each asset with a link to the code that defines it (the UI's "code references")."""
+    with warnings.catch_warnings():
+        # A Dagster beta: chosen knowingly, no need to tell users at every load.
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return list(dg.with_source_code_references(assets))
+
+
 defs = dg.Definitions(
-    # Each asset links to the code that defines it (the UI's "code references").
-    assets=dg.with_source_code_references([*dataforseo_assets, *semscraper_assets]),
+    assets=_linked_to_code([*dataforseo_assets, *semscraper_assets]),
     jobs=[dataforseo_daily_job, semscraper_daily_job, dataforseo_collect_job,
           semscraper_collect_job],
     schedules=[dataforseo_daily_schedule, semscraper_daily_schedule],

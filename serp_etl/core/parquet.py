@@ -101,6 +101,19 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def publish_text(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all (a temp file, fsync, rename): a reader never sees
+    half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
+    fsync_dir(path.parent)
+
+
 def publish_staged(staged: Mapping[Path, Path]) -> None:
     """Move fsynced temp files (temp -> final) into place, each by one atomic rename."""
     for temp, final in staged.items():

@@ -30,7 +30,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from serp_etl.core.column_kinds import JSON_TEXT, TEXT_OF, kind_of
-from serp_etl.core.parquet import LEGACY_PREFIX, fsync_dir, schema_tag, tag_of
+from serp_etl.core.parquet import LEGACY_PREFIX, fsync_dir, publish_text, schema_tag, tag_of
 from serp_etl.core.warehouse import Warehouse
 
 VIEWS_FILE = "serp.duckdb"
@@ -242,7 +242,7 @@ def refresh(warehouse: Warehouse, schemas: Mapping[str, pa.Schema],
     _write(target, found, schemas, derived)
     # After the views file: a crash between the two leaves an old signature, and the next
     # refresh writes the views again.
-    _publish_text(signature_path(warehouse), json.dumps(wanted, indent=1))
+    publish_text(signature_path(warehouse), json.dumps(wanted, indent=1))
     return target
 
 
@@ -284,17 +284,6 @@ def _write(target: Path, found: Mapping[str, Mapping[str | None, Path]],
     finally:
         temp.unlink(missing_ok=True)
         Path(f"{temp}.wal").unlink(missing_ok=True)
-
-
-def _publish_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temp, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
-    fsync_dir(path.parent)
 
 
 def current(warehouse: Warehouse, schemas: Mapping[str, pa.Schema],

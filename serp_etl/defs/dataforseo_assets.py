@@ -19,6 +19,7 @@ from serp_etl.defs.provider_assets import (
     closed_metadata,
     log_submit,
 )
+from serp_etl.defs.reports import report_asset
 from serp_etl.defs.resources import DataForSEOResource
 from serp_etl.providers.dataforseo import pipeline, quality
 from serp_etl.providers.dataforseo.schema import ROOT_TABLES
@@ -118,4 +119,4 @@ DATAFORSEO = ProviderAssets(
     ],
 )
 
-dataforseo_assets = build_provider_assets(DATAFORSEO)
+dataforseo_assets = [*build_provider_assets(DATAFORSEO), report_asset(DATAFORSEO)]

@@ -19,6 +19,7 @@ from serp_etl.defs.provider_assets import (
     closed_metadata,
     log_submit,
 )
+from serp_etl.defs.reports import report_asset
 from serp_etl.defs.resources import SemScraperResource
 from serp_etl.providers.semscraper import pipeline, quality
 from serp_etl.providers.semscraper.tables import TABLES
@@ -99,4 +100,4 @@ SEMSCRAPER = ProviderAssets(
                         if entry.get("location") and entry.get("language")])],
 )
 
-semscraper_assets = build_provider_assets(SEMSCRAPER)
+semscraper_assets = [*build_provider_assets(SEMSCRAPER), report_asset(SEMSCRAPER)]
