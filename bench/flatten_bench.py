@@ -144,6 +144,12 @@ def main() -> None:
         print(json.dumps(measure(args.measure, args.data_dir, args.workers)))
         return
 
+    print(f"scratch data in {BENCH_DIR} (SERP_ETL_BENCH_DIR), outside the repository\n"
+          "N: raw responses of one day; MB: their bodies; items: rows of the item tables; "
+          "parse s: bare orjson parse of the bodies; flat1 s / flatN s: the day's flatten on "
+          "1 / N workers; ratio1 / ratioN: flatten/parse (median of rounds); items/s: "
+          "items/flatN s; peak MB: largest process RSS; dlt s, dlt/parse, dlt/flat: dlt "
+          "normalizing the same bodies\n")
     print(f"{'N':>6} {'MB':>6} {'items':>8} {'parse s':>8} {'flat1 s':>8} {'ratio1':>6} "
           f"{'flat' + str(args.workers) + ' s':>8} {'ratio' + str(args.workers):>6} "
           f"{'items/s':>8} {'peak MB':>8} {'dlt s':>7} {'dlt/parse':>9} {'dlt/flat':>8}")

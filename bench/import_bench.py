@@ -77,6 +77,13 @@ def main() -> None:
     if args.dlt_run:
         dlt_run(*args.dlt_run)
         return
+    print(f"scratch data in {BENCH_DIR} (SERP_ETL_BENCH_DIR), outside the repository\n"
+          "N: task_get answers; MB: the NDJSON file; items: organic+images+other items "
+          "landed; parse s: bare orjson parse of the lines; import s: serp-etl import, whole "
+          "process; ratio: import/parse (median of rounds); items/s: items/import s; peak MB: "
+          "largest process RSS; all MB: peak PSS of the import and its workers together; "
+          "dlt s: dlt normalizing the same file; dlt/imp: how many times faster the import "
+          "is\n")
     print(f"{'N':>6} {'MB':>6} {'items':>8} {'parse s':>8} {'import s':>8} {'ratio':>6} "
           f"{'items/s':>8} {'peak MB':>8} {'all MB':>7} {'dlt s':>7} {'dlt/imp':>7}")
     for n in args.responses:

@@ -97,6 +97,11 @@ def main() -> None:
         day = timed(cli(data_dir, "sql", QUERY, "--format", "csv"), repeat=5)["seconds"]
         views, by_name = in_duckdb(data_dir)
         figures[name] = {"start": start, "one day": day, "duckdb": views, "by name": by_name}
+    print(f"scratch data in {BENCH_DIR} (SERP_ETL_BENCH_DIR), outside the repository\n"
+          "start: serp-etl sql 'SELECT 1', whole process; one day: a one-day query through "
+          "serp-etl sql, whole process; duckdb: the same query inside DuckDB on the views "
+          "file; by name: inside DuckDB on union_by_name views (the old design); ratio: the "
+          "long warehouse over the one-day one\n")
     print(f"{'figure':>10} {'1 day':>10} {f'{args.days} days':>10} {'ratio':>7}")
     for figure in ("start", "one day", "duckdb", "by name"):
         a, b = figures["one"][figure], figures["long"][figure]

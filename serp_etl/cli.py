@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import logging
 import os
 import sys
@@ -117,7 +118,12 @@ def cmd_sandbox_serve(args: argparse.Namespace) -> int:
     from serp_etl.sandbox.wsgi import make_loopback_server
 
     sandbox = _sandboxes(args.data_dir)[args.provider]
-    server = make_loopback_server(sandbox.app, args.port)
+    try:
+        server = make_loopback_server(sandbox.app, args.port)
+    except OSError as error:
+        print(f"cannot listen on 127.0.0.1:{args.port}: {error.strerror} (another sandbox? "
+              "choose another --port)", file=sys.stderr)
+        return 2
     host, port = server.server_address[:2]
     auth = (f"Basic auth {LOGIN}/{PASSWORD}" if args.provider == "dataforseo" else
             f"Bearer {SEMSCRAPER_API_KEY}, callbacks signed with {SEMSCRAPER_HMAC_KEY}")
@@ -160,6 +166,21 @@ def cmd_callbacks_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_targets_check(args: argparse.Namespace) -> int:
+    from serp_etl.core.targets import TargetConfigError
+    from serp_etl.providers.dataforseo.targets import TARGETS_FILE
+    from serp_etl.targets_check import check_targets
+
+    path = Path(args.file or args.data_dir / TARGETS_FILE)
+    try:
+        lines = check_targets(path, args.data_dir)
+    except TargetConfigError as error:
+        print(error, file=sys.stderr)
+        return 2
+    print("\n".join(lines))
+    return 0
+
+
 def cmd_sandbox_stats(args: argparse.Namespace) -> int:
     import orjson
 
@@ -176,6 +197,8 @@ def cmd_sandbox_stats(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="serp-etl", description=__doc__)
+    parser.add_argument("--version", action="version",
+                        version=f"serp-etl {importlib.metadata.version('serp-etl')}")
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="data directory (default: $SERP_ETL_DATA_DIR, else ./data)")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -199,6 +222,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="table: DuckDB's rendering; csv: lists as JSON, NULL empty; json: "
                           "an array of objects, JSON columns as JSON")
     sql.set_defaults(handler=cmd_sql)
+
+    targets = commands.add_parser("targets", help="the targets file")
+    targets_commands = targets.add_subparsers(dest="targets_command", required=True)
+    check = targets_commands.add_parser(
+        "check", help="check the targets file (both providers, against their locations and "
+                      "languages) without a run")
+    check.add_argument("file", nargs="?", help="default: <data dir>/targets.toml")
+    check.set_defaults(handler=cmd_targets_check)
 
     callbacks = commands.add_parser("callbacks", help="receive SemScraper callback deliveries")
     callbacks_commands = callbacks.add_subparsers(dest="callbacks_command", required=True)

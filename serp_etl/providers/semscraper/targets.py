@@ -63,8 +63,12 @@ def check_locations(scrapes: list[Scrape], locations: list[dict],
     offered = {(entry.get("location"), entry.get("language")) for entry in locations}
     for number, scrape in enumerate(scrapes, start=1):
         if (scrape.location, scrape.language) not in offered:
-            codes = sorted(loc for loc, _ in offered if loc)
+            # The valid choices for this target: where its language is offered, and what its
+            # location offers (never a location that lacks the language).
+            where = sorted({loc for loc, lang in offered if lang == scrape.language and loc})
+            speaks = sorted({lang for loc, lang in offered if loc == scrape.location and lang})
             raise TargetConfigError(
                 f"{source}: {PROVIDER} target #{number}: location {scrape.location!r} with "
-                f"language {scrape.language!r} is not offered by {PROVIDER}; locations: "
-                f"{', '.join(codes)}")
+                f"language {scrape.language!r} is not offered by {PROVIDER}; language "
+                f"{scrape.language!r} is offered at: {', '.join(where) or 'no location'}; "
+                f"location {scrape.location!r} offers: {', '.join(speaks) or 'no language'}")

@@ -1,0 +1,66 @@
+"""``serp-etl targets check``: the targets file read and checked as a run would, without a run
+and without a paid call: both providers' targets, against each provider's own locations and
+languages (the warehouse's latest snapshot of them; in sandbox mode, with none yet, the
+sandbox's lists).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from serp_etl.core.mode import Mode
+from serp_etl.core.warehouse import Warehouse
+from serp_etl.providers.credentials import run_mode
+from serp_etl.providers.dataforseo.targets import check_reference, load_targets
+from serp_etl.providers.semscraper.targets import check_locations, load_scrapes
+
+
+def latest_snapshot(warehouse: Warehouse, provider: str, table: str) -> list[dict] | None:
+    """The rows of the latest day of a reference table; None if it was never snapshotted."""
+    directory = warehouse.root / provider / table
+    days = sorted(d for d in directory.glob("date=*") if d.is_dir()) if directory.is_dir() else []
+    for day in reversed(days):
+        parts = sorted(day.glob("*.parquet"))
+        if parts:
+            return pq.read_table(parts[-1]).to_pylist()
+    return None
+
+
+def _reference(warehouse: Warehouse, provider: str, table: str,
+               sandbox_list: Callable[[], list[dict]]) -> tuple[list[dict] | None, str]:
+    rows = latest_snapshot(warehouse, provider, table)
+    if rows is not None:
+        return rows, f"{provider}_{table} as last snapshotted"
+    if run_mode() is Mode.SANDBOX:
+        return sandbox_list(), f"the {provider} sandbox's list"
+    return None, ""
+
+
+def check_targets(path: Path, data_dir: Path) -> list[str]:
+    """Lines saying what was checked; ``TargetConfigError`` naming the first problem."""
+    from serp_etl.sandbox.dataforseo import reference
+    from serp_etl.sandbox.semscraper.app import LOCATIONS
+
+    warehouse = Warehouse(data_dir)
+    images, keywords = load_targets(path), load_scrapes(path)
+    lines = [f"{path}: {len(images)} dataforseo targets, {len(keywords)} semscraper targets"]
+    locations, source = _reference(warehouse, "dataforseo", "locations", reference.locations)
+    languages, _ = _reference(warehouse, "dataforseo", "languages", reference.languages)
+    if images and locations is not None and languages is not None:
+        check_reference(images, locations, languages, str(path))
+        lines.append(f"dataforseo: every location and language is DataForSEO's ({source})")
+    elif images:
+        lines.append("dataforseo: locations and languages not checked: no snapshot yet "
+                     "(materialize dataforseo/locations and dataforseo/languages, free)")
+    offered, source = _reference(warehouse, "semscraper", "locations", lambda: [
+        {"location": loc, "language": lang} for loc, lang, _, _ in LOCATIONS])
+    if keywords and offered is not None:
+        check_locations(keywords, offered, str(path))
+        lines.append(f"semscraper: every location and language is offered ({source})")
+    elif keywords:
+        lines.append("semscraper: locations not checked: no snapshot yet (materialize "
+                     "semscraper/locations, free)")
+    return lines

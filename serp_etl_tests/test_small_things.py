@@ -1,0 +1,58 @@
+"""What a careful user meets first: targets check, --version, a port already in use, the
+error that names valid choices."""
+
+from __future__ import annotations
+
+import re
+import socket
+
+import pytest
+
+from serp_etl.cli import main
+from serp_etl.providers.semscraper.targets import Scrape, check_locations
+from serp_etl.sandbox.semscraper.app import LOCATIONS
+from serp_etl_tests.conftest import EXAMPLE_TARGETS
+
+OFFERED = [{"location": loc, "language": lang} for loc, lang, _, _ in LOCATIONS]
+
+
+def test_targets_check_validates_both_providers_without_a_run(tmp_path, capsys,
+                                                              monkeypatch):
+    monkeypatch.delenv("SERP_ETL_MODE", raising=False)
+    assert main(["--data-dir", str(tmp_path), "targets", "check", str(EXAMPLE_TARGETS)]) == 0
+    out = capsys.readouterr().out
+    assert "6 dataforseo targets, 3 semscraper targets" in out
+    assert "dataforseo: every location and language is DataForSEO's" in out
+    bad = tmp_path / "targets.toml"
+    bad.write_text('[[dataforseo]]\nimage_url = "https://x.example/a.jpg"\n'
+                   'location_name = "Atlantis"\nlanguage_code = "en"\n')
+    assert main(["--data-dir", str(tmp_path), "targets", "check"]) == 2
+    assert "location_name 'Atlantis' is not one of DataForSEO's" in capsys.readouterr().err
+    assert not (tmp_path / "warehouse").exists()  # nothing run, nothing written
+
+
+def test_a_location_and_language_error_lists_only_valid_choices():
+    with pytest.raises(Exception) as refused:
+        check_locations([Scrape("k", "us", "fr")], OFFERED)
+    message = str(refused.value)
+    offered_at = re.search(r"offered at: ([^;]*);", message).group(1).split(", ")
+    assert offered_at == ["be", "ca", "ch", "fr"] and "us" not in offered_at
+    assert message.endswith("location 'us' offers: en")
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert re.fullmatch(r"serp-etl \d+\.\d+\.\d+\S*\n", capsys.readouterr().out)
+
+
+def test_a_port_in_use_is_one_line_not_a_traceback(tmp_path, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["--data-dir", str(tmp_path), "sandbox", "serve", "--port",
+                     str(port)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in err
