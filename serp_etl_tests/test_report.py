@@ -88,3 +88,12 @@ def test_the_report_asset_writes_the_page_and_shows_its_summary(warehouse):
     assert event.metadata["summary"].value.startswith(f"**dataforseo, {DAY}**")
     assert path.read_text().startswith("<!doctype html>")
     assert not list(path.parent.glob(".*.tmp"))
+
+
+def test_late_results_redo_the_report_too():
+    from serp_etl import definitions
+    from serp_etl.defs.sensors import dataforseo_collect_job
+
+    selected = dataforseo_collect_job.selection.resolve(definitions.defs.resolve_asset_graph())
+    assert DATAFORSEO.key("report") in selected
+    assert DATAFORSEO.key("tasks") not in selected  # never the paid step

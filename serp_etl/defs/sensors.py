@@ -26,6 +26,7 @@ from serp_etl.defs.dataforseo_assets import DATAFORSEO
 from serp_etl.defs.metadata import partition_metadata
 from serp_etl.defs.partitions import daily_partitions
 from serp_etl.defs.provider_assets import ProviderAssets
+from serp_etl.defs.reports import REPORT
 from serp_etl.defs.resources import WarehouseResource
 from serp_etl.defs.semscraper_assets import SEMSCRAPER
 
@@ -40,8 +41,10 @@ def collect_job(spec: ProviderAssets) -> dg.UnresolvedAssetJobDefinition:
     return dg.define_asset_job(
         f"{tables.name}_collect",
         selection=dg.AssetSelection.assets(spec.key(RAW_TABLE),
-                                           *(spec.key(t) for t in tables.flat_schemas)),
-        description=f"Collect and flatten a day's late {tables.name} results (no posting).")
+                                           *(spec.key(t) for t in tables.flat_schemas),
+                                           spec.key(REPORT)),
+        description=f"Collect and flatten a day's late {tables.name} results, and redo its "
+                    "report (no posting).")
 
 
 def late_results_sensor(spec: ProviderAssets,
