@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -19,6 +18,8 @@ from pathlib import Path
 from typing import Self, TypeVar
 
 import httpx
+
+from serp_etl.core.shared_sqlite import SharedSQLite
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
@@ -36,7 +37,7 @@ CREATE TABLE IF NOT EXISTS pauses (
 """
 
 
-class RateLimiter:
+class RateLimiter(SharedSQLite):
     """At most ``limits[bucket]`` calls in any ``period`` seconds per bucket of one account, and
     none while a bucket is paused; counted in one SQLite file, so that every process and thread
     that opens it (the runs of a schedule, a backfill and a manual run) shares the account's
@@ -56,22 +57,14 @@ class RateLimiter:
         self.period = period
         self._clock = clock
         self._sleep = sleep
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(":memory:" if path is None else path, timeout=60,
-                                   isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_LIMITS)
+        # Shared by the client's threads: one at a time, under ``_lock``.
+        super().__init__(path, _LIMITS, check_same_thread=False)
         self._lock = threading.Lock()
-
-    def close(self) -> None:
-        self._db.close()
 
     def _take(self, bucket: str, now: float) -> float:
         """Take a slot now if one is free (returns 0), else return how long to wait."""
         db, key = self._db, (self.account, bucket)
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             db.execute("DELETE FROM calls WHERE account = ? AND bucket = ? AND at <= ?",
                        (*key, now - self.period))
             paused = db.execute("SELECT until FROM pauses WHERE account = ? AND bucket = ?",
@@ -84,8 +77,6 @@ class RateLimiter:
                 db.execute("INSERT INTO calls VALUES (?, ?, ?)", (*key, now))
                 return 0.0
             return oldest + self.period - now
-        finally:
-            db.execute("COMMIT")
 
     def acquire(self, bucket: str) -> float:
         """Wait for a free slot of ``bucket`` and take it; returns the seconds waited."""

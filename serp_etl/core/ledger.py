@@ -26,15 +26,15 @@ processes of a Dagster run, the CLI and the UI. Its tables:
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
 import orjson
+
+from serp_etl.core.shared_sqlite import SharedSQLite
 
 
 class TaskState(StrEnum):
@@ -190,14 +190,10 @@ class InboxRow:
     body: bytes
 
 
-class Ledger:
+class Ledger(SharedSQLite):
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=60)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        super().__init__(self.path, _SCHEMA)
         self._migrate()
         self._db.execute(_INBOX)
 
@@ -213,37 +209,16 @@ class Ledger:
         old = self._columns("inbox")
         if old and "content_hash" not in old:
             # One response per task before: now one per version (task and content hash).
-            self._db.execute("BEGIN IMMEDIATE")
-            rows = self._db.execute(
-                "SELECT provider, task_id, partition_date, meta, body FROM inbox").fetchall()
-            self._db.execute("DROP TABLE inbox")
-            self._db.execute(_INBOX)
-            for provider, task_id, partition, meta, body in rows:
-                digest = content_hash(bytes(body))
-                meta = orjson.dumps({**orjson.loads(meta), "content_hash": digest}).decode()
-                self._db.execute("INSERT INTO inbox VALUES (?, ?, ?, ?, ?, ?)",
-                                 (provider, task_id, digest, partition, meta, body))
-            self._db.execute("COMMIT")
-
-    def close(self) -> None:
-        self._db.close()
-
-    def __enter__(self) -> Ledger:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        """One immediate transaction: everything in it lands, or nothing."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+            with self._transaction():
+                rows = self._db.execute(
+                    "SELECT provider, task_id, partition_date, meta, body FROM inbox").fetchall()
+                self._db.execute("DROP TABLE inbox")
+                self._db.execute(_INBOX)
+                for provider, task_id, partition, meta, body in rows:
+                    digest = content_hash(bytes(body))
+                    meta = orjson.dumps({**orjson.loads(meta), "content_hash": digest}).decode()
+                    self._db.execute("INSERT INTO inbox VALUES (?, ?, ?, ?, ?, ?)",
+                                     (provider, task_id, digest, partition, meta, body))
 
     def _write(self, statements: list[tuple[str, tuple]]) -> list[int]:
         """Run statements in one immediate transaction: all land, or none. Returns rowcounts."""

@@ -12,13 +12,12 @@ table: N imports into one day would cost N² work.
 from __future__ import annotations
 
 import os
-import sqlite3
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from serp_etl.core.shared_sqlite import SharedSQLite
 from serp_etl.core.warehouse import Warehouse
 
 _SCHEMA = """
@@ -40,34 +39,11 @@ CREATE INDEX IF NOT EXISTS part_versions_by_path ON part_versions (path);
 ReadVersions = Callable[[Path], list[tuple[str, str]]]
 
 
-class PartIndex:
+class PartIndex(SharedSQLite):
     def __init__(self, root: Path, path: Path) -> None:
         """Parts under ``root`` (the warehouse), indexed in the SQLite file ``path``."""
         self.root = root
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, timeout=60)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # a cache: the files are the truth
-        self._db.executescript(_SCHEMA)
-
-    def close(self) -> None:
-        self._db.close()
-
-    def __enter__(self) -> PartIndex:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        super().__init__(path, _SCHEMA, synchronous="NORMAL")  # a cache: the files are the truth
 
     def _indexed(self, parts: list[Path]) -> list[tuple[Path, str, os.stat_result,
                                                          tuple[int, int] | None]]:
