@@ -7,7 +7,7 @@ table, the prefixed column names of nested objects and the child tables of neste
 
 import pyarrow as pa
 
-from serp_etl.core.column_docs import SHARED, describe_spec
+from serp_etl.core.column_docs import describe_spec
 from serp_etl.core.column_kinds import json_field
 from serp_etl.core.flatten import (
     BOOL,
@@ -259,7 +259,8 @@ _ITEM_KEYS = {
 }
 _TARGET = "The task_post field {0}, as targets.toml asked for it."
 
-# Table -> column -> what it holds (``core.column_docs``): the Dagster UI's column descriptions.
+# Table -> column -> what it holds (``core.column_docs``), beyond the columns every provider
+# shares (``ProviderTables.docs`` adds those): the Dagster UI's column descriptions.
 COLUMN_DOCS: dict[str, dict[str, str]] = {
     **describe_spec(SERPS, "tasks[0].result[0]", FIELD_MEANINGS, ("serps",),
                     {"task_id": "tasks[0].id: the task the SERP answers (one SERP a task)."}),
@@ -277,7 +278,6 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "item": "The whole item, as JSON: nothing of an unknown type is dropped.",
     },
     "tasks": {
-        **{name: SHARED[name] for name in TASKS_SCHEMA.names if name in SHARED},
         **{name: _TARGET.format(name) for name in (
             "image_url", "location_code", "location_name", "language_code", "language_name",
             "priority", "max_crawl_pages", "calculate_rectangles")},
@@ -286,7 +286,6 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "fetched_at": "When its result was collected (UTC).",
     },
     "responses": {
-        **{name: SHARED[name] for name in RESPONSES_SCHEMA.names if name in SHARED},
         "tag": "tasks[0].tag: the tag serp-etl posted the task with.",
         "status_code": "tasks[0].status_code: 20000 ok, 40102 no results, other codes errors.",
         "status_message": "tasks[0].status_message.",

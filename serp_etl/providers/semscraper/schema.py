@@ -2,7 +2,7 @@
 
 import pyarrow as pa
 
-from serp_etl.core.column_docs import SHARED, describe_spec
+from serp_etl.core.column_docs import describe_spec
 from serp_etl.core.flatten import DATETIME, INT, NUMERIC_TEXT, STRING, Obj, TableSpec
 from serp_etl.core.raw import raw_schema
 
@@ -133,7 +133,8 @@ _MEANINGS = {
 }
 _ID = {"id": f"{_SERP}.id ({_WHERE}): the scrape's id."}
 
-# Table -> column -> what it holds (``core.column_docs``): the Dagster UI's column descriptions.
+# Table -> column -> what it holds (``core.column_docs``), beyond the columns every provider
+# shares (``ProviderTables.docs`` adds those): the Dagster UI's column descriptions.
 COLUMN_DOCS: dict[str, dict[str, str]] = {
     **describe_spec(SERPS, _SERP, _MEANINGS, ("serps",), _ID, where=_WHERE),
     **describe_spec(ITEMS, f"{_SERP}.results[].items[]", _MEANINGS, ("items",), {
@@ -141,7 +142,6 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "item_index": "Position of the item in its block's items[] (0-based)."},
         where=_WHERE),
     "tasks": {
-        **{name: SHARED[name] for name in TASKS_SCHEMA.names if name in SHARED},
         **{name: f"The scrape's {name}, as targets.toml asked for it: "
                  f"{_MEANINGS.get(('serps', name), name)}."
            for name in ("keyword", "device", "location", "language", "depth", "priority",
@@ -152,7 +152,6 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "fetched_at": "When its SERP was retrieved or delivered (UTC).",
     },
     "responses": {
-        **{name: SHARED[name] for name in RESPONSES_SCHEMA.names if name in SHARED},
         "status": f"{_SERP}.status ({_WHERE}).",
         "cost": f"{_SERP}.cost ({_WHERE}), EUR.",
         "html": "The SERP's HTML (GET /v1/serp/google/{id}/html), when keep_html is on.",
