@@ -13,7 +13,9 @@ import pytest
 from serp_etl.core.http import RetryPolicy
 from serp_etl.core.ledger import Ledger, ledger_path
 from serp_etl.core.warehouse import Warehouse
+from serp_etl.providers.dataforseo import pipeline as dataforseo_pipeline
 from serp_etl.providers.dataforseo.client import DataForSEOClient
+from serp_etl.providers.dataforseo.targets import load_targets
 from serp_etl.sandbox.dataforseo.app import LOGIN, PASSWORD, DataForSEOSandbox
 from serp_etl.sandbox.wsgi import serving
 
@@ -41,6 +43,18 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
+
+
+@pytest.fixture
+def targets():
+    """The example targets file's DataForSEO images."""
+    return load_targets(EXAMPLE_TARGETS)
+
+
+def collect_today(client: DataForSEOClient, ledger: Ledger, clock: FakeClock):
+    """Collect today's DataForSEO tasks, waiting up to two minutes of the test's clock."""
+    return dataforseo_pipeline.collect(client, ledger, TODAY, deadline_seconds=120,
+                                       poll_seconds=10, clock=clock, sleep=clock.sleep)
 
 
 @pytest.fixture

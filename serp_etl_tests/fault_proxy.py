@@ -161,28 +161,34 @@ class FaultProxy:
             if readable and not conn.recv(1):
                 return
 
+    def _inject(self, conn: socket.socket, fault, moment: str) -> bool:
+        """Carry out ``fault`` if it is a reset, status or stall at ``moment`` (``before`` or
+        ``after`` the request is forwarded); whether it did (the request is then answered)."""
+        kind = fault.kind if fault else None
+        if kind == f"reset_{moment}":
+            _reset(conn)
+        elif kind == f"status_{moment}":
+            _write(conn, fault.status, list(fault.headers.items()), b"injected fault")
+        elif kind == f"stall_{moment}":
+            self._stall(conn)
+        else:
+            return False
+        return True
+
     def _handle(self, conn: socket.socket) -> None:
         request = _read_request(conn)
         if request is None:
             return
         fault = self._take(request.method, request.target)
-        kind = fault.kind if fault else None
-        if kind == "reset_before":
-            return _reset(conn)
-        if kind == "status_before":
-            return _write(conn, fault.status, list(fault.headers.items()), b"injected fault")
-        if kind == "stall_before":
-            return self._stall(conn)
+        if self._inject(conn, fault, "before"):
+            return
         answer = self._upstream.request(
             request.method, request.target, content=request.body,
             headers=[(k, v) for k, v in request.headers if k.lower() not in _HOP_BY_HOP])
         with self._lock:
             self.forwarded[(request.method, request.target.partition("?")[0])] += 1
-        if kind == "reset_after":
-            return _reset(conn)
-        if kind == "status_after":
-            return _write(conn, fault.status, list(fault.headers.items()), b"injected fault")
-        if kind == "stall_after":
-            return self._stall(conn)
-        half = len(answer.content) // 2 if kind == "truncate_after" else None
+        if self._inject(conn, fault, "after"):
+            return
+        truncate = fault is not None and fault.kind == "truncate_after"
+        half = len(answer.content) // 2 if truncate else None
         _write(conn, answer.status_code, list(answer.headers.items()), answer.content, half)

@@ -13,14 +13,9 @@ from serp_etl.providers.dataforseo import pipeline
 from serp_etl.providers.dataforseo.pipeline import PROVIDER
 from serp_etl.providers.dataforseo.tables import TABLES
 from serp_etl.providers.dataforseo.targets import load_targets
-from serp_etl_tests.conftest import EXAMPLE_TARGETS, FIXTURES, TODAY
+from serp_etl_tests.conftest import EXAMPLE_TARGETS, FIXTURES, TODAY, collect_today
 
 DAY = TODAY
-
-
-def collect(client, ledger, clock):
-    return pipeline.collect(client, ledger, DAY, deadline_seconds=120, poll_seconds=10,
-                            clock=clock, sleep=clock.sleep)
 
 
 def raw_versions(warehouse) -> list[dict]:
@@ -34,13 +29,13 @@ def test_a_task_the_provider_fixed_is_fetched_again_as_a_new_version(client, led
     targets = load_targets(EXAMPLE_TARGETS)
     pipeline.submit(client, ledger, DAY, targets)
     clock.now += 60
-    collect(client, ledger, clock)
+    collect_today(client, ledger, clock)
     TABLES.publish_responses(ledger, warehouse, DAY)
     fixed = next(t.task_id for t in ledger.tasks(PROVIDER, DAY) if t.state.value == "fetched")
     sandbox.fix_task(fixed)
     assert [t.task_id for t in client.tasks_fixed()] == [fixed]
 
-    report = collect(client, ledger, clock)
+    report = collect_today(client, ledger, clock)
     assert report.corrected == 1
     TABLES.publish_responses(ledger, warehouse, DAY)
     versions = [v for v in raw_versions(warehouse) if v["task_id"] == fixed]
@@ -52,7 +47,7 @@ def test_a_task_the_provider_fixed_is_fetched_again_as_a_new_version(client, led
     latest = orjson.loads(client.task_get(fixed).body)["tasks"][0]["result"][0]["keyword"]
     assert keyword == (latest,)
 
-    again = collect(client, ledger, clock)  # still listed: fetched again, nothing new
+    again = collect_today(client, ledger, clock)  # still listed: fetched again, nothing new
     assert again.corrected == 0
     assert TABLES.publish_responses(ledger, warehouse, DAY).added == 0
 

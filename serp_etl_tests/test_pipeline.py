@@ -18,8 +18,13 @@ from serp_etl.providers.dataforseo import pipeline, quality
 from serp_etl.providers.dataforseo.pipeline import PROVIDER, SubmitIncomplete
 from serp_etl.providers.dataforseo.schema import FLAT_SCHEMAS
 from serp_etl.providers.dataforseo.tables import TABLES
-from serp_etl.providers.dataforseo.targets import load_targets
-from serp_etl_tests.conftest import EXAMPLE_TARGETS, TODAY, Crash, CrashAfter, make_client
+from serp_etl_tests.conftest import (
+    TODAY,
+    Crash,
+    CrashAfter,
+    collect_today,
+    make_client,
+)
 
 DAY = TODAY
 
@@ -35,16 +40,6 @@ class TimeoutAfterSending(httpx.BaseTransport):
         if request.url.path.endswith("/task_post"):
             raise httpx.ReadTimeout("the answer never came", request=request)
         return response
-
-
-@pytest.fixture
-def targets():
-    return load_targets(EXAMPLE_TARGETS)
-
-
-def collect_all(client, ledger, clock):
-    return pipeline.collect(client, ledger, DAY, deadline_seconds=120, poll_seconds=10,
-                            clock=clock, sleep=clock.sleep)
 
 
 def test_submit_posts_each_target_once_and_a_rerun_posts_nothing(client, ledger, sandbox,
@@ -75,7 +70,7 @@ def test_a_crash_after_posting_is_recovered_by_tag_not_posted_again(client, ledg
     assert len({t.task_id for t in tasks}) == len(targets)
 
     clock.now += 120
-    collected = collect_all(client, ledger, clock)
+    collected = collect_today(client, ledger, clock)
     assert sum(collected.ended.values()) == len(targets) and collected.pending == 0
 
 
@@ -145,7 +140,7 @@ def test_collect_waits_until_the_deadline_and_keeps_the_rest_pending(client, led
     assert sum(by_status.values()) == len(targets)
 
     clock.now += 60
-    late = collect_all(client, ledger, clock)
+    late = collect_today(client, ledger, clock)
     assert sum(late.ended.values()) == len(targets) and late.pending == 0
     assert collection_complete(ledger, PROVIDER, DAY).passed
 
@@ -157,7 +152,7 @@ def test_a_task_collected_by_a_crashed_run_is_fetched_again_by_id(client, ledger
     lost = ledger.tasks(PROVIDER, DAY)[0].task_id
     client.task_get(lost)  # collected at the provider, then the process died before storing
     assert lost not in {r.task_id for r in client.tasks_ready()}
-    report = collect_all(client, ledger, clock)
+    report = collect_today(client, ledger, clock)
     assert report.pending == 0
     assert ledger.tasks(PROVIDER, DAY)[0].state is TaskState.FETCHED
 
@@ -184,7 +179,7 @@ def test_responses_are_published_once_however_often_they_are_stored(client, ledg
                                                                    warehouse, targets):
     pipeline.submit(client, ledger, DAY, targets)
     clock.now += 60
-    collect_all(client, ledger, clock)
+    collect_today(client, ledger, clock)
     first = TABLES.publish_responses(ledger, warehouse, DAY)
     assert first.rows == len(targets) and first.added == len(targets)
     assert list(ledger.inbox(PROVIDER, DAY)) == []
@@ -205,7 +200,7 @@ def test_flattened_tables_are_rebuilt_identically_from_raw(client, ledger, clock
                                                           targets):
     pipeline.submit(client, ledger, DAY, targets)
     clock.now += 60
-    collect_all(client, ledger, clock)
+    collect_today(client, ledger, clock)
     TABLES.publish_responses(ledger, warehouse, DAY)
     one = TABLES.publish_flattened(warehouse, DAY, workers=1)
     organic = warehouse.partition_dir(PROVIDER, "organic", DAY)
@@ -260,7 +255,7 @@ def test_a_past_day_still_recovers_what_a_crash_posted_and_posts_nothing_new(
     assert report.recovered == len(targets) and report.posted == 0
     assert sandbox.stats()["billed_tasks"] == len(targets)
     assert {t.state for t in ledger.tasks(PROVIDER, DAY)} == {TaskState.POSTED}
-    collected = collect_all(client, ledger, clock)
+    collected = collect_today(client, ledger, clock)
     assert sum(collected.ended.values()) == len(targets)
 
 
@@ -383,7 +378,7 @@ def test_an_expired_task_is_expired_and_the_check_says_so(sandbox, ledger, clock
                                                           client):
     pipeline.submit(client, ledger, DAY, targets[:2])
     clock.now += 31 * 86400  # results are kept 30 days
-    report = collect_all(client, ledger, clock)
+    report = collect_today(client, ledger, clock)
     assert report.ended == {"expired": 2}
     check = collection_complete(ledger, PROVIDER, DAY)
     assert not check.passed and "2 expired" in check.description

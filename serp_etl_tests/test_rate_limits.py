@@ -67,13 +67,18 @@ def test_two_collectors_share_the_tasks_ready_limit(tmp_path, clock):
     assert sum(clock.sleeps) >= 60
 
 
+def patient_semscraper(url, tmp_path, clock) -> SemScraperClient:
+    """A client of the account's shared limits that tries each call three times."""
+    return semscraper_client(url, shared(tmp_path, clock, SEMSCRAPER_LIMITS), clock,
+                             retry=RetryPolicy(attempts=3, base_delay=0.01))
+
+
 def test_retry_after_is_obeyed(tmp_path, clock):
     sandbox = SemScraperSandbox(tmp_path / "api.sqlite", clock=clock)
     with FaultProxy(sandbox.app) as proxy:
         proxy.add("status_before", path="/billing/credit", status=429,
                   headers={"Retry-After": "30"})
-        client = semscraper_client(proxy.url, shared(tmp_path, clock, SEMSCRAPER_LIMITS), clock,
-                                   retry=RetryPolicy(attempts=3, base_delay=0.01))
+        client = patient_semscraper(proxy.url, tmp_path, clock)
         started = clock.now
         assert client.credit() == pytest.approx(100.5)
     assert clock.now - started >= 30  # not re-sent within the window it was given
@@ -85,8 +90,7 @@ def test_a_429_on_a_paid_call_waits_and_sends_it_again_once(tmp_path, clock):
     with FaultProxy(sandbox.app) as proxy:
         proxy.add("status_before", method="POST", path="/serp/google", status=429,
                   headers={"Retry-After": "12"})
-        client = semscraper_client(proxy.url, shared(tmp_path, clock, SEMSCRAPER_LIMITS), clock,
-                                   retry=RetryPolicy(attempts=3, base_delay=0.01))
+        client = patient_semscraper(proxy.url, tmp_path, clock)
         started = clock.now
         created, _ = client.create([Scrape("k", "fr", "fr")])
     assert len(created) == 1 and sandbox.stats()["billed_scrapes"] == 1
@@ -114,8 +118,7 @@ def test_a_retry_after_beyond_reason_fails_the_call_clearly(tmp_path, clock):
     with FaultProxy(sandbox.app) as proxy:
         proxy.add("status_before", path="/billing/credit", status=503,
                   headers={"Retry-After": "7200"})
-        client = semscraper_client(proxy.url, shared(tmp_path, clock, SEMSCRAPER_LIMITS), clock,
-                                   retry=RetryPolicy(attempts=3, base_delay=0.01))
+        client = patient_semscraper(proxy.url, tmp_path, clock)
         with pytest.raises(Exception, match="7200"):
             client.credit()
     assert sum(clock.sleeps) < 1

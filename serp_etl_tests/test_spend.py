@@ -9,25 +9,15 @@ import pytest
 from serp_etl.core.money import BudgetExceeded
 from serp_etl.providers.dataforseo import pipeline as dataforseo
 from serp_etl.providers.dataforseo import quality as dataforseo_quality
-from serp_etl.providers.dataforseo.targets import ImageTarget, load_targets
+from serp_etl.providers.dataforseo.targets import ImageTarget
 from serp_etl.providers.semscraper import pipeline as semscraper
 from serp_etl.providers.semscraper import quality as semscraper_quality
 from serp_etl.providers.semscraper.client import Scrape, SemScraperClient
 from serp_etl.providers.semscraper.tables import TABLES as SEMSCRAPER_TABLES
 from serp_etl.sandbox.semscraper.app import API_KEY, SemScraperSandbox
-from serp_etl_tests.conftest import EXAMPLE_TARGETS, TODAY, Crash, CrashAfter
+from serp_etl_tests.conftest import TODAY, Crash, CrashAfter, collect_today
 
 DAY = TODAY
-
-
-@pytest.fixture
-def targets():
-    return load_targets(EXAMPLE_TARGETS)
-
-
-def collect(client, ledger, clock):
-    return dataforseo.collect(client, ledger, DAY, deadline_seconds=120, poll_seconds=10,
-                              clock=clock, sleep=clock.sleep)
 
 
 def ledger_cost(ledger, provider) -> float:
@@ -40,7 +30,7 @@ def test_tasks_recovered_from_tasks_ready_get_their_cost(client, ledger, sandbox
         dataforseo.submit(CrashAfter(client, "post_tasks"), ledger, DAY, targets)
     clock.now += 120  # ready: found in tasks_ready, which carries no cost
     assert dataforseo.submit(client, ledger, DAY, targets).recovered == len(targets)
-    collect(client, ledger, clock)
+    collect_today(client, ledger, clock)
     assert None not in {t.cost for t in ledger.tasks("dataforseo", DAY)}
     assert ledger_cost(ledger, "dataforseo") == pytest.approx(sandbox.stats()["spent_usd"])
 
@@ -48,7 +38,7 @@ def test_tasks_recovered_from_tasks_ready_get_their_cost(client, ledger, sandbox
 def test_a_normal_day_reconciles(client, ledger, clock, targets):
     dataforseo.submit(client, ledger, DAY, targets)
     clock.now += 60
-    collect(client, ledger, clock)
+    collect_today(client, ledger, clock)
     result = dataforseo_quality.spend_reconciled(client, ledger, DAY)
     assert result.passed, result.description
     assert result.metadata["billed_by_provider_usd"] == ledger_cost(ledger, "dataforseo")

@@ -258,18 +258,7 @@ class DataForSEOSandbox(SandboxState):
             " AND ready_at <= ? AND ready_at > ? ORDER BY ready_at LIMIT ?",
             (login, now, now - settings.TASKS_READY_DAYS * DAY, settings.MAX_TASKS_READY),
         ).fetchall()
-        base = "/v3/serp/google/search_by_image/task_get"
-        result = [{"id": task_id, "se": "google", "se_type": "search_by_image",
-                   "date_posted": _fmt(posted_at), "tag": tag,
-                   "endpoint_regular": None,
-                   "endpoint_advanced": f"{base}/advanced/{task_id}",
-                   "endpoint_html": f"{base}/html/{task_id}"}
-                  for task_id, tag, posted_at in rows]
-        task = task_object(self._new_id(now), 20000, "Ok.", request.path,
-                          data={"api": "serp", "function": "tasks_ready", "se": "google",
-                                "se_type": "search_by_image"}, result=[])
-        task["result"], task["result_count"] = result, len(result)
-        return envelope([task], started=started)
+        return self._task_list(request, started, now, "tasks_ready", "date_posted", rows)
 
     def _tasks_fixed(self, request: Request, login: str, started: float) -> dict:
         now = self.clock()
@@ -277,14 +266,19 @@ class DataForSEOSandbox(SandboxState):
             "SELECT id, tag, fixed_at FROM tasks WHERE login = ? AND fixed_at <= ?"
             " AND fixed_at > ? ORDER BY fixed_at LIMIT ?",
             (login, now, now - DAY, settings.MAX_TASKS_READY)).fetchall()
+        return self._task_list(request, started, now, "tasks_fixed", "date_fixed", rows)
+
+    def _task_list(self, request: Request, started: float, now: float, function: str,
+                   date_key: str, rows: list[tuple]) -> dict:
+        """The answer of tasks_ready or tasks_fixed: one entry per (id, tag, time) row."""
         base = "/v3/serp/google/search_by_image/task_get"
         result = [{"id": task_id, "se": "google", "se_type": "search_by_image",
-                   "date_fixed": _fmt(fixed_at), "tag": tag, "endpoint_regular": None,
+                   date_key: _fmt(at), "tag": tag, "endpoint_regular": None,
                    "endpoint_advanced": f"{base}/advanced/{task_id}",
                    "endpoint_html": f"{base}/html/{task_id}"}
-                  for task_id, tag, fixed_at in rows]
+                  for task_id, tag, at in rows]
         task = task_object(self._new_id(now), 20000, "Ok.", request.path,
-                          data={"api": "serp", "function": "tasks_fixed", "se": "google",
+                          data={"api": "serp", "function": function, "se": "google",
                                 "se_type": "search_by_image"}, result=[])
         task["result"], task["result_count"] = result, len(result)
         return envelope([task], started=started)
