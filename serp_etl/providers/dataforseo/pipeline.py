@@ -132,7 +132,7 @@ def _check_budget(client: DataForSEOClient, ledger: Ledger, partition: str,
     report.estimated_cost_usd, report.balance_usd = estimate, float(balance)
     check_budget(action=f"posting {len(to_post)} tasks", estimate=estimate,
                  balance=float(balance), spent_today=ledger.spent(PROVIDER, partition),
-                 budget=budget_usd, currency="USD")
+                 budget=budget_usd, currency=settings.CURRENCY)
 
 
 def _recover(client: DataForSEOClient, ledger: Ledger, leftovers: list[TaskRecord],
