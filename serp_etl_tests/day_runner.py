@@ -53,7 +53,7 @@ def run(provider: str, data_dir: Path, base_url: str, now: datetime | None = Non
             with closing(limiter), DataForSEOClient(base_url, LOGIN, PASSWORD, retry=RETRY,
                                                     timeout=TIMEOUT, limiter=limiter) as client:
                 dataforseo_pipeline.submit(client, ledger, partition, load_targets(targets_file),
-                                           now=now)
+                                           now=now, warehouse=warehouse)
                 dataforseo_pipeline.collect(client, ledger, partition, **pace)
         else:
             tables = SEMSCRAPER_TABLES
@@ -62,7 +62,7 @@ def run(provider: str, data_dir: Path, base_url: str, now: datetime | None = Non
             with closing(limiter), SemScraperClient(f"{base_url}/v1", API_KEY, retry=RETRY,
                                                     timeout=TIMEOUT, limiter=limiter) as client:
                 semscraper_pipeline.submit(client, ledger, partition, load_scrapes(targets_file),
-                                           now=now)
+                                           now=now, warehouse=warehouse)
                 semscraper_pipeline.collect(client, ledger, partition, **pace)
         tables.publish_responses(ledger, warehouse, partition)
     tables.publish_flattened(warehouse, partition)

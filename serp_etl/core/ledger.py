@@ -193,9 +193,13 @@ class InboxRow:
 class Ledger(SharedSQLite):
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        super().__init__(self.path, _SCHEMA)
+        super().__init__(self.path, _SCHEMA, precious=True)
         self._migrate()
         self._db.execute(_INBOX)
+
+    def describe(self) -> str:
+        """Where this state lives, for a message to the operator."""
+        return str(self.path)
 
     def _columns(self, table: str) -> set[str]:
         return {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}

@@ -33,7 +33,8 @@ def submit(context: dg.AssetExecutionContext, dataforseo: DataForSEOResource, le
     targets = [] if closed_day_reason(partition, now) else dataforseo.targets(data_dir)
     with dataforseo.client(data_dir, context.log) as client:
         report = pipeline.submit(client, ledger, partition, targets,
-                                 budget_usd=dataforseo.budget_usd, now=now)
+                                 budget_usd=dataforseo.budget_usd, now=now,
+                                 warehouse=Warehouse(data_dir))
     log_submit(context, report.closed_reason, report.messages)
     context.log.info(f"{report.posted} tasks posted (${report.posted_cost_usd}), "
                      f"{report.already_posted} already posted, {report.recovered} recovered")

@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from serp_etl.core import quality
 from serp_etl.core.ledger import Ledger, utc_now
+from serp_etl.core.lost_state import StateDisagrees
 from serp_etl.core.parquet import publish_table
 from serp_etl.core.provider import TASKS_TABLE, ProviderTables
 from serp_etl.core.quality import QualityResult
@@ -149,8 +150,11 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
         warehouse: WarehouseResource = context.resources.warehouse
         provider = getattr(context.resources, spec.resource_key)
         with warehouse.ledger() as ledger:
-            metadata = spec.submit(context, provider, ledger, warehouse.data_dir,
-                                   utc_now())
+            try:
+                metadata = spec.submit(context, provider, ledger, warehouse.data_dir,
+                                       utc_now())
+            except StateDisagrees as error:
+                raise dg.Failure(description=str(error), allow_retries=False) from error
             table = tables.publish_tasks(ledger, warehouse.warehouse(), context.partition_key)
         return dg.MaterializeResult(
             metadata={**materialized(warehouse, TASKS_TABLE, context.partition_key,

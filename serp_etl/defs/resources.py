@@ -26,6 +26,7 @@ from serp_etl.core.http import (
 )
 from serp_etl.core.ledger import Ledger, ledger_path
 from serp_etl.core.mode import Mode, ModeError, claim_mode
+from serp_etl.core.shared_sqlite import StateUnreadable
 from serp_etl.core.targets import TARGETS_FILE
 from serp_etl.core.views import ViewsError
 from serp_etl.core.warehouse import Warehouse, default_data_dir
@@ -61,7 +62,12 @@ class WarehouseResource(dg.ConfigurableResource):
 
     @contextmanager
     def ledger(self) -> Iterator[Ledger]:
-        with Ledger(ledger_path(Path(self.data_dir))) as ledger:
+        try:
+            ledger = Ledger(ledger_path(Path(self.data_dir)))
+        except StateUnreadable as error:
+            # Lost state is not a passing failure: the steps' RetryPolicy must not repeat it.
+            raise dg.Failure(description=str(error), allow_retries=False) from error
+        with ledger:
             yield ledger
 
     def refresh_views(self, log) -> dict:
@@ -120,8 +126,9 @@ class ProviderResource(dg.ConfigurableResource):
             mode = self.resolved_mode()
             credentials = live_credentials() if mode is Mode.LIVE else ()
             claim_mode(data_dir, mode)
-        except ModeError as error:
-            # Configuration, not a passing failure: the steps' RetryPolicy must not repeat it.
+        except (ModeError, StateUnreadable) as error:
+            # Configuration or lost state, not a passing failure: the steps' RetryPolicy must
+            # not repeat it.
             raise dg.Failure(description=str(error), allow_retries=False) from error
         if mode is Mode.SANDBOX:
             log.info(f"mode sandbox: the built-in {type(self).__name__.removesuffix('Resource')}"

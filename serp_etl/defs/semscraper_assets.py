@@ -32,7 +32,8 @@ def submit(context: dg.AssetExecutionContext, semscraper: SemScraperResource, le
     scrapes = [] if closed_day_reason(partition, now) else semscraper.targets(data_dir)
     with semscraper.client(data_dir, context.log) as client:
         report = pipeline.submit(client, ledger, partition, scrapes,
-                                 budget_eur=semscraper.budget_eur, now=now)
+                                 budget_eur=semscraper.budget_eur, now=now,
+                                 warehouse=Warehouse(data_dir))
     log_submit(context, report.closed_reason, report.messages)
     context.log.info(f"{report.posted} scrapes created (~{report.estimated_cost_eur} EUR), "
                      f"{report.already_posted} already created, {report.recovered} recovered, "

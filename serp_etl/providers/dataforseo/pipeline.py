@@ -9,6 +9,9 @@ The rules that keep the user's money safe:
    by its tag in tasks_ready, then id_list, before anything is posted; only a tag the provider
    has no record of is posted.
 4. Submits of one provider hold a lock, so two runs never post the same intent concurrently.
+5. Intents the ledger has never seen are posted only if neither the warehouse's tasks table nor,
+   for a day the ledger knows nothing of, id_list holds their tags (``core.lost_state``): a
+   lost or foreign ledger refuses instead of paying twice.
 """
 
 from __future__ import annotations
@@ -17,13 +20,15 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from serp_etl.core.crash_points import crash_point
 from serp_etl.core.ledger import MAX_ATTEMPTS, Ledger, TaskRecord, TaskState, utc_now
 from serp_etl.core.locking import exclusive_lock
+from serp_etl.core.lost_state import refuse_unknown_tasks
 from serp_etl.core.money import check_budget, closed_day_reason
 from serp_etl.core.waiting import wait
+from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.dataforseo import settings
 from serp_etl.providers.dataforseo.client import (
     DataForSEOClient,
@@ -77,10 +82,11 @@ class CollectReport:
 
 def submit(client: DataForSEOClient, ledger: Ledger, partition: str,
            targets: list[ImageTarget], *, budget_usd: float | None = None,
-           now: datetime | None = None) -> SubmitReport:
+           now: datetime | None = None, warehouse: Warehouse | None = None) -> SubmitReport:
     """Post the day's tasks, once, within the account's balance and the day's ``budget_usd``.
     For a day that cannot be paid for (see ``core.money``), post nothing: only look up what a
-    crash of that day may have posted."""
+    crash of that day may have posted. ``warehouse``: whose tasks table the new intents are
+    checked against (rule 5); the Dagster step always gives it."""
     now = now or utc_now()
     report = SubmitReport(targets=len(targets))
     report.closed_reason = closed_day_reason(partition, now)
@@ -91,6 +97,7 @@ def submit(client: DataForSEOClient, ledger: Ledger, partition: str,
             leftovers = ledger.tasks(PROVIDER, partition, {TaskState.INTENT})
         else:
             tasks = {target.tag(partition): target.task(partition) for target in targets}
+            _refuse_if_known_elsewhere(client, ledger, warehouse, partition, tasks.keys(), now)
             report.already_posted, leftovers = ledger.start_submit(PROVIDER, partition, tasks)
             crash_point("dataforseo.intents_recorded")
         held = _recover(client, ledger, leftovers, report, now) if leftovers else set()
@@ -116,6 +123,27 @@ def submit(client: DataForSEOClient, ledger: Ledger, partition: str,
     if report.unresolved:
         raise SubmitIncomplete("; ".join(report.messages))
     return report
+
+
+def _refuse_if_known_elsewhere(client: DataForSEOClient, ledger: Ledger,
+                              warehouse: Warehouse | None, partition: str, tags,
+                              now: datetime) -> None:
+    """Rule 5: new intents whose tags the warehouse or the provider already hold are refused."""
+    known = {t.tag for t in ledger.tasks(PROVIDER, partition)}
+    fresh = set(tags) - known
+    if not fresh:
+        return
+    at_provider: set[str] = set()
+    if not known:
+        # A day the ledger knows nothing of: id_list lists what the account posted since the
+        # day began (normally nothing yet: one call). A day it knows tasks of was checked when
+        # they were new; listing the whole day again at every run would not scale.
+        day_start = datetime.fromisoformat(partition).replace(tzinfo=UTC)
+        at_provider = {listed.tag for listed in client.id_list(day_start - ID_LIST_MARGIN,
+                                                                now + ID_LIST_MARGIN)
+                       if listed.tag in fresh}
+    refuse_unknown_tasks(state=ledger.describe(), provider=PROVIDER, partition=partition,
+                         known=known, warehouse=warehouse, at_provider=at_provider)
 
 
 def _check_budget(client: DataForSEOClient, ledger: Ledger, partition: str,

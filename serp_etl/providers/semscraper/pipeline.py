@@ -14,6 +14,9 @@ The money rules of the DataForSEO pipeline, adapted to an API with no tag field:
    flight and no candidate may be it is it certain that it was never created.
 4. Before creating anything, the estimated cost is checked against the credit and, with what
    the day already spent, against the daily budget.
+5. Intents the ledger has never seen are created only if neither the warehouse's tasks table
+   nor the finished-not-retrieved list (scrapes of their targets the ledger does not know)
+   holds them (``core.lost_state``): a lost or foreign ledger refuses instead of paying twice.
 """
 
 from __future__ import annotations
@@ -31,8 +34,10 @@ from serp_etl.core.crash_points import crash_point
 from serp_etl.core.flatten import as_number
 from serp_etl.core.ledger import MAX_ATTEMPTS, Ledger, TaskRecord, TaskState, utc_now
 from serp_etl.core.locking import exclusive_lock
+from serp_etl.core.lost_state import refuse_unknown_tasks
 from serp_etl.core.money import SUBMIT_GRACE, check_budget, closed_day_reason
 from serp_etl.core.waiting import wait
+from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.semscraper import settings
 from serp_etl.providers.semscraper.client import (
     InvalidScrapeId,
@@ -94,10 +99,12 @@ def _same_target(entry: dict, target: dict) -> bool:
 
 
 def submit(client: SemScraperClient, ledger: Ledger, partition: str, scrapes: list[Scrape], *,
-           budget_eur: float | None = None, now: datetime | None = None) -> SubmitReport:
+           budget_eur: float | None = None, now: datetime | None = None,
+           warehouse: Warehouse | None = None) -> SubmitReport:
     """Create the day's scrapes, once, within the credit and the day's ``budget_eur``. For a
     day that cannot be paid for (see ``core.money``), create nothing: only look up what a crash
-    of that day may have created."""
+    of that day may have created. ``warehouse``: whose tasks table the new intents are checked
+    against (rule 5); the Dagster step always gives it."""
     now = now or utc_now()
     report = SubmitReport(targets=len(scrapes))
     report.closed_reason = closed_day_reason(partition, now)
@@ -108,6 +115,7 @@ def submit(client: SemScraperClient, ledger: Ledger, partition: str, scrapes: li
             leftovers = ledger.tasks(PROVIDER, partition, {TaskState.INTENT})
         else:
             wanted = {scrape_key(partition, s): s.body() for s in scrapes}
+            _refuse_if_known_elsewhere(client, ledger, warehouse, partition, wanted)
             report.already_posted, leftovers = ledger.start_submit(PROVIDER, partition, wanted)
             crash_point("semscraper.intents_recorded")
         held = _recover(client, ledger, leftovers, report) if leftovers else set()
@@ -133,6 +141,28 @@ def submit(client: SemScraperClient, ledger: Ledger, partition: str, scrapes: li
             _record_created(ledger, batch, created, report)
             crash_point("semscraper.created_recorded")
     return report
+
+
+def _refuse_if_known_elsewhere(client: SemScraperClient, ledger: Ledger,
+                              warehouse: Warehouse | None, partition: str,
+                              wanted: dict[str, dict]) -> None:
+    """Rule 5: new intents that the warehouse or the provider already hold are refused. The
+    provider can tell only of finished scrapes not retrieved yet; listed by target, a scrape
+    of the same target that the ledger does not know (of any day) counts."""
+    known = {t.tag for t in ledger.tasks(PROVIDER, partition)}
+    fresh = {key: target for key, target in wanted.items() if key not in known}
+    if not fresh:
+        return
+    ours = ledger.task_ids(PROVIDER)
+    # A scrape of a target with an unresolved intent (of any day) may be that intent's: its
+    # own day's recovery claims it.
+    unresolved = [t.target for t in ledger.tasks(PROVIDER, states={TaskState.INTENT})]
+    at_provider = {key for entry in client.completed_not_retrieved()
+                   if entry.get("id") not in ours
+                   and not any(_same_target(entry, target) for target in unresolved)
+                   for key, target in fresh.items() if _same_target(entry, target)}
+    refuse_unknown_tasks(state=ledger.describe(), provider=PROVIDER, partition=partition,
+                         known=known, warehouse=warehouse, at_provider=at_provider)
 
 
 def _check_budget(client: SemScraperClient, ledger: Ledger, partition: str,

@@ -1,0 +1,187 @@
+"""A lost, emptied or foreign state store never leads to a second payment."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+
+import dagster as dg
+import httpx
+import pytest
+
+from serp_etl.core.ledger import Ledger, ledger_path
+from serp_etl.core.lost_state import StateDisagrees
+from serp_etl.core.shared_sqlite import StateUnreadable
+from serp_etl.core.warehouse import Warehouse
+from serp_etl.defs.dataforseo_assets import dataforseo_assets
+from serp_etl.defs.resources import DataForSEOResource, SemScraperResource, WarehouseResource
+from serp_etl.defs.semscraper_assets import semscraper_assets
+from serp_etl.providers.dataforseo import pipeline
+from serp_etl.providers.dataforseo.tables import TABLES
+from serp_etl.providers.semscraper import pipeline as semscraper_pipeline
+from serp_etl.providers.semscraper.client import Scrape, SemScraperClient
+from serp_etl.providers.semscraper.tables import TABLES as SEMSCRAPER_TABLES
+from serp_etl.sandbox.dataforseo.app import DataForSEOSandbox
+from serp_etl.sandbox.semscraper.app import API_KEY, SemScraperSandbox
+from serp_etl.sandbox.state import READY_SECONDS_ENV
+from serp_etl_tests.conftest import EXAMPLE_TARGETS, TODAY, collect_today
+
+DAY = TODAY
+SCRAPES = [Scrape("example keyword", "fr", "fr", depth=2), Scrape("mots clés", "fr", "fr")]
+
+
+def test_a_new_ledger_refuses_tags_the_warehouse_holds(tmp_path, client, sandbox, clock,
+                                                        targets):
+    warehouse = Warehouse(tmp_path / "data")
+    with Ledger(tmp_path / "first.sqlite") as first:
+        pipeline.submit(client, first, DAY, targets, warehouse=warehouse)
+        collect_today(client, first, clock)
+        TABLES.publish_tasks(first, warehouse, DAY)
+    billed = sandbox.stats()["billed_tasks"]
+
+    with Ledger(tmp_path / "lost.sqlite") as lost, pytest.raises(StateDisagrees) as refused:
+        pipeline.submit(client, lost, DAY, targets, warehouse=warehouse)
+    message = str(refused.value)
+    assert "lost.sqlite" in message and "dataforseo_tasks" in message
+    assert "Nothing was posted" in message
+    assert sandbox.stats()["billed_tasks"] == billed
+    with Ledger(tmp_path / "lost.sqlite") as lost:
+        assert lost.tasks("dataforseo", DAY) == []  # no intent recorded either
+
+
+def test_a_new_ledger_without_the_warehouse_refuses_tags_id_list_holds(tmp_path, client,
+                                                                      sandbox, targets):
+    """A second worker with its own data dir: nothing local knows, the provider does."""
+    with Ledger(tmp_path / "a.sqlite") as worker_a:
+        pipeline.submit(client, worker_a, DAY, targets, warehouse=Warehouse(tmp_path / "a"))
+    billed = sandbox.stats()["billed_tasks"]
+    with Ledger(tmp_path / "b.sqlite") as worker_b, pytest.raises(StateDisagrees) as refused:
+        pipeline.submit(client, worker_b, DAY, targets, warehouse=Warehouse(tmp_path / "b"))
+    assert "dataforseo's own records" in str(refused.value)
+    assert sandbox.stats()["billed_tasks"] == billed
+
+
+def test_new_targets_on_a_day_the_ledger_knows_are_posted(client, ledger, sandbox, targets,
+                                                         warehouse):
+    pipeline.submit(client, ledger, DAY, targets[:2], warehouse=warehouse)
+    TABLES.publish_tasks(ledger, warehouse, DAY)
+    report = pipeline.submit(client, ledger, DAY, targets, warehouse=warehouse)
+    assert report.posted == len(targets) - 2 and report.already_posted == 2
+    assert sandbox.stats()["billed_tasks"] == len(targets)
+
+
+@pytest.fixture
+def semscraper(tmp_path, clock):
+    sandbox = SemScraperSandbox(tmp_path / "semscraper.sqlite", ready_seconds=20, clock=clock)
+    with SemScraperClient("http://sandbox.invalid/v1", API_KEY,
+                          transport=httpx.WSGITransport(app=sandbox.app), clock=clock,
+                          sleep=clock.sleep) as client:
+        yield sandbox, client
+
+
+def test_semscraper_new_ledger_refuses_what_the_warehouse_or_the_list_holds(tmp_path,
+                                                                           semscraper, clock):
+    sandbox, client = semscraper
+    warehouse = Warehouse(tmp_path / "data")
+    with Ledger(tmp_path / "first.sqlite") as first:
+        semscraper_pipeline.submit(client, first, DAY, SCRAPES, warehouse=warehouse)
+        SEMSCRAPER_TABLES.publish_tasks(first, warehouse, DAY)
+    billed = sandbox.stats()["billed_scrapes"]
+    clock.now += 60  # done, not retrieved: listed by target
+
+    with Ledger(tmp_path / "lost.sqlite") as lost, pytest.raises(StateDisagrees) as refused:
+        semscraper_pipeline.submit(client, lost, DAY, SCRAPES, warehouse=warehouse)
+    assert "semscraper_tasks" in str(refused.value)
+    with Ledger(tmp_path / "other.sqlite") as other, pytest.raises(StateDisagrees) as refused:
+        semscraper_pipeline.submit(client, other, DAY, SCRAPES,
+                                   warehouse=Warehouse(tmp_path / "other"))
+    assert "semscraper's own records" in str(refused.value)
+    assert sandbox.stats()["billed_scrapes"] == billed
+
+
+def test_an_empty_or_garbled_ledger_is_an_error_never_a_fresh_one(tmp_path):
+    path = ledger_path(tmp_path)
+    with Ledger(path) as ledger:
+        ledger.claim("mode", "sandbox")
+    path.write_bytes(b"")
+    for name in ("ledger.sqlite-wal", "ledger.sqlite-shm"):
+        (path.parent / name).unlink(missing_ok=True)
+    with pytest.raises(StateUnreadable, match=r"ledger\.sqlite is empty \(0 bytes\)"):
+        Ledger(path)
+    assert path.stat().st_size == 0  # left as found
+
+    path.write_bytes(b"not a database at all, " * 500)
+    with pytest.raises(StateUnreadable, match=r"ledger\.sqlite is not a readable state file"):
+        Ledger(path)
+
+
+def test_a_new_ledger_file_is_never_seen_empty(tmp_path, monkeypatch):
+    """SQLite creates a 0-byte file and writes its header later: a concurrent opener must not
+    take that moment for a truncated ledger. Every connect to the ledger's path finds it whole."""
+    path = ledger_path(tmp_path)
+    sizes = []
+    real_connect = sqlite3.connect
+
+    def watching_connect(database, *args, **kwargs):
+        if str(database) == str(path):
+            sizes.append(path.stat().st_size if path.exists() else None)
+        return real_connect(database, *args, **kwargs)
+
+    monkeypatch.setattr(sqlite3, "connect", watching_connect)
+    Ledger(path).close()
+    assert sizes and all(size is not None and size > 0 for size in sizes)
+
+
+# -- the Dagster runs ------------------------------------------------------------------------
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv(READY_SECONDS_ENV, "0")
+    shutil.copy(EXAMPLE_TARGETS, tmp_path / "targets.toml")
+    return tmp_path
+
+
+def run_day(data_dir, assets, resource_key, resource):
+    return dg.materialize(assets, partition_key=DAY, raise_on_error=False, resources={
+        "warehouse": WarehouseResource(data_dir=str(data_dir), flatten_workers=1),
+        resource_key: resource})
+
+
+def billed(data_dir) -> tuple[int, int]:
+    return (DataForSEOSandbox(data_dir / "sandbox" / "dataforseo.sqlite").stats()["billed_tasks"],
+            SemScraperSandbox(data_dir / "sandbox" / "semscraper.sqlite"
+                              ).stats()["billed_scrapes"])
+
+
+def failure_of(result, provider: str) -> str:
+    """Why the day's submit step failed."""
+    (event,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"
+                and e.step_key == f"{provider}__tasks"]
+    return event.event_specific_data.error.message
+
+
+@pytest.mark.parametrize("loss", ["emptied", "deleted"])
+def test_a_run_after_the_ledger_was_lost_bills_nothing_and_says_why(data_dir, loss):
+    providers = [(dataforseo_assets, "dataforseo",
+                  DataForSEOResource(collect_deadline_seconds=30, poll_seconds=1)),
+                 (semscraper_assets, "semscraper",
+                  SemScraperResource(collect_deadline_seconds=30, poll_seconds=1))]
+    for assets, key, resource in providers:
+        assert run_day(data_dir, assets, key, resource).success
+    before = billed(data_dir)
+    assert before == (6, 3)
+
+    path = ledger_path(data_dir)
+    for stale in path.parent.glob("ledger.sqlite*"):
+        stale.unlink()
+    if loss == "emptied":
+        path.write_bytes(b"")
+
+    for assets, key, resource in providers:
+        result = run_day(data_dir, assets, key, resource)
+        assert not result.success
+        error = failure_of(result, key)
+        assert "ledger.sqlite" in error
+        assert ("is empty (0 bytes)" in error if loss == "emptied"
+                else f"{key}_tasks table" in error)
+    assert billed(data_dir) == before
