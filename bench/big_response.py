@@ -53,11 +53,11 @@ def generate(path: Path, megabytes: int) -> int:
 
 def child(url: str, data_dir: Path) -> None:
     """The measured process: fetch, store, publish raw, flatten."""
-    from serp_etl.core.ledger import Ledger, TaskState, ledger_path
     from serp_etl.core.warehouse import Warehouse
     from serp_etl.providers.dataforseo.client import DataForSEOClient
     from serp_etl.providers.dataforseo.responses import response_meta
     from serp_etl.providers.dataforseo.tables import TABLES
+    from serp_etl.state.ledger import Ledger, TaskState, ledger_path
 
     stages = {}
     started = time.perf_counter()

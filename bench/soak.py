@@ -32,12 +32,12 @@ from pathlib import Path
 import orjson
 import pyarrow.parquet as pq
 
-from serp_etl.core.ledger import PENDING_STATES, Ledger, ledger_path
 from serp_etl.core.raw import RAW_TABLE
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.sandbox.dataforseo import reference
 from serp_etl.sandbox.dataforseo.app import DataForSEOSandbox
 from serp_etl.sandbox.semscraper.app import LOCATIONS, SemScraperSandbox
+from serp_etl.state.ledger import PENDING_STATES, Ledger, ledger_path
 from serp_etl_tests.fault_proxy import FaultProxy
 
 REPO = Path(__file__).resolve().parent.parent

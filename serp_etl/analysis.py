@@ -33,10 +33,10 @@ item_index     .item_index                                 items.item_index
 
 from __future__ import annotations
 
-from serp_etl.core.ledger import PENDING_STATES, TaskState
 from serp_etl.core.views import DerivedView
 from serp_etl.providers.dataforseo import settings as dataforseo
 from serp_etl.providers.semscraper import settings as semscraper
+from serp_etl.state.ledger import PENDING_STATES, TaskState
 
 
 # The host of a URL (scheme, optional user info, then the host), lower case; NULL if none.

@@ -16,11 +16,13 @@ import sys
 from pathlib import Path
 
 from serp_etl.core.archive import DEFAULT_MAX_DOCUMENT_MB
-from serp_etl.core.ledger import Ledger, ledger_path
 from serp_etl.core.mode import ModeError, claim_mode
 from serp_etl.core.warehouse import Warehouse, check_partition, default_data_dir
 from serp_etl.providers.credentials import run_mode
 from serp_etl.providers.semscraper.settings import HMAC_KEY_ENV
+from serp_etl.state.database import StateUnreadable, describe_location
+from serp_etl.state.ledger import open_ledger
+from serp_etl.state.location import state_location
 
 # provider -> the module whose import_archives loads its saved responses
 IMPORTERS = {"dataforseo": "serp_etl.providers.dataforseo.archive",
@@ -57,7 +59,7 @@ def claim_run_mode(data_dir: Path) -> str | None:
     """Claim the data dir for this process's mode; the refusal as a one-line message."""
     try:
         claim_mode(data_dir, run_mode())
-    except ModeError as error:
+    except (ModeError, StateUnreadable) as error:
         return f"refused: {error}"
     return None
 
@@ -72,7 +74,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     warehouse = Warehouse(args.data_dir)
     importer = importlib.import_module(IMPORTERS[args.provider]).import_archives
-    with Ledger(ledger_path(args.data_dir)) as ledger:
+    with open_ledger(args.data_dir) as ledger:
         report = importer([Path(p) for p in args.files], args.date, ledger, warehouse,
                           keep_good=args.keep_good, max_document_mb=args.max_document_mb,
                           progress=sys.stderr)
@@ -147,7 +149,8 @@ def cmd_callbacks_serve(args: argparse.Namespace) -> int:
     if refusal:
         print(refusal, file=sys.stderr)
         return 2
-    receiver = CallbackReceiver(key, ledger_path(args.data_dir))
+    state = state_location(args.data_dir, "ledger")
+    receiver = CallbackReceiver(key, state)
     sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -157,7 +160,7 @@ def cmd_callbacks_serve(args: argparse.Namespace) -> int:
         return 2
     print(f"SemScraper callback receiver on http://{args.host}:{sock.getsockname()[1]}; "
           f"deliveries are verified with {HMAC_KEY_ENV} and kept in "
-          f"{ledger_path(args.data_dir)}. Ctrl-C stops it.", flush=True)
+          f"{describe_location(state)}. Ctrl-C stops it.", flush=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     # One line per delivery comes from the receiver: uvicorn's own access log would repeat it.
     config = uvicorn.Config(receiver.app, access_log=False, log_level="warning",

@@ -15,7 +15,7 @@ from pathlib import Path
 from dagster import Field, StringSource
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
 
-from serp_etl.core.locking import exclusive_lock
+from serp_etl.state.locking import exclusive_lock
 
 
 class SerializedInitSqliteStorage(DagsterSqliteStorage):

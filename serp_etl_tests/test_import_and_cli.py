@@ -10,9 +10,9 @@ import orjson
 import pytest
 
 from serp_etl.cli import main
-from serp_etl.core.ledger import Ledger, ledger_path
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.dataforseo.archive import import_archives
+from serp_etl.state.ledger import Ledger, ledger_path
 from serp_etl_tests.conftest import FIXTURES, REFERENCE_TASK_ID
 
 DAY = "2026-03-01"

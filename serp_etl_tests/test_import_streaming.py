@@ -12,10 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from serp_etl.core import archive
-from serp_etl.core.ledger import Ledger
 from serp_etl.core.raw import RAW_TABLE
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.dataforseo.archive import import_archives
+from serp_etl.state.ledger import Ledger
 from serp_etl_tests.conftest import FIXTURES, TODAY
 
 REFERENCE = orjson.dumps(orjson.loads((FIXTURES / "dataforseo_reference_example.json")

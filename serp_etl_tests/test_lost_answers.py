@@ -7,7 +7,6 @@ import httpx
 import pytest
 
 from serp_etl.core.http import RetryPolicy
-from serp_etl.core.ledger import TaskState
 from serp_etl.providers.dataforseo import pipeline as dataforseo
 from serp_etl.providers.dataforseo.client import DataForSEOClient
 from serp_etl.providers.dataforseo.targets import load_targets
@@ -15,6 +14,7 @@ from serp_etl.providers.semscraper import pipeline as semscraper
 from serp_etl.providers.semscraper.client import Scrape, SemScraperClient
 from serp_etl.sandbox.dataforseo.app import LOGIN, PASSWORD, DataForSEOSandbox
 from serp_etl.sandbox.semscraper.app import API_KEY, SemScraperSandbox
+from serp_etl.state.ledger import TaskState
 from serp_etl_tests.conftest import EXAMPLE_TARGETS, TODAY
 from serp_etl_tests.fault_proxy import AFTER, BEFORE, FaultProxy
 

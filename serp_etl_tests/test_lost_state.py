@@ -1,4 +1,5 @@
-"""A lost, emptied or foreign state store never leads to a second payment."""
+"""A lost, emptied or foreign state store, or a run on another host's disk, never leads to a
+second payment."""
 
 from __future__ import annotations
 
@@ -9,11 +10,10 @@ import dagster as dg
 import httpx
 import pytest
 
-from serp_etl.core.ledger import Ledger, ledger_path
 from serp_etl.core.lost_state import StateDisagrees
-from serp_etl.core.shared_sqlite import StateUnreadable
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.defs.dataforseo_assets import dataforseo_assets
+from serp_etl.defs.deployment import private_disk_refusal
 from serp_etl.defs.resources import DataForSEOResource, SemScraperResource, WarehouseResource
 from serp_etl.defs.semscraper_assets import semscraper_assets
 from serp_etl.providers.dataforseo import pipeline
@@ -24,6 +24,8 @@ from serp_etl.providers.semscraper.tables import TABLES as SEMSCRAPER_TABLES
 from serp_etl.sandbox.dataforseo.app import DataForSEOSandbox
 from serp_etl.sandbox.semscraper.app import API_KEY, SemScraperSandbox
 from serp_etl.sandbox.state import READY_SECONDS_ENV
+from serp_etl.state.database import StateUnreadable
+from serp_etl.state.ledger import Ledger, ledger_path
 from serp_etl_tests.conftest import EXAMPLE_TARGETS, TODAY, collect_today
 
 DAY = TODAY
@@ -128,6 +130,7 @@ def test_a_new_ledger_file_is_never_seen_empty(tmp_path, monkeypatch):
         return real_connect(database, *args, **kwargs)
 
     monkeypatch.setattr(sqlite3, "connect", watching_connect)
+    monkeypatch.setattr(sqlite3.dbapi2, "connect", watching_connect)  # what SQLAlchemy calls
     Ledger(path).close()
     assert sizes and all(size is not None and size > 0 for size in sizes)
 
@@ -185,3 +188,68 @@ def test_a_run_after_the_ledger_was_lost_bills_nothing_and_says_why(data_dir, lo
         assert ("is empty (0 bytes)" in error if loss == "emptied"
                 else f"{key}_tasks table" in error)
     assert billed(data_dir) == before
+
+
+# -- runs that may span hosts ----------------------------------------------------------------
+
+def celery_named_job() -> dg.JobDefinition:
+    """The DataForSEO day as a job whose executor is named as dagster-celery's is (it runs in
+    process here: what counts is what the step is told it runs on)."""
+    job = dg.define_asset_job("daily", selection=dg.AssetSelection.groups("dataforseo"),
+                              executor_def=dg.in_process_executor.configured({}, name="celery"))
+    return dg.Definitions(assets=dataforseo_assets, jobs=[job], resources={
+        "warehouse": WarehouseResource(flatten_workers=1),  # $SERP_ETL_DATA_DIR
+        "dataforseo": DataForSEOResource(collect_deadline_seconds=30, poll_seconds=1),
+    }).resolve_job_def("daily")
+
+
+def run_on_celery(data_dir, monkeypatch):
+    monkeypatch.setenv("SERP_ETL_DATA_DIR", str(data_dir))
+    with dg.instance_for_test() as instance:
+        result = dg.execute_job(dg.reconstructable(celery_named_job), instance,
+                                tags={"dagster/partition": DAY}, raise_on_error=False)
+        failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"
+                    and e.step_key == "dataforseo__tasks"]
+        return result.success, failures[0].event_specific_data.error.message
+
+
+def run_on(data_dir):
+    return dg.materialize(dataforseo_assets, partition_key=DAY, raise_on_error=False,
+                          resources={"warehouse": WarehouseResource(data_dir=str(data_dir),
+                                                                    flatten_workers=1),
+                                     "dataforseo": DataForSEOResource(
+                                         collect_deadline_seconds=30, poll_seconds=1)})
+
+
+def test_a_run_on_an_executor_that_spans_hosts_is_refused_before_any_paid_call(data_dir,
+                                                                             monkeypatch):
+    # Steps of a celery executor run on its workers: each with a ledger of its own.
+    success, error = run_on_celery(data_dir, monkeypatch)
+    assert not success
+    assert "the 'celery' executor runs steps on other hosts" in error
+    assert "SERP_ETL_STATE_URL" in error and "refused before any paid call" in error
+    assert billed(data_dir)[0] == 0
+
+
+def test_a_deployment_said_to_span_hosts_is_refused_even_with_shared_state(
+        data_dir, monkeypatch, postgres_url):
+    monkeypatch.setenv("SERP_ETL_STATE_URL", postgres_url)
+    monkeypatch.setenv("SERP_ETL_DEPLOYMENT", "multi-host")
+    result = run_on(data_dir)
+    assert not result.success
+    error = failure_of(result, "dataforseo")
+    assert "SERP_ETL_DEPLOYMENT=multi-host" in error and "shared storage" in error
+    assert "SERP_ETL_STATE_URL (" not in error  # the state is shared: not asked for
+    assert billed(data_dir)[0] == 0
+
+
+def test_which_run_launchers_and_executors_stay_on_one_host():
+    assert private_disk_refusal("multi_or_in_process_executor", "DefaultRunLauncher", None,
+                                shared_state=False) is None
+    assert private_disk_refusal("multiprocess", "DefaultRunLauncher", None,
+                                shared_state=False) is None
+    for launcher in ("K8sRunLauncher", "DockerRunLauncher", "EcsRunLauncher"):
+        refusal = private_disk_refusal("multiprocess", launcher, None, shared_state=True)
+        assert refusal and f"the {launcher} starts runs on other hosts" in refusal
+    for executor in ("k8s", "docker", "celery-k8s", "celery-docker"):
+        assert private_disk_refusal(executor, "DefaultRunLauncher", None, shared_state=True)

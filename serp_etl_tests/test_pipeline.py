@@ -10,7 +10,6 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 
-from serp_etl.core.ledger import TaskState
 from serp_etl.core.parquet import schema_tag
 from serp_etl.core.quality import collection_complete
 from serp_etl.core.raw import RAW_TABLE
@@ -18,6 +17,7 @@ from serp_etl.providers.dataforseo import pipeline, quality
 from serp_etl.providers.dataforseo.pipeline import PROVIDER, SubmitIncomplete
 from serp_etl.providers.dataforseo.schema import FLAT_SCHEMAS
 from serp_etl.providers.dataforseo.tables import TABLES
+from serp_etl.state.ledger import TaskState
 from serp_etl_tests.conftest import (
     TODAY,
     Crash,
@@ -107,7 +107,7 @@ def test_intents_too_old_to_check_are_held_not_posted(client, ledger, sandbox, t
     old = targets[0]
     ledger.record_intents(PROVIDER, DAY, {old.tag(DAY): old.task(DAY)})
     long_ago = (datetime.now(UTC) - timedelta(days=40)).isoformat()
-    ledger._db.execute("UPDATE tasks SET intent_at = ?", (long_ago,))
+    ledger.execute("UPDATE tasks SET intent_at = :at", {"at": long_ago})
     report = pipeline.submit(client, ledger, DAY, targets)
     assert report.posted == len(targets) - 1
     assert any("cannot be checked" in m for m in report.messages)
@@ -189,7 +189,7 @@ def test_responses_are_published_once_however_often_they_are_stored(client, ledg
     again = raw[0]
     meta = {k: v for k, v in again.items() if k not in ("task_id", "body", "body_bytes")}
     meta["fetched_at"] = again["fetched_at"].isoformat()
-    ledger._db.execute("UPDATE tasks SET content_hash = NULL")  # as if never recorded
+    ledger.execute("UPDATE tasks SET content_hash = NULL")  # as if never recorded
     ledger.store_response(PROVIDER, DAY, again["task_id"], meta, again["body"].encode(),
                           TaskState.FETCHED)
     second = TABLES.publish_responses(ledger, warehouse, DAY)
@@ -357,7 +357,7 @@ def answering(record, code: int, message: str):
 def test_a_server_or_unknown_code_ends_exhausted_after_its_attempts(sandbox, ledger, clock,
                                                                     targets, client, code,
                                                                     state):
-    from serp_etl.core.ledger import MAX_ATTEMPTS
+    from serp_etl.state.ledger import MAX_ATTEMPTS
 
     pipeline.submit(client, ledger, DAY, targets[:1])
     (record,) = ledger.tasks(PROVIDER, DAY)

@@ -9,10 +9,10 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from serp_etl.core.ledger import TaskState
 from serp_etl.core.raw import RAW_TABLE
 from serp_etl.providers.semscraper.settings import PROVIDER
 from serp_etl.providers.semscraper.tables import TABLES
+from serp_etl.state.ledger import TaskState
 
 DAY = "2026-04-01"
 SERP = {"id": "S1", "status": "done", "keyword": "k", "device": "desktop", "location": "fr",

@@ -9,10 +9,10 @@ import dagster as dg
 import pytest
 
 from serp_etl import catalog, report
-from serp_etl.core.ledger import Ledger, ledger_path
 from serp_etl.defs.dataforseo_assets import DATAFORSEO
 from serp_etl.defs.reports import report_asset, report_path
 from serp_etl.defs.resources import WarehouseResource
+from serp_etl.state.ledger import Ledger, ledger_path
 from serp_etl_tests import sandbox_days
 
 DAY = sandbox_days.DAYS[-1]

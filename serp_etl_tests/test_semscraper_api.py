@@ -129,7 +129,7 @@ def test_rate_limits_are_enforced_and_the_client_stays_under_them(served, api, c
 
 
 def test_callbacks_are_signed_and_delivered_once(tmp_path, clock, ledger):
-    receiver = CallbackReceiver(HMAC_KEY, ledger.path)
+    receiver = CallbackReceiver(HMAC_KEY, ledger.location)
     with serving_asgi(receiver.app) as hook:
         sandbox = SemScraperSandbox(tmp_path / "semscraper.sqlite", ready_seconds=20,
                                     clock=clock)

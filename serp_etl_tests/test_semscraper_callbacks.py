@@ -13,10 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from serp_etl import catalog
-from serp_etl.core.ledger import TaskState
 from serp_etl.providers.semscraper.callbacks import CallbackReceiver, signature
 from serp_etl.providers.semscraper.settings import PROVIDER
 from serp_etl.providers.semscraper.tables import TABLES
+from serp_etl.state.ledger import TaskState
 from serp_etl_tests.conftest import serving_asgi
 
 KEY = "hmac-key-of-the-account"
@@ -27,7 +27,7 @@ SERP = {"id": "SERP_1", "status": "done", "keyword": "example keyword", "cost": 
 
 @pytest.fixture
 def receiver(ledger):
-    receiver = CallbackReceiver(KEY, ledger.path, max_body=64 * 1024)
+    receiver = CallbackReceiver(KEY, ledger.location, max_body=64 * 1024)
     with serving_asgi(receiver.app) as url:
         yield f"{url}/semscraper"
 
@@ -142,7 +142,7 @@ def test_only_posts_are_accepted(receiver):
 
 def test_a_receiver_needs_a_key(ledger):
     with pytest.raises(ValueError, match="SEMSCRAPER_HMAC_KEY"):
-        CallbackReceiver("", ledger.path)
+        CallbackReceiver("", ledger.location)
 
 
 def test_each_delivery_is_one_log_line_without_body_or_key(receiver, ledger, created, caplog):

@@ -9,9 +9,9 @@ import orjson
 import pytest
 
 from serp_etl.cli import main
-from serp_etl.core.ledger import Ledger, ledger_path
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.semscraper.archive import import_archives
+from serp_etl.state.ledger import Ledger, ledger_path
 from serp_etl_tests.test_semscraper_flatten import RETRIEVED
 
 DAY = "2026-04-01"

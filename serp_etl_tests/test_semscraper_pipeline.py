@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from serp_etl.core.ledger import TaskState
 from serp_etl.core.money import BudgetExceeded
 from serp_etl.providers.semscraper import pipeline
 from serp_etl.providers.semscraper.client import Scrape, SemScraperClient
 from serp_etl.providers.semscraper.pipeline import PROVIDER
 from serp_etl.providers.semscraper.tables import TABLES
 from serp_etl.sandbox.semscraper.app import API_KEY, SemScraperSandbox
+from serp_etl.state.ledger import TaskState
 from serp_etl_tests.conftest import TODAY, Crash, CrashAfter
 
 DAY = TODAY

@@ -11,11 +11,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from serp_etl.core.ledger import TaskState
 from serp_etl.providers.semscraper import pipeline
 from serp_etl.providers.semscraper.client import Scrape, SemScraperClient, SemScraperError
 from serp_etl.providers.semscraper.pipeline import PROVIDER, SubmitIncomplete
 from serp_etl.sandbox.semscraper.app import API_KEY, SemScraperSandbox
+from serp_etl.state.ledger import TaskState
 from serp_etl_tests.conftest import Crash, CrashAfter
 from serp_etl_tests.fault_proxy import FaultProxy
 

@@ -12,7 +12,6 @@ import pytest
 
 from serp_etl import definitions
 from serp_etl.cli import main
-from serp_etl.core.ledger import Ledger, ledger_path
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.defs.dataforseo_assets import dataforseo_assets
 from serp_etl.defs.resources import DataForSEOResource, SemScraperResource, WarehouseResource
@@ -25,6 +24,7 @@ from serp_etl.providers.dataforseo.tables import TABLES as DATAFORSEO_TABLES
 from serp_etl.providers.semscraper.callbacks import CallbackReceiver
 from serp_etl.sandbox.dataforseo.app import DataForSEOSandbox
 from serp_etl.sandbox.state import READY_SECONDS_ENV
+from serp_etl.state.ledger import Ledger, ledger_path
 from serp_etl_tests.conftest import EXAMPLE_TARGETS, FIXTURES, TODAY
 
 DAY = TODAY

@@ -58,7 +58,7 @@ def test_a_task_billed_for_the_day_that_the_ledger_does_not_know_fails_it(client
 
 def test_a_cost_that_differs_from_the_providers_fails_it(client, ledger, targets):
     dataforseo.submit(client, ledger, DAY, targets)
-    ledger._db.execute("UPDATE tasks SET cost = cost * 2 WHERE rowid = 1")
+    ledger.execute("UPDATE tasks SET cost = cost * 2 WHERE tag = (SELECT min(tag) FROM tasks)")
     result = dataforseo_quality.spend_reconciled(client, ledger, DAY)
     assert not result.passed and result.metadata["cost_mismatches"] == 1
 

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from serp_etl.cli import main
-from serp_etl.core.ledger import Ledger, ledger_path
+from serp_etl.state.ledger import Ledger, ledger_path
 from serp_etl_tests.conftest import FIXTURES
 
 DAY = "2026-03-01"

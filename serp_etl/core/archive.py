@@ -44,7 +44,6 @@ import pyarrow.parquet as pq
 
 from serp_etl.core.json_spans import array_spans
 from serp_etl.core.jsondecode import BOM, Undecodable, decode
-from serp_etl.core.ledger import Ledger, TaskState, utc_now
 from serp_etl.core.parquet import PartitionWriter, publish_staged
 from serp_etl.core.part_index import open_index
 from serp_etl.core.provider import ProviderTables
@@ -59,6 +58,7 @@ from serp_etl.core.raw import (
     stored_versions,
 )
 from serp_etl.core.warehouse import Warehouse
+from serp_etl.state.ledger import Ledger, TaskState, utc_now
 
 _GZIP_MAGIC = b"\x1f\x8b"
 DEFAULT_MAX_DOCUMENT_MB = 256

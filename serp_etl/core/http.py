@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Self, TypeVar
 
 import httpx
+import sqlalchemy as sa
 
-from serp_etl.core.shared_sqlite import SharedSQLite
+from serp_etl.state.database import TEXT, Database
+from serp_etl.state.location import state_location
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
@@ -27,54 +29,65 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
-_LIMITS = """
-CREATE TABLE IF NOT EXISTS calls (account TEXT NOT NULL, bucket TEXT NOT NULL, at REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS calls_by_bucket ON calls (account, bucket, at);
-CREATE TABLE IF NOT EXISTS pauses (
-    account TEXT NOT NULL, bucket TEXT NOT NULL, until REAL NOT NULL,
-    PRIMARY KEY (account, bucket)
-);
-"""
+_LIMITS = sa.MetaData()
+sa.Table(
+    "calls", _LIMITS,
+    sa.Column("account", TEXT, nullable=False),
+    sa.Column("bucket", TEXT, nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Index("calls_by_bucket", "account", "bucket", "at"),
+)
+sa.Table(
+    "pauses", _LIMITS,
+    sa.Column("account", TEXT, primary_key=True),
+    sa.Column("bucket", TEXT, primary_key=True),
+    sa.Column("until", sa.Float, nullable=False),
+)
 
 
-class RateLimiter(SharedSQLite):
+class RateLimiter(Database):
     """At most ``limits[bucket]`` calls in any ``period`` seconds per bucket of one account, and
-    none while a bucket is paused; counted in one SQLite file, so that every process and thread
-    that opens it (the runs of a schedule, a backfill and a manual run) shares the account's
-    limits. ``path=None`` keeps the count in memory, for this object alone.
+    none while a bucket is paused; counted in one state database, so that every process and
+    thread that opens it (the runs of a schedule, a backfill and a manual run; on Postgres,
+    every host) shares the account's limits. ``location=None`` keeps the count in memory, for
+    this object alone.
 
     A sliding window is never looser than the provider's own window, whether that one is fixed
-    (per calendar minute) or sliding. Hand-written rather than pyrate-limiter's SQLite bucket:
-    that one reads the wall clock itself, so tests could check it only by sleeping, and it has
-    no shared pause, which ``Retry-After`` needs (when the API tells one process to wait, every
-    process of the account must).
+    (per calendar minute) or sliding. On Postgres the window is read on the database's clock,
+    so hosts whose clocks differ still count one window. Hand-written rather than
+    pyrate-limiter's buckets: those read the wall clock themselves, so tests could check them
+    only by sleeping, and have no shared pause, which ``Retry-After`` needs (when the API tells
+    one process to wait, every process of the account must).
     """
 
-    def __init__(self, path: Path | None, account: str, limits: Mapping[str, int], *,
-                 period: float = 60.0, clock: Clock = time.time, sleep: Sleep = time.sleep) -> None:
+    def __init__(self, location: Path | str | None, account: str, limits: Mapping[str, int], *,
+                 period: float = 60.0, clock: Clock | None = None,
+                 sleep: Sleep = time.sleep) -> None:
         self.account = account
         self.limits = dict(limits)
         self.period = period
-        self._clock = clock
         self._sleep = sleep
         # Shared by the client's threads: one at a time, under ``_lock``.
-        super().__init__(path, _LIMITS, check_same_thread=False)
+        super().__init__(location, _LIMITS, check_same_thread=False)
+        self._clock = clock or (self.now if self.dialect == "postgresql" else time.time)
         self._lock = threading.Lock()
 
     def _take(self, bucket: str, now: float) -> float:
         """Take a slot now if one is free (returns 0), else return how long to wait."""
-        db, key = self._db, (self.account, bucket)
-        with self._transaction():
-            db.execute("DELETE FROM calls WHERE account = ? AND bucket = ? AND at <= ?",
-                       (*key, now - self.period))
-            paused = db.execute("SELECT until FROM pauses WHERE account = ? AND bucket = ?",
-                                key).fetchone()
-            if paused and paused[0] > now:
-                return paused[0] - now
-            count, oldest = db.execute("SELECT count(*), min(at) FROM calls WHERE account = ?"
-                                       " AND bucket = ?", key).fetchone()
+        key = {"account": self.account, "bucket": bucket}
+        with self.transaction(serialize=f"serp-etl rate limit {self.account} {bucket}"):
+            self.execute("DELETE FROM calls WHERE account = :account AND bucket = :bucket"
+                         " AND at <= :since", {**key, "since": now - self.period})
+            paused = self.execute("SELECT until FROM pauses WHERE account = :account"
+                                  " AND bucket = :bucket", key).scalar_one_or_none()
+            if paused is not None and paused > now:
+                return paused - now
+            count, oldest = self.execute("SELECT count(*), min(at) FROM calls"
+                                         " WHERE account = :account AND bucket = :bucket",
+                                         key).one()
             if count < self.limits[bucket]:
-                db.execute("INSERT INTO calls VALUES (?, ?, ?)", (*key, now))
+                self.execute("INSERT INTO calls VALUES (:account, :bucket, :now)",
+                             {**key, "now": now})
                 return 0.0
             return oldest + self.period - now
 
@@ -92,15 +105,18 @@ class RateLimiter(SharedSQLite):
 
     def pause(self, bucket: str, seconds: float) -> None:
         """No call of ``bucket``, from any process of the account, for ``seconds``."""
-        until = self._clock() + seconds
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO pauses VALUES (?, ?, ?) ON CONFLICT (account, bucket)"
-                " DO UPDATE SET until = max(until, excluded.until)", (self.account, bucket, until))
+        with self._lock, self.transaction():
+            self.execute(
+                "INSERT INTO pauses VALUES (:account, :bucket, :until)"
+                " ON CONFLICT (account, bucket) DO UPDATE SET until = CASE"
+                " WHEN pauses.until > excluded.until THEN pauses.until ELSE excluded.until END",
+                {"account": self.account, "bucket": bucket, "until": self._clock() + seconds})
 
 
-def rate_limits_path(data_dir: Path | str) -> Path:
-    return Path(data_dir) / "state" / "rate_limits.sqlite"
+def rate_limits_location(data_dir: Path | str) -> Path | str:
+    """Where the accounts' calls are counted: ``SERP_ETL_STATE_URL``'s database (every host of
+    a deployment), else ``<data dir>/state/rate_limits.sqlite`` (every process of the host)."""
+    return state_location(data_dir, "rate_limits")
 
 
 def account_key(provider: str, identity: str) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
 
-from serp_etl.core.ledger import Ledger, ledger_path
+from serp_etl.state.ledger import open_ledger
 
 MODE_ENV = "SERP_ETL_MODE"
 
@@ -45,7 +45,7 @@ def resolve_mode(configured: str | None, credential_vars: Iterable[str]) -> Mode
 
 def claim_mode(data_dir: Path | str, mode: Mode) -> None:
     """Record ``mode`` as the data dir's, or refuse if it already holds the other mode's data."""
-    with Ledger(ledger_path(data_dir)) as ledger:
+    with open_ledger(data_dir) as ledger:
         held = ledger.claim("mode", str(mode))
     if held != mode:
         raise ModeError(f"{data_dir} holds {held} data: a {mode} run may not write to it; "

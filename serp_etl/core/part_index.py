@@ -16,30 +16,36 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import sqlalchemy as sa
 
-from serp_etl.core.shared_sqlite import SharedSQLite
 from serp_etl.core.warehouse import Warehouse
+from serp_etl.state.database import TEXT, Database
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS parts (
-    path TEXT PRIMARY KEY,
-    size INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL,
-    rows INTEGER NOT NULL,
-    versioned INTEGER NOT NULL  -- whether part_versions holds its versions
-);
-CREATE TABLE IF NOT EXISTS part_versions (
-    path TEXT NOT NULL,
-    task_id TEXT NOT NULL,
-    content_hash TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS part_versions_by_path ON part_versions (path);
-"""
+_SCHEMA = sa.MetaData()
+sa.Table(
+    "parts", _SCHEMA,
+    sa.Column("path", TEXT, primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("mtime_ns", sa.BigInteger, nullable=False),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("versioned", sa.Integer, nullable=False),  # whether part_versions holds them
+)
+sa.Table(
+    "part_versions", _SCHEMA,
+    sa.Column("path", TEXT, nullable=False),
+    sa.Column("task_id", TEXT, nullable=False),
+    sa.Column("content_hash", TEXT, nullable=False),
+    sa.Index("part_versions_by_path", "path"),
+)
+_REPLACE_PART = (
+    "INSERT INTO parts VALUES (:path, :size, :mtime_ns, :rows, :versioned)"
+    " ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,"
+    " rows = excluded.rows, versioned = excluded.versioned")
 # A raw part's versions: (task_id, content_hash) pairs, read from its columns.
 ReadVersions = Callable[[Path], list[tuple[str, str]]]
 
 
-class PartIndex(SharedSQLite):
+class PartIndex(Database):
     def __init__(self, root: Path, path: Path) -> None:
         """Parts under ``root`` (the warehouse), indexed in the SQLite file ``path``."""
         self.root = root
@@ -52,9 +58,9 @@ class PartIndex(SharedSQLite):
         entries: dict[str, tuple[int, int, int, int]] = {}
         for directory in {part.parent for part in parts}:
             low, high = _range(self._key(directory))
-            entries.update((key, tuple(rest)) for key, *rest in self._db.execute(
+            entries.update((key, tuple(rest)) for key, *rest in self.execute(
                 "SELECT path, size, mtime_ns, rows, versioned FROM parts"
-                " WHERE path >= ? AND path < ?", (low, high)))
+                " WHERE path >= :low AND path < :high", {"low": low, "high": high}))
         found = []
         for part in parts:
             key, stat = self._key(part), part.stat()
@@ -69,15 +75,16 @@ class PartIndex(SharedSQLite):
     def rows(self, parts: Iterable[Path]) -> dict[Path, int]:
         """Each part's row count."""
         counts: dict[Path, int] = {}
-        with self._transaction():
+        with self.transaction():
             for part, key, stat, indexed in self._indexed(list(parts)):
                 if indexed is not None:
                     counts[part] = indexed[0]
                     continue
                 counts[part] = pq.ParquetFile(part).metadata.num_rows
-                self._db.execute("DELETE FROM part_versions WHERE path = ?", (key,))
-                self._db.execute("INSERT OR REPLACE INTO parts VALUES (?, ?, ?, ?, 0)",
-                                 (key, stat.st_size, stat.st_mtime_ns, counts[part]))
+                self.execute("DELETE FROM part_versions WHERE path = :path", {"path": key})
+                self.execute(_REPLACE_PART, {"path": key, "size": stat.st_size,
+                                             "mtime_ns": stat.st_mtime_ns,
+                                             "rows": counts[part], "versioned": 0})
         return counts
 
     def versions(self, parts: Iterable[Path], read: ReadVersions) -> set[tuple[str, str]]:
@@ -85,12 +92,13 @@ class PartIndex(SharedSQLite):
         not indexed yet."""
         found: set[tuple[str, str]] = set()
         parts = list(parts)
-        with self._transaction():
+        with self.transaction():
             stored: dict[str, list[tuple[str, str]]] = {}
             for directory in {part.parent for part in parts}:
-                for key, task_id, digest in self._db.execute(
+                low, high = _range(self._key(directory))
+                for key, task_id, digest in self.execute(
                         "SELECT path, task_id, content_hash FROM part_versions"
-                        " WHERE path >= ? AND path < ?", _range(self._key(directory))):
+                        " WHERE path >= :low AND path < :high", {"low": low, "high": high}):
                     stored.setdefault(key, []).append((task_id, digest))
             for part, key, stat, indexed in self._indexed(parts):
                 if indexed is not None and indexed[1]:
@@ -98,11 +106,14 @@ class PartIndex(SharedSQLite):
                     continue
                 pairs = read(part)
                 found.update(pairs)
-                self._db.execute("DELETE FROM part_versions WHERE path = ?", (key,))
-                self._db.executemany("INSERT INTO part_versions VALUES (?, ?, ?)",
-                                     [(key, task_id, digest) for task_id, digest in pairs])
-                self._db.execute("INSERT OR REPLACE INTO parts VALUES (?, ?, ?, ?, 1)",
-                                 (key, stat.st_size, stat.st_mtime_ns, len(pairs)))
+                self.execute("DELETE FROM part_versions WHERE path = :path", {"path": key})
+                if pairs:
+                    self.execute("INSERT INTO part_versions VALUES (:path, :task_id, :digest)",
+                                 [{"path": key, "task_id": task_id, "digest": digest}
+                                  for task_id, digest in pairs])
+                self.execute(_REPLACE_PART, {"path": key, "size": stat.st_size,
+                                             "mtime_ns": stat.st_mtime_ns, "rows": len(pairs),
+                                             "versioned": 1})
         return found
 
 

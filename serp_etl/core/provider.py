@@ -16,7 +16,6 @@ import pyarrow as pa
 
 from serp_etl.core.column_docs import SHARED
 from serp_etl.core.jsondecode import Undecodable, decode
-from serp_etl.core.ledger import Ledger, TaskRecord, content_hash
 from serp_etl.core.parquet import publish_table
 from serp_etl.core.partition_flatten import FlattenBatch, flatten_partition
 from serp_etl.core.raw import (
@@ -31,6 +30,7 @@ from serp_etl.core.raw import (
     raw_parts,
 )
 from serp_etl.core.warehouse import Warehouse
+from serp_etl.state.ledger import Ledger, TaskRecord, content_hash
 
 TASKS_TABLE = "tasks"
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 import duckdb
 
 from serp_etl.core.flatten import EXTRA_COLUMN, INVALID_COLUMN
-from serp_etl.core.ledger import LOST_STATES, Ledger, TaskState
 from serp_etl.core.provider import ProviderTables
 from serp_etl.core.raw import RAW_TABLE, raw_parts
 from serp_etl.core.warehouse import PARTITION_READ, Warehouse
+from serp_etl.state.ledger import LOST_STATES, Ledger, TaskState
 
 OTHER_ITEMS = "other_items"
 

@@ -28,10 +28,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from serp_etl.core.crash_points import crash_point
-from serp_etl.core.ledger import InboxRow, Ledger, utc_now
 from serp_etl.core.parquet import PartitionWriter, publish_table, tag_of
 from serp_etl.core.part_index import open_index
 from serp_etl.core.warehouse import Warehouse
+from serp_etl.state.ledger import InboxRow, Ledger, utc_now
 
 RAW_TABLE = "responses"
 # Row groups of about this many responses: flattening workers share a partition by row group.

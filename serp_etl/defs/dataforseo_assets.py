@@ -7,7 +7,6 @@ from datetime import datetime
 
 import dagster as dg
 
-from serp_etl.core.ledger import Ledger
 from serp_etl.core.money import closed_day_reason
 from serp_etl.core.quality import QualityResult
 from serp_etl.core.warehouse import Warehouse
@@ -24,6 +23,7 @@ from serp_etl.defs.resources import DataForSEOResource
 from serp_etl.providers.dataforseo import pipeline, quality
 from serp_etl.providers.dataforseo.schema import ROOT_TABLES
 from serp_etl.providers.dataforseo.tables import TABLES
+from serp_etl.state.ledger import Ledger
 
 
 def submit(context: dg.AssetExecutionContext, dataforseo: DataForSEOResource, ledger: Ledger,

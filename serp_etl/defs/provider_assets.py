@@ -15,16 +15,17 @@ import dagster as dg
 import pyarrow as pa
 
 from serp_etl.core import quality
-from serp_etl.core.ledger import Ledger, utc_now
 from serp_etl.core.lost_state import StateDisagrees
 from serp_etl.core.parquet import publish_table
 from serp_etl.core.provider import TASKS_TABLE, ProviderTables
 from serp_etl.core.quality import QualityResult
 from serp_etl.core.raw import RAW_TABLE
 from serp_etl.core.warehouse import Warehouse
+from serp_etl.defs.deployment import step_warehouse
 from serp_etl.defs.metadata import OWNERS, partition_metadata, table_definition
 from serp_etl.defs.partitions import daily_partitions
 from serp_etl.defs.resources import WarehouseResource
+from serp_etl.state.ledger import Ledger, utc_now
 
 # (context, provider resource, ledger, data dir) -> metadata of the step
 Step = Callable[[dg.AssetExecutionContext, Any, Ledger, str], dict]
@@ -147,7 +148,7 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
               description=spec.tasks_description, metadata=definition(TASKS_TABLE),
               required_resource_keys=resources)
     def tasks(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        warehouse: WarehouseResource = context.resources.warehouse
+        warehouse = step_warehouse(context)
         provider = getattr(context.resources, spec.resource_key)
         with warehouse.ledger() as ledger:
             try:
@@ -167,7 +168,7 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
               description=spec.responses_description, metadata=definition(RAW_TABLE),
               required_resource_keys=resources, check_specs=response_checks)
     def responses(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        warehouse: WarehouseResource = context.resources.warehouse
+        warehouse = step_warehouse(context)
         provider = getattr(context.resources, spec.resource_key)
         partition = context.partition_key
         with warehouse.ledger() as ledger:
@@ -199,7 +200,7 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
         check_specs=flat_checks,
     )
     def flattened(context: dg.AssetExecutionContext):
-        warehouse: WarehouseResource = context.resources.warehouse
+        warehouse = step_warehouse(context)
         store, partition = warehouse.warehouse(), context.partition_key
         rows = tables.publish_flattened(store, partition, workers=warehouse.flatten_workers)
         views = warehouse.refresh_views(context.log)
@@ -221,7 +222,7 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
                                     "provider billed, and it billed nothing the ledger does "
                                     "not know.")
         def spend_reconciled(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-            warehouse: WarehouseResource = context.resources.warehouse
+            warehouse = step_warehouse(context)
             provider = getattr(context.resources, spec.resource_key)
             with warehouse.ledger() as ledger:
                 result = spec.reconcile(context, provider, ledger, warehouse.warehouse(),
@@ -244,7 +245,7 @@ def reference_asset(spec: ProviderAssets, reference: ReferenceTable) -> dg.Asset
                                         f"{name}_{reference.table}"),
               required_resource_keys={"warehouse", spec.resource_key})
     def snapshot(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        warehouse: WarehouseResource = context.resources.warehouse
+        warehouse = step_warehouse(context)
         provider = getattr(context.resources, spec.resource_key)
         with provider.client(warehouse.data_dir, context.log) as client:
             rows = [{column: entry.get(column) for column in schema.names}

@@ -9,10 +9,10 @@ import dagster as dg
 from serp_etl import catalog, report
 from serp_etl.core.parquet import publish_text
 from serp_etl.core.provider import TASKS_TABLE
+from serp_etl.defs.deployment import step_warehouse
 from serp_etl.defs.metadata import OWNERS
 from serp_etl.defs.partitions import daily_partitions
 from serp_etl.defs.provider_assets import FREE_STEP_RETRIES, ProviderAssets
-from serp_etl.defs.resources import WarehouseResource
 
 REPORT = "report"
 
@@ -33,7 +33,7 @@ def report_asset(spec: ProviderAssets) -> dg.AssetsDefinition:
                           "image, spend per day, the day's task health), read from the "
                           "ready-made views.")
     def daily_report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        warehouse: WarehouseResource = context.resources.warehouse
+        warehouse = step_warehouse(context)
         with catalog.connect(warehouse.data_dir) as connection:
             built = report.build(connection, name, context.partition_key)
         path = report_path(warehouse.data_dir, name, context.partition_key)

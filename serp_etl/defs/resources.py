@@ -22,11 +22,9 @@ from serp_etl.core.http import (
     DEFAULT_MAX_RESPONSE_MB,
     RateLimiter,
     account_key,
-    rate_limits_path,
+    rate_limits_location,
 )
-from serp_etl.core.ledger import Ledger, ledger_path
 from serp_etl.core.mode import Mode, ModeError, claim_mode
-from serp_etl.core.shared_sqlite import StateUnreadable
 from serp_etl.core.targets import TARGETS_FILE
 from serp_etl.core.views import ViewsError
 from serp_etl.core.warehouse import Warehouse, default_data_dir
@@ -40,6 +38,8 @@ from serp_etl.providers.semscraper.targets import load_scrapes
 from serp_etl.sandbox.dataforseo.app import LOGIN, PASSWORD, DataForSEOSandbox
 from serp_etl.sandbox.semscraper.app import API_KEY as SEMSCRAPER_SANDBOX_KEY
 from serp_etl.sandbox.semscraper.app import SemScraperSandbox
+from serp_etl.state.database import StateUnreadable
+from serp_etl.state.ledger import Ledger, open_ledger
 
 SANDBOX_URL = "http://sandbox.invalid"
 
@@ -63,7 +63,7 @@ class WarehouseResource(dg.ConfigurableResource):
     @contextmanager
     def ledger(self) -> Iterator[Ledger]:
         try:
-            ledger = Ledger(ledger_path(Path(self.data_dir)))
+            ledger = open_ledger(self.data_dir)
         except StateUnreadable as error:
             # Lost state is not a passing failure: the steps' RetryPolicy must not repeat it.
             raise dg.Failure(description=str(error), allow_retries=False) from error
@@ -139,7 +139,7 @@ class ProviderResource(dg.ConfigurableResource):
     def _limiter(data_dir: str, provider: str, identity: str,
                  limits: dict[str, int]) -> RateLimiter:
         """The account's limiter, shared with every other run and process of the data dir."""
-        return RateLimiter(rate_limits_path(data_dir), account_key(provider, identity), limits)
+        return RateLimiter(rate_limits_location(data_dir), account_key(provider, identity), limits)
 
 
 class DataForSEOResource(ProviderResource):

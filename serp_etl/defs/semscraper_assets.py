@@ -8,7 +8,6 @@ from datetime import datetime
 
 import dagster as dg
 
-from serp_etl.core.ledger import Ledger
 from serp_etl.core.money import closed_day_reason
 from serp_etl.core.quality import QualityResult
 from serp_etl.core.warehouse import Warehouse
@@ -23,6 +22,7 @@ from serp_etl.defs.reports import report_asset
 from serp_etl.defs.resources import SemScraperResource
 from serp_etl.providers.semscraper import pipeline, quality
 from serp_etl.providers.semscraper.tables import TABLES
+from serp_etl.state.ledger import Ledger
 
 
 def submit(context: dg.AssetExecutionContext, semscraper: SemScraperResource, ledger: Ledger,

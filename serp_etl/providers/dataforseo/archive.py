@@ -13,7 +13,6 @@ from pathlib import Path
 from serp_etl.core.archive import ArchivedResponse, Document, DocumentRejected, ImportReport
 from serp_etl.core.archive import import_archives as core_import
 from serp_etl.core.json_spans import array_spans
-from serp_etl.core.ledger import Ledger
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.dataforseo.responses import (
     InvalidTaskId,
@@ -23,6 +22,7 @@ from serp_etl.providers.dataforseo.responses import (
 )
 from serp_etl.providers.dataforseo.settings import Outcome, classify
 from serp_etl.providers.dataforseo.tables import TABLES
+from serp_etl.state.ledger import Ledger
 
 
 class _Task:

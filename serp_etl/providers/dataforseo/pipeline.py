@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from serp_etl.core.crash_points import crash_point
-from serp_etl.core.ledger import MAX_ATTEMPTS, Ledger, TaskRecord, TaskState, utc_now
-from serp_etl.core.locking import exclusive_lock
 from serp_etl.core.lost_state import refuse_unknown_tasks
 from serp_etl.core.money import check_budget, closed_day_reason
 from serp_etl.core.waiting import wait
@@ -41,6 +39,7 @@ from serp_etl.providers.dataforseo.responses import final_state, response_meta
 from serp_etl.providers.dataforseo.settings import Outcome
 from serp_etl.providers.dataforseo.tables import TABLES
 from serp_etl.providers.dataforseo.targets import ImageTarget, check_reference
+from serp_etl.state.ledger import MAX_ATTEMPTS, Ledger, TaskRecord, TaskState, utc_now
 
 PROVIDER = settings.PROVIDER
 ID_LIST_MARGIN = timedelta(hours=12)
@@ -92,7 +91,7 @@ def submit(client: DataForSEOClient, ledger: Ledger, partition: str,
     report.closed_reason = closed_day_reason(partition, now)
     if targets and not report.closed_reason:
         check_reference(targets, client.locations(), client.languages())
-    with exclusive_lock(ledger.path.with_name(f"{PROVIDER}.submit.lock")):
+    with ledger.submit_lock(PROVIDER):
         if report.closed_reason:
             leftovers = ledger.tasks(PROVIDER, partition, {TaskState.INTENT})
         else:

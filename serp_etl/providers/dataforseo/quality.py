@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 import duckdb
 
-from serp_etl.core.ledger import Ledger, utc_now
 from serp_etl.core.money import SUBMIT_GRACE
 from serp_etl.core.quality import OTHER_ITEMS, QualityResult
 from serp_etl.core.raw import RAW_TABLE
@@ -18,6 +17,7 @@ from serp_etl.providers.dataforseo.pipeline import ID_LIST_MARGIN
 from serp_etl.providers.dataforseo.schema import ITEM_TABLES
 from serp_etl.providers.dataforseo.settings import PROVIDER, Outcome
 from serp_etl.providers.dataforseo.targets import tag_prefix
+from serp_etl.state.ledger import Ledger, utc_now
 
 
 def _file(warehouse: Warehouse, table: str, partition: str) -> str:

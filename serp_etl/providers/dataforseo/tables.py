@@ -3,7 +3,6 @@
 import hashlib
 import re
 
-from serp_etl.core.ledger import TaskRecord
 from serp_etl.core.provider import ProviderTables, base_task_row
 from serp_etl.providers.dataforseo.flatten import flatten_envelopes, flatten_raw_batch
 from serp_etl.providers.dataforseo.schema import (
@@ -15,6 +14,7 @@ from serp_etl.providers.dataforseo.schema import (
     TASKS_SCHEMA,
 )
 from serp_etl.providers.dataforseo.settings import PROVIDER
+from serp_etl.state.ledger import TaskRecord
 
 # The execution time DataForSEO stamps on each answer (at the top and in each task) is not
 # content: two fetches of the same result differ only there, and are one version.

@@ -12,10 +12,10 @@ from serp_etl.core.archive import ArchivedResponse, Document, DocumentRejected, 
 from serp_etl.core.archive import import_archives as core_import
 from serp_etl.core.flatten import as_number
 from serp_etl.core.json_spans import array_spans
-from serp_etl.core.ledger import Ledger, TaskState
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.semscraper.settings import SCRAPE_ID
 from serp_etl.providers.semscraper.tables import TABLES
+from serp_etl.state.ledger import Ledger, TaskState
 
 
 def _serps(document: Document) -> tuple[list[tuple[object, bytes]], str | None]:

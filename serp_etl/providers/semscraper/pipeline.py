@@ -32,8 +32,6 @@ import orjson
 
 from serp_etl.core.crash_points import crash_point
 from serp_etl.core.flatten import as_number
-from serp_etl.core.ledger import MAX_ATTEMPTS, Ledger, TaskRecord, TaskState, utc_now
-from serp_etl.core.locking import exclusive_lock
 from serp_etl.core.lost_state import refuse_unknown_tasks
 from serp_etl.core.money import SUBMIT_GRACE, check_budget, closed_day_reason
 from serp_etl.core.waiting import wait
@@ -49,6 +47,7 @@ from serp_etl.providers.semscraper.client import (
 )
 from serp_etl.providers.semscraper.tables import TABLES
 from serp_etl.providers.semscraper.targets import check_locations
+from serp_etl.state.ledger import MAX_ATTEMPTS, Ledger, TaskRecord, TaskState, utc_now
 
 PROVIDER = settings.PROVIDER
 TARGET_FIELDS = ("keyword", "device", "location", "language", "depth")
@@ -110,7 +109,7 @@ def submit(client: SemScraperClient, ledger: Ledger, partition: str, scrapes: li
     report.closed_reason = closed_day_reason(partition, now)
     if scrapes and not report.closed_reason:
         check_locations(scrapes, client.locations())
-    with exclusive_lock(ledger.path.with_name(f"{PROVIDER}.submit.lock")):
+    with ledger.submit_lock(PROVIDER):
         if report.closed_reason:
             leftovers = ledger.tasks(PROVIDER, partition, {TaskState.INTENT})
         else:

@@ -6,12 +6,12 @@ import orjson
 import pyarrow.parquet as pq
 
 from serp_etl.core.flatten import as_number
-from serp_etl.core.ledger import Ledger
 from serp_etl.core.quality import QualityResult
 from serp_etl.core.raw import RAW_TABLE, raw_parts
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.semscraper.pipeline import parse_time
 from serp_etl.providers.semscraper.settings import CURRENCY, PROVIDER
+from serp_etl.state.ledger import Ledger
 
 
 def spend_reconciled(ledger: Ledger, warehouse: Warehouse, partition: str) -> QualityResult:

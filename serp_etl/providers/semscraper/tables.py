@@ -1,6 +1,5 @@
 """SemScraper's tables, as the generic layers see them."""
 
-from serp_etl.core.ledger import TaskRecord
 from serp_etl.core.provider import ProviderTables, base_task_row
 from serp_etl.providers.semscraper.flatten import flatten_raw_batch, flatten_serps
 from serp_etl.providers.semscraper.schema import (
@@ -11,6 +10,7 @@ from serp_etl.providers.semscraper.schema import (
     TASKS_SCHEMA,
 )
 from serp_etl.providers.semscraper.settings import PROVIDER
+from serp_etl.state.ledger import TaskRecord
 
 
 def task_row(record: TaskRecord) -> dict:

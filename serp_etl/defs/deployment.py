@@ -1,0 +1,69 @@
+"""A run whose steps may land on other hosts never runs on a private disk.
+
+Dagster's in-process and multiprocess executors run a run's steps on the host that launched it,
+and its default run launcher starts runs on the daemon's or webserver's host: one disk. Every
+other executor (celery, docker, k8s, celery-k8s, ...) sends steps to workers or pods, and every
+other run launcher (K8sRunLauncher, DockerRunLauncher, EcsRunLauncher, ...) starts each run
+where the cluster puts it. There, a ledger in the data dir is one per host: a step on another
+worker finds it empty and posts, and pays for, the day's tasks again; its Parquet parts are
+invisible to the next step. So such a step refuses to start, before any call to a provider,
+unless the state is in a shared database (``SERP_ETL_STATE_URL``) and the data on shared
+storage. ``SERP_ETL_DEPLOYMENT=multi-host`` says so where Dagster cannot tell (several
+instances, say, sharing one provider account).
+"""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from serp_etl.defs.resources import WarehouseResource
+from serp_etl.state.location import STATE_URL_ENV, state_url
+
+DEPLOYMENT_ENV = "SERP_ETL_DEPLOYMENT"
+MULTI_HOST = "multi-host"
+LOCAL_EXECUTORS = frozenset({dg.in_process_executor.name, dg.multiprocess_executor.name,
+                             dg.multi_or_in_process_executor.name,
+                             "execute_in_process_executor"})  # dg.materialize, tests
+LOCAL_RUN_LAUNCHERS = frozenset({"DefaultRunLauncher", "SyncInMemoryRunLauncher"})
+
+
+def private_disk_refusal(executor: str, run_launcher: str, deployment: str | None,
+                         shared_state: bool) -> str | None:
+    """Why a step must not run here (None: it may). Data on shared storage is not supported
+    by this version: the warehouse is always the data dir's, so any run that spans hosts is
+    refused; a shared state database alone does not make it safe."""
+    spans = []
+    if executor not in LOCAL_EXECUTORS:
+        spans.append(f"the {executor!r} executor runs steps on other hosts")
+    if run_launcher not in LOCAL_RUN_LAUNCHERS:
+        spans.append(f"the {run_launcher} starts runs on other hosts")
+    if deployment == MULTI_HOST:
+        spans.append(f"{DEPLOYMENT_ENV}={MULTI_HOST}")
+    if not spans:
+        return None
+    missing = [] if shared_state else [f"{STATE_URL_ENV} (a Postgres database for the ledger)"]
+    missing.append("shared storage for the warehouse (this version keeps it in the data dir)")
+    return (f"refused before any paid call: {'; '.join(spans)}, and each host would keep its "
+            f"own ledger and warehouse (a step on another host would pay for the day's tasks "
+            f"again). Needed: {', '.join(missing)}. Run with the in-process or multiprocess "
+            f"executor and the default run launcher, on one host.")
+
+
+def check_deployment(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> None:
+    """Raise (not to be retried) if this step may run on a disk other steps do not see."""
+    refusal = private_disk_refusal(
+        executor=context.job_def.executor_def.name,
+        run_launcher=type(context.instance.run_launcher).__name__,
+        deployment=os.environ.get(DEPLOYMENT_ENV),
+        shared_state=state_url() is not None)
+    if refusal:
+        raise dg.Failure(description=refusal, allow_retries=False)
+
+
+def step_warehouse(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext
+                   ) -> WarehouseResource:
+    """The run's warehouse resource, for a step that may run here (``check_deployment``)."""
+    check_deployment(context)
+    return context.resources.warehouse

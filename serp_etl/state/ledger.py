@@ -1,0 +1,584 @@
+"""The ledger: the one mutable store, and the only thing that decides whether money is spent.
+
+A SQLite file in the data dir (WAL, ``synchronous=FULL``: many small durable writes, safe
+across the processes of a Dagster run, the CLI and the UI), or a Postgres database shared by
+every host of a deployment (``SERP_ETL_STATE_URL``; ``state.database``). Its tables:
+
+``tasks``  one row per (provider, tag). A row is written as ``intent`` *before* a task is
+           posted, so a crash at any point leaves a trace; it becomes ``posted`` with the
+           provider's task id and cost, then ``fetched`` (or ``failed``/``expired``) once its
+           result is collected. An ``intent`` row is never posted again before the provider's
+           own records were searched for its tag.
+``inbox``  fetched responses, stored in the same transaction that marks the task fetched, so
+           nothing fetched is lost before it reaches the Parquet raw layer; rows leave the
+           inbox once a published raw file holds them.
+``recovery_candidates``
+           tasks the provider listed that may be ours (found by target, for an API without a
+           tag), recorded *before* the call that looks at them changes the provider's state,
+           with what that call returned; claimed by the intent they turn out to be.
+``quarantine``
+           signed deliveries that are not what was asked for (an unknown id, an unfinished
+           SERP): kept for inspection, out of the SERP tables, until published.
+``imports`` one row per import into a partition, with its row counts: Dagster records each
+           as materializations of the tables it filled (``defs.sensors``).
+``meta``   settings of the data dir itself, such as the mode (sandbox or live) that wrote it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+
+import orjson
+import sqlalchemy as sa
+
+from serp_etl.state.database import TEXT, Database, advisory_lock, is_url
+from serp_etl.state.location import state_location
+from serp_etl.state.locking import exclusive_lock
+
+
+class TaskState(StrEnum):
+    INTENT = "intent"  # about to be posted, or posted with an unknown outcome
+    POSTED = "posted"  # posted and billed; result not collected yet
+    REJECTED = "rejected"  # the provider refused this task at posting (not billed)
+    UNPOSTED = "unposted"  # never posted, and never will be: its day closed first
+    FETCHED = "fetched"  # a result is in the raw layer
+    EMPTY = "empty"  # a billed, legitimately empty SERP; its response is in the raw layer
+    FAILED = "failed"  # a permanent error for this task; its response (and code) is kept
+    EXPIRED = "expired"  # its results expired before they were collected (DataForSEO 40403)
+    UNDECODABLE = "undecodable"  # answered, run after run, with bytes that are not JSON: kept
+    EXHAUSTED = "exhausted"  # answered, run after run, with a server or unknown code: kept
+
+
+# Still to be settled: posted (or maybe posted) and not collected.
+PENDING_STATES = frozenset({TaskState.INTENT, TaskState.POSTED})
+# Paid for, and ended without a result.
+LOST_STATES = frozenset({TaskState.FAILED, TaskState.EXPIRED, TaskState.UNDECODABLE,
+                         TaskState.EXHAUSTED})
+# Runs in which a task may answer with something that may pass (a server code, a code this
+# version does not know, a body that is not JSON) before it is given up: a run counts one.
+MAX_ATTEMPTS = 10
+
+
+_METADATA = sa.MetaData()
+sa.Table(
+    "tasks", _METADATA,
+    sa.Column("provider", TEXT, primary_key=True),
+    sa.Column("tag", TEXT, primary_key=True),
+    sa.Column("partition_date", TEXT, nullable=False),
+    sa.Column("target", TEXT, nullable=False),
+    sa.Column("state", TEXT, nullable=False),
+    sa.Column("task_id", TEXT),
+    sa.Column("cost", sa.Float),
+    sa.Column("status_code", sa.Integer),
+    sa.Column("status_message", TEXT),
+    sa.Column("intent_at", TEXT, nullable=False),
+    sa.Column("posted_at", TEXT),
+    sa.Column("fetched_at", TEXT),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("content_hash", TEXT),
+    sa.Index("tasks_by_id", "provider", "task_id", unique=True,
+             sqlite_where=sa.text("task_id IS NOT NULL"),
+             postgresql_where=sa.text("task_id IS NOT NULL")),
+    sa.Index("tasks_by_partition", "provider", "partition_date", "state"),
+)
+sa.Table(
+    "recovery_candidates", _METADATA,
+    sa.Column("provider", TEXT, primary_key=True),
+    sa.Column("task_id", TEXT, primary_key=True),
+    sa.Column("listed", TEXT, nullable=False),
+    sa.Column("recorded_at", TEXT, nullable=False),
+    sa.Column("body", sa.LargeBinary),
+    sa.Column("claimed_by", TEXT),
+)
+sa.Table(
+    "quarantine", _METADATA,
+    sa.Column("provider", TEXT, primary_key=True),
+    sa.Column("content_hash", TEXT, primary_key=True),
+    sa.Column("received_at", TEXT, nullable=False),
+    sa.Column("task_id", TEXT),
+    sa.Column("reason", TEXT, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+)
+sa.Table(
+    "imports", _METADATA,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("provider", TEXT, nullable=False),
+    sa.Column("partition_date", TEXT, nullable=False),
+    sa.Column("imported_at", TEXT, nullable=False),
+    sa.Column("report", TEXT, nullable=False),
+    sqlite_autoincrement=True,
+)
+sa.Table(
+    "meta", _METADATA,
+    sa.Column("key", TEXT, primary_key=True),
+    sa.Column("value", TEXT, nullable=False),
+)
+_INBOX = sa.Table(
+    "inbox", _METADATA,
+    sa.Column("provider", TEXT, primary_key=True),
+    sa.Column("task_id", TEXT, primary_key=True),
+    sa.Column("content_hash", TEXT, primary_key=True),
+    sa.Column("partition_date", TEXT, nullable=False),
+    sa.Column("meta", TEXT, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+)
+
+
+def ledger_path(data_dir: Path | str) -> Path:
+    """The data dir's SQLite ledger (when no ``SERP_ETL_STATE_URL`` is set)."""
+    return Path(data_dir) / "state" / "ledger.sqlite"
+
+
+def open_ledger(data_dir: Path | str) -> Ledger:
+    """The ledger of ``data_dir``'s runs: ``SERP_ETL_STATE_URL``'s database, else the data
+    dir's file."""
+    return Ledger(state_location(data_dir, "ledger"))
+
+
+_BLOB_CHUNK = 1 << 20
+# How long a submit waits for another run's submit of the same provider (Postgres); a SQLite
+# lock file waits as long as its holder lives.
+SUBMIT_LOCK_WAIT_SECONDS = 3600
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def content_hash(data: bytes) -> str:
+    """The name of one version of a response: a hash of its content."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    provider: str
+    tag: str
+    partition_date: str
+    target: dict
+    state: TaskState
+    task_id: str | None
+    cost: float | None
+    status_code: int | None
+    status_message: str | None
+    intent_at: str
+    posted_at: str | None
+    fetched_at: str | None
+    attempts: int = 0  # runs that counted an answer that may pass (see MAX_ATTEMPTS)
+    content_hash: str | None = None  # the version of its response last stored
+
+
+@dataclass(frozen=True)
+class Candidate:
+    task_id: str
+    listed: dict  # the entry as the provider listed it
+    body: bytes | None  # what looking at it returned, once it has been looked at
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    content_hash: str
+    received_at: str
+    task_id: str | None
+    reason: str
+    body: bytes
+
+
+@dataclass(frozen=True)
+class ImportRecord:
+    id: int
+    provider: str
+    partition_date: str
+    imported_at: str
+    report: dict  # rows (table -> rows in the partition), new_responses, files
+
+
+@dataclass(frozen=True)
+class InboxRow:
+    task_id: str
+    meta: dict
+    body: bytes
+
+
+class Ledger(Database):
+    def __init__(self, location: Path | str) -> None:
+        """The ledger in ``location``: a SQLite file's path, or a Postgres URL."""
+        super().__init__(location if is_url(location) else Path(location), _METADATA,
+                         precious=True)
+
+    def migrate(self) -> None:
+        """Bring a SQLite ledger written by an earlier serp-etl up to date, keeping every row
+        (a Postgres ledger was never of an earlier form)."""
+        if self.dialect != "sqlite":
+            return
+        tasks = self.table_columns("tasks")
+        for column, definition in (("attempts", "INTEGER NOT NULL DEFAULT 0"),
+                                   ("content_hash", "TEXT")):
+            if tasks and column not in tasks:
+                self.execute(f"ALTER TABLE tasks ADD COLUMN {column} {definition}")
+        old = self.table_columns("inbox")
+        if old and "content_hash" not in old:
+            # One response per task before: now one per version (task and content hash).
+            rows = self.execute(
+                "SELECT provider, task_id, partition_date, meta, body FROM inbox").fetchall()
+            self.execute("DROP TABLE inbox")
+            _INBOX.create(self._connection)
+            for provider, task_id, partition, meta, body in rows:
+                digest = content_hash(bytes(body))
+                meta = orjson.dumps({**orjson.loads(meta), "content_hash": digest}).decode()
+                self.execute("INSERT INTO inbox VALUES (:provider, :task_id, :digest,"
+                             " :partition, :meta, :body)",
+                             {"provider": provider, "task_id": task_id, "digest": digest,
+                              "partition": partition, "meta": meta, "body": body})
+
+    @contextmanager
+    def submit_lock(self, provider: str) -> Iterator[None]:
+        """Held by a submit of ``provider`` from its first read to its last post: two runs,
+        on any host sharing this ledger, never post the same intent. SQLite: a lock file
+        beside the ledger; Postgres: a session advisory lock (``state.database``). The OS or
+        the server drops it when its holder dies."""
+        if self.dialect == "sqlite":
+            with exclusive_lock(Path(self.location).with_name(f"{provider}.submit.lock")):
+                yield
+        else:
+            with advisory_lock(self, f"serp-etl submit {provider}", SUBMIT_LOCK_WAIT_SECONDS):
+                yield
+
+    def _write(self, statements: list[tuple[str, dict]]) -> list[int]:
+        """Run statements in one transaction: all land, or none. Returns rowcounts."""
+        with self.transaction():
+            return [self.execute(sql, params).rowcount for sql, params in statements]
+
+    def _add_to_inbox(self, provider: str, task_id: str, partition: str, meta: dict,
+                      body: bytes) -> bool:
+        """Insert one version into the inbox (in the caller's transaction); False if it is
+        there already. On SQLite the body is streamed into its row: binding a 100 MB value
+        would make SQLite copy it whole first."""
+        key = {"provider": provider, "task_id": task_id, "digest": meta["content_hash"],
+               "partition": partition, "meta": orjson.dumps(meta).decode()}
+        if self.dialect != "sqlite":
+            return self.execute(
+                "INSERT INTO inbox (provider, task_id, content_hash, partition_date, meta, body)"
+                " VALUES (:provider, :task_id, :digest, :partition, :meta, :body)"
+                " ON CONFLICT DO NOTHING", {**key, "body": bytes(body)}).rowcount == 1
+        cursor = self.execute(
+            "INSERT INTO inbox (provider, task_id, content_hash, partition_date, meta, body)"
+            " VALUES (:provider, :task_id, :digest, :partition, :meta, zeroblob(:size))"
+            " ON CONFLICT DO NOTHING", {**key, "size": len(body)})
+        if cursor.rowcount != 1:
+            return False
+        with self.sqlite().blobopen("inbox", "body", cursor.lastrowid) as blob:
+            view = memoryview(body)
+            for start in range(0, len(view), _BLOB_CHUNK):
+                blob.write(view[start:start + _BLOB_CHUNK])
+        return True
+
+    def claim(self, key: str, value: str) -> str:
+        """Set ``key`` to ``value`` unless it is set already; returns the value it holds."""
+        self._write([("INSERT INTO meta (key, value) VALUES (:key, :value)"
+                      " ON CONFLICT DO NOTHING", {"key": key, "value": value})])
+        return self.execute("SELECT value FROM meta WHERE key = :key",
+                            {"key": key}).scalar_one()
+
+    # -- tasks -------------------------------------------------------------------------------
+
+    def record_intents(self, provider: str, partition: str, targets: dict[str, dict]) -> None:
+        """Record ``tag -> target`` as about to be posted; tags already known are left alone."""
+        if not targets:
+            return
+        now = utc_now().isoformat()
+        with self.transaction():
+            self.execute(
+                "INSERT INTO tasks (provider, tag, partition_date, target, state, intent_at)"
+                " VALUES (:provider, :tag, :partition, :target, :state, :now)"
+                " ON CONFLICT DO NOTHING",
+                [{"provider": provider, "tag": tag, "partition": partition,
+                  "target": orjson.dumps(target).decode(), "state": TaskState.INTENT.value,
+                  "now": now}
+                 for tag, target in targets.items()])
+
+    def start_submit(self, provider: str, partition: str,
+                     targets: dict[str, dict]) -> tuple[int, list[TaskRecord]]:
+        """Record ``targets`` (tag -> task) as intents before anything is posted.
+
+        Returns how many of them an earlier run posted already, and the intents earlier runs
+        left unresolved: those may have been posted before a crash, and must be looked up at
+        the provider before anything is posted.
+        """
+        before = {t.tag: t for t in self.tasks(provider, partition)}
+        self.record_intents(provider, partition, targets)
+        already_posted = sum(1 for tag in targets
+                             if tag in before and before[tag].state is not TaskState.INTENT)
+        return already_posted, [t for t in before.values() if t.state is TaskState.INTENT]
+
+    def tasks(
+        self, provider: str, partition: str | None = None, states: set[TaskState] | None = None
+    ) -> list[TaskRecord]:
+        sql = "SELECT * FROM tasks WHERE provider = :provider"
+        params: dict = {"provider": provider}
+        if partition is not None:
+            sql += " AND partition_date = :partition"
+            params["partition"] = partition
+        if states:
+            sql += " AND state IN :states"
+            params["states"] = sorted(str(state) for state in states)
+        cursor = self.execute(sql + " ORDER BY intent_at, tag", params,
+                              expanding=("states",) if states else ())
+        records = []
+        for row in cursor.mappings():
+            values = dict(row)
+            values["target"] = orjson.loads(values["target"])
+            values["state"] = TaskState(values["state"])
+            records.append(TaskRecord(**values))
+        return records
+
+    def task_partition(self, provider: str, task_id: str) -> str | None:
+        """The partition a task of ours was posted for, or None if the ledger does not know it."""
+        return self.execute(
+            "SELECT partition_date FROM tasks WHERE provider = :provider AND task_id = :task_id",
+            {"provider": provider, "task_id": task_id}).scalar_one_or_none()
+
+    def mark_posted(
+        self, provider: str, tag: str, task_id: str, cost: float | None,
+        status_code: int | None, status_message: str | None, posted_at: str | None = None,
+    ) -> None:
+        self._write([(
+            "UPDATE tasks SET state = :state, task_id = :task_id, cost = :cost,"
+            " status_code = :code, status_message = :message, posted_at = :at"
+            " WHERE provider = :provider AND tag = :tag",
+            {"state": TaskState.POSTED.value, "task_id": task_id, "cost": cost,
+             "code": status_code, "message": status_message,
+             "at": posted_at or utc_now().isoformat(), "provider": provider, "tag": tag})])
+
+    def mark_rejected(
+        self, provider: str, tag: str, status_code: int | None, status_message: str | None
+    ) -> None:
+        self._write([(
+            "UPDATE tasks SET state = :state, status_code = :code, status_message = :message"
+            " WHERE provider = :provider AND tag = :tag",
+            {"state": TaskState.REJECTED.value, "code": status_code, "message": status_message,
+             "provider": provider, "tag": tag})])
+
+    def mark_unposted(self, provider: str, tags: list[str], reason: str) -> None:
+        """Intents the provider certainly never saw, of a day that can no longer be paid for."""
+        self._write([(
+            "UPDATE tasks SET state = :state, status_message = :reason"
+            " WHERE provider = :provider AND tag = :tag AND state = :intent",
+            {"state": TaskState.UNPOSTED.value, "reason": reason, "provider": provider,
+             "tag": tag, "intent": TaskState.INTENT.value}) for tag in tags])
+
+    def note_attempt(self, provider: str, task_id: str, status_code: int | None,
+                     status_message: str | None) -> int:
+        """Count a run in which the task answered with something that may pass; returns the
+        runs counted so far."""
+        with self.transaction():
+            return self.execute(
+                "UPDATE tasks SET attempts = attempts + 1, status_code = :code,"
+                " status_message = :message WHERE provider = :provider AND task_id = :task_id"
+                " RETURNING attempts",
+                {"code": status_code, "message": status_message, "provider": provider,
+                 "task_id": task_id}).scalar_one()
+
+    def note_status(
+        self, provider: str, task_id: str, status_code: int | None, status_message: str | None
+    ) -> None:
+        """Remember the last status seen for a task that is still waiting (not ready, unknown)."""
+        self._write([(
+            "UPDATE tasks SET status_code = :code, status_message = :message"
+            " WHERE provider = :provider AND task_id = :task_id",
+            {"code": status_code, "message": status_message, "provider": provider,
+             "task_id": task_id})])
+
+    def spent(self, provider: str, partition: str) -> float:
+        """What the partition's tasks cost, as far as the ledger knows."""
+        total = self.execute(
+            "SELECT coalesce(sum(cost), 0) FROM tasks WHERE provider = :provider"
+            " AND partition_date = :partition AND task_id IS NOT NULL",
+            {"provider": provider, "partition": partition}).scalar_one()
+        return round(float(total), 8)
+
+    def task_ids(self, provider: str) -> set[str]:
+        """Every task id the ledger knows for ``provider``, of any partition."""
+        return set(self.execute(
+            "SELECT task_id FROM tasks WHERE provider = :provider AND task_id IS NOT NULL",
+            {"provider": provider}).scalars())
+
+    # -- recovery candidates -----------------------------------------------------------------
+
+    def record_candidates(self, provider: str, listed: list[dict]) -> None:
+        """Keep listed entries (each with an ``id``) that may be ours; known ones stay as is."""
+        now = utc_now().isoformat()
+        self._write([(
+            "INSERT INTO recovery_candidates (provider, task_id, listed, recorded_at)"
+            " VALUES (:provider, :task_id, :listed, :now) ON CONFLICT DO NOTHING",
+            {"provider": provider, "task_id": entry["id"],
+             "listed": orjson.dumps(entry).decode(), "now": now}) for entry in listed])
+
+    def candidates(self, provider: str) -> list[Candidate]:
+        """The candidates no intent has claimed yet."""
+        cursor = self.execute(
+            "SELECT task_id, listed, body FROM recovery_candidates WHERE provider = :provider"
+            " AND claimed_by IS NULL ORDER BY recorded_at, task_id", {"provider": provider})
+        return [Candidate(task_id, orjson.loads(listed), None if body is None else bytes(body))
+                for task_id, listed, body in cursor]
+
+    def keep_candidate_bodies(self, provider: str, bodies: dict[str, bytes]) -> None:
+        self._write([(
+            "UPDATE recovery_candidates SET body = :body"
+            " WHERE provider = :provider AND task_id = :task_id",
+            {"body": body, "provider": provider, "task_id": task_id})
+            for task_id, body in bodies.items()])
+
+    def claim_candidate(self, provider: str, tag: str, partition: str, candidate: Candidate,
+                        cost: float | None, meta: dict) -> None:
+        """The intent ``tag`` is ``candidate``: record it posted and its looked-at body as its
+        response, in one transaction (the body is all there is: the look marked it fetched)."""
+        with self.transaction():
+            self.execute(
+                "UPDATE tasks SET state = :state, task_id = :task_id, cost = :cost,"
+                " status_message = :message, posted_at = :at, fetched_at = :at,"
+                " content_hash = :digest WHERE provider = :provider AND tag = :tag"
+                " AND state = :intent",
+                {"state": TaskState.FETCHED.value, "task_id": candidate.task_id, "cost": cost,
+                 "message": "recovered by target", "at": meta["fetched_at"],
+                 "digest": meta["content_hash"], "provider": provider, "tag": tag,
+                 "intent": TaskState.INTENT.value})
+            self._add_to_inbox(provider, candidate.task_id, partition, meta, candidate.body)
+            self.execute(
+                "UPDATE recovery_candidates SET claimed_by = :tag"
+                " WHERE provider = :provider AND task_id = :task_id",
+                {"tag": tag, "provider": provider, "task_id": candidate.task_id})
+
+    # -- inbox -------------------------------------------------------------------------------
+
+    def store_response(
+        self, provider: str, partition: str, task_id: str, meta: dict, body: bytes,
+        final_state: TaskState,
+    ) -> bool:
+        """Keep one version of a response (``meta["content_hash"]`` names it) and mark its task
+        collected, in one transaction.
+
+        Returns False, changing nothing, if it is the version the task already has (a repeat
+        delivery or fetch: its first fetch time stands) or one the inbox already holds.
+        """
+        version = meta["content_hash"]
+        task = {"provider": provider, "task_id": task_id}
+        with self.transaction(serialize=f"serp-etl task {provider} {task_id}"):
+            current = self.execute(
+                "SELECT content_hash FROM tasks WHERE provider = :provider"
+                " AND task_id = :task_id", task).first()
+            inserted = current != (version,) and self._add_to_inbox(
+                provider, task_id, partition, meta, body)
+            if inserted:
+                # A task found again without its cost (tasks_ready lists none) gets the one
+                # its response reports.
+                self.execute(
+                    "UPDATE tasks SET state = :state, status_code = :code,"
+                    " status_message = :message, fetched_at = :at,"
+                    " cost = coalesce(cost, :cost), content_hash = :digest"
+                    " WHERE provider = :provider AND task_id = :task_id",
+                    {**task, "state": final_state.value, "code": meta.get("status_code"),
+                     "message": meta.get("status_message"), "at": meta.get("fetched_at"),
+                     "cost": meta.get("cost"), "digest": version})
+        return inserted
+
+    def inbox(self, provider: str, partition: str) -> Iterator[InboxRow]:
+        """The partition's versions waiting to be published, one at a time: each body is read
+        from its row as it is needed (on SQLite streamed, not copied twice)."""
+        key = {"provider": provider, "partition": partition}
+        if self.dialect != "sqlite":
+            rows = self.execute(
+                "SELECT task_id, content_hash, meta FROM inbox WHERE provider = :provider"
+                " AND partition_date = :partition ORDER BY task_id, content_hash", key).all()
+            for task_id, digest, meta in rows:
+                body = self.execute(
+                    "SELECT body FROM inbox WHERE provider = :provider AND task_id = :task_id"
+                    " AND content_hash = :digest",
+                    {"provider": provider, "task_id": task_id, "digest": digest}).scalar_one()
+                yield InboxRow(task_id, orjson.loads(meta), bytes(body))
+            return
+        rows = self.execute(
+            "SELECT rowid, task_id, meta FROM inbox WHERE provider = :provider"
+            " AND partition_date = :partition ORDER BY task_id, content_hash", key).all()
+        for rowid, task_id, meta in rows:
+            with self.sqlite().blobopen("inbox", "body", rowid, readonly=True) as blob:
+                body = blob.read()
+            yield InboxRow(task_id, orjson.loads(meta), body)
+
+    def note_imported(self, provider: str,
+                      versions: list[tuple[str, str, TaskState, dict]]) -> None:
+        """Imported ``(task_id, content_hash, state, meta)`` versions: a task of the ledger
+        still waiting for its result has it now."""
+        self._write([(
+            "UPDATE tasks SET state = :state, content_hash = :digest, fetched_at = :at,"
+            " cost = coalesce(cost, :cost) WHERE provider = :provider AND task_id = :task_id"
+            " AND state = :posted",
+            {"state": state.value, "digest": version, "at": meta["fetched_at"],
+             "cost": meta.get("cost"), "provider": provider, "task_id": task_id,
+             "posted": TaskState.POSTED.value})
+            for task_id, version, state, meta in versions])
+
+    def record_import(self, provider: str, partition: str, report: dict) -> int:
+        """Keep what an import into ``partition`` landed, for Dagster to record; its id."""
+        with self.transaction():
+            return self.execute(
+                "INSERT INTO imports (provider, partition_date, imported_at, report)"
+                " VALUES (:provider, :partition, :at, :report) RETURNING id",
+                {"provider": provider, "partition": partition, "at": utc_now().isoformat(),
+                 "report": orjson.dumps(report).decode()}).scalar_one()
+
+    def imports_after(self, last_id: int, limit: int = 1000) -> list[ImportRecord]:
+        """The imports recorded after ``last_id``, oldest first."""
+        cursor = self.execute(
+            "SELECT id, provider, partition_date, imported_at, report FROM imports"
+            " WHERE id > :last ORDER BY id LIMIT :limit", {"last": last_id, "limit": limit})
+        return [ImportRecord(row_id, provider, partition, at, orjson.loads(report))
+                for row_id, provider, partition, at, report in cursor]
+
+    # -- quarantine --------------------------------------------------------------------------
+
+    def quarantine(self, provider: str, task_id: str | None, reason: str, body: bytes,
+                   received_at: str) -> bool:
+        """Keep a delivery that was not asked for; False if this content is kept already."""
+        (inserted,) = self._write([(
+            "INSERT INTO quarantine (provider, content_hash, received_at, task_id, reason, body)"
+            " VALUES (:provider, :digest, :at, :task_id, :reason, :body)"
+            " ON CONFLICT DO NOTHING",
+            {"provider": provider, "digest": content_hash(body), "at": received_at,
+             "task_id": task_id, "reason": reason, "body": body})])
+        return inserted == 1
+
+    def quarantined(self, provider: str) -> list[Quarantined]:
+        cursor = self.execute(
+            "SELECT content_hash, received_at, task_id, reason, body FROM quarantine"
+            " WHERE provider = :provider ORDER BY received_at, content_hash",
+            {"provider": provider})
+        return [Quarantined(digest, at, task_id, reason, bytes(body))
+                for digest, at, task_id, reason, body in cursor]
+
+    def release_quarantined(self, provider: str, hashes: list[str]) -> None:
+        """Let go of quarantined deliveries a published part holds."""
+        self._write([("DELETE FROM quarantine WHERE provider = :provider"
+                      " AND content_hash = :digest", {"provider": provider, "digest": digest})
+                     for digest in hashes])
+
+    def inbox_partitions(self, provider: str) -> dict[str, int]:
+        """The partitions with responses not yet published, and how many each."""
+        return {partition: count for partition, count in self.execute(
+            "SELECT partition_date, count(*) FROM inbox WHERE provider = :provider"
+            " GROUP BY partition_date", {"provider": provider})}
+
+    def clear_inbox(self, provider: str, partition: str,
+                    versions: list[tuple[str, str]]) -> None:
+        """Let go of ``(task_id, content_hash)`` versions a published raw part holds."""
+        self._write([(
+            "DELETE FROM inbox WHERE provider = :provider AND partition_date = :partition"
+            " AND task_id = :task_id AND content_hash = :digest",
+            {"provider": provider, "partition": partition, "task_id": task_id,
+             "digest": version}) for task_id, version in versions])
