@@ -9,7 +9,6 @@ history: should a writer have died before refreshing, the reader refreshes first
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +16,7 @@ import pyarrow as pa
 
 from serp_etl import analysis
 from serp_etl.core import views
+from serp_etl.core.read_only_fs import PROTOCOL, ReadOnlyWarehouse
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.dataforseo.tables import TABLES as DATAFORSEO
 from serp_etl.providers.semscraper.tables import TABLES as SEMSCRAPER
@@ -56,11 +56,24 @@ def connect(data_dir: Path | str) -> duckdb.DuckDBPyConnection:
 
 
 def query_connection(data_dir: Path | str) -> duckdb.DuckDBPyConnection:
-    """``connect()``, then locked: files outside the warehouse can be neither read nor
-    written, and no later statement can change that (``lock_configuration``)."""
-    connection = connect(data_dir)
-    root = str(Warehouse(data_dir).root.resolve()) + os.sep
-    connection.execute("SET allowed_directories = ?", [[root]])
+    """A connection that can read the warehouse and nothing else, and write nowhere: the
+    query views (``views.query_views_path``) read it through a read-only file system
+    (``core.read_only_fs``); DuckDB's own local file system is disabled, so no statement can
+    read or write any other file (``COPY``, ``ATTACH``, ``EXPORT``, ``read_csv``...), and no
+    later statement can change that (``lock_configuration``)."""
+    import duckdb
+
+    warehouse = Warehouse(data_dir)
+    if not views.current(warehouse, view_schemas(), analysis.VIEWS):
+        refresh_views(data_dir)
+    connection = duckdb.connect(":memory:")
+    connection.register_filesystem(ReadOnlyWarehouse(str(warehouse.root.resolve())))
+    connection.execute("ATTACH ? AS serp (READ_ONLY)", [str(views.query_views_path(warehouse))])
+    connection.execute("USE serp")
+    connection.execute("SET TimeZone = 'UTC'")
+    connection.execute("SET allowed_directories = ?", [[f"{PROTOCOL}://"]])
     connection.execute("SET enable_external_access = false")
+    # After the settings above: DuckDB checks them against its local file system.
+    connection.execute("SET disabled_filesystems = 'LocalFileSystem'")
     connection.execute("SET lock_configuration = true")
     return connection

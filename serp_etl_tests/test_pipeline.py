@@ -127,13 +127,13 @@ def test_rejected_tasks_are_recorded_and_not_retried(client, ledger, sandbox, ta
 
 
 def test_collect_waits_until_the_deadline_and_keeps_the_rest_pending(client, ledger, clock,
-                                                                    targets):
+                                                                    targets, warehouse):
     pipeline.submit(client, ledger, DAY, targets)
     early = pipeline.collect(client, ledger, DAY, deadline_seconds=10, poll_seconds=5,
                              clock=clock, sleep=clock.sleep)
     assert early.pending == len(targets) and early.ended == {}
     assert clock.sleeps == [5, 5]  # polls at 0, 5 and 10 s: paced, no busy loop
-    check = collection_complete(ledger, PROVIDER, DAY)
+    check = collection_complete(ledger, warehouse, PROVIDER, DAY)
     assert not check.passed and check.metadata["pending"] == len(targets)
     by_status = check.metadata["pending_by_last_status"]
     assert set(by_status) <= {"40601", "40602"}  # handed or in queue: not ready
@@ -142,7 +142,7 @@ def test_collect_waits_until_the_deadline_and_keeps_the_rest_pending(client, led
     clock.now += 60
     late = collect_today(client, ledger, clock)
     assert sum(late.ended.values()) == len(targets) and late.pending == 0
-    assert collection_complete(ledger, PROVIDER, DAY).passed
+    assert collection_complete(ledger, warehouse, PROVIDER, DAY).passed
 
 
 def test_a_task_collected_by_a_crashed_run_is_fetched_again_by_id(client, ledger, clock,
@@ -356,7 +356,7 @@ def answering(record, code: int, message: str):
                                              (40777, TaskState.EXHAUSTED)])
 def test_a_server_or_unknown_code_ends_exhausted_after_its_attempts(sandbox, ledger, clock,
                                                                     targets, client, code,
-                                                                    state):
+                                                                    state, warehouse):
     from serp_etl.state.ledger import MAX_ATTEMPTS
 
     pipeline.submit(client, ledger, DAY, targets[:1])
@@ -368,21 +368,39 @@ def test_a_server_or_unknown_code_ends_exhausted_after_its_attempts(sandbox, led
                          sleep=clock.sleep)
     (task,) = ledger.tasks(PROVIDER, DAY)
     assert task.state is state and task.status_code == code
-    check = collection_complete(ledger, PROVIDER, DAY)
+    check = collection_complete(ledger, warehouse, PROVIDER, DAY)
     assert not check.passed and check.metadata["by_state"] == {state.value: 1}
     assert "1 exhausted" in check.description
     assert len(list(ledger.inbox(PROVIDER, DAY))) == 1  # its last answer is kept
 
 
 def test_an_expired_task_is_expired_and_the_check_says_so(sandbox, ledger, clock, targets,
-                                                          client):
+                                                          client, warehouse):
     pipeline.submit(client, ledger, DAY, targets[:2])
     clock.now += 31 * 86400  # results are kept 30 days
     report = collect_today(client, ledger, clock)
     assert report.ended == {"expired": 2}
-    check = collection_complete(ledger, PROVIDER, DAY)
+    check = collection_complete(ledger, warehouse, PROVIDER, DAY)
     assert not check.passed and "2 expired" in check.description
     assert "every posted task is collected" not in check.description
+
+
+def test_a_raw_part_that_shrinks_under_a_collected_day_fails_the_check(client, ledger, clock,
+                                                                      targets, warehouse):
+    pipeline.submit(client, ledger, DAY, targets)
+    collect_today(client, ledger, clock)
+    TABLES.publish_responses(ledger, warehouse, DAY)
+    assert collection_complete(ledger, warehouse, PROVIDER, DAY).passed
+    (part,) = warehouse.partition_dir(PROVIDER, RAW_TABLE, DAY).glob("*.parquet")
+    table = pq.read_table(part)
+    pq.write_table(table.slice(0, 2), part)  # what a COPY over it left
+    check = collection_complete(ledger, warehouse, PROVIDER, DAY)
+    assert not check.passed
+    assert check.metadata["missing_from_raw_table"] == len(targets) - 2
+    assert "not in the raw table" in check.description
+    part.unlink()
+    assert collection_complete(ledger, warehouse, PROVIDER,
+                               DAY).metadata["missing_from_raw_table"] == len(targets)
 
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -140,3 +141,92 @@ def test_date_times_are_instants_that_sort_in_time(capsys, data):
     assert code == 0, err
     assert json.loads(out) == [{"kind": "TIMESTAMP WITH TIME ZONE",
                                 "datetime": "2023-11-15 17:21:31+00", "datetime_text": None}]
+
+
+def data_dir_snapshot(data) -> dict:
+    """Every file under the data dir, with its size and content."""
+    return {path: path.read_bytes() for path in data.rglob("*") if path.is_file()}
+
+
+# Statements of every type DuckDB's parser returns (several of some), each aimed at the
+# warehouse where it can be: what a query must never do.
+EVERY_STATEMENT_TYPE = [
+    "SELECT * FROM dataforseo_organic",
+    "INSERT INTO dataforseo_organic SELECT * FROM dataforseo_organic",
+    "UPDATE dataforseo_organic SET title = 'x'",
+    "CREATE TABLE stolen AS SELECT * FROM dataforseo_responses",
+    "CREATE MACRO m() AS 1",
+    "DELETE FROM dataforseo_organic",
+    "PREPARE p AS COPY (SELECT 1) TO '{partition}/p.parquet'",
+    "EXECUTE p",
+    "ALTER VIEW dataforseo_organic RENAME TO o",
+    "BEGIN TRANSACTION",
+    "COPY (SELECT * FROM dataforseo_organic) TO '{partition}/{tag}-part-9.parquet'",
+    "COPY dataforseo_responses TO '{partition}/{tag}-part-8.parquet' (FORMAT parquet)",
+    "ANALYZE",
+    "SET VARIABLE x = 1",
+    "SET disabled_filesystems = ''",
+    "DROP VIEW dataforseo_organic",
+    "EXPORT DATABASE '{partition}/export'",
+    "PRAGMA enable_profiling",
+    "COPY FROM DATABASE serp TO memory",
+    "VACUUM",
+    "CALL pragma_version()",
+    "LOAD httpfs",
+    "INSTALL httpfs",
+    "ATTACH '{partition}/x.duckdb' AS x",
+    "DETACH serp",
+    "PIVOT dataforseo_organic ON type",
+    "MERGE INTO dataforseo_organic USING dataforseo_organic AS s ON true "
+    "WHEN MATCHED THEN DELETE",
+]
+
+
+def test_every_statement_type_is_covered():
+    import duckdb
+
+    connection = duckdb.connect()
+    parsed = {connection.extract_statements(statement)[0].type.name
+              for statement in EVERY_STATEMENT_TYPE}
+    # EXPLAIN wraps each below. Never the parser's answer to SQL text: RELATION and
+    # LOGICAL_PLAN (the API's), ANALYZE (parsed as VACUUM), VARIABLE_SET (SET), CREATE_FUNC
+    # (CREATE), EXTENSION (LOAD), COPY_DATABASE (PRAGMA).
+    never = {"INVALID", "EXPLAIN", "RELATION", "LOGICAL_PLAN", "ANALYZE", "VARIABLE_SET",
+             "CREATE_FUNC", "EXTENSION", "COPY_DATABASE"}
+    assert parsed == set(duckdb.StatementType.__members__) - never
+
+
+WRAPS = ["{}", "EXPLAIN {}", "EXPLAIN ANALYZE {}", "EXPLAIN (FORMAT json) {}",
+         "/* x */ explain analyse {}"]
+
+
+@pytest.mark.parametrize("statement", EVERY_STATEMENT_TYPE)
+def test_no_statement_changes_any_file_of_the_data_dir(capsys, data, statement):
+    from serp_etl.catalog import query_connection
+
+    partition = data / "warehouse" / "dataforseo" / "organic" / f"date={DAY}"
+    (part,) = partition.glob("*.parquet")
+    sql(capsys, data, "SELECT 1")  # the views files exist before the snapshot
+    before = data_dir_snapshot(data)
+    reads = statement.startswith("SELECT")
+    for wrap in WRAPS:
+        query = wrap.format(statement.format(partition=partition,
+                                             tag=part.name.split("-")[0]))
+        code, _, err = sql(capsys, data, query)
+        assert (code == 0) == reads, (query, err)
+        # Past the refusal too: the connection itself can write nowhere.
+        connection = query_connection(data)
+        for attempt in (EVERY_STATEMENT_TYPE[6].format(partition=partition), query):
+            # Refused by DuckDB, or by the read-only file system: either way, nothing written.
+            with contextlib.suppress(Exception):
+                connection.execute(attempt)
+        connection.close()
+        assert data_dir_snapshot(data) == before, query
+
+
+def test_explain_analyze_of_a_copy_is_refused_by_name(capsys, data):
+    partition = data / "warehouse" / "dataforseo" / "responses" / f"date={DAY}"
+    code, _, err = sql(capsys, data, f"EXPLAIN ANALYZE COPY (SELECT 1) TO '{partition}/x.parquet'")
+    assert code == 2 and "explains only SELECT queries" in err and "COPY" in err
+    code, out, err = sql(capsys, data, "EXPLAIN ANALYZE SELECT count(*) FROM dataforseo_organic")
+    assert code == 0, err

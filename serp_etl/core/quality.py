@@ -8,7 +8,7 @@ import duckdb
 
 from serp_etl.core.flatten import EXTRA_COLUMN, INVALID_COLUMN
 from serp_etl.core.provider import ProviderTables
-from serp_etl.core.raw import RAW_TABLE, raw_parts
+from serp_etl.core.raw import RAW_TABLE, part_versions, raw_parts
 from serp_etl.core.warehouse import PARTITION_READ, Warehouse
 from serp_etl.state.ledger import LOST_STATES, Ledger, TaskState
 
@@ -22,10 +22,18 @@ class QualityResult:
     metadata: dict = field(default_factory=dict)
 
 
-def collection_complete(ledger: Ledger, provider: str, partition: str) -> QualityResult:
+def collection_complete(ledger: Ledger, warehouse: Warehouse, provider: str,
+                        partition: str) -> QualityResult:
     """Every task of the partition has ended, and ended with a result: fetched, or a billed
-    empty SERP. Counts every state, the ones that lost a paid result by name."""
+    empty SERP; and the response the ledger recorded for each is in the raw table (or still
+    in the inbox, on its way there). Counts every state, the ones that lost a paid result by
+    name, and the responses missing from the raw table (a part removed, replaced or shrunk)."""
     tasks = ledger.tasks(provider, partition)
+    kept = {version for part in raw_parts(warehouse.partition_dir(provider, RAW_TABLE,
+                                                                 partition))
+            for version in part_versions(part)} | ledger.inbox_versions(provider, partition)
+    missing = sorted(task.task_id for task in tasks if task.content_hash is not None
+                     and (task.task_id, task.content_hash) not in kept)
     by_state: dict[str, int] = {}
     pending_by_status: dict[str, int] = {}
     for task in tasks:
@@ -47,12 +55,17 @@ def collection_complete(ledger: Ledger, provider: str, partition: str) -> Qualit
         problems.append(f"{sum(lost.values())} paid tasks ended without a result ("
                         + ", ".join(f"{n} {state}" for state, n in lost.items())
                         + "); their last answers are kept in the raw table")
+    if missing:
+        problems.append(f"{len(missing)} responses the ledger recorded as collected are not in "
+                        f"the raw table (e.g. task {missing[0]}): its part was removed, "
+                        "replaced or shrunk; restore it from a backup, or import the responses "
+                        "again (serp-etl import)")
     passed = not problems
     return QualityResult(passed, "every posted task is collected" if passed else
                          "; ".join(problems),
                          {"by_state": by_state, "pending": pending,
                           "unresolved_intents": intents, "pending_by_last_status":
-                          pending_by_status})
+                          pending_by_status, "missing_from_raw_table": len(missing)})
 
 
 def schema_drift(tables: ProviderTables, warehouse: Warehouse, partition: str) -> QualityResult:

@@ -24,13 +24,14 @@ import os
 import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pyarrow as pa
 
 from serp_etl.core.column_kinds import JSON_TEXT, TEXT_OF, kind_of
 from serp_etl.core.parquet import LEGACY_PREFIX, fsync_dir, publish_text, schema_tag, tag_of
+from serp_etl.core.read_only_fs import PROTOCOL, ReadOnlyWarehouse
 from serp_etl.core.warehouse import Warehouse
 
 VIEWS_FILE = "serp.duckdb"
@@ -65,6 +66,11 @@ class Generation:
 
 def views_path(warehouse: Warehouse) -> Path:
     return warehouse.data_dir / VIEWS_FILE
+
+
+def query_views_path(warehouse: Warehouse) -> Path:
+    """The same views, reading ``<PROTOCOL>://`` (``core.read_only_fs``): ``serp-etl sql``'s."""
+    return warehouse.data_dir / "state" / "query_views.duckdb"
 
 
 def scan(warehouse: Warehouse) -> dict[str, dict[str | None, Path]]:
@@ -214,8 +220,8 @@ def signature_path(warehouse: Warehouse) -> Path:
 
 
 def recorded_signature(warehouse: Warehouse) -> dict | None:
-    """The signature of the views file as written, None if there is none."""
-    if not views_path(warehouse).exists():
+    """The signature of the views files as written, None if one of them is missing."""
+    if not (views_path(warehouse).exists() and query_views_path(warehouse).exists()):
         return None
     try:
         return json.loads(signature_path(warehouse).read_text())
@@ -239,15 +245,56 @@ def refresh(warehouse: Warehouse, schemas: Mapping[str, pa.Schema],
         raise ViewsError(f"the warehouse path {root} has a character DuckDB reads as a glob "
                          f"pattern ({''.join(sorted(_GLOB_CHARACTERS & set(root)))}): move "
                          "the data dir to a path without it")
-    _write(target, found, schemas, derived)
+    _write(warehouse, found, schemas, derived)
     # After the views file: a crash between the two leaves an old signature, and the next
     # refresh writes the views again.
     publish_text(signature_path(warehouse), json.dumps(wanted, indent=1))
     return target
 
 
-def _write(target: Path, found: Mapping[str, Mapping[str | None, Path]],
+def _write(warehouse: Warehouse, found: Mapping[str, Mapping[str | None, Path]],
            schemas: Mapping[str, pa.Schema], derived: Sequence[DerivedView]) -> None:
+    """Write the views file, and the query views file (the same views, reading through the
+    read-only file system), from one reading of the generations."""
+    import duckdb
+
+    root = warehouse.root.resolve()
+    tables: list[tuple[str, list[Generation], pa.Schema | None, dict[str, str]]] = []
+    with duckdb.connect(":memory:") as connection:
+        for view, tags in found.items():
+            table_dir = next(iter(tags.values())).parent.parent.resolve()
+            schema = schemas.get(view)
+            # This serp-etl's own generation first: the view's columns in its order.
+            own = _own_tag(schema)
+            order = sorted(tags, key=lambda tag: (tag != own, tag is None, tag or ""))
+            generations = [_generation(connection, table_dir, tag) for tag in order]
+            if schema is None:
+                types = {}
+            elif order[0] == own:  # its parts say how DuckDB types the schema
+                types = generations[0].columns
+            else:
+                types = _target_types(connection, {view: schema})[view]
+            tables.append((view, generations, schema, types))
+        missing = {view: schema for view, schema in schemas.items() if view not in found}
+        empty = [empty_view_sql(view, missing[view], types)
+                 for view, types in _target_types(connection, missing).items()]
+    rest = [statement for view in derived for statement in (
+        f"CREATE VIEW {_identifier(view.name)} AS {view.select}",
+        f"COMMENT ON VIEW {_identifier(view.name)} IS {_literal(view.description)}")]
+
+    def statements(locate) -> list[str]:
+        return [*(view_sql(view, [replace(g, glob=locate(g.glob)) for g in generations],
+                           schema, types) for view, generations, schema, types in tables),
+                *empty, *rest]
+
+    _write_file(views_path(warehouse), statements(lambda glob: glob))
+    _write_file(query_views_path(warehouse), statements(
+        lambda glob: f"{PROTOCOL}://{Path(glob).relative_to(root).as_posix()}"),
+        ReadOnlyWarehouse(str(root)))
+
+
+def _write_file(target: Path, statements: list[str], filesystem=None) -> None:
+    """A views database holding ``statements``' views, published whole (temp file, rename)."""
     import duckdb
 
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -255,27 +302,10 @@ def _write(target: Path, found: Mapping[str, Mapping[str | None, Path]],
     try:
         with duckdb.connect(str(temp), config={
                 "storage_compatibility_version": STORAGE_VERSION}) as connection:
-            for view, tags in found.items():
-                table_dir = next(iter(tags.values())).parent.parent.resolve()
-                schema = schemas.get(view)
-                # This serp-etl's own generation first: the view's columns in its order.
-                own = _own_tag(schema)
-                order = sorted(tags, key=lambda tag: (tag != own, tag is None, tag or ""))
-                generations = [_generation(connection, table_dir, tag) for tag in order]
-                if schema is None:
-                    types = {}
-                elif order[0] == own:  # its parts say how DuckDB types the schema
-                    types = generations[0].columns
-                else:
-                    types = _target_types(connection, {view: schema})[view]
-                connection.execute(view_sql(view, generations, schema, types))
-            missing = {view: schema for view, schema in schemas.items() if view not in found}
-            for view, types in _target_types(connection, missing).items():
-                connection.execute(empty_view_sql(view, missing[view], types))
-            for view in derived:
-                connection.execute(f"CREATE VIEW {_identifier(view.name)} AS {view.select}")
-                connection.execute(f"COMMENT ON VIEW {_identifier(view.name)} IS "
-                                   f"{_literal(view.description)}")
+            if filesystem is not None:
+                connection.register_filesystem(filesystem)  # creating a view reads its files
+            for statement in statements:
+                connection.execute(statement)
             connection.execute("CHECKPOINT")
         with open(temp, "rb+") as handle:
             os.fsync(handle.fileno())

@@ -22,9 +22,9 @@ if TYPE_CHECKING:
 DATA_DIR_ENV = "SERP_ETL_DATA_DIR"
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # What an analyst's query may be. DESCRIBE and SHOW parse as SELECT. Everything else (COPY,
-# ATTACH, EXPORT, SET, CREATE, INSTALL, PRAGMA, CALL...) is refused before it runs: DuckDB's own
-# lockdown (``catalog.query_connection``) stops reads and writes outside the warehouse, but not
-# a COPY into it.
+# ATTACH, EXPORT, SET, CREATE, INSTALL, PRAGMA, CALL...) is refused before it runs, with a clear
+# message; should one slip through, the query connection can write nowhere anyway
+# (``catalog.query_connection``).
 READ_ONLY_STATEMENTS = frozenset({"SELECT", "EXPLAIN"})
 
 
@@ -80,10 +80,25 @@ class Warehouse:
         return min(days, default=None)
 
 
+# ``EXPLAIN [ANALYZE] [(options)]`` before the statement it explains (comments before it too).
+_EXPLAIN = re.compile(r"\s*(?:(?:--[^\n]*(?:\n|$)|/\*.*?\*/)\s*)*EXPLAIN\b\s*"
+                      r"(?:ANALY[SZ]E\b\s*)?(?:\((?:[^()]|\([^()]*\))*\)\s*)?",
+                      re.IGNORECASE | re.DOTALL)
+
+
 def check_read_only(connection: duckdb.DuckDBPyConnection, sql: str) -> None:
-    """Raise ``QueryRefused`` unless every statement of ``sql`` only reads."""
+    """Raise ``QueryRefused`` unless every statement of ``sql`` only reads. An ``EXPLAIN`` is
+    judged by the statement it explains: ``EXPLAIN ANALYZE`` runs it."""
     for statement in connection.extract_statements(sql):
-        if statement.type.name not in READ_ONLY_STATEMENTS:
-            kind = statement.type.name
+        kind = statement.type.name
+        if kind == "EXPLAIN":
+            explained = _EXPLAIN.match(statement.query)
+            inner = (connection.extract_statements(statement.query[explained.end():])
+                     if explained else [])
+            if len(inner) != 1 or inner[0].type.name != "SELECT":
+                what = inner[0].type.name if len(inner) == 1 else "a statement it cannot tell"
+                raise QueryRefused(f"serp-etl sql explains only SELECT queries (EXPLAIN "
+                                   f"ANALYZE runs what it explains); this one explains {what}")
+        elif kind not in READ_ONLY_STATEMENTS:
             raise QueryRefused(f"serp-etl sql runs read-only queries (SELECT, DESCRIBE, SHOW, "
-                               f"EXPLAIN); this one is {kind}")
+                               f"EXPLAIN of a SELECT); this one is {kind}")

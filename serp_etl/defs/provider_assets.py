@@ -176,7 +176,8 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
             raw = tables.publish_responses(ledger, warehouse.warehouse(), partition)
             # The tasks table again: its states are what collection just settled.
             tables.publish_tasks(ledger, warehouse.warehouse(), partition)
-            complete = quality.collection_complete(ledger, name, partition)
+            complete = quality.collection_complete(ledger, warehouse.warehouse(), name,
+                                                   partition)
             repairs = quality.decoding_repairs(tables, warehouse.warehouse(), partition)
         return dg.MaterializeResult(
             metadata={**materialized(warehouse, RAW_TABLE, partition, raw.rows), **metadata,

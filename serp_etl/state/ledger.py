@@ -568,6 +568,12 @@ class Ledger(Database):
                       " AND content_hash = :digest", {"provider": provider, "digest": digest})
                      for digest in hashes])
 
+    def inbox_versions(self, provider: str, partition: str) -> set[tuple[str, str]]:
+        """The ``(task_id, content_hash)`` versions of ``partition`` not yet published."""
+        return {(task_id, digest) for task_id, digest in self.execute(
+            "SELECT task_id, content_hash FROM inbox WHERE provider = :provider"
+            " AND partition_date = :partition", {"provider": provider, "partition": partition})}
+
     def inbox_partitions(self, provider: str) -> dict[str, int]:
         """The partitions with responses not yet published, and how many each."""
         return {partition: count for partition, count in self.execute(
