@@ -44,12 +44,6 @@ DAILY_FRESHNESS = dg.FreshnessPolicy.cron(deadline_cron="0 12 * * *",
                                           lower_bound_delta=timedelta(hours=6))
 
 
-def api_pool(provider: str) -> str:
-    """The Dagster concurrency pool of the steps that call ``provider``'s API: its limit (in
-    the instance's dagster.yaml) holds across runs; the rate limits are shared apart."""
-    return f"{provider}_api"
-
-
 def log_submit(context: dg.AssetExecutionContext, closed_reason: str | None,
                messages: list[str]) -> None:
     if closed_reason:
@@ -144,7 +138,7 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
         flat_checks = [day_check(c.name, flat_keys[c.table], c.description) for c in checks]
 
     @dg.asset(key=tasks_key, group_name=name, partitions_def=daily_partitions,
-              pool=api_pool(name), kinds={"python", "parquet"}, owners=OWNERS,
+              kinds={"python", "parquet"}, owners=OWNERS,
               description=spec.tasks_description, metadata=definition(TASKS_TABLE),
               required_resource_keys=resources)
     def tasks(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
@@ -163,7 +157,7 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
                       **metadata, **warehouse.refresh_views(context.log)})
 
     @dg.asset(key=responses_key, deps=[tasks_key], group_name=name,
-              partitions_def=daily_partitions, pool=api_pool(name), kinds={"python", "parquet"},
+              partitions_def=daily_partitions, kinds={"python", "parquet"},
               owners=OWNERS, retry_policy=FREE_STEP_RETRIES, freshness_policy=DAILY_FRESHNESS,
               description=spec.responses_description, metadata=definition(RAW_TABLE),
               required_resource_keys=resources, check_specs=response_checks)
@@ -171,7 +165,11 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
         warehouse = step_warehouse(context)
         provider = getattr(context.resources, spec.resource_key)
         partition = context.partition_key
-        with warehouse.ledger() as ledger:
+        # One collection of a day at a time (the raw parts it publishes come from one inbox):
+        # a lock that dies with its holder, where a Dagster pool slot outlived a killed run.
+        with (warehouse.ledger() as ledger,
+              ledger.lock(f"{name}.collect.{partition}", on_wait=lambda: context.log.info(
+                  f"another run is collecting {name} {partition}: waiting for it"))):
             metadata = spec.collect(context, provider, ledger, warehouse.data_dir)
             raw = tables.publish_responses(ledger, warehouse.warehouse(), partition)
             # The tasks table again: its states are what collection just settled.
@@ -217,7 +215,7 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
         warnings.simplefilter("ignore", dg.PreviewWarning)
 
         @dg.asset_check(asset=responses_key, name="spend_reconciled",
-                        partitions_def=daily_partitions, pool=api_pool(name),
+                        partitions_def=daily_partitions,
                         required_resource_keys=resources,
                         description="The ledger's tasks and costs of the day match what the "
                                     "provider billed, and it billed nothing the ledger does "
@@ -239,7 +237,7 @@ def reference_asset(spec: ProviderAssets, reference: ReferenceTable) -> dg.Asset
     name, schema = spec.tables.name, spec.tables.reference_schemas[reference.table]
 
     @dg.asset(key=spec.key(reference.table), group_name=name,
-              partitions_def=daily_partitions, pool=api_pool(name), kinds={"python", "parquet"},
+              partitions_def=daily_partitions, kinds={"python", "parquet"},
               owners=OWNERS, retry_policy=FREE_STEP_RETRIES,
               description=reference.description,
               metadata=table_definition(schema, spec.tables.docs(reference.table),

@@ -20,7 +20,7 @@ import hashlib
 import os
 import sqlite3
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Self
@@ -221,18 +221,22 @@ class Database:
 
 
 @contextmanager
-def advisory_lock(database: Database, name: str, timeout_seconds: float) -> Iterator[None]:
+def advisory_lock(database: Database, name: str, timeout_seconds: float,
+                  on_wait: Callable[[], None] | None = None) -> Iterator[None]:
     """Hold the Postgres session lock ``name`` on a connection of its own: it outlives the
     transactions of ``database`` (intents commit before anything is posted), and ends with its
     session when the holder dies. Waits at most ``timeout_seconds`` (``lock_timeout``).
     A transaction-mode pooler (PgBouncer ``pool_mode=transaction``) hands a session's
     statements to different server sessions, and breaks this lock: connect directly, or in
-    session mode."""
+    session mode. ``on_wait`` is called first (to say so) when it has to wait."""
     with database.engine.connect() as connection:
         connection.execute(sa.text("SELECT set_config('lock_timeout', :ms, false)"),
                            {"ms": f"{int(timeout_seconds * 1000)}ms"})
         key = {"key": lock_key(name)}
-        connection.execute(sa.text("SELECT pg_advisory_lock(:key)"), key)
+        if not connection.execute(sa.text("SELECT pg_try_advisory_lock(:key)"), key).scalar():
+            if on_wait is not None:
+                on_wait()
+            connection.execute(sa.text("SELECT pg_advisory_lock(:key)"), key)
         try:
             yield
         finally:

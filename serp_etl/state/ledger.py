@@ -27,8 +27,8 @@ every host of a deployment (``SERP_ETL_STATE_URL``; ``state.database``). Its tab
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -142,9 +142,9 @@ def open_ledger(data_dir: Path | str) -> Ledger:
 
 
 _BLOB_CHUNK = 1 << 20
-# How long a submit waits for another run's submit of the same provider (Postgres); a SQLite
-# lock file waits as long as its holder lives.
-SUBMIT_LOCK_WAIT_SECONDS = 3600
+# How long a lock is waited for on Postgres (another run's submit, say), before the step fails;
+# a SQLite lock file is waited for as long as its holder lives.
+LOCK_WAIT_SECONDS = 3600
 
 
 def utc_now() -> datetime:
@@ -238,17 +238,23 @@ class Ledger(Database):
                               "partition": partition, "meta": meta, "body": body})
 
     @contextmanager
-    def submit_lock(self, provider: str) -> Iterator[None]:
-        """Held by a submit of ``provider`` from its first read to its last post: two runs,
-        on any host sharing this ledger, never post the same intent. SQLite: a lock file
-        beside the ledger; Postgres: a session advisory lock (``state.database``). The OS or
-        the server drops it when its holder dies."""
+    def lock(self, name: str, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+        """Held by one process at a time, on any host sharing this ledger: SQLite, the lock
+        file ``<name>.lock`` beside the ledger; Postgres, a session advisory lock
+        (``state.database``). The OS or the server drops it the moment its holder dies (a
+        SIGKILL, an OOM kill, a lost node): a crashed run never blocks the next one.
+        ``on_wait`` is called when another holds it, before waiting."""
         if self.dialect == "sqlite":
-            with exclusive_lock(Path(self.location).with_name(f"{provider}.submit.lock")):
+            with exclusive_lock(Path(self.location).with_name(f"{name}.lock"), on_wait):
                 yield
         else:
-            with advisory_lock(self, f"serp-etl submit {provider}", SUBMIT_LOCK_WAIT_SECONDS):
+            with advisory_lock(self, f"serp-etl {name}", LOCK_WAIT_SECONDS, on_wait):
                 yield
+
+    def submit_lock(self, provider: str) -> AbstractContextManager[None]:
+        """Held by a submit of ``provider`` from its first read to its last post: two runs
+        never post the same intent."""
+        return self.lock(f"{provider}.submit")
 
     def _write(self, statements: list[tuple[str, dict]]) -> list[int]:
         """Run statements in one transaction: all land, or none. Returns rowcounts."""

@@ -1,0 +1,123 @@
+"""A run killed in the middle of a provider step never blocks the next run of that provider."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+
+from serp_etl.sandbox.dataforseo.app import LOGIN, PASSWORD, DataForSEOSandbox
+from serp_etl.sandbox.wsgi import serving
+from serp_etl.state.ledger import Ledger
+from serp_etl_tests.conftest import EXAMPLE_TARGETS, TODAY
+
+INSTANCE_CONFIG = Path(__file__).resolve().parent.parent / "data" / "dagster" / "dagster.yaml"
+
+
+class HoldFirstPost:
+    """The sandbox, but the first task_post is held (its run is killed meanwhile) and then
+    answered 503 without reaching the sandbox: nothing is billed for it."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.arrived = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, environ, start_response):
+        if environ["PATH_INFO"].endswith("/task_post") and not self.arrived.is_set():
+            self.arrived.set()
+            self.release.wait(120)
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [b"held"]
+        return self.app(environ, start_response)
+
+
+def materialize(env: dict, selection: str, config: Path, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "serp_etl.definitions",
+         "--select", selection, "--partition", TODAY, "-c", str(config)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+@pytest.mark.slow
+def test_a_run_killed_while_posting_never_blocks_the_next(tmp_path):
+    home, data = tmp_path / "dagster", tmp_path / "data"
+    home.mkdir()
+    data.mkdir()
+    shutil.copy(INSTANCE_CONFIG, home)
+    shutil.copy(EXAMPLE_TARGETS, data / "targets.toml")
+    sandbox = DataForSEOSandbox(tmp_path / "sandbox.sqlite", ready_seconds=0)
+    held = HoldFirstPost(sandbox.app)
+    with serving(held) as url:
+        config = tmp_path / "run.yaml"
+        config.write_text(yaml.safe_dump({"resources": {"dataforseo": {"config": {
+            "base_url": url, "collect_deadline_seconds": 10, "poll_seconds": 1}}}}))
+        env = {**os.environ, "DAGSTER_HOME": str(home), "SERP_ETL_DATA_DIR": str(data),
+               "SERP_ETL_MODE": "live", "DATAFORSEO_LOGIN": LOGIN,
+               "DATAFORSEO_PASSWORD": PASSWORD}
+        first = materialize(env, "dataforseo/tasks", config, start_new_session=True)
+        try:
+            assert held.arrived.wait(180), first.communicate()[0]
+            os.killpg(first.pid, signal.SIGKILL)  # the run and its step process, at once
+            first.wait(30)
+        finally:
+            held.release.set()
+
+        second = materialize(env, "dataforseo/tasks,dataforseo/responses", config)
+        try:
+            output, _ = second.communicate(timeout=240)
+        except subprocess.TimeoutExpired:
+            second.kill()
+            output = second.communicate()[0]
+            pytest.fail("the next run did not finish: " + output[-2000:])
+    assert second.returncode == 0, output[-3000:]
+    assert "blocked by limit for pool" not in output
+    assert sandbox.stats()["billed_tasks"] == 6  # the held post was never billed
+
+
+def _hold_until_killed(location, name: str, held) -> None:
+    with Ledger(location) as ledger, ledger.lock(name):
+        held.set()
+        threading.Event().wait()  # until SIGKILLed
+
+
+def test_a_lock_whose_holder_is_killed_is_free_at_once(state_location):
+    context = multiprocessing.get_context("spawn")
+    held = context.Event()
+    holder = context.Process(target=_hold_until_killed,
+                             args=(state_location, "dataforseo.collect.x", held))
+    holder.start()
+    assert held.wait(60)
+    waited = []
+    with Ledger(state_location) as ledger:
+        # Held: a second taker is told it waits (and does not take it).
+        assert _try(ledger, "dataforseo.collect.x") is False
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.join(30)
+        assert holder.exitcode == -signal.SIGKILL
+        with ledger.lock("dataforseo.collect.x", on_wait=lambda: waited.append(True)):
+            pass
+    assert waited == []  # free the moment its holder died
+
+
+class _Waits(Exception):
+    pass
+
+
+def _try(ledger: Ledger, name: str) -> bool:
+    """Whether ``name`` could be taken without waiting."""
+    def refuse_to_wait():
+        raise _Waits
+    try:
+        with ledger.lock(name, on_wait=refuse_to_wait):
+            return True
+    except _Waits:
+        return False
