@@ -80,8 +80,9 @@ def sweep_temp_files(directory: Path) -> int:
     if not directory.is_dir():
         return removed
     now = time.time()
-    for temp in directory.glob(".*.tmp"):
-        parts = temp.name[1:].rsplit(".", 3)  # name, pid, random, "tmp"
+    # A temp DuckDB file (the views) may have left its write-ahead log beside it.
+    for temp in [*directory.glob(".*.tmp"), *directory.glob(".*.tmp.wal")]:
+        parts = temp.name[1:].removesuffix(".wal").rsplit(".", 3)  # name, pid, random, "tmp"
         pid = int(parts[1]) if len(parts) == 4 and parts[1].isdigit() else None
         try:
             old = now - temp.stat().st_mtime > STALE_TEMP_SECONDS

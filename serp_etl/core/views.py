@@ -30,7 +30,14 @@ from pathlib import Path
 import pyarrow as pa
 
 from serp_etl.core.column_kinds import JSON_TEXT, TEXT_OF, kind_of
-from serp_etl.core.parquet import LEGACY_PREFIX, fsync_dir, publish_text, schema_tag, tag_of
+from serp_etl.core.parquet import (
+    LEGACY_PREFIX,
+    fsync_dir,
+    publish_text,
+    schema_tag,
+    sweep_temp_files,
+    tag_of,
+)
 from serp_etl.core.read_only_fs import PROTOCOL, ReadOnlyWarehouse
 from serp_etl.core.warehouse import Warehouse
 
@@ -298,6 +305,7 @@ def _write_file(target: Path, statements: list[str], filesystem=None) -> None:
     import duckdb
 
     target.parent.mkdir(parents=True, exist_ok=True)
+    sweep_temp_files(target.parent)  # what a writer killed mid-write left
     temp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with duckdb.connect(str(temp), config={

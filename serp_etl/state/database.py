@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import os
 import sqlite3
 import uuid
@@ -35,6 +36,7 @@ TEXT = sa.Text().with_variant(postgresql.TEXT(collation="C"), "postgresql")
 # Seconds a TCP connection to Postgres may stay silent before either end probes it, and probes
 # before it is dropped: a session of a host that vanished ends (and its locks go) in ~1 min.
 KEEPALIVE = {"idle": 30, "interval": 10, "count": 3}
+log = logging.getLogger(__name__)
 
 
 class StateUnreadable(RuntimeError):
@@ -108,6 +110,28 @@ def _statement(sql: str, expanding: tuple[str, ...]) -> sa.TextClause:
     return statement
 
 
+def _set_aside(path: Path, error: Exception) -> None:
+    """Move an unreadable, disposable SQLite file (and its log) out of the way, so that it is
+    made anew; under a lock, and only if it is still unreadable (another process may have
+    rebuilt it meanwhile)."""
+    from serp_etl.state.locking import exclusive_lock
+
+    with exclusive_lock(path.with_name(f".{path.name}.rebuild.lock")):
+        try:
+            with sqlite3.connect(path) as db:
+                db.execute("PRAGMA schema_version").fetchone()
+            return  # rebuilt by another process already
+        except sqlite3.DatabaseError:
+            pass
+        aside = path.with_name(f"{path.name}.unreadable-{uuid.uuid4().hex[:8]}")
+        os.replace(path, aside)
+        for suffix in ("-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    log.warning("%s was not readable (%s): set aside as %s and rebuilt; it is a cache or a "
+                "log, so nothing of value is lost", path, getattr(error, "orig", error),
+                aside.name)
+
+
 _RESTORE = ("Restore it from a backup. serp-etl does not start an empty one in its place: that "
             "would post, and pay for, the day's tasks again.")
 
@@ -122,8 +146,23 @@ class Database:
         """Open ``location`` and create the tables of ``metadata`` that are missing.
         ``synchronous`` NORMAL suits a SQLite cache, whose loss costs nothing but time. A
         ``precious`` SQLite file (the ledger) that exists but is empty or unreadable raises
-        ``StateUnreadable``: it is never silently replaced by an empty one."""
+        ``StateUnreadable``: it is never silently replaced by an empty one. Any other SQLite
+        file (a cache, the rate-limit log) that is unreadable is set aside and rebuilt, with
+        a warning."""
         self.location = location
+        try:
+            self._open(location, metadata, synchronous, check_same_thread, precious)
+        except sa.exc.DatabaseError as error:
+            if is_url(location) or location is None:
+                raise
+            if precious:
+                raise StateUnreadable(f"{location} is not a readable state file "
+                                      f"({error.orig}): {_RESTORE}") from error
+            _set_aside(Path(location), error)
+            self._open(location, metadata, synchronous, check_same_thread, precious)
+
+    def _open(self, location: Path | str | None, metadata: sa.MetaData, synchronous: str,
+              check_same_thread: bool, precious: bool) -> None:
         if is_url(location):
             self.engine = postgres_engine(location)
             self.dialect = "postgresql"
@@ -148,12 +187,9 @@ class Database:
                 self.execute("PRAGMA journal_mode=WAL")
                 self.execute(f"PRAGMA synchronous={synchronous}")
             self._create(metadata)
-        except sa.exc.DatabaseError as error:
+        except BaseException:
             self.close()
-            if not precious or self.dialect != "sqlite":
-                raise
-            raise StateUnreadable(f"{describe_location(location)} is not a readable state file "
-                                  f"({error.orig}): {_RESTORE}") from error
+            raise
 
     def _create(self, metadata: sa.MetaData) -> None:
         """Create the missing tables; two processes starting on a new database do it in turn
