@@ -260,6 +260,18 @@ def test_the_partitions_start_with_the_data_dir_unless_configured(tmp_path, monk
         partitions_start(tmp_path, today)
 
 
+def test_a_process_that_loads_after_midnight_keeps_the_first_loads_start(tmp_path,
+                                                                         monkeypatch):
+    """A fresh data dir's run launched at 23:59:50 and its step process loaded at 00:00:09
+    must agree on the partitions (the run's day was before the step's "today")."""
+    from serp_etl.defs.partitions import START_DATE_ENV, partitions_start
+
+    monkeypatch.delenv(START_DATE_ENV)
+    launched = partitions_start(tmp_path, dt.date(2026, 12, 4))
+    assert partitions_start(tmp_path, dt.date(2026, 12, 5)) == launched == "2026-12-04"
+    assert (tmp_path / "state" / "partitions_start").read_text() == "2026-12-04\n"
+
+
 def test_runs_count_their_calls_in_the_data_dirs_shared_limiter(data_dir):
     import sqlite3
 
