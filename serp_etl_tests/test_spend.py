@@ -15,6 +15,7 @@ from serp_etl.providers.semscraper import quality as semscraper_quality
 from serp_etl.providers.semscraper.client import Scrape, SemScraperClient
 from serp_etl.providers.semscraper.tables import TABLES as SEMSCRAPER_TABLES
 from serp_etl.sandbox.semscraper.app import API_KEY, SemScraperSandbox
+from serp_etl.state.ledger import Ledger
 from serp_etl_tests.conftest import TODAY, Crash, CrashAfter, collect_today
 
 DAY = TODAY
@@ -121,6 +122,21 @@ def test_a_scrape_billed_for_the_day_that_no_intent_claimed_fails_it(scrapers, l
     ledger.keep_candidate_bodies("semscraper", {created["id"]: orjson.dumps(serp)})
     result = semscraper_quality.spend_reconciled(ledger, warehouse, DAY)
     assert not result.passed and result.metadata["billed_unknown_to_ledger"] == 1
+
+
+def test_a_day_paid_before_the_ledger_was_lost_fails_it(scrapers, ledger, warehouse, clock,
+                                                       tmp_path):
+    """The raw table holds SERPs of the day that the (new, or restored) ledger never posted:
+    SemScraper billed them, and the check counts them."""
+    sandbox, client = scrapers
+    semscraper_day(client, ledger, warehouse, clock)
+    with Ledger(tmp_path / "new-ledger.sqlite") as new:
+        result = semscraper_quality.spend_reconciled(new, warehouse, DAY)
+    assert not result.passed
+    assert result.metadata["billed_unknown_to_ledger"] == len(SCRAPES)
+    assert result.metadata["billed_by_provider_eur"] == pytest.approx(
+        sandbox.stats()["spent_eur"])
+    assert "in the raw table" in result.description
 
 
 def test_the_semscraper_budget_counts_what_the_day_already_spent(scrapers, ledger):

@@ -16,9 +16,11 @@ from serp_etl.state.ledger import Ledger
 
 def spend_reconciled(ledger: Ledger, warehouse: Warehouse, partition: str) -> QualityResult:
     """The ledger's costs of the day against SemScraper's own figures: the cost each collected
-    SERP reports, and scrapes found while recovering that were created on the day but that no
-    intent of the ledger claimed (billed, unknown to the ledger)."""
+    SERP reports; the day's SERPs in the raw table whose scrape the ledger does not know (a
+    lost or replaced ledger, a day paid again); and scrapes found while recovering that were
+    created on the day but that no intent of the ledger claimed (billed, unknown to it)."""
     ours = {t.task_id: t.cost for t in ledger.tasks(PROVIDER, partition) if t.task_id}
+    ledger_ids = ledger.task_ids(PROVIDER)  # of any day: a late callback may sit in another
     reported: dict[str, float | None] = {}
     for part in raw_parts(warehouse.partition_dir(PROVIDER, RAW_TABLE, partition)):
         table = pq.read_table(part, columns=["task_id", "cost"])
@@ -35,10 +37,14 @@ def spend_reconciled(ledger: Ledger, warehouse: Warehouse, partition: str) -> Qu
         created = parse_time(serp.get("created_at"))
         if created is not None and created.date().isoformat() == partition:
             stray.append(as_number(serp.get("cost")) or 0.0)
+    unknown = {task_id: cost for task_id, cost in reported.items()
+               if task_id not in ours and task_id not in ledger_ids}
+    stray.extend(cost or 0.0 for cost in unknown.values())
     billed = round(sum(reported.get(i) or 0.0 for i in ours) + sum(stray), 8)
     passed = not mismatches and not stray
     problems = [f"{len(stray)} scrape(s) billed for the day that the ledger does not know"
-                if stray else "",
+                + (f" ({len(unknown)} of them in the raw table, e.g. {min(unknown)})"
+                   if unknown else "") if stray else "",
                 f"{mismatches} cost(s) differ from SemScraper's" if mismatches else ""]
     return QualityResult(
         passed,
