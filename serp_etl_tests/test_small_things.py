@@ -56,3 +56,26 @@ def test_a_port_in_use_is_one_line_not_a_traceback(tmp_path, capsys):
                      str(port)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in err
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ('[[semscraper]]\nkeyword = "{big}"\nlocation = "fr"\nlanguage = "fr"\n',
+     "keyword has 5000000 characters; at most 700 are accepted"),
+    ('[[dataforseo]]\nimage_url = "https://x.example/{big}.jpg"\nlocation_code = 2840\n'
+     'language_code = "en"\n', "image_url has 5000022 characters; at most 2048 are accepted"),
+])
+def test_a_huge_keyword_or_url_is_refused_before_it_is_paid_for(tmp_path, capsys, entry,
+                                                                message):
+    targets = tmp_path / "targets.toml"
+    targets.write_text(entry.replace("{big}", "k" * 5_000_000))
+    assert main(["--data-dir", str(tmp_path), "targets", "check", str(targets)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err) < 500 and len(err.strip().splitlines()) == 1
+
+
+def test_a_deeply_nested_targets_file_is_one_line(tmp_path, capsys):
+    targets = tmp_path / "targets.toml"
+    targets.write_text("x = " + "[" * 50_000 + "]" * 50_000 + "\n")
+    assert main(["--data-dir", str(tmp_path), "targets", "check", str(targets)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [f"{targets}: not a targets file: nested too deeply"]

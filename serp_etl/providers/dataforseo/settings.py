@@ -51,6 +51,10 @@ MAX_SIMULTANEOUS_REQUESTS = 30
 CURRENCY = "USD"
 # USD per task (one page of 100 results), Standard method.
 PRICE_PER_PAGE = {1: 0.0006, 2: 0.0012}
+# The longest image_url posted. task_post's page names no limit; 2048 characters is the longest
+# URL that Google (and most servers) accept: a longer one is a mistake, refused before it is
+# paid for.
+MAX_IMAGE_URL_CHARS = 2048
 
 
 def task_price(priority: int, max_crawl_pages: int = 1, calculate_rectangles: bool = False

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import orjson
 
-from serp_etl.core.targets import TARGETS_FILE, TargetConfigError
+from serp_etl.core.targets import TARGETS_FILE, TargetConfigError, read_toml
 from serp_etl.providers.dataforseo import settings
 
 TAG_PREFIX = "serp-etl"
@@ -81,7 +80,10 @@ def _target(entry: object, where: str) -> ImageTarget:
                 f"{where}: {name} must be {_TYPES[name].__name__}, got {value!r}")
     url = entry.get("image_url")
     if not url or not url.startswith(("http://", "https://")):
-        raise TargetConfigError(f"{where}: image_url must be an http(s) URL, got {url!r}")
+        raise TargetConfigError(f"{where}: image_url must be an http(s) URL, got {url[:80]!r}")
+    if len(url) > settings.MAX_IMAGE_URL_CHARS:
+        raise TargetConfigError(f"{where}: image_url has {len(url)} characters; at most "
+                                f"{settings.MAX_IMAGE_URL_CHARS} are accepted")
     if ("location_code" in entry) == ("location_name" in entry):
         raise TargetConfigError(f"{where}: set exactly one of location_code, location_name")
     if ("language_code" in entry) == ("language_name" in entry):
@@ -96,10 +98,7 @@ def _target(entry: object, where: str) -> ImageTarget:
 
 
 def parse_targets(text: str, source: str = TARGETS_FILE) -> list[ImageTarget]:
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise TargetConfigError(f"{source}: not valid TOML: {error}") from None
+    document = read_toml(text, source)
     entries = document.get(settings.PROVIDER, [])
     if not isinstance(entries, list):
         raise TargetConfigError(f"{source}: use [[{settings.PROVIDER}]] tables, one per target")

@@ -76,6 +76,12 @@ class Scrape:
         for name in ("keyword", "location", "language"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
                 raise InvalidScrape(f"{name} is required (a non-empty string)")
+        for name, most in (("keyword", settings.MAX_KEYWORD_CHARS),
+                           ("geolocation", settings.MAX_KEYWORD_CHARS)):
+            value = getattr(self, name)
+            if isinstance(value, str) and len(value) > most:
+                raise InvalidScrape(f"{name} has {len(value)} characters; at most {most} are "
+                                    f"accepted ({value[:40]!r}...)")
         if self.search_engine not in settings.SEARCH_ENGINES:
             raise InvalidScrape(f"search_engine must be one of {settings.SEARCH_ENGINES}")
         if self.device not in settings.DEVICES:

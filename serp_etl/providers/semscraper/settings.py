@@ -28,6 +28,10 @@ SEARCH_ENGINES = ("google_search",)
 DEVICES = ("desktop", "mobile")
 DEPTH_RANGE = (1, 10)  # pages of about 10 results
 PRIORITY_RANGE = (1, 10)  # higher is processed first
+# The longest keyword (and geolocation) sent. SemScraper's page names no limit; Google reads at
+# most 32 words of a query, and DataForSEO's SERP API caps keywords at 700 characters: longer
+# is a mistake (a pasted file), refused before it is paid for.
+MAX_KEYWORD_CHARS = 700
 OUTPUTS = ("json", "html")
 
 # EUR per page of depth: the reference's examples bill 2.0e-5 for depth 1, 0.00010 for depth 5.

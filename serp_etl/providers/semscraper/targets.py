@@ -15,10 +15,9 @@ scraped twice on a date.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
-from serp_etl.core.targets import TARGETS_FILE, TargetConfigError
+from serp_etl.core.targets import TARGETS_FILE, TargetConfigError, read_toml
 from serp_etl.providers.semscraper.client import InvalidScrape, Scrape
 from serp_etl.providers.semscraper.settings import PROVIDER
 
@@ -26,10 +25,7 @@ _FIELDS = {"keyword", "location", "language", "device", "depth", "priority", "ge
 
 
 def parse_scrapes(text: str, source: str) -> list[Scrape]:
-    try:
-        entries = tomllib.loads(text).get(PROVIDER, [])
-    except tomllib.TOMLDecodeError as error:
-        raise TargetConfigError(f"{source}: not valid TOML: {error}") from None
+    entries = read_toml(text, source).get(PROVIDER, [])
     if not isinstance(entries, list):
         raise TargetConfigError(f"{source}: use [[{PROVIDER}]] tables, one per keyword")
     scrapes: list[Scrape] = []
