@@ -282,3 +282,62 @@ def test_the_same_content_twice_in_one_import_is_one_version(tmp_path, capsys):
     serps = pq.read_table(tmp_path / "data" / "warehouse" / "dataforseo" / "serps",
                           columns=["task_id"]).column("task_id").to_pylist()
     assert len(serps) == len(set(serps)) == 200
+
+
+def nested(depth: int) -> object:
+    value: object = 1
+    for level in range(depth):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
+def reference_with(field: object, task_id: str) -> dict:
+    document = json.loads((FIXTURES / "dataforseo_reference_example.json").read_text())
+    document["tasks"][0]["id"] = task_id
+    document["tasks"][0]["result"][0]["items"][0]["deep_field"] = field
+    return document
+
+
+def test_values_of_any_depth_are_written_back_as_json_text():
+    from serp_etl.core.jsondecode import json_text
+
+    for depth in (3, 300, 5000):
+        value = nested(depth)
+        text = json_text(value)
+        assert text.count("[") + text.count("{") == depth
+        if depth < 900:
+            assert json.loads(text) == value
+    assert json_text({"a": [1, "x\"y", None, True, 1.5, {}], "b": []}) == \
+        '{"a":[1,"x\\"y",null,true,1.5,{}],"b":[]}'
+
+
+def test_a_document_nested_too_deeply_for_any_reader_is_undecodable():
+    from serp_etl.core.jsondecode import Undecodable, decode
+
+    with pytest.raises(Undecodable, match="nested deeper"):
+        decode(("[" * 3000 + "]" * 3000).encode())
+
+
+def test_deeply_nested_documents_land_or_are_rejected_alone(tmp_path, capsys):
+    data = tmp_path / "data"
+    deep, deeper, good = (tmp_path / f"{name}.json" for name in ("deep", "deeper", "good"))
+    deep.write_text(json.dumps(reference_with(nested(300),
+                                              "11151921-1535-0066-0000-2c32bed229f3")))
+    deeper.write_text("[" * 3000 + "]" * 3000)
+    good.write_text((FIXTURES / "dataforseo_reference_example.json").read_text())
+    # 300 levels: it lands, its deep value kept as JSON text.
+    assert main(["--data-dir", str(data), "import", "dataforseo", str(deep), str(good),
+                 "--date", "2026-03-01"]) == 0
+    with catalog.connect(data) as connection:
+        assert connection.execute("SELECT count(*) FROM dataforseo_serps").fetchone()[0] == 2
+        (extra,) = connection.execute("SELECT extra FROM dataforseo_images WHERE task_id ="
+                                      " '11151921-1535-0066-0000-2c32bed229f3'").fetchone()
+    assert json.loads(extra)["deep_field"] == nested(300)
+    # 3000 levels: rejected alone; the good file beside it lands.
+    capsys.readouterr()
+    assert main(["--data-dir", str(data), "import", "dataforseo", str(deeper), str(good),
+                 "--date", "2026-03-02", "--keep-good"]) == 1  # 1: something was rejected
+    assert "1 documents rejected" in capsys.readouterr().err
+    with catalog.connect(data) as connection:
+        assert connection.execute("SELECT count(*) FROM dataforseo_serps"
+                                  " WHERE date = DATE '2026-03-02'").fetchone()[0] == 1

@@ -31,10 +31,10 @@ from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any
 
-import orjson
 import pyarrow as pa
 
 from serp_etl.core.column_kinds import json_field, text_field
+from serp_etl.core.jsondecode import json_text
 
 EXTRA_COLUMN = "extra"
 INVALID_COLUMN = "invalid_values"
@@ -304,7 +304,7 @@ def _json_column(notes: list[dict | None]) -> pa.Array:
     if not any(notes):  # the common case: nothing undeclared in the whole batch
         return pa.nulls(len(notes), type=pa.string())
     return pa.array(
-        [None if n is None else orjson.dumps(n).decode() for n in notes], type=pa.string()
+        [None if n is None else json_text(n) for n in notes], type=pa.string()
     )
 
 

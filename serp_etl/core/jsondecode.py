@@ -14,8 +14,11 @@ unchanged in the raw layer; only the decoded values are repaired):
   is kept as its text, so that a typed column reports it in ``invalid_values`` instead of
   storing infinity.
 
-What cannot be decoded even so (truncated, not JSON) raises ``Undecodable`` with orjson's
-description of what is wrong and where.
+What cannot be decoded even so (truncated, not JSON, nested deeper than a reader's stack)
+raises ``Undecodable`` with orjson's description of what is wrong and where.
+
+``json_text`` writes a decoded value back as JSON text at any depth (orjson stops at 255
+levels): what the flatteners keep of undeclared values.
 """
 
 from __future__ import annotations
@@ -74,11 +77,50 @@ def decode(data: bytes | memoryview) -> tuple[Any, tuple[str, ...]]:
             repairs.add("control_character")
     except json.JSONDecodeError:
         raise Undecodable(reason) from None
+    except RecursionError:
+        raise Undecodable(f"{reason} (nested deeper than this reader follows)") from None
     if _SURROGATE_ESCAPE.search(data):
         value, replaced = _replace_surrogates(value)
         if replaced:
             repairs.add("lone_surrogate")
     return value, tuple(sorted(repairs))
+
+
+class _Literal(str):
+    """Text to write as it is (punctuation), told apart from the document's own strings."""
+
+
+def json_text(value: Any) -> str:
+    """``value`` as JSON text, however deeply nested."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError as error:
+        if "Recursion limit" not in str(error):
+            raise
+    # Deeper than orjson writes: one value at a time, from an explicit stack.
+    out: list[str] = []
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is _Literal:
+            out.append(item)
+        elif isinstance(item, dict):
+            stack.append(_Literal("}"))
+            for number, (key, child) in enumerate(reversed(item.items())):
+                stack.extend([child, _Literal(orjson.dumps(str(key)).decode() + ":")])
+                if number < len(item) - 1:
+                    stack.append(_Literal(","))
+            stack.append(_Literal("{"))
+        elif isinstance(item, list):
+            stack.append(_Literal("]"))
+            for number, child in enumerate(reversed(item)):
+                stack.append(child)
+                if number < len(item) - 1:
+                    stack.append(_Literal(","))
+            stack.append(_Literal("["))
+        else:
+            out.append(orjson.dumps(item).decode())
+    return "".join(out)
 
 
 def _replace_surrogates(value: Any) -> tuple[Any, bool]:

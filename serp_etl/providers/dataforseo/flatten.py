@@ -3,12 +3,11 @@
 from collections.abc import Iterable
 
 import numpy as np
-import orjson
 import pyarrow as pa
 
 from serp_etl.core.flatten import flatten_table
 from serp_etl.core.json_spans import array_spans
-from serp_etl.core.jsondecode import Undecodable, decode
+from serp_etl.core.jsondecode import Undecodable, decode, json_text
 from serp_etl.providers.dataforseo.schema import (
     ITEM_TABLES,
     OTHER_ITEMS_SCHEMA,
@@ -104,7 +103,7 @@ def _append_other(other, task_id: str, position: int, item) -> None:
     other[2].append(kind if type(kind) is str else None)
     for column, rank in zip(other[3:5], ranks, strict=True):
         column.append(rank if type(rank) is int and abs(rank) < 2**63 else None)
-    other[5].append(orjson.dumps(item).decode())
+    other[5].append(json_text(item))
 
 
 def flatten_raw_batch(batch: pa.RecordBatch) -> dict[str, pa.Table]:
