@@ -232,3 +232,15 @@ def test_a_date_time_that_is_not_one_is_an_invalid_value(value):
     (row,) = flatten_responses([_response("t1", result)])["serps"].to_pylist()
     assert row["datetime"] is None and row["datetime_text"] is None
     assert orjson.loads(row["invalid_values"]) == {"datetime": value}
+
+
+def test_an_exact_integer_written_as_a_float_is_that_integer():
+    item = {"type": "organic", "rank_group": "RG", "rank_absolute": "RA", "position": "left"}
+    task_id, body = _response("t", {"items": [item]})
+    body = body.replace(b'"RG"', b"1E2").replace(b'"RA"', b"12.0")
+    row = flatten_responses([(task_id, body)])["organic"].to_pylist()[0]
+    assert (row["rank_group"], row["rank_absolute"]) == (100, 12)
+    assert row["invalid_values"] is None
+    body = body.replace(b"1E2", b"1.5e0")  # not a whole number: still refused, kept
+    row = flatten_responses([(task_id, body)])["organic"].to_pylist()[0]
+    assert row["rank_group"] is None and json.loads(row["invalid_values"]) == {"rank_group": 1.5}

@@ -74,8 +74,22 @@ class Scalar:
         return value
 
 
+@dataclass(frozen=True)
+class Integer(Scalar):
+    """An int64. A float that is an exact integer (``12.0``, ``1E2``: how some writers put a
+    whole number) is that integer; any other float is a wrong type."""
+
+    def accepts(self, value: Any) -> bool:
+        if type(value) is float:
+            return value.is_integer() and _INT64_MIN <= value <= _INT64_MAX
+        return super().accepts(value)
+
+    def convert(self, value: Any) -> Any:
+        return int(value) if type(value) is float else value
+
+
 STRING = Scalar(pa.string(), frozenset({str}), arrow_is_strict=True)
-INT = Scalar(pa.int64(), frozenset({int}))
+INT = Integer(pa.int64(), frozenset({int}))
 # Prices and ratings drift between int and float in the wild: they are always floats.
 FLOAT = Scalar(pa.float64(), frozenset({int, float}))
 BOOL = Scalar(pa.bool_(), frozenset({bool}), arrow_is_strict=True)
