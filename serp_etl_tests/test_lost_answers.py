@@ -63,3 +63,29 @@ def test_a_lost_or_refused_paid_call_is_never_paid_twice(tmp_path, clock, ledger
     assert sandbox.stats()[billed] == len(targets)
     assert report.posted + report.recovered + report.already_posted == len(targets)
     assert all(t.state is not TaskState.INTENT for t in ledger.tasks(provider, TODAY))
+
+
+def test_a_task_get_answer_truncated_in_transit_every_run_ends_undecodable(tmp_path, clock,
+                                                                           ledger):
+    """The connection closes before the body's announced length, run after run: the task ends
+    undecodable after MAX_ATTEMPTS runs, and no run waits its whole deadline for it."""
+    from serp_etl.state.ledger import MAX_ATTEMPTS
+
+    sandbox, pipeline, targets, make_client, _ = provider_case("dataforseo", tmp_path, clock)
+    targets = targets[:1]
+    with FaultProxy(sandbox.app) as proxy:
+        with make_client(proxy.url) as client:
+            pipeline.submit(client, ledger, TODAY, targets)
+        proxy.add("truncate_after", method="GET", path="/v3/serp/google/search_by_image/"
+                  "task_get/", times=None)
+        for run in range(1, MAX_ATTEMPTS + 1):
+            with make_client(proxy.url) as client:
+                started = clock.now
+                pipeline.collect(client, ledger, TODAY, deadline_seconds=600, poll_seconds=60,
+                                 clock=clock, sleep=clock.sleep)
+            assert clock.now - started < 60, run  # it never waited for the deadline
+            (task,) = ledger.tasks("dataforseo", TODAY)
+            if run < MAX_ATTEMPTS:
+                assert task.state is TaskState.POSTED and task.attempts == run, run
+    assert task.state is TaskState.UNDECODABLE
+    assert "truncated" in task.status_message or "incomplete" in task.status_message

@@ -38,6 +38,10 @@ DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S +00:00"
 DEFAULT_RETRY = RetryPolicy()
 
 
+# httpx's words for a body that ended before its announced length (or its last chunk).
+_TRUNCATED = "without sending complete message body"
+
+
 class DataForSEOError(Exception):
     """Base class of every error this client raises."""
 
@@ -199,6 +203,10 @@ class DataForSEOClient(RateLimitedClient):
             try:
                 response = self._send(method, endpoint, path, body)
             except TRANSIENT_ERRORS as error:
+                if _TRUNCATED in str(error):
+                    # An answer cut short in transit: undecodable, like a truncated body (its
+                    # bytes are lost with the connection); a run counts it as an attempt.
+                    undecodable.append((f"truncated in transit ({error})", b""))
                 raise Retry(error) from error
             if response.status_code >= 500 or response.status_code == 429:
                 self._obey_retry_after(endpoint, response)
