@@ -14,6 +14,7 @@ import pytest
 from serp_etl import catalog
 from serp_etl.cli import main
 from serp_etl.core.raw import RAW_TABLE
+from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.dataforseo import pipeline as dataforseo
 from serp_etl.providers.dataforseo.tables import TABLES as DATAFORSEO
 from serp_etl.providers.dataforseo.targets import load_targets
@@ -341,3 +342,37 @@ def test_deeply_nested_documents_land_or_are_rejected_alone(tmp_path, capsys):
     with catalog.connect(data) as connection:
         assert connection.execute("SELECT count(*) FROM dataforseo_serps"
                                   " WHERE date = DATE '2026-03-02'").fetchone()[0] == 1
+
+
+@pytest.mark.parametrize("result", [[None], [], None])
+def test_a_success_without_a_serp_is_named_not_stored_as_a_success(tmp_path, capsys, result):
+    document = json.loads(REFERENCE)
+    document["tasks"][0]["result"] = result
+    path = tmp_path / "no-serp.json"
+    path.write_text(json.dumps(document))
+    data = tmp_path / "data"
+    assert main(["--data-dir", str(data), "import", "dataforseo", str(path), "--date", DAY]) == 0
+    (row,) = pq.read_table(
+        Warehouse(data).partition_dir("dataforseo", RAW_TABLE, DAY)).to_pylist()
+    assert row["outcome"] == "unknown"
+    assert "the result holds no SERP" in row["status_message"]
+    assert row["status_message"].startswith("Ok.")  # what the provider said, kept
+
+
+def test_a_task_get_success_without_a_serp_is_an_attempt_not_a_fetch(sandbox, ledger, clock):
+    targets = load_targets(EXAMPLE_TARGETS)[:1]
+    with make_client(sandbox, clock) as client:
+        dataforseo.submit(client, ledger, DAY, targets)
+    clock.now += 60
+
+    def no_serp(content: bytes) -> bytes:
+        envelope = json.loads(content)
+        envelope["tasks"][0]["result"] = [None]
+        return json.dumps(envelope).encode()
+    with make_client(sandbox, clock, transport=Rewriting(sandbox.app, "task_get",
+                                                         no_serp)) as client:
+        dataforseo.collect(client, ledger, DAY, deadline_seconds=600, poll_seconds=60,
+                           clock=clock, sleep=clock.sleep)
+    (task,) = ledger.tasks("dataforseo", DAY)
+    assert task.state is TaskState.POSTED and task.attempts == 1
+    assert "the result holds no SERP: [null]" in task.status_message

@@ -16,6 +16,7 @@ from serp_etl.core.json_spans import array_spans
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.dataforseo.responses import (
     InvalidTaskId,
+    answered_outcome,
     check_task_id,
     final_state,
     response_meta,
@@ -34,8 +35,9 @@ class _Task:
         self.task_id = task_id
         self.tag = tag if isinstance(tag, str) else None
         self.status_code = task.get("status_code")
-        self.status_message = task.get("status_message")
-        self.outcome = classify(self.status_code, self.status_message)
+        self.outcome, self.status_message = answered_outcome(
+            classify(self.status_code, task.get("status_message")), task.get("status_message"),
+            task.get("result"))
         self.cost = float(cost) if type(cost) in (int, float) else None
         self.result_count = count if type(count) is int else None
         self.repairs = ()

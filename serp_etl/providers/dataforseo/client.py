@@ -31,7 +31,7 @@ from serp_etl.core.http import (
 from serp_etl.core.json_spans import array_spans
 from serp_etl.core.jsondecode import Undecodable, decode
 from serp_etl.providers.dataforseo import settings
-from serp_etl.providers.dataforseo.responses import check_task_id, is_task_id
+from serp_etl.providers.dataforseo.responses import answered_outcome, check_task_id, is_task_id
 from serp_etl.providers.dataforseo.settings import Outcome, classify
 
 DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S +00:00"
@@ -318,6 +318,7 @@ class DataForSEOClient(RateLimitedClient):
             "GET", endpoint, endpoint + check_task_id(task_id), retry_task_codes=False)
         task = _only_task(endpoint, envelope)
         code, message = task.get("status_code"), task.get("status_message")
+        outcome, message = answered_outcome(classify(code, message), message, task.get("result"))
         data = task.get("data") if type(task.get("data")) is dict else {}
         tag = data.get("tag")
         result_count = task.get("result_count")
@@ -326,7 +327,7 @@ class DataForSEOClient(RateLimitedClient):
             tag=tag if isinstance(tag, str) else None,
             status_code=code,
             status_message=message,
-            outcome=classify(code, message),
+            outcome=outcome,
             cost=_number(task.get("cost")),
             result_count=result_count if type(result_count) is int else None,
             body=response.content,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+from serp_etl.core.jsondecode import json_text
 from serp_etl.providers.dataforseo import settings
 from serp_etl.providers.dataforseo.settings import Outcome
 from serp_etl.state.ledger import TaskState
@@ -27,6 +28,20 @@ def check_task_id(task_id: object) -> str:
     if not is_task_id(task_id):
         raise InvalidTaskId(task_id)
     return task_id
+
+
+def answered_outcome(outcome: Outcome, message: object, result: object) -> tuple[Outcome,
+                                                                                object]:
+    """A task's outcome and message, read with its result: a success whose result holds no
+    SERP (``null``, ``[]``, ``[null]``) is not one. It is named in the message, and is an
+    answer this version does not know (kept, and asked again in later runs)."""
+    if outcome is not Outcome.SUCCESS or (type(result) is list and result
+                                          and type(result[0]) is dict):
+        return outcome, message
+    shown = json_text(result)
+    shown = shown if len(shown) <= 40 else shown[:40] + "..."
+    said = f"{message} " if isinstance(message, str) else ""
+    return Outcome.UNKNOWN, f"{said}(but the result holds no SERP: {shown})"
 
 
 def final_state(outcome: Outcome, status_code: object) -> TaskState:
