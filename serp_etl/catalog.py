@@ -64,8 +64,8 @@ def query_connection(data_dir: Path | str) -> duckdb.DuckDBPyConnection:
     import duckdb
 
     warehouse = Warehouse(data_dir)
-    if not views.current(warehouse, view_schemas(), analysis.VIEWS):
-        refresh_views(data_dir)
+    if not views.current(warehouse, view_schemas(), analysis.VIEWS, views.FOR_QUERIES):
+        views.refresh(warehouse, view_schemas(), analysis.VIEWS, views.FOR_QUERIES)
     connection = duckdb.connect(":memory:")
     connection.register_filesystem(ReadOnlyWarehouse(str(warehouse.root.resolve())))
     connection.execute("ATTACH ? AS serp (READ_ONLY)", [str(views.query_views_path(warehouse))])

@@ -76,7 +76,10 @@ def test_temp_files_of_a_killed_views_writer_are_swept(data_dir):
             data_dir / "state" / f".query_views.duckdb.{pid}.abcd1234.tmp"]
     for path in left:
         path.write_bytes(b"half a file")
-    (data_dir / "serp.duckdb").unlink()  # the next reader writes the views again
+    (data_dir / "serp.duckdb").unlink()  # the next readers write the views again
+    (data_dir / "state" / "query_views.duckdb").unlink(missing_ok=True)
     with catalog.connect(data_dir) as connection:
+        assert connection.execute("SELECT count(*) FROM dataforseo_serps").fetchone()[0] > 0
+    with catalog.query_connection(data_dir) as connection:
         assert connection.execute("SELECT count(*) FROM dataforseo_serps").fetchone()[0] > 0
     assert [path for path in left if path.exists()] == []

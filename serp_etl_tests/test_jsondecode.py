@@ -67,3 +67,38 @@ def test_array_spans_follow_a_nested_path_and_survive_dirty_bytes():
     assert [data[s:e] for s, e in elements] == [b'{"a": "\x01"}', b'{"b": "\\ud83d"}', b"3"]
     assert array_spans(data, ("tasks", 0, "missing")) is None
     assert array_spans(b'{"data": []}', ("data",))[1] == []
+
+
+def test_a_key_twice_is_a_repair_named_where_documents_enter():
+    from serp_etl.core.jsondecode import decode
+
+    twice = b'{"items": [{"type": "organic", "rank_group": 1, "type": "images"}]}'
+    value, repairs = decode(twice, duplicates=True)
+    assert value["items"][0]["type"] == "images" and repairs == ("duplicate_key",)
+    assert decode(twice) == (value, ())  # re-reading a stored body does not look again
+    for clean in (b'{"a": "x\\": y", "b": {"a": 1}}',  # an escaped quote before a colon
+                  b'{"a" : 1, "b":\n {"c" :2}}',  # whitespace before colons
+                  b'[{"a": 1}, {"a": 2}]'):  # the same key in two objects
+        assert decode(clean, duplicates=True)[1] == (), clean
+    assert decode(b'{"a": 1, "a" : 2, "b": "\\u0000"}', duplicates=True)[1] == (
+        "duplicate_key",)
+
+
+def test_an_imported_document_with_a_key_twice_says_so(tmp_path, capsys):
+    import json
+
+    from serp_etl.cli import main
+    from serp_etl_tests.conftest import FIXTURES
+
+    text = (FIXTURES / "dataforseo_reference_example.json").read_text()
+    doubled = text.replace('"type": "organic"', '"type": "organic", "type": "images"', 1)
+    assert doubled != text
+    path = tmp_path / "doubled.json"
+    path.write_text(doubled)
+    data = tmp_path / "data"
+    assert main(["--data-dir", str(data), "import", "dataforseo", str(path),
+                 "--date", "2026-03-01"]) == 0
+    capsys.readouterr()
+    assert main(["--data-dir", str(data), "sql", "SELECT repairs FROM dataforseo_responses",
+                 "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"repairs": ["duplicate_key"]}]

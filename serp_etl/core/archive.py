@@ -332,7 +332,7 @@ class _Sink:
             self._reject(file_index, read, read.error)
             return
         try:
-            value, repairs = decode(read.data)
+            value, repairs = decode(read.data, duplicates=True)
         except Undecodable as error:
             reason = f"not valid JSON ({error})"
             if read.line:  # its neighbours may complete it: they are tried together later

@@ -12,7 +12,11 @@ unchanged in the raw layer; only the decoded values are repaired):
   becomes U+FFFD;
 * ``number_out_of_range``: a number no double can hold (``1e309``), or ``NaN``/``Infinity``,
   is kept as its text, so that a typed column reports it in ``invalid_values`` instead of
-  storing infinity.
+  storing infinity;
+* ``duplicate_key``: an object with the same key twice keeps the last value (as every JSON
+  reader does), and the document is marked: its first value is in the bytes kept (a duplicate
+  ``type``, say, changes which table an item lands in). Looked for where a document enters
+  the raw layer (``decode(..., duplicates=True)``), even when orjson read it.
 
 What cannot be decoded even so (truncated, not JSON, nested deeper than a reader's stack)
 raises ``Undecodable`` with orjson's description of what is wrong and where.
@@ -39,8 +43,53 @@ class Undecodable(ValueError):
     """Not JSON even for a lenient reader: truncated, empty, or something else."""
 
 
-def decode(data: bytes | memoryview) -> tuple[Any, tuple[str, ...]]:
-    """The document's value, and the repairs it needed (sorted; empty when it was clean)."""
+def decode(data: bytes | memoryview, *, duplicates: bool = False
+           ) -> tuple[Any, tuple[str, ...]]:
+    """The document's value, and the repairs it needed (sorted; empty when it was clean).
+    ``duplicates``: also look for an object with a key twice (``duplicate_key``), where a
+    document enters the raw layer; re-reading a stored body need not look again."""
+    value, repairs = _decode(data)
+    if duplicates and _has_duplicate_keys(data, value):
+        repairs = tuple(sorted({*repairs, "duplicate_key"}))
+    return value, repairs
+
+
+def _has_duplicate_keys(data: bytes | memoryview, value: Any) -> bool:
+    """Whether an object of the document has a key twice (every reader keeps the last value,
+    silently). Cheap when it has not: its keys are counted in the bytes and in the decoded
+    value written back, the same way (a quote then a colon, whitespace between them removed,
+    an escaped quote inside a string not counted), and only when the counts differ is it read
+    again, key by key."""
+    try:
+        written = orjson.dumps(value)
+    except TypeError:  # deeper than orjson writes
+        written = json_text(value).encode()
+    if _keys(bytes(data).translate(None, b" \t\n\r")) == _keys(written):
+        return False
+    seen_twice = False
+
+    def pairs(items: list[tuple[str, Any]]) -> dict:
+        nonlocal seen_twice
+        keys = [key for key, _ in items]
+        seen_twice = seen_twice or len(set(keys)) != len(keys)
+        return dict(items)
+
+    text = bytes(data).removeprefix(BOM).decode("utf-8", "replace")
+    try:
+        json.loads(text, strict=False, object_pairs_hook=pairs,
+                   parse_constant=lambda literal: literal)
+    except (json.JSONDecodeError, RecursionError):
+        return False
+    return seen_twice
+
+
+def _keys(compact: bytes) -> int:
+    """Object keys in JSON text without whitespace: a closing quote before a colon (inside a
+    string, a quote is escaped)."""
+    return compact.count(b'":') - compact.count(b'\\":')
+
+
+def _decode(data: bytes | memoryview) -> tuple[Any, tuple[str, ...]]:
     try:
         return orjson.loads(data), ()
     except orjson.JSONDecodeError as strict_error:

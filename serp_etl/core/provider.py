@@ -80,7 +80,7 @@ class ProviderTables:
         repairs = meta.get("repairs")
         if repairs is None:
             try:
-                repairs = decode(body)[1]
+                repairs = decode(body, duplicates=True)[1]
             except Undecodable:
                 repairs = ()
         return {**meta, "content_hash": self.hash_body(body),

@@ -23,7 +23,7 @@ import json
 import os
 import tempfile
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -78,6 +78,21 @@ def views_path(warehouse: Warehouse) -> Path:
 def query_views_path(warehouse: Warehouse) -> Path:
     """The same views, reading ``<PROTOCOL>://`` (``core.read_only_fs``): ``serp-etl sql``'s."""
     return warehouse.data_dir / "state" / "query_views.duckdb"
+
+
+@dataclass(frozen=True)
+class ViewsFile:
+    """One views database: where it is, where its signature is, how its views name a file."""
+
+    path: Callable[[Warehouse], Path]
+    signature_name: str  # in <data dir>/state
+    read_only_fs: bool  # its views read through ``core.read_only_fs``, not DuckDB's own
+
+
+# For every DuckDB client (BI tools, notebooks): written by every writer that changes it.
+FOR_TOOLS = ViewsFile(views_path, "views.json", read_only_fs=False)
+# For ``serp-etl sql``: written when a query finds it behind, so that writers pay for one file.
+FOR_QUERIES = ViewsFile(query_views_path, "query_views.json", read_only_fs=True)
 
 
 def scan(warehouse: Warehouse) -> dict[str, dict[str | None, Path]]:
@@ -222,47 +237,48 @@ def signature(warehouse: Warehouse, found: Mapping[str, Mapping[str | None, Path
                       for view, tags in sorted(found.items())}}
 
 
-def signature_path(warehouse: Warehouse) -> Path:
-    return warehouse.data_dir / "state" / "views.json"
+def signature_path(warehouse: Warehouse, kind: ViewsFile = FOR_TOOLS) -> Path:
+    return warehouse.data_dir / "state" / kind.signature_name
 
 
-def recorded_signature(warehouse: Warehouse) -> dict | None:
-    """The signature of the views files as written, None if one of them is missing."""
-    if not (views_path(warehouse).exists() and query_views_path(warehouse).exists()):
+def recorded_signature(warehouse: Warehouse, kind: ViewsFile = FOR_TOOLS) -> dict | None:
+    """The signature of the views file as written, None if there is none."""
+    if not kind.path(warehouse).exists():
         return None
     try:
-        return json.loads(signature_path(warehouse).read_text())
+        return json.loads(signature_path(warehouse, kind).read_text())
     except (OSError, ValueError):
         return None
 
 
 def refresh(warehouse: Warehouse, schemas: Mapping[str, pa.Schema],
-            derived: Sequence[DerivedView] = ()) -> Path:
+            derived: Sequence[DerivedView] = (), kind: ViewsFile = FOR_TOOLS) -> Path:
     """Write the views file anew if what the warehouse holds (its tables and their schema
     generations, not its days: a view's globs find new days by themselves) or this serp-etl's
     schemas or derived views changed since it was written; its path. Every table of
     ``schemas`` gets a view, an empty one until its first part."""
     found = scan(warehouse)
     wanted = signature(warehouse, found, schemas, derived)
-    target = views_path(warehouse)
-    if recorded_signature(warehouse) == wanted:
+    target = kind.path(warehouse)
+    if recorded_signature(warehouse, kind) == wanted:
         return target
     root = str(warehouse.root.resolve())
     if _GLOB_CHARACTERS & set(root):
         raise ViewsError(f"the warehouse path {root} has a character DuckDB reads as a glob "
                          f"pattern ({''.join(sorted(_GLOB_CHARACTERS & set(root)))}): move "
                          "the data dir to a path without it")
-    _write(warehouse, found, schemas, derived)
+    _write(warehouse, found, schemas, derived, kind)
     # After the views file: a crash between the two leaves an old signature, and the next
     # refresh writes the views again.
-    publish_text(signature_path(warehouse), json.dumps(wanted, indent=1))
+    publish_text(signature_path(warehouse, kind), json.dumps(wanted, indent=1))
     return target
 
 
 def _write(warehouse: Warehouse, found: Mapping[str, Mapping[str | None, Path]],
-           schemas: Mapping[str, pa.Schema], derived: Sequence[DerivedView]) -> None:
-    """Write the views file, and the query views file (the same views, reading through the
-    read-only file system), from one reading of the generations."""
+           schemas: Mapping[str, pa.Schema], derived: Sequence[DerivedView],
+           kind: ViewsFile) -> None:
+    """Write the views file of ``kind``: its views name the warehouse's files by their path,
+    or through the read-only file system."""
     import duckdb
 
     root = warehouse.root.resolve()
@@ -289,15 +305,16 @@ def _write(warehouse: Warehouse, found: Mapping[str, Mapping[str | None, Path]],
         f"CREATE VIEW {_identifier(view.name)} AS {view.select}",
         f"COMMENT ON VIEW {_identifier(view.name)} IS {_literal(view.description)}")]
 
-    def statements(locate) -> list[str]:
-        return [*(view_sql(view, [replace(g, glob=locate(g.glob)) for g in generations],
-                           schema, types) for view, generations, schema, types in tables),
-                *empty, *rest]
+    def locate(glob: str) -> str:
+        if not kind.read_only_fs:
+            return glob
+        return f"{PROTOCOL}://{Path(glob).relative_to(root).as_posix()}"
 
-    _write_file(views_path(warehouse), statements(lambda glob: glob))
-    _write_file(query_views_path(warehouse), statements(
-        lambda glob: f"{PROTOCOL}://{Path(glob).relative_to(root).as_posix()}"),
-        ReadOnlyWarehouse(str(root)))
+    statements = [*(view_sql(view, [replace(g, glob=locate(g.glob)) for g in generations],
+                             schema, types) for view, generations, schema, types in tables),
+                  *empty, *rest]
+    _write_file(kind.path(warehouse), statements,
+                ReadOnlyWarehouse(str(root)) if kind.read_only_fs else None)
 
 
 def _write_file(target: Path, statements: list[str], filesystem=None) -> None:
@@ -325,12 +342,12 @@ def _write_file(target: Path, statements: list[str], filesystem=None) -> None:
 
 
 def current(warehouse: Warehouse, schemas: Mapping[str, pa.Schema],
-            derived: Sequence[DerivedView] = ()) -> bool:
+            derived: Sequence[DerivedView] = (), kind: ViewsFile = FOR_TOOLS) -> bool:
     """Whether the views file serves this warehouse as this serp-etl reads it, by what costs
     the same however long the history: it was written for this data dir and these schemas
     and derived views, and every table of the warehouse has a view. (A new schema generation
     comes only from a writer of another serp-etl, which refreshes the file itself.)"""
-    recorded = recorded_signature(warehouse)
+    recorded = recorded_signature(warehouse, kind)
     if recorded is None or recorded.get("root") != str(warehouse.root.resolve()):
         return False  # none yet, or the data dir moved
     if recorded.get("definitions") != definitions_digest(schemas, derived):

@@ -27,11 +27,13 @@ every host of a deployment (``SERP_ETL_STATE_URL``; ``state.database``). Its tab
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from operator import itemgetter
 from pathlib import Path
 
 import orjson
@@ -256,10 +258,15 @@ class Ledger(Database):
         never post the same intent."""
         return self.lock(f"{provider}.submit")
 
-    def _write(self, statements: list[tuple[str, dict]]) -> list[int]:
-        """Run statements in one transaction: all land, or none. Returns rowcounts."""
+    def _write(self, statements: list[tuple[str, dict]]) -> int:
+        """Run statements in one transaction: all land, or none; the runs of one statement
+        together (one executemany). Returns how many rows they changed."""
+        changed = 0
         with self.transaction():
-            return [self.execute(sql, params).rowcount for sql, params in statements]
+            for sql, group in itertools.groupby(statements, key=itemgetter(0)):
+                rows = [params for _, params in group]
+                changed += self.execute(sql, rows[0] if len(rows) == 1 else rows).rowcount
+        return changed
 
     def _add_to_inbox(self, provider: str, task_id: str, partition: str, meta: dict,
                       body: bytes) -> bool:
@@ -552,7 +559,7 @@ class Ledger(Database):
     def quarantine(self, provider: str, task_id: str | None, reason: str, body: bytes,
                    received_at: str) -> bool:
         """Keep a delivery that was not asked for; False if this content is kept already."""
-        (inserted,) = self._write([(
+        inserted = self._write([(
             "INSERT INTO quarantine (provider, content_hash, received_at, task_id, reason, body)"
             " VALUES (:provider, :digest, :at, :task_id, :reason, :body)"
             " ON CONFLICT DO NOTHING",

@@ -134,7 +134,7 @@ def skeleton(body: bytes) -> bytes:
 def _parse(endpoint: str, response: httpx.Response) -> tuple[dict, tuple[str, ...]]:
     """The envelope, decoded leniently (``core.jsondecode``), and the repairs it needed."""
     try:
-        envelope, repairs = decode(skeleton(response.content))
+        envelope, repairs = decode(skeleton(response.content), duplicates=True)
     except Undecodable as error:
         reason = f"HTTP {response.status_code}, not JSON: {error}"
         raise MalformedResponse(endpoint, reason) from None

@@ -80,7 +80,7 @@ class CallbackReceiver:
             log.info("delivery refused: invalid signature (%d bytes)", len(body))
             return PlainTextResponse("Invalid signature", 401)
         try:
-            serp, repairs = decode(body)
+            serp, repairs = decode(body, duplicates=True)
         except Undecodable as error:
             log.info("delivery refused: not JSON (%d bytes)", len(body))
             return PlainTextResponse(f"Invalid body: not JSON ({error})", 400)

@@ -144,7 +144,7 @@ def split_answer(content: bytes) -> RetrieveAnswer:
     for first, last in elements:
         body = content[first:last]
         try:
-            serp, repairs = decode(body)
+            serp, repairs = decode(body, duplicates=True)
         except Undecodable as error:
             serps.append(RetrievedSerp(body, None, error=str(error)))
             continue
