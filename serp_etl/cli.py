@@ -12,10 +12,13 @@ import importlib
 import importlib.metadata
 import logging
 import os
+import shutil
 import sys
 from pathlib import Path
 
-from serp_etl.core.archive import DEFAULT_MAX_DOCUMENT_MB
+from sqlalchemy.exc import DBAPIError
+
+from serp_etl.core.archive import DEFAULT_MAX_DOCUMENT_MB, ImportFailed
 from serp_etl.core.mode import ModeError, claim_mode
 from serp_etl.core.warehouse import Warehouse, check_partition, default_data_dir
 from serp_etl.providers.credentials import run_mode
@@ -74,10 +77,14 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     warehouse = Warehouse(args.data_dir)
     importer = importlib.import_module(IMPORTERS[args.provider]).import_archives
-    with open_ledger(args.data_dir) as ledger:
-        report = importer([Path(p) for p in args.files], args.date, ledger, warehouse,
-                          keep_good=args.keep_good, max_document_mb=args.max_document_mb,
-                          progress=sys.stderr)
+    try:
+        with open_ledger(args.data_dir) as ledger:
+            report = importer([Path(p) for p in args.files], args.date, ledger, warehouse,
+                              keep_good=args.keep_good, max_document_mb=args.max_document_mb,
+                              progress=sys.stderr)
+    except (ImportFailed, OSError, DBAPIError) as error:  # a full disk, a worker killed...
+        print(import_failure(error, Path(args.data_dir)), file=sys.stderr)
+        return 1
     for error in report.rejected:
         print(f"rejected {error.path}: {error.reason}", file=sys.stderr)
     print(f"{report.imported_files} files imported, {len(report.rejected)} rejected; "
@@ -93,6 +100,22 @@ def cmd_import(args: argparse.Namespace) -> int:
         except ViewsError as error:  # what landed is safe; only the views file is behind
             print(f"the views file was not refreshed: {error}", file=sys.stderr)
     return 1 if report.rejected or report.rejected_documents else 0
+
+
+def import_failure(error: BaseException, data_dir: Path) -> str:
+    """One line: why an import stopped, the disk it writes to, and what it left."""
+    if isinstance(error, DBAPIError):  # the state database could not be written
+        reason = f"{error.orig} (the state in {data_dir / 'state'})"
+    elif isinstance(error, OSError):
+        reason = f"{error.strerror or error}" + (f" ({error.filename})" if error.filename
+                                                 else "")
+    else:
+        reason = str(error)
+    usage = shutil.disk_usage(data_dir if data_dir.exists() else Path.cwd())
+    return (f"import failed: {reason}; the data dir {data_dir} is on a disk with "
+            f"{usage.free / 2**20:.0f} MB free. Parts are published whole: what this import "
+            "published is kept, the rest was not written; run the same import again to add "
+            "what is missing (nothing is added twice).")
 
 
 def cmd_sql(args: argparse.Namespace) -> int:

@@ -30,7 +30,6 @@ import os
 import queue
 import stat
 import time
-import traceback
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -44,7 +43,7 @@ import pyarrow.parquet as pq
 
 from serp_etl.core.json_spans import array_spans
 from serp_etl.core.jsondecode import BOM, Undecodable, decode
-from serp_etl.core.parquet import PartitionWriter, publish_staged
+from serp_etl.core.parquet import PartitionWriter, publish_staged, sweep_temp_files
 from serp_etl.core.part_index import open_index
 from serp_etl.core.provider import ProviderTables
 from serp_etl.core.raw import (
@@ -436,9 +435,9 @@ def _work(inbox, outbox, make_sink: Callable[[], _Sink]) -> None:
                 sink.share.unreadable.setdefault(file_index, error)
             outbox.put(("progress", (file_index, documents, size, sink.share.items - items)))
         outbox.put(("share", sink.close()))
-    except BaseException:
+    except BaseException as error:
         sink.abort()
-        outbox.put(("failed", traceback.format_exc()))
+        outbox.put(("failed", _one_line(error)))
 
 
 class _Workers:
@@ -480,6 +479,10 @@ class _Workers:
                 return
             if kind == "progress":
                 self.progress.advance(*payload)
+            elif kind == "failed":
+                # The others may be stopped now: the import fails whole (nothing of it is
+                # published), and waiting for more work to be taken would wait for ever.
+                raise ImportFailed(payload)
             else:
                 self.finished.append((kind, payload))
             timeout = 0
@@ -489,7 +492,7 @@ class _Workers:
         # instead of waiting for it for ever.
         for process in self.processes:
             if process.exitcode not in (None, 0):
-                raise RuntimeError(f"an import worker died (exit code {process.exitcode})")
+                raise ImportFailed(f"an import worker died (exit code {process.exitcode})")
 
     def finish(self) -> list[_Share]:
         for _ in self.processes:
@@ -499,18 +502,24 @@ class _Workers:
         for process in self.processes:
             process.join()
         self.progress.tick(final=True)
-        failures = [payload for kind, payload in self.finished if kind == "failed"]
-        shares = [payload for kind, payload in self.finished if kind == "share"]
-        if failures:
-            _discard(shares)
-            raise RuntimeError(f"an import worker failed:\n{failures[0]}")
-        return shares
+        return [payload for _, payload in self.finished]
 
     def stop(self) -> None:
-        """Kill the workers (the import failed here): their temp files are swept later."""
+        """Kill the workers (the import failed): what they staged is removed, or, for one
+        killed while writing, swept later."""
         for process in self.processes:
             process.kill()
             process.join()
+        _discard([share for _, share in self.finished])
+
+
+class ImportFailed(RuntimeError):
+    """The import stopped (a worker failed or died, the disk filled up...): said in one line."""
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 def _discard(shares: list[_Share]) -> None:
@@ -648,6 +657,8 @@ def import_archives(tables: ProviderTables, split: Split, paths: list[Path], par
         shares = pool.finish()
     except BaseException:
         pool.stop()
+        for table in tables.schemas():  # what a stopped worker was writing
+            sweep_temp_files(warehouse.partition_dir(tables.name, table, partition), owner)
         raise
     for share in shares:
         for index, error in share.unreadable.items():

@@ -72,10 +72,10 @@ def _writer_gone(pid: int) -> bool:
     return False
 
 
-def sweep_temp_files(directory: Path) -> int:
+def sweep_temp_files(directory: Path, owner: int | None = None) -> int:
     """Remove temp files that a writer killed mid-publish left in ``directory`` (their writer's
-    process is gone, or they are a day old); a live writer's are left alone. Returns how many
-    were removed."""
+    process is gone, or they are a day old); a live writer's are left alone, but for those of
+    ``owner`` (a publisher whose workers were stopped). Returns how many were removed."""
     removed = 0
     if not directory.is_dir():
         return removed
@@ -88,7 +88,7 @@ def sweep_temp_files(directory: Path) -> int:
             old = now - temp.stat().st_mtime > STALE_TEMP_SECONDS
         except FileNotFoundError:
             continue
-        if old or (pid is not None and _writer_gone(pid)):
+        if old or (pid is not None and (pid == owner or _writer_gone(pid))):
             temp.unlink(missing_ok=True)
             removed += 1
     return removed
