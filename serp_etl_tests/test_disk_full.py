@@ -15,7 +15,7 @@ REFERENCE = (FIXTURES / "dataforseo_reference_example.json").read_text()
 
 @pytest.fixture
 def tiny_disk(tmp_path):
-    """A 3 MB file system (the state fits, the parts do not) (tmpfs): mounting one needs root, as CI has."""
+    """A 3 MB tmpfs (the state fits, the parts do not): mounting one needs root, as CI has."""
     mount = tmp_path / "tiny"
     mount.mkdir()
     made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)],
