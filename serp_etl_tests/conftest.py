@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -180,6 +181,28 @@ def ledger(state_location):
 @pytest.fixture
 def warehouse(tmp_path: Path) -> Warehouse:
     return Warehouse(tmp_path)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch) -> Path:
+    """A data dir with the example targets file, whose sandbox tasks are ready at once."""
+    from serp_etl.sandbox.state import READY_SECONDS_ENV
+
+    monkeypatch.setenv(READY_SECONDS_ENV, "0")
+    shutil.copy(EXAMPLE_TARGETS, tmp_path / "targets.toml")
+    return tmp_path
+
+
+def materialize_day(data_dir: Path, assets, provider_resources: dict, partition: str = TODAY):
+    """One day of ``assets`` materialized in process into ``data_dir`` (errors in the result,
+    not raised)."""
+    import dagster as dg
+
+    from serp_etl.defs.resources import WarehouseResource
+
+    return dg.materialize(assets, partition_key=partition, raise_on_error=False, resources={
+        "warehouse": WarehouseResource(data_dir=str(data_dir), flatten_workers=1),
+        **provider_resources})
 
 
 @contextmanager

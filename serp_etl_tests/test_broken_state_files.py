@@ -4,21 +4,16 @@ writers are swept; only the ledger, which decides what is paid, stops a run."""
 from __future__ import annotations
 
 import logging
-import shutil
 import subprocess
 import sys
-
-import dagster as dg
-import pytest
 
 from serp_etl import catalog
 from serp_etl.core.http import RateLimiter
 from serp_etl.core.part_index import open_index
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.defs.dataforseo_assets import dataforseo_assets
-from serp_etl.defs.resources import DataForSEOResource, WarehouseResource
-from serp_etl.sandbox.state import READY_SECONDS_ENV
-from serp_etl_tests.conftest import EXAMPLE_TARGETS, TODAY
+from serp_etl.defs.resources import DataForSEOResource
+from serp_etl_tests.conftest import materialize_day
 
 GARBAGE = b"this is not a database " * 400
 
@@ -35,19 +30,9 @@ def test_an_unreadable_rate_limit_log_is_set_aside_and_rebuilt(tmp_path, caplog)
     assert aside.read_bytes() == GARBAGE  # kept for a look, out of the way
 
 
-@pytest.fixture
-def data_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv(READY_SECONDS_ENV, "0")
-    shutil.copy(EXAMPLE_TARGETS, tmp_path / "targets.toml")
-    return tmp_path
-
-
 def materialize(data_dir):
-    return dg.materialize(dataforseo_assets, partition_key=TODAY, raise_on_error=False,
-                          resources={"warehouse": WarehouseResource(data_dir=str(data_dir),
-                                                                    flatten_workers=1),
-                                     "dataforseo": DataForSEOResource(
-                                         collect_deadline_seconds=30, poll_seconds=1)})
+    return materialize_day(data_dir, dataforseo_assets, {"dataforseo": DataForSEOResource(
+        collect_deadline_seconds=30, poll_seconds=1)})
 
 
 def test_a_run_goes_through_garbled_caches_with_a_warning(data_dir, caplog):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,20 +22,13 @@ from serp_etl.defs.semscraper_assets import semscraper_assets
 from serp_etl.providers.dataforseo.schema import FLAT_SCHEMAS, ORGANIC
 from serp_etl.sandbox.dataforseo.app import DataForSEOSandbox
 from serp_etl.sandbox.semscraper.app import SemScraperSandbox
-from serp_etl.sandbox.state import DRIFT_ENV, READY_SECONDS_ENV
-from serp_etl_tests.conftest import EXAMPLE_TARGETS, FIXTURES, TODAY
+from serp_etl.sandbox.state import DRIFT_ENV
+from serp_etl_tests.conftest import FIXTURES, TODAY
 
 DAY = TODAY
 PAST = "2026-03-01"
 TASKS_KEY, RESPONSES_KEY = DATAFORSEO.key("tasks"), DATAFORSEO.key("responses")
 FLAT_KEYS = {table: DATAFORSEO.key(table) for table in FLAT_SCHEMAS}
-
-
-@pytest.fixture
-def data_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv(READY_SECONDS_ENV, "0")  # sandbox tasks ready at once: no waiting
-    shutil.copy(EXAMPLE_TARGETS, tmp_path / "targets.toml")
-    return tmp_path
 
 
 def materialize(data_dir, partition=DAY):

@@ -3,7 +3,6 @@ second payment."""
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 
 import dagster as dg
@@ -23,10 +22,9 @@ from serp_etl.providers.semscraper.client import Scrape, SemScraperClient
 from serp_etl.providers.semscraper.tables import TABLES as SEMSCRAPER_TABLES
 from serp_etl.sandbox.dataforseo.app import DataForSEOSandbox
 from serp_etl.sandbox.semscraper.app import API_KEY, SemScraperSandbox
-from serp_etl.sandbox.state import READY_SECONDS_ENV
 from serp_etl.state.database import StateUnreadable
 from serp_etl.state.ledger import Ledger, ledger_path
-from serp_etl_tests.conftest import EXAMPLE_TARGETS, TODAY, collect_today
+from serp_etl_tests.conftest import TODAY, collect_today, materialize_day
 
 DAY = TODAY
 SCRAPES = [Scrape("example keyword", "fr", "fr", depth=2), Scrape("mots clés", "fr", "fr")]
@@ -137,17 +135,8 @@ def test_a_new_ledger_file_is_never_seen_empty(tmp_path, monkeypatch):
 
 # -- the Dagster runs ------------------------------------------------------------------------
 
-@pytest.fixture
-def data_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv(READY_SECONDS_ENV, "0")
-    shutil.copy(EXAMPLE_TARGETS, tmp_path / "targets.toml")
-    return tmp_path
-
-
 def run_day(data_dir, assets, resource_key, resource):
-    return dg.materialize(assets, partition_key=DAY, raise_on_error=False, resources={
-        "warehouse": WarehouseResource(data_dir=str(data_dir), flatten_workers=1),
-        resource_key: resource})
+    return materialize_day(data_dir, assets, {resource_key: resource})
 
 
 def billed(data_dir) -> tuple[int, int]:
@@ -214,11 +203,8 @@ def run_on_celery(data_dir, monkeypatch):
 
 
 def run_on(data_dir):
-    return dg.materialize(dataforseo_assets, partition_key=DAY, raise_on_error=False,
-                          resources={"warehouse": WarehouseResource(data_dir=str(data_dir),
-                                                                    flatten_workers=1),
-                                     "dataforseo": DataForSEOResource(
-                                         collect_deadline_seconds=30, poll_seconds=1)})
+    return run_day(data_dir, dataforseo_assets, "dataforseo",
+                   DataForSEOResource(collect_deadline_seconds=30, poll_seconds=1))
 
 
 def test_a_run_on_an_executor_that_spans_hosts_is_refused_before_any_paid_call(data_dir,
