@@ -22,13 +22,15 @@ import os
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from pathlib import Path
 from typing import Any, Self
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
+
+from serp_etl.state.locking import exclusive_lock
 
 # Text compared byte by byte on both databases: Postgres would otherwise order by the
 # database's locale, and a listing's order would differ between the two.
@@ -53,7 +55,7 @@ def is_url(location: Path | str) -> bool:
     return isinstance(location, str) and "://" in location
 
 
-def postgres_engine(url: str, **options: Any) -> sa.Engine:
+def postgres_engine(url: str) -> sa.Engine:
     """An engine for a Postgres URL (``postgresql://`` means psycopg 3 here)."""
     parsed = make_url(url)
     if parsed.drivername in ("postgresql", "postgres"):
@@ -67,7 +69,7 @@ def postgres_engine(url: str, **options: Any) -> sa.Engine:
                     "keepalives_count": KEEPALIVE["count"], "options": server,
                     "application_name": "serp-etl"}
     return sa.create_engine(parsed, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool,
-                            connect_args=connect_args, **options)
+                            connect_args=connect_args)
 
 
 def describe_location(location: Path | str | None) -> str:
@@ -114,11 +116,9 @@ def _set_aside(path: Path, error: Exception) -> None:
     """Move an unreadable, disposable SQLite file (and its log) out of the way, so that it is
     made anew; under a lock, and only if it is still unreadable (another process may have
     rebuilt it meanwhile)."""
-    from serp_etl.state.locking import exclusive_lock
-
     with exclusive_lock(path.with_name(f".{path.name}.rebuild.lock")):
         try:
-            with sqlite3.connect(path) as db:
+            with closing(sqlite3.connect(path)) as db:
                 db.execute("PRAGMA schema_version").fetchone()
             return  # rebuilt by another process already
         except sqlite3.DatabaseError:
