@@ -93,17 +93,17 @@ def test_a_lock_whose_holder_is_killed_is_free_at_once(state_location):
     context = multiprocessing.get_context("spawn")
     held = context.Event()
     holder = context.Process(target=_hold_until_killed,
-                             args=(state_location, "dataforseo.collect.x", held))
+                             args=(state_location, "dataforseo.collect", held))
     holder.start()
     assert held.wait(60)
     waited = []
     with Ledger(state_location) as ledger:
         # Held: a second taker is told it waits (and does not take it).
-        assert _try(ledger, "dataforseo.collect.x") is False
+        assert _try(ledger, "dataforseo.collect") is False
         os.kill(holder.pid, signal.SIGKILL)
         holder.join(30)
         assert holder.exitcode == -signal.SIGKILL
-        with ledger.lock("dataforseo.collect.x", on_wait=lambda: waited.append(True)):
+        with ledger.lock("dataforseo.collect", on_wait=lambda: waited.append(True)):
             pass
     assert waited == []  # free the moment its holder died
 

@@ -165,11 +165,11 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
         warehouse = step_warehouse(context)
         provider = getattr(context.resources, spec.resource_key)
         partition = context.partition_key
-        # One collection of a day at a time (the raw parts it publishes come from one inbox):
-        # a lock that dies with its holder, where a Dagster pool slot outlived a killed run.
+        # One collection of a provider at a time (a day's raw parts come from one inbox): a
+        # lock that dies with its holder, where a Dagster pool slot outlived a killed run.
         with (warehouse.ledger() as ledger,
-              ledger.lock(f"{name}.collect.{partition}", on_wait=lambda: context.log.info(
-                  f"another run is collecting {name} {partition}: waiting for it"))):
+              ledger.lock(f"{name}.collect", on_wait=lambda: context.log.info(
+                  f"another run is collecting {name}: waiting for it"))):
             metadata = spec.collect(context, provider, ledger, warehouse.data_dir)
             raw = tables.publish_responses(ledger, warehouse.warehouse(), partition)
             # The tasks table again: its states are what collection just settled.
