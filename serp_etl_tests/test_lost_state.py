@@ -3,10 +3,13 @@ second payment."""
 
 from __future__ import annotations
 
+import io
 import sqlite3
+from datetime import date, timedelta
 
 import dagster as dg
 import httpx
+import orjson
 import pytest
 
 from serp_etl.core.lost_state import StateDisagrees
@@ -24,7 +27,7 @@ from serp_etl.sandbox.dataforseo.app import DataForSEOSandbox
 from serp_etl.sandbox.semscraper.app import API_KEY, SemScraperSandbox
 from serp_etl.state.database import StateUnreadable
 from serp_etl.state.ledger import Ledger, ledger_path
-from serp_etl_tests.conftest import TODAY, collect_today, materialize_day
+from serp_etl_tests.conftest import TODAY, collect_today, make_client, materialize_day
 
 DAY = TODAY
 SCRAPES = [Scrape("example keyword", "fr", "fr", depth=2), Scrape("mots clés", "fr", "fr")]
@@ -239,3 +242,33 @@ def test_which_run_launchers_and_executors_stay_on_one_host():
         assert refusal and f"the {launcher} starts runs on other hosts" in refusal
     for executor in ("k8s", "docker", "celery-k8s", "celery-docker"):
         assert private_disk_refusal(executor, "DefaultRunLauncher", None, shared_state=True)
+
+
+class IdListCalls:
+    """The sandbox, noting the window of every id_list call."""
+
+    def __init__(self, app) -> None:
+        self.app, self.windows = app, []
+
+    def __call__(self, environ, start_response):
+        if environ["PATH_INFO"] == "/v3/serp/id_list":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = environ["wsgi.input"].read(length)
+            self.windows.append(orjson.loads(body)[0]["datetime_from"])
+            environ["wsgi.input"] = io.BytesIO(body)
+        return self.app(environ, start_response)
+
+
+def test_id_list_is_asked_only_by_a_ledger_without_history(sandbox, clock, targets, ledger,
+                                                          tmp_path):
+    calls = IdListCalls(sandbox.app)
+    with make_client(sandbox, clock, transport=httpx.WSGITransport(app=calls)) as client:
+        pipeline.submit(client, ledger, DAY, targets[:2])  # a new ledger: one look
+        (since,) = calls.windows  # from the day's start, less an hour of clock skew
+        assert since.startswith(
+            (date.fromisoformat(DAY) - timedelta(days=1)).isoformat() + " 23:00:00")
+        # With a history, a day's new targets are checked against the warehouse alone: a
+        # shared account's whole day is not listed again at every run.
+        pipeline.submit(client, ledger, DAY, targets)
+    assert len(calls.windows) == 1
+    assert sandbox.stats()["billed_tasks"] == len(targets)

@@ -416,6 +416,11 @@ class Ledger(Database):
             {"provider": provider, "partition": partition}).scalar_one()
         return round(float(total), 8)
 
+    def knows_any(self, provider: str) -> bool:
+        """Whether the ledger holds any task of ``provider``, of any day."""
+        return self.execute("SELECT 1 FROM tasks WHERE provider = :provider LIMIT 1",
+                            {"provider": provider}).first() is not None
+
     def task_ids(self, provider: str) -> set[str]:
         """Every task id the ledger knows for ``provider``, of any partition."""
         return set(self.execute(

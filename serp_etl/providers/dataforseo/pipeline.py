@@ -10,7 +10,7 @@ The rules that keep the user's money safe:
    has no record of is posted.
 4. Submits of one provider hold a lock, so two runs never post the same intent concurrently.
 5. Intents the ledger has never seen are posted only if neither the warehouse's tasks table nor,
-   for a day the ledger knows nothing of, id_list holds their tags (``core.lost_state``): a
+   for a ledger that knows no task at all, id_list holds their tags (``core.lost_state``): a
    lost or foreign ledger refuses instead of paying twice.
 """
 
@@ -43,6 +43,9 @@ from serp_etl.state.ledger import MAX_ATTEMPTS, Ledger, TaskRecord, TaskState, u
 
 PROVIDER = settings.PROVIDER
 ID_LIST_MARGIN = timedelta(hours=12)
+# How far DataForSEO's clock may be behind ours: a task tagged with a day was posted when our
+# clock read that day, so its datetime_posted is not earlier than the day's start less this.
+CLOCK_SKEW = timedelta(hours=1)
 # Normal priority completes within 45 minutes (guaranteed): a task posted longer ago that
 # tasks_ready does not list is worth asking for by id (a crashed run may have collected it).
 LATE_AFTER = timedelta(minutes=45)
@@ -133,13 +136,13 @@ def _refuse_if_known_elsewhere(client: DataForSEOClient, ledger: Ledger,
     if not fresh:
         return
     at_provider: set[str] = set()
-    if not known:
-        # A day the ledger knows nothing of: id_list lists what the account posted since the
-        # day began (normally nothing yet: one call). A day it knows tasks of was checked when
-        # they were new; listing the whole day again at every run would not scale.
-        day_start = datetime.fromisoformat(partition).replace(tzinfo=UTC)
-        at_provider = {listed.tag for listed in client.id_list(day_start - ID_LIST_MARGIN,
-                                                                now + ID_LIST_MARGIN)
+    if not ledger.knows_any(PROVIDER):
+        # A ledger that knows no task at all (new, or lost): id_list lists what the account
+        # posted since the day began, by its tags. A ledger with a history is checked against
+        # the warehouse alone: listing every task of a shared account's day at every run
+        # would take hours at 1,000 a call and 10 calls a minute.
+        since = datetime.fromisoformat(partition).replace(tzinfo=UTC) - CLOCK_SKEW
+        at_provider = {listed.tag for listed in client.id_list(since, now + ID_LIST_MARGIN)
                        if listed.tag in fresh}
     refuse_unknown_tasks(state=ledger.describe(), provider=PROVIDER, partition=partition,
                          known=known, warehouse=warehouse, at_provider=at_provider)
