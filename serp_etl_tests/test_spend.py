@@ -139,6 +139,22 @@ def test_a_day_paid_before_the_ledger_was_lost_fails_it(scrapers, ledger, wareho
     assert "in the raw table" in result.description
 
 
+def test_a_finished_scrape_of_the_days_target_unknown_to_the_ledger_fails_it(
+        scrapers, ledger, warehouse, clock):
+    """Paid again by another tool (or a lost ledger), finished, not retrieved: only the
+    account's list knows it."""
+    _, client = scrapers
+    semscraper_day(client, ledger, warehouse, clock)
+    assert semscraper_quality.spend_reconciled(ledger, warehouse, DAY,
+                                               client.completed_not_retrieved()).passed
+    (created,), _ = client.create([SCRAPES[1]])
+    clock.now += 60
+    result = semscraper_quality.spend_reconciled(ledger, warehouse, DAY,
+                                                 client.completed_not_retrieved())
+    assert not result.passed and result.metadata["billed_unknown_to_ledger"] == 1
+    assert created["id"] in result.description
+
+
 def test_the_semscraper_budget_counts_what_the_day_already_spent(scrapers, ledger):
     sandbox, client = scrapers
     semscraper.submit(client, ledger, DAY, SCRAPES[:1], budget_eur=0.0001)

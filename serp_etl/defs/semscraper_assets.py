@@ -67,8 +67,10 @@ def collect(context: dg.AssetExecutionContext, semscraper: SemScraperResource, l
 
 def reconcile(context: dg.AssetCheckExecutionContext, semscraper: SemScraperResource,
               ledger: Ledger, warehouse: Warehouse, data_dir: str) -> QualityResult:
-    # SemScraper's own figures are in what was collected: no call is needed.
-    return quality.spend_reconciled(ledger, warehouse, context.partition_key)
+    # SemScraper's own figures: what was collected, and what is finished but not retrieved.
+    with semscraper.client(data_dir, context.log) as client:
+        listed = client.completed_not_retrieved()
+    return quality.spend_reconciled(ledger, warehouse, context.partition_key, listed)
 
 
 SEMSCRAPER = ProviderAssets(

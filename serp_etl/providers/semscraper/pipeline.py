@@ -89,7 +89,7 @@ def scrape_key(partition: str, scrape: Scrape) -> str:
     return f"serp-etl/{PROVIDER}/{partition}/{digest.hexdigest()[:32]}"
 
 
-def _same_target(entry: dict, target: dict) -> bool:
+def same_target(entry: dict, target: dict) -> bool:
     """Whether a listed or retrieved scrape asks what ``target`` asks."""
     if not all(entry.get(name) == target.get(name, 1 if name == "depth" else None)
                for name in TARGET_FIELDS):
@@ -158,8 +158,8 @@ def _refuse_if_known_elsewhere(client: SemScraperClient, ledger: Ledger,
     unresolved = [t.target for t in ledger.tasks(PROVIDER, states={TaskState.INTENT})]
     at_provider = {key for entry in client.completed_not_retrieved()
                    if entry.get("id") not in ours
-                   and not any(_same_target(entry, target) for target in unresolved)
-                   for key, target in fresh.items() if _same_target(entry, target)}
+                   and not any(same_target(entry, target) for target in unresolved)
+                   for key, target in fresh.items() if same_target(entry, target)}
     refuse_unknown_tasks(state=ledger.describe(), provider=PROVIDER, partition=partition,
                          known=known, warehouse=warehouse, at_provider=at_provider)
 
@@ -212,7 +212,7 @@ def _recover(client: SemScraperClient, ledger: Ledger, leftovers: list[TaskRecor
     listed = [entry for entry in client.completed_not_retrieved()
               if isinstance(entry.get("id"), str) and settings.SCRAPE_ID.match(entry["id"])
               and entry["id"] not in known
-              and any(_same_target(entry, t.target) for t in leftovers)]
+              and any(same_target(entry, t.target) for t in leftovers)]
     # Retrieving a scrape takes it off the list for good: each candidate is recorded first, so
     # that a run whose retrieve answer is lost finds it here again, not by creating it twice.
     ledger.record_candidates(PROVIDER, listed)
@@ -222,10 +222,10 @@ def _recover(client: SemScraperClient, ledger: Ledger, leftovers: list[TaskRecor
 
     candidates = [(c, orjson.loads(c.body) if c.body else None)
                   for c in ledger.candidates(PROVIDER)
-                  if any(_same_target(c.listed, t.target) for t in leftovers)]
+                  if any(same_target(c.listed, t.target) for t in leftovers)]
     held: set[str] = set()
     for task in leftovers:
-        mine = [(c, serp) for c, serp in candidates if _same_target(c.listed, task.target)]
+        mine = [(c, serp) for c, serp in candidates if same_target(c.listed, task.target)]
         matched = [(c, serp) for c, serp in mine if serp and _created_for(serp, task)]
         if matched:
             candidate, serp = min(matched, key=lambda pair: pair[1]["created_at"])
@@ -249,7 +249,7 @@ def _look_at_candidates(client: SemScraperClient, ledger: Ledger,
     """Retrieve the candidates not looked at yet (this run's and those an earlier run recorded
     but never saw the answer for), 100 a call, and keep what came back."""
     unseen = [c.task_id for c in ledger.candidates(PROVIDER)
-              if c.body is None and any(_same_target(c.listed, t.target) for t in leftovers)]
+              if c.body is None and any(same_target(c.listed, t.target) for t in leftovers)]
     for start in range(0, len(unseen), settings.MAX_IDS_PER_GET):
         chunk = unseen[start:start + settings.MAX_IDS_PER_GET]
         ledger.keep_candidate_bodies(PROVIDER, {
@@ -264,7 +264,7 @@ def _created_for(serp: dict, task: TaskRecord) -> bool:
     priority, created (by the provider's clock) during the intent's day, after the intent was
     recorded and before the day closed for payment (``core.money``)."""
     created = parse_time(serp.get("created_at"))
-    if created is None or not _same_target(serp, task.target):
+    if created is None or not same_target(serp, task.target):
         return False
     if serp.get("priority", 1) != task.target.get("priority", 1):
         return False

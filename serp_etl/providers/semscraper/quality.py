@@ -9,16 +9,19 @@ from serp_etl.core.flatten import as_number
 from serp_etl.core.quality import QualityResult
 from serp_etl.core.raw import RAW_TABLE, raw_parts
 from serp_etl.core.warehouse import Warehouse
-from serp_etl.providers.semscraper.pipeline import parse_time
+from serp_etl.providers.semscraper.pipeline import parse_time, same_target
 from serp_etl.providers.semscraper.settings import CURRENCY, PROVIDER
-from serp_etl.state.ledger import Ledger
+from serp_etl.state.ledger import Ledger, TaskState
 
 
-def spend_reconciled(ledger: Ledger, warehouse: Warehouse, partition: str) -> QualityResult:
+def spend_reconciled(ledger: Ledger, warehouse: Warehouse, partition: str,
+                     listed: list[dict] = ()) -> QualityResult:
     """The ledger's costs of the day against SemScraper's own figures: the cost each collected
     SERP reports; the day's SERPs in the raw table whose scrape the ledger does not know (a
-    lost or replaced ledger, a day paid again); and scrapes found while recovering that were
-    created on the day but that no intent of the ledger claimed (billed, unknown to it)."""
+    lost or replaced ledger, a day paid again); scrapes found while recovering that were
+    created on the day but that no intent of the ledger claimed; and ``listed``, the account's
+    finished scrapes not retrieved yet, those of the day's targets that the ledger does not
+    know (billed, unknown to it: the list names no day, so one of another day counts too)."""
     ours = {t.task_id: t.cost for t in ledger.tasks(PROVIDER, partition) if t.task_id}
     ledger_ids = ledger.task_ids(PROVIDER)  # of any day: a late callback may sit in another
     reported: dict[str, float | None] = {}
@@ -39,12 +42,20 @@ def spend_reconciled(ledger: Ledger, warehouse: Warehouse, partition: str) -> Qu
             stray.append(as_number(serp.get("cost")) or 0.0)
     unknown = {task_id: cost for task_id, cost in reported.items()
                if task_id not in ours and task_id not in ledger_ids}
+    day = ledger.tasks(PROVIDER, partition)
+    # A scrape of an unresolved intent's target may be that intent's: the next submit claims
+    # it (and collection_complete names the intent meanwhile).
+    unresolved = [t.target for t in day if t.state is TaskState.INTENT]
+    unknown.update({entry["id"]: as_number(entry.get("cost")) for entry in listed
+                    if isinstance(entry.get("id"), str) and entry["id"] not in ledger_ids
+                    and any(same_target(entry, t.target) for t in day)
+                    and not any(same_target(entry, target) for target in unresolved)})
     stray.extend(cost or 0.0 for cost in unknown.values())
     billed = round(sum(reported.get(i) or 0.0 for i in ours) + sum(stray), 8)
     passed = not mismatches and not stray
     problems = [f"{len(stray)} scrape(s) billed for the day that the ledger does not know"
-                + (f" ({len(unknown)} of them in the raw table, e.g. {min(unknown)})"
-                   if unknown else "") if stray else "",
+                + (f" ({len(unknown)} of them in the raw table or the finished list, e.g. "
+                   f"{min(unknown)})" if unknown else "") if stray else "",
                 f"{mismatches} cost(s) differ from SemScraper's" if mismatches else ""]
     return QualityResult(
         passed,
