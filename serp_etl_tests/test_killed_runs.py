@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -121,3 +122,70 @@ def _try(ledger: Ledger, name: str) -> bool:
             return True
     except _Waits:
         return False
+
+
+def alive_in_group(pgid: int) -> dict[int, str]:
+    """The processes of group ``pgid`` that have not exited: pid -> command line."""
+    alive = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode() or \
+                f"[{(entry / 'comm').read_text().strip()}, exiting]"
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            alive[int(entry.name)] = command
+    return alive
+
+
+def left_after(pgid: int, seconds: float) -> dict[int, str]:
+    """The processes of group ``pgid`` still alive ``seconds`` after this call: each waited
+    for through a pidfd (woken by its exit, not by a clock)."""
+    left = {}
+    for pid, command in alive_in_group(pgid).items():
+        try:
+            handle = os.pidfd_open(pid)
+        except ProcessLookupError:
+            continue
+        try:
+            if not select.select([handle], [], [], seconds)[0]:
+                left[pid] = command
+        finally:
+            os.close(handle)
+    return left
+
+
+@pytest.mark.slow
+def test_a_terminated_run_leaves_no_process_and_never_blocks_the_next(tmp_path):
+    """What the UI's terminate sends: SIGTERM to the run's process, during the paid step."""
+    home, data = tmp_path / "dagster", tmp_path / "data"
+    home.mkdir()
+    data.mkdir()
+    shutil.copy(INSTANCE_CONFIG, home)
+    shutil.copy(EXAMPLE_TARGETS, data / "targets.toml")
+    sandbox = DataForSEOSandbox(tmp_path / "sandbox.sqlite", ready_seconds=0)
+    held = HoldFirstPost(sandbox.app)
+    with serving(held) as url:
+        config = tmp_path / "run.yaml"
+        config.write_text(yaml.safe_dump({"resources": {"dataforseo": {"config": {
+            "base_url": url, "collect_deadline_seconds": 10, "poll_seconds": 1}}}}))
+        env = {**os.environ, "DAGSTER_HOME": str(home), "SERP_ETL_DATA_DIR": str(data),
+               "SERP_ETL_MODE": "live", "DATAFORSEO_LOGIN": LOGIN,
+               "DATAFORSEO_PASSWORD": PASSWORD}
+        first = materialize(env, "dataforseo/tasks", config, start_new_session=True)
+        try:
+            assert held.arrived.wait(180), first.communicate()[0]
+            assert len(alive_in_group(first.pid)) > 1  # the run, its step process, ...
+            first.send_signal(signal.SIGTERM)
+            first.communicate(timeout=60)
+        finally:
+            held.release.set()
+        # Every process of the run ends with it (one may still be finishing its exit).
+        assert left_after(first.pid, 5) == {}
+        second = materialize(env, "dataforseo/tasks", config)
+        output, _ = second.communicate(timeout=240)
+    assert second.returncode == 0, output[-3000:]
+    assert sandbox.stats()["billed_tasks"] == 6
