@@ -206,10 +206,15 @@ class Database:
         return describe_location(self.location)
 
     def execute(self, sql: str, params: Mapping[str, Any] | Sequence[Mapping[str, Any]] |
-                None = None, *, expanding: Sequence[str] = ()) -> sa.CursorResult:
+                None = None, *, expanding: Sequence[str] = (),
+                streamed: bool = False) -> sa.CursorResult:
         """Run one statement with named parameters (a list of them: once per entry);
-        ``expanding`` names the parameters that are lists (``x IN :names``)."""
-        return self._connection.execute(_statement(sql, tuple(expanding)), params)
+        ``expanding`` names the parameters that are lists (``x IN :names``). ``streamed``:
+        its rows come a few at a time (Postgres: a server-side cursor, inside a
+        ``transaction()``), not all at once."""
+        options = {"stream_results": True, "max_row_buffer": 8} if streamed else None
+        return self._connection.execute(_statement(sql, tuple(expanding)), params,
+                                        execution_options=options)
 
     @contextmanager
     def transaction(self, serialize: str | None = None) -> Iterator[None]:

@@ -511,15 +511,15 @@ class Ledger(Database):
         from its row as it is needed (on SQLite streamed, not copied twice)."""
         key = {"provider": provider, "partition": partition}
         if self.dialect != "sqlite":
-            rows = self.execute(
-                "SELECT task_id, content_hash, meta FROM inbox WHERE provider = :provider"
-                " AND partition_date = :partition ORDER BY task_id, content_hash", key).all()
-            for task_id, digest, meta in rows:
-                body = self.execute(
-                    "SELECT body FROM inbox WHERE provider = :provider AND task_id = :task_id"
-                    " AND content_hash = :digest",
-                    {"provider": provider, "task_id": task_id, "digest": digest}).scalar_one()
-                yield InboxRow(task_id, orjson.loads(meta), bytes(body))
+            # One query, its rows streamed a few at a time from a server-side cursor (which
+            # lives in a transaction): not a query per body, nor every body at once.
+            with self.transaction():
+                rows = self.execute(
+                    "SELECT task_id, meta, body FROM inbox WHERE provider = :provider"
+                    " AND partition_date = :partition ORDER BY task_id, content_hash", key,
+                    streamed=True)
+                for task_id, meta, body in rows:
+                    yield InboxRow(task_id, orjson.loads(meta), bytes(body))
             return
         rows = self.execute(
             "SELECT rowid, task_id, meta FROM inbox WHERE provider = :provider"
