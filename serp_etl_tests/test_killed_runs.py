@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -48,8 +49,32 @@ def materialize(env: dict, selection: str, config: Path, **kwargs) -> subprocess
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
 
 
-@pytest.mark.slow
-def test_a_run_killed_while_posting_never_blocks_the_next(tmp_path):
+@dataclass
+class HeldRun:
+    """A project instance and data dir whose first run holds in its first task_post."""
+
+    sandbox: DataForSEOSandbox
+    held: HoldFirstPost
+    env: dict
+    config: Path
+
+    def start(self, selection: str, **kwargs) -> subprocess.Popen:
+        return materialize(self.env, selection, self.config, **kwargs)
+
+    def finish(self, selection: str) -> str:
+        """Run ``selection`` to its end (or fail the test after 240 s); its output."""
+        run = self.start(selection)
+        try:
+            output, _ = run.communicate(timeout=240)
+        except subprocess.TimeoutExpired:
+            run.kill()
+            pytest.fail("the next run did not finish: " + run.communicate()[0][-2000:])
+        assert run.returncode == 0, output[-3000:]
+        return output
+
+
+@pytest.fixture
+def held_run(tmp_path):
     home, data = tmp_path / "dagster", tmp_path / "data"
     home.mkdir()
     data.mkdir()
@@ -64,24 +89,22 @@ def test_a_run_killed_while_posting_never_blocks_the_next(tmp_path):
         env = {**os.environ, "DAGSTER_HOME": str(home), "SERP_ETL_DATA_DIR": str(data),
                "SERP_ETL_MODE": "live", "DATAFORSEO_LOGIN": LOGIN,
                "DATAFORSEO_PASSWORD": PASSWORD}
-        first = materialize(env, "dataforseo/tasks", config, start_new_session=True)
         try:
-            assert held.arrived.wait(180), first.communicate()[0]
-            os.killpg(first.pid, signal.SIGKILL)  # the run and its step process, at once
-            first.wait(30)
+            yield HeldRun(sandbox, held, env, config)
         finally:
             held.release.set()
 
-        second = materialize(env, "dataforseo/tasks,dataforseo/responses", config)
-        try:
-            output, _ = second.communicate(timeout=240)
-        except subprocess.TimeoutExpired:
-            second.kill()
-            output = second.communicate()[0]
-            pytest.fail("the next run did not finish: " + output[-2000:])
-    assert second.returncode == 0, output[-3000:]
+
+@pytest.mark.slow
+def test_a_run_killed_while_posting_never_blocks_the_next(held_run):
+    first = held_run.start("dataforseo/tasks", start_new_session=True)
+    assert held_run.held.arrived.wait(180), first.communicate()[0]
+    os.killpg(first.pid, signal.SIGKILL)  # the run and its step process, at once
+    first.wait(30)
+    held_run.held.release.set()
+    output = held_run.finish("dataforseo/tasks,dataforseo/responses")
     assert "blocked by limit for pool" not in output
-    assert sandbox.stats()["billed_tasks"] == 6  # the held post was never billed
+    assert held_run.sandbox.stats()["billed_tasks"] == 6  # the held post was never billed
 
 
 def _hold_until_killed(location, name: str, held) -> None:
@@ -159,33 +182,15 @@ def left_after(pgid: int, seconds: float) -> dict[int, str]:
 
 
 @pytest.mark.slow
-def test_a_terminated_run_leaves_no_process_and_never_blocks_the_next(tmp_path):
+def test_a_terminated_run_leaves_no_process_and_never_blocks_the_next(held_run):
     """What the UI's terminate sends: SIGTERM to the run's process, during the paid step."""
-    home, data = tmp_path / "dagster", tmp_path / "data"
-    home.mkdir()
-    data.mkdir()
-    shutil.copy(INSTANCE_CONFIG, home)
-    shutil.copy(EXAMPLE_TARGETS, data / "targets.toml")
-    sandbox = DataForSEOSandbox(tmp_path / "sandbox.sqlite", ready_seconds=0)
-    held = HoldFirstPost(sandbox.app)
-    with serving(held) as url:
-        config = tmp_path / "run.yaml"
-        config.write_text(yaml.safe_dump({"resources": {"dataforseo": {"config": {
-            "base_url": url, "collect_deadline_seconds": 10, "poll_seconds": 1}}}}))
-        env = {**os.environ, "DAGSTER_HOME": str(home), "SERP_ETL_DATA_DIR": str(data),
-               "SERP_ETL_MODE": "live", "DATAFORSEO_LOGIN": LOGIN,
-               "DATAFORSEO_PASSWORD": PASSWORD}
-        first = materialize(env, "dataforseo/tasks", config, start_new_session=True)
-        try:
-            assert held.arrived.wait(180), first.communicate()[0]
-            assert len(alive_in_group(first.pid)) > 1  # the run, its step process, ...
-            first.send_signal(signal.SIGTERM)
-            first.communicate(timeout=60)
-        finally:
-            held.release.set()
-        # Every process of the run ends with it (one may still be finishing its exit).
-        assert left_after(first.pid, 5) == {}
-        second = materialize(env, "dataforseo/tasks", config)
-        output, _ = second.communicate(timeout=240)
-    assert second.returncode == 0, output[-3000:]
-    assert sandbox.stats()["billed_tasks"] == 6
+    first = held_run.start("dataforseo/tasks", start_new_session=True)
+    assert held_run.held.arrived.wait(180), first.communicate()[0]
+    assert len(alive_in_group(first.pid)) > 1  # the run, its step process, ...
+    first.send_signal(signal.SIGTERM)
+    first.communicate(timeout=60)
+    held_run.held.release.set()
+    # Every process of the run ends with it (one may still be finishing its exit).
+    assert left_after(first.pid, 5) == {}
+    held_run.finish("dataforseo/tasks")
+    assert held_run.sandbox.stats()["billed_tasks"] == 6
