@@ -16,7 +16,6 @@ import pyarrow as pa
 
 from serp_etl import analysis
 from serp_etl.core import views
-from serp_etl.core.read_only_fs import PROTOCOL, ReadOnlyWarehouse
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.dataforseo.tables import TABLES as DATAFORSEO
 from serp_etl.providers.semscraper.tables import TABLES as SEMSCRAPER
@@ -62,6 +61,8 @@ def query_connection(data_dir: Path | str) -> duckdb.DuckDBPyConnection:
     read or write any other file (``COPY``, ``ATTACH``, ``EXPORT``, ``read_csv``...), and no
     later statement can change that (``lock_configuration``)."""
     import duckdb
+
+    from serp_etl.core.read_only_fs import PROTOCOL, ReadOnlyWarehouse
 
     warehouse = Warehouse(data_dir)
     if not views.current(warehouse, view_schemas(), analysis.VIEWS, views.FOR_QUERIES):

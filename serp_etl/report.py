@@ -12,8 +12,11 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
-import duckdb
+if TYPE_CHECKING:
+    import duckdb
+
 
 HISTORY_DAYS = 30
 LINES_PER_TARGET = 5  # the domains best ranked on the day

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from serp_etl.providers.semscraper import settings
-from serp_etl.providers.semscraper.callbacks import CallbackReceiver, signature
+from serp_etl.providers.semscraper.callbacks import CallbackReceiver
 from serp_etl.providers.semscraper.client import (
     ApiError,
     InvalidScrape,
@@ -15,6 +15,7 @@ from serp_etl.providers.semscraper.client import (
     Scrape,
     SemScraperClient,
 )
+from serp_etl.providers.semscraper.settings import signature
 from serp_etl.sandbox.semscraper.app import API_KEY, HMAC_KEY, SemScraperSandbox
 from serp_etl.sandbox.wsgi import serving
 from serp_etl_tests.conftest import Scripted, serving_asgi

@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from serp_etl import catalog
-from serp_etl.providers.semscraper.callbacks import CallbackReceiver, signature
-from serp_etl.providers.semscraper.settings import PROVIDER
+from serp_etl.providers.semscraper.callbacks import CallbackReceiver
+from serp_etl.providers.semscraper.settings import PROVIDER, signature
 from serp_etl.providers.semscraper.tables import TABLES
 from serp_etl.state.ledger import TaskState
 from serp_etl_tests.conftest import serving_asgi

@@ -100,7 +100,7 @@ def test_a_partition_already_being_collected_is_not_requested_twice(data_dir):
 def test_delivered_callbacks_not_yet_published_request_their_day(data_dir):
     import orjson
 
-    from serp_etl.providers.semscraper.callbacks import signature
+    from serp_etl.providers.semscraper.settings import signature
     from serp_etl_tests.conftest import serving_asgi
 
     instance = dg.DagsterInstance.ephemeral()

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import duckdb
-
 from serp_etl.core.flatten import EXTRA_COLUMN, INVALID_COLUMN
 from serp_etl.core.provider import ProviderTables
 from serp_etl.core.raw import RAW_TABLE, part_versions, raw_parts
-from serp_etl.core.warehouse import PARTITION_READ, Warehouse
+from serp_etl.core.warehouse import PARTITION_READ, Warehouse, scratch_connection
 from serp_etl.state.ledger import LOST_STATES, Ledger, TaskState
 
 OTHER_ITEMS = "other_items"
@@ -72,7 +70,7 @@ def schema_drift(tables: ProviderTables, warehouse: Warehouse, partition: str) -
     """Fields, values or item types the declared schema does not know (all kept, not lost)."""
     counts: dict[str, int] = {}
     other: dict[str, int] = {}
-    with duckdb.connect(":memory:") as con:
+    with scratch_connection() as con:
         for table, schema in tables.flat_schemas.items():
             files = warehouse.partition_glob(tables.name, table, partition)
             if table == OTHER_ITEMS:
@@ -108,7 +106,7 @@ def decoding_repairs(tables: ProviderTables, warehouse: Warehouse,
     counts: dict[str, int] = {}
     repaired = 0
     if parts:
-        with duckdb.connect(":memory:") as con:
+        with scratch_connection() as con:
             rows = con.execute(f"SELECT repairs FROM {PARTITION_READ} "
                                "WHERE len(repairs) > 0", [[str(p) for p in parts]]).fetchall()
         for (kinds,) in rows:

@@ -38,7 +38,6 @@ from serp_etl.core.parquet import (
     sweep_temp_files,
     tag_of,
 )
-from serp_etl.core.read_only_fs import PROTOCOL, ReadOnlyWarehouse
 from serp_etl.core.warehouse import Warehouse
 
 VIEWS_FILE = "serp.duckdb"
@@ -304,6 +303,10 @@ def _write(warehouse: Warehouse, found: Mapping[str, Mapping[str | None, Path]],
     rest = [statement for view in derived for statement in (
         f"CREATE VIEW {_identifier(view.name)} AS {view.select}",
         f"COMMENT ON VIEW {_identifier(view.name)} IS {_literal(view.description)}")]
+
+    # Imported here: only serp-etl sql's views need fsspec, and a step process need not hold
+    # it at its peak of memory.
+    from serp_etl.core.read_only_fs import PROTOCOL, ReadOnlyWarehouse
 
     def locate(glob: str) -> str:
         if not kind.read_only_fs:

@@ -41,6 +41,14 @@ def default_data_dir() -> Path:
     return Path(os.environ.get(DATA_DIR_ENV) or "data")
 
 
+def scratch_connection() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection for a check's query. DuckDB is imported on first use: a
+    step process that publishes a large answer does not hold it at its peak of memory."""
+    import duckdb
+
+    return duckdb.connect(":memory:")
+
+
 def check_partition(partition: str) -> str:
     """Partition keys become directory names and DATE values: accept nothing but a real
     calendar date written YYYY-MM-DD (2025-13-01 would turn every view's ``date`` into text)."""

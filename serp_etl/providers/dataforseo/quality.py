@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import duckdb
-
 from serp_etl.core.money import SUBMIT_GRACE
 from serp_etl.core.quality import OTHER_ITEMS, QualityResult
 from serp_etl.core.raw import RAW_TABLE
-from serp_etl.core.warehouse import PARTITION_READ, Warehouse
+from serp_etl.core.warehouse import PARTITION_READ, Warehouse, scratch_connection
 from serp_etl.providers.dataforseo import settings
 from serp_etl.providers.dataforseo.client import DataForSEOClient
 from serp_etl.providers.dataforseo.pipeline import ID_LIST_MARGIN
@@ -27,7 +25,7 @@ def _file(warehouse: Warehouse, table: str, partition: str) -> str:
 def items_accounted_for(warehouse: Warehouse, partition: str) -> QualityResult:
     """Each successful response has a serps row, and each SERP's items all landed somewhere."""
     item_tables = [*ITEM_TABLES, OTHER_ITEMS]
-    with duckdb.connect(":memory:") as con:
+    with scratch_connection() as con:
         union = " UNION ALL ".join(f"SELECT task_id FROM {PARTITION_READ}" for _ in item_tables)
         mismatched = con.execute(
             f"WITH items AS (SELECT task_id, count(*) AS n FROM ({union}) GROUP BY task_id) "

@@ -18,7 +18,6 @@ One log line per delivery (id, outcome, size), never its body or the key.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 from datetime import UTC, datetime
@@ -33,17 +32,12 @@ from starlette.routing import Route
 from serp_etl.core.flatten import as_number
 from serp_etl.core.jsondecode import Undecodable, decode
 from serp_etl.providers.semscraper import settings
-from serp_etl.providers.semscraper.settings import HMAC_KEY_ENV
+from serp_etl.providers.semscraper.settings import HMAC_KEY_ENV, signature
 from serp_etl.providers.semscraper.tables import TABLES
 from serp_etl.state.ledger import Ledger, TaskState
 
 MAX_CALLBACK_BYTES = 8 * 1024 * 1024  # a depth-10 SERP is a few hundred KB
 log = logging.getLogger("serp_etl.callbacks")
-
-
-def signature(body: bytes, key: bytes) -> str:
-    """How SemScraper signs a delivery: hex HMAC-SHA256 of the raw body."""
-    return hmac.new(key, body, hashlib.sha256).hexdigest()
 
 
 class _TooLarge(Exception):

@@ -4,6 +4,8 @@ Source: ``shared/api/semscraper-google-serp-api.md`` (its rendering lost square 
 ``data``, ``results`` and ``items`` are JSON arrays) and ``provider-facts.md``.
 """
 
+import hashlib
+import hmac
 import re
 
 PROVIDER = "semscraper"
@@ -45,3 +47,9 @@ SCRAPE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 def scrape_price(depth: int) -> float:
     return round(PRICE_PER_PAGE_EUR * depth, 8)
+
+
+def signature(body: bytes, key: bytes) -> str:
+    """How SemScraper signs a delivery: hex HMAC-SHA256 of the raw body, in SIGNATURE_HEADER.
+    (Here, not beside the receiver: the sandbox signs too, without loading a web server.)"""
+    return hmac.new(key, body, hashlib.sha256).hexdigest()

@@ -20,7 +20,6 @@ import httpx
 import orjson
 
 from serp_etl.providers.semscraper import settings
-from serp_etl.providers.semscraper.callbacks import signature
 from serp_etl.sandbox.semscraper.serp_generator import generate_results, render_html
 from serp_etl.sandbox.state import SandboxState
 from serp_etl.sandbox.wsgi import Request, Response, wsgi_app
@@ -292,7 +291,7 @@ class SemScraperSandbox(SandboxState):
         for row in due:
             url = orjson.loads(row["request"])["callback_url"]
             body = orjson.dumps(self.serp(row))
-            headers = {settings.SIGNATURE_HEADER: signature(body, HMAC_KEY.encode()),
+            headers = {settings.SIGNATURE_HEADER: settings.signature(body, HMAC_KEY.encode()),
                        "Content-Type": "application/json"}
             try:
                 with httpx.Client(transport=self._callback_transport,
