@@ -14,12 +14,13 @@ When they know more, nothing is posted, and the error names the state store and 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import pyarrow.parquet as pq
 
 from serp_etl.core.provider import TASKS_TABLE
 from serp_etl.core.warehouse import Warehouse
+from serp_etl.state.ledger import Ledger
 
 
 class StateDisagrees(RuntimeError):
@@ -35,14 +36,20 @@ def warehouse_tags(warehouse: Warehouse, provider: str, partition: str) -> set[s
             for tag in pq.read_table(part, columns=["tag"]).column("tag").to_pylist()}
 
 
-def refuse_unknown_tasks(*, state: str, provider: str, partition: str, known: set[str],
-                         warehouse: Warehouse | None, at_provider: Iterable[str]) -> None:
-    """Raise ``StateDisagrees`` if the warehouse's tasks table of ``partition`` lists a tag the
-    state store does not ``know``, or ``at_provider`` (what the provider's records hold of the
-    day's new intents) is not empty. ``state`` names the store for the operator."""
+def refuse_unknown_tasks(ledger: Ledger, provider: str, partition: str, tags: Iterable[str],
+                         warehouse: Warehouse | None,
+                         at_provider: Callable[[set[str]], Iterable[str]]) -> None:
+    """Before ``tags`` of ``partition`` are recorded as intents: raise ``StateDisagrees`` if
+    some are new to the ledger and the warehouse's tasks table of the day lists a tag the
+    ledger does not know, or ``at_provider(new tags)`` (those the provider's records hold)
+    is not empty."""
+    known = {t.tag for t in ledger.tasks(provider, partition)}
+    fresh = set(tags) - known
+    if not fresh:
+        return
     unknown_here = (warehouse_tags(warehouse, provider, partition) - known
                     if warehouse is not None else set())
-    unknown_there = sorted(set(at_provider) - known)
+    unknown_there = sorted(set(at_provider(fresh)) - known)
     if not unknown_here and not unknown_there:
         return
     witnesses = []
@@ -53,8 +60,8 @@ def refuse_unknown_tasks(*, state: str, provider: str, partition: str, known: se
         witnesses.append(f"{len(unknown_there)} in {provider}'s own records "
                          f"(e.g. {unknown_there[0]})")
     raise StateDisagrees(
-        f"{provider} {partition}: the state store ({state}) does not know tasks of this day "
-        f"that exist elsewhere: {'; '.join(witnesses)}. Nothing was posted: posting now "
+        f"{provider} {partition}: the state store ({ledger.describe()}) does not know tasks of "
+        f"this day that exist elsewhere: {'; '.join(witnesses)}. Nothing was posted: posting now "
         "would pay for them twice. The state store was lost, emptied, restored from an older "
         "copy, or is not the one the other workers use: restore it, or point "
         "SERP_ETL_STATE_URL (or the data dir) at the store that recorded them.")

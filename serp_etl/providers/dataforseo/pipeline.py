@@ -99,7 +99,9 @@ def submit(client: DataForSEOClient, ledger: Ledger, partition: str,
             leftovers = ledger.tasks(PROVIDER, partition, {TaskState.INTENT})
         else:
             tasks = {target.tag(partition): target.task(partition) for target in targets}
-            _refuse_if_known_elsewhere(client, ledger, warehouse, partition, tasks.keys(), now)
+            refuse_unknown_tasks(ledger, PROVIDER, partition, tasks, warehouse,
+                                 lambda fresh: _posted_tags(client, ledger, partition, fresh,
+                                                            now))
             report.already_posted, leftovers = ledger.start_submit(PROVIDER, partition, tasks)
             crash_point("dataforseo.intents_recorded")
         held = _recover(client, ledger, leftovers, report, now) if leftovers else set()
@@ -127,25 +129,18 @@ def submit(client: DataForSEOClient, ledger: Ledger, partition: str,
     return report
 
 
-def _refuse_if_known_elsewhere(client: DataForSEOClient, ledger: Ledger,
-                              warehouse: Warehouse | None, partition: str, tags,
-                              now: datetime) -> None:
-    """Rule 5: new intents whose tags the warehouse or the provider already hold are refused."""
-    known = {t.tag for t in ledger.tasks(PROVIDER, partition)}
-    fresh = set(tags) - known
-    if not fresh:
-        return
-    at_provider: set[str] = set()
-    if not ledger.knows_any(PROVIDER):
-        # A ledger that knows no task at all (new, or lost): id_list lists what the account
-        # posted since the day began, by its tags. A ledger with a history is checked against
-        # the warehouse alone: listing every task of a shared account's day at every run
-        # would take hours at 1,000 a call and 10 calls a minute.
-        since = datetime.fromisoformat(partition).replace(tzinfo=UTC) - CLOCK_SKEW
-        at_provider = {listed.tag for listed in client.id_list(since, now + ID_LIST_MARGIN)
-                       if listed.tag in fresh}
-    refuse_unknown_tasks(state=ledger.describe(), provider=PROVIDER, partition=partition,
-                         known=known, warehouse=warehouse, at_provider=at_provider)
+def _posted_tags(client: DataForSEOClient, ledger: Ledger, partition: str, fresh: set[str],
+                 now: datetime) -> set[str]:
+    """Rule 5: which of the ``fresh`` tags DataForSEO has tasks for. Asked only of a ledger
+    that knows no task at all (new, or lost): id_list lists what the account posted since the
+    day began. A ledger with a history is checked against the warehouse alone: listing every
+    task of a shared account's day at every run would take hours at 1,000 a call and 10 calls
+    a minute."""
+    if ledger.knows_any(PROVIDER):
+        return set()
+    since = datetime.fromisoformat(partition).replace(tzinfo=UTC) - CLOCK_SKEW
+    return {listed.tag for listed in client.id_list(since, now + ID_LIST_MARGIN)
+            if listed.tag in fresh}
 
 
 def _check_budget(client: DataForSEOClient, ledger: Ledger, partition: str,

@@ -114,7 +114,9 @@ def submit(client: SemScraperClient, ledger: Ledger, partition: str, scrapes: li
             leftovers = ledger.tasks(PROVIDER, partition, {TaskState.INTENT})
         else:
             wanted = {scrape_key(partition, s): s.body() for s in scrapes}
-            _refuse_if_known_elsewhere(client, ledger, warehouse, partition, wanted)
+            refuse_unknown_tasks(ledger, PROVIDER, partition, wanted, warehouse,
+                                 lambda fresh: _finished_tags(client, ledger, {
+                                     key: wanted[key] for key in fresh}))
             report.already_posted, leftovers = ledger.start_submit(PROVIDER, partition, wanted)
             crash_point("semscraper.intents_recorded")
         held = _recover(client, ledger, leftovers, report) if leftovers else set()
@@ -142,26 +144,24 @@ def submit(client: SemScraperClient, ledger: Ledger, partition: str, scrapes: li
     return report
 
 
-def _refuse_if_known_elsewhere(client: SemScraperClient, ledger: Ledger,
-                              warehouse: Warehouse | None, partition: str,
-                              wanted: dict[str, dict]) -> None:
-    """Rule 5: new intents that the warehouse or the provider already hold are refused. The
-    provider can tell only of finished scrapes not retrieved yet; listed by target, a scrape
-    of the same target that the ledger does not know (of any day) counts."""
-    known = {t.tag for t in ledger.tasks(PROVIDER, partition)}
-    fresh = {key: target for key, target in wanted.items() if key not in known}
-    if not fresh:
-        return
-    ours = ledger.task_ids(PROVIDER)
-    # A scrape of a target with an unresolved intent (of any day) may be that intent's: its
-    # own day's recovery claims it.
+def _finished_tags(client: SemScraperClient, ledger: Ledger, fresh: dict[str, dict]) -> set[str]:
+    """Rule 5: which of the ``fresh`` keys SemScraper has a scrape for. It can tell only of
+    finished scrapes not retrieved yet; a scrape of the same target that the ledger does not
+    know (of any day) counts, but for one an unresolved intent (of any day) may own: its own
+    day's recovery claims it."""
     unresolved = [t.target for t in ledger.tasks(PROVIDER, states={TaskState.INTENT})]
-    at_provider = {key for entry in client.completed_not_retrieved()
-                   if entry.get("id") not in ours
-                   and not any(same_target(entry, target) for target in unresolved)
-                   for key, target in fresh.items() if same_target(entry, target)}
-    refuse_unknown_tasks(state=ledger.describe(), provider=PROVIDER, partition=partition,
-                         known=known, warehouse=warehouse, at_provider=at_provider)
+    return {key for _, key in unknown_scrapes(client.completed_not_retrieved(),
+                                              ledger.task_ids(PROVIDER), unresolved, fresh)}
+
+
+def unknown_scrapes(listed: list[dict], known_ids: set[str], unresolved: list[dict],
+                    targets: dict[str, dict]) -> list[tuple[dict, str]]:
+    """The scrapes of ``listed`` (finished, not retrieved) whose id is not in ``known_ids``,
+    each with the key of the target of ``targets`` it is of; those of an ``unresolved``
+    intent's target are left out (they may be that intent's)."""
+    return [(entry, key) for entry in listed if entry.get("id") not in known_ids
+            and not any(same_target(entry, target) for target in unresolved)
+            for key, target in targets.items() if same_target(entry, target)]
 
 
 def _check_budget(client: SemScraperClient, ledger: Ledger, partition: str,

@@ -9,7 +9,7 @@ from serp_etl.core.flatten import as_number
 from serp_etl.core.quality import QualityResult
 from serp_etl.core.raw import RAW_TABLE, raw_parts
 from serp_etl.core.warehouse import Warehouse
-from serp_etl.providers.semscraper.pipeline import parse_time, same_target
+from serp_etl.providers.semscraper.pipeline import parse_time, unknown_scrapes
 from serp_etl.providers.semscraper.settings import CURRENCY, PROVIDER
 from serp_etl.state.ledger import Ledger, TaskState
 
@@ -22,7 +22,8 @@ def spend_reconciled(ledger: Ledger, warehouse: Warehouse, partition: str,
     created on the day but that no intent of the ledger claimed; and ``listed``, the account's
     finished scrapes not retrieved yet, those of the day's targets that the ledger does not
     know (billed, unknown to it: the list names no day, so one of another day counts too)."""
-    ours = {t.task_id: t.cost for t in ledger.tasks(PROVIDER, partition) if t.task_id}
+    day = ledger.tasks(PROVIDER, partition)
+    ours = {t.task_id: t.cost for t in day if t.task_id}
     ledger_ids = ledger.task_ids(PROVIDER)  # of any day: a late callback may sit in another
     reported: dict[str, float | None] = {}
     for part in raw_parts(warehouse.partition_dir(PROVIDER, RAW_TABLE, partition)):
@@ -40,16 +41,13 @@ def spend_reconciled(ledger: Ledger, warehouse: Warehouse, partition: str,
         created = parse_time(serp.get("created_at"))
         if created is not None and created.date().isoformat() == partition:
             stray.append(as_number(serp.get("cost")) or 0.0)
-    unknown = {task_id: cost for task_id, cost in reported.items()
-               if task_id not in ours and task_id not in ledger_ids}
-    day = ledger.tasks(PROVIDER, partition)
+    unknown = {task_id: cost for task_id, cost in reported.items() if task_id not in ledger_ids}
     # A scrape of an unresolved intent's target may be that intent's: the next submit claims
     # it (and collection_complete names the intent meanwhile).
     unresolved = [t.target for t in day if t.state is TaskState.INTENT]
-    unknown.update({entry["id"]: as_number(entry.get("cost")) for entry in listed
-                    if isinstance(entry.get("id"), str) and entry["id"] not in ledger_ids
-                    and any(same_target(entry, t.target) for t in day)
-                    and not any(same_target(entry, target) for target in unresolved)})
+    unknown.update({entry["id"]: as_number(entry.get("cost")) for entry, _ in unknown_scrapes(
+        listed, ledger_ids, unresolved, {t.tag: t.target for t in day})
+        if isinstance(entry.get("id"), str)})
     stray.extend(cost or 0.0 for cost in unknown.values())
     billed = round(sum(reported.get(i) or 0.0 for i in ours) + sum(stray), 8)
     passed = not mismatches and not stray
