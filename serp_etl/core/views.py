@@ -276,64 +276,53 @@ def refresh(warehouse: Warehouse, schemas: Mapping[str, pa.Schema],
 def _write(warehouse: Warehouse, found: Mapping[str, Mapping[str | None, Path]],
            schemas: Mapping[str, pa.Schema], derived: Sequence[DerivedView],
            kind: ViewsFile) -> None:
-    """Write the views file of ``kind``: its views name the warehouse's files by their path,
-    or through the read-only file system."""
+    """Write the views file of ``kind``, whole (a temp file, then a rename): its views name
+    the warehouse's files by their path, or through the read-only file system."""
     import duckdb
 
-    root = warehouse.root.resolve()
-    tables: list[tuple[str, list[Generation], pa.Schema | None, dict[str, str]]] = []
-    with duckdb.connect(":memory:") as connection:
-        for view, tags in found.items():
-            table_dir = next(iter(tags.values())).parent.parent.resolve()
-            schema = schemas.get(view)
-            # This serp-etl's own generation first: the view's columns in its order.
-            own = _own_tag(schema)
-            order = sorted(tags, key=lambda tag: (tag != own, tag is None, tag or ""))
-            generations = [_generation(connection, table_dir, tag) for tag in order]
-            if schema is None:
-                types = {}
-            elif order[0] == own:  # its parts say how DuckDB types the schema
-                types = generations[0].columns
-            else:
-                types = _target_types(connection, {view: schema})[view]
-            tables.append((view, generations, schema, types))
-        missing = {view: schema for view, schema in schemas.items() if view not in found}
-        empty = [empty_view_sql(view, missing[view], types)
-                 for view, types in _target_types(connection, missing).items()]
-    rest = [statement for view in derived for statement in (
-        f"CREATE VIEW {_identifier(view.name)} AS {view.select}",
-        f"COMMENT ON VIEW {_identifier(view.name)} IS {_literal(view.description)}")]
-
-    # Imported here: only serp-etl sql's views need fsspec, and a step process need not hold
-    # it at its peak of memory.
-    from serp_etl.core.read_only_fs import PROTOCOL, ReadOnlyWarehouse
-
-    def locate(glob: str) -> str:
-        if not kind.read_only_fs:
-            return glob
-        return f"{PROTOCOL}://{Path(glob).relative_to(root).as_posix()}"
-
-    statements = [*(view_sql(view, [replace(g, glob=locate(g.glob)) for g in generations],
-                             schema, types) for view, generations, schema, types in tables),
-                  *empty, *rest]
-    _write_file(kind.path(warehouse), statements,
-                ReadOnlyWarehouse(str(root)) if kind.read_only_fs else None)
-
-
-def _write_file(target: Path, statements: list[str], filesystem=None) -> None:
-    """A views database holding ``statements``' views, published whole (temp file, rename)."""
-    import duckdb
-
+    target = kind.path(warehouse)
     target.parent.mkdir(parents=True, exist_ok=True)
     sweep_temp_files(target.parent)  # what a writer killed mid-write left
+    root = warehouse.root.resolve()
+
+    def locate(generation: Generation) -> Generation:
+        if not kind.read_only_fs:
+            return generation
+        relative = Path(generation.glob).relative_to(root).as_posix()
+        return replace(generation, glob=f"{PROTOCOL}://{relative}")
+
     temp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with duckdb.connect(str(temp), config={
                 "storage_compatibility_version": STORAGE_VERSION}) as connection:
-            if filesystem is not None:
-                connection.register_filesystem(filesystem)  # creating a view reads its files
-            for statement in statements:
-                connection.execute(statement)
+            if kind.read_only_fs:
+                # Imported here: only serp-etl sql's views need fsspec (a step process need not
+                # hold it at its peak of memory); creating a view reads its files.
+                from serp_etl.core.read_only_fs import PROTOCOL, ReadOnlyWarehouse
+
+                connection.register_filesystem(ReadOnlyWarehouse(str(root)))
+            for view, tags in found.items():
+                table_dir = next(iter(tags.values())).parent.parent.resolve()
+                schema = schemas.get(view)
+                # This serp-etl's own generation first: the view's columns in its order.
+                own = _own_tag(schema)
+                order = sorted(tags, key=lambda tag: (tag != own, tag is None, tag or ""))
+                generations = [_generation(connection, table_dir, tag) for tag in order]
+                if schema is None:
+                    types = {}
+                elif order[0] == own:  # its parts say how DuckDB types the schema
+                    types = generations[0].columns
+                else:
+                    types = _target_types(connection, {view: schema})[view]
+                connection.execute(view_sql(view, [locate(g) for g in generations], schema,
+                                            types))
+            missing = {view: schema for view, schema in schemas.items() if view not in found}
+            for view, types in _target_types(connection, missing).items():
+                connection.execute(empty_view_sql(view, missing[view], types))
+            for view in derived:
+                connection.execute(f"CREATE VIEW {_identifier(view.name)} AS {view.select}")
+                connection.execute(f"COMMENT ON VIEW {_identifier(view.name)} IS "
+                                   f"{_literal(view.description)}")
             connection.execute("CHECKPOINT")
         with open(temp, "rb+") as handle:
             os.fsync(handle.fileno())
