@@ -60,11 +60,7 @@ def _has_duplicate_keys(data: bytes | memoryview, value: Any) -> bool:
     value written back, the same way (a quote then a colon, whitespace between them removed,
     an escaped quote inside a string not counted), and only when the counts differ is it read
     again, key by key."""
-    try:
-        written = orjson.dumps(value)
-    except TypeError:  # deeper than orjson writes
-        written = json_text(value).encode()
-    if _keys(bytes(data).translate(None, b" \t\n\r")) == _keys(written):
+    if _keys(bytes(data).translate(None, b" \t\n\r")) == _keys(json_bytes(value)):
         return False
     seen_twice = False
 
@@ -141,8 +137,13 @@ class _Literal(str):
 
 def json_text(value: Any) -> str:
     """``value`` as JSON text, however deeply nested."""
+    return json_bytes(value).decode()
+
+
+def json_bytes(value: Any) -> bytes:
+    """``value`` as JSON, UTF-8, however deeply nested."""
     try:
-        return orjson.dumps(value).decode()
+        return orjson.dumps(value)
     except TypeError as error:
         if "Recursion limit" not in str(error):
             raise
@@ -169,7 +170,7 @@ def json_text(value: Any) -> str:
             stack.append(_Literal("["))
         else:
             out.append(orjson.dumps(item).decode())
-    return "".join(out)
+    return "".join(out).encode()
 
 
 def _replace_surrogates(value: Any) -> tuple[Any, bool]:
