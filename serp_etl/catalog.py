@@ -48,6 +48,8 @@ def connect(data_dir: Path | str) -> duckdb.DuckDBPyConnection:
     # Attached to a new in-memory database, not connected to by path: duckdb.connect() hands
     # out the instance a process already holds for a path, which may be an earlier views file.
     connection = duckdb.connect(":memory:")
+    if warehouse.filesystem is not None:  # the views read the bucket through it
+        connection.register_filesystem(warehouse.filesystem)
     connection.execute("ATTACH ? AS serp (READ_ONLY)", [str(views.views_path(warehouse))])
     connection.execute("USE serp")
     connection.execute("SET TimeZone = 'UTC'")
@@ -68,7 +70,8 @@ def query_connection(data_dir: Path | str) -> duckdb.DuckDBPyConnection:
     if not views.current(warehouse, view_schemas(), analysis.VIEWS, views.FOR_QUERIES):
         views.refresh(warehouse, view_schemas(), analysis.VIEWS, views.FOR_QUERIES)
     connection = duckdb.connect(":memory:")
-    connection.register_filesystem(ReadOnlyWarehouse(str(warehouse.root.resolve())))
+    root = warehouse.root if warehouse.storage.shared else Path(warehouse.root).resolve()
+    connection.register_filesystem(ReadOnlyWarehouse(str(root), warehouse.filesystem))
     connection.execute("ATTACH ? AS serp (READ_ONLY)", [str(views.query_views_path(warehouse))])
     connection.execute("USE serp")
     connection.execute("SET TimeZone = 'UTC'")

@@ -20,12 +20,10 @@ from serp_etl.providers.semscraper.targets import check_locations, load_scrapes
 
 def latest_snapshot(warehouse: Warehouse, provider: str, table: str) -> list[dict] | None:
     """The rows of the latest day of a reference table; None if it was never snapshotted."""
-    directory = warehouse.root / provider / table
-    days = sorted(d for d in directory.glob("date=*") if d.is_dir()) if directory.is_dir() else []
-    for day in reversed(days):
-        parts = sorted(day.glob("*.parquet"))
+    for day in reversed(warehouse.storage.days(provider, table)):
+        parts = warehouse.parts(provider, table, day)
         if parts:
-            return pq.read_table(parts[-1]).to_pylist()
+            return pq.read_table(str(parts[-1]), filesystem=warehouse.filesystem).to_pylist()
     return None
 
 

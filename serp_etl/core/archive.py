@@ -33,7 +33,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import IO, NamedTuple, TextIO
 
 import orjson
@@ -43,7 +43,7 @@ import pyarrow.parquet as pq
 
 from serp_etl.core.json_spans import array_spans
 from serp_etl.core.jsondecode import BOM, Undecodable, decode
-from serp_etl.core.parquet import PartitionWriter, publish_staged, sweep_temp_files
+from serp_etl.core.parquet import PartitionWriter, sweep_temp_files
 from serp_etl.core.part_index import open_index
 from serp_etl.core.provider import ProviderTables
 from serp_etl.core.raw import (
@@ -51,7 +51,6 @@ from serp_etl.core.raw import (
     RAW_TABLE,
     new_part_name,
     part_versions,
-    raw_parts,
     raw_rows_table,
     raw_writer,
     stored_versions,
@@ -294,7 +293,7 @@ class _Aside(NamedTuple):
 class _Share:
     """What one process made of the documents it was handed."""
 
-    staged: dict[Path, Path] = field(default_factory=dict)  # temp -> final
+    staged: dict[Path, PurePath] = field(default_factory=dict)  # temp -> final
     # (file, task_id, content_hash, state, cost) of every new version written
     added: list[tuple[int, str, str, TaskState, float | None]] = field(default_factory=list)
     rejected: list[_Aside] = field(default_factory=list)
@@ -314,9 +313,11 @@ class _Sink:
         raw = warehouse.partition_dir(tables.name, RAW_TABLE, partition) / name
         flat = {table: warehouse.partition_dir(tables.name, table, partition) / name
                 for table in tables.flat_schemas}
-        self.raw = raw_writer(raw, tables.responses_schema, publish=False, owner=owner)
+        self.raw = raw_writer(raw, tables.responses_schema, publish=False, owner=owner,
+                              storage=warehouse.storage)
         self.flat = PartitionWriter(flat, tables.flat_schemas, publish=False,
-                                    dictionary_columns=[], owner=owner)
+                                    dictionary_columns=[], owner=owner,
+                                    storage=warehouse.storage)
         self.raw.__enter__()
         self.flat.__enter__()
         # Bodies wait for a whole raw row group; decoded documents only for a flatten batch,
@@ -624,8 +625,8 @@ def import_archives(tables: ProviderTables, split: Split, paths: list[Path], par
     """Load saved responses into the raw and flattened tables of ``partition``."""
     workers = max(1, workers or os.cpu_count() or 1)
     limit = max_document_mb * 2**20
-    raw_dir = warehouse.partition_dir(tables.name, RAW_TABLE, partition)
-    seen = stored_versions(warehouse, raw_dir, tables.responses_schema, tables.hash_body)
+    seen = stored_versions(warehouse, tables.name, partition, tables.responses_schema,
+                           tables.hash_body)
     known_tasks = {task_id for task_id, _ in seen}
     fetched_at = utc_now().isoformat()
     sources = [f"import:{path}" for path in paths]
@@ -658,7 +659,8 @@ def import_archives(tables: ProviderTables, split: Split, paths: list[Path], par
     except BaseException:
         pool.stop()
         for table in tables.schemas():  # what a stopped worker was writing
-            sweep_temp_files(warehouse.partition_dir(tables.name, table, partition), owner)
+            sweep_temp_files(warehouse.storage.staging_dir(
+                warehouse.partition_dir(tables.name, table, partition)), owner)
         raise
     for share in shares:
         for index, error in share.unreadable.items():
@@ -753,9 +755,9 @@ def _land(tables: ProviderTables, warehouse: Warehouse, ledger: Ledger, partitio
     dropped = {f"import:{paths[i]}" for i in refused if i in staged_from}
     reflatten = bool(dropped or twice)
     if reflatten:
-        staged = _without(staged, tables.name, dropped, bool(twice))
+        staged = _without(staged, warehouse, dropped, bool(twice))
     if added:
-        publish_staged(staged)
+        warehouse.storage.publish(staged)
     else:
         for temp in staged:
             temp.unlink(missing_ok=True)
@@ -772,9 +774,10 @@ def _land(tables: ProviderTables, warehouse: Warehouse, ledger: Ledger, partitio
         "fetched_at": utc_now().isoformat(), "cost": cost})
         for task_id, version, state, cost in added])
     if report.rows:
-        raw = raw_parts(warehouse.partition_dir(tables.name, RAW_TABLE, partition))
+        raw = warehouse.parts(tables.name, RAW_TABLE, partition)
         with open_index(warehouse) as index:
-            index.versions(raw, part_versions)  # the new parts, read once, here
+            # The new parts, read once, here.
+            index.versions(raw, lambda part: part_versions(part, warehouse.filesystem))
             report.rows = {RAW_TABLE: sum(index.rows(raw).values()), **report.rows}
         ledger.record_import(tables.name, partition, {
             "rows": report.rows, "new_responses": report.new_responses,
@@ -786,11 +789,11 @@ def _land(tables: ProviderTables, warehouse: Warehouse, ledger: Ledger, partitio
     return report
 
 
-def _without(staged: dict[Path, Path], provider: str, dropped: set[str],
-             dedupe: bool) -> dict[Path, Path]:
+def _without(staged: dict[Path, PurePath], warehouse: Warehouse, dropped: set[str],
+             dedupe: bool) -> dict[Path, PurePath]:
     """The staged raw parts without the rows of ``dropped`` sources (and each version once);
     the staged flattened parts are discarded: the partition is flattened again."""
-    kept: dict[Path, Path] = {}
+    kept: dict[Path, PurePath] = {}
     seen: set[tuple[str, str]] = set()
     for temp, final in sorted(staged.items(), key=lambda item: item[1]):
         if final.parent.parent.name != RAW_TABLE:
@@ -809,7 +812,8 @@ def _without(staged: dict[Path, Path], provider: str, dropped: set[str],
             keep = pc.and_(keep, pa.array(first, pa.bool_()))
         filtered = table.filter(keep)
         temp.unlink()
-        with raw_writer(final, filtered.schema, publish=False, owner=os.getpid()) as writer:
+        with raw_writer(final, filtered.schema, publish=False, owner=os.getpid(),
+                        storage=warehouse.storage) as writer:
             writer.write({RAW_TABLE: filtered})
         kept.update(writer.staged)
     return kept
@@ -834,8 +838,7 @@ def _write_rejects(directory: Path, provider: str, partition: str, paths: list[P
 
 
 def _has_flattened(tables: ProviderTables, warehouse: Warehouse, partition: str) -> bool:
-    return all(raw_parts(warehouse.partition_dir(tables.name, table, partition))
-               for table in tables.flat_schemas)
+    return all(warehouse.parts(tables.name, table, partition) for table in tables.flat_schemas)
 
 
 def _count_rows(tables: ProviderTables, warehouse: Warehouse, partition: str) -> dict[str, int]:
@@ -844,17 +847,17 @@ def _count_rows(tables: ProviderTables, warehouse: Warehouse, partition: str) ->
     has its columns."""
     rows = {}
     for table, schema in tables.flat_schemas.items():
-        parts = raw_parts(warehouse.partition_dir(tables.name, table, partition))
+        parts = warehouse.parts(tables.name, table, partition)
         if not parts:
             with PartitionWriter({table: warehouse.partition_file(tables.name, table,
                                                                   partition)},
-                                 {table: schema}):
+                                 {table: schema}, storage=warehouse.storage):
                 pass
         rows[table] = _rows(warehouse, parts)
     return rows
 
 
-def _rows(warehouse: Warehouse, parts: list[Path]) -> int:
+def _rows(warehouse: Warehouse, parts: list[PurePath]) -> int:
     with open_index(warehouse) as index:
         return sum(index.rows(parts).values())
 

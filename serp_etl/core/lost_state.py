@@ -30,10 +30,9 @@ class StateDisagrees(RuntimeError):
 
 def warehouse_tags(warehouse: Warehouse, provider: str, partition: str) -> set[str]:
     """The tags of the day's tasks table, as last published (empty if it was never)."""
-    directory = warehouse.partition_dir(provider, TASKS_TABLE, partition)
-    parts = sorted(directory.glob("*.parquet")) if directory.is_dir() else []
-    return {tag for part in parts
-            for tag in pq.read_table(part, columns=["tag"]).column("tag").to_pylist()}
+    return {tag for part in warehouse.parts(provider, TASKS_TABLE, partition)
+            for tag in pq.read_table(str(part), columns=["tag"], filesystem=warehouse.filesystem
+                                     ).column("tag").to_pylist()}
 
 
 def refuse_unknown_tasks(ledger: Ledger, provider: str, partition: str, tags: Iterable[str],

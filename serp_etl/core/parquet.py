@@ -14,10 +14,13 @@ import re
 import time
 import uuid
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from serp_etl.storage.base import Retire, Storage
+from serp_etl.storage.local import LOCAL_FILES, fsync_dir
 
 PART_FILE = "part-0.parquet"
 LEGACY_PREFIX = "part-"  # an untagged part, written before schema tags
@@ -42,7 +45,7 @@ def untagged_name(name: str) -> str:
     return name[len("s12345678-"):] if _TAG.match(name) else name
 
 
-def tagged(path: Path, schema: pa.Schema) -> Path:
+def tagged(path: PurePath, schema: pa.Schema) -> PurePath:
     """Where a part of ``path``'s name, written with ``schema``, is published."""
     return path.with_name(f"{schema_tag(schema)}-{untagged_name(path.name)}")
 
@@ -52,11 +55,11 @@ def tag_of(name: str) -> str | None:
     return name[:len("s12345678")] if _TAG.match(name) else None
 
 
-def _temp_path_for(path: Path, owner: int) -> Path:
+def _temp_path_for(path: PurePath, owner: int, directory: Path) -> Path:
     # A dot-prefixed name that does not end in .parquet: globs over the warehouse never see it.
     # It carries the pid of the process that will publish it: while that one lives, no sweep
     # touches it.
-    return path.with_name(f".{path.name}.{owner}.{uuid.uuid4().hex[:8]}.tmp")
+    return directory / f".{path.name}.{owner}.{uuid.uuid4().hex[:8]}.tmp"
 
 
 STALE_TEMP_SECONDS = 24 * 3600
@@ -94,14 +97,6 @@ def sweep_temp_files(directory: Path, owner: int | None = None) -> int:
     return removed
 
 
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def publish_text(path: Path, text: str) -> None:
     """Write ``path`` whole or not at all (a temp file, fsync, rename): a reader never sees
     half of it."""
@@ -115,14 +110,6 @@ def publish_text(path: Path, text: str) -> None:
     fsync_dir(path.parent)
 
 
-def publish_staged(staged: Mapping[Path, Path]) -> None:
-    """Move fsynced temp files (temp -> final) into place, each by one atomic rename."""
-    for temp, final in staged.items():
-        os.replace(temp, final)
-    for directory in {final.parent for final in staged.values()}:
-        fsync_dir(directory)
-
-
 class PartitionWriter:
     """Streams record batches of several tables into temp files, then publishes them all.
 
@@ -133,11 +120,14 @@ class PartitionWriter:
     are left for the caller in ``staged`` (temp -> final), to publish with others at once.
     """
 
-    def __init__(self, paths: Mapping[str, Path], schemas: Mapping[str, pa.Schema], *,
+    def __init__(self, paths: Mapping[str, PurePath], schemas: Mapping[str, pa.Schema], *,
+                 storage: Storage = LOCAL_FILES, retire: Retire | None = None,
                  row_group_bytes: int = ROW_GROUP_BYTES, publish: bool = True,
                  dictionary_columns: list[str] | None = None,
                  statistics_columns: list[str] | None = None, owner: int | None = None) -> None:
         self._paths = dict(paths)
+        self._storage = storage
+        self._retire = retire
         # None: pyarrow's default (try a dictionary for every column). Columns of unique values
         # (response bodies) only pay for a dictionary that is then thrown away.
         self._use_dictionary = True if dictionary_columns is None else dictionary_columns
@@ -154,14 +144,15 @@ class PartitionWriter:
         self._buffers: dict[str, list[pa.Table]] = {name: [] for name in self._paths}
         self._buffered_bytes = 0
         self.rows: dict[str, int] = dict.fromkeys(self._paths, 0)
-        self.staged: dict[Path, Path] = {}
+        self.staged: dict[Path, PurePath] = {}
 
     def __enter__(self) -> PartitionWriter:
-        for directory in {path.parent for path in self._paths.values()}:
-            directory.mkdir(parents=True, exist_ok=True)
+        staging = {directory: self._storage.staging_dir(directory)
+                   for directory in {path.parent for path in self._paths.values()}}
+        for directory in staging.values():
             sweep_temp_files(directory)
         for name, path in self._paths.items():
-            temp = _temp_path_for(path, self._owner)
+            temp = _temp_path_for(path, self._owner, staging[path.parent])
             self._temps[name] = temp
             self._writers[name] = pq.ParquetWriter(temp, self._schemas[name], compression="zstd",
                                                    use_dictionary=self._use_dictionary,
@@ -204,16 +195,17 @@ class PartitionWriter:
                 os.fsync(handle.fileno())
             self.staged[temp] = tagged(self._paths[name], self._schemas[name])
         if self._publish:
-            publish_staged(self.staged)
+            self._storage.publish(self.staged, self._retire)
 
 
-def publish_table(path: Path, table: pa.Table) -> Path:
+def publish_table(path: PurePath, table: pa.Table, storage: Storage = LOCAL_FILES) -> PurePath:
     """Write one table as the part named ``path`` (tagged with its schema), atomically, in
-    place of any earlier version of that part (of any schema); returns where it went."""
-    with PartitionWriter({"t": path}, {"t": table.schema}) as writer:
+    place of any earlier version of that part (of any schema); returns its path (on object
+    storage, the name before its upload's random tail)."""
+    def same_part(name: str) -> bool:
+        return untagged_name(name) == untagged_name(path.name)
+
+    with PartitionWriter({"t": path}, {"t": table.schema}, storage=storage,
+                         retire=same_part) as writer:
         writer.write({"t": table})
-    (published,) = writer.staged.values()
-    for sibling in path.parent.glob("*.parquet"):
-        if sibling != published and untagged_name(sibling.name) == untagged_name(path.name):
-            sibling.unlink(missing_ok=True)
-    return published
+    return tagged(path, table.schema)

@@ -1,10 +1,10 @@
 """What is known of each published part, so that an import does not open every part of its day.
 
 A part is never changed in place: a new version of it is a new file (a rename over the name,
-with its own size and modification time). So its row count, and for a raw part the versions
-(task_id, content_hash) it holds, are read from its footer and columns once, and kept here,
-keyed by its path, size and modification time; a part whose file no longer matches is read
-again. The index is a cache in ``<data dir>/state/parts.sqlite``: deleting it loses nothing.
+with its own size and modification time; on object storage, a new object name). So its row
+count, and for a raw part the versions (task_id, content_hash) it holds, are read from its
+footer and columns once, and kept here, keyed by its path, size and modification time; a part
+whose file no longer matches is read again. The index is a cache in ``<data dir>/state/parts.sqlite``: deleting it loses nothing.
 Without it, the 200th import into a day would open the footers of the 199 before it, table by
 table: N imports into one day would cost N² work.
 """
@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.state.database import TEXT, Database
+from serp_etl.storage.base import Storage
 
 _SCHEMA = sa.MetaData()
 sa.Table(
@@ -42,18 +43,19 @@ _REPLACE_PART = (
     " ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,"
     " rows = excluded.rows, versioned = excluded.versioned")
 # A raw part's versions: (task_id, content_hash) pairs, read from its columns.
-ReadVersions = Callable[[Path], list[tuple[str, str]]]
+ReadVersions = Callable[[PurePath], list[tuple[str, str]]]
 
 
 class PartIndex(Database):
-    def __init__(self, root: Path, path: Path) -> None:
-        """Parts under ``root`` (the warehouse), indexed in the SQLite file ``path``."""
-        self.root = root
+    def __init__(self, storage: Storage, path: Path) -> None:
+        """Parts of ``storage`` (the warehouse's), indexed in the SQLite file ``path``."""
+        self.storage = storage
+        self.root = storage.root
         super().__init__(path, _SCHEMA, synchronous="NORMAL")  # a cache: the files are the truth
 
-    def _indexed(self, parts: list[Path]) -> list[tuple[Path, str, os.stat_result,
-                                                         tuple[int, int] | None]]:
-        """Each part with its key, its stat, and (rows, versioned) if indexed as it is now.
+    def _indexed(self, parts: list[PurePath]) -> list[tuple[PurePath, str, tuple[int, int],
+                                                             tuple[int, int] | None]]:
+        """Each part with its key, (size, mtime), and (rows, versioned) if indexed as it is now.
         One query a directory: a day's parts are read together."""
         entries: dict[str, tuple[int, int, int, int]] = {}
         for directory in {part.parent for part in parts}:
@@ -63,31 +65,31 @@ class PartIndex(Database):
                 " WHERE path >= :low AND path < :high", {"low": low, "high": high}))
         found = []
         for part in parts:
-            key, stat = self._key(part), part.stat()
+            key, stat = self._key(part), self.storage.size(part)
             entry = entries.get(key)
-            current = entry is not None and entry[:2] == (stat.st_size, stat.st_mtime_ns)
+            current = entry is not None and entry[:2] == stat
             found.append((part, key, stat, (entry[2], entry[3]) if current else None))
         return found
 
-    def _key(self, path: Path) -> str:
+    def _key(self, path: PurePath) -> str:
         return str(path.relative_to(self.root))
 
-    def rows(self, parts: Iterable[Path]) -> dict[Path, int]:
+    def rows(self, parts: Iterable[PurePath]) -> dict[PurePath, int]:
         """Each part's row count."""
-        counts: dict[Path, int] = {}
+        counts: dict[PurePath, int] = {}
         with self.transaction():
             for part, key, stat, indexed in self._indexed(list(parts)):
                 if indexed is not None:
                     counts[part] = indexed[0]
                     continue
-                counts[part] = pq.ParquetFile(part).metadata.num_rows
+                counts[part] = pq.ParquetFile(
+                    str(part), filesystem=self.storage.filesystem).metadata.num_rows
                 self.execute("DELETE FROM part_versions WHERE path = :path", {"path": key})
-                self.execute(_REPLACE_PART, {"path": key, "size": stat.st_size,
-                                             "mtime_ns": stat.st_mtime_ns,
+                self.execute(_REPLACE_PART, {"path": key, "size": stat[0], "mtime_ns": stat[1],
                                              "rows": counts[part], "versioned": 0})
         return counts
 
-    def versions(self, parts: Iterable[Path], read: ReadVersions) -> set[tuple[str, str]]:
+    def versions(self, parts: Iterable[PurePath], read: ReadVersions) -> set[tuple[str, str]]:
         """Every (task_id, content_hash) the raw ``parts`` hold; ``read`` reads those of a part
         not indexed yet."""
         found: set[tuple[str, str]] = set()
@@ -111,9 +113,8 @@ class PartIndex(Database):
                     self.execute("INSERT INTO part_versions VALUES (:path, :task_id, :digest)",
                                  [{"path": key, "task_id": task_id, "digest": digest}
                                   for task_id, digest in pairs])
-                self.execute(_REPLACE_PART, {"path": key, "size": stat.st_size,
-                                             "mtime_ns": stat.st_mtime_ns, "rows": len(pairs),
-                                             "versioned": 1})
+                self.execute(_REPLACE_PART, {"path": key, "size": stat[0], "mtime_ns": stat[1],
+                                             "rows": len(pairs), "versioned": 1})
         return found
 
 
@@ -123,4 +124,4 @@ def _range(directory: str) -> tuple[str, str]:
 
 
 def open_index(warehouse: Warehouse) -> PartIndex:
-    return PartIndex(warehouse.root, warehouse.data_dir / "state" / "parts.sqlite")
+    return PartIndex(warehouse.storage, warehouse.data_dir / "state" / "parts.sqlite")

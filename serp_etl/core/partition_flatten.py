@@ -16,12 +16,14 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor, wait
 from contextlib import suppress
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from serp_etl.core.parquet import PartitionWriter, part_file, publish_staged
+from serp_etl.core.parquet import PartitionWriter, part_file
+from serp_etl.storage.base import Storage, replace_all
+from serp_etl.storage.local import LOCAL_FILES
 
 FlattenBatch = Callable[[pa.RecordBatch], dict[str, pa.Table]]
 BATCH_ROWS = 64  # responses parsed at once: a few MB of JSON, tens of MB as Python objects
@@ -35,14 +37,14 @@ def _prefer_jemalloc() -> None:
 
 
 # One row group of one raw part, and the rows of it to flatten (None: all of them).
-Share = list[tuple[Path, int, list[int] | None]]
+Share = list[tuple[PurePath, int, list[int] | None]]
 
 
-def _row_groups(parts: Mapping[Path, list[int] | None]) -> Share:
+def _row_groups(parts: Mapping[PurePath, list[int] | None], storage: Storage) -> Share:
     """Every row group of every part, with the rows of it that ``parts`` keeps."""
     groups: Share = []
     for part, keep in parts.items():
-        metadata = pq.ParquetFile(part).metadata
+        metadata = pq.ParquetFile(str(part), filesystem=storage.filesystem).metadata
         start = 0
         for index in range(metadata.num_row_groups):
             size = metadata.row_group(index).num_rows
@@ -54,8 +56,8 @@ def _row_groups(parts: Mapping[Path, list[int] | None]) -> Share:
 
 
 def _flatten_share(share: Share, columns: list[str], worker: int, flatten: FlattenBatch,
-                   paths: Mapping[str, Path], schemas: Mapping[str, pa.Schema],
-                   owner: int) -> tuple[dict[Path, Path], dict[str, int]]:
+                   paths: Mapping[str, PurePath], schemas: Mapping[str, pa.Schema],
+                   owner: int, storage: Storage) -> tuple[dict[Path, PurePath], dict[str, int]]:
     """Flatten the row groups of ``share`` into staged ``part-<worker>`` files."""
     part_paths = {name: path.with_name(part_file(worker)) for name, path in paths.items()}
     # The flatten allocates millions of small containers that all live until the batch ends:
@@ -66,10 +68,11 @@ def _flatten_share(share: Share, columns: list[str], worker: int, flatten: Flatt
         # No dictionaries: measured 14% faster to write at the same size (zstd already
         # compresses the repeated values a dictionary would).
         with PartitionWriter(part_paths, schemas, publish=False, dictionary_columns=[],
-                             owner=owner) as writer:
+                             owner=owner, storage=storage) as writer:
             for part, row_group, rows in share:
                 # One row group at a time: a streaming reader over many groups keeps growing.
-                table = pq.ParquetFile(part).read_row_group(row_group, columns=columns)
+                table = pq.ParquetFile(str(part), filesystem=storage.filesystem).read_row_group(
+                    row_group, columns=columns)
                 if rows is not None:
                     table = table.take(pa.array(rows, pa.int64()))
                 for batch in table.to_batches(BATCH_ROWS):
@@ -80,29 +83,30 @@ def _flatten_share(share: Share, columns: list[str], worker: int, flatten: Flatt
     return writer.staged, writer.rows
 
 
-def _discard(staged_by_share: Iterable[Mapping[Path, Path]]) -> None:
+def _discard(staged_by_share: Iterable[Mapping[Path, PurePath]]) -> None:
     for staged in staged_by_share:
         for temp in staged:
             temp.unlink(missing_ok=True)
 
 
 def flatten_partition(
-    parts: Mapping[Path, list[int] | None],
+    parts: Mapping[PurePath, list[int] | None],
     columns: list[str],
     flatten: FlattenBatch,
-    paths: Mapping[str, Path],
+    paths: Mapping[str, PurePath],
     schemas: Mapping[str, pa.Schema],
     workers: int = 1,
+    storage: Storage = LOCAL_FILES,
 ) -> dict[str, int]:
     """Flatten the raw ``parts`` (each with the rows to keep, None for all; no parts: no rows)
-    into every table; returns rows per table.
+    into every table, in place of all it held; returns rows per table.
 
     ``paths`` gives each table's ``part-0.parquet``; worker k writes ``part-<k>.parquet``.
     """
-    groups = _row_groups(parts)
+    groups = _row_groups(parts, storage)
     workers = max(1, min(workers, len(groups)))  # a share per row group at most
     owner = os.getpid()  # this process publishes what every worker stages
-    args = [(groups[k::workers], columns, k, flatten, paths, schemas, owner)
+    args = [(groups[k::workers], columns, k, flatten, paths, schemas, owner, storage)
             for k in range(workers)]
     # pyarrow imports pandas (~400 modules, 0.2 s) on its first conversion of Python objects:
     # do it here, once, so forked workers inherit it instead of each paying for it.
@@ -127,15 +131,12 @@ def flatten_partition(
             _discard([own[0], *(f.result()[0] for f in futures if f.exception() is None)])
             raise failed[0].exception()
         results = [own, *(f.result() for f in futures)]
-    staged: dict[Path, Path] = {}
+    staged: dict[Path, PurePath] = {}
     rows = dict.fromkeys(paths, 0)
     for worker_staged, worker_rows in results:
         staged.update(worker_staged)
         for name, count in worker_rows.items():
             rows[name] += count
-    publish_staged(staged)
-    for path in paths.values():
-        for stale in path.parent.glob("*.parquet"):  # earlier runs', imports', any schema
-            if stale not in staged.values():
-                stale.unlink()
+    # Every other part of the tables goes: earlier runs', imports', of any schema.
+    storage.publish(staged, retire=replace_all)
     return rows

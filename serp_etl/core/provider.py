@@ -27,7 +27,6 @@ from serp_etl.core.raw import (
     latest_rows,
     publish_quarantine,
     publish_raw,
-    raw_parts,
 )
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.state.ledger import Ledger, TaskRecord, content_hash
@@ -100,7 +99,8 @@ class ProviderTables:
 
     def publish_tasks(self, ledger: Ledger, warehouse: Warehouse, partition: str) -> pa.Table:
         table = self.tasks_table(ledger.tasks(self.name, partition))
-        publish_table(warehouse.partition_file(self.name, TASKS_TABLE, partition), table)
+        publish_table(warehouse.partition_file(self.name, TASKS_TABLE, partition), table,
+                      warehouse.storage)
         return table
 
     def publish_responses(self, ledger: Ledger, warehouse: Warehouse,
@@ -115,12 +115,13 @@ class ProviderTables:
                           workers: int = 1) -> dict[str, int]:
         """Rebuild every flattened table of ``partition`` from the latest version of each of
         its raw responses."""
-        parts = raw_parts(warehouse.partition_dir(self.name, RAW_TABLE, partition))
+        parts = warehouse.parts(self.name, RAW_TABLE, partition)
         return flatten_partition(
-            latest_rows(parts),
+            latest_rows(parts, warehouse.filesystem),
             ["task_id", "body"],
             self.flatten_raw_batch,
             warehouse.partition_files(self.name, self.flat_schemas, partition),
             self.flat_schemas,
             workers=workers,
+            storage=warehouse.storage,
         )

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from serp_etl.core.flatten import EXTRA_COLUMN, INVALID_COLUMN
 from serp_etl.core.provider import ProviderTables
-from serp_etl.core.raw import RAW_TABLE, part_versions, raw_parts
+from serp_etl.core.raw import RAW_TABLE, part_versions
 from serp_etl.core.warehouse import PARTITION_READ, Warehouse, scratch_connection
 from serp_etl.state.ledger import LOST_STATES, Ledger, TaskState
 
@@ -27,9 +27,9 @@ def collection_complete(ledger: Ledger, warehouse: Warehouse, provider: str,
     in the inbox, on its way there). Counts every state, the ones that lost a paid result by
     name, and the responses missing from the raw table (a part removed, replaced or shrunk)."""
     tasks = ledger.tasks(provider, partition)
-    kept = {version for part in raw_parts(warehouse.partition_dir(provider, RAW_TABLE,
-                                                                 partition))
-            for version in part_versions(part)} | ledger.inbox_versions(provider, partition)
+    kept = {version for part in warehouse.parts(provider, RAW_TABLE, partition)
+            for version in part_versions(part, warehouse.filesystem)
+            } | ledger.inbox_versions(provider, partition)
     missing = sorted(task.task_id for task in tasks if task.content_hash is not None
                      and (task.task_id, task.content_hash) not in kept)
     by_state: dict[str, int] = {}
@@ -70,9 +70,9 @@ def schema_drift(tables: ProviderTables, warehouse: Warehouse, partition: str) -
     """Fields, values or item types the declared schema does not know (all kept, not lost)."""
     counts: dict[str, int] = {}
     other: dict[str, int] = {}
-    with scratch_connection() as con:
+    with scratch_connection(warehouse.filesystem) as con:
         for table, schema in tables.flat_schemas.items():
-            files = warehouse.partition_glob(tables.name, table, partition)
+            files = warehouse.partition_source(tables.name, table, partition)
             if table == OTHER_ITEMS:
                 other = dict(con.execute(
                     f"SELECT coalesce(type, '(none)'), count(*) FROM {PARTITION_READ} "
@@ -102,13 +102,14 @@ def decoding_repairs(tables: ProviderTables, warehouse: Warehouse,
                      partition: str) -> QualityResult:
     """Responses of the day that were not clean JSON and were decoded with repairs (kept as
     received in the raw table; see ``core.jsondecode`` for what each repair does)."""
-    parts = raw_parts(warehouse.partition_dir(tables.name, RAW_TABLE, partition))
+    parts = warehouse.parts(tables.name, RAW_TABLE, partition)
     counts: dict[str, int] = {}
     repaired = 0
     if parts:
-        with scratch_connection() as con:
+        with scratch_connection(warehouse.filesystem) as con:
             rows = con.execute(f"SELECT repairs FROM {PARTITION_READ} "
-                               "WHERE len(repairs) > 0", [[str(p) for p in parts]]).fetchall()
+                               "WHERE len(repairs) > 0",
+                               [[warehouse.uri(p) for p in parts]]).fetchall()
         for (kinds,) in rows:
             repaired += 1
             for kind in kinds:

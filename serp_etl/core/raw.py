@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import numpy as np
 import pyarrow as pa
@@ -32,6 +32,8 @@ from serp_etl.core.parquet import PartitionWriter, publish_table, tag_of
 from serp_etl.core.part_index import open_index
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.state.ledger import InboxRow, Ledger, utc_now
+from serp_etl.storage.base import Storage
+from serp_etl.storage.local import LOCAL_FILES
 
 RAW_TABLE = "responses"
 # Row groups of about this many responses: flattening workers share a partition by row group.
@@ -57,13 +59,8 @@ def raw_schema(provider_fields: list[pa.Field]) -> pa.Schema:
     return pa.schema([*VERSION_FIELDS, *provider_fields, *BODY_FIELDS])
 
 
-def raw_parts(directory: Path) -> list[Path]:
-    """The partition's published parts, oldest name first."""
-    return sorted(directory.glob("*.parquet")) if directory.is_dir() else []
-
-
-def raw_writer(path: Path, schema: pa.Schema, publish: bool = True,
-               owner: int | None = None) -> PartitionWriter:
+def raw_writer(path: PurePath, schema: pa.Schema, publish: bool = True,
+               owner: int | None = None, storage: Storage = LOCAL_FILES) -> PartitionWriter:
     """Every write() of RAW_ROW_GROUP_ROWS rows becomes one row group; only the small columns
     get a dictionary (bodies, ids and hashes are all distinct), and statistics (the bodies'
     would copy each one several times over)."""
@@ -72,7 +69,7 @@ def raw_writer(path: Path, schema: pa.Schema, publish: bool = True,
     statistics = [name for name in schema.names if name not in _LARGE]
     return PartitionWriter({RAW_TABLE: path}, {RAW_TABLE: schema}, row_group_bytes=0,
                            dictionary_columns=small, statistics_columns=statistics,
-                           publish=publish, owner=owner)
+                           publish=publish, owner=owner, storage=storage)
 
 
 _LARGE = ("body", "body_bytes", "envelope", "html")
@@ -133,10 +130,11 @@ def _utf8(body: bytes) -> tuple[str, bytes | None]:
         return body.decode("utf-8", "replace"), body
 
 
-def upgrade_part(path: Path, schema: pa.Schema, hash_body: HashBody) -> Path:
+def upgrade_part(path: Path, schema: pa.Schema, hash_body: HashBody) -> PurePath:
     """Rewrite, once, a part written by an earlier serp-etl: columns it lacks are added (null,
     but content_hash, computed from its bodies) in today's order. Returns its new path (its
-    name carries its new schema's tag)."""
+    name carries its new schema's tag). Such parts are only ever in a data dir's warehouse:
+    object storage came after schema tags."""
     table = pq.read_table(path)
     columns = {}
     for field in schema:
@@ -151,11 +149,12 @@ def upgrade_part(path: Path, schema: pa.Schema, hash_body: HashBody) -> Path:
     return publish_table(path, pa.table(columns, schema=schema))
 
 
-def _versions(parts: Iterable[Path]) -> pa.Table:
+def _versions(parts: Iterable[PurePath], filesystem) -> pa.Table:
     """task_id, content_hash and fetched_at of every row, with its part and row number."""
     tables = []
     for index, part in enumerate(parts):
-        table = pq.read_table(part, columns=["task_id", "content_hash", "fetched_at"])
+        table = pq.read_table(str(part), columns=["task_id", "content_hash", "fetched_at"],
+                              filesystem=filesystem)
         tables.append(table.append_column("part", pa.repeat(index, table.num_rows))
                       .append_column("row", pa.array(range(table.num_rows), pa.int64())))
     if not tables:
@@ -163,27 +162,29 @@ def _versions(parts: Iterable[Path]) -> pa.Table:
     return pa.concat_tables(tables)
 
 
-def stored_versions(warehouse: Warehouse, directory: Path, schema: pa.Schema,
+def stored_versions(warehouse: Warehouse, provider: str, partition: str, schema: pa.Schema,
                     hash_body: HashBody) -> set[tuple[str, str]]:
-    """(task_id, content_hash) of every version the raw partition ``directory`` holds, each
-    part read once (``core.part_index``); a part of an earlier serp-etl is upgraded first."""
+    """(task_id, content_hash) of every version the raw partition holds, each part read once
+    (``core.part_index``); a part of an earlier serp-etl is upgraded first."""
     parts = [part if tag_of(part.name) or "content_hash" in pq.read_schema(part).names
-             else upgrade_part(part, schema, hash_body) for part in raw_parts(directory)]
+             else upgrade_part(part, schema, hash_body)
+             for part in warehouse.parts(provider, RAW_TABLE, partition)]
     with open_index(warehouse) as index:
-        return index.versions(parts, part_versions)
+        return index.versions(parts, lambda part: part_versions(part, warehouse.filesystem))
 
 
-def part_versions(part: Path) -> list[tuple[str, str]]:
+def part_versions(part: PurePath, filesystem=None) -> list[tuple[str, str]]:
     """The (task_id, content_hash) of every row of a raw part."""
-    table = pq.read_table(part, columns=["task_id", "content_hash"])
+    table = pq.read_table(str(part), columns=["task_id", "content_hash"],
+                          filesystem=filesystem)
     return list(zip(table.column("task_id").to_pylist(),
                     table.column("content_hash").to_pylist(), strict=True))
 
 
-def latest_rows(parts: list[Path]) -> dict[Path, list[int] | None]:
+def latest_rows(parts: list[PurePath], filesystem=None) -> dict[PurePath, list[int] | None]:
     """For each part, the rows that are their task's latest version (by fetch time, then
     content hash); None where every row is."""
-    versions = _versions(parts)
+    versions = _versions(parts, filesystem)
     if not versions.num_rows:
         return dict.fromkeys(parts)
     ordered = versions.sort_by([("task_id", "ascending"), ("fetched_at", "descending"),
@@ -196,10 +197,10 @@ def latest_rows(parts: list[Path]) -> dict[Path, list[int] | None]:
     for part, row in zip(latest.column("part").to_pylist(), latest.column("row").to_pylist(),
                          strict=True):
         chosen.setdefault(part, []).append(row)
-    result: dict[Path, list[int] | None] = {}
+    result: dict[PurePath, list[int] | None] = {}
     for index, part in enumerate(parts):
         rows = sorted(chosen.get(index, []))
-        total = pq.ParquetFile(part).metadata.num_rows
+        total = pq.ParquetFile(str(part), filesystem=filesystem).metadata.num_rows
         result[part] = None if len(rows) == total else rows
     return result
 
@@ -207,7 +208,7 @@ def latest_rows(parts: list[Path]) -> dict[Path, list[int] | None]:
 def publish_raw(ledger: Ledger, warehouse: Warehouse, provider: str, partition: str,
                 schema: pa.Schema, hash_body: HashBody) -> RawReport:
     directory = warehouse.partition_dir(provider, RAW_TABLE, partition)
-    seen = stored_versions(warehouse, directory, schema, hash_body)
+    seen = stored_versions(warehouse, provider, partition, schema, hash_body)
     stored = len(seen)
     drained: list[tuple[str, str]] = []
     batch: list[InboxRow] = []
@@ -226,8 +227,10 @@ def publish_raw(ledger: Ledger, warehouse: Warehouse, provider: str, partition: 
             full = len(batch) == RAW_ROW_GROUP_ROWS or (row is None and batch)
             # A day with nothing collected yet gets an empty part: every view and check finds
             # its table.
-            if writer is None and (full or (row is None and not raw_parts(directory))):
-                writer = stack.enter_context(raw_writer(directory / new_part_name(), schema))
+            if writer is None and (full or (row is None and not warehouse.parts(
+                    provider, RAW_TABLE, partition))):
+                writer = stack.enter_context(raw_writer(directory / new_part_name(), schema,
+                                                        storage=warehouse.storage))
             if full:
                 writer.write({RAW_TABLE: raw_rows_table(
                     [(r.task_id, r.meta, r.body) for r in batch], schema)})
@@ -265,6 +268,6 @@ def publish_quarantine(ledger: Ledger, warehouse: Warehouse, provider: str) -> i
             "body": [i.body.decode("utf-8", "replace") for i in items],
         }, schema=QUARANTINE_SCHEMA)
         publish_table(warehouse.partition_dir(provider, QUARANTINE_TABLE, day)
-                      / new_part_name(), table)
+                      / new_part_name(), table, warehouse.storage)
         ledger.release_quarantined(provider, [i.content_hash for i in items])
     return len(held)

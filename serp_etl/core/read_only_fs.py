@@ -4,7 +4,7 @@ DuckDB's lockdown (``allowed_directories``) opens a directory for reading *and* 
 ``COPY ... TO`` (even under ``EXPLAIN ANALYZE``) into the warehouse wrote a Parquet part that
 every view then read as data. DuckDB has no read-only file access of its own. So the query
 connection disables DuckDB's local file system altogether and reads the warehouse through this
-fsspec file system, registered under its own protocol, which refuses every operation that
+fsspec file system (over the local one, or the bucket's), registered under its own protocol, which refuses every operation that
 would change a file or a directory.
 """
 
@@ -28,14 +28,15 @@ def _refuse(name: str):
 
 
 class ReadOnlyWarehouse(DirFileSystem):
-    """``<PROTOCOL>://<path under root>``: the files under ``root``, read-only."""
+    """``<PROTOCOL>://<path under root>``: the files under ``root`` of ``fs`` (the local file
+    system, or the warehouse's bucket), read-only."""
 
     protocol = PROTOCOL
     # Not cached: fsspec would hand one instance to every caller with the same arguments.
     cachable = False
 
-    def __init__(self, root: str) -> None:
-        super().__init__(path=root, fs=LocalFileSystem())
+    def __init__(self, root: str, fs=None) -> None:
+        super().__init__(path=root, fs=fs or LocalFileSystem())
 
     def open(self, path, mode="rb", *args, **kwargs):
         if set(mode) - {"r", "b", "t"}:

@@ -9,6 +9,10 @@ the history. A generation older than the table's schema is read as that schema: 
 lacks is NULL, a type that changed is converted (text date-times into TIMESTAMPTZ). Parts of an
 earlier serp-etl, without a tag, are read as one more generation.
 
+On object storage (``serp_etl.storage.objects``) a glob would also find parts no commit
+published yet: there, each generation is read from the list of its committed parts, by name,
+and the file is rebuilt whenever a day's commit changes.
+
 The file is rebuilt whole after every materialization and import (a temp file, then a rename):
 a reader that has it open keeps the version it opened, and never blocks a writer. It is written
 in DuckDB's v1.0 storage format, which older DuckDB builds (in BI tools) still open. Views are
@@ -25,20 +29,14 @@ import tempfile
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import pyarrow as pa
 
 from serp_etl.core.column_kinds import JSON_TEXT, TEXT_OF, kind_of
-from serp_etl.core.parquet import (
-    LEGACY_PREFIX,
-    fsync_dir,
-    publish_text,
-    schema_tag,
-    sweep_temp_files,
-    tag_of,
-)
+from serp_etl.core.parquet import LEGACY_PREFIX, publish_text, schema_tag, sweep_temp_files, tag_of
 from serp_etl.core.warehouse import Warehouse
+from serp_etl.storage.local import fsync_dir
 
 VIEWS_FILE = "serp.duckdb"
 STORAGE_VERSION = "v1.0.0"
@@ -65,7 +63,7 @@ class DerivedView:
 class Generation:
     """The parts of one table written with one schema."""
 
-    glob: str
+    source: str | list[str]  # a glob (local storage), or every part by name (object storage)
     columns: dict[str, str]  # name -> DuckDB type
     legacy: bool  # untagged parts: their schemas may differ among themselves
 
@@ -94,30 +92,18 @@ FOR_TOOLS = ViewsFile(views_path, "views.json", read_only_fs=False)
 FOR_QUERIES = ViewsFile(query_views_path, "query_views.json", read_only_fs=True)
 
 
-def scan(warehouse: Warehouse) -> dict[str, dict[str | None, Path]]:
-    """View name -> for each schema tag found (None: untagged parts), one part of it. Lists
-    directories only: no file is opened."""
-    found: dict[str, dict[str | None, Path]] = {}
-    if not warehouse.root.is_dir():
-        return found
-    for provider in sorted(os.scandir(warehouse.root), key=lambda e: e.name):
-        if not provider.is_dir():
-            continue
-        for table in sorted(os.scandir(provider.path), key=lambda e: e.name):
-            if not table.is_dir():
-                continue
-            tags: dict[str | None, Path] = {}
-            for day in os.scandir(table.path):
-                if not (day.is_dir() and day.name.startswith("date=")):
-                    continue
-                for part in os.scandir(day.path):
-                    name = part.name
-                    if name.endswith(".parquet") and not name.startswith("."):
-                        tag = tag_of(name)
-                        if tag is not None or name.startswith(LEGACY_PREFIX):
-                            tags.setdefault(tag, Path(part.path))
-            if tags:
-                found[f"{provider.name}_{table.name}"] = tags
+def scan(warehouse: Warehouse) -> dict[str, dict[str | None, list[PurePath]]]:
+    """View name -> for each schema tag found (None: untagged parts), its parts. Lists
+    directories (or reads the days' commits) only: no part is opened."""
+    found: dict[str, dict[str | None, list[PurePath]]] = {}
+    for (provider, table), parts in warehouse.storage.tables().items():
+        tags: dict[str | None, list[PurePath]] = {}
+        for part in parts:
+            tag = tag_of(part.name)
+            if tag is not None or part.name.startswith(LEGACY_PREFIX):
+                tags.setdefault(tag, []).append(part)
+        if tags:
+            found[f"{provider}_{table}"] = tags
     return found
 
 
@@ -132,19 +118,27 @@ def _identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _read(glob: str, legacy: bool) -> str:
-    return (f"read_parquet({_literal(glob)}, hive_partitioning = true, "
+def _read(source: str | list[str], legacy: bool) -> str:
+    files = (_literal(source) if isinstance(source, str)
+             else "[" + ", ".join(_literal(name) for name in source) + "]")
+    return (f"read_parquet({files}, hive_partitioning = true, "
             f"hive_types = {{'date': DATE}}{', union_by_name = true' if legacy else ''})")
 
 
-def _generation(connection, table_dir: Path, tag: str | None) -> Generation:
-    pattern = f"{tag}-*.parquet" if tag else f"{LEGACY_PREFIX}*.parquet"
-    glob = str(table_dir / "date=*" / pattern)
-    relation = connection.read_parquet(glob, hive_partitioning=True,
+def _generation(connection, warehouse: Warehouse, parts: list[PurePath],
+                tag: str | None) -> Generation:
+    """The generation of ``tag``: a glob over the table's days locally (it finds new days by
+    itself), its committed parts by name on object storage."""
+    if warehouse.storage.shared:
+        source: str | list[str] = [warehouse.uri(part) for part in sorted(parts)]
+    else:
+        pattern = f"{tag}-*.parquet" if tag else f"{LEGACY_PREFIX}*.parquet"
+        source = str(Path(parts[0]).parent.parent.resolve() / "date=*" / pattern)
+    relation = connection.read_parquet(source, hive_partitioning=True,
                                        union_by_name=tag is None)
     columns = {name: str(kind) for name, kind in zip(relation.columns, relation.types,
                                                       strict=True) if name != "date"}
-    return Generation(glob, columns, tag is None)
+    return Generation(source, columns, tag is None)
 
 
 def _target_types(connection, schemas: Mapping[str, pa.Schema]) -> dict[str, dict[str, str]]:
@@ -202,7 +196,7 @@ def view_sql(view: str, generations: list[Generation], schema: pa.Schema | None,
             columns += [_identifier(name) for name in generation.columns
                         if name not in types]
         selects.append(f"SELECT {', '.join(columns)}, date FROM "
-                       f"{_read(generation.glob, generation.legacy)}")
+                       f"{_read(generation.source, generation.legacy)}")
     return f"CREATE VIEW {_identifier(view)} AS " + " UNION ALL BY NAME ".join(selects)
 
 
@@ -224,16 +218,28 @@ def definitions_digest(schemas: Mapping[str, pa.Schema],
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def signature(warehouse: Warehouse, found: Mapping[str, Mapping[str | None, Path]],
+def signature(warehouse: Warehouse, found: Mapping[str, Mapping[str | None, list[PurePath]]],
               schemas: Mapping[str, pa.Schema], derived: Sequence[DerivedView]) -> dict:
     """What the views file is built from: where the warehouse is (the views hold its path),
-    each table's generations, the schema this serp-etl reads it as, and the derived views.
-    The same signature, the same views."""
-    return {"root": str(warehouse.root.resolve()),
+    each table's generations (on object storage, with their parts, which the views name),
+    the schema this serp-etl reads it as, and the derived views. The same signature, the
+    same views."""
+    def parts_digest(tags: Mapping[str | None, list[PurePath]]) -> str:
+        names = sorted(str(part) for parts in tags.values() for part in parts)
+        return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+
+    return {"root": _root(warehouse),
             "definitions": definitions_digest(schemas, derived),
             "views": {view: {"generations": sorted(tag or "" for tag in tags),
-                             "schema": _own_tag(schemas.get(view))}
+                             "schema": _own_tag(schemas.get(view)),
+                             **({"parts": parts_digest(tags)} if warehouse.storage.shared
+                                else {})}
                       for view, tags in sorted(found.items())}}
+
+
+def _root(warehouse: Warehouse) -> str:
+    return (warehouse.storage.url if warehouse.storage.shared
+            else str(Path(warehouse.root).resolve()))
 
 
 def signature_path(warehouse: Warehouse, kind: ViewsFile = FOR_TOOLS) -> Path:
@@ -261,8 +267,8 @@ def refresh(warehouse: Warehouse, schemas: Mapping[str, pa.Schema],
     target = kind.path(warehouse)
     if recorded_signature(warehouse, kind) == wanted:
         return target
-    root = str(warehouse.root.resolve())
-    if _GLOB_CHARACTERS & set(root):
+    root = _root(warehouse)
+    if not warehouse.storage.shared and _GLOB_CHARACTERS & set(root):
         raise ViewsError(f"the warehouse path {root} has a character DuckDB reads as a glob "
                          f"pattern ({''.join(sorted(_GLOB_CHARACTERS & set(root)))}): move "
                          "the data dir to a path without it")
@@ -273,7 +279,7 @@ def refresh(warehouse: Warehouse, schemas: Mapping[str, pa.Schema],
     return target
 
 
-def _write(warehouse: Warehouse, found: Mapping[str, Mapping[str | None, Path]],
+def _write(warehouse: Warehouse, found: Mapping[str, Mapping[str | None, list[PurePath]]],
            schemas: Mapping[str, pa.Schema], derived: Sequence[DerivedView],
            kind: ViewsFile) -> None:
     """Write the views file of ``kind``, whole (a temp file, then a rename): its views name
@@ -283,13 +289,20 @@ def _write(warehouse: Warehouse, found: Mapping[str, Mapping[str | None, Path]],
     target = kind.path(warehouse)
     target.parent.mkdir(parents=True, exist_ok=True)
     sweep_temp_files(target.parent)  # what a writer killed mid-write left
-    root = warehouse.root.resolve()
+    shared = warehouse.storage.shared
+    root = warehouse.root if shared else Path(warehouse.root).resolve()
+    prefix = warehouse.uri(root) if shared else str(root)
 
     def locate(generation: Generation) -> Generation:
+        """The generation as read through the read-only file system, for ``kind``'s."""
         if not kind.read_only_fs:
             return generation
-        relative = Path(generation.glob).relative_to(root).as_posix()
-        return replace(generation, glob=f"{PROTOCOL}://{relative}")
+
+        def relative(name: str) -> str:
+            return f"{PROTOCOL}://{name.removeprefix(prefix).lstrip('/')}"
+        source = generation.source
+        return replace(generation, source=relative(source) if isinstance(source, str)
+                       else [relative(name) for name in source])
 
     temp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
@@ -300,14 +313,17 @@ def _write(warehouse: Warehouse, found: Mapping[str, Mapping[str | None, Path]],
                 # hold it at its peak of memory); creating a view reads its files.
                 from serp_etl.core.read_only_fs import PROTOCOL, ReadOnlyWarehouse
 
-                connection.register_filesystem(ReadOnlyWarehouse(str(root)))
+                connection.register_filesystem(ReadOnlyWarehouse(str(root),
+                                                                 warehouse.filesystem))
+            if shared:
+                connection.register_filesystem(warehouse.filesystem)
             for view, tags in found.items():
-                table_dir = next(iter(tags.values())).parent.parent.resolve()
                 schema = schemas.get(view)
                 # This serp-etl's own generation first: the view's columns in its order.
                 own = _own_tag(schema)
                 order = sorted(tags, key=lambda tag: (tag != own, tag is None, tag or ""))
-                generations = [_generation(connection, table_dir, tag) for tag in order]
+                generations = [_generation(connection, warehouse, tags[tag], tag)
+                               for tag in order]
                 if schema is None:
                     types = {}
                 elif order[0] == own:  # its parts say how DuckDB types the schema
@@ -340,8 +356,10 @@ def current(warehouse: Warehouse, schemas: Mapping[str, pa.Schema],
     and derived views, and every table of the warehouse has a view. (A new schema generation
     comes only from a writer of another serp-etl, which refreshes the file itself.)"""
     recorded = recorded_signature(warehouse, kind)
-    if recorded is None or recorded.get("root") != str(warehouse.root.resolve()):
+    if recorded is None or recorded.get("root") != _root(warehouse):
         return False  # none yet, or the data dir moved
+    if warehouse.storage.shared:  # its views name every part: the commits say if they changed
+        return recorded == signature(warehouse, scan(warehouse), schemas, derived)
     if recorded.get("definitions") != definitions_digest(schemas, derived):
         return False
     known = recorded.get("views", {})
@@ -352,9 +370,10 @@ def current(warehouse: Warehouse, schemas: Mapping[str, pa.Schema],
 
 def table_views(warehouse: Warehouse) -> list[str]:
     """The view name of every table directory of the warehouse (days not listed)."""
-    if not warehouse.root.is_dir():
+    root = Path(warehouse.root)
+    if not root.is_dir():
         return []
-    return [f"{provider.name}_{table.name}" for provider in os.scandir(warehouse.root)
+    return [f"{provider.name}_{table.name}" for provider in os.scandir(root)
             if provider.is_dir() for table in os.scandir(provider.path) if table.is_dir()]
 
 

@@ -1,9 +1,9 @@
-"""Where the warehouse lives on disk, and what an analyst's query may be.
+"""Where the warehouse lives, and what an analyst's query may be.
 
-Layout: ``<data dir>/warehouse/<provider>/<table>/date=YYYY-MM-DD/<tag>-part-*.parquet`` (the
-tag names the part's schema: ``core.parquet``); the view of ``<provider>/<table>`` is
-``<provider>_<table>``, with ``date`` (a DATE) from the hive path, in ``<data dir>/serp.duckdb``
-(``core.views``).
+Layout: ``<root>/<provider>/<table>/date=YYYY-MM-DD/<tag>-part-*.parquet`` (the tag names the
+part's schema: ``core.parquet``), the root being ``<data dir>/warehouse`` or a bucket
+(``serp_etl.storage``); the view of ``<provider>/<table>`` is ``<provider>_<table>``, with
+``date`` (a DATE) from the hive path, in ``<data dir>/serp.duckdb`` (``core.views``).
 """
 
 from __future__ import annotations
@@ -11,10 +11,12 @@ from __future__ import annotations
 import os
 import re
 from datetime import date
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
 from serp_etl.core.parquet import PART_FILE
+from serp_etl.storage.base import Storage
+from serp_etl.storage.location import open_storage
 
 if TYPE_CHECKING:
     import duckdb
@@ -28,7 +30,7 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 READ_ONLY_STATEMENTS = frozenset({"SELECT", "EXPLAIN"})
 
 
-# SQL reading one partition's parts (the parameter: ``partition_glob``). Its parts may be of
+# SQL reading one partition's parts (the parameter: ``partition_source``). Its parts may be of
 # several schema generations (an import, after an upgrade, next to older parts): by name.
 PARTITION_READ = "read_parquet(?, union_by_name = true)"
 
@@ -41,12 +43,16 @@ def default_data_dir() -> Path:
     return Path(os.environ.get(DATA_DIR_ENV) or "data")
 
 
-def scratch_connection() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection for a check's query. DuckDB is imported on first use: a
-    step process that publishes a large answer does not hold it at its peak of memory."""
+def scratch_connection(filesystem=None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection for a check's query, reading ``filesystem`` (an fsspec
+    one) where it is not the local one. DuckDB is imported on first use: a step process that
+    publishes a large answer does not hold it at its peak of memory."""
     import duckdb
 
-    return duckdb.connect(":memory:")
+    connection = duckdb.connect(":memory:")
+    if filesystem is not None:
+        connection.register_filesystem(filesystem)
+    return connection
 
 
 def check_partition(partition: str) -> str:
@@ -62,30 +68,45 @@ def check_partition(partition: str) -> str:
 
 
 class Warehouse:
-    def __init__(self, data_dir: Path | str) -> None:
-        self.data_dir = Path(data_dir)
-        self.root = self.data_dir / "warehouse"
+    """The warehouse of a data dir: its parts in ``storage`` (``SERP_ETL_STORAGE_URL``), its
+    views and caches in the data dir."""
 
-    def partition_file(self, provider: str, table: str, partition: str) -> Path:
+    def __init__(self, data_dir: Path | str, storage: Storage | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.storage = storage or open_storage(self.data_dir)
+        self.root = self.storage.root
+        self.filesystem = self.storage.filesystem  # for pyarrow's and DuckDB's reads
+
+    def partition_file(self, provider: str, table: str, partition: str) -> PurePath:
         return self.partition_dir(provider, table, partition) / PART_FILE
 
-    def partition_dir(self, provider: str, table: str, partition: str) -> Path:
+    def partition_dir(self, provider: str, table: str, partition: str) -> PurePath:
         return self.root / provider / table / f"date={check_partition(partition)}"
 
-    def partition_glob(self, provider: str, table: str, partition: str) -> str:
-        """Every part file of one table's partition (flattening may write several; read them
-        with ``PARTITION_READ``)."""
-        return str(self.partition_file(provider, table, partition).with_name("*.parquet"))
+    def parts(self, provider: str, table: str, partition: str) -> list[PurePath]:
+        """The published parts of one table's partition, in name order."""
+        return self.storage.parts(self.partition_dir(provider, table, partition))
 
-    def partition_files(self, provider: str, tables, partition: str) -> dict[str, Path]:
+    def partition_source(self, provider: str, table: str, partition: str) -> str | list[str]:
+        """Every part of one table's partition as DuckDB reads them with ``PARTITION_READ``
+        on ``scratch_connection(warehouse.filesystem)`` (flattening may write several)."""
+        if not self.storage.shared:  # a glob: one listing by DuckDB itself
+            return str(self.partition_file(provider, table, partition).with_name("*.parquet"))
+        return [self.storage.uri(part) for part in self.parts(provider, table, partition)]
+
+    def partition_files(self, provider: str, tables, partition: str) -> dict[str, PurePath]:
         return {table: self.partition_file(provider, table, partition) for table in tables}
+
+    def uri(self, path: PurePath) -> str:
+        return self.storage.uri(path)
 
     def earliest_day(self) -> str | None:
         """The first date any provider's tasks or responses table holds, if any."""
-        days = [d.name.removeprefix("date=")
-                for d in self.root.glob("*/*/date=*")
-                if d.parent.name in ("tasks", "responses")]
+        days = [day for provider in self.storage.providers()
+                for table in ("tasks", "responses") for day in self.storage.days(provider, table)]
         return min(days, default=None)
+
+
 
 
 # ``EXPLAIN [ANALYZE] [(options)]`` before the statement it explains (comments before it too).

@@ -9,6 +9,7 @@ import pyarrow as pa
 
 from serp_etl.core.column_docs import DATE
 from serp_etl.core.views import VIEWS_FILE
+from serp_etl.core.warehouse import Warehouse
 
 # The owners shown on every asset: edit to your team (an e-mail or "team:<name>").
 OWNERS = ["team:serp-etl"]
@@ -37,7 +38,10 @@ def table_definition(schema: pa.Schema, docs: Mapping[str, str], view: str) -> d
             "dagster/table_name": f"{Path(VIEWS_FILE).stem}.main.{view}"}
 
 
-def partition_metadata(rows: int, directory: Path) -> dict:
+def partition_metadata(rows: int, warehouse: Warehouse, provider: str, table: str,
+                       partition: str) -> dict:
     """A materialization's metadata: the partition's rows and where its files are."""
+    directory = warehouse.partition_dir(provider, table, partition)
     return {"dagster/partition_row_count": rows,
-            "dagster/uri": directory.resolve().as_uri()}
+            "dagster/uri": warehouse.uri(directory) if warehouse.storage.shared
+            else Path(directory).resolve().as_uri()}

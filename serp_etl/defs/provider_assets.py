@@ -113,8 +113,7 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
 
     def materialized(warehouse: WarehouseResource, table: str, partition: str,
                      rows: int) -> dict:
-        return partition_metadata(rows, warehouse.warehouse().partition_dir(name, table,
-                                                                            partition))
+        return partition_metadata(rows, warehouse.warehouse(), name, table, partition)
 
     def day_check(check: str, key: dg.AssetKey, description: str) -> dg.AssetCheckSpec:
         # Partitioned: each result belongs to its day, so after a backfill the UI says
@@ -251,10 +250,11 @@ def reference_asset(spec: ProviderAssets, reference: ReferenceTable) -> dg.Asset
                     for entry in reference.fetch(client)]
         table = pa.Table.from_pylist(rows, schema=schema)
         store = warehouse.warehouse()
-        publish_table(store.partition_file(name, reference.table, context.partition_key), table)
+        publish_table(store.partition_file(name, reference.table, context.partition_key), table,
+                      store.storage)
         return dg.MaterializeResult(metadata={
-            **partition_metadata(table.num_rows, store.partition_dir(
-                name, reference.table, context.partition_key)),
+            **partition_metadata(table.num_rows, store, name, reference.table,
+                                 context.partition_key),
             **warehouse.refresh_views(context.log)})
 
     return snapshot

@@ -118,8 +118,8 @@ def imports_recorded(context: dg.SensorEvaluationContext):
             events.append(dg.AssetMaterialization(
                 asset_key=spec.key(table), partition=record.partition_date,
                 description=f"serp-etl import of {len(files)} file(s)",
-                metadata={**partition_metadata(rows, warehouse.warehouse().partition_dir(
-                              record.provider, table, record.partition_date)),
+                metadata={**partition_metadata(rows, warehouse.warehouse(), record.provider,
+                                               table, record.partition_date),
                           "imported_at": record.imported_at,
                           "new_responses": record.report.get("new_responses", 0),
                           "files": dg.MetadataValue.json(files)}))

@@ -18,14 +18,14 @@ from serp_etl.providers.dataforseo.targets import tag_prefix
 from serp_etl.state.ledger import Ledger, utc_now
 
 
-def _file(warehouse: Warehouse, table: str, partition: str) -> str:
-    return warehouse.partition_glob(PROVIDER, table, partition)
+def _file(warehouse: Warehouse, table: str, partition: str) -> str | list[str]:
+    return warehouse.partition_source(PROVIDER, table, partition)
 
 
 def items_accounted_for(warehouse: Warehouse, partition: str) -> QualityResult:
     """Each successful response has a serps row, and each SERP's items all landed somewhere."""
     item_tables = [*ITEM_TABLES, OTHER_ITEMS]
-    with scratch_connection() as con:
+    with scratch_connection(warehouse.filesystem) as con:
         union = " UNION ALL ".join(f"SELECT task_id FROM {PARTITION_READ}" for _ in item_tables)
         mismatched = con.execute(
             f"WITH items AS (SELECT task_id, count(*) AS n FROM ({union}) GROUP BY task_id) "

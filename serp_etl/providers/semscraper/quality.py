@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 
 from serp_etl.core.flatten import as_number
 from serp_etl.core.quality import QualityResult
-from serp_etl.core.raw import RAW_TABLE, raw_parts
+from serp_etl.core.raw import RAW_TABLE
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.semscraper.pipeline import parse_time, unknown_scrapes
 from serp_etl.providers.semscraper.settings import CURRENCY, PROVIDER
@@ -26,8 +26,9 @@ def spend_reconciled(ledger: Ledger, warehouse: Warehouse, partition: str,
     ours = {t.task_id: t.cost for t in day if t.task_id}
     ledger_ids = ledger.task_ids(PROVIDER)  # of any day: a late callback may sit in another
     reported: dict[str, float | None] = {}
-    for part in raw_parts(warehouse.partition_dir(PROVIDER, RAW_TABLE, partition)):
-        table = pq.read_table(part, columns=["task_id", "cost"])
+    for part in warehouse.parts(PROVIDER, RAW_TABLE, partition):
+        table = pq.read_table(str(part), columns=["task_id", "cost"],
+                              filesystem=warehouse.filesystem)
         reported.update(zip(table.column("task_id").to_pylist(),
                             table.column("cost").to_pylist(), strict=True))
     reported.update({row.task_id: row.meta.get("cost")
