@@ -172,6 +172,49 @@ def state_location(request, tmp_path: Path) -> Path | str:
     return request.getfixturevalue("postgres_url")
 
 
+@pytest.fixture(scope="session")
+def s3_server():
+    """An S3 API on loopback (moto's server, in a thread of the test process), for the whole
+    session: its endpoint. Each test that needs one gets a bucket of its own."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # a line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_url(s3_server: str, monkeypatch) -> str:
+    """``s3://<a new bucket>/warehouse``, with the ``AWS_*`` variables that reach it set (and
+    ``SERP_ETL_STORAGE_URL`` not: a test says where its warehouse is)."""
+    import uuid
+
+    from serp_etl.storage.location import s3_filesystem
+
+    for name, value in {"AWS_ENDPOINT_URL": s3_server, "AWS_ACCESS_KEY_ID": "test",
+                        "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    bucket = f"serp-{uuid.uuid4().hex[:12]}"
+    s3_filesystem().mkdir(bucket)
+    return f"s3://{bucket}/warehouse"
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage_location(request, monkeypatch) -> str | None:
+    """Where a test's warehouse lives (``SERP_ETL_STORAGE_URL``): the data dir's, or a bucket."""
+    if request.param == "local":
+        monkeypatch.delenv("SERP_ETL_STORAGE_URL", raising=False)
+        return None
+    url = request.getfixturevalue("s3_url")
+    monkeypatch.setenv("SERP_ETL_STORAGE_URL", url)
+    return url
+
+
 @pytest.fixture
 def ledger(state_location):
     with Ledger(state_location) as ledger:

@@ -227,21 +227,32 @@ def test_a_deployment_said_to_span_hosts_is_refused_even_with_shared_state(
     result = run_on(data_dir)
     assert not result.success
     error = failure_of(result, "dataforseo")
-    assert "SERP_ETL_DEPLOYMENT=multi-host" in error and "shared storage" in error
+    assert "SERP_ETL_DEPLOYMENT=multi-host" in error and "SERP_ETL_STORAGE_URL (" in error
     assert "SERP_ETL_STATE_URL (" not in error  # the state is shared: not asked for
     assert billed(data_dir)[0] == 0
 
 
 def test_which_run_launchers_and_executors_stay_on_one_host():
     assert private_disk_refusal("multi_or_in_process_executor", "DefaultRunLauncher", None,
-                                shared_state=False) is None
+                                shared_state=False, shared_storage=False) is None
     assert private_disk_refusal("multiprocess", "DefaultRunLauncher", None,
-                                shared_state=False) is None
+                                shared_state=False, shared_storage=False) is None
     for launcher in ("K8sRunLauncher", "DockerRunLauncher", "EcsRunLauncher"):
-        refusal = private_disk_refusal("multiprocess", launcher, None, shared_state=True)
+        refusal = private_disk_refusal("multiprocess", launcher, None, shared_state=True,
+                                       shared_storage=False)
         assert refusal and f"the {launcher} starts runs on other hosts" in refusal
     for executor in ("k8s", "docker", "celery-k8s", "celery-docker"):
-        assert private_disk_refusal(executor, "DefaultRunLauncher", None, shared_state=True)
+        assert private_disk_refusal(executor, "DefaultRunLauncher", None, shared_state=True,
+                                    shared_storage=False)
+        assert private_disk_refusal(executor, "DefaultRunLauncher", None, shared_state=False,
+                                    shared_storage=True)
+
+
+def test_a_run_that_spans_hosts_runs_with_state_and_storage_both_shared():
+    for executor, launcher in [("celery", "DefaultRunLauncher"), ("k8s", "K8sRunLauncher"),
+                               ("multiprocess", "DefaultRunLauncher")]:
+        assert private_disk_refusal(executor, launcher, "multi-host", shared_state=True,
+                                    shared_storage=True) is None
 
 
 class IdListCalls:

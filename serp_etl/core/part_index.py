@@ -4,9 +4,10 @@ A part is never changed in place: a new version of it is a new file (a rename ov
 with its own size and modification time; on object storage, a new object name). So its row
 count, and for a raw part the versions (task_id, content_hash) it holds, are read from its
 footer and columns once, and kept here, keyed by its path, size and modification time; a part
-whose file no longer matches is read again. The index is a cache in ``<data dir>/state/parts.sqlite``: deleting it loses nothing.
-Without it, the 200th import into a day would open the footers of the 199 before it, table by
-table: N imports into one day would cost N² work.
+whose file no longer matches is read again. The index is a cache in
+``<data dir>/state/parts.sqlite``: deleting it loses nothing. Without it, the 200th import into
+a day would open the footers of the 199 before it, table by table: N imports into one day
+would cost N² work.
 """
 
 from __future__ import annotations

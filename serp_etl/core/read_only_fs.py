@@ -4,8 +4,8 @@ DuckDB's lockdown (``allowed_directories``) opens a directory for reading *and* 
 ``COPY ... TO`` (even under ``EXPLAIN ANALYZE``) into the warehouse wrote a Parquet part that
 every view then read as data. DuckDB has no read-only file access of its own. So the query
 connection disables DuckDB's local file system altogether and reads the warehouse through this
-fsspec file system (over the local one, or the bucket's), registered under its own protocol, which refuses every operation that
-would change a file or a directory.
+fsspec file system (over the local one, or the bucket's), registered under its own protocol,
+which refuses every operation that would change a file or a directory.
 """
 
 from __future__ import annotations

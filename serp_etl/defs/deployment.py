@@ -8,8 +8,8 @@ where the cluster puts it. There, a ledger in the data dir is one per host: a st
 worker finds it empty and posts, and pays for, the day's tasks again; its Parquet parts are
 invisible to the next step. So such a step refuses to start, before any call to a provider,
 unless the state is in a shared database (``SERP_ETL_STATE_URL``) and the data on shared
-storage. ``SERP_ETL_DEPLOYMENT=multi-host`` says so where Dagster cannot tell (several
-instances, say, sharing one provider account).
+storage (``SERP_ETL_STORAGE_URL``). ``SERP_ETL_DEPLOYMENT=multi-host`` says so where Dagster
+cannot tell (several instances, say, sharing one provider account).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import dagster as dg
 
 from serp_etl.defs.resources import WarehouseResource
 from serp_etl.state.location import STATE_URL_ENV, state_url
+from serp_etl.storage.location import STORAGE_URL_ENV, storage_url
 
 DEPLOYMENT_ENV = "SERP_ETL_DEPLOYMENT"
 MULTI_HOST = "multi-host"
@@ -30,10 +31,9 @@ LOCAL_RUN_LAUNCHERS = frozenset({"DefaultRunLauncher", "SyncInMemoryRunLauncher"
 
 
 def private_disk_refusal(executor: str, run_launcher: str, deployment: str | None,
-                         shared_state: bool) -> str | None:
-    """Why a step must not run here (None: it may). Data on shared storage is not supported
-    by this version: the warehouse is always the data dir's, so any run that spans hosts is
-    refused; a shared state database alone does not make it safe."""
+                         shared_state: bool, shared_storage: bool) -> str | None:
+    """Why a step must not run here (None: it may): its run may span hosts, and the state or
+    the warehouse is on this host's disk."""
     spans = []
     if executor not in LOCAL_EXECUTORS:
         spans.append(f"the {executor!r} executor runs steps on other hosts")
@@ -41,13 +41,15 @@ def private_disk_refusal(executor: str, run_launcher: str, deployment: str | Non
         spans.append(f"the {run_launcher} starts runs on other hosts")
     if deployment == MULTI_HOST:
         spans.append(f"{DEPLOYMENT_ENV}={MULTI_HOST}")
-    if not spans:
+    missing = ([] if shared_state else [f"{STATE_URL_ENV} (a Postgres database for the "
+                                        "ledger)"]) + \
+        ([] if shared_storage else [f"{STORAGE_URL_ENV} (an s3:// bucket for the warehouse)"])
+    if not spans or not missing:
         return None
-    missing = [] if shared_state else [f"{STATE_URL_ENV} (a Postgres database for the ledger)"]
-    missing.append("shared storage for the warehouse (this version keeps it in the data dir)")
     return (f"refused before any paid call: {'; '.join(spans)}, and each host would keep its "
-            f"own ledger and warehouse (a step on another host would pay for the day's tasks "
-            f"again). Needed: {', '.join(missing)}. Run with the in-process or multiprocess "
+            f"own {'ledger' if not shared_state else 'warehouse'} (a step on another host "
+            f"would pay for the day's tasks again, or not see the parts of the steps before "
+            f"it). Set {' and '.join(missing)}; or run with the in-process or multiprocess "
             f"executor and the default run launcher, on one host.")
 
 
@@ -57,7 +59,8 @@ def check_deployment(context: dg.AssetExecutionContext | dg.AssetCheckExecutionC
         executor=context.job_def.executor_def.name,
         run_launcher=type(context.instance.run_launcher).__name__,
         deployment=os.environ.get(DEPLOYMENT_ENV),
-        shared_state=state_url() is not None)
+        shared_state=state_url() is not None,
+        shared_storage=storage_url() is not None)
     if refusal:
         raise dg.Failure(description=refusal, allow_retries=False)
 

@@ -57,8 +57,10 @@ def _unique(name: str) -> str:
 class ObjectStorage:
     shared = True
 
-    def __init__(self, url: str, data_dir: Path, filesystem) -> None:
+    def __init__(self, url: str, data_dir: Path, filesystem,
+                 stale_seconds: float = STALE_TEMP_SECONDS) -> None:
         self.url = url.rstrip("/")
+        self._stale = timedelta(seconds=stale_seconds)  # an upload no commit names, this old
         self.root = PurePosixPath(self.url.split("://", 1)[1])
         self.filesystem = filesystem
         self._staging = data_dir / "staging"
@@ -219,7 +221,7 @@ class ObjectStorage:
     def _sweep(self, provider: str, day: str, tables: list[str]) -> None:
         """Remove uploads of ``tables``' day that no commit names and that are a day old."""
         _, content = self._latest(provider, day)
-        cutoff = datetime.now(UTC) - timedelta(seconds=STALE_TEMP_SECONDS)
+        cutoff = datetime.now(UTC) - self._stale
         stale = []
         for table in tables:
             named = {entry["name"] for entry in content["tables"].get(table, [])}
