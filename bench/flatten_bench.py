@@ -29,7 +29,6 @@ from workload import BENCH_DIR, PARTITION, median_ratio, median_seconds, respons
 from serp_etl.core.raw import (
     RAW_ROW_GROUP_ROWS,
     RAW_TABLE,
-    raw_parts,
     raw_rows_table,
     raw_writer,
 )
@@ -45,7 +44,7 @@ def raw_partition(n: int) -> Path:
     """A data dir whose raw partition holds the ``n`` answers (made once, then reused)."""
     data_dir = BENCH_DIR / f"flatten-{n}"
     raw = Warehouse(data_dir).partition_dir(PROVIDER, RAW_TABLE, PARTITION)
-    if raw.is_dir():
+    if Path(raw).is_dir():
         return data_dir
     with raw_writer(raw / "part-0.parquet", RESPONSES_SCHEMA) as writer:
         rows = []
@@ -94,7 +93,7 @@ def measure(kind: str, data_dir: Path, workers: int) -> dict:
         shutil.rmtree(target, ignore_errors=True)
 
         def serps():
-            for part in raw_parts(raw):
+            for part in Warehouse(data_dir).parts(PROVIDER, RAW_TABLE, PARTITION):
                 for batch in pq.ParquetFile(part).iter_batches(columns=["task_id", "body"]):
                     for task_id, body in zip(*batch.to_pydict().values(), strict=True):
                         for task in orjson.loads(body)["tasks"]:

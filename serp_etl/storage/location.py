@@ -41,6 +41,6 @@ def open_storage(data_dir: Path) -> Storage:
 def s3_filesystem():
     """An s3fs file system from the ``AWS_*`` environment, with no listing cache: a reader
     must see the commits made since it last looked."""
-    import s3fs
+    from serp_etl.storage.objects import PartsS3FileSystem
 
-    return s3fs.S3FileSystem(use_listings_cache=False, cache_regions=False)
+    return PartsS3FileSystem(use_listings_cache=False, cache_regions=False)

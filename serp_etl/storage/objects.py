@@ -31,6 +31,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePath, PurePosixPath
 
+import s3fs
+
 from serp_etl.core.parquet import STALE_TEMP_SECONDS
 from serp_etl.storage.base import Retire
 
@@ -52,6 +54,39 @@ def logical_name(name: str) -> str:
 
 def _unique(name: str) -> str:
     return f"{name.removesuffix('.parquet')}~{uuid.uuid4().hex[:12]}.parquet"
+
+
+class PartsS3FileSystem(s3fs.S3FileSystem):
+    """s3fs, answering what it is asked about a committed part from the commit that named it.
+
+    A part never changes once uploaded (its name is its own), so what a commit says of it
+    (its size, when) stays true. DuckDB asks for every file of a view's list before it prunes
+    them by date: on 365 days, 365 HEAD requests (a second) for a one-day query.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.committed: dict[str, dict] = {}  # key -> its info
+
+    async def _info(self, path, *args, **kwargs):
+        known = self.committed.get(self._strip_protocol(path))
+        if known is not None:
+            return dict(known)
+        return await super()._info(path, *args, **kwargs)
+
+    # Sync answers, without a trip through fsspec's event loop thread (0.1 ms a call): DuckDB
+    # globs each file of a list.
+    def info(self, path, *args, **kwargs):
+        known = self.committed.get(self._strip_protocol(path))
+        if known is not None:
+            return dict(known)
+        return super().info(path, *args, **kwargs)
+
+    def glob(self, path, *args, **kwargs):
+        known = self.committed.get(self._strip_protocol(path))
+        if known is not None and not kwargs.get("detail"):
+            return [known["name"]]
+        return super().glob(path, *args, **kwargs)
 
 
 class ObjectStorage:
@@ -98,13 +133,21 @@ class ObjectStorage:
     def parts(self, directory: PurePath) -> list[PurePath]:
         provider, table, day = self._locate(directory / "x")
         _, content = self._latest(provider, day)
-        return self._listed(directory, content["tables"].get(table, []))
+        return self._listed(directory, content["tables"].get(table, []),
+                            content.get("committed_at"))
 
-    def _listed(self, directory: PurePath, entries: list[dict]) -> list[PurePath]:
+    def _listed(self, directory: PurePath, entries: list[dict],
+                committed_at: str) -> list[PurePath]:
         found = []
+        when = datetime.fromisoformat(committed_at) if committed_at else None
         for entry in sorted(entries, key=lambda e: e["name"]):
             part = directory / entry["name"]
-            self._sizes[str(part)] = entry["size"]
+            key = str(part)
+            self._sizes[key] = entry["size"]
+            if isinstance(self.filesystem, PartsS3FileSystem):
+                self.filesystem.committed[key] = {"name": key, "size": entry["size"],
+                                                  "Size": entry["size"], "type": "file",
+                                                  "LastModified": when}
             found.append(part)
         return found
 
@@ -159,10 +202,11 @@ class ObjectStorage:
         for provider, latest in self.latest_commits().items():
             self._fetch(list(latest.values()))
             for day, key in sorted(latest.items()):
-                for table, entries in self._read_commit(key)["tables"].items():
+                content = self._read_commit(key)
+                for table, entries in content["tables"].items():
                     directory = self.root / provider / table / f"date={day}"
                     found.setdefault((provider, table), []).extend(
-                        self._listed(directory, entries))
+                        self._listed(directory, entries, content["committed_at"]))
         return dict(sorted(found.items()))
 
     # -- publishing --------------------------------------------------------------------------
