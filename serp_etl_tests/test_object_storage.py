@@ -58,8 +58,10 @@ def view_rows(data_dir: Path, sql: str) -> list[tuple]:
         return connection.execute(sql).fetchall()
 
 
-def test_publish_commit_and_read_hold_on_every_state_and_storage(ledger, storage_location,
-                                                                  tmp_path):
+def test_publish_commit_and_read_hold_on_every_state_and_storage(
+        ledger, state_location, storage_location, tmp_path, monkeypatch):
+    if isinstance(state_location, str):  # the part index lives with the rest of the state
+        monkeypatch.setenv("SERP_ETL_STATE_URL", state_location)
     warehouse = Warehouse(tmp_path)
     assert warehouse.storage.shared == (storage_location is not None)
     first = datetime(2026, 4, 1, 8, tzinfo=UTC)
@@ -82,6 +84,8 @@ def test_publish_commit_and_read_hold_on_every_state_and_storage(ledger, storage
         ("S1 fixed",), ("S2 first",)]
     assert view_rows(tmp_path, "SELECT count(*), count(DISTINCT content_hash) "
                                "FROM semscraper_responses") == [(3, 3)]
+    assert (tmp_path / "state" / "parts.sqlite").exists() == (
+        not isinstance(state_location, str))
 
 
 @pytest.fixture

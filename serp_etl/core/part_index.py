@@ -5,9 +5,10 @@ with its own size and modification time; on object storage, a new object name). 
 count, and for a raw part the versions (task_id, content_hash) it holds, are read from its
 footer and columns once, and kept here, keyed by its path, size and modification time; a part
 whose file no longer matches is read again. The index is a cache in
-``<data dir>/state/parts.sqlite``: deleting it loses nothing. Without it, the 200th import into
-a day would open the footers of the 199 before it, table by table: N imports into one day
-would cost N² work.
+``<data dir>/state/parts.sqlite``, or in ``SERP_ETL_STATE_URL``'s database with the rest of the
+state (every host of a deployment reads a part once): deleting it loses nothing. Without it,
+the 200th import into a day would open the footers of the 199 before it, table by table: N
+imports into one day would cost N² work.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from serp_etl.core.warehouse import Warehouse
-from serp_etl.state.database import TEXT, Database
+from serp_etl.state.database import TEXT, Database, is_url
+from serp_etl.state.location import state_location
 from serp_etl.storage.base import Storage
 
 _SCHEMA = sa.MetaData()
@@ -48,11 +50,14 @@ ReadVersions = Callable[[PurePath], list[tuple[str, str]]]
 
 
 class PartIndex(Database):
-    def __init__(self, storage: Storage, path: Path) -> None:
-        """Parts of ``storage`` (the warehouse's), indexed in the SQLite file ``path``."""
+    def __init__(self, storage: Storage, location: Path | str) -> None:
+        """Parts of ``storage`` (the warehouse's), indexed in the SQLite file or the database
+        ``location``. A SQLite file serves one data dir: parts are keyed by their path under the
+        warehouse; a shared database may serve several: by their full path or URL."""
         self.storage = storage
         self.root = storage.root
-        super().__init__(path, _SCHEMA, synchronous="NORMAL")  # a cache: the files are the truth
+        self._prefix = f"{storage.url.rstrip('/')}/" if is_url(location) else ""
+        super().__init__(location, _SCHEMA, synchronous="NORMAL")  # a cache: files are truth
 
     def _indexed(self, parts: list[PurePath]) -> list[tuple[PurePath, str, tuple[int, int],
                                                              tuple[int, int] | None]]:
@@ -73,7 +78,7 @@ class PartIndex(Database):
         return found
 
     def _key(self, path: PurePath) -> str:
-        return str(path.relative_to(self.root))
+        return self._prefix + str(path.relative_to(self.root))
 
     def rows(self, parts: Iterable[PurePath]) -> dict[PurePath, int]:
         """Each part's row count."""
@@ -125,4 +130,4 @@ def _range(directory: str) -> tuple[str, str]:
 
 
 def open_index(warehouse: Warehouse) -> PartIndex:
-    return PartIndex(warehouse.storage, warehouse.data_dir / "state" / "parts.sqlite")
+    return PartIndex(warehouse.storage, state_location(warehouse.data_dir, "parts"))
