@@ -56,6 +56,7 @@ def test_the_values_keep_dagster_s_instance_out_of_the_known_traps():
     assert postgres["postgresqlScheme"] == "postgresql+psycopg2"  # NOTIFY with psycopg 3
     assert values()["computeLogManager"]["type"] == "S3ComputeLogManager"
     assert values()["dagsterDaemon"]["runMonitoring"]["enabled"]
+    assert values()["migrate"]["enabled"]  # the schema before two processes race for it
     mounts = {m["mountPath"] for m in user_code()["volumeMounts"]}
     assert "/opt/serp-etl/data/targets.toml" in mounts
 
