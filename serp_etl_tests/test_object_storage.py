@@ -163,6 +163,25 @@ def test_racing_publishers_leave_one_whole_day(ledger, bucket_warehouse, monkeyp
     assert titles(warehouse) == ["first", "second"]
 
 
+def test_replaced_parts_stay_readable_a_while_for_readers_of_the_commit_before(
+        ledger, bucket_warehouse, tmp_path):
+    warehouse = bucket_warehouse
+    store(ledger, "S1", "first", datetime(2026, 4, 1, 8, tzinfo=UTC))
+    TABLES.publish_responses(ledger, warehouse, DAY)
+    TABLES.publish_flattened(warehouse, DAY)
+    read_before = warehouse.parts(PROVIDER, "items", DAY)  # a reader's view of the day
+    TABLES.publish_flattened(warehouse, DAY)  # replaces every flattened part
+    assert set(read_before).isdisjoint(warehouse.parts(PROVIDER, "items", DAY))
+    for part in read_before:  # still there for the reader
+        assert pq.read_table(str(part), filesystem=warehouse.filesystem).num_rows == 1
+    # Once their time is up, the next publish of the day removes them.
+    expiring = Warehouse(tmp_path, ObjectStorage(warehouse.storage.url, tmp_path,
+                                                 warehouse.filesystem, retired_grace_seconds=0))
+    TABLES.publish_flattened(expiring, DAY)
+    assert not any(warehouse.filesystem.exists(str(part)) for part in read_before)
+    assert titles(warehouse) == ["first"]
+
+
 def test_readers_name_the_days_parts_from_the_commit_not_a_listing(bucket_warehouse, ledger):
     warehouse = bucket_warehouse
     store(ledger, "S1", "first", datetime(2026, 4, 1, 8, tzinfo=UTC))

@@ -12,10 +12,12 @@ object is invisible until its upload completes. So:
 - two publishers racing for the same ``n``: one wins; the other reads the winner's commit,
   applies its own change to it, and tries ``n + 1`` (a flatten replaces the whole table again,
   a new raw part is added beside the winner's);
-- parts a commit replaced are deleted after it; uploads no commit names (a killed publisher's)
-  are deleted by a later publish of that table's day once a day old (a live publisher's are
-  younger). A killed multipart upload leaves no object but its parts in the bucket: the
-  bucket's lifecycle rule ``AbortIncompleteMultipartUpload`` (README) removes them.
+- parts a commit replaced stay an hour, listed in it as retired (a reader that read the commit
+  before may still open them), then a later commit of the day drops them and its publisher
+  deletes them; uploads no commit names (a killed publisher's) are deleted by a later publish
+  of that table's day once a day old (a live publisher's are younger). A killed multipart
+  upload leaves no object but its parts in the bucket: the bucket's lifecycle rule
+  ``AbortIncompleteMultipartUpload`` (README) removes them.
 
 Commit objects are never deleted: a publisher that read an old commit as the latest must find
 its ``n + 1`` taken, whatever came after.
@@ -41,6 +43,9 @@ _UNIQUE = re.compile(r"~[0-9a-f]{12}(?=\.parquet$)")
 _COMMIT = re.compile(r"\d{10}\.json")
 UPLOAD_BLOCK = 16 * 1024 * 1024
 COMMIT_ATTEMPTS = 20
+# How long a part a commit replaced stays readable: a reader (a views refresh, a query through
+# serp-etl's views) that read the commit before opens it meanwhile.
+RETIRED_GRACE_SECONDS = 3600
 
 
 class CommitConflict(RuntimeError):
@@ -93,9 +98,11 @@ class ObjectStorage:
     shared = True
 
     def __init__(self, url: str, data_dir: Path, filesystem,
-                 stale_seconds: float = STALE_TEMP_SECONDS) -> None:
+                 stale_seconds: float = STALE_TEMP_SECONDS,
+                 retired_grace_seconds: float = RETIRED_GRACE_SECONDS) -> None:
         self.url = url.rstrip("/")
         self._stale = timedelta(seconds=stale_seconds)  # an upload no commit names, this old
+        self._grace = timedelta(seconds=retired_grace_seconds)
         self.root = PurePosixPath(self.url.split("://", 1)[1])
         self.filesystem = filesystem
         self._staging = data_dir / "staging"
@@ -226,49 +233,60 @@ class ObjectStorage:
             by_day.setdefault((provider, day), {}).setdefault(table, []).append(
                 {"name": key.name, "size": temp.stat().st_size})
         for (provider, day), added in by_day.items():
-            retired = self._commit(provider, day, added, retire)
-            self._remove([str(self.root / provider / table / f"date={day}" / name)
-                          for table, name in retired])
+            expired = self._commit(provider, day, added, retire)
+            self._remove([str(self.root / provider / entry["table"] / f"date={day}"
+                              / entry["name"]) for entry in expired])
             self._sweep(provider, day, list(added))
         for temp in staged:
             temp.unlink(missing_ok=True)
 
     def _commit(self, provider: str, day: str, added: dict[str, list[dict]],
-                retire: Retire | None) -> list[tuple[str, str]]:
-        """Create the day's next commit with ``added``; returns the (table, name) it retired."""
+                retire: Retire | None) -> list[dict]:
+        """Create the day's next commit with ``added``. The parts it replaces are listed as
+        retired, with the time, and kept a while (``RETIRED_GRACE``): a reader that read the
+        commit before may still open them. Returns the retired parts whose time is up (this
+        commit no longer lists them): the caller deletes them."""
         for _ in range(COMMIT_ATTEMPTS):
             number, content = self._latest(provider, day)
+            now = datetime.now(UTC)
             tables = {table: list(entries) for table, entries in content["tables"].items()}
             retired = []
             for table, entries in added.items():
                 kept = []
                 for entry in tables.get(table, []):
                     if retire is not None and retire(logical_name(entry["name"])):
-                        retired.append((table, entry["name"]))
+                        retired.append({"table": table, "name": entry["name"],
+                                        "at": now.isoformat()})
                     else:
                         kept.append(entry)
                 tables[table] = kept + entries
+            cutoff = now - self._grace
+            earlier = content.get("retired", [])
+            expired = [r for r in earlier if datetime.fromisoformat(r["at"]) < cutoff]
+            retired += [r for r in earlier if r not in expired]
             key = str(self._commit_dir(provider, day) / f"{number + 1:010d}.json")
             body = json.dumps({"provider": provider, "day": day, "number": number + 1,
-                               "committed_at": datetime.now(UTC).isoformat(),
-                               "tables": tables}, indent=1).encode()
+                               "committed_at": now.isoformat(), "tables": tables,
+                               "retired": retired}, indent=1).encode()
             try:
                 with self.filesystem.open(key, "xb") as target:
                     target.write(body)
             except FileExistsError:
                 continue  # another publisher's commit came first: apply ours to it
             self._commits[key] = json.loads(body)
-            return retired
+            return expired
         raise CommitConflict(f"{provider} {day}: {COMMIT_ATTEMPTS} publishers committed while "
                              "this one tried; nothing of it is visible, publish again")
 
     def _sweep(self, provider: str, day: str, tables: list[str]) -> None:
-        """Remove uploads of ``tables``' day that no commit names and that are a day old."""
+        """Remove uploads of ``tables``' day that the latest commit names neither as parts nor
+        as retired, once a day old (a live publisher's uploads are younger)."""
         _, content = self._latest(provider, day)
         cutoff = datetime.now(UTC) - self._stale
         stale = []
         for table in tables:
-            named = {entry["name"] for entry in content["tables"].get(table, [])}
+            named = {entry["name"] for entry in content["tables"].get(table, [])} | {
+                entry["name"] for entry in content.get("retired", []) if entry["table"] == table}
             directory = str(self.root / provider / table / f"date={day}")
             try:
                 listing = self.filesystem.ls(directory, detail=True, refresh=True)
@@ -284,6 +302,9 @@ class ObjectStorage:
     def _remove(self, keys: list[str]) -> None:
         if keys:
             self.filesystem.rm(keys)
+            if isinstance(self.filesystem, PartsS3FileSystem):
+                for key in keys:
+                    self.filesystem.committed.pop(key, None)
 
     def uri(self, path: PurePath) -> str:
         return f"{self.url.split('://', 1)[0]}://{path}"
