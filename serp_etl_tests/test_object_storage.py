@@ -278,3 +278,41 @@ def test_a_storage_url_that_is_not_s3_is_a_clear_error(tmp_path, monkeypatch):
         with pytest.raises(StorageSettingInvalid, match="SERP_ETL_STORAGE_URL"):
             Warehouse(tmp_path)
 
+
+
+def test_large_inbox_bodies_wait_in_the_bucket_not_in_postgres(postgres_url, s3_url, tmp_path,
+                                                                monkeypatch):
+    from serp_etl.state.ledger import open_ledger
+    from serp_etl.storage import bodies
+
+    monkeypatch.setenv("SERP_ETL_STATE_URL", postgres_url)
+    monkeypatch.setenv("SERP_ETL_STORAGE_URL", s3_url)
+    warehouse = Warehouse(tmp_path)
+    large = orjson.loads(serp("S1", "large"))
+    large["results"][0]["items"] *= 20000  # ~1.3 MB
+    large_body = orjson.dumps(large)
+    assert len(large_body) >= bodies.INBOX_OBJECT_BYTES
+    inbox_objects = str(warehouse.root / bodies.INBOX)
+    with open_ledger(tmp_path) as ledger:
+        meta = {"fetched_at": "2026-04-01T08:00:00+00:00", "status": "done", "cost": 2e-05,
+                "source": "api", "html": None}
+        for task_id, body in (("S1", large_body), ("S2", serp("S2", "small"))):
+            ledger.store_response(PROVIDER, DAY, task_id, TABLES.version(body, meta), body,
+                                  TaskState.FETCHED)
+        stored = dict(ledger.execute("SELECT task_id, length(body) FROM inbox").all())
+        assert stored["S1"] == 0 and stored["S2"] > 0  # the large one is an object
+        assert len(warehouse.filesystem.find(inbox_objects)) == 1
+        assert {row.task_id: row.body for row in ledger.inbox(PROVIDER, DAY)}["S1"] == large_body
+        TABLES.publish_responses(ledger, warehouse, DAY)
+        assert warehouse.filesystem.find(inbox_objects) == []  # let go with its row
+        raw = pq.read_table(str(warehouse.parts(PROVIDER, RAW_TABLE, DAY)[0]),
+                            filesystem=warehouse.filesystem)
+        assert large_body.decode() in raw.column("body").to_pylist()
+        # An object a crash left without its row goes once it is a day old.
+        orphan = bodies.InboxBodies(warehouse.filesystem, warehouse.root).put(
+            PROVIDER, "S9", large_body)
+        ledger.clear_inbox(PROVIDER, DAY, [])
+        assert warehouse.filesystem.exists(orphan)
+        monkeypatch.setattr(bodies, "ORPHAN_SECONDS", 0)
+        ledger.clear_inbox(PROVIDER, DAY, [])
+        assert not warehouse.filesystem.exists(orphan)

@@ -39,9 +39,10 @@ from pathlib import Path
 import orjson
 import sqlalchemy as sa
 
-from serp_etl.state.database import TEXT, Database, advisory_lock, is_url
+from serp_etl.state.database import TEXT, Database, StateUnreadable, advisory_lock, is_url
 from serp_etl.state.location import state_location
 from serp_etl.state.locking import exclusive_lock
+from serp_etl.storage.bodies import INBOX_OBJECT_BYTES, InboxBodies
 
 
 class TaskState(StrEnum):
@@ -128,7 +129,9 @@ _INBOX = sa.Table(
     sa.Column("content_hash", TEXT, primary_key=True),
     sa.Column("partition_date", TEXT, nullable=False),
     sa.Column("meta", TEXT, nullable=False),
-    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),  # empty when body_key names it
+    sa.Column("body_key", TEXT),  # the object holding a large body (``storage.bodies``)
+    sa.Column("body_size", sa.BigInteger),  # its size
 )
 
 
@@ -140,7 +143,19 @@ def ledger_path(data_dir: Path | str) -> Path:
 def open_ledger(data_dir: Path | str) -> Ledger:
     """The ledger of ``data_dir``'s runs: ``SERP_ETL_STATE_URL``'s database, else the data
     dir's file."""
-    return Ledger(state_location(data_dir, "ledger"))
+    location = state_location(data_dir, "ledger")
+    return Ledger(location, inbox_bodies(data_dir, location))
+
+
+def inbox_bodies(data_dir: Path | str, location: Path | str):
+    """Where large inbox bodies wait (``storage.bodies``): the bucket, when the state is in a
+    shared database and the warehouse in a bucket; else (None) in the ledger's rows."""
+    from serp_etl.storage.location import open_storage
+
+    if not is_url(location):
+        return None
+    storage = open_storage(Path(data_dir))
+    return InboxBodies(storage.filesystem, storage.root) if storage.shared else None
 
 
 _BLOB_CHUNK = 1 << 20
@@ -209,14 +224,19 @@ class InboxRow:
 
 
 class Ledger(Database):
-    def __init__(self, location: Path | str) -> None:
-        """The ledger in ``location``: a SQLite file's path, or a Postgres URL."""
+    def __init__(self, location: Path | str, bodies: InboxBodies | None = None) -> None:
+        """The ledger in ``location``: a SQLite file's path, or a Postgres URL; with
+        ``bodies``, large inbox bodies wait there (``inbox_bodies``)."""
+        self._bodies = bodies
         super().__init__(location if is_url(location) else Path(location), _METADATA,
                          precious=True)
 
     def migrate(self) -> None:
-        """Bring a SQLite ledger written by an earlier serp-etl up to date, keeping every row
-        (a Postgres ledger was never of an earlier form)."""
+        """Bring a ledger written by an earlier serp-etl up to date, keeping every row."""
+        inbox = self.table_columns("inbox")
+        for column, kind in (("body_key", "TEXT"), ("body_size", "BIGINT")):
+            if inbox and column not in inbox:
+                self.execute(f"ALTER TABLE inbox ADD COLUMN {column} {kind}")
         if self.dialect != "sqlite":
             return
         tasks = self.table_columns("tasks")
@@ -234,8 +254,9 @@ class Ledger(Database):
             for provider, task_id, partition, meta, body in rows:
                 digest = content_hash(bytes(body))
                 meta = orjson.dumps({**orjson.loads(meta), "content_hash": digest}).decode()
-                self.execute("INSERT INTO inbox VALUES (:provider, :task_id, :digest,"
-                             " :partition, :meta, :body)",
+                self.execute("INSERT INTO inbox (provider, task_id, content_hash,"
+                             " partition_date, meta, body) VALUES (:provider, :task_id,"
+                             " :digest, :partition, :meta, :body)",
                              {"provider": provider, "task_id": task_id, "digest": digest,
                               "partition": partition, "meta": meta, "body": body})
 
@@ -276,10 +297,15 @@ class Ledger(Database):
         key = {"provider": provider, "task_id": task_id, "digest": meta["content_hash"],
                "partition": partition, "meta": orjson.dumps(meta).decode()}
         if self.dialect != "sqlite":
+            object_key, size = None, len(body)
+            if self._bodies is not None and size >= INBOX_OBJECT_BYTES:
+                object_key, body = self._bodies.put(provider, task_id, bytes(body)), b""
             return self.execute(
-                "INSERT INTO inbox (provider, task_id, content_hash, partition_date, meta, body)"
-                " VALUES (:provider, :task_id, :digest, :partition, :meta, :body)"
-                " ON CONFLICT DO NOTHING", {**key, "body": bytes(body)}).rowcount == 1
+                "INSERT INTO inbox (provider, task_id, content_hash, partition_date, meta, body,"
+                " body_key, body_size) VALUES (:provider, :task_id, :digest, :partition, :meta,"
+                " :body, :body_key, :size) ON CONFLICT DO NOTHING",
+                {**key, "body": bytes(body), "body_key": object_key, "size": size}
+            ).rowcount == 1
         cursor = self.execute(
             "INSERT INTO inbox (provider, task_id, content_hash, partition_date, meta, body)"
             " VALUES (:provider, :task_id, :digest, :partition, :meta, zeroblob(:size))"
@@ -515,11 +541,11 @@ class Ledger(Database):
             # lives in a transaction): not a query per body, nor every body at once.
             with self.transaction():
                 rows = self.execute(
-                    "SELECT task_id, meta, body FROM inbox WHERE provider = :provider"
-                    " AND partition_date = :partition ORDER BY task_id, content_hash", key,
-                    streamed=True)
-                for task_id, meta, body in rows:
-                    yield InboxRow(task_id, orjson.loads(meta), bytes(body))
+                    "SELECT task_id, meta, body, body_key, body_size FROM inbox"
+                    " WHERE provider = :provider AND partition_date = :partition"
+                    " ORDER BY task_id, content_hash", key, streamed=True)
+                for task_id, meta, body in self._with_bodies(rows):
+                    yield InboxRow(task_id, orjson.loads(meta), body)
             return
         rows = self.execute(
             "SELECT rowid, task_id, meta FROM inbox WHERE provider = :provider"
@@ -598,11 +624,36 @@ class Ledger(Database):
             "SELECT partition_date, count(*) FROM inbox WHERE provider = :provider"
             " GROUP BY partition_date", {"provider": provider})}
 
+    def _with_bodies(self, rows) -> Iterator[tuple[str, str, bytes]]:
+        """Inbox rows with their bodies, read from the bucket where they are kept there."""
+        if self._bodies is not None:
+            yield from self._bodies.with_bodies(rows)
+            return
+        for task_id, meta, body, body_key, _ in rows:
+            if body_key:
+                raise StateUnreadable(
+                    f"an inbox body is kept in the bucket ({body_key}), and this process has "
+                    "no SERP_ETL_STORAGE_URL: set it as the run that stored it did")
+            yield task_id, meta, bytes(body)
+
     def clear_inbox(self, provider: str, partition: str,
                     versions: list[tuple[str, str]]) -> None:
-        """Let go of ``(task_id, content_hash)`` versions a published raw part holds."""
+        """Let go of ``(task_id, content_hash)`` versions a published raw part holds (and of
+        the objects holding their bodies)."""
+        keys = set()
+        if self._bodies is not None:
+            wanted = set(versions)
+            keys = {key for task_id, digest, key in self.execute(
+                "SELECT task_id, content_hash, body_key FROM inbox WHERE provider = :provider"
+                " AND partition_date = :partition AND body_key IS NOT NULL",
+                {"provider": provider, "partition": partition}) if (task_id, digest) in wanted}
         self._write([(
             "DELETE FROM inbox WHERE provider = :provider AND partition_date = :partition"
             " AND task_id = :task_id AND content_hash = :digest",
             {"provider": provider, "partition": partition, "task_id": task_id,
              "digest": version}) for task_id, version in versions])
+        if self._bodies is not None:
+            named = {key for (key,) in self.execute(
+                "SELECT body_key FROM inbox WHERE provider = :provider"
+                " AND body_key IS NOT NULL", {"provider": provider})}
+            self._bodies.remove(sorted(keys | set(self._bodies.unreferenced(provider, named))))

@@ -35,6 +35,7 @@ from serp_etl.providers.semscraper import settings
 from serp_etl.providers.semscraper.settings import HMAC_KEY_ENV, signature
 from serp_etl.providers.semscraper.tables import TABLES
 from serp_etl.state.ledger import Ledger, TaskState
+from serp_etl.storage.bodies import InboxBodies
 
 MAX_CALLBACK_BYTES = 8 * 1024 * 1024  # a depth-10 SERP is a few hundred KB
 log = logging.getLogger("serp_etl.callbacks")
@@ -46,12 +47,14 @@ class _TooLarge(Exception):
 
 class CallbackReceiver:
     def __init__(self, hmac_key: str | bytes, state: Path | str,
-                 max_body: int = MAX_CALLBACK_BYTES) -> None:
-        """``state``: where the ledger lives (a SQLite path, or a Postgres URL)."""
+                 max_body: int = MAX_CALLBACK_BYTES, bodies: InboxBodies | None = None) -> None:
+        """``state``: where the ledger lives (a SQLite path, or a Postgres URL); ``bodies``:
+        where its large inbox bodies wait (``state.ledger.inbox_bodies``)."""
         if not hmac_key:
             raise ValueError(f"an HMAC key is required ({HMAC_KEY_ENV})")
         self._key = hmac_key.encode() if isinstance(hmac_key, str) else hmac_key
         self._state = state
+        self._bodies = bodies
         self._max_body = max_body
         self.app = Starlette(routes=[Route("/{path:path}", self.receive, methods=["POST"])])
 
@@ -93,7 +96,7 @@ class CallbackReceiver:
               received_at: str) -> str:
         """stored, duplicate, or quarantined."""
         serp_id = serp["id"]
-        with Ledger(self._state) as ledger:
+        with Ledger(self._state, self._bodies) as ledger:
             partition = ledger.task_partition(settings.PROVIDER, serp_id)
             finished = serp.get("status") == "done" and type(serp.get("results")) is list
             if partition is None or not finished:
