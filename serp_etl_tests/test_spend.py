@@ -155,6 +155,36 @@ def test_a_finished_scrape_of_the_days_target_unknown_to_the_ledger_fails_it(
     assert created["id"] in result.description
 
 
+def test_scrapes_another_tool_created_on_the_account_show_in_the_credits_fall(
+        scrapers, ledger, warehouse, clock):
+    """Created by another ledger, data dir or tool on the same account, of other targets, and
+    retrieved there: not in this raw table, not in the finished list; only the credit fell."""
+    sandbox, client = scrapers
+    semscraper_day(client, ledger, warehouse, clock)
+    assert semscraper_quality.spend_reconciled(ledger, warehouse, DAY,
+                                               client.completed_not_retrieved(),
+                                               client.credit()).passed
+    others, _ = client.create([Scrape(f"their keyword {n}", "fr", "fr") for n in range(2)])
+    clock.now += 60
+    client.retrieve([scrape["id"] for scrape in others])
+    result = semscraper_quality.spend_reconciled(ledger, warehouse, DAY,
+                                                 client.completed_not_retrieved(),
+                                                 client.credit())
+    assert not result.passed
+    theirs = round(sum(float(scrape["cost"]) for scrape in others), 8)
+    assert result.metadata["credit_movement"]["unexplained_eur"] == pytest.approx(theirs)
+    assert f"the credit fell by {theirs} EUR more" in result.description
+    assert result.metadata["billed_by_provider_eur"] == pytest.approx(
+        sandbox.stats()["spent_eur"])
+
+
+def test_a_top_up_during_the_day_makes_the_credits_movement_say_nothing(ledger):
+    for balance in (10.0, 9.9, 60.0, 59.0):
+        ledger.note_balance("semscraper", DAY, balance)
+    movement = semscraper_quality.credit_movement(ledger, DAY)
+    assert movement["topped_up"] and movement["unexplained_eur"] == 0.0
+
+
 def test_the_semscraper_budget_counts_what_the_day_already_spent(scrapers, ledger):
     sandbox, client = scrapers
     semscraper.submit(client, ledger, DAY, SCRAPES[:1], budget_eur=0.0001)

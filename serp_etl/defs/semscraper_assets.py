@@ -70,7 +70,8 @@ def reconcile(context: dg.AssetCheckExecutionContext, semscraper: SemScraperReso
     # SemScraper's own figures: what was collected, and what is finished but not retrieved.
     with semscraper.client(data_dir, context.log) as client:
         listed = client.completed_not_retrieved()
-    return quality.spend_reconciled(ledger, warehouse, context.partition_key, listed)
+        credit = client.credit()
+    return quality.spend_reconciled(ledger, warehouse, context.partition_key, listed, credit)
 
 
 SEMSCRAPER = ProviderAssets(

@@ -122,6 +122,13 @@ sa.Table(
     sa.Column("key", TEXT, primary_key=True),
     sa.Column("value", TEXT, nullable=False),
 )
+sa.Table(
+    "balances", _METADATA,  # the account's balance or credit, each time it was read
+    sa.Column("provider", TEXT, primary_key=True),
+    sa.Column("observed_at", TEXT, primary_key=True),
+    sa.Column("partition_date", TEXT, nullable=False),  # the day whose run read it
+    sa.Column("balance", sa.Float, nullable=False),
+)
 _INBOX = sa.Table(
     "inbox", _METADATA,
     sa.Column("provider", TEXT, primary_key=True),
@@ -441,6 +448,27 @@ class Ledger(Database):
             " AND partition_date = :partition AND task_id IS NOT NULL",
             {"provider": provider, "partition": partition}).scalar_one()
         return round(float(total), 8)
+
+    def note_balance(self, provider: str, partition: str, balance: float) -> None:
+        """The account's balance as just read by a run of ``partition``."""
+        self._write([("INSERT INTO balances VALUES (:provider, :at, :partition, :balance)"
+                      " ON CONFLICT DO NOTHING",
+                      {"provider": provider, "at": utc_now().isoformat(),
+                       "partition": partition, "balance": balance})])
+
+    def balances(self, provider: str, partition: str) -> list[tuple[str, float]]:
+        """(when, balance) of every reading by the runs of ``partition``, oldest first."""
+        return [(at, balance) for at, balance in self.execute(
+            "SELECT observed_at, balance FROM balances WHERE provider = :provider"
+            " AND partition_date = :partition ORDER BY observed_at",
+            {"provider": provider, "partition": partition})]
+
+    def posted_cost_between(self, provider: str, start: str, end: str) -> float:
+        """What the tasks (of any day) posted after ``start`` up to ``end`` cost."""
+        return round(float(self.execute(
+            "SELECT coalesce(sum(cost), 0) FROM tasks WHERE provider = :provider"
+            " AND posted_at > :start AND posted_at <= :end AND task_id IS NOT NULL",
+            {"provider": provider, "start": start, "end": end}).scalar_one()), 8)
 
     def knows_any(self, provider: str) -> bool:
         """Whether the ledger holds any task of ``provider``, of any day."""

@@ -169,6 +169,7 @@ def _check_budget(client: SemScraperClient, ledger: Ledger, partition: str,
                   report: SubmitReport) -> None:
     estimate = round(sum(s.price() for s in scrapes), 8)
     balance = client.credit()
+    ledger.note_balance(PROVIDER, partition, balance)  # where the day's credit movement starts
     report.estimated_cost_eur, report.balance_eur = estimate, balance
     check_budget(action=f"creating {len(scrapes)} scrapes", estimate=estimate, balance=balance,
                  spent_today=ledger.spent(PROVIDER, partition), budget=budget_eur,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import orjson
 import pyarrow.parquet as pq
 
@@ -15,13 +17,18 @@ from serp_etl.state.ledger import Ledger, TaskState
 
 
 def spend_reconciled(ledger: Ledger, warehouse: Warehouse, partition: str,
-                     listed: list[dict] = ()) -> QualityResult:
+                     listed: list[dict] = (), credit: float | None = None) -> QualityResult:
     """The ledger's costs of the day against SemScraper's own figures: the cost each collected
     SERP reports; the day's SERPs in the raw table whose scrape the ledger does not know (a
     lost or replaced ledger, a day paid again); scrapes found while recovering that were
-    created on the day but that no intent of the ledger claimed; and ``listed``, the account's
+    created on the day but that no intent of the ledger claimed; ``listed``, the account's
     finished scrapes not retrieved yet, those of the day's targets that the ledger does not
-    know (billed, unknown to it: the list names no day, so one of another day counts too)."""
+    know (billed, unknown to it: the list names no day, so one of another day counts too);
+    and the credit's movement: ``credit``, read now, and the readings of the day's runs since
+    the first (before it created anything), against what the scrapes the ledger recorded as
+    created between them cost (``credit_movement``)."""
+    if credit is not None:
+        ledger.note_balance(PROVIDER, partition, credit)
     day = ledger.tasks(PROVIDER, partition)
     ours = {t.task_id: t.cost for t in day if t.task_id}
     ledger_ids = ledger.task_ids(PROVIDER)  # of any day: a late callback may sit in another
@@ -50,17 +57,48 @@ def spend_reconciled(ledger: Ledger, warehouse: Warehouse, partition: str,
         listed, ledger_ids, unresolved, {t.tag: t.target for t in day})
         if isinstance(entry.get("id"), str)})
     stray.extend(cost or 0.0 for cost in unknown.values())
-    billed = round(sum(reported.get(i) or 0.0 for i in ours) + sum(stray), 8)
-    passed = not mismatches and not stray
+    movement = credit_movement(ledger, partition)
+    # Spending the ids above already name is in the credit's fall too: only the rest is new.
+    unexplained = round(movement["unexplained_eur"] - sum(stray), 8)
+    billed = round(sum(reported.get(i) or 0.0 for i in ours) + sum(stray)
+                   + max(unexplained, 0.0), 8)
+    passed = not mismatches and not stray and unexplained <= CREDIT_TOLERANCE_EUR
     problems = [f"{len(stray)} scrape(s) billed for the day that the ledger does not know"
                 + (f" ({len(unknown)} of them in the raw table or the finished list, e.g. "
                    f"{min(unknown)})" if unknown else "") if stray else "",
-                f"{mismatches} cost(s) differ from SemScraper's" if mismatches else ""]
+                f"{mismatches} cost(s) differ from SemScraper's" if mismatches else "",
+                f"the credit fell by {unexplained} {CURRENCY} more than the scrapes the ledger "
+                f"recorded as created between {movement['from']} and {movement['to']} cost "
+                "(scrapes another ledger, data dir or tool created on this account)"
+                if unexplained > CREDIT_TOLERANCE_EUR else ""]
     return QualityResult(
         passed,
         f"the ledger matches SemScraper's figures: {len(ours)} scrapes, {billed} {CURRENCY}"
         if passed else "; ".join(p for p in problems if p),
         {"billed_by_provider_eur": billed, "ledger_eur": ledger.spent(PROVIDER, partition),
          "not_reported_yet": len(ours.keys() - reported.keys()),
-         "billed_unknown_to_ledger": len(stray), "cost_mismatches": mismatches},
+         "billed_unknown_to_ledger": len(stray), "cost_mismatches": mismatches,
+         "credit_movement": movement},
     )
+
+
+# Credit is shown to the cent's hundredth; costs are sums of small prices.
+CREDIT_TOLERANCE_EUR = 1e-6
+
+
+def credit_movement(ledger: Ledger, partition: str) -> dict:
+    """How far the credit fell between the first and the last reading of the day's runs, and
+    how much of that fall the scrapes the ledger recorded as created meanwhile (of any day)
+    do not explain. A rise between two readings (a top-up) makes the fall say nothing: then
+    nothing is unexplained, and ``topped_up`` says why."""
+    readings = ledger.balances(PROVIDER, partition)
+    if len(readings) < 2:
+        return {"readings": len(readings), "unexplained_eur": 0.0, "from": None, "to": None}
+    (start, first), (end, last) = readings[0], readings[-1]
+    topped_up = any(later > earlier + CREDIT_TOLERANCE_EUR
+                    for (_, earlier), (_, later) in itertools.pairwise(readings))
+    fell = round(first - last, 8)
+    known = ledger.posted_cost_between(PROVIDER, start, end)
+    return {"readings": len(readings), "from": start, "to": end, "fell_eur": fell,
+            "ledger_eur": known, "topped_up": topped_up,
+            "unexplained_eur": 0.0 if topped_up else round(fell - known, 8)}
