@@ -258,8 +258,11 @@ def test_serp_etl_sql_cannot_write_to_the_bucket(data_dir, s3_url, monkeypatch, 
             str(part.relative_to(warehouse.root)), "wb")
 
 
-def test_an_import_into_a_bucket_lands_once(data_dir, s3_url, monkeypatch):
-    monkeypatch.setenv("SERP_ETL_STORAGE_URL", s3_url)
+@pytest.mark.parametrize("state", ["sqlite", "postgres"])
+def test_an_import_lands_once_on_every_state_and_storage(data_dir, storage_location, state,
+                                                         request, monkeypatch):
+    if state == "postgres":
+        monkeypatch.setenv("SERP_ETL_STATE_URL", request.getfixturevalue("postgres_url"))
     example = str(FIXTURES / "dataforseo_reference_example.json")
     for _ in range(2):
         assert main(["--data-dir", str(data_dir), "import", "dataforseo", example,
@@ -267,7 +270,7 @@ def test_an_import_into_a_bucket_lands_once(data_dir, s3_url, monkeypatch):
     assert view_rows(data_dir, f"SELECT count(*) FROM dataforseo_serps WHERE date = '{DAY}'"
                      ) == [(1,)]
     assert view_rows(data_dir, "SELECT count(*) FROM dataforseo_responses") == [(1,)]
-    assert not (data_dir / "warehouse").exists()
+    assert (data_dir / "warehouse").exists() == (storage_location is None)
 
 
 def test_a_storage_url_that_is_not_s3_is_a_clear_error(tmp_path, monkeypatch):

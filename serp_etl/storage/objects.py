@@ -97,7 +97,7 @@ class PartsS3FileSystem(s3fs.S3FileSystem):
 class ObjectStorage:
     shared = True
 
-    def __init__(self, url: str, data_dir: Path, filesystem,
+    def __init__(self, url: str, data_dir: Path, filesystem: PartsS3FileSystem,
                  stale_seconds: float = STALE_TEMP_SECONDS,
                  retired_grace_seconds: float = RETIRED_GRACE_SECONDS) -> None:
         self.url = url.rstrip("/")
@@ -107,7 +107,6 @@ class ObjectStorage:
         self.filesystem = filesystem
         self._staging = data_dir / "staging"
         self._commits: dict[str, dict] = {}  # key -> content: a commit never changes
-        self._sizes: dict[str, int] = {}
 
     # -- commits -----------------------------------------------------------------------------
 
@@ -149,20 +148,14 @@ class ObjectStorage:
         when = datetime.fromisoformat(committed_at) if committed_at else None
         for entry in sorted(entries, key=lambda e: e["name"]):
             part = directory / entry["name"]
-            key = str(part)
-            self._sizes[key] = entry["size"]
-            if isinstance(self.filesystem, PartsS3FileSystem):
-                self.filesystem.committed[key] = {"name": key, "size": entry["size"],
-                                                  "Size": entry["size"], "type": "file",
-                                                  "LastModified": when}
+            self.filesystem.committed[str(part)] = {
+                "name": str(part), "size": entry["size"], "Size": entry["size"],
+                "type": "file", "LastModified": when}
             found.append(part)
         return found
 
     def size(self, part: PurePath) -> tuple[int, int]:
-        size = self._sizes.get(str(part))
-        if size is None:
-            size = self.filesystem.info(str(part))["size"]
-        return size, 0
+        return self.filesystem.info(str(part))["size"], 0  # from its commit, once read
 
     def _days(self, provider: str) -> dict[str, str]:
         """Day -> the key of its latest commit, from one listing of the provider's commits."""
@@ -180,10 +173,11 @@ class ObjectStorage:
 
     def providers(self) -> list[str]:
         try:
-            return sorted(PurePosixPath(p).name for p in self.filesystem.ls(
-                str(self.root), detail=False, refresh=True))
+            names = [PurePosixPath(p).name for p in self.filesystem.ls(
+                str(self.root), detail=False, refresh=True)]
         except FileNotFoundError:
             return []
+        return sorted(name for name in names if not name.startswith("_"))  # _inbox: bodies
 
     def days(self, provider: str, table: str | None = None) -> list[str]:
         latest = self._days(provider)
@@ -243,7 +237,7 @@ class ObjectStorage:
     def _commit(self, provider: str, day: str, added: dict[str, list[dict]],
                 retire: Retire | None) -> list[dict]:
         """Create the day's next commit with ``added``. The parts it replaces are listed as
-        retired, with the time, and kept a while (``RETIRED_GRACE``): a reader that read the
+        retired, with the time, and kept a while (``RETIRED_GRACE_SECONDS``): a reader that read the
         commit before may still open them. Returns the retired parts whose time is up (this
         commit no longer lists them): the caller deletes them."""
         for _ in range(COMMIT_ATTEMPTS):
@@ -302,9 +296,8 @@ class ObjectStorage:
     def _remove(self, keys: list[str]) -> None:
         if keys:
             self.filesystem.rm(keys)
-            if isinstance(self.filesystem, PartsS3FileSystem):
-                for key in keys:
-                    self.filesystem.committed.pop(key, None)
+            for key in keys:
+                self.filesystem.committed.pop(key, None)
 
     def uri(self, path: PurePath) -> str:
         return f"{self.url.split('://', 1)[0]}://{path}"
