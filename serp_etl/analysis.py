@@ -21,7 +21,8 @@ rank_group     .rank_group                                 position among the SE
                                                            its block type, in rank_serp order
                                                            (rank_type restarts on each page)
 rank_absolute  .rank_absolute                              items.rank_serp
-domain         organic.domain; host of url otherwise       items.domain
+domain         host of url; else .domain (a shopping       host of url; else items.domain
+               result's .domain is a price label)          (SemScraper sends some empty)
 url            .url (other items: item->>'url')            items.url
 title          .title                                      items.title ("" as NULL)
 description    organic.description (other items: JSON)     items.description ("" as NULL)
@@ -70,7 +71,7 @@ SERP_ITEMS = DerivedView("serp_items", "One row per item of either provider's SE
                           "and types mapped to DataForSEO's (see serp_etl/analysis.py).", f"""
 WITH dataforseo_items AS (
     SELECT date, task_id, item_index, type AS item_type, rank_group, rank_absolute,
-           coalesce(domain, {_host('url')}) AS domain, url, title, description
+           coalesce({_host('url')}, nullif(domain, '')) AS domain, url, title, description
     FROM dataforseo_organic
     UNION ALL
     SELECT date, task_id, item_index, type, rank_group, rank_absolute, {_host('url')}, url,
@@ -78,7 +79,8 @@ WITH dataforseo_items AS (
     FROM dataforseo_images
     UNION ALL
     SELECT date, task_id, item_index, type, rank_group, rank_absolute,
-           coalesce(item->>'domain', {_host("item->>'url'")}), item->>'url', item->>'title',
+           coalesce({_host("item->>'url'")}, nullif(item->>'domain', '')), item->>'url',
+           item->>'title',
            item->>'description'
     FROM dataforseo_other_items),
 semscraper_ranked AS (
@@ -93,7 +95,7 @@ JOIN serp_searches s ON s.provider = '{dataforseo.PROVIDER}' AND s.date = i.date
                      AND s.serp_id = i.task_id
 UNION ALL
 SELECT s.provider, s.date, s.target, s.location, s.language, s.device, i.block_type,
-       i.rank_group, i.rank_serp, coalesce(i.domain, {_host('i.url')}), i.url,
+       i.rank_group, i.rank_serp, coalesce({_host('i.url')}, nullif(i.domain, '')), i.url,
        nullif(i.title, ''), nullif(i.description, ''), s.serp_id, i.block_index, i.item_index
 FROM semscraper_ranked i
 JOIN serp_searches s ON s.provider = '{semscraper.PROVIDER}' AND s.date = i.date
@@ -158,7 +160,9 @@ GROUP BY ALL""")
 
 DOMAIN_VISIBILITY = DerivedView(
     "domain_visibility", "Per provider, day and domain: its share of the top-10 organic "
-    "positions across every SERP collected that day.", f"""
+    "positions of that provider's SERPs of the day (share = top10_positions / "
+    "all_top10_positions; positions without a domain count in the total). Compare domains "
+    "within one provider.", f"""
 WITH top AS (
     SELECT provider, date, {', '.join(_TARGET_KEYS[1:])}, serp_id, domain, rank_group
     FROM serp_items

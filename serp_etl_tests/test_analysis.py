@@ -56,7 +56,7 @@ def raw_serps(warehouse: Warehouse) -> list[dict]:
                            serp["language_code"], "desktop")
                     items = [{"item_type": i["type"], "rank_group": i["rank_group"],
                               "rank_absolute": i["rank_absolute"],
-                              "domain": host(i.get("url")) or i.get("domain"),
+                              "domain": host(i.get("url")) or i.get("domain") or None,
                               "url": i.get("url"), "title": i.get("title"),
                               "description": i.get("description")}
                              for i in serp["items"] or []]
@@ -71,7 +71,7 @@ def raw_serps(warehouse: Warehouse) -> list[dict]:
                         per_type[kind] += 1
                         items.append({"item_type": kind, "rank_group": per_type[kind],
                                       "rank_absolute": item["rank_serp"],
-                                      "domain": item["domain"] or host(item["url"]),
+                                      "domain": host(item["url"]) or item["domain"] or None,
                                       "url": item["url"], "title": item["title"] or None,
                                       "description": item["description"] or None})
                 serps.append({"key": key, "date": day, "id": task_id, "items": items})
@@ -277,3 +277,33 @@ def test_the_views_answer_before_a_provider_has_any_data(tmp_path):
             "WHERE table_name = 'semscraper_serps'").fetchall())
         assert kinds["scraped_at"] == "TIMESTAMP WITH TIME ZONE"
         assert kinds["date"] == "DATE"
+
+
+def test_the_views_name_the_urls_host_not_a_shopping_results_price_label(tmp_path):
+    """DataForSEO's own example: two organic items whose ``domain`` is a shop's price label."""
+    from serp_etl.cli import main
+    from serp_etl_tests.conftest import FIXTURES
+
+    data = tmp_path / "data"
+    day = "2026-04-01"
+    assert main(["--data-dir", str(data), "import", "dataforseo",
+                 str(FIXTURES / "dataforseo_reference_example.json"), "--date", day]) == 0
+    warehouse = Warehouse(data)
+    ranks = {row["domain"]: row["rank"] for row in query(
+        warehouse, "SELECT domain, rank FROM rank_history WHERE provider = 'dataforseo'")}
+    assert ranks["www.amazon.com"] == 1 and ranks["www.redbubble.com"] == 3
+    shares = {row["domain"] for row in query(warehouse, "SELECT domain FROM domain_visibility")}
+    assert "www.amazon.com" in shares
+    labels = [d for d in [*ranks, *shares] if "•" in d or "$" in d]
+    assert not labels
+
+
+def test_the_sandbox_sends_price_labels_and_empty_domains_as_the_apis_do(warehouse):
+    labels = query(warehouse, "SELECT domain, url FROM dataforseo_organic "
+                              "WHERE domain LIKE '%•%'")
+    empty = query(warehouse, "SELECT url FROM semscraper_items WHERE domain = ''")
+    assert labels and empty
+    named = {row["url"]: row["domain"] for row in query(
+        warehouse, "SELECT url, domain FROM serp_items WHERE url IS NOT NULL")}
+    for row in [*labels, *empty]:
+        assert named[row["url"]] == host(row["url"])

@@ -16,6 +16,11 @@ from urllib.parse import quote
 
 from serp_etl.sandbox.dataforseo import reference
 
+
+def digest_of(text: str) -> int:
+    """A number drawn from ``text`` alone (not from the generator's random stream)."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest(), "big")
+
 DOMAINS = [
     "www.amazon.com", "www.etsy.com", "www.pinterest.com", "www.redbubble.com",
     "unsplash.com", "www.shutterstock.com", "www.wikipedia.org", "de.wikipedia.org",
@@ -157,6 +162,12 @@ class _Serp:
         item = {"type": "organic", "rank_group": rank_group, "rank_absolute": rank_absolute,
                 "position": "left" if self.chance(0.95) else "right"}
         item.update(self.snippet_fields(domain, url))
+        if item["price"] and digest_of(url) % 2 == 0:
+            # A shopping result: the real API puts the shop's price label where the domain
+            # goes ("$43.35* • Amazon", in the reference example). Chosen from the URL, not
+            # drawn: one more draw would change every SERP after it.
+            item["domain"] = (f"{item['price']['displayed_price']}* • "
+                              f"{domain.split('.')[-2].capitalize()}")
         item.update({
             "website_name": self.maybe(domain.split(".")[-2].capitalize(), 0.5),
             "is_featured_snippet": self.chance(0.05), "is_malicious": self.chance(0.02),

@@ -8,7 +8,7 @@ import html
 import random
 from urllib.parse import quote
 
-from serp_etl.sandbox.dataforseo.serp_generator import ranked_pages, seed_for
+from serp_etl.sandbox.dataforseo.serp_generator import digest_of, ranked_pages, seed_for
 
 DOMAINS = [
     "www.seoquantum.com", "storychief.io", "www.indeed.com", "www.usg.edu", "backlinko.com",
@@ -60,7 +60,10 @@ def generate_results(keyword: str, device: str, location: str, language: str, de
                                                       safe="-")
                 items.append({
                     "rank_type": rank_type, "rank_serp": rank_serp, "page": page,
-                    "pixel": pixel, "domain": domain, "url": url,
+                    # SemScraper leaves some items' domain empty (its URL has it); chosen from
+                    # the URL, not drawn, so that every other value stays as it was.
+                    "pixel": pixel, "domain": "" if digest_of(url) % 8 == 0 else domain,
+                    "url": url,
                     "title": "" if kind == "images" else _words(rng, 3, 9).capitalize(),
                     "description": _words(rng, 8, 25) if kind == "organic" else "",
                 })
