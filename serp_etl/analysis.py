@@ -189,16 +189,40 @@ def _state_counts() -> str:
     return ", ".join([*counts, f"count(*) FILTER (WHERE state IN ({pending})) AS pending"])
 
 
+def _spend_of(provider: str, currency: str) -> str:
+    """A provider's days: from its tasks table (the ledger's), else, for a day that has none
+    (an imported day), from the latest version of each response: its tasks and cost, how
+    each ended NULL (not known). One aggregation by day over both, so that a query's date
+    filter reaches both scans."""
+    ledger = "count(*) FILTER (WHERE source = 'ledger') > 0"
+    pending = ", ".join(f"'{state}'" for state in sorted(PENDING_STATES))
+    states = [f"CASE WHEN {ledger} THEN count(*) FILTER (WHERE state = '{state}') END AS {state}"
+              for state in TaskState if state not in PENDING_STATES]
+    states.append(f"CASE WHEN {ledger} THEN count(*) FILTER (WHERE state IN ({pending})) END"
+                  " AS pending")
+    return f"""
+SELECT '{provider}' AS provider, date,
+       CASE WHEN {ledger} THEN count(*) FILTER (WHERE source = 'ledger')
+            ELSE count(*) END AS tasks,
+       round(CASE WHEN {ledger} THEN sum(cost) FILTER (WHERE source = 'ledger')
+                  ELSE sum(cost) END, 8) AS cost,
+       '{currency}' AS currency, {", ".join(states)},
+       CASE WHEN {ledger} THEN 'ledger' ELSE 'responses' END AS counted_from
+FROM (SELECT date, 'ledger' AS source, cost, state FROM {provider}_tasks
+      UNION ALL
+      SELECT date, 'responses', cost, NULL FROM {provider}_responses
+      QUALIFY row_number() OVER (PARTITION BY date, task_id
+                                 ORDER BY fetched_at DESC, content_hash DESC) = 1)
+GROUP BY date"""
+
+
 SPEND_HEALTH = DerivedView(
     "spend_health", "Per provider and day: the tasks of the day's ledger, what they cost, and "
-    "how each ended (fetched, empty, failed, expired, ..., pending).", f"""
-SELECT '{dataforseo.PROVIDER}' AS provider, date, count(*) AS tasks, round(sum(cost), 8) AS cost,
-       '{dataforseo.CURRENCY}' AS currency, {_state_counts()}
-FROM dataforseo_tasks GROUP BY date
-UNION ALL
-SELECT '{semscraper.PROVIDER}', date, count(*), round(sum(cost), 8), '{semscraper.CURRENCY}',
-       {_state_counts()}
-FROM semscraper_tasks GROUP BY date""")
+    "how each ended (fetched, empty, failed, expired, ..., pending); for a day the ledger never "
+    "saw (imported), the tasks and cost its responses carry, how each ended NULL "
+    "(counted_from = 'responses').",
+    _spend_of(dataforseo.PROVIDER, dataforseo.CURRENCY) + "\nUNION ALL"
+    + _spend_of(semscraper.PROVIDER, semscraper.CURRENCY))
 
 # In creation order: a view after those it reads.
 VIEWS = (SERP_SEARCHES, SERP_ITEMS, RANK_HISTORY, IMAGE_HOSTS, SERP_FEATURES,

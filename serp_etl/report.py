@@ -78,8 +78,11 @@ def build(connection: duckdb.DuckDBPyConnection, provider: str, day: str) -> Rep
 def _markdown(figures: dict, provider: str, day: str) -> str:
     lines = [f"**{provider}, {day}**: {figures['serps']} SERPs and {figures['items']} items "
              f"from {figures['tasks']} tasks, {figures['cost']:.6g} {figures['currency']}.",
-             "Health: " + ", ".join(f"{state} {figures[state]}" for state in _STATES
-                                    if figures[state] or state in ("fetched", "pending")) + "."]
+             "Health: " + (", ".join(f"{state} {figures[state]}" for state in _STATES
+                                     if figures[state] or state in ("fetched", "pending"))
+                           if figures["fetched"] is not None else
+                           "not known (the day was imported: its ledger never saw its tasks)")
+             + "."]
     if provider == "dataforseo":
         lines.append(f"New since the previous collected day: {figures['new_pages']} pages, "
                      f"{figures['new_domains']} domains showing a tracked image.")
@@ -185,7 +188,9 @@ h3 small{font-weight:normal;color:#666}"""
 
 def _page(report: Report, ranks: str, hosts: str, spend: str) -> str:
     figures = report.figures
-    health = "".join(f"<tr><th>{state}</th><td>{figures[state]}</td></tr>" for state in _STATES)
+    health = "".join(f"<tr><th>{state}</th><td>"
+                     f"{'not known (imported)' if figures[state] is None else figures[state]}"
+                     "</td></tr>" for state in _STATES)
     title = f"serp-etl {report.provider} report, {report.day}"
     return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"

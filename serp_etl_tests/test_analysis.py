@@ -270,7 +270,9 @@ def test_the_views_answer_before_a_provider_has_any_data(tmp_path):
         providers = connection.execute(
             "SELECT provider, count(*) FROM serp_items GROUP BY ALL").fetchall()
         assert providers == [("dataforseo", 5)]
-        assert connection.execute("SELECT count(*) FROM spend_health").fetchone() == (0,)
+        # The imported day: its responses' tasks and cost (no ledger, no states).
+        assert connection.execute("SELECT provider, counted_from FROM spend_health"
+                                  ).fetchall() == [("dataforseo", "responses")]
         # The empty views are typed as the tables will be.
         kinds = dict(connection.execute(
             "SELECT column_name, data_type FROM duckdb_columns() "
@@ -307,3 +309,22 @@ def test_the_sandbox_sends_price_labels_and_empty_domains_as_the_apis_do(warehou
         warehouse, "SELECT url, domain FROM serp_items WHERE url IS NOT NULL")}
     for row in [*labels, *empty]:
         assert named[row["url"]] == host(row["url"])
+
+
+def test_spend_health_shows_an_imported_days_tasks_and_cost(tmp_path):
+    from serp_etl.cli import main
+    from serp_etl.sandbox.dataforseo.app import advanced_task, envelope
+
+    day, saved = "2026-04-01", tmp_path / "saved.ndjson"
+    saved.write_bytes(b"".join(orjson.dumps(envelope([advanced_task(
+        f"00000000-0000-0066-0000-00000000000{n}",
+        {"image_url": f"https://images.example.com/{n}.jpg", "location_code": 2840,
+         "language_code": "en"}, day, 0.0006)])) + b"\n" for n in range(3)))
+    data = tmp_path / "data"
+    assert main(["--data-dir", str(data), "import", "dataforseo", str(saved),
+                 "--date", day]) == 0
+    (row,) = query(Warehouse(data), "SELECT * FROM spend_health")
+    assert (row["provider"], str(row["date"]), row["tasks"]) == ("dataforseo", day, 3)
+    assert row["cost"] == pytest.approx(0.0018) and row["currency"] == "USD"
+    assert row["counted_from"] == "responses"
+    assert row["fetched"] is None and row["pending"] is None  # the ledger never saw them

@@ -97,3 +97,17 @@ def test_late_results_redo_the_report_too():
     selected = dataforseo_collect_job.selection.resolve(definitions.defs.resolve_asset_graph())
     assert DATAFORSEO.key("report") in selected
     assert DATAFORSEO.key("tasks") not in selected  # never the paid step
+
+
+def test_an_imported_days_report_says_how_its_tasks_ended_is_not_known(tmp_path):
+    from serp_etl.cli import main
+    from serp_etl_tests.conftest import FIXTURES
+
+    data, day = tmp_path / "data", "2026-04-01"
+    assert main(["--data-dir", str(data), "import", "dataforseo",
+                 str(FIXTURES / "dataforseo_reference_example.json"), "--date", day]) == 0
+    with catalog.connect(data) as connection:
+        built = report.build(connection, "dataforseo", day)
+    assert built.figures["tasks"] == 1 and built.figures["fetched"] is None
+    assert "Health: not known (the day was imported" in built.markdown
+    assert "None" not in built.html and "not known (imported)" in built.html
