@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 
 import dagster as dg
+import orjson
 import pyarrow.parquet as pq
 import pytest
 
@@ -140,7 +141,36 @@ def test_each_import_is_recorded_once_as_materializations_of_what_it_filled(data
         stored = pq.read_table(warehouse.partition_dir("dataforseo", table, DAY)).num_rows
         assert events[f"dataforseo/{table}"].metadata["dagster/partition_row_count"].value == stored
     assert events["dataforseo/organic"].metadata["new_responses"].value == 1
-    assert result.cursor == "2"  # both imports seen; the early one said why it is not recorded
+    # Both imports seen; the early one waits for its day to become a partition.
+    assert orjson.loads(result.cursor) == {"last": 2, "waiting": [2]}
     again = dg.build_sensor_context(instance=instance, resources=resources(data_dir),
                                     definitions=definitions.defs, cursor=result.cursor)
     assert not imports_recorded.evaluate_tick(again).asset_events
+
+
+def test_an_import_into_a_day_before_the_partitions_is_recorded_once_the_day_is_one(
+        data_dir, monkeypatch):
+    from serp_etl.defs import sensors
+
+    archive = data_dir / "saved.json"
+    archive.write_bytes((FIXTURES / "dataforseo_reference_example.json").read_bytes())
+    early = "2025-06-01"
+    assert main(["--data-dir", str(data_dir), "import", "dataforseo", str(archive),
+                 "--date", early]) == 0
+    instance = dg.DagsterInstance.ephemeral()
+
+    def tick(cursor=None):
+        return imports_recorded.evaluate_tick(dg.build_sensor_context(
+            instance=instance, resources=resources(data_dir), definitions=definitions.defs,
+            cursor=cursor))
+
+    first = tick()
+    assert not first.asset_events
+    assert not tick(first.cursor).asset_events  # still not a partition: still waiting
+    # The start date moved back (SERP_ETL_START_DATE, then "Reload definitions").
+    monkeypatch.setattr(sensors, "daily_partitions",
+                        dg.DailyPartitionsDefinition(start_date="2025-01-01"))
+    recorded = tick(first.cursor)
+    assert {event.partition for event in recorded.asset_events} == {early}
+    assert orjson.loads(recorded.cursor)["waiting"] == []
+    assert not tick(recorded.cursor).asset_events  # recorded once

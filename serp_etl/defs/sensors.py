@@ -12,12 +12,14 @@ requested twice; a partition with a run already under way is not requested again
 Imports: ``serp-etl import`` runs outside Dagster (and never loads it: start-up is part of every
 import's time), so it records each import in the ledger; a sensor reports each as
 materializations of the partitions it filled, with their row counts, in the order they ran (its
-cursor is the last import reported), so the UI stops showing imported days as missing.
+cursor: the last import seen, and those waiting for their day to become a partition), so the UI
+stops showing imported days as missing.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 
 import dagster as dg
 
@@ -95,23 +97,41 @@ semscraper_late_results = late_results_sensor(SEMSCRAPER, semscraper_collect_job
 PROVIDERS = {spec.tables.name: spec for spec in (DATAFORSEO, SEMSCRAPER)}
 
 
+def _import_cursor(cursor: str | None) -> tuple[int, list[int]]:
+    """(the last import id seen, the ids seen but waiting for their day's partition). An
+    earlier serp-etl's cursor is the last id alone."""
+    if not cursor:
+        return 0, []
+    if cursor.isdigit():
+        return int(cursor), []
+    state = json.loads(cursor)
+    return int(state["last"]), [int(i) for i in state["waiting"]]
+
+
 @dg.sensor(minimum_interval_seconds=IMPORTS_INTERVAL_SECONDS,
            default_status=dg.DefaultSensorStatus.RUNNING, required_resource_keys={"warehouse"},
            description="Records each serp-etl import as materializations of the partitions it "
-                       "filled (raw responses and flattened tables), with their row counts.")
+                       "filled (raw responses and flattened tables), with their row counts. An "
+                       "import into a day that is not a partition yet waits until it is one.")
 def imports_recorded(context: dg.SensorEvaluationContext):
     warehouse: WarehouseResource = context.resources.warehouse
+    last, waiting = _import_cursor(context.cursor)
     with warehouse.ledger() as ledger:
-        records = ledger.imports_after(int(context.cursor or 0))
+        records = ledger.imports_with_ids(waiting) + ledger.imports_after(last)
     if not records:
         return dg.SkipReason("no import since the last one recorded")
-    events = []
+    events, still_waiting = [], []
     for record in records:
         spec = PROVIDERS.get(record.provider)
         if spec is None or not daily_partitions.has_partition_key(record.partition_date):
-            context.log.warning(f"import {record.id} into {record.provider} "
-                                f"{record.partition_date}: not a partition of this code "
-                                "location (see SERP_ETL_START_DATE); not recorded")
+            # Kept in the cursor: recorded once the day is a partition (a later start date,
+            # SERP_ETL_START_DATE, and "Reload definitions"), never skipped for good.
+            if record.id not in waiting:
+                context.log.warning(f"import {record.id} into {record.provider} "
+                                    f"{record.partition_date}: not a partition of this code "
+                                    "location yet (see SERP_ETL_START_DATE); recorded once it "
+                                    "is one")
+            still_waiting.append(record.id)
             continue
         files = record.report.get("files", [])
         for table, rows in record.report["rows"].items():
@@ -123,4 +143,6 @@ def imports_recorded(context: dg.SensorEvaluationContext):
                           "imported_at": record.imported_at,
                           "new_responses": record.report.get("new_responses", 0),
                           "files": dg.MetadataValue.json(files)}))
-    return dg.SensorResult(asset_events=events, cursor=str(records[-1].id))
+    cursor = json.dumps({"last": max([last, *(record.id for record in records)]),
+                         "waiting": still_waiting})
+    return dg.SensorResult(asset_events=events, cursor=cursor)

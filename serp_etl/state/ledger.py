@@ -605,6 +605,16 @@ class Ledger(Database):
                 {"provider": provider, "partition": partition, "at": utc_now().isoformat(),
                  "report": orjson.dumps(report).decode()}).scalar_one()
 
+    def imports_with_ids(self, ids: list[int]) -> list[ImportRecord]:
+        """The imports of ``ids`` (those still there), oldest first."""
+        if not ids:
+            return []
+        cursor = self.execute(
+            "SELECT id, provider, partition_date, imported_at, report FROM imports"
+            " WHERE id IN :ids ORDER BY id", {"ids": list(ids)}, expanding=("ids",))
+        return [ImportRecord(row_id, provider, partition, at, orjson.loads(report))
+                for row_id, provider, partition, at, report in cursor]
+
     def imports_after(self, last_id: int, limit: int = 1000) -> list[ImportRecord]:
         """The imports recorded after ``last_id``, oldest first."""
         cursor = self.execute(
