@@ -125,6 +125,10 @@ def cmd_sql(args: argparse.Namespace) -> int:
     from serp_etl.core.warehouse import QueryRefused
     from serp_etl.query import EmptyQuery, run
 
+    missing = _no_warehouse(Path(args.data_dir))
+    if missing:
+        print(f"refused: {missing}", file=sys.stderr)
+        return 2
     try:
         run(args.data_dir, args.query, args.format, sys.stdout)
     except (QueryRefused, EmptyQuery, ViewsError) as refusal:
@@ -134,6 +138,22 @@ def cmd_sql(args: argparse.Namespace) -> int:
         print(f"query failed: {str(error).splitlines()[0]}", file=sys.stderr)
         return 2
     return 0
+
+
+def _no_warehouse(data_dir: Path) -> str | None:
+    """Why ``data_dir`` holds no warehouse to query (None: it does). Nothing is created in a
+    place that is not a data dir (a query run outside the project, a mistyped --data-dir)."""
+    from serp_etl.storage.location import storage_url
+
+    if storage_url() is not None:  # the warehouse is in the bucket; the views file goes here
+        return None if data_dir.is_dir() else (
+            f"{data_dir} does not exist: create it (it keeps the views of the bucket's "
+            "warehouse), or pass --data-dir")
+    if (data_dir / "warehouse").is_dir():
+        return None
+    return (f"{data_dir.resolve()} holds no warehouse ({data_dir / 'warehouse'} does not exist): "
+            "run from the project, or pass --data-dir (or set SERP_ETL_DATA_DIR) to a data dir "
+            "a run has written")
 
 
 def cmd_sandbox_serve(args: argparse.Namespace) -> int:

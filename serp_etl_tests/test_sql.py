@@ -230,3 +230,15 @@ def test_explain_analyze_of_a_copy_is_refused_by_name(capsys, data):
     assert code == 2 and "explains only SELECT queries" in err and "COPY" in err
     code, out, err = sql(capsys, data, "EXPLAIN ANALYZE SELECT count(*) FROM dataforseo_organic")
     assert code == 0, err
+
+
+@pytest.mark.parametrize("where", ["missing", "empty"])
+def test_a_query_where_there_is_no_warehouse_is_refused_and_creates_nothing(
+        capsys, tmp_path, where):
+    data = tmp_path / "data"
+    if where == "empty":
+        data.mkdir()
+    code, out, err = sql(capsys, data, "SELECT 1")
+    assert code == 2 and not out
+    assert err.startswith("refused: ") and "holds no warehouse" in err and "--data-dir" in err
+    assert sorted(tmp_path.rglob("*")) == ([data] if where == "empty" else [])
