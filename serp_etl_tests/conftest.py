@@ -28,7 +28,9 @@ TODAY = datetime.now(UTC).date().isoformat()
 TEST_START_DATE = "2026-01-01"
 os.environ["SERP_ETL_START_DATE"] = TEST_START_DATE
 REFERENCE_TASK_ID = "11151921-1535-0066-0000-2c32bed229f2"
-EXAMPLE_TARGETS = Path(__file__).parent.parent / "data" / "targets.toml"
+# The tests' own copy of the example targets file: the working copy's data/targets.toml is the
+# user's to edit (the README invites it), and no test depends on what it holds.
+EXAMPLE_TARGETS = Path(__file__).parent / "fixtures" / "targets.toml"
 
 
 class FakeClock:

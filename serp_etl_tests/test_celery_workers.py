@@ -186,6 +186,7 @@ def test_two_workers_sharing_no_disk_bill_each_target_once(deployment, capsys):
     for data_dir in (first, second):  # nothing of the warehouse on either worker's disk
         assert not (data_dir / "warehouse").exists()
     # serp-etl sql from a third directory: every row once.
+    (root / "analyst").mkdir()
     capsys.readouterr()
     assert main(["--data-dir", str(root / "analyst"), "sql",
                  "SELECT count(*), count(DISTINCT task_id) FROM dataforseo_serps",
