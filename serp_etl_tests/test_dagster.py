@@ -219,7 +219,7 @@ def test_a_target_in_a_location_the_api_does_not_offer_is_named(data_dir):
         targets.write('\n[[semscraper]]\nkeyword = "k"\nlocation = "zz"\nlanguage = "zz"\n')
     result = materialize_semscraper(data_dir)
     failure = str(result.get_step_failure_events()[0].event_specific_data.error)
-    assert "semscraper target #4: location 'zz'" in failure
+    assert "semscraper target #4 ('k'): 'zz' is not a location semscraper offers" in failure
 
 
 def test_a_past_partition_posts_nothing_and_rebuilds_for_free(data_dir):

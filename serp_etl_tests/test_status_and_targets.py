@@ -91,3 +91,33 @@ def test_duplicates_missing_files_and_bad_toml_are_clear(tmp_path):
         load_targets(tmp_path / "targets.toml")
     with pytest.raises(TargetConfigError, match="not valid TOML"):
         parse_targets("[[dataforseo]\n")
+
+
+def test_keywords_that_differ_only_in_case_or_spaces_are_one_query_billed_twice():
+    from serp_etl.providers.semscraper.targets import parse_scrapes
+
+    text = ('[[semscraper]]\nkeyword = "Tropical Wallpaper"\nlocation = "fr"\nlanguage = "fr"\n'
+            '[[semscraper]]\nkeyword = "  tropical   wallpaper "\nlocation = "fr"\n'
+            'language = "fr"\n')
+    with pytest.raises(TargetConfigError) as error:
+        parse_scrapes(text, "targets.toml")
+    message = str(error.value)
+    assert "target #2 ('  tropical   wallpaper ')" in message
+    assert "duplicate of target #1 ('Tropical Wallpaper')" in message and "billed" in message
+    # Another location is another query.
+    assert len(parse_scrapes(text.replace('location = "fr"\nlanguage = "fr"\n',
+                                          'location = "be"\nlanguage = "fr"\n', 1),
+                             "targets.toml")) == 2
+
+
+def test_a_location_that_does_not_exist_is_said_so_and_upper_case_codes_get_a_hint():
+    from serp_etl.providers.semscraper.client import Scrape
+    from serp_etl.providers.semscraper.targets import check_locations
+
+    offered = [{"location": "us", "language": "en"}, {"location": "fr", "language": "fr"}]
+    with pytest.raises(TargetConfigError) as error:
+        check_locations([Scrape("k", "zz", "zz")], offered)
+    assert "#1 ('k'): 'zz' is not a location semscraper offers" in str(error.value)
+    with pytest.raises(TargetConfigError) as error:
+        check_locations([Scrape("k", "US", "EN")], offered)
+    assert "codes are lower case: location = 'us', language = 'en'" in str(error.value)

@@ -15,6 +15,7 @@ scraped twice on a date.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from serp_etl.core.targets import TARGETS_FILE, TargetConfigError, read_toml
@@ -40,10 +41,19 @@ def parse_scrapes(text: str, source: str) -> list[Scrape]:
             scrape = Scrape(**entry)
         except (InvalidScrape, TypeError) as error:
             raise TargetConfigError(f"{where}: {error}") from None
-        if scrape in scrapes:
-            raise TargetConfigError(f"{where}: duplicate of target #{scrapes.index(scrape) + 1}")
+        same = [n for n, other in enumerate(scrapes, start=1) if _query(other) == _query(scrape)]
+        if same:
+            raise TargetConfigError(
+                f"{where} ({scrape.keyword!r}): duplicate of target #{same[0]} "
+                f"({scrapes[same[0] - 1].keyword!r}): Google answers the same query whatever "
+                "the case and the spaces, and each would be billed")
         scrapes.append(scrape)
     return scrapes
+
+
+def _query(scrape: Scrape) -> Scrape:
+    """What Google is asked: the keyword without case and extra spaces (the rest as is)."""
+    return replace(scrape, keyword=" ".join(scrape.keyword.split()).casefold())
 
 
 def load_scrapes(path: Path) -> list[Scrape]:
@@ -63,8 +73,23 @@ def check_locations(scrapes: list[Scrape], locations: list[dict],
             # location offers (never a location that lacks the language).
             where = sorted({loc for loc, lang in offered if lang == scrape.language and loc})
             speaks = sorted({lang for loc, lang in offered if loc == scrape.location and lang})
+            target = f"{source}: {PROVIDER} target #{number} ({scrape.keyword!r})"
+            hint = _case_hint(scrape, offered)
+            if not speaks:
+                raise TargetConfigError(
+                    f"{target}: {scrape.location!r} is not a location {PROVIDER} offers{hint}"
+                    f" (serp-etl targets check lists what is wrong; {PROVIDER}/locations "
+                    "holds every location)")
             raise TargetConfigError(
-                f"{source}: {PROVIDER} target #{number}: location {scrape.location!r} with "
-                f"language {scrape.language!r} is not offered by {PROVIDER}; language "
-                f"{scrape.language!r} is offered at: {', '.join(where) or 'no location'}; "
-                f"location {scrape.location!r} offers: {', '.join(speaks) or 'no language'}")
+                f"{target}: location {scrape.location!r} with language {scrape.language!r} "
+                f"is not offered by {PROVIDER}{hint}; language {scrape.language!r} is offered "
+                f"at: {', '.join(where) or 'no location'}; location {scrape.location!r} "
+                f"offers: {', '.join(speaks)}")
+
+
+def _case_hint(scrape: Scrape, offered: set[tuple[str, str]]) -> str:
+    """A hint when the codes are offered in lower case (``US``/``EN`` for ``us``/``en``)."""
+    lower = (scrape.location.lower(), scrape.language.lower())
+    if lower != (scrape.location, scrape.language) and lower in offered:
+        return f" (codes are lower case: location = {lower[0]!r}, language = {lower[1]!r})"
+    return ""
