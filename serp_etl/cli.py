@@ -87,10 +87,12 @@ def cmd_import(args: argparse.Namespace) -> int:
         return 1
     for error in report.rejected:
         print(f"rejected {error.path}: {error.reason}", file=sys.stderr)
-    print(f"{report.imported_files} files imported, {len(report.rejected)} rejected; "
-          f"{report.new_responses} new responses in {args.provider} date={args.date}")
+    print(f"{_count(report.imported_files, 'file')} imported, {len(report.rejected)} rejected; "
+          f"{_count(report.new_responses, 'new response')} in {args.provider} "
+          f"date={args.date}")
     if report.rejects_file:
-        print(f"{report.rejected_documents} documents rejected, each with its line and reason "
+        print(f"{_count(report.rejected_documents, 'document')} rejected, each with its line "
+              "and reason "
               f"in {report.rejects_file}", file=sys.stderr)
     for table, rows in report.rows.items():
         print(f"  {args.provider}_{table}: {rows} rows")
@@ -138,6 +140,11 @@ def cmd_sql(args: argparse.Namespace) -> int:
         print(f"query failed: {str(error).splitlines()[0]}", file=sys.stderr)
         return 2
     return 0
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 file``, ``2 files``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _no_warehouse(data_dir: Path) -> str | None:

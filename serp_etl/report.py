@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
+from serp_etl.core.money import money
+
 if TYPE_CHECKING:
     import duckdb
 
@@ -77,7 +79,7 @@ def build(connection: duckdb.DuckDBPyConnection, provider: str, day: str) -> Rep
 
 def _markdown(figures: dict, provider: str, day: str) -> str:
     lines = [f"**{provider}, {day}**: {figures['serps']} SERPs and {figures['items']} items "
-             f"from {figures['tasks']} tasks, {figures['cost']:.6g} {figures['currency']}.",
+             f"from {figures['tasks']} tasks, {money(figures['cost'], figures['currency'])}.",
              "Health: " + (", ".join(f"{state} {figures[state]}" for state in _STATES
                                      if figures[state] or state in ("fetched", "pending"))
                            if figures["fetched"] is not None else
@@ -196,8 +198,8 @@ def _page(report: Report, ranks: str, hosts: str, spend: str) -> str:
             f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
             f"<h1>{html.escape(title)}</h1>"
             f"<p id=\"summary\">{figures['serps']} SERPs, {figures['items']} items, "
-            f"{figures['tasks']} tasks, cost {figures['cost']:.6g} "
-            f"{html.escape(figures['currency'])}.</p>"
+            f"{figures['tasks']} tasks, cost "
+            f"{html.escape(money(figures['cost'], figures['currency']))}.</p>"
             f"<h2>Health of the day's tasks</h2><table>{health}</table>"
             f"<h2>Spend per day</h2>{spend}"
             f"<h2>Rank history</h2><p>The domains ranked best on the day, their organic rank "

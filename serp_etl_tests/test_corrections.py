@@ -61,9 +61,9 @@ def test_importing_changed_content_for_a_known_task_keeps_it(tmp_path, capsys):
     args = ["--data-dir", str(data), "import", "dataforseo"]
     assert main([*args, str(reference), "--date", DAY]) == 0
     assert main([*args, str(changed), "--date", DAY]) == 0
-    assert "1 new responses" in capsys.readouterr().out.split("files imported")[-2]
+    assert "1 new response in" in capsys.readouterr().out.split("file imported")[-2]
     assert main([*args, str(changed), "--date", DAY]) == 0
-    assert "0 new responses" in capsys.readouterr().out
+    assert "0 new responses in" in capsys.readouterr().out
     query = "SELECT count(*) FILTER (WHERE title LIKE 'Fixed: %') AS fixed, count(*) AS n " \
             "FROM dataforseo_organic"
     main(["--data-dir", str(data), "sql", query, "--format", "json"])

@@ -209,7 +209,7 @@ def test_the_budget_stops_the_run_before_anything_is_created(data_dir):
     result = materialize_semscraper(data_dir, budget_eur=0.00001)
     assert not result.success
     failure = str(result.get_step_failure_events()[0].event_specific_data.error)
-    assert "would cost about 8e-05 EUR" in failure and "budget 1e-05 EUR" in failure
+    assert "would cost about 0.00008 EUR" in failure and "budget 0.00001 EUR" in failure
     sandbox = SemScraperSandbox(data_dir / "sandbox" / "semscraper.sqlite")
     assert sandbox.stats()["billed_scrapes"] == 0
 

@@ -208,7 +208,7 @@ def test_a_document_over_the_size_cap_is_refused_clearly(tmp_path, capsys):
             DAY, "--max-document-mb", "1", "--keep-good"]
     assert main(args) == 1
     out, err = capsys.readouterr()
-    assert "1 new responses" in out and "1 documents rejected" in err
+    assert "1 new response in" in out and "1 document rejected" in err
     (rejects,) = (tmp_path / "data" / "rejects").glob("*.ndjson")
     (reject,) = [json.loads(line) for line in rejects.read_text().splitlines()]
     assert reject["line"] == 2 and "over the size cap (1 MB)" in reject["reason"]
@@ -338,7 +338,7 @@ def test_deeply_nested_documents_land_or_are_rejected_alone(tmp_path, capsys):
     capsys.readouterr()
     assert main(["--data-dir", str(data), "import", "dataforseo", str(deeper), str(good),
                  "--date", "2026-03-02", "--keep-good"]) == 1  # 1: something was rejected
-    assert "1 documents rejected" in capsys.readouterr().err
+    assert "1 document rejected" in capsys.readouterr().err
     with catalog.connect(data) as connection:
         assert connection.execute("SELECT count(*) FROM dataforseo_serps"
                                   " WHERE date = DATE '2026-03-02'").fetchone()[0] == 1

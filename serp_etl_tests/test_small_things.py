@@ -79,3 +79,12 @@ def test_a_deeply_nested_targets_file_is_one_line(tmp_path, capsys):
     assert main(["--data-dir", str(tmp_path), "targets", "check", str(targets)]) == 2
     err = capsys.readouterr().err
     assert err.strip().splitlines() == [f"{targets}: not a targets file: nested too deeply"]
+
+
+def test_money_reads_as_money():
+    from serp_etl.core.money import money
+
+    assert money(8e-05, "EUR") == "0.00008 EUR"
+    assert money(0, "USD") == "0.00 USD" and money(12.5, "USD") == "12.50 USD"
+    assert money(0.0054, "USD") == "0.0054 USD" and money(1e-9, "EUR") == "0.00 EUR"
+    assert money(None, "EUR") == "unknown EUR"

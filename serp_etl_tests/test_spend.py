@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from serp_etl.core.money import BudgetExceeded
+from serp_etl.core.money import BudgetExceeded, money
 from serp_etl.providers.dataforseo import pipeline as dataforseo
 from serp_etl.providers.dataforseo import quality as dataforseo_quality
 from serp_etl.providers.dataforseo.targets import ImageTarget
@@ -173,7 +173,7 @@ def test_scrapes_another_tool_created_on_the_account_show_in_the_credits_fall(
     assert not result.passed
     theirs = round(sum(float(scrape["cost"]) for scrape in others), 8)
     assert result.metadata["credit_movement"]["unexplained_eur"] == pytest.approx(theirs)
-    assert f"the credit fell by {theirs} EUR more" in result.description
+    assert f"the credit fell by {money(theirs, 'EUR')} more" in result.description
     assert result.metadata["billed_by_provider_eur"] == pytest.approx(
         sandbox.stats()["spent_eur"])
 

@@ -43,6 +43,17 @@ def check_budget(*, action: str, estimate: float, balance: float, spent_today: f
     if estimate <= balance and not over_budget:
         return
     limit = ("" if budget is None else
-             f", budget {budget} {currency} a day, {spent_today} {currency} spent today")
-    raise BudgetExceeded(f"{action} would cost about {estimate} {currency}; {balance_name} "
-                         f"{balance} {currency}{limit}: nothing was posted")
+             f", budget {money(budget, currency)} a day, {money(spent_today, currency)} "
+             "spent today")
+    raise BudgetExceeded(f"{action} would cost about {money(estimate, currency)}; "
+                         f"{balance_name} {money(balance, currency)}{limit}: nothing was posted")
+
+
+def money(amount: float | None, currency: str) -> str:
+    """An amount as a person reads money: ``0.00008 EUR``, never ``8e-05``; to the hundred
+    millionth (the providers' prices have up to 8 decimals), trailing zeros dropped, but two."""
+    if amount is None:
+        return f"unknown {currency}".strip()
+    text = f"{amount:.8f}".rstrip("0")
+    whole, _, cents = text.partition(".")
+    return f"{whole}.{cents.ljust(2, '0')} {currency}".strip()

@@ -24,7 +24,7 @@ FIELD_MEANINGS: dict[tuple[str, ...], str] = {
         'keyword obtained as a result of search engine autocorrection; the results will be '
         'provided for the corrected keyword',
     ('serps', 'spell', 'type'):
-        'type of autocorrection; possible values:; did_you_mean, showing_results_for, '
+        'type of autocorrection; possible values: did_you_mean, showing_results_for, '
         'no_results_found_for, including_results_for',
     ('serps', 'refinement_chips'): 'search refinement chips',
     ('serps', 'refinement_chips', 'type'): "type of element = 'refinement_chips'",
@@ -53,7 +53,7 @@ FIELD_MEANINGS: dict[tuple[str, ...], str] = {
     ('organic', 'rank_absolute'):
         'absolute rank in SERP; absolute position among all the elements in SERP',
     ('organic', 'position'):
-        'the alignment of the element in SERP; can take the following values:; left, right',
+        'the alignment of the element in SERP; can take the following values: left, right',
     ('organic', 'xpath'): 'the XPath of the element',
     ('organic', 'domain'): 'domain in SERP',
     ('organic', 'title'): 'title of the result in SERP',
@@ -255,7 +255,7 @@ FIELD_MEANINGS: dict[tuple[str, ...], str] = {
     ('images', 'rank_absolute'):
         'absolute rank in SERP; absolute position among all the elements in SERP',
     ('images', 'position'):
-        'the alignment of the element in SERP; can take the following values:; left, right',
+        'the alignment of the element in SERP; can take the following values: left, right',
     ('images', 'xpath'): 'the XPath of the element',
     ('images', 'title'): 'title of the result in SERP',
     ('images', 'url'): 'relevant URL',

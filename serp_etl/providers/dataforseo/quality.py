@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from serp_etl.core.money import SUBMIT_GRACE
+from serp_etl.core.money import SUBMIT_GRACE, money
 from serp_etl.core.quality import OTHER_ITEMS, QualityResult
 from serp_etl.core.raw import RAW_TABLE
 from serp_etl.core.warehouse import PARTITION_READ, Warehouse, scratch_connection
@@ -86,7 +86,8 @@ def spend_reconciled(client: DataForSEOClient, ledger: Ledger, partition: str,
                 f"{mismatches} cost(s) differ from DataForSEO's" if mismatches else ""]
     return QualityResult(
         passed,
-        f"the ledger matches what DataForSEO billed: {len(billed)} tasks, {billed_usd} USD"
+        f"the ledger matches what DataForSEO billed: {len(billed)} tasks, "
+        f"{money(billed_usd, 'USD')}"
         if passed else "; ".join(p for p in problems if p),
         {"tasks_billed": len(billed), "billed_by_provider_usd": billed_usd,
          "ledger_usd": ledger_usd, "billed_unknown_to_ledger": unknown,

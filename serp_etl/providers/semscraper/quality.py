@@ -8,6 +8,7 @@ import orjson
 import pyarrow.parquet as pq
 
 from serp_etl.core.flatten import as_number
+from serp_etl.core.money import money
 from serp_etl.core.quality import QualityResult
 from serp_etl.core.raw import RAW_TABLE
 from serp_etl.core.warehouse import Warehouse
@@ -67,13 +68,13 @@ def spend_reconciled(ledger: Ledger, warehouse: Warehouse, partition: str,
                 + (f" ({len(unknown)} of them in the raw table or the finished list, e.g. "
                    f"{min(unknown)})" if unknown else "") if stray else "",
                 f"{mismatches} cost(s) differ from SemScraper's" if mismatches else "",
-                f"the credit fell by {unexplained} {CURRENCY} more than the scrapes the ledger "
-                f"recorded as created between {movement['from']} and {movement['to']} cost "
+                f"the credit fell by {money(unexplained, CURRENCY)} more than the scrapes the "
+                f"ledger recorded as created between {movement['from']} and {movement['to']} cost "
                 "(scrapes another ledger, data dir or tool created on this account)"
                 if unexplained > CREDIT_TOLERANCE_EUR else ""]
     return QualityResult(
         passed,
-        f"the ledger matches SemScraper's figures: {len(ours)} scrapes, {billed} {CURRENCY}"
+        f"the ledger matches SemScraper's figures: {len(ours)} scrapes, {money(billed, CURRENCY)}"
         if passed else "; ".join(p for p in problems if p),
         {"billed_by_provider_eur": billed, "ledger_eur": ledger.spent(PROVIDER, partition),
          "not_reported_yet": len(ours.keys() - reported.keys()),
