@@ -68,6 +68,12 @@ def _fmt(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime(DATETIME_FORMAT)
 
 
+def _unset_nulls(fields: dict) -> dict:
+    """``fields`` without those set to null. The official client (``dataforseo-client``) sends
+    every field it was not given as null, and the live API takes that as unset."""
+    return {name: value for name, value in fields.items() if value is not None}
+
+
 def _parse_datetime(value: object) -> float | None:
     """``yyyy-mm-dd hh:mm:ss +00:00``, the format of every DataForSEO datetime."""
     try:
@@ -200,6 +206,8 @@ class DataForSEOSandbox(SandboxState):
                 tasks.append(task_object(task_id, 40006, "You can set only 100 tasks at a time.",
                                         request.path))
                 continue
+            if type(task) is dict:
+                task = _unset_nulls(task)
             error = self._invalid(task)
             if error:
                 tasks.append(task_object(task_id, *error, request.path,
@@ -321,7 +329,8 @@ class DataForSEOSandbox(SandboxState):
         except orjson.JSONDecodeError:
             return envelope([], 40503, "Invalid POST data: not JSON.", started)
         now = self.clock()
-        query = body[0] if type(body) is list and body and type(body[0]) is dict else None
+        query = (_unset_nulls(body[0]) if type(body) is list and body and type(body[0]) is dict
+                 else None)
         since = _parse_datetime(query.get("datetime_from")) if query else None
         until = _parse_datetime(query.get("datetime_to")) if query else None
         limit, offset = (query or {}).get("limit", 100), (query or {}).get("offset", 0)
