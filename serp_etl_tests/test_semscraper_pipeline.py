@@ -78,7 +78,7 @@ def test_intents_never_created_are_created_once_nothing_is_in_flight(client, led
 
 
 def test_the_budget_stops_creating_before_a_run_exceeds_it(client, ledger, sandbox):
-    with pytest.raises(BudgetExceeded, match=r"about 0.00012 EUR; credit 100.5 EUR, budget "
+    with pytest.raises(BudgetExceeded, match=r"about 0.00012 EUR; credit 100.50 EUR, budget "
                                              r"0.0001 EUR"):
         pipeline.submit(client, ledger, DAY, SCRAPES, budget_eur=0.0001)
     assert sandbox.stats()["billed_scrapes"] == 0
