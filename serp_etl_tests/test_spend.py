@@ -178,6 +178,16 @@ def test_scrapes_another_tool_created_on_the_account_show_in_the_credits_fall(
         sandbox.stats()["spent_eur"])
 
 
+def test_a_check_of_a_past_day_does_not_stretch_its_credit_window(scrapers, ledger, warehouse,
+                                                                   clock):
+    """Weeks later, other days' spending is not this day's: its check reads no credit."""
+    _, client = scrapers
+    semscraper_day(client, ledger, warehouse, clock)
+    past = "2026-01-02"
+    semscraper_quality.spend_reconciled(ledger, warehouse, past, [], client.credit())
+    assert ledger.balances("semscraper", past) == []
+
+
 def test_a_top_up_during_the_day_makes_the_credits_movement_say_nothing(ledger):
     for balance in (10.0, 9.9, 60.0, 59.0):
         ledger.note_balance("semscraper", DAY, balance)

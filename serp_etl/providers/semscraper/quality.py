@@ -14,7 +14,7 @@ from serp_etl.core.raw import RAW_TABLE
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.semscraper.pipeline import parse_time, unknown_scrapes
 from serp_etl.providers.semscraper.settings import CURRENCY, PROVIDER
-from serp_etl.state.ledger import Ledger, TaskState
+from serp_etl.state.ledger import Ledger, TaskState, utc_now
 
 
 def spend_reconciled(ledger: Ledger, warehouse: Warehouse, partition: str,
@@ -28,7 +28,9 @@ def spend_reconciled(ledger: Ledger, warehouse: Warehouse, partition: str,
     and the credit's movement: ``credit``, read now, and the readings of the day's runs since
     the first (before it created anything), against what the scrapes the ledger recorded as
     created between them cost (``credit_movement``)."""
-    if credit is not None:
+    if credit is not None and partition == utc_now().date().isoformat():
+        # Read on the day itself only: a check of a past day, run weeks later, would stretch
+        # the day's window over every day since.
         ledger.note_balance(PROVIDER, partition, credit)
     day = ledger.tasks(PROVIDER, partition)
     ours = {t.task_id: t.cost for t in day if t.task_id}
