@@ -18,6 +18,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import sqlalchemy as sa
+from celery import Celery
 
 from serp_etl.cli import main
 from serp_etl.sandbox.dataforseo.app import LOGIN, PASSWORD, DataForSEOSandbox
@@ -113,8 +114,19 @@ def deployment(postgres_server, s3_url, tmp_path, monkeypatch):
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         monkeypatch.setenv("DAGSTER_HOME", str(home))
-        # Dagster's schema first: two processes creating it at once race (README).
+        # Dagster's schema first: two processes creating it at once race (README). Celery's
+        # broker and result tables likewise: two workers starting on a new database both
+        # created kombu_queue, and one died of DuplicateTable.
         dg.DagsterInstance.get().dispose()
+        celery = Celery(broker=env[celery_deployment.BROKER_ENV],
+                        backend=env[celery_deployment.BACKEND_ENV])
+        with celery.connection_for_write() as connection:
+            connection.default_channel.session.close()  # its first session creates the tables
+        celery.backend.ResultSession().close()
+        broker = postgres_engine(as_driver(broker_db, "postgresql+psycopg"))
+        assert {"kombu_queue", "kombu_message", "celery_taskmeta"} <= set(
+            sa.inspect(broker).get_table_names())
+        broker.dispose()
         yield env, dataforseo, semscraper, tmp_path
 
 
