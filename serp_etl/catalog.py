@@ -70,8 +70,8 @@ def query_connection(data_dir: Path | str) -> duckdb.DuckDBPyConnection:
     if not views.current(warehouse, view_schemas(), analysis.VIEWS, views.FOR_QUERIES):
         views.refresh(warehouse, view_schemas(), analysis.VIEWS, views.FOR_QUERIES)
     connection = duckdb.connect(":memory:")
-    root = warehouse.root if warehouse.storage.shared else Path(warehouse.root).resolve()
-    connection.register_filesystem(ReadOnlyWarehouse(str(root), warehouse.filesystem))
+    connection.register_filesystem(ReadOnlyWarehouse(str(warehouse.absolute_root),
+                                                     warehouse.filesystem))
     connection.execute("ATTACH ? AS serp (READ_ONLY)", [str(views.query_views_path(warehouse))])
     connection.execute("USE serp")
     connection.execute("SET TimeZone = 'UTC'")

@@ -238,8 +238,7 @@ def signature(warehouse: Warehouse, found: Mapping[str, Mapping[str | None, list
 
 
 def _root(warehouse: Warehouse) -> str:
-    return (warehouse.storage.url if warehouse.storage.shared
-            else str(Path(warehouse.root).resolve()))
+    return warehouse.storage.url if warehouse.storage.shared else str(warehouse.absolute_root)
 
 
 def signature_path(warehouse: Warehouse, kind: ViewsFile = FOR_TOOLS) -> Path:
@@ -290,7 +289,7 @@ def _write(warehouse: Warehouse, found: Mapping[str, Mapping[str | None, list[Pu
     target.parent.mkdir(parents=True, exist_ok=True)
     sweep_temp_files(target.parent)  # what a writer killed mid-write left
     shared = warehouse.storage.shared
-    root = warehouse.root if shared else Path(warehouse.root).resolve()
+    root = warehouse.absolute_root
     prefix = warehouse.uri(root) if shared else str(root)
 
     def locate(generation: Generation) -> Generation:

@@ -77,6 +77,11 @@ class Warehouse:
         self.root = self.storage.root
         self.filesystem = self.storage.filesystem  # for pyarrow's and DuckDB's reads
 
+    @property
+    def absolute_root(self) -> PurePath:
+        """The root as readers name it: the bucket's path, or the data dir's resolved."""
+        return self.root if self.storage.shared else Path(self.root).resolve()
+
     def partition_file(self, provider: str, table: str, partition: str) -> PurePath:
         return self.partition_dir(provider, table, partition) / PART_FILE
 
