@@ -238,6 +238,15 @@ def data_dir(tmp_path: Path, monkeypatch) -> Path:
     return tmp_path
 
 
+def billed(data_dir: Path) -> tuple[int, int]:
+    """What the data dir's in-process sandboxes billed: DataForSEO tasks, SemScraper scrapes."""
+    from serp_etl.sandbox.semscraper.app import SemScraperSandbox
+
+    return (DataForSEOSandbox(data_dir / "sandbox" / "dataforseo.sqlite").stats()["billed_tasks"],
+            SemScraperSandbox(data_dir / "sandbox" / "semscraper.sqlite"
+                              ).stats()["billed_scrapes"])
+
+
 def materialize_day(data_dir: Path, assets, provider_resources: dict, partition: str = TODAY):
     """One day of ``assets`` materialized in process into ``data_dir`` (errors in the result,
     not raised)."""

@@ -23,11 +23,10 @@ from serp_etl.providers.dataforseo.tables import TABLES
 from serp_etl.providers.semscraper import pipeline as semscraper_pipeline
 from serp_etl.providers.semscraper.client import Scrape, SemScraperClient
 from serp_etl.providers.semscraper.tables import TABLES as SEMSCRAPER_TABLES
-from serp_etl.sandbox.dataforseo.app import DataForSEOSandbox
 from serp_etl.sandbox.semscraper.app import API_KEY, SemScraperSandbox
 from serp_etl.state.database import StateUnreadable
 from serp_etl.state.ledger import Ledger, ledger_path
-from serp_etl_tests.conftest import TODAY, collect_today, make_client, materialize_day
+from serp_etl_tests.conftest import TODAY, billed, collect_today, make_client, materialize_day
 
 DAY = TODAY
 SCRAPES = [Scrape("example keyword", "fr", "fr", depth=2), Scrape("mots clés", "fr", "fr")]
@@ -140,12 +139,6 @@ def test_a_new_ledger_file_is_never_seen_empty(tmp_path, monkeypatch):
 
 def run_day(data_dir, assets, resource_key, resource):
     return materialize_day(data_dir, assets, {resource_key: resource})
-
-
-def billed(data_dir) -> tuple[int, int]:
-    return (DataForSEOSandbox(data_dir / "sandbox" / "dataforseo.sqlite").stats()["billed_tasks"],
-            SemScraperSandbox(data_dir / "sandbox" / "semscraper.sqlite"
-                              ).stats()["billed_scrapes"])
 
 
 def failure_of(result, provider: str) -> str:

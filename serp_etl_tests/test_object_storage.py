@@ -22,11 +22,9 @@ from serp_etl.defs.resources import DataForSEOResource, SemScraperResource
 from serp_etl.defs.semscraper_assets import semscraper_assets
 from serp_etl.providers.semscraper.settings import PROVIDER
 from serp_etl.providers.semscraper.tables import TABLES
-from serp_etl.sandbox.dataforseo.app import DataForSEOSandbox
-from serp_etl.sandbox.semscraper.app import SemScraperSandbox
 from serp_etl.state.ledger import TaskState
 from serp_etl.storage.objects import COMMITS, ObjectStorage
-from serp_etl_tests.conftest import FIXTURES, TODAY, materialize_day
+from serp_etl_tests.conftest import FIXTURES, TODAY, billed, materialize_day
 
 DAY = "2026-04-01"
 
@@ -194,12 +192,6 @@ def test_readers_name_the_days_parts_from_the_commit_not_a_listing(bucket_wareho
     sources = warehouse.partition_source(PROVIDER, "items", DAY)
     assert isinstance(sources, list) and not any("part-9" in s for s in sources)
     assert titles(warehouse) == ["first"]
-
-
-def billed(data_dir: Path) -> tuple[int, int]:
-    return (DataForSEOSandbox(data_dir / "sandbox" / "dataforseo.sqlite").stats()["billed_tasks"],
-            SemScraperSandbox(data_dir / "sandbox" / "semscraper.sqlite"
-                              ).stats()["billed_scrapes"])
 
 
 def run_both(data_dir: Path) -> list:
