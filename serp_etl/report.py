@@ -184,7 +184,8 @@ def _spend_chart(spend: list[dict]) -> str:
 _STYLE = """body{font:14px system-ui,sans-serif;margin:2em auto;max-width:860px;color:#222}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;
 text-align:left;font-size:13px}.chart{width:100%;height:auto;background:#fafafa}
-.axis{stroke:#999}.tick,.legend{font-size:11px;fill:#555}.bar{fill:#1f77b4}
+.axis{stroke:#999}.tick{font-size:11px;fill:#555}.legend{font-size:11px;font-weight:bold}
+.bar{fill:#1f77b4}
 h3 small{font-weight:normal;color:#666}"""
 
 

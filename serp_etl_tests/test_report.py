@@ -111,3 +111,15 @@ def test_an_imported_days_report_says_how_its_tasks_ended_is_not_known(tmp_path)
     assert built.figures["tasks"] == 1 and built.figures["fetched"] is None
     assert "Health: not known (the day was imported" in built.markdown
     assert "None" not in built.html and "not known (imported)" in built.html
+
+
+def test_each_legend_label_has_its_lines_colour(warehouse):
+    """A label's fill is its line's stroke, and no style rule of the page overrides it (a CSS
+    ``fill`` on the labels' class turned every label grey)."""
+    with catalog.connect(warehouse.data_dir) as connection:
+        page = report.build(connection, "semscraper", DAY).html
+    style = re.search(r"<style>(.*?)</style>", page, re.DOTALL).group(1)
+    assert not re.search(r"\.legend[^{]*\{[^}]*fill", style)
+    strokes = re.findall(r'<polyline [^>]*stroke="([^"]+)"', page)
+    labels = re.findall(r'<text [^>]*class="legend" fill="([^"]+)"', page)
+    assert labels and labels == strokes
