@@ -61,18 +61,23 @@ def build(connection: duckdb.DuckDBPyConnection, provider: str, day: str) -> Rep
                       "is_new_domain FROM image_hosts WHERE ? = 'dataforseo' AND date = ? "
                       "AND is_new_page ORDER BY image_url, location, language, rank, url",
                       [provider, day])
+    # Images whose day this is their first collected one: nothing to compare with yet.
+    first_days = _rows(connection, "SELECT count(DISTINCT image_url) AS n FROM image_hosts "
+                       "WHERE ? = 'dataforseo' AND date = ? AND is_new_page IS NULL",
+                       [provider, day])[0]["n"]
     today = health[0] if health else {}
     report = Report(provider, day)
     report.figures = {
         "serps": searches, "items": items, "tasks": today.get("tasks", 0),
         "cost": today.get("cost") or 0.0, "currency": today.get("currency", ""),
         **{state: today.get(state, 0) for state in _STATES},
-        "new_pages": len(new_pages),
+        "new_pages": len(new_pages), "images_on_first_day": first_days,
         "new_domains": len({(p["image_url"], p["location"], p["language"], p["domain"])
                             for p in new_pages if p["is_new_domain"]}),
     }
     report.markdown = _markdown(report.figures, provider, day)
-    report.html = _page(report, _rank_sections(history, day), _new_hosts(new_pages),
+    report.html = _page(report, _rank_sections(history, day),
+                        _new_hosts(new_pages, first_days) if provider == "dataforseo" else "",
                         _spend_chart(spend))
     return report
 
@@ -87,7 +92,10 @@ def _markdown(figures: dict, provider: str, day: str) -> str:
              + "."]
     if provider == "dataforseo":
         lines.append(f"New since the previous collected day: {figures['new_pages']} pages, "
-                     f"{figures['new_domains']} domains showing a tracked image.")
+                     f"{figures['new_domains']} domains showing a tracked image"
+                     + (f" ({figures['images_on_first_day']} image(s) collected for the first "
+                        "time: nothing to compare with yet)" if figures["images_on_first_day"]
+                        else "") + ".")
     return "\n\n".join(lines)
 
 
@@ -146,16 +154,21 @@ def _rank_sections(history: list[dict], day: str) -> str:
     return "".join(sections) or "<p>No SERP collected on this day.</p>"
 
 
-def _new_hosts(pages: list[dict]) -> str:
+def _new_hosts(pages: list[dict], images_on_first_day: int) -> str:
+    first = (f"<p>{images_on_first_day} tracked image(s) were collected for the first time on "
+             "this day: their new hosts show from their second collected day on.</p>"
+             if images_on_first_day else "")
     if not pages:
-        return ""
+        return ("<h2>New hosts of each image</h2>" + (first or
+                "<p>No page showed a tracked image that did not on its previous collected "
+                "day.</p>"))
     rows = "".join(
         f"<tr><td>{html.escape(p['image_url'])}</td><td>{html.escape(p['domain'] or '')}"
         f"{' <b>new domain</b>' if p['is_new_domain'] else ''}</td>"
         f"<td><a href=\"{html.escape(p['url'])}\">{html.escape(p['url'])}</a></td>"
         f"<td>{p['rank']}</td></tr>" for p in pages)
     return ("<h2>New hosts of each image</h2><p>Pages showing a tracked image that did not on "
-            "its previous collected day.</p><table><tr><th>image</th><th>domain</th>"
+            f"its previous collected day.</p>{first}<table><tr><th>image</th><th>domain</th>"
             f"<th>page</th><th>rank</th></tr>{rows}</table>")
 
 

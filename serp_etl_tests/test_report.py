@@ -123,3 +123,15 @@ def test_each_legend_label_has_its_lines_colour(warehouse):
     strokes = re.findall(r'<polyline [^>]*stroke="([^"]+)"', page)
     labels = re.findall(r'<text [^>]*class="legend" fill="([^"]+)"', page)
     assert labels and labels == strokes
+
+
+def test_a_first_day_says_why_it_shows_no_new_hosts(warehouse):
+    with catalog.connect(warehouse.data_dir) as connection:
+        first = report.build(connection, "dataforseo", sandbox_days.DAYS[0])
+        later = report.build(connection, "dataforseo", sandbox_days.DAYS[-1])
+    assert first.figures["new_pages"] == 0 and first.figures["images_on_first_day"] > 0
+    assert "collected for the first time on this day" in first.html
+    assert "collected for the first time: nothing to compare with yet" in first.markdown
+    assert later.figures["images_on_first_day"] == 0
+    assert "New hosts of each image" in later.html
+    assert "for the first time" not in later.html + later.markdown
