@@ -776,8 +776,7 @@ def _land(tables: ProviderTables, warehouse: Warehouse, ledger: Ledger, partitio
     if report.rows:
         raw = warehouse.parts(tables.name, RAW_TABLE, partition)
         with open_index(warehouse) as index:
-            # The new parts, read once, here.
-            index.versions(raw, lambda part: part_versions(part, warehouse.filesystem))
+            index.versions(raw, part_versions)  # the new parts, read once, here
             report.rows = {RAW_TABLE: sum(index.rows(raw).values()), **report.rows}
         ledger.record_import(tables.name, partition, {
             "rows": report.rows, "new_responses": report.new_responses,

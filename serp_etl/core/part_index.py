@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path, PurePath
+from typing import Any
 
 import pyarrow.parquet as pq
 import sqlalchemy as sa
@@ -45,8 +46,9 @@ _REPLACE_PART = (
     "INSERT INTO parts VALUES (:path, :size, :mtime_ns, :rows, :versioned)"
     " ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,"
     " rows = excluded.rows, versioned = excluded.versioned")
-# A raw part's versions: (task_id, content_hash) pairs, read from its columns.
-ReadVersions = Callable[[PurePath], list[tuple[str, str]]]
+# A raw part's versions: (task_id, content_hash) pairs, read from its columns through the
+# storage's file system (None: the local one).
+ReadVersions = Callable[[PurePath, Any], list[tuple[str, str]]]
 
 
 class PartIndex(Database):
@@ -112,7 +114,7 @@ class PartIndex(Database):
                 if indexed is not None and indexed[1]:
                     found.update(stored.get(key, ()))
                     continue
-                pairs = read(part)
+                pairs = read(part, self.storage.filesystem)
                 found.update(pairs)
                 self.execute("DELETE FROM part_versions WHERE path = :path", {"path": key})
                 if pairs:

@@ -170,7 +170,7 @@ def stored_versions(warehouse: Warehouse, provider: str, partition: str, schema:
              else upgrade_part(part, schema, hash_body)
              for part in warehouse.parts(provider, RAW_TABLE, partition)]
     with open_index(warehouse) as index:
-        return index.versions(parts, lambda part: part_versions(part, warehouse.filesystem))
+        return index.versions(parts, part_versions)
 
 
 def part_versions(part: PurePath, filesystem=None) -> list[tuple[str, str]]:
