@@ -130,14 +130,15 @@ class ObjectStorage:
             return 0, {"tables": {}}
         return int(PurePosixPath(numbered[-1]).stem), self._read_commit(numbered[-1])
 
-    def _locate(self, part: PurePath) -> tuple[str, str, str]:
-        provider, table, day_dir, *_ = part.relative_to(self.root).parts
+    def _locate(self, path: PurePath) -> tuple[str, str, str]:
+        """Provider, table and day of a table's day folder, or of a part in it."""
+        provider, table, day_dir, *_ = path.relative_to(self.root).parts
         return provider, table, day_dir.removeprefix("date=")
 
     # -- reading -----------------------------------------------------------------------------
 
     def parts(self, directory: PurePath) -> list[PurePath]:
-        provider, table, day = self._locate(directory / "x")
+        provider, table, day = self._locate(directory)
         _, content = self._latest(provider, day)
         return self._listed(directory, content["tables"].get(table, []),
                             content.get("committed_at"))
