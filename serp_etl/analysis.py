@@ -180,13 +180,15 @@ WHERE t.domain IS NOT NULL
 GROUP BY t.provider, t.date, t.domain""")
 
 
-def _state_counts() -> str:
+def _state_counts(known: str) -> str:
     """One count per task state, the pending ones (intent, posted) summed as ``pending``:
-    derived from the ledger's states, so a new state gets its column."""
+    derived from the ledger's states, so a new state gets its column. NULL (not known) where
+    the SQL condition ``known`` does not hold."""
     pending = ", ".join(f"'{state}'" for state in sorted(PENDING_STATES))
-    counts = [f"count(*) FILTER (WHERE state = '{state}') AS {state}"
-              for state in TaskState if state not in PENDING_STATES]
-    return ", ".join([*counts, f"count(*) FILTER (WHERE state IN ({pending})) AS pending"])
+    counts = [(f"state = '{state}'", state) for state in TaskState if state not in PENDING_STATES]
+    counts.append((f"state IN ({pending})", "pending"))
+    return ", ".join(f"CASE WHEN {known} THEN count(*) FILTER (WHERE {where}) END AS {name}"
+                     for where, name in counts)
 
 
 def _spend_of(provider: str, currency: str) -> str:
@@ -195,18 +197,13 @@ def _spend_of(provider: str, currency: str) -> str:
     each ended NULL (not known). One aggregation by day over both, so that a query's date
     filter reaches both scans."""
     ledger = "count(*) FILTER (WHERE source = 'ledger') > 0"
-    pending = ", ".join(f"'{state}'" for state in sorted(PENDING_STATES))
-    states = [f"CASE WHEN {ledger} THEN count(*) FILTER (WHERE state = '{state}') END AS {state}"
-              for state in TaskState if state not in PENDING_STATES]
-    states.append(f"CASE WHEN {ledger} THEN count(*) FILTER (WHERE state IN ({pending})) END"
-                  " AS pending")
     return f"""
 SELECT '{provider}' AS provider, date,
        CASE WHEN {ledger} THEN count(*) FILTER (WHERE source = 'ledger')
             ELSE count(*) END AS tasks,
        round(CASE WHEN {ledger} THEN sum(cost) FILTER (WHERE source = 'ledger')
                   ELSE sum(cost) END, 8) AS cost,
-       '{currency}' AS currency, {", ".join(states)},
+       '{currency}' AS currency, {_state_counts(ledger)},
        CASE WHEN {ledger} THEN 'ledger' ELSE 'responses' END AS counted_from
 FROM (SELECT date, 'ledger' AS source, cost, state FROM {provider}_tasks
       UNION ALL
