@@ -19,6 +19,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 from celery import Celery
+from dagster_celery.defaults import task_default_queue
 
 from serp_etl.cli import main
 from serp_etl.sandbox.dataforseo.app import LOGIN, PASSWORD, DataForSEOSandbox
@@ -116,16 +117,23 @@ def deployment(postgres_server, s3_url, tmp_path, monkeypatch):
         monkeypatch.setenv("DAGSTER_HOME", str(home))
         # Dagster's schema first: two processes creating it at once race (README). Celery's
         # broker and result tables likewise: two workers starting on a new database both
-        # created kombu_queue, and one died of DuplicateTable.
+        # created kombu_queue, and one died of DuplicateTable; and both inserted the row of
+        # the queue they listen on, and one died of UniqueViolation (kombu's lock against
+        # that is per process). Declared once here, as an operator provisions a broker.
         dg.DagsterInstance.get().dispose()
         celery = Celery(broker=env[celery_deployment.BROKER_ENV],
                         backend=env[celery_deployment.BACKEND_ENV])
         with celery.connection_for_write() as connection:
-            connection.default_channel.session.close()  # its first session creates the tables
+            channel = connection.default_channel
+            channel.queue_declare(queue=task_default_queue)
+            channel.session.close()
         celery.backend.ResultSession().close()
         broker = postgres_engine(as_driver(broker_db, "postgresql+psycopg"))
         assert {"kombu_queue", "kombu_message", "celery_taskmeta"} <= set(
             sa.inspect(broker).get_table_names())
+        with broker.connect() as connection:
+            assert connection.exec_driver_sql("SELECT name FROM kombu_queue").scalars().all() \
+                == [task_default_queue]
         broker.dispose()
         yield env, dataforseo, semscraper, tmp_path
 
