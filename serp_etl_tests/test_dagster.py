@@ -236,6 +236,19 @@ def test_a_past_partition_posts_nothing_and_rebuilds_for_free(data_dir):
     assert row_counts(data_dir)["dataforseo_serps"] == 1  # rebuilt from the imported response
 
 
+def test_a_past_day_without_data_stays_unmaterialized(data_dir):
+    """A backfill of a day nobody collected or imported: nothing turns green, nothing is
+    written, nothing is snapshotted under that day's name (the lists are today's)."""
+    result = materialize(data_dir, PAST)
+    assert result.success
+    assert result.get_asset_materialization_events() == []
+    skipped = {event.step_key for event in result.all_events
+               if event.event_type is dg.DagsterEventType.STEP_SKIPPED}
+    assert {"dataforseo__responses", "dataforseo_flattened", "dataforseo__report"} <= skipped
+    assert billed(data_dir) == 0
+    assert not list((data_dir / "warehouse").rglob(f"date={PAST}"))
+
+
 def test_the_partitions_start_with_the_data_dir_unless_configured(tmp_path, monkeypatch):
     from serp_etl.defs.partitions import START_DATE_ENV, partitions_start
 

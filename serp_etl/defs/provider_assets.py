@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from serp_etl.core import quality
 from serp_etl.core.lost_state import StateDisagrees
+from serp_etl.core.money import closed_day_reason
 from serp_etl.core.parquet import publish_table
 from serp_etl.core.provider import TASKS_TABLE, ProviderTables
 from serp_etl.core.quality import QualityResult
@@ -136,23 +137,31 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
                                 tables, warehouse, partition))]
         flat_checks = [day_check(c.name, flat_keys[c.table], c.description) for c in checks]
 
+    # output_required=False: a day with no task and nothing imported (a backfill of days
+    # nobody collected) yields nothing, so it stays "Missing" in the UI instead of turning
+    # green with 0 rows, and Dagster skips every step after it.
     @dg.asset(key=tasks_key, group_name=name, partitions_def=daily_partitions,
               kinds={"python", "parquet"}, owners=OWNERS,
               description=spec.tasks_description, metadata=definition(TASKS_TABLE),
-              required_resource_keys=resources)
-    def tasks(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+              required_resource_keys=resources, output_required=False)
+    def tasks(context: dg.AssetExecutionContext):
         warehouse = step_warehouse(context)
         provider = getattr(context.resources, spec.resource_key)
+        partition = context.partition_key
         with warehouse.ledger() as ledger:
             try:
                 metadata = spec.submit(context, provider, ledger, warehouse.data_dir,
                                        utc_now())
             except StateDisagrees as error:
                 raise dg.Failure(description=str(error), allow_retries=False) from error
-            table = tables.publish_tasks(ledger, warehouse.warehouse(), context.partition_key)
-        return dg.MaterializeResult(
-            metadata={**materialized(warehouse, TASKS_TABLE, context.partition_key,
-                                     table.num_rows),
+            if (not ledger.tasks(name, partition)
+                    and not warehouse.warehouse().parts(name, RAW_TABLE, partition)):
+                context.log.info(f"{partition}: no {name} task and nothing imported, so "
+                                 "nothing to collect or flatten: the day stays unmaterialized")
+                return
+            table = tables.publish_tasks(ledger, warehouse.warehouse(), partition)
+        yield dg.MaterializeResult(
+            metadata={**materialized(warehouse, TASKS_TABLE, partition, table.num_rows),
                       **metadata, **warehouse.refresh_views(context.log)})
 
     @dg.asset(key=responses_key, deps=[tasks_key], group_name=name,
@@ -241,10 +250,17 @@ def reference_asset(spec: ProviderAssets, reference: ReferenceTable) -> dg.Asset
               description=reference.description,
               metadata=table_definition(schema, spec.tables.docs(reference.table),
                                         f"{name}_{reference.table}"),
-              required_resource_keys={"warehouse", spec.resource_key})
-    def snapshot(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+              required_resource_keys={"warehouse", spec.resource_key},
+              output_required=False)
+    def snapshot(context: dg.AssetExecutionContext):
         warehouse = step_warehouse(context)
         provider = getattr(context.resources, spec.resource_key)
+        if closed_day_reason(context.partition_key, utc_now()):
+            # The provider lists only today's entries: filed under another day, they would
+            # say that day offered what it may not have.
+            context.log.info(f"{spec.key(reference.table).to_user_string()} is snapshotted "
+                             f"on the day it is taken only, not on {context.partition_key}")
+            return
         with provider.client(warehouse.data_dir, context.log) as client:
             rows = [{column: entry.get(column) for column in schema.names}
                     for entry in reference.fetch(client)]
@@ -252,7 +268,7 @@ def reference_asset(spec: ProviderAssets, reference: ReferenceTable) -> dg.Asset
         store = warehouse.warehouse()
         publish_table(store.partition_file(name, reference.table, context.partition_key), table,
                       store.storage)
-        return dg.MaterializeResult(metadata={
+        yield dg.MaterializeResult(metadata={
             **partition_metadata(table.num_rows, store, name, reference.table,
                                  context.partition_key),
             **warehouse.refresh_views(context.log)})
