@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from serp_etl.core.mode import Mode
+from serp_etl.core.targets import TargetConfigError
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.credentials import run_mode
 from serp_etl.providers.dataforseo.targets import check_reference, load_targets
@@ -37,28 +38,53 @@ def _reference(warehouse: Warehouse, provider: str, table: str,
     return None, ""
 
 
+def _valid(load: Callable[[Path], list], path: Path,
+           errors: list[TargetConfigError]) -> list[tuple[int, object]]:
+    """The entries of one provider that are valid themselves, numbered as in the file; the
+    problems of the others go to ``errors``."""
+    try:
+        return list(enumerate(load(path), start=1))
+    except TargetConfigError as error:
+        errors.append(error)
+        return error.valid
+
+
+def _check(check: Callable, numbered: list[tuple[int, object]], *lists: list[dict],
+           path: Path, errors: list[TargetConfigError]) -> None:
+    try:
+        check([t for _, t in numbered], *lists, str(path), [n for n, _ in numbered])
+    except TargetConfigError as error:
+        errors.append(error)
+
+
 def check_targets(path: Path, data_dir: Path) -> list[str]:
-    """Lines saying what was checked; ``TargetConfigError`` naming the first problem."""
+    """Lines saying what was checked; ``TargetConfigError`` with every problem of the file, of
+    both providers (entries that are valid themselves are still checked against the
+    providers' lists)."""
     from serp_etl.sandbox.dataforseo import reference
     from serp_etl.sandbox.semscraper.app import LOCATIONS
 
     warehouse = Warehouse(data_dir)
-    images, keywords = load_targets(path), load_scrapes(path)
+    errors: list[TargetConfigError] = []
+    images = _valid(load_targets, path, errors)
+    keywords = _valid(load_scrapes, path, errors)
     lines = [f"{path}: {len(images)} dataforseo targets, {len(keywords)} semscraper targets"]
     locations, source = _reference(warehouse, "dataforseo", "locations", reference.locations)
     languages, _ = _reference(warehouse, "dataforseo", "languages", reference.languages)
     if images and locations is not None and languages is not None:
-        check_reference(images, locations, languages, str(path))
-        lines.append(f"dataforseo: every location and language is DataForSEO's ({source})")
+        _check(check_reference, images, locations, languages, path=path, errors=errors)
+        lines.append(f"dataforseo: locations and languages checked against {source}")
     elif images:
         lines.append("dataforseo: locations and languages not checked: no snapshot yet "
                      "(materialize dataforseo/locations and dataforseo/languages, free)")
     offered, source = _reference(warehouse, "semscraper", "locations", lambda: [
         {"location": loc, "language": lang} for loc, lang, _, _ in LOCATIONS])
     if keywords and offered is not None:
-        check_locations(keywords, offered, str(path))
-        lines.append(f"semscraper: every location and language is offered ({source})")
+        _check(check_locations, keywords, offered, path=path, errors=errors)
+        lines.append(f"semscraper: locations and languages checked against {source}")
     elif keywords:
         lines.append("semscraper: locations not checked: no snapshot yet (materialize "
                      "semscraper/locations, free)")
+    if errors:
+        raise TargetConfigError.joined(errors)
     return lines

@@ -321,7 +321,8 @@ def test_an_unknown_location_or_language_is_refused_before_anything_is_posted(
     from serp_etl.providers.dataforseo.targets import ImageTarget
 
     bad = ImageTarget(image_url="https://example.com/x.jpg", **fields)
-    with pytest.raises(TargetConfigError, match=f"target #{len(targets) + 1}: {named}"):
+    named = f"target #{len(targets) + 1} \\('https://example.com/x.jpg'\\): {named}"
+    with pytest.raises(TargetConfigError, match=named):
         pipeline.submit(client, ledger, DAY, [*targets, bad])
     assert sandbox.stats()["billed_tasks"] == 0 and ledger.tasks(PROVIDER) == []
 

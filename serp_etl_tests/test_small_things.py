@@ -22,13 +22,51 @@ def test_targets_check_validates_both_providers_without_a_run(tmp_path, capsys,
     assert main(["--data-dir", str(tmp_path), "targets", "check", str(EXAMPLE_TARGETS)]) == 0
     out = capsys.readouterr().out
     assert "6 dataforseo targets, 3 semscraper targets" in out
-    assert "dataforseo: every location and language is DataForSEO's" in out
+    assert "dataforseo: locations and languages checked against" in out
     bad = tmp_path / "targets.toml"
     bad.write_text('[[dataforseo]]\nimage_url = "https://x.example/a.jpg"\n'
                    'location_name = "Atlantis"\nlanguage_code = "en"\n')
     assert main(["--data-dir", str(tmp_path), "targets", "check"]) == 2
     assert "location_name 'Atlantis' is not one of DataForSEO's" in capsys.readouterr().err
     assert not (tmp_path / "warehouse").exists()  # nothing run, nothing written
+
+
+def test_targets_check_reports_every_problem_in_one_pass_naming_each_target(
+        tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("SERP_ETL_MODE", raising=False)
+    (tmp_path / "targets.toml").write_text(
+        '[[dataforseo]]\nimage_url = "https://x.example/a.jpg"\nlocation_code = 2840\n'
+        'language_code = "en"\npriority = 3\n'
+        '[[dataforseo]]\nimage_url = "https://x.example/b.jpg"\n'
+        'location_name = "Atlantis"\nlanguage_code = "en"\n'
+        '[[dataforseo]]\nimage_url = "https://x.example/c.jpg"\nlocation_code = 2840\n'
+        'language_code = "en"\n'
+        '[[semscraper]]\nkeyword = "tropical wallpaper"\nlocation = "zz"\nlanguage = "fr"\n'
+        '[[semscraper]]\nkeyword = "palm leaves"\nlocation = "fr"\nlanguage = "fr"\n'
+        'depth = 99\n'
+        '[[semscraper]]\nkeyword = "beach towel"\nlocation = "fr"\nlanguage = "fr"\n')
+    assert main(["--data-dir", str(tmp_path), "targets", "check"]) == 2
+    err = capsys.readouterr().err
+    assert "4 problems" in err
+    assert "dataforseo target #1 ('https://x.example/a.jpg'): priority must be 1" in err
+    # Checked against DataForSEO's list although target #1 has a problem of its own.
+    assert ("dataforseo target #2 ('https://x.example/b.jpg'): location_name 'Atlantis' is "
+            "not one of DataForSEO's") in err
+    assert "semscraper target #1 ('tropical wallpaper'): 'zz' is not a location" in err
+    assert "semscraper target #2 ('palm leaves'): depth" in err
+    assert "c.jpg" not in err and "beach towel" not in err  # the good ones are not named
+
+
+def test_a_location_is_checked_once_the_file_reads(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("SERP_ETL_MODE", raising=False)
+    (tmp_path / "targets.toml").write_text(
+        '[[semscraper]]\nkeyword = "tropical wallpaper"\nlocation = "zz"\nlanguage = "fr"\n'
+        '[[semscraper]]\nkeyword = "Beach"\nlocation = "US"\nlanguage = "EN"\n')
+    assert main(["--data-dir", str(tmp_path), "targets", "check"]) == 2
+    err = capsys.readouterr().err
+    assert "2 problems" in err
+    assert "semscraper target #1 ('tropical wallpaper'): 'zz' is not a location" in err
+    assert "semscraper target #2 ('Beach'): " in err and "codes are lower case" in err
 
 
 def test_a_location_and_language_error_lists_only_valid_choices():

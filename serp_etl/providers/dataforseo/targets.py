@@ -22,7 +22,7 @@ from pathlib import Path
 
 import orjson
 
-from serp_etl.core.targets import TARGETS_FILE, TargetConfigError, read_toml
+from serp_etl.core.targets import TARGETS_FILE, TargetConfigError, read_toml, target_name
 from serp_etl.providers.dataforseo import settings
 
 TAG_PREFIX = "serp-etl"
@@ -67,67 +67,81 @@ _TYPES = {
 }
 
 
-def _target(entry: object, where: str) -> ImageTarget:
+class _Invalid(ValueError):
+    """What is wrong with one entry (its name is added by the caller)."""
+
+
+def _target(entry: object) -> ImageTarget:
     if not isinstance(entry, dict):
-        raise TargetConfigError(f"{where}: expected a table of fields")
+        raise _Invalid("expected a table of fields")
     unknown = sorted(set(entry) - set(_TYPES))
     if unknown:
-        raise TargetConfigError(f"{where}: unknown field(s) {', '.join(unknown)}; "
-                                f"known: {', '.join(_TYPES)}")
+        raise _Invalid(f"unknown field(s) {', '.join(unknown)}; known: {', '.join(_TYPES)}")
     for name, value in entry.items():
         if type(value) is not _TYPES[name]:
-            raise TargetConfigError(
-                f"{where}: {name} must be {_TYPES[name].__name__}, got {value!r}")
+            raise _Invalid(f"{name} must be {_TYPES[name].__name__}, got {value!r}")
     url = entry.get("image_url")
     if not url or not url.startswith(("http://", "https://")):
-        raise TargetConfigError(f"{where}: image_url must be an http(s) URL, got {url[:80]!r}")
+        raise _Invalid(f"image_url must be an http(s) URL, got {(url or '')[:80]!r}")
     if len(url) > settings.MAX_IMAGE_URL_CHARS:
-        raise TargetConfigError(f"{where}: image_url has {len(url)} characters; at most "
-                                f"{settings.MAX_IMAGE_URL_CHARS} are accepted")
+        raise _Invalid(f"image_url has {len(url)} characters; at most "
+                       f"{settings.MAX_IMAGE_URL_CHARS} are accepted")
     if ("location_code" in entry) == ("location_name" in entry):
-        raise TargetConfigError(f"{where}: set exactly one of location_code, location_name")
+        raise _Invalid("set exactly one of location_code, location_name")
     if ("language_code" in entry) == ("language_name" in entry):
-        raise TargetConfigError(f"{where}: set exactly one of language_code, language_name")
+        raise _Invalid("set exactly one of language_code, language_name")
     if entry.get("priority", 1) not in settings.PRICE_PER_PAGE:
-        raise TargetConfigError(f"{where}: priority must be 1 (normal) or 2 (high), "
-                                f"got {entry['priority']}")
+        raise _Invalid(f"priority must be 1 (normal) or 2 (high), got {entry['priority']}")
     if not 1 <= entry.get("max_crawl_pages", 1) <= 100:
-        raise TargetConfigError(f"{where}: max_crawl_pages must be 1 to 100, "
-                                f"got {entry['max_crawl_pages']}")
+        raise _Invalid(f"max_crawl_pages must be 1 to 100, got {entry['max_crawl_pages']}")
     return ImageTarget(**entry)
 
 
+def _name(number: int, entry: object) -> str:
+    return target_name(settings.PROVIDER, number,
+                       entry.get("image_url") if isinstance(entry, dict) else None)
+
+
 def parse_targets(text: str, source: str = TARGETS_FILE) -> list[ImageTarget]:
-    document = read_toml(text, source)
-    entries = document.get(settings.PROVIDER, [])
+    """The file's targets, or ``TargetConfigError`` with every problem found."""
+    entries = read_toml(text, source).get(settings.PROVIDER, [])
     if not isinstance(entries, list):
-        raise TargetConfigError(f"{source}: use [[{settings.PROVIDER}]] tables, one per target")
-    targets: list[ImageTarget] = []
+        raise TargetConfigError(source, [f"use [[{settings.PROVIDER}]] tables, one per target"])
+    valid: list[tuple[int, ImageTarget]] = []
+    problems: list[str] = []
     first_seen: dict[ImageTarget, int] = {}
     for number, entry in enumerate(entries, start=1):
-        where = f"{source}: {settings.PROVIDER} target #{number}"
-        target = _target(entry, where)
+        try:
+            target = _target(entry)
+        except _Invalid as error:
+            problems.append(f"{_name(number, entry)}: {error}")
+            continue
         if target in first_seen:
-            raise TargetConfigError(f"{where}: duplicate of target #{first_seen[target]}")
+            problems.append(f"{_name(number, entry)}: duplicate of target #{first_seen[target]}")
+            continue
         first_seen[target] = number
-        targets.append(target)
-    return targets
+        valid.append((number, target))
+    if problems:
+        raise TargetConfigError(source, problems, valid)
+    return [target for _, target in valid]
 
 
 def load_targets(path: Path) -> list[ImageTarget]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise TargetConfigError(
-            f"{path}: no targets file; copy the example data/{TARGETS_FILE} from the repository "
-            "and list the images to track") from None
+        raise TargetConfigError(str(path), [
+            f"no targets file; copy the example data/{TARGETS_FILE} from the repository and "
+            "list the images to track"]) from None
     return parse_targets(text, str(path))
 
 
 def check_reference(targets: list[ImageTarget], locations: list[dict], languages: list[dict],
-                    source: str = TARGETS_FILE) -> None:
+                    source: str = TARGETS_FILE, numbers: list[int] | None = None) -> None:
     """Every target's location and language must be one of DataForSEO's own, exactly (a task
-    with another is refused at posting, and may still be billed)."""
+    with another is refused at posting, and may still be billed). ``numbers``: the targets'
+    numbers in the file, when some were left out."""
+    numbers = numbers or list(range(1, len(targets) + 1))
     known = {
         "location_code": {loc.get("location_code") for loc in locations},
         "location_name": {loc.get("location_name") for loc in locations},
@@ -135,7 +149,8 @@ def check_reference(targets: list[ImageTarget], locations: list[dict], languages
         "language_name": {lang.get("language_name") for lang in languages},
     }
     reference = {"location": "dataforseo_locations", "language": "dataforseo_languages"}
-    for number, target in enumerate(targets, start=1):
+    problems = []
+    for number, target in zip(numbers, targets, strict=True):
         for field, values in known.items():
             value = getattr(target, field)
             if value is None or value in values:
@@ -145,6 +160,9 @@ def check_reference(targets: list[ImageTarget], locations: list[dict], languages
             if not close and isinstance(value, str):  # case alone differs
                 close = [v for v in values if isinstance(v, str) and v.lower() == value.lower()]
             hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-            raise TargetConfigError(
-                f"{source}: {settings.PROVIDER} target #{number}: {field} {value!r} is not "
-                f"one of DataForSEO's (see {reference[field.split('_')[0]]}){hint}")
+            problems.append(
+                f"{target_name(settings.PROVIDER, number, target.image_url)}: "
+                f"{field} {value!r} is not one of DataForSEO's (see "
+                f"{reference[field.split('_')[0]]}){hint}")
+    if problems:
+        raise TargetConfigError(source, problems)

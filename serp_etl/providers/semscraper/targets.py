@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from serp_etl.core.targets import TARGETS_FILE, TargetConfigError, read_toml
+from serp_etl.core.targets import TARGETS_FILE, TargetConfigError, read_toml, target_name
 from serp_etl.providers.semscraper.client import InvalidScrape, Scrape
 from serp_etl.providers.semscraper.settings import PROVIDER
 
@@ -26,29 +26,38 @@ _FIELDS = {"keyword", "location", "language", "device", "depth", "priority", "ge
 
 
 def parse_scrapes(text: str, source: str) -> list[Scrape]:
+    """The file's keywords, or ``TargetConfigError`` with every problem found."""
     entries = read_toml(text, source).get(PROVIDER, [])
     if not isinstance(entries, list):
-        raise TargetConfigError(f"{source}: use [[{PROVIDER}]] tables, one per keyword")
-    scrapes: list[Scrape] = []
+        raise TargetConfigError(source, [f"use [[{PROVIDER}]] tables, one per keyword"])
+    valid: list[tuple[int, Scrape]] = []
+    problems: list[str] = []
     for number, entry in enumerate(entries, start=1):
-        where = f"{source}: {PROVIDER} target #{number}"
+        name = target_name(PROVIDER, number, entry.get("keyword")
+                           if isinstance(entry, dict) else None)
         if not isinstance(entry, dict):
-            raise TargetConfigError(f"{where}: expected a table of fields")
+            problems.append(f"{name}: expected a table of fields")
+            continue
         unknown = sorted(set(entry) - _FIELDS)
         if unknown:
-            raise TargetConfigError(f"{where}: unknown field(s) {', '.join(unknown)}")
+            problems.append(f"{name}: unknown field(s) {', '.join(unknown)}")
+            continue
         try:
             scrape = Scrape(**entry)
         except (InvalidScrape, TypeError) as error:
-            raise TargetConfigError(f"{where}: {error}") from None
-        same = [n for n, other in enumerate(scrapes, start=1) if _query(other) == _query(scrape)]
+            problems.append(f"{name}: {error}")
+            continue
+        same = [(n, other) for n, other in valid if _query(other) == _query(scrape)]
         if same:
-            raise TargetConfigError(
-                f"{where} ({scrape.keyword!r}): duplicate of target #{same[0]} "
-                f"({scrapes[same[0] - 1].keyword!r}): Google answers the same query whatever "
-                "the case and the spaces, and each would be billed")
-        scrapes.append(scrape)
-    return scrapes
+            first, other = same[0]
+            problems.append(
+                f"{name}: duplicate of target #{first} ({other.keyword!r}): Google answers the "
+                "same query whatever the case and the spaces, and each would be billed")
+            continue
+        valid.append((number, scrape))
+    if problems:
+        raise TargetConfigError(source, problems, valid)
+    return [scrape for _, scrape in valid]
 
 
 def _query(scrape: Scrape) -> Scrape:
@@ -60,31 +69,35 @@ def load_scrapes(path: Path) -> list[Scrape]:
     try:
         return parse_scrapes(path.read_text(encoding="utf-8"), str(path))
     except FileNotFoundError:
-        raise TargetConfigError(f"{path}: no targets file") from None
+        raise TargetConfigError(str(path), ["no targets file"]) from None
 
 
 def check_locations(scrapes: list[Scrape], locations: list[dict],
-                    source: str = TARGETS_FILE) -> None:
-    """Every target's (location, language) must be one the API offers."""
+                    source: str = TARGETS_FILE, numbers: list[int] | None = None) -> None:
+    """Every target's (location, language) must be one the API offers. ``numbers``: the
+    targets' numbers in the file, when some were left out."""
     offered = {(entry.get("location"), entry.get("language")) for entry in locations}
-    for number, scrape in enumerate(scrapes, start=1):
-        if (scrape.location, scrape.language) not in offered:
-            # The valid choices for this target: where its language is offered, and what its
-            # location offers (never a location that lacks the language).
-            where = sorted({loc for loc, lang in offered if lang == scrape.language and loc})
-            speaks = sorted({lang for loc, lang in offered if loc == scrape.location and lang})
-            target = f"{source}: {PROVIDER} target #{number} ({scrape.keyword!r})"
-            hint = _case_hint(scrape, offered)
-            if not speaks:
-                raise TargetConfigError(
-                    f"{target}: {scrape.location!r} is not a location {PROVIDER} offers{hint}"
-                    f" (serp-etl targets check lists what is wrong; {PROVIDER}/locations "
-                    "holds every location)")
-            raise TargetConfigError(
-                f"{target}: location {scrape.location!r} with language {scrape.language!r} "
-                f"is not offered by {PROVIDER}{hint}; language {scrape.language!r} is offered "
-                f"at: {', '.join(where) or 'no location'}; location {scrape.location!r} "
-                f"offers: {', '.join(speaks)}")
+    problems = []
+    for number, scrape in zip(numbers or range(1, len(scrapes) + 1), scrapes, strict=True):
+        if (scrape.location, scrape.language) in offered:
+            continue
+        # The valid choices for this target: where its language is offered, and what its
+        # location offers (never a location that lacks the language).
+        where = sorted({loc for loc, lang in offered if lang == scrape.language and loc})
+        speaks = sorted({lang for loc, lang in offered if loc == scrape.location and lang})
+        target = target_name(PROVIDER, number, scrape.keyword)
+        hint = _case_hint(scrape, offered)
+        if not speaks:
+            problems.append(f"{target}: {scrape.location!r} is not a location {PROVIDER} "
+                            f"offers{hint} ({PROVIDER}/locations holds every location)")
+            continue
+        problems.append(
+            f"{target}: location {scrape.location!r} with language {scrape.language!r} is not "
+            f"offered by {PROVIDER}{hint}; language {scrape.language!r} is offered at: "
+            f"{', '.join(where) or 'no location'}; location {scrape.location!r} offers: "
+            f"{', '.join(speaks)}")
+    if problems:
+        raise TargetConfigError(source, problems)
 
 
 def _case_hint(scrape: Scrape, offered: set[tuple[str, str]]) -> str:
