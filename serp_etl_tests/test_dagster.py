@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -169,10 +170,11 @@ def test_the_definitions_hold_no_credentials():
     assert dataforseo.mode is None and semscraper.mode is None  # $SERP_ETL_MODE decides
 
 
-def materialize_semscraper(data_dir, **resource):
+def materialize_semscraper(data_dir, instance=None, **resource):
     return dg.materialize(
         semscraper_assets,
         partition_key=DAY,
+        instance=instance,
         resources={
             "warehouse": WarehouseResource(data_dir=str(data_dir), flatten_workers=1),
             "semscraper": SemScraperResource(collect_deadline_seconds=30, poll_seconds=1,
@@ -220,6 +222,47 @@ def test_a_target_in_a_location_the_api_does_not_offer_is_named(data_dir):
     result = materialize_semscraper(data_dir)
     failure = str(result.get_step_failure_events()[0].event_specific_data.error)
     assert "semscraper target #4 ('k'): 'zz' is not a location semscraper offers" in failure
+
+
+def test_a_bad_target_after_a_good_run_fails_only_its_check_and_keeps_the_day(data_dir):
+    """Today's data from an earlier run is intact: the run posts nothing, says why once (no
+    stack trace), collects and flattens what the day has, and only the targets check fails."""
+    assert materialize_semscraper(data_dir).success
+    with open(data_dir / "targets.toml", "a") as targets:
+        targets.write('\n[[semscraper]]\nkeyword = "k"\nlocation = "zz"\nlanguage = "zz"\n'
+                      '[[semscraper]]\nkeyword = "m"\nlocation = "fr"\nlanguage = "fr"\n'
+                      'depth = 99\n')
+    instance = dg.DagsterInstance.ephemeral()
+    result = materialize_semscraper(data_dir, instance)
+    assert result.success and not result.get_step_failure_events()
+    assert {e.asset_key.path[-1] for e in result.get_asset_materialization_events()} >= {
+        "tasks", "responses", "items"}
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    refused = checks["targets_valid"]
+    assert not refused.passed and refused.severity is dg.AssetCheckSeverity.ERROR
+    assert "semscraper target #5 ('m'): depth" in refused.description
+    assert "serp-etl targets check` lists every problem" in refused.description
+    assert all(e.passed for name, e in checks.items() if name != "targets_valid")
+    logs = instance.all_logs(result.run_id)
+    said = [r for r in logs if "Nothing was posted" in r.user_message
+            and r.level >= logging.ERROR]
+    assert len(said) == 1 and not said[0].is_dagster_event  # once, as a line of its own
+    assert not [r for r in logs if "Traceback" in r.user_message or r.error_info]
+    tasks = result.asset_materializations_for_node("semscraper__tasks")[0].metadata
+    assert tasks["posted_now"].value == 0 and "targets file" in tasks[
+        "not_posted_because"].value
+    assert billed(data_dir) == 0 and row_counts(data_dir)["semscraper_items"] > 0
+
+
+def test_a_bad_target_on_a_day_without_data_fails_its_run_in_one_message(data_dir):
+    (data_dir / "targets.toml").write_text(
+        '[[semscraper]]\nkeyword = "k"\nlocation = "fr"\nlanguage = "fr"\ndepth = 99\n')
+    result = materialize_semscraper(data_dir)
+    (failure,) = result.get_step_failure_events()
+    error = failure.event_specific_data.error
+    assert failure.step_key == "semscraper__tasks" and error.cause is None
+    assert "semscraper target #1 ('k'): depth" in error.message
+    assert "serp-etl targets check" in error.message
 
 
 def test_a_past_partition_posts_nothing_and_rebuilds_for_free(data_dir):

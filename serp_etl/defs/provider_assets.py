@@ -21,7 +21,9 @@ from serp_etl.core.parquet import publish_table
 from serp_etl.core.provider import TASKS_TABLE, ProviderTables
 from serp_etl.core.quality import QualityResult
 from serp_etl.core.raw import RAW_TABLE
+from serp_etl.core.targets import TargetConfigError
 from serp_etl.core.warehouse import Warehouse
+from serp_etl.core.wording import count
 from serp_etl.defs.deployment import step_warehouse
 from serp_etl.defs.metadata import OWNERS, partition_metadata, table_definition
 from serp_etl.defs.partitions import daily_partitions
@@ -51,6 +53,12 @@ def log_submit(context: dg.AssetExecutionContext, closed_reason: str | None,
         context.log.info(closed_reason)
     for message in messages:
         context.log.warning(message)
+
+
+def targets_refused(error: TargetConfigError) -> str:
+    """Why a run posted nothing, once: the problems, and where to see them all."""
+    return (f"{error}\nNothing was posted. `serp-etl targets check` lists every problem of "
+            "the file without a run; fix them and run again.")
 
 
 def closed_metadata(closed_reason: str | None) -> dict:
@@ -125,6 +133,11 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
     with warnings.catch_warnings():
         # Partitioned checks are a Dagster preview: chosen knowingly, no need to tell users.
         warnings.simplefilter("ignore", dg.PreviewWarning)
+        targets_spec = day_check(
+            "targets_valid", tasks_key, "The targets file kept nothing from being posted: it "
+            "reads and every target is one the provider offers; else nothing is posted, and "
+            "the problems are listed here. Another day than today is never posted for, and "
+            "its run does not read the file.")
         response_checks = [
             day_check("collection_complete", responses_key, "Every posted task is collected."),
             day_check("decoding_repairs", responses_key, "Every response of the day was clean "
@@ -137,32 +150,66 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
                                 tables, warehouse, partition))]
         flat_checks = [day_check(c.name, flat_keys[c.table], c.description) for c in checks]
 
-    # output_required=False: a day with no task and nothing imported (a backfill of days
-    # nobody collected) yields nothing, so it stays "Missing" in the UI instead of turning
-    # green with 0 rows, and Dagster skips every step after it.
-    @dg.asset(key=tasks_key, group_name=name, partitions_def=daily_partitions,
-              kinds={"python", "parquet"}, owners=OWNERS,
-              description=spec.tasks_description, metadata=definition(TASKS_TABLE),
-              required_resource_keys=resources, output_required=False)
+    def targets_check(passed: bool, description: str) -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(asset_key=tasks_key, check_name="targets_valid",
+                                   passed=passed, severity=dg.AssetCheckSeverity.ERROR,
+                                   description=description)
+
+    # Skippable: a day with no task and nothing imported (a backfill of days nobody
+    # collected) yields nothing, so it stays "Missing" in the UI instead of turning green with
+    # 0 rows, and Dagster skips every step after it. A multi-asset of one because only a
+    # subsettable one makes its check optional too (a day left unmaterialized has none).
+    @dg.multi_asset(
+        name=f"{name}__{TASKS_TABLE}",
+        specs=[dg.AssetSpec(tasks_key, group_name=name, kinds={"python", "parquet"},
+                            owners=OWNERS, description=spec.tasks_description,
+                            metadata=definition(TASKS_TABLE), skippable=True)],
+        partitions_def=daily_partitions, required_resource_keys=resources,
+        check_specs=[targets_spec], can_subset=True)
     def tasks(context: dg.AssetExecutionContext):
         warehouse = step_warehouse(context)
         provider = getattr(context.resources, spec.resource_key)
-        partition = context.partition_key
+        partition, now = context.partition_key, utc_now()
+        checks = []
         with warehouse.ledger() as ledger:
+            def has_data() -> bool:
+                return bool(ledger.tasks(name, partition)
+                            or warehouse.warehouse().parts(name, RAW_TABLE, partition))
+
             try:
-                metadata = spec.submit(context, provider, ledger, warehouse.data_dir,
-                                       utc_now())
+                metadata = spec.submit(context, provider, ledger, warehouse.data_dir, now)
             except StateDisagrees as error:
                 raise dg.Failure(description=str(error), allow_retries=False) from error
-            if (not ledger.tasks(name, partition)
-                    and not warehouse.warehouse().parts(name, RAW_TABLE, partition)):
+            except TargetConfigError as error:
+                refused = targets_refused(error)
+                if not has_data():  # nothing of the day to keep: the run failed its purpose
+                    raise dg.Failure(description=refused, allow_retries=False) from None
+                # The day's earlier tasks and SERPs are intact: collect and flatten them; an
+                # error line for who reads the logs, and this check for who reads the UI,
+                # say why nothing was posted.
+                context.log.error(refused)
+                metadata = {"posted_now": 0, "not_posted_because":
+                            f"the targets file has {count(len(error.problems), 'problem')}"}
+                checks.append(targets_check(False, refused))
+            else:
+                # The file is read only on a day that may be paid for; on another, it can
+                # have stopped nothing.
+                closed = closed_day_reason(partition, now)
+                checks.append(targets_check(True, f"not read: {closed}" if closed else
+                                            "every target reads and is offered"))
+            if targets_spec.key not in context.selected_asset_check_keys:
+                checks = []
+            if not has_data():
                 context.log.info(f"{partition}: no {name} task and nothing imported, so "
                                  "nothing to collect or flatten: the day stays unmaterialized")
+                yield from checks  # what the targets file did (nothing) is still true
                 return
             table = tables.publish_tasks(ledger, warehouse.warehouse(), partition)
         yield dg.MaterializeResult(
+            asset_key=tasks_key,
             metadata={**materialized(warehouse, TASKS_TABLE, partition, table.num_rows),
-                      **metadata, **warehouse.refresh_views(context.log)})
+                      **metadata, **warehouse.refresh_views(context.log)},
+            check_results=checks)
 
     @dg.asset(key=responses_key, deps=[tasks_key], group_name=name,
               partitions_def=daily_partitions, kinds={"python", "parquet"},
