@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError
@@ -21,6 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from serp_etl.core.archive import DEFAULT_MAX_DOCUMENT_MB, ImportFailed
 from serp_etl.core.mode import ModeError, claim_mode
 from serp_etl.core.warehouse import Warehouse, check_partition, default_data_dir
+from serp_etl.core.wording import count
 from serp_etl.providers.credentials import run_mode
 from serp_etl.providers.semscraper.settings import HMAC_KEY_ENV
 from serp_etl.state.database import StateUnreadable, describe_location
@@ -87,11 +89,11 @@ def cmd_import(args: argparse.Namespace) -> int:
         return 1
     for error in report.rejected:
         print(f"rejected {error.path}: {error.reason}", file=sys.stderr)
-    print(f"{_count(report.imported_files, 'file')} imported, {len(report.rejected)} rejected; "
-          f"{_count(report.new_responses, 'new response')} in {args.provider} "
+    print(f"{count(report.imported_files, 'file')} imported, {len(report.rejected)} rejected; "
+          f"{count(report.new_responses, 'new response')} in {args.provider} "
           f"date={args.date}")
     if report.rejects_file:
-        print(f"{_count(report.rejected_documents, 'document')} rejected, each with its line "
+        print(f"{count(report.rejected_documents, 'document')} rejected, each with its line "
               "and reason "
               f"in {report.rejects_file}", file=sys.stderr)
     for table, rows in report.rows.items():
@@ -140,11 +142,6 @@ def cmd_sql(args: argparse.Namespace) -> int:
         print(f"query failed: {str(error).splitlines()[0]}", file=sys.stderr)
         return 2
     return 0
-
-
-def _count(n: int, noun: str) -> str:
-    """``1 file``, ``2 files``."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _no_warehouse(data_dir: Path) -> str | None:
@@ -234,6 +231,30 @@ def cmd_targets_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    # The code location reads its data dir and Dagster its instance from the environment:
+    # set both before either is imported. The project's instance by default, so the run is
+    # in the UI's history.
+    os.environ["SERP_ETL_DATA_DIR"] = str(args.data_dir.resolve())
+    os.environ.setdefault("DAGSTER_HOME", str((args.data_dir / "dagster").resolve()))
+    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    import dagster as dg
+
+    from serp_etl.runner import PROVIDERS, run_day, start_problem
+
+    day = args.date or datetime.now(UTC).date().isoformat()
+    problem = start_problem(day)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    providers = (args.provider,) if args.provider else PROVIDERS
+    with dg.DagsterInstance.get() as instance:
+        summaries = run_day(instance, day, providers)
+    for summary in summaries:
+        print("\n".join(summary.lines()))
+    return 0 if all(summary.ok for summary in summaries) else 1
+
+
 def cmd_sandbox_stats(args: argparse.Namespace) -> int:
     import orjson
 
@@ -283,6 +304,13 @@ def build_parser() -> argparse.ArgumentParser:
                       "languages) without a run")
     check.add_argument("file", nargs="?", help="default: <data dir>/targets.toml")
     check.set_defaults(handler=cmd_targets_check)
+
+    run = commands.add_parser(
+        "run", help="run the day's jobs (Dagster's, in its instance) and summarize them")
+    run.add_argument("--date", type=_date, help="partition YYYY-MM-DD (default: today, UTC)")
+    run.add_argument("--provider", choices=["dataforseo", "semscraper"],
+                     help="one provider's daily job (default: both, one after the other)")
+    run.set_defaults(handler=cmd_run)
 
     callbacks = commands.add_parser("callbacks", help="receive SemScraper callback deliveries")
     callbacks_commands = callbacks.add_subparsers(dest="callbacks_command", required=True)

@@ -1,0 +1,145 @@
+"""``serp-etl run``: the daily jobs of a day through Dagster's own API, and a closing summary.
+
+Each job runs as Dagster runs it (``execute_job`` on the code location's job, the project's
+instance: the run is in the UI's history and can be re-executed there), with Dagster's event
+lines kept to warnings and errors; what the user reads at the end is one block per run: its
+result, what it posted and what that cost, every check by name, the reports written.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import dagster as dg
+
+from serp_etl.core.money import money
+from serp_etl.core.wording import count
+
+PROVIDERS = ("dataforseo", "semscraper")
+# Where each provider's submit step puts what it posted cost: (metadata key, currency, how
+# sure: SemScraper bills on delivery, so a run knows its estimate only).
+POSTED_COST = {"dataforseo": ("posted_cost_usd", "USD", ""),
+               "semscraper": ("estimated_cost_eur", "EUR", "about ")}
+
+
+def daily_job(provider: str) -> dg.JobDefinition:
+    """The code location's daily job of ``provider`` (what ``execute_job`` reconstructs)."""
+    from serp_etl.definitions import defs
+
+    return defs.resolve_job_def(f"{provider}_daily")
+
+
+@dataclass
+class CheckOutcome:
+    name: str
+    passed: bool
+    severity: str
+    description: str
+
+
+@dataclass
+class RunSummary:
+    job: str
+    day: str
+    run_id: str
+    status: str
+    seconds: float
+    posted: int | None = None
+    posted_cost: str | None = None
+    not_posted_because: str | None = None
+    checks: list[CheckOutcome] = field(default_factory=list)
+    reports: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """The run succeeded and no check of ERROR severity failed."""
+        return self.status == "SUCCESS" and not any(
+            not c.passed and c.severity == "ERROR" for c in self.checks)
+
+    def lines(self) -> list[str]:
+        lines = [f"{self.job} {self.day}: {self.status} in {self.seconds:.1f} s "
+                 f"(run {self.run_id[:8]})"]
+        if self.posted is not None:
+            paid = f", {self.posted_cost}" if self.posted_cost else ""
+            lines.append(f"  posted {count(self.posted, 'task')}{paid}"
+                         + (f" ({self.not_posted_because})" if self.not_posted_because else ""))
+        failed = [c for c in self.checks if not c.passed]
+        passed = [c.name for c in self.checks if c.passed]
+        lines.append(f"  checks: {len(passed)} passed"
+                     + (f" ({', '.join(sorted(set(passed)))})" if passed else "")
+                     + f", {len(failed)} failed")
+        lines += [f"    FAILED {c.name} ({c.severity}): {c.description}" for c in failed]
+        lines += [f"  step failed: {failure}" for failure in self.failures]
+        lines += [f"  report: {path}" for path in self.reports]
+        return lines
+
+
+def summarize(instance: dg.DagsterInstance, run_id: str, seconds: float) -> RunSummary:
+    """What the run did, read from its events in the instance."""
+    run = instance.get_run_by_id(run_id)
+    assert run is not None
+    provider = run.job_name.removesuffix("_daily")
+    summary = RunSummary(job=run.job_name, day=run.tags.get("dagster/partition", ""),
+                         run_id=run_id, status=run.status.value, seconds=seconds)
+    for record in instance.all_logs(run_id):
+        event = record.dagster_event
+        if event is None:
+            continue
+        if event.event_type is dg.DagsterEventType.ASSET_MATERIALIZATION:
+            materialization = event.event_specific_data.materialization
+            metadata = {k: v.value for k, v in materialization.metadata.items()}
+            table = materialization.asset_key.path[-1]
+            if table == "tasks":
+                summary.posted = metadata.get("posted_now")
+                key, currency, about = POSTED_COST[provider]
+                if metadata.get(key) is not None:
+                    summary.posted_cost = about + money(metadata[key], currency)
+                summary.not_posted_because = metadata.get("not_posted_because")
+            if table == "report" and metadata.get("report"):
+                summary.reports.append(metadata["report"])
+        elif event.event_type is dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+            evaluation = event.event_specific_data
+            summary.checks.append(CheckOutcome(
+                evaluation.check_name, evaluation.passed, evaluation.severity.value,
+                evaluation.description or ""))
+        elif event.event_type is dg.DagsterEventType.STEP_FAILURE:
+            error = event.event_specific_data.error
+            summary.failures.append(f"{event.step_key}: "
+                                    f"{error.message.strip() if error else 'unknown error'}")
+    return summary
+
+
+def run_day(instance: dg.DagsterInstance, day: str,
+            providers: tuple[str, ...] = PROVIDERS) -> list[RunSummary]:
+    """Run each provider's daily job for ``day``, one after the other; their summaries."""
+    summaries = []
+    with warnings.catch_warnings():
+        # Dagster's beta and preview notes concern our definitions, not the user's run.
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        for provider in providers:
+            job = dg.build_reconstructable_job(__name__, daily_job.__name__, (provider,))
+            started = time.monotonic()
+            result = dg.execute_job(
+                job, instance, tags={"dagster/partition": day},
+                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
+            summaries.append(summarize(instance, result.run_id, time.monotonic() - started))
+    return summaries
+
+
+def start_problem(day: str) -> str | None:
+    """Why ``day`` cannot be run (before the partitions' start), or None."""
+    from serp_etl.defs.partitions import START_DATE_ENV, daily_partitions
+
+    if daily_partitions.has_partition_key(day):
+        return None
+    first, last = daily_partitions.get_first_partition_key(), \
+        daily_partitions.get_last_partition_key()
+    if day > (last or day):
+        return f"{day} is after today's partition ({last}): nothing can be collected for it yet"
+    return (f"{day} is before the partitions' start ({first}): set {START_DATE_ENV}={day} "
+            "(or earlier) to make it a partition; the start otherwise is the first day the "
+            "data dir holds")
