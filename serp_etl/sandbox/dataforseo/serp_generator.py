@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable
 from urllib.parse import quote
 
 from serp_etl.sandbox.dataforseo import reference
@@ -218,15 +219,18 @@ class _Serp:
         }
 
 
-def ranked_pages(rng: random.Random, domains: list[str], *target: object
+def ranked_pages(rng: random.Random, domains: list[str], *target: object,
+                 page_url: Callable[[random.Random, str], str] | None = None
                  ) -> list[tuple[str, str]]:
     """The pages (domain, URL) that show a target, in the day's order: each target has its
     own pages, each page a strength, and a day's order is by strength plus the day's noise
     (``rng``). So from one day to the next most pages stay and move a few places, a few come
-    and go: the history a rank tracker shows."""
+    and go: the history a rank tracker shows. ``page_url``: a page's URL on a domain, drawn
+    from the target's own stream (default: a few random words)."""
     pages_rng = random.Random(seed_for("pages", *target))
     maker = _Serp(pages_rng, False)
-    pages = [(domain, maker.url(domain))
+    page_url = page_url or (lambda _, domain: maker.url(domain))
+    pages = [(domain, page_url(pages_rng, domain))
              for domain in (pages_rng.choice(domains) for _ in range(PAGES_PER_TARGET))]
     strengths = [pages_rng.random() for _ in pages]
     return [page for _, page in sorted(
