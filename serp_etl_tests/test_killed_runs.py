@@ -194,3 +194,38 @@ def test_a_terminated_run_leaves_no_process_and_never_blocks_the_next(held_run):
     assert left_after(first.pid, 5) == {}
     held_run.finish("dataforseo/tasks")
     assert held_run.sandbox.stats()["billed_tasks"] == 6
+
+
+@pytest.mark.slow
+def test_a_run_interrupted_while_collecting_ends_at_once_and_is_not_retried(tmp_path):
+    """Ctrl-C (of dagster dev, or of a run in a terminal) while a free step waits for results:
+    the step's RetryPolicy must not turn it into a retry 20 s later, holding the run (and
+    dagster dev, which waits for its runs) alive."""
+    home, data = tmp_path / "dagster", tmp_path / "data"
+    home.mkdir()
+    data.mkdir()
+    shutil.copy(INSTANCE_CONFIG, home)
+    shutil.copy(EXAMPLE_TARGETS, data / "targets.toml")
+    sandbox = DataForSEOSandbox(tmp_path / "sandbox.sqlite", ready_seconds=3600)
+    with serving(sandbox.app) as url:
+        config = tmp_path / "run.yaml"
+        config.write_text(yaml.safe_dump({"resources": {"dataforseo": {"config": {
+            "base_url": url, "collect_deadline_seconds": 600, "poll_seconds": 1}}}}))
+        env = {**os.environ, "DAGSTER_HOME": str(home), "SERP_ETL_DATA_DIR": str(data),
+               "SERP_ETL_MODE": "live", "DATAFORSEO_LOGIN": LOGIN,
+               "DATAFORSEO_PASSWORD": PASSWORD}
+        run = materialize(env, "dataforseo/tasks,dataforseo/responses", config,
+                          start_new_session=True)
+        output = []
+        for line in run.stdout:  # until the collection waits for its tasks
+            output.append(line)
+            if "not ready yet" in line:
+                break
+        else:
+            pytest.fail("".join(output)[-3000:])
+        os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C sends: the whole foreground group
+        assert left_after(run.pid, 10) == {}
+        output.append(run.communicate(timeout=10)[0])
+    text = "".join(output)
+    assert "requested a retry" not in text
+    assert "interrupted" in text

@@ -5,6 +5,8 @@ plain function returning asset metadata) and any checks of its own; the assets, 
 partitions, metadata schemas and the shared checks come from here.
 """
 
+import functools
+import inspect
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,7 +43,35 @@ Reconcile = Callable[[dg.AssetCheckExecutionContext, Any, Ledger, Warehouse, str
 
 # Collecting, flattening and snapshotting the provider's lists are free and may run again
 # safely (nothing is posted, every publish replaces its files whole): a failed step retries.
+# Each such step is also ``ends_on_interrupt``.
 FREE_STEP_RETRIES = dg.RetryPolicy(max_retries=2, delay=20, backoff=dg.Backoff.EXPONENTIAL)
+
+
+def ends_on_interrupt(compute: Callable) -> Callable:
+    """An interrupt (Ctrl-C, the UI's terminate) ends a step with a retry policy for good.
+    Dagster turns it into a retry under the policy: the run, and ``dagster dev`` waiting for
+    it, stayed alive for the retry's 20 s delay, then ran the step again."""
+
+    def failed(interrupt: BaseException) -> dg.Failure:
+        return dg.Failure(description=f"interrupted ({type(interrupt).__name__}): not retried",
+                          allow_retries=False)
+
+    if inspect.isgeneratorfunction(compute):
+        @functools.wraps(compute)
+        def steps(context):
+            try:
+                yield from compute(context)
+            except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError) as interrupt:
+                raise failed(interrupt) from interrupt
+        return steps
+
+    @functools.wraps(compute)
+    def step(context):
+        try:
+            return compute(context)
+        except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError) as interrupt:
+            raise failed(interrupt) from interrupt
+    return step
 # A day's tables are due by 12:00 UTC: the 06:00 schedule, then the late-results sensor.
 DAILY_FRESHNESS = dg.FreshnessPolicy.cron(deadline_cron="0 12 * * *",
                                           lower_bound_delta=timedelta(hours=6))
@@ -216,6 +246,7 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
               owners=OWNERS, retry_policy=FREE_STEP_RETRIES, freshness_policy=DAILY_FRESHNESS,
               description=spec.responses_description, metadata=definition(RAW_TABLE),
               required_resource_keys=resources, check_specs=response_checks)
+    @ends_on_interrupt
     def responses(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         warehouse = step_warehouse(context)
         provider = getattr(context.resources, spec.resource_key)
@@ -253,6 +284,7 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
         required_resource_keys={"warehouse"},
         check_specs=flat_checks,
     )
+    @ends_on_interrupt
     def flattened(context: dg.AssetExecutionContext):
         warehouse = step_warehouse(context)
         store, partition = warehouse.warehouse(), context.partition_key
@@ -299,6 +331,7 @@ def reference_asset(spec: ProviderAssets, reference: ReferenceTable) -> dg.Asset
                                         f"{name}_{reference.table}"),
               required_resource_keys={"warehouse", spec.resource_key},
               output_required=False)
+    @ends_on_interrupt
     def snapshot(context: dg.AssetExecutionContext):
         warehouse = step_warehouse(context)
         provider = getattr(context.resources, spec.resource_key)

@@ -12,7 +12,7 @@ from serp_etl.core.provider import TASKS_TABLE
 from serp_etl.defs.deployment import step_warehouse
 from serp_etl.defs.metadata import OWNERS
 from serp_etl.defs.partitions import daily_partitions
-from serp_etl.defs.provider_assets import FREE_STEP_RETRIES, ProviderAssets
+from serp_etl.defs.provider_assets import FREE_STEP_RETRIES, ProviderAssets, ends_on_interrupt
 
 REPORT = "report"
 
@@ -32,6 +32,7 @@ def report_asset(spec: ProviderAssets) -> dg.AssetsDefinition:
                           "history of each target's leading domains, new hosts of each "
                           "image, spend per day, the day's task health), read from the "
                           "ready-made views.")
+    @ends_on_interrupt
     def daily_report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         warehouse = step_warehouse(context)
         with catalog.connect(warehouse.data_dir) as connection:
