@@ -126,3 +126,9 @@ def test_money_reads_as_money():
     assert money(0, "USD") == "0.00 USD" and money(12.5, "USD") == "12.50 USD"
     assert money(0.0054, "USD") == "0.0054 USD" and money(1e-9, "EUR") == "0.00 EUR"
     assert money(None, "EUR") == "unknown EUR"
+
+
+def test_a_missing_targets_file_is_one_problem_not_one_per_provider(tmp_path, capsys):
+    assert main(["--data-dir", str(tmp_path), "targets", "check"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("no targets file") == 1 and "problems" not in err

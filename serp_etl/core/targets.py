@@ -1,6 +1,7 @@
 """What every provider's targets file shares."""
 
 import tomllib
+from pathlib import Path
 
 TARGETS_FILE = "targets.toml"
 LABEL_CHARS = 80  # a target's keyword or image as shown in a problem
@@ -35,6 +36,16 @@ def target_name(provider: str, number: int, label: object) -> str:
         return f"{provider} target #{number}"
     shown = label if len(label) <= LABEL_CHARS else label[:LABEL_CHARS - 3] + "..."
     return f"{provider} target #{number} ({shown!r})"
+
+
+def read_targets_file(path: Path) -> str:
+    """The targets file's text, or the one problem every provider reports when it is missing."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise TargetConfigError(str(path), [
+            f"no targets file; copy the example data/{TARGETS_FILE} from the repository and "
+            "list what to track"]) from None
 
 
 def read_toml(text: str, source: str) -> dict:

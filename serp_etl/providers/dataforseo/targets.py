@@ -22,7 +22,13 @@ from pathlib import Path
 
 import orjson
 
-from serp_etl.core.targets import TARGETS_FILE, TargetConfigError, read_toml, target_name
+from serp_etl.core.targets import (
+    TARGETS_FILE,
+    TargetConfigError,
+    read_targets_file,
+    read_toml,
+    target_name,
+)
 from serp_etl.providers.dataforseo import settings
 
 TAG_PREFIX = "serp-etl"
@@ -127,13 +133,7 @@ def parse_targets(text: str, source: str = TARGETS_FILE) -> list[ImageTarget]:
 
 
 def load_targets(path: Path) -> list[ImageTarget]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise TargetConfigError(str(path), [
-            f"no targets file; copy the example data/{TARGETS_FILE} from the repository and "
-            "list the images to track"]) from None
-    return parse_targets(text, str(path))
+    return parse_targets(read_targets_file(path), str(path))
 
 
 def check_reference(targets: list[ImageTarget], locations: list[dict], languages: list[dict],

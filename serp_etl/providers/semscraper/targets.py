@@ -18,7 +18,13 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from serp_etl.core.targets import TARGETS_FILE, TargetConfigError, read_toml, target_name
+from serp_etl.core.targets import (
+    TARGETS_FILE,
+    TargetConfigError,
+    read_targets_file,
+    read_toml,
+    target_name,
+)
 from serp_etl.providers.semscraper.client import InvalidScrape, Scrape
 from serp_etl.providers.semscraper.settings import PROVIDER
 
@@ -66,10 +72,7 @@ def _query(scrape: Scrape) -> Scrape:
 
 
 def load_scrapes(path: Path) -> list[Scrape]:
-    try:
-        return parse_scrapes(path.read_text(encoding="utf-8"), str(path))
-    except FileNotFoundError:
-        raise TargetConfigError(str(path), ["no targets file"]) from None
+    return parse_scrapes(read_targets_file(path), str(path))
 
 
 def check_locations(scrapes: list[Scrape], locations: list[dict],
