@@ -73,22 +73,28 @@ class HeldRun:
         return output
 
 
-@pytest.fixture
-def held_run(tmp_path):
+def live_project(tmp_path: Path, url: str, deadline: float) -> tuple[dict, Path]:
+    """A project instance and data dir whose runs call the API at ``url`` as a live one, and
+    wait ``deadline`` seconds for results: the runs' environment and run config."""
     home, data = tmp_path / "dagster", tmp_path / "data"
     home.mkdir()
     data.mkdir()
     shutil.copy(INSTANCE_CONFIG, home)
     shutil.copy(EXAMPLE_TARGETS, data / "targets.toml")
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({"resources": {"dataforseo": {"config": {
+        "base_url": url, "collect_deadline_seconds": deadline, "poll_seconds": 1}}}}))
+    return {**os.environ, "DAGSTER_HOME": str(home), "SERP_ETL_DATA_DIR": str(data),
+            "SERP_ETL_MODE": "live", "DATAFORSEO_LOGIN": LOGIN,
+            "DATAFORSEO_PASSWORD": PASSWORD}, config
+
+
+@pytest.fixture
+def held_run(tmp_path):
     sandbox = DataForSEOSandbox(tmp_path / "sandbox.sqlite", ready_seconds=0)
     held = HoldFirstPost(sandbox.app)
     with serving(held) as url:
-        config = tmp_path / "run.yaml"
-        config.write_text(yaml.safe_dump({"resources": {"dataforseo": {"config": {
-            "base_url": url, "collect_deadline_seconds": 10, "poll_seconds": 1}}}}))
-        env = {**os.environ, "DAGSTER_HOME": str(home), "SERP_ETL_DATA_DIR": str(data),
-               "SERP_ETL_MODE": "live", "DATAFORSEO_LOGIN": LOGIN,
-               "DATAFORSEO_PASSWORD": PASSWORD}
+        env, config = live_project(tmp_path, url, deadline=10)
         try:
             yield HeldRun(sandbox, held, env, config)
         finally:
@@ -201,19 +207,9 @@ def test_a_run_interrupted_while_collecting_ends_at_once_and_is_not_retried(tmp_
     """Ctrl-C (of dagster dev, or of a run in a terminal) while a free step waits for results:
     the step's RetryPolicy must not turn it into a retry 20 s later, holding the run (and
     dagster dev, which waits for its runs) alive."""
-    home, data = tmp_path / "dagster", tmp_path / "data"
-    home.mkdir()
-    data.mkdir()
-    shutil.copy(INSTANCE_CONFIG, home)
-    shutil.copy(EXAMPLE_TARGETS, data / "targets.toml")
     sandbox = DataForSEOSandbox(tmp_path / "sandbox.sqlite", ready_seconds=3600)
     with serving(sandbox.app) as url:
-        config = tmp_path / "run.yaml"
-        config.write_text(yaml.safe_dump({"resources": {"dataforseo": {"config": {
-            "base_url": url, "collect_deadline_seconds": 600, "poll_seconds": 1}}}}))
-        env = {**os.environ, "DAGSTER_HOME": str(home), "SERP_ETL_DATA_DIR": str(data),
-               "SERP_ETL_MODE": "live", "DATAFORSEO_LOGIN": LOGIN,
-               "DATAFORSEO_PASSWORD": PASSWORD}
+        env, config = live_project(tmp_path, url, deadline=600)
         run = materialize(env, "dataforseo/tasks,dataforseo/responses", config,
                           start_new_session=True)
         output = []

@@ -8,7 +8,8 @@ partitions, metadata schemas and the shared checks come from here.
 import functools
 import inspect
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -47,31 +48,33 @@ Reconcile = Callable[[dg.AssetCheckExecutionContext, Any, Ledger, Warehouse, str
 FREE_STEP_RETRIES = dg.RetryPolicy(max_retries=2, delay=20, backoff=dg.Backoff.EXPONENTIAL)
 
 
+@contextmanager
+def _interrupt_fails_the_step() -> Iterator[None]:
+    try:
+        yield
+    except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError) as interrupt:
+        raise dg.Failure(description=f"interrupted ({type(interrupt).__name__}): not retried",
+                         allow_retries=False) from interrupt
+
+
 def ends_on_interrupt(compute: Callable) -> Callable:
     """An interrupt (Ctrl-C, the UI's terminate) ends a step with a retry policy for good.
     Dagster turns it into a retry under the policy: the run, and ``dagster dev`` waiting for
     it, stayed alive for the retry's 20 s delay, then ran the step again."""
-
-    def failed(interrupt: BaseException) -> dg.Failure:
-        return dg.Failure(description=f"interrupted ({type(interrupt).__name__}): not retried",
-                          allow_retries=False)
-
     if inspect.isgeneratorfunction(compute):
         @functools.wraps(compute)
         def steps(context):
-            try:
+            with _interrupt_fails_the_step():
                 yield from compute(context)
-            except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError) as interrupt:
-                raise failed(interrupt) from interrupt
         return steps
 
     @functools.wraps(compute)
     def step(context):
-        try:
+        with _interrupt_fails_the_step():
             return compute(context)
-        except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError) as interrupt:
-            raise failed(interrupt) from interrupt
     return step
+
+
 # A day's tables are due by 12:00 UTC: the 06:00 schedule, then the late-results sensor.
 DAILY_FRESHNESS = dg.FreshnessPolicy.cron(deadline_cron="0 12 * * *",
                                           lower_bound_delta=timedelta(hours=6))
