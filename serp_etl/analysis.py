@@ -35,6 +35,7 @@ item_index     .item_index                                 items.item_index
 from __future__ import annotations
 
 from serp_etl.core.views import DerivedView
+from serp_etl.my_sites.alerts import ALERTS_TABLE, TOP
 from serp_etl.providers.dataforseo import settings as dataforseo
 from serp_etl.providers.semscraper import settings as semscraper
 from serp_etl.state.ledger import PENDING_STATES, TaskState
@@ -180,6 +181,113 @@ WHERE t.domain IS NOT NULL
 GROUP BY t.provider, t.date, t.domain""")
 
 
+def _target_key(provider: str, target: str) -> str:
+    """How ``my_targets`` keys a target (``my_sites.config.target_key``): a keyword without
+    case and extra spaces, an image by its URL."""
+    return (f"CASE WHEN {provider} = '{semscraper.PROVIDER}' THEN "
+            f"lower(regexp_replace(trim({target}), '\\s+', ' ', 'g')) ELSE {target} END")
+
+
+def _on_domain(host: str, domain: str, with_subdomains: str) -> str:
+    """Whether ``host`` is ``domain`` (or, ``with_subdomains``, one of its subdomains)."""
+    return f"({host} = {domain} OR ({with_subdomains} AND ends_with({host}, '.' || {domain})))"
+
+
+_KEYS = ("group_name", *_TARGET_KEYS, "domain")
+_SAME_MINE = " AND ".join(f"{{a}}.{key} IS NOT DISTINCT FROM {{b}}.{key}" for key in _KEYS)
+
+MY_RANKS = DerivedView(
+    "my_ranks", "Per target, collected day and my domain ([[sites]] of the target's group): my "
+    "best organic rank (NULL when absent) and its URL, the previous collected day's, the change "
+    "(positive: up), and whether it entered or left the top 10 or the SERP (NULL on the "
+    "target's first collected day).", f"""
+WITH mine AS (
+    SELECT t.provider, t.target_key, t.group_name, d.domain, d.with_subdomains
+    FROM my_targets t JOIN my_domains d USING (group_name)),
+collected AS (
+    SELECT DISTINCT m.group_name, s.provider, s.target, s.location, s.language, s.device,
+           m.domain, m.with_subdomains, s.date
+    FROM serp_searches s
+    JOIN mine m ON m.provider = s.provider
+               AND m.target_key = {_target_key('s.provider', 's.target')}),
+found AS (
+    SELECT c.group_name, c.provider, c.target, c.location, c.language, c.device, c.domain,
+           c.date, min(i.rank_group) AS rank, min(i.rank_absolute) AS rank_absolute,
+           arg_min(i.url, (i.rank_group, i.url)) AS url
+    FROM collected c
+    JOIN serp_items i ON {_same_target('i', 'c')} AND i.date = c.date
+                      AND i.item_type = 'organic'
+                      AND {_on_domain('i.domain', 'c.domain', 'c.with_subdomains')}
+    GROUP BY ALL),
+days AS (
+    SELECT c.group_name, c.provider, c.target, c.location, c.language, c.device, c.domain,
+           c.date, f.rank, f.rank_absolute, f.url,
+           lag(c.date) OVER w AS previous_date, lag(f.rank) OVER w AS previous_rank,
+           lag(f.url) OVER w AS previous_url
+    FROM collected c
+    LEFT JOIN found f ON {_SAME_MINE.format(a='f', b='c')} AND f.date = c.date
+    WINDOW w AS (PARTITION BY c.group_name, c.provider, c.target, c.location, c.language,
+                              c.device, c.domain ORDER BY c.date))
+SELECT *, previous_rank - rank AS rank_change,
+       CASE WHEN previous_date IS NOT NULL THEN
+           coalesce(rank <= {TOP}, false) AND NOT coalesce(previous_rank <= {TOP}, false)
+       END AS entered_top10,
+       CASE WHEN previous_date IS NOT NULL THEN
+           coalesce(previous_rank <= {TOP}, false) AND NOT coalesce(rank <= {TOP}, false)
+       END AS left_top10,
+       CASE WHEN previous_date IS NOT NULL THEN previous_rank IS NULL AND rank IS NOT NULL
+       END AS entered_serp,
+       CASE WHEN previous_date IS NOT NULL THEN previous_rank IS NOT NULL AND rank IS NULL
+       END AS left_serp
+FROM days""")
+
+IMAGE_REUSE = DerivedView(
+    "image_reuse", "Search by image: per tracked image and day, each page (and its domain) "
+    "showing the image on a domain that is not among its allowed ones (its allowed_domains "
+    "and its group's sites), when it was first seen, and whether page and domain are new "
+    "that day (NULL on the image's first collected day).", f"""
+WITH images AS (
+    SELECT target_key AS image_url, group_name FROM my_targets
+    WHERE provider = '{dataforseo.PROVIDER}'),
+allowed AS (
+    SELECT image_url, domain, with_subdomains FROM image_allowed_domains
+    UNION
+    SELECT i.image_url, d.domain, d.with_subdomains
+    FROM images i JOIN my_domains d USING (group_name)),
+pages AS (
+    SELECT m.group_name, s.target AS image_url, s.location, s.language, s.date, s.domain,
+           s.url, min(s.rank_group) AS rank
+    FROM serp_items s JOIN images m ON s.target = m.image_url
+    WHERE s.provider = '{dataforseo.PROVIDER}' AND s.item_type = 'organic'
+      AND s.url IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM allowed a WHERE a.image_url = s.target
+                      AND {_on_domain('s.domain', 'a.domain', 'a.with_subdomains')})
+    GROUP BY ALL),
+{_COLLECTED_DAYS},
+firsts AS (
+    SELECT target, location, language, min(date) AS first_day FROM days
+    WHERE provider = '{dataforseo.PROVIDER}' GROUP BY ALL)
+SELECT p.*, d.previous_date,
+       min(p.date) OVER (PARTITION BY p.image_url, p.location, p.language, p.url)
+           AS first_seen,
+       min(p.date) OVER (PARTITION BY p.image_url, p.location, p.language, p.domain)
+           AS domain_first_seen,
+       CASE WHEN p.date > f.first_day THEN first_seen = p.date END AS is_new_page,
+       CASE WHEN p.date > f.first_day THEN domain_first_seen = p.date END AS is_new_domain
+FROM pages p
+JOIN days d ON d.provider = '{dataforseo.PROVIDER}' AND d.target = p.image_url
+            AND d.location IS NOT DISTINCT FROM p.location
+            AND d.language IS NOT DISTINCT FROM p.language AND d.date = p.date
+JOIN firsts f ON f.target = p.image_url AND f.location IS NOT DISTINCT FROM p.location
+             AND f.language IS NOT DISTINCT FROM p.language""")
+
+MY_ALERTS = DerivedView(
+    "my_alerts", "Every provider's alerts (<provider>_alerts): one row per notable change of "
+    "my sites and images on a day (see serp_etl/my_sites/alerts.py).",
+    f"SELECT * FROM {dataforseo.PROVIDER}_{ALERTS_TABLE} UNION ALL BY NAME "
+    f"SELECT * FROM {semscraper.PROVIDER}_{ALERTS_TABLE}")
+
+
 def _state_counts(known: str) -> str:
     """One count per task state, the pending ones (intent, posted) summed as ``pending``:
     derived from the ledger's states, so a new state gets its column. NULL (not known) where
@@ -223,4 +331,4 @@ SPEND_HEALTH = DerivedView(
 
 # In creation order: a view after those it reads.
 VIEWS = (SERP_SEARCHES, SERP_ITEMS, RANK_HISTORY, IMAGE_HOSTS, SERP_FEATURES,
-         DOMAIN_VISIBILITY, SPEND_HEALTH)
+         DOMAIN_VISIBILITY, SPEND_HEALTH, MY_RANKS, IMAGE_REUSE, MY_ALERTS)

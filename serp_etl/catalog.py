@@ -9,6 +9,7 @@ history: should a writer have died before refreshing, the reader refreshes first
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,13 +17,16 @@ import pyarrow as pa
 
 from serp_etl import analysis
 from serp_etl.core import views
+from serp_etl.core.targets import TARGETS_FILE, TargetConfigError
 from serp_etl.core.warehouse import Warehouse
+from serp_etl.my_sites.config import MySites, load_my_sites
 from serp_etl.providers.dataforseo.tables import TABLES as DATAFORSEO
 from serp_etl.providers.semscraper.tables import TABLES as SEMSCRAPER
 
 if TYPE_CHECKING:
     import duckdb
 
+log = logging.getLogger(__name__)
 PROVIDERS = {tables.name: tables for tables in (DATAFORSEO, SEMSCRAPER)}
 
 
@@ -32,9 +36,31 @@ def view_schemas() -> dict[str, pa.Schema]:
             for table, schema in tables.schemas().items()}
 
 
-def refresh_views(data_dir: Path | str) -> Path:
-    """Write the views file anew (``core.views``); its path."""
-    return views.refresh(Warehouse(data_dir), view_schemas(), analysis.VIEWS)
+def settings_tables(data_dir: Path | str) -> dict[str, pa.Table]:
+    """What the derived views need of the user's settings: what is mine (``my_sites``), from
+    the data dir's targets file. Empty when it is missing or has a problem (a run, ``serp-etl
+    targets check`` and the alerts step say which): the views still serve everything else."""
+    path = Path(data_dir) / TARGETS_FILE
+    if not path.exists():
+        return MySites().tables()
+    try:
+        mine = load_my_sites(path)
+    except TargetConfigError as error:
+        log.warning("my sites are not known to the views: %s", error)
+        mine = MySites()
+    return mine.tables()
+
+
+def refresh_views(data_dir: Path | str, kind: views.ViewsFile = views.FOR_TOOLS) -> Path:
+    """Write the views file of ``kind`` anew if it is behind (``core.views``); its path."""
+    return views.refresh(Warehouse(data_dir), view_schemas(), analysis.VIEWS, kind,
+                         settings_tables(data_dir))
+
+
+def views_current(data_dir: Path | str, kind: views.ViewsFile = views.FOR_TOOLS) -> bool:
+    """Whether the views file of ``kind`` serves the warehouse as it is (``views.current``)."""
+    return views.current(Warehouse(data_dir), view_schemas(), analysis.VIEWS, kind,
+                         settings_tables(data_dir))
 
 
 def connect(data_dir: Path | str) -> duckdb.DuckDBPyConnection:
@@ -43,7 +69,7 @@ def connect(data_dir: Path | str) -> duckdb.DuckDBPyConnection:
     import duckdb
 
     warehouse = Warehouse(data_dir)
-    if not views.current(warehouse, view_schemas(), analysis.VIEWS):
+    if not views_current(data_dir):
         refresh_views(data_dir)
     # Attached to a new in-memory database, not connected to by path: duckdb.connect() hands
     # out the instance a process already holds for a path, which may be an earlier views file.
@@ -67,8 +93,8 @@ def query_connection(data_dir: Path | str) -> duckdb.DuckDBPyConnection:
     from serp_etl.core.read_only_fs import PROTOCOL, ReadOnlyWarehouse
 
     warehouse = Warehouse(data_dir)
-    if not views.current(warehouse, view_schemas(), analysis.VIEWS, views.FOR_QUERIES):
-        views.refresh(warehouse, view_schemas(), analysis.VIEWS, views.FOR_QUERIES)
+    if not views_current(data_dir, views.FOR_QUERIES):
+        refresh_views(data_dir, views.FOR_QUERIES)
     connection = duckdb.connect(":memory:")
     connection.register_filesystem(ReadOnlyWarehouse(str(warehouse.absolute_root),
                                                      warehouse.filesystem))

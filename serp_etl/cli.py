@@ -255,6 +255,77 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if all(summary.ok for summary in summaries) else 1
 
 
+def _day_alerts(data_dir: Path, day: str) -> dict:
+    """Provider -> the alerts table of ``day`` (as the warehouse holds it)."""
+    from serp_etl import catalog
+    from serp_etl.my_sites.alerts import ALERTS_SCHEMA
+
+    with catalog.connect(data_dir) as connection:
+        return {provider: connection.sql(
+            "SELECT * EXCLUDE (date) FROM my_alerts WHERE provider = ? AND date = ? "
+            "ORDER BY kind, alert_id", params=[provider, day]).to_arrow_table()
+            .select(ALERTS_SCHEMA.names).cast(ALERTS_SCHEMA) for provider in IMPORTERS}
+
+
+def cmd_alerts_list(args: argparse.Namespace) -> int:
+    from serp_etl.my_sites.delivery import open_outbox
+
+    problem = _no_warehouse(args.data_dir)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    day = args.date or datetime.now(UTC).date().isoformat()
+    with open_outbox(args.data_dir) as outbox:
+        states: dict[str, list[str]] = {}
+        for record in outbox.records(day):
+            states.setdefault(record.alert_id, []).append(
+                f"{record.channel} {record.state}"
+                + (f" ({record.last_error})" if record.last_error else ""))
+    tables = _day_alerts(args.data_dir, day)
+    total = sum(table.num_rows for table in tables.values())
+    print(f"{day}: {count(total, 'alert')}")
+    for table in tables.values():
+        for alert in table.to_pylist():
+            delivery = "; ".join(states.get(alert["alert_id"], ["not sent"]))
+            print(f"- [{alert['kind']}] {alert['message']}\n  {delivery}")
+    return 0
+
+
+def cmd_alerts_send(args: argparse.Namespace) -> int:
+    from serp_etl.my_sites.alerts import AlertSettingsError
+    from serp_etl.my_sites.notify import AlertSettings, day_rows, notify_day, preview
+
+    problem = _no_warehouse(args.data_dir)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    try:
+        settings = AlertSettings.from_env()
+    except AlertSettingsError as error:
+        print(error, file=sys.stderr)
+        return 2
+    day = args.date or datetime.now(UTC).date().isoformat()
+    tables = _day_alerts(args.data_dir, day)
+    if args.dry_run:
+        rows = [row for provider, table in tables.items()
+                for row in day_rows(provider, day, table, settings.digest)]
+        print("\n\n".join(preview(rows, settings)) or f"nothing to send for {day}")
+        return 0
+    if not settings.channels:
+        print("no channel configured: set SERP_ETL_ALERT_WEBHOOK_URL or "
+              "SERP_ETL_ALERT_SMTP_HOST (README: My sites and alerts)", file=sys.stderr)
+        return 2
+    failed = False
+    for provider, table in tables.items():
+        # Sent by hand: whatever the day's age.
+        notified = notify_day(str(args.data_dir), provider, day, table, settings,
+                              datetime.fromisoformat(day).date())
+        for line in notified.delivery.lines if notified.delivery else []:
+            print(line)
+        failed |= bool(notified.delivery and notified.delivery.failed)
+    return 1 if failed else 0
+
+
 def cmd_sandbox_stats(args: argparse.Namespace) -> int:
     import orjson
 
@@ -311,6 +382,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--provider", choices=["dataforseo", "semscraper"],
                      help="one provider's daily job (default: both, one after the other)")
     run.set_defaults(handler=cmd_run)
+
+    alerts = commands.add_parser("alerts", help="my sites' alerts and their delivery")
+    alerts_commands = alerts.add_subparsers(dest="alerts_command", required=True)
+    listing = alerts_commands.add_parser("list", help="a day's alerts and where each was sent")
+    send = alerts_commands.add_parser(
+        "send", help="send a day's alerts not sent yet (each alert at most once per channel)")
+    send.add_argument("--dry-run", action="store_true",
+                      help="print what would be sent to each channel; send and record nothing")
+    for command, handler in ((listing, cmd_alerts_list), (send, cmd_alerts_send)):
+        command.add_argument("--date", type=_date, help="YYYY-MM-DD (default: today, UTC)")
+        command.set_defaults(handler=handler)
 
     callbacks = commands.add_parser("callbacks", help="receive SemScraper callback deliveries")
     callbacks_commands = callbacks.add_subparsers(dest="callbacks_command", required=True)

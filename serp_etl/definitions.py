@@ -4,6 +4,7 @@ import warnings
 
 import dagster as dg
 
+from serp_etl.defs.alerts import alert_deliveries
 from serp_etl.defs.dataforseo_assets import dataforseo_assets
 from serp_etl.defs.resources import DataForSEOResource, SemScraperResource, WarehouseResource
 from serp_etl.defs.schedules import (
@@ -41,7 +42,8 @@ defs = dg.Definitions(
     jobs=[dataforseo_daily_job, semscraper_daily_job, dataforseo_collect_job,
           semscraper_collect_job],
     schedules=[dataforseo_daily_schedule, semscraper_daily_schedule],
-    sensors=[dataforseo_late_results, semscraper_late_results, imports_recorded],
+    sensors=[dataforseo_late_results, semscraper_late_results, imports_recorded,
+             alert_deliveries],
     resources={
         "warehouse": WarehouseResource(),
         "dataforseo": DataForSEOResource(),

@@ -2,9 +2,10 @@
 script, nothing fetched when it is opened) and a short markdown summary for the Dagster UI.
 
 Everything it shows is read from the ready-made views (``serp_etl.analysis``) with bound
-parameters: rank history lines of each target's leading domains over the last ``HISTORY_DAYS``
-collected days, the pages and domains newly showing each tracked image, spend per day and the
-day's task health.
+parameters. It opens with "My sites": my domains' ranks and moves (``my_ranks``), new sites
+showing my images (``image_reuse``) and the day's alerts (``my_alerts``); then rank history
+lines of each target's leading domains over the last ``HISTORY_DAYS`` collected days, the
+pages and domains newly showing each tracked image, spend per day and the day's task health.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 from serp_etl.core.money import money
+from serp_etl.core.wording import count
 
 if TYPE_CHECKING:
     import duckdb
@@ -65,6 +67,17 @@ def build(connection: duckdb.DuckDBPyConnection, provider: str, day: str) -> Rep
     first_days = _rows(connection, "SELECT count(DISTINCT image_url) AS n FROM image_hosts "
                        "WHERE ? = 'dataforseo' AND date = ? AND is_new_page IS NULL",
                        [provider, day])[0]["n"]
+    my_ranks = _rows(connection, "SELECT group_name, target, location, language, device, "
+                     "domain, rank, previous_rank, rank_change, url, previous_date FROM my_ranks "
+                     "WHERE provider = ? AND date = ? AND (rank IS NOT NULL OR previous_rank "
+                     "IS NOT NULL) ORDER BY group_name, target, location, language, device, "
+                     "domain", [provider, day])
+    new_hosts = _rows(connection, "SELECT group_name, image_url, domain, min(rank) AS rank, "
+                      "arg_min(url, (rank, url)) AS url FROM image_reuse WHERE ? = 'dataforseo' "
+                      "AND date = ? AND is_new_domain GROUP BY ALL ORDER BY group_name, "
+                      "image_url, rank, domain", [provider, day])
+    alerts = _rows(connection, "SELECT message FROM my_alerts WHERE provider = ? AND date = ? "
+                   "ORDER BY kind, message", [provider, day])
     today = health[0] if health else {}
     report = Report(provider, day)
     report.figures = {
@@ -74,16 +87,27 @@ def build(connection: duckdb.DuckDBPyConnection, provider: str, day: str) -> Rep
         "new_pages": len(new_pages), "images_on_first_day": first_days,
         "new_domains": len({(p["image_url"], p["location"], p["language"], p["domain"])
                             for p in new_pages if p["is_new_domain"]}),
+        "my_ranked": sum(r["rank"] is not None for r in my_ranks),
+        "my_moves": sum(bool(r["rank_change"]) or (r["rank"] is None) !=
+                        (r["previous_rank"] is None) for r in my_ranks
+                        if r["previous_date"] is not None),
+        "my_new_hosts": len(new_hosts), "alerts": len(alerts),
     }
     report.markdown = _markdown(report.figures, provider, day)
-    report.html = _page(report, _rank_sections(history, day),
+    report.html = _page(report, _my_sites(my_ranks, new_hosts, alerts, provider),
+                        _rank_sections(history, day),
                         _new_hosts(new_pages, first_days) if provider == "dataforseo" else "",
                         _spend_chart(spend))
     return report
 
 
 def _markdown(figures: dict, provider: str, day: str) -> str:
-    lines = [f"**{provider}, {day}**: {figures['serps']} SERPs and {figures['items']} items "
+    lines = [f"**My sites**: {figures['my_ranked']} of my domains ranked, "
+             f"{figures['my_moves']} moved since the previous collected day"
+             + (f", {figures['my_new_hosts']} new sites showing my images"
+                if provider == "dataforseo" else "")
+             + f"; {count(figures['alerts'], 'alert')}.",
+             f"**{provider}, {day}**: {figures['serps']} SERPs and {figures['items']} items "
              f"from {figures['tasks']} tasks, {money(figures['cost'], figures['currency'])}.",
              "Health: " + (", ".join(f"{state} {figures[state]}" for state in _STATES
                                      if figures[state] or state in ("fetched", "pending"))
@@ -97,6 +121,51 @@ def _markdown(figures: dict, provider: str, day: str) -> str:
                         "time: nothing to compare with yet)" if figures["images_on_first_day"]
                         else "") + ".")
     return "\n\n".join(lines)
+
+
+def _move(row: dict) -> str:
+    before, after = row["previous_rank"], row["rank"]
+    if row["previous_date"] is None:
+        return "first day"
+    if before is None or after is None:
+        return "entered" if before is None else "left"
+    change = before - after
+    return "=" if change == 0 else f"▲ {change}" if change > 0 else f"▼ {-change}"
+
+
+def _my_sites(ranks: list[dict], hosts: list[dict], alerts: list[dict],
+              provider: str) -> str:
+    """The section the report opens with: my domains' ranks and moves, new hosts of my
+    images, the day's alerts."""
+    parts = ["<h2>My sites</h2>"]
+    if alerts:
+        parts.append("<p><b>Alerts</b></p><ul>" + "".join(
+            f"<li>{html.escape(a['message'])}</li>" for a in alerts) + "</ul>")
+    if ranks:
+        rows = "".join(
+            f"<tr><td>{html.escape(r['domain'])}</td><td>{html.escape(r['target'])} <small>"
+            f"{html.escape(' · '.join(str(r[k]) for k in ('location', 'language', 'device')))}"
+            f"</small></td><td>{'' if r['rank'] is None else r['rank']}</td>"
+            f"<td>{'' if r['previous_rank'] is None else r['previous_rank']}</td>"
+            f"<td>{html.escape(_move(r))}</td><td>{html.escape(r['url'] or '')}</td></tr>"
+            for r in ranks)
+        parts.append("<table><tr><th>my domain</th><th>target</th><th>rank</th>"
+                     "<th>before</th><th>move</th><th>page</th></tr>" + rows + "</table>")
+    else:
+        parts.append("<p>No domain of mine ranked for a target of this provider on the day "
+                     "or the one before (my domains: [[sites]] in the targets file).</p>")
+    if provider == "dataforseo":
+        if hosts:
+            parts.append("<p><b>New sites showing my images</b> (not among their allowed "
+                         "domains)</p><table><tr><th>image</th><th>site</th><th>page</th>"
+                         "<th>rank</th></tr>" + "".join(
+                             f"<tr><td>{html.escape(h['image_url'])}</td>"
+                             f"<td>{html.escape(h['domain'] or '')}</td>"
+                             f"<td>{html.escape(h['url'])}</td><td>{h['rank']}</td></tr>"
+                             for h in hosts) + "</table>")
+        else:
+            parts.append("<p>No new site showed my images.</p>")
+    return "".join(parts)
 
 
 def _line_chart(lines: dict[str, list[tuple[int, int]]], days: list[str]) -> str:
@@ -202,7 +271,7 @@ text-align:left;font-size:13px}.chart{width:100%;height:auto;background:#fafafa}
 h3 small{font-weight:normal;color:#666}"""
 
 
-def _page(report: Report, ranks: str, hosts: str, spend: str) -> str:
+def _page(report: Report, mine: str, ranks: str, hosts: str, spend: str) -> str:
     figures = report.figures
     health = "".join(f"<tr><th>{state}</th><td>"
                      f"{'not known (imported)' if figures[state] is None else figures[state]}"
@@ -210,7 +279,7 @@ def _page(report: Report, ranks: str, hosts: str, spend: str) -> str:
     title = f"serp-etl {report.provider} report, {report.day}"
     return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
-            f"<h1>{html.escape(title)}</h1>"
+            f"<h1>{html.escape(title)}</h1>{mine}"
             f"<p id=\"summary\">{figures['serps']} SERPs, {figures['items']} items, "
             f"{figures['tasks']} tasks, cost "
             f"{html.escape(money(figures['cost'], figures['currency']))}.</p>"

@@ -16,6 +16,7 @@ import dagster as dg
 
 from serp_etl.core.money import money
 from serp_etl.core.wording import count
+from serp_etl.my_sites.alerts import ALERTS_CHECK
 
 PROVIDERS = ("dataforseo", "semscraper")
 # Where each provider's submit step puts what it posted cost: (metadata key, currency, how
@@ -66,12 +67,17 @@ class RunSummary:
             paid = f", {self.posted_cost}" if self.posted_cost else ""
             lines.append(f"  posted {count(self.posted, 'task')}{paid}"
                          + (f" ({self.not_posted_because})" if self.not_posted_because else ""))
-        failed = [c for c in self.checks if not c.passed]
+        # The alerts check fails to be seen in the UI; here it is news, not a failure.
+        alerts = [c for c in self.checks if c.name == ALERTS_CHECK and not c.passed]
+        failed = [c for c in self.checks if not c.passed and c not in alerts]
         passed = [c.name for c in self.checks if c.passed]
         lines.append(f"  checks: {len(passed)} passed"
                      + (f" ({', '.join(sorted(set(passed)))})" if passed else "")
                      + f", {len(failed)} failed")
         lines += [f"    FAILED {c.name} ({c.severity}): {c.description}" for c in failed]
+        for check in alerts:
+            first, *more = (check.description or "alerts").splitlines()
+            lines += [f"  my sites: {first}", *(f"    {line}" for line in more)]
         lines += [f"  step failed: {failure}" for failure in self.failures]
         lines += [f"  report: {path}" for path in self.reports]
         return lines

@@ -1,7 +1,7 @@
 """``serp-etl targets check``: the targets file read and checked as a run would, without a run
 and without a paid call: both providers' targets, against each provider's own locations and
 languages (the warehouse's latest snapshot of them; in sandbox mode, with none yet, the
-sandbox's lists).
+sandbox's lists), and what is mine (``[[sites]]``, each target's group and allowed domains).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import pyarrow.parquet as pq
 from serp_etl.core.mode import Mode
 from serp_etl.core.targets import TargetConfigError
 from serp_etl.core.warehouse import Warehouse
+from serp_etl.core.wording import count
+from serp_etl.my_sites.config import load_my_sites
 from serp_etl.providers.credentials import run_mode
 from serp_etl.providers.dataforseo.targets import check_reference, load_targets
 from serp_etl.providers.semscraper.targets import check_locations, load_scrapes
@@ -85,6 +87,15 @@ def check_targets(path: Path, data_dir: Path) -> list[str]:
     elif keywords:
         lines.append("semscraper: locations not checked: no snapshot yet (materialize "
                      "semscraper/locations, free)")
+    try:
+        mine = load_my_sites(path)
+    except TargetConfigError as error:
+        errors.append(error)
+    else:
+        grouped = sum(group in mine.groups for group in mine.targets.values())
+        lines.append(f"my sites: {count(len(mine.groups), 'group')} of sites, "
+                     f"{grouped} of {count(len(mine.targets), 'target')} in one of them, "
+                     f"{count(len(mine.allowed), 'image')} with allowed domains")
     if errors:
         raise TargetConfigError.joined(errors)
     return lines

@@ -4,12 +4,14 @@ published. For the analysis views and the daily report."""
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import httpx
 
 from serp_etl import catalog
+from serp_etl.core.targets import TARGETS_FILE
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.dataforseo import pipeline as dataforseo_pipeline
 from serp_etl.providers.dataforseo.tables import TABLES as DATAFORSEO
@@ -31,6 +33,9 @@ def build(data_dir: Path, days: list[str] = DAYS, drift: bool = False) -> Wareho
     """Run both providers' day, for each of ``days``, into ``data_dir``; the warehouse. With
     ``drift``, DataForSEO sends the odd undocumented item type."""
     warehouse = Warehouse(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    # The views read what is mine from the data dir's targets file, as a run's would.
+    shutil.copyfile(EXAMPLE_TARGETS, data_dir / TARGETS_FILE)
     clock = FakeClock(0)
     sandboxes = data_dir.parent / "sandboxes"
     dataforseo = DataForSEOSandbox(sandboxes / "dataforseo.sqlite", ready_seconds=30,

@@ -70,7 +70,7 @@ def test_one_materialization_fills_every_dataforseo_table_and_a_rerun_posts_noth
 
     counts = row_counts(data_dir)
     expected = {f"dataforseo_{t}" for t in [*FLAT_SCHEMAS, "tasks", "responses", "locations",
-                                            "languages"]}
+                                            "languages", "alerts"]}
 
     assert set(views.table_views(Warehouse(data_dir))) == expected  # the tables written
     assert set(counts) == EVERY_VIEW  # and a view of every table, empty until it has data
@@ -193,7 +193,7 @@ def test_one_materialization_fills_every_semscraper_table_and_a_rerun_creates_no
     counts = row_counts(data_dir)
     assert set(views.table_views(Warehouse(data_dir))) == {
         "semscraper_locations", "semscraper_tasks", "semscraper_responses",
-        "semscraper_serps", "semscraper_items"}
+        "semscraper_serps", "semscraper_items", "semscraper_alerts"}
     assert set(counts) == EVERY_VIEW
     assert counts["semscraper_serps"] == 3 and counts["semscraper_items"] > 20
     with catalog.connect(data_dir) as con:

@@ -85,7 +85,8 @@ def test_the_report_asset_writes_the_page_and_shows_its_summary(warehouse):
     (event,) = result.asset_materializations_for_node("dataforseo__report")
     path = report_path(str(warehouse.data_dir), "dataforseo", DAY)
     assert event.metadata["report"].value == str(path.resolve())
-    assert event.metadata["summary"].value.startswith(f"**dataforseo, {DAY}**")
+    summary = event.metadata["summary"].value
+    assert summary.startswith("**My sites**: ") and f"\n\n**dataforseo, {DAY}**: " in summary
     assert path.read_text().startswith("<!doctype html>")
     assert not list(path.parent.glob(".*.tmp"))
 

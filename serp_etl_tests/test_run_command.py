@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from serp_etl.runner import CheckOutcome, RunSummary
 from serp_etl_tests.conftest import TEST_START_DATE, TODAY
 
 REPOSITORY = Path(__file__).parent.parent
@@ -32,9 +33,9 @@ def test_a_run_from_the_terminal_ends_with_its_summary_and_stays_in_the_history(
     lines = done.stdout.splitlines()
     assert lines[0].startswith(f"dataforseo_daily {TODAY}: SUCCESS in ")
     assert lines[1] == "  posted 6 tasks, 0.0054 USD"
-    assert lines[2] == ("  checks: 6 passed (collection_complete, decoding_repairs, "
-                        "items_accounted_for, schema_drift, spend_reconciled, targets_valid), "
-                        "0 failed")
+    assert lines[2] == ("  checks: 7 passed (collection_complete, decoding_repairs, "
+                        "items_accounted_for, my_sites_unchanged, schema_drift, "
+                        "spend_reconciled, targets_valid), 0 failed")
     assert lines[3] == f"  report: {data_dir / 'reports' / 'dataforseo' / TODAY}.html"
     assert "Warning" not in done.stderr and "Traceback" not in done.stderr
     with dg.DagsterInstance.from_config(str(data_dir / "dagster")) as instance:
@@ -53,6 +54,16 @@ def test_a_run_from_the_terminal_ends_with_its_summary_and_stays_in_the_history(
     assert refused.returncode == 1
     assert "    FAILED targets_valid (ERROR): " in refused.stdout
     assert "dataforseo target #7 ('ftp://x'): image_url must be" in refused.stdout
+
+
+def test_a_days_alerts_are_news_in_the_summary_not_a_failure():
+    summary = RunSummary("semscraper_daily", "2026-03-03", "0123456789", "SUCCESS", 1.0, checks=[
+        CheckOutcome("my_sites_unchanged", False, "WARN",
+                     "1 alert on 2026-03-03:\nshop.example for 'x' (fr) rose 8 places"),
+        CheckOutcome("schema_drift", True, "WARN", "")])
+    assert summary.ok and summary.lines()[1:] == [
+        "  checks: 1 passed (schema_drift), 0 failed",
+        "  my sites: 1 alert on 2026-03-03:", "    shop.example for 'x' (fr) rose 8 places"]
 
 
 def test_a_day_before_the_partitions_start_names_the_setting(data_dir):

@@ -29,6 +29,7 @@ from serp_etl.core.raw import (
     publish_raw,
 )
 from serp_etl.core.warehouse import Warehouse
+from serp_etl.my_sites.alerts import ALERT_COLUMNS, ALERTS_SCHEMA, ALERTS_TABLE
 from serp_etl.state.ledger import Ledger, TaskRecord, content_hash
 
 TASKS_TABLE = "tasks"
@@ -65,11 +66,13 @@ class ProviderTables:
         """Every table this provider writes -> its schema."""
         return {TASKS_TABLE: self.tasks_schema, RAW_TABLE: self.responses_schema,
                 QUARANTINE_TABLE: QUARANTINE_SCHEMA, **self.flat_schemas,
-                **self.reference_schemas}
+                **self.reference_schemas, ALERTS_TABLE: ALERTS_SCHEMA}
 
     def docs(self, table: str) -> dict[str, str]:
         """Column -> what it holds, for every column of ``table``."""
         schema = self.schemas()[table]
+        if table == ALERTS_TABLE:
+            return dict(ALERT_COLUMNS)
         return {**{name: SHARED[name] for name in schema.names if name in SHARED},
                 **self.column_docs.get(table, {})}
 

@@ -1,6 +1,7 @@
 """The warehouse's DuckDB views, kept in a database file that any DuckDB client opens.
 
-``<data dir>/serp.duckdb`` holds one view per table, ``<provider>_<table>``, and no data. Each
+``<data dir>/serp.duckdb`` holds one view per table, ``<provider>_<table>``, and no data but
+a few rows of the user's settings (``my_sites``) that the derived views read. Each
 view reads the table's Parquet parts with ``date`` (a DATE) from the hive path, through one
 ``read_parquet`` per schema generation: the parts written with one schema share a tag at the
 start of their names (``core.parquet``), so binding a view opens one footer per generation, not
@@ -209,17 +210,21 @@ def empty_view_sql(view: str, schema: pa.Schema, types: dict[str, str]) -> str:
             "CAST(NULL AS DATE) AS date WHERE false")
 
 
-def definitions_digest(schemas: Mapping[str, pa.Schema],
-                       derived: Sequence[DerivedView]) -> str:
-    """What this serp-etl defines: every table's schema and every derived view's text."""
+def definitions_digest(schemas: Mapping[str, pa.Schema], derived: Sequence[DerivedView],
+                       settings: Mapping[str, pa.Table] | None = None) -> str:
+    """What this serp-etl defines: every table's schema, every derived view's text, and the
+    settings tables the derived views read (their content)."""
     text = json.dumps({"schemas": {view: _own_tag(schema) for view, schema in schemas.items()},
-                       "derived": [[v.name, v.description, v.select] for v in derived]},
-                      sort_keys=True)
+                       "derived": [[v.name, v.description, v.select] for v in derived],
+                       "settings": {name: table.to_pylist()
+                                    for name, table in (settings or {}).items()}},
+                      sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def signature(warehouse: Warehouse, found: Mapping[str, Mapping[str | None, list[PurePath]]],
-              schemas: Mapping[str, pa.Schema], derived: Sequence[DerivedView]) -> dict:
+              schemas: Mapping[str, pa.Schema], derived: Sequence[DerivedView],
+              settings: Mapping[str, pa.Table] | None = None) -> dict:
     """What the views file is built from: where the warehouse is (the views hold its path),
     each table's generations (on object storage, with their parts, which the views name),
     the schema this serp-etl reads it as, and the derived views. The same signature, the
@@ -229,7 +234,7 @@ def signature(warehouse: Warehouse, found: Mapping[str, Mapping[str | None, list
         return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
 
     return {"root": _root(warehouse),
-            "definitions": definitions_digest(schemas, derived),
+            "definitions": definitions_digest(schemas, derived, settings),
             "views": {view: {"generations": sorted(tag or "" for tag in tags),
                              "schema": _own_tag(schemas.get(view)),
                              **({"parts": parts_digest(tags)} if warehouse.storage.shared
@@ -256,13 +261,15 @@ def recorded_signature(warehouse: Warehouse, kind: ViewsFile = FOR_TOOLS) -> dic
 
 
 def refresh(warehouse: Warehouse, schemas: Mapping[str, pa.Schema],
-            derived: Sequence[DerivedView] = (), kind: ViewsFile = FOR_TOOLS) -> Path:
+            derived: Sequence[DerivedView] = (), kind: ViewsFile = FOR_TOOLS,
+            settings: Mapping[str, pa.Table] | None = None) -> Path:
     """Write the views file anew if what the warehouse holds (its tables and their schema
     generations, not its days: a view's globs find new days by themselves) or this serp-etl's
-    schemas or derived views changed since it was written; its path. Every table of
-    ``schemas`` gets a view, an empty one until its first part."""
+    schemas, derived views or settings tables changed since it was written; its path. Every
+    table of ``schemas`` gets a view, an empty one until its first part; every settings table
+    (a few rows of the user's settings, which derived views read) is written as a table."""
     found = scan(warehouse)
-    wanted = signature(warehouse, found, schemas, derived)
+    wanted = signature(warehouse, found, schemas, derived, settings)
     target = kind.path(warehouse)
     if recorded_signature(warehouse, kind) == wanted:
         return target
@@ -271,7 +278,7 @@ def refresh(warehouse: Warehouse, schemas: Mapping[str, pa.Schema],
         raise ViewsError(f"the warehouse path {root} has a character DuckDB reads as a glob "
                          f"pattern ({''.join(sorted(_GLOB_CHARACTERS & set(root)))}): move "
                          "the data dir to a path without it")
-    _write(warehouse, found, schemas, derived, kind)
+    _write(warehouse, found, schemas, derived, kind, settings or {})
     # After the views file: a crash between the two leaves an old signature, and the next
     # refresh writes the views again.
     publish_text(signature_path(warehouse, kind), json.dumps(wanted, indent=1))
@@ -280,7 +287,7 @@ def refresh(warehouse: Warehouse, schemas: Mapping[str, pa.Schema],
 
 def _write(warehouse: Warehouse, found: Mapping[str, Mapping[str | None, list[PurePath]]],
            schemas: Mapping[str, pa.Schema], derived: Sequence[DerivedView],
-           kind: ViewsFile) -> None:
+           kind: ViewsFile, settings: Mapping[str, pa.Table]) -> None:
     """Write the views file of ``kind``, whole (a temp file, then a rename): its views name
     the warehouse's files by their path, or through the read-only file system."""
     import duckdb
@@ -334,6 +341,12 @@ def _write(warehouse: Warehouse, found: Mapping[str, Mapping[str | None, list[Pu
             missing = {view: schema for view, schema in schemas.items() if view not in found}
             for view, types in _target_types(connection, missing).items():
                 connection.execute(empty_view_sql(view, missing[view], types))
+            for name, table in settings.items():
+                # Rows passed as an Arrow table: no value of the user's is written into SQL.
+                connection.register("settings_rows", table)
+                connection.execute(f"CREATE TABLE {_identifier(name)} AS "
+                                   "SELECT * FROM settings_rows")
+                connection.unregister("settings_rows")
             for view in derived:
                 connection.execute(f"CREATE VIEW {_identifier(view.name)} AS {view.select}")
                 connection.execute(f"COMMENT ON VIEW {_identifier(view.name)} IS "
@@ -349,17 +362,19 @@ def _write(warehouse: Warehouse, found: Mapping[str, Mapping[str | None, list[Pu
 
 
 def current(warehouse: Warehouse, schemas: Mapping[str, pa.Schema],
-            derived: Sequence[DerivedView] = (), kind: ViewsFile = FOR_TOOLS) -> bool:
+            derived: Sequence[DerivedView] = (), kind: ViewsFile = FOR_TOOLS,
+            settings: Mapping[str, pa.Table] | None = None) -> bool:
     """Whether the views file serves this warehouse as this serp-etl reads it, by what costs
-    the same however long the history: it was written for this data dir and these schemas
-    and derived views, and every table of the warehouse has a view. (A new schema generation
-    comes only from a writer of another serp-etl, which refreshes the file itself.)"""
+    the same however long the history: it was written for this data dir and these schemas,
+    derived views and settings, and every table of the warehouse has a view. (A new schema
+    generation comes only from a writer of another serp-etl, which refreshes the file
+    itself.)"""
     recorded = recorded_signature(warehouse, kind)
     if recorded is None or recorded.get("root") != _root(warehouse):
         return False  # none yet, or the data dir moved
     if warehouse.storage.shared:  # its views name every part: the commits say if they changed
-        return recorded == signature(warehouse, scan(warehouse), schemas, derived)
-    if recorded.get("definitions") != definitions_digest(schemas, derived):
+        return recorded == signature(warehouse, scan(warehouse), schemas, derived, settings)
+    if recorded.get("definitions") != definitions_digest(schemas, derived, settings):
         return False
     known = recorded.get("views", {})
     if any(entry["schema"] != _own_tag(schemas.get(view)) for view, entry in known.items()):

@@ -10,6 +10,7 @@ import dagster as dg
 from serp_etl.core.money import closed_day_reason
 from serp_etl.core.quality import QualityResult
 from serp_etl.core.warehouse import Warehouse
+from serp_etl.defs.alerts import alerts_asset
 from serp_etl.defs.provider_assets import (
     FlatCheck,
     ProviderAssets,
@@ -120,4 +121,5 @@ DATAFORSEO = ProviderAssets(
     ],
 )
 
-dataforseo_assets = [*build_provider_assets(DATAFORSEO), report_asset(DATAFORSEO)]
+dataforseo_assets = [*build_provider_assets(DATAFORSEO), alerts_asset(DATAFORSEO),
+                     report_asset(DATAFORSEO)]

@@ -13,6 +13,7 @@ from serp_etl.defs.deployment import step_warehouse
 from serp_etl.defs.metadata import OWNERS
 from serp_etl.defs.partitions import daily_partitions
 from serp_etl.defs.provider_assets import FREE_STEP_RETRIES, ProviderAssets, ends_on_interrupt
+from serp_etl.my_sites.alerts import ALERTS_TABLE
 
 REPORT = "report"
 
@@ -25,7 +26,8 @@ def report_asset(spec: ProviderAssets) -> dg.AssetsDefinition:
     name = spec.tables.name
 
     @dg.asset(key=spec.key(REPORT), group_name=name, partitions_def=daily_partitions,
-              deps=[spec.key(TASKS_TABLE), *(spec.key(t) for t in spec.tables.item_tables)],
+              deps=[spec.key(TASKS_TABLE), *(spec.key(t) for t in spec.tables.item_tables),
+                    spec.key(ALERTS_TABLE)],
               kinds={"python", "html"}, owners=OWNERS, retry_policy=FREE_STEP_RETRIES,
               required_resource_keys={"warehouse"},
               description=f"The day's {name} report: one self-contained HTML page (rank "

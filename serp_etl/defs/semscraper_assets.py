@@ -11,6 +11,7 @@ import dagster as dg
 from serp_etl.core.money import closed_day_reason
 from serp_etl.core.quality import QualityResult
 from serp_etl.core.warehouse import Warehouse
+from serp_etl.defs.alerts import alerts_asset
 from serp_etl.defs.provider_assets import (
     ProviderAssets,
     ReferenceTable,
@@ -104,4 +105,5 @@ SEMSCRAPER = ProviderAssets(
                         if entry.get("location") and entry.get("language")])],
 )
 
-semscraper_assets = [*build_provider_assets(SEMSCRAPER), report_asset(SEMSCRAPER)]
+semscraper_assets = [*build_provider_assets(SEMSCRAPER), alerts_asset(SEMSCRAPER),
+                     report_asset(SEMSCRAPER)]

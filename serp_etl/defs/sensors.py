@@ -31,6 +31,7 @@ from serp_etl.defs.provider_assets import ProviderAssets
 from serp_etl.defs.reports import REPORT
 from serp_etl.defs.resources import WarehouseResource
 from serp_etl.defs.semscraper_assets import SEMSCRAPER
+from serp_etl.my_sites.alerts import ALERTS_TABLE
 
 SENSOR_INTERVAL_SECONDS = 300
 IMPORTS_INTERVAL_SECONDS = 30
@@ -44,9 +45,9 @@ def collect_job(spec: ProviderAssets) -> dg.UnresolvedAssetJobDefinition:
         f"{tables.name}_collect",
         selection=dg.AssetSelection.assets(spec.key(RAW_TABLE),
                                            *(spec.key(t) for t in tables.flat_schemas),
-                                           spec.key(REPORT)),
+                                           spec.key(ALERTS_TABLE), spec.key(REPORT)),
         description=f"Collect and flatten a day's late {tables.name} results, and redo its "
-                    "report (no posting).")
+                    "alerts and report (no posting).")
 
 
 def late_results_sensor(spec: ProviderAssets,

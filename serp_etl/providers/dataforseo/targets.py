@@ -7,10 +7,14 @@
     priority = 1                                   # optional: 1 normal (default), 2 high
     max_crawl_pages = 1                            # optional: 1 to 100
     calculate_rectangles = false                   # optional: pixel rectangles, double price
+    group = "acme"                                 # optional: whose it is (``my_sites``)
+    allowed_domains = ["licensee.com"]             # optional: where it may be shown
 
 Each target becomes one task a day. Its tag, the key that finds a posted task again after a
 crash, is derived from the partition date and every field above: the same target on the same
-date is never posted twice; a changed field is a different task.
+date is never posted twice; a changed field is a different task. ``group`` and
+``allowed_domains`` say whose the image is (``serp_etl.my_sites.config``): they are left out of
+the target, its tag and its task.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from serp_etl.core.targets import (
     read_toml,
     target_name,
 )
+from serp_etl.my_sites.config import OWNERSHIP_FIELDS, target_fields
 from serp_etl.providers.dataforseo import settings
 
 TAG_PREFIX = "serp-etl"
@@ -82,7 +87,8 @@ def _target(entry: object) -> ImageTarget:
         raise _Invalid("expected a table of fields")
     unknown = sorted(set(entry) - set(_TYPES))
     if unknown:
-        raise _Invalid(f"unknown field(s) {', '.join(unknown)}; known: {', '.join(_TYPES)}")
+        known = ", ".join([*_TYPES, *sorted(OWNERSHIP_FIELDS[settings.PROVIDER])])
+        raise _Invalid(f"unknown field(s) {', '.join(unknown)}; known: {known}")
     for name, value in entry.items():
         if type(value) is not _TYPES[name]:
             raise _Invalid(f"{name} must be {_TYPES[name].__name__}, got {value!r}")
@@ -118,7 +124,8 @@ def parse_targets(text: str, source: str = TARGETS_FILE) -> list[ImageTarget]:
     first_seen: dict[ImageTarget, int] = {}
     for number, entry in enumerate(entries, start=1):
         try:
-            target = _target(entry)
+            target = _target(target_fields(entry, settings.PROVIDER)
+                             if isinstance(entry, dict) else entry)
         except _Invalid as error:
             problems.append(f"{_name(number, entry)}: {error}")
             continue

@@ -8,9 +8,10 @@
     depth = 1                       # optional: 1 (about 10 results) to 10 (about 100)
     priority = 1                    # optional: 1 to 10, higher first
     geolocation = "Paris, France"   # optional: city, department or country
+    group = "acme"                  # optional: whose it is (``my_sites``; not part of the key)
 
-Each target becomes one scrape a day; its key (date + every field above) keeps it from being
-scraped twice on a date.
+Each target becomes one scrape a day; its key (date + every field above but ``group``) keeps it
+from being scraped twice on a date.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from serp_etl.core.targets import (
     read_toml,
     target_name,
 )
+from serp_etl.my_sites.config import target_fields
 from serp_etl.providers.semscraper.client import InvalidScrape, Scrape
 from serp_etl.providers.semscraper.settings import PROVIDER
 
@@ -44,6 +46,7 @@ def parse_scrapes(text: str, source: str) -> list[Scrape]:
         if not isinstance(entry, dict):
             problems.append(f"{name}: expected a table of fields")
             continue
+        entry = target_fields(entry, PROVIDER)
         unknown = sorted(set(entry) - _FIELDS)
         if unknown:
             problems.append(f"{name}: unknown field(s) {', '.join(unknown)}")
