@@ -16,7 +16,7 @@ import dagster as dg
 
 from serp_etl.core.money import money
 from serp_etl.core.wording import count
-from serp_etl.my_sites.alerts import ALERTS_CHECK
+from serp_etl.my_sites.alerts import ALERTS_CHECK, ALERTS_TABLE
 
 PROVIDERS = ("dataforseo", "semscraper")
 # Where each provider's submit step puts what it posted cost: (metadata key, currency, how
@@ -53,6 +53,7 @@ class RunSummary:
     checks: list[CheckOutcome] = field(default_factory=list)
     reports: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    alert_delivery: dict = field(default_factory=dict)  # the alerts step's delivery metadata
 
     @property
     def ok(self) -> bool:
@@ -78,6 +79,10 @@ class RunSummary:
         for check in alerts:
             first, *more = (check.description or "alerts").splitlines()
             lines += [f"  my sites: {first}", *(f"    {line}" for line in more)]
+        if self.alert_delivery:
+            lines.append("  alerts: " + ", ".join(
+                f"{key.removeprefix('alerts_').replace('_', ' ')} {value}"
+                for key, value in self.alert_delivery.items()))
         lines += [f"  step failed: {failure}" for failure in self.failures]
         lines += [f"  report: {path}" for path in self.reports]
         return lines
@@ -104,6 +109,9 @@ def summarize(instance: dg.DagsterInstance, run_id: str, seconds: float) -> RunS
                 if metadata.get(key) is not None:
                     summary.posted_cost = about + money(metadata[key], currency)
                 summary.not_posted_because = metadata.get("not_posted_because")
+            if table == ALERTS_TABLE:
+                summary.alert_delivery = {k: v for k, v in metadata.items()
+                                          if k.startswith("alerts_") and v}
             if table == "report" and metadata.get("report"):
                 summary.reports.append(metadata["report"])
         elif event.event_type is dg.DagsterEventType.ASSET_CHECK_EVALUATION:

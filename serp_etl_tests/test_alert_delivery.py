@@ -155,6 +155,20 @@ def test_a_receiver_that_refuses_is_not_asked_again(data_dir, receiver):
     assert len(receiver.requests) == 1
 
 
+def test_the_outbox_keeps_its_records_on_either_state_database(state_location):
+    alert = {"alert_id": "a1", "date": DAY, "kind": "rank_rise", "message": "up"}
+    with Outbox(state_location) as outbox:
+        assert outbox.enqueue([alert], ["webhook", "email"], now=5.0) == 2
+        assert outbox.enqueue([alert], ["webhook"], now=5.0) == 0
+        (taken,) = outbox.claim("webhook", now=5.0)
+        assert (taken.alert, taken.attempts, taken.state) == (alert, 1, "sending")
+        outbox.settle([taken], "delivered")
+        outbox.settle(outbox.claim("email", now=5.0), "pending", "HTTP 503", 99.0)
+        assert outbox.claim("email", now=98.0) == []
+        assert [(r.channel, r.state, r.last_error) for r in outbox.records(DAY)] == [
+            ("email", "pending", "HTTP 503"), ("webhook", "delivered", None)]
+
+
 def test_two_senders_never_send_one_alert_twice(data_dir):
     with Outbox(data_dir / "state" / "alerts.sqlite") as one, \
             Outbox(data_dir / "state" / "alerts.sqlite") as other:
@@ -208,10 +222,11 @@ class Mailbox:
         return "250 OK"
 
 
-@pytest.fixture
-def smtp_server(tmp_path: Path, monkeypatch):
-    """An SMTP server on loopback that requires STARTTLS (a test CA's certificate, trusted
-    by this process only) and a login."""
+@pytest.fixture(params=["starttls"])
+def smtp_server(request, tmp_path: Path, monkeypatch):
+    """An SMTP server on loopback that requires STARTTLS (or speaks TLS from the start: the
+    ``tls`` param) with a test CA's certificate, trusted by this process only, and a
+    login."""
     import trustme
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult
@@ -231,19 +246,26 @@ def smtp_server(tmp_path: Path, monkeypatch):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     mailbox = Mailbox()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port, tls_context=context,
-                            require_starttls=True, authenticator=login, auth_required=True)
+    # aiosmtpd tells TLS from the start from no TLS at all only through STARTTLS: with
+    # implicit TLS, its login must be allowed without it.
+    security = {"ssl_context": context, "auth_require_tls": False} if request.param == "tls" \
+        else {"tls_context": context, "require_starttls": True}
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port, authenticator=login,
+                            auth_required=True, **security)
     controller.start()
     try:
-        yield mailbox, port
+        yield mailbox, port, request.param
     finally:
         controller.stop()
 
 
-def test_email_goes_over_starttls_with_a_login_and_is_retried(data_dir, smtp_server):
-    mailbox, port = smtp_server
+@pytest.mark.parametrize("smtp_server", ["starttls", "tls"], indirect=True)
+# The implicit-TLS server allows a login "without TLS" as aiosmtpd sees it (see smtp_server).
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_email_goes_over_tls_with_a_login_and_is_retried(data_dir, smtp_server):
+    mailbox, port, security = smtp_server
     mailbox.failures = 1
-    email = Email("127.0.0.1", port, "starttls", "serp-etl@example.org",
+    email = Email("127.0.0.1", port, security, "serp-etl@example.org",
                   ("seo@example.org",), "alerts", PASSWORD)
     sleeps = Sleeps()
     notified = notify_day(str(data_dir), "semscraper", DAY, alerts_of(data_dir),
@@ -258,7 +280,7 @@ def test_email_goes_over_starttls_with_a_login_and_is_retried(data_dir, smtp_ser
     assert message["To"] == "seo@example.org" and "@serp-etl>" in message["Message-ID"]
     assert "#10 -> #2" in message.get_content()
     # A wrong password is a refusal, said without the password.
-    wrong = Email("127.0.0.1", port, "starttls", "a@example.org", ("b@example.org",),
+    wrong = Email("127.0.0.1", port, security, "a@example.org", ("b@example.org",),
                   "alerts", "not-" + PASSWORD)
     with Outbox(None) as outbox:
         outbox.enqueue([{**alerts_of(data_dir).to_pylist()[0], "date": DAY}], ["email"], 0)
@@ -268,8 +290,15 @@ def test_email_goes_over_starttls_with_a_login_and_is_retried(data_dir, smtp_ser
 
 
 def test_a_run_delivers_once_shows_the_alerts_and_never_a_secret(data_dir, receiver,
-                                                                  monkeypatch, caplog):
+                                                                  smtp_server, monkeypatch,
+                                                                  caplog):
     monkeypatch.setenv("SERP_ETL_ALERT_WEBHOOK_URL", receiver.url)
+    wrong = "Wr0ng-Pa55-for-the-log"  # the mail server refuses it: said without it
+    for name, value in {"HOST": "127.0.0.1", "PORT": str(smtp_server[1]), "USER": "alerts",
+                        "PASSWORD": wrong}.items():
+        monkeypatch.setenv(f"SERP_ETL_ALERT_SMTP_{name}", value)
+    monkeypatch.setenv("SERP_ETL_ALERT_EMAIL_FROM", "serp-etl@example.org")
+    monkeypatch.setenv("SERP_ETL_ALERT_EMAIL_TO", "seo@example.org")
     monkeypatch.setenv("SERP_ETL_ALERT_MAX_AGE_DAYS", "100000")  # the days are in the past
     monkeypatch.setattr(delivery, "IMMEDIATE_DELAYS", (0.0, 0.0))
     monkeypatch.setattr(delivery, "LATER_DELAY_SECONDS", 0)  # the next run may try again
@@ -295,7 +324,9 @@ def test_a_run_delivers_once_shows_the_alerts_and_never_a_secret(data_dir, recei
         "alerts_delivered"].value == 0
     logged = "\n".join(repr(entry) for r in (first, second, third)
                        for entry in instance.all_logs(r.run_id))
-    assert TOKEN not in logged + caplog.text and "HTTP 503" in logged
+    assert "HTTP 503" in logged and "refused: SMTP 535" in logged
+    assert TOKEN not in logged + caplog.text and wrong not in logged + caplog.text
+    assert event.metadata["alerts_failed"].value == 1  # the e-mail, refused for good
     with catalog.connect(data_dir) as connection:
         assert connection.execute("SELECT kind, before, after FROM my_alerts WHERE date = ?",
                                   [DAY]).fetchall() == [("rank_rise", 10, 2)]

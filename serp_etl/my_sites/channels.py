@@ -156,6 +156,8 @@ class Email:
                 server.send_message(email)
         except smtplib.SMTPRecipientsRefused as error:
             raise Refused(f"recipients refused: {', '.join(error.recipients)}") from None
+        except smtplib.SMTPNotSupportedError as error:  # no STARTTLS, no login: the server's
+            raise Refused(f"{type(error).__name__}: {error}") from None
         except smtplib.SMTPResponseException as error:
             text = f"SMTP {error.smtp_code}: {error.smtp_error!r}"
             raise (Refused if error.smtp_code >= 500 else Retryable)(text) from None

@@ -74,8 +74,10 @@ class Notified:
     def metadata(self) -> dict:
         if self.not_sent_because:
             return {"alerts_not_sent_because": self.not_sent_because}
-        if self.delivery is None:
-            return {"dry_run_messages": len(self.would_send)}
+        if self.would_send:
+            return {"alerts_dry_run_messages": len(self.would_send)}
+        if self.delivery is None:  # nothing to send
+            return {}
         return {"alerts_delivered": self.delivery.delivered,
                 "alerts_retrying": self.delivery.retrying,
                 "alerts_failed": self.delivery.failed, "alerts_unsure": self.delivery.unsure}
@@ -108,10 +110,12 @@ def notify_day(data_dir: str, provider: str, day: str, alerts: pa.Table,
                clock: Callable[[], float] = time.time,
                sleep: Callable[[float], None] = time.sleep) -> Notified:
     """Record and deliver the day's alerts as ``settings`` say (see the module's text)."""
+    rows = day_rows(provider, day, alerts, settings.digest)
+    if not rows:
+        return Notified()
     if is_backfill(day, today, settings.max_age_days):
         return Notified(not_sent_because=f"{day} is more than {settings.max_age_days} days "
                         f"old: its alerts are kept in the table, not sent ({MAX_AGE_ENV})")
-    rows = day_rows(provider, day, alerts, settings.digest)
     if settings.dry_run:
         return Notified(would_send=preview(rows, settings))
     if not settings.channels:
