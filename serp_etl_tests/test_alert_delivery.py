@@ -169,6 +169,54 @@ def test_the_outbox_keeps_its_records_on_either_state_database(state_location):
             ("email", "pending", "HTTP 503"), ("webhook", "delivered", None)]
 
 
+def test_a_receiver_failing_for_hours_is_given_up_after_the_last_round(data_dir, receiver):
+    receiver.failures = 10**6
+    webhook = Webhook(receiver.url)
+    with Outbox(None) as outbox:
+        outbox.enqueue([{**alerts_of(data_dir).to_pylist()[0], "date": DAY}], ["webhook"], 0)
+        waits = []
+        for round_ in range(1, delivery.MAX_ATTEMPTS + 1):
+            now = 1e9 * round_  # later than any wait
+            report = deliver(outbox, [webhook], clock=lambda now=now: now, sleep=Sleeps())
+            waits += [line.rsplit(" in ", 1)[-1] for line in report.lines if "again" in line]
+        assert waits == ["300 s", "600 s", "1200 s", "2400 s"] + ["3600 s"] * 4
+        assert report.failed == 1 and report.lines[0].startswith("gave up on 1 alert(s)")
+        assert outbox.records()[0].state == "failed"
+    assert len(receiver.requests) == 3 * delivery.MAX_ATTEMPTS
+
+
+def test_a_send_that_got_no_answer_is_never_sent_again(data_dir):
+    """The receiver reads the request and hangs up without an answer: it may have acted on
+    it, so the alert is not sent again (at most once)."""
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    seen = []
+
+    def hang_up() -> None:
+        while True:
+            try:
+                connection, _ = server.accept()
+            except OSError:
+                return
+            with connection:
+                seen.append(connection.recv(65536))
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    webhook = Webhook(f"http://127.0.0.1:{server.getsockname()[1]}/hooks/{TOKEN}")
+    try:
+        with Outbox(None) as outbox:
+            outbox.enqueue([{**alerts_of(data_dir).to_pylist()[0], "date": DAY}],
+                           ["webhook"], 0)
+            report = deliver(outbox, [webhook], clock=lambda: 1.0, sleep=Sleeps())
+            assert report.unsure == 1 and outbox.records()[0].state == "unsure"
+            assert deliver(outbox, [webhook], clock=lambda: 1e12).lines == []
+    finally:
+        server.close()
+    assert len(seen) == 1 and seen[0].startswith(b"POST /hooks/")
+    assert TOKEN not in " ".join(report.lines)
+
+
 def test_two_senders_never_send_one_alert_twice(data_dir):
     with Outbox(data_dir / "state" / "alerts.sqlite") as one, \
             Outbox(data_dir / "state" / "alerts.sqlite") as other:

@@ -159,6 +159,11 @@ def _message(day: str, alerts: list[dict]) -> Message:
     return Message(day, subject[:200], "\n".join(lines), alerts)
 
 
+# A record's state after a send -> the report's count of it.
+_COUNTED_AS = {"delivered": "delivered", "pending": "retrying", "failed": "failed",
+               "unsure": "unsure"}
+
+
 @dataclass
 class DeliveryReport:
     delivered: int = 0
@@ -184,39 +189,32 @@ def _send(outbox: Outbox, channel: Channel, message: Message, records: list[Reco
           report: DeliveryReport, clock: Callable[[], float],
           sleep: Callable[[float], None]) -> None:
     what = f"{len(records)} alert(s) of {message.day} to {channel.describe()}"
+    next_attempt_at, error = 0.0, None
     for delay in (*IMMEDIATE_DELAYS, None):
         try:
             channel.send(message)
-        except Retryable as error:
-            text = redact(str(error), channel.secrets())
+        except Retryable as failure:
             if delay is not None:
                 sleep(delay)
                 continue
+            error = redact(str(failure), channel.secrets())
             attempts = max(r.attempts for r in records)
             if attempts >= MAX_ATTEMPTS:
-                outbox.settle(records, "failed", text)
-                report.failed += len(records)
-                report.lines.append(f"gave up on {what} after {attempts} rounds of tries: {text}")
+                state, line = "failed", f"gave up on {what} after {attempts} rounds of tries"
             else:
                 wait = min(LATER_DELAY_SECONDS * 2 ** (attempts - 1), 3600)
-                outbox.settle(records, "pending", text, clock() + wait)
-                report.retrying += len(records)
-                report.lines.append(f"{what} not delivered ({text}): tried again in {wait} s")
-            return
-        except Refused as error:
-            text = redact(str(error), channel.secrets())
-            outbox.settle(records, "failed", text)
-            report.failed += len(records)
-            report.lines.append(f"{what} refused: {text}")
-            return
-        except Unsure as error:
-            text = redact(str(error), channel.secrets())
-            outbox.settle(records, "unsure", text)
-            report.unsure += len(records)
-            report.lines.append(f"{what} may or may not have arrived ({text}): not sent "
-                                "again, to never send it twice")
-            return
-        outbox.settle(records, "delivered")
-        report.delivered += len(records)
-        report.lines.append(f"delivered {what}")
-        return
+                state, next_attempt_at = "pending", clock() + wait
+                line = f"{what} not delivered ({error}): tried again in {wait} s"
+        except Refused as failure:
+            error = redact(str(failure), channel.secrets())
+            state, line = "failed", f"{what} refused"
+        except Unsure as failure:
+            error = redact(str(failure), channel.secrets())
+            state, line = "unsure", (f"{what} may or may not have arrived ({error}): not sent "
+                                     "again, to never send it twice")
+        else:
+            state, line = "delivered", f"delivered {what}"
+        break
+    outbox.settle(records, state, error, next_attempt_at)
+    setattr(report, _COUNTED_AS[state], getattr(report, _COUNTED_AS[state]) + len(records))
+    report.lines.append(line if state != "failed" else f"{line}: {error}")
