@@ -189,8 +189,10 @@ def _target_key(provider: str, target: str) -> str:
 
 
 def _on_domain(host: str, domain: str, with_subdomains: str) -> str:
-    """Whether ``host`` is ``domain`` (or, ``with_subdomains``, one of its subdomains)."""
-    return f"({host} = {domain} OR ({with_subdomains} AND ends_with({host}, '.' || {domain})))"
+    """Whether ``host`` is ``domain`` (or, ``with_subdomains``, one of its subdomains); the
+    settings' domains are lower case, a provider's domain field may not be."""
+    return (f"(lower({host}) = {domain} OR ({with_subdomains} AND "
+            f"ends_with(lower({host}), '.' || {domain})))")
 
 
 _KEYS = ("group_name", *_TARGET_KEYS, "domain")

@@ -21,7 +21,6 @@ another group, or allowing a domain, never makes the day's task a new, paid one.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,10 +80,6 @@ class MySites:
                  for image, domains in sorted(self.allowed.items()) for d in domains],
                 schema=ALLOWED_SCHEMA),
         }
-
-    def digest(self) -> str:
-        text = repr(sorted((name, table.to_pylist()) for name, table in self.tables().items()))
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def target_key(provider: str, text: str) -> str:
