@@ -102,9 +102,12 @@ FROM semscraper_ranked i
 JOIN serp_searches s ON s.provider = '{semscraper.PROVIDER}' AND s.date = i.date
                      AND s.serp_id = i.id""")
 
-# A target's collected days, each with the collected day before it.
-_COLLECTED_DAYS = f"""
-collected AS (SELECT DISTINCT {', '.join(_TARGET_KEYS)}, date FROM serp_searches),
+def _collected_days(within: str = "true") -> str:
+    """A target's collected days (where ``within`` holds of ``date``), each with the collected
+    day before it."""
+    return f"""
+collected AS (SELECT DISTINCT {', '.join(_TARGET_KEYS)}, date FROM serp_searches
+              WHERE {within.format(date='date')}),
 days AS (
     SELECT *, lag(date) OVER (PARTITION BY {', '.join(_TARGET_KEYS)} ORDER BY date)
               AS previous_date
@@ -119,7 +122,7 @@ WITH organic AS (
     FROM serp_items
     WHERE item_type = 'organic' AND domain IS NOT NULL
     GROUP BY ALL),
-{_COLLECTED_DAYS}
+{_collected_days()}
 SELECT o.provider, o.target, o.location, o.language, o.device, o.domain, o.date, o.rank,
        o.rank_absolute, o.url, d.previous_date, p.rank AS previous_rank,
        p.rank - o.rank AS rank_change,
@@ -138,7 +141,7 @@ WITH pages AS (
     FROM serp_items
     WHERE provider = '{dataforseo.PROVIDER}' AND item_type = 'organic' AND url IS NOT NULL
     GROUP BY ALL),
-{_COLLECTED_DAYS}
+{_collected_days()}
 SELECT p.target AS image_url, p.location, p.language, p.date, p.domain, p.url, p.rank,
        d.previous_date,
        CASE WHEN d.previous_date IS NOT NULL THEN NOT EXISTS (
@@ -198,11 +201,9 @@ def _on_domain(host: str, domain: str, with_subdomains: str) -> str:
 _KEYS = ("group_name", *_TARGET_KEYS, "domain")
 _SAME_MINE = " AND ".join(f"{{a}}.{key} IS NOT DISTINCT FROM {{b}}.{key}" for key in _KEYS)
 
-MY_RANKS = DerivedView(
-    "my_ranks", "Per target, collected day and my domain ([[sites]] of the target's group): my "
-    "best organic rank (NULL when absent) and its URL, the previous collected day's, the change "
-    "(positive: up), and whether it entered or left the top 10 or the SERP (NULL on the "
-    "target's first collected day).", f"""
+def _my_ranks(within: str) -> str:
+    """my_ranks over the days where ``within`` holds (of ``date``)."""
+    return f"""
 WITH mine AS (
     SELECT t.provider, t.target_key, t.group_name, d.domain, d.with_subdomains
     FROM my_targets t JOIN my_domains d USING (group_name)),
@@ -211,7 +212,8 @@ collected AS (
            m.domain, m.with_subdomains, s.date
     FROM serp_searches s
     JOIN mine m ON m.provider = s.provider
-               AND m.target_key = {_target_key('s.provider', 's.target')}),
+               AND m.target_key = {_target_key('s.provider', 's.target')}
+    WHERE {within.format(date='s.date')}),
 found AS (
     SELECT c.group_name, c.provider, c.target, c.location, c.language, c.device, c.domain,
            c.date, min(i.rank_group) AS rank, min(i.rank_absolute) AS rank_absolute,
@@ -220,6 +222,7 @@ found AS (
     JOIN serp_items i ON {_same_target('i', 'c')} AND i.date = c.date
                       AND i.item_type = 'organic'
                       AND {_on_domain('i.domain', 'c.domain', 'c.with_subdomains')}
+    WHERE {within.format(date='i.date')}
     GROUP BY ALL),
 days AS (
     SELECT c.group_name, c.provider, c.target, c.location, c.language, c.device, c.domain,
@@ -241,13 +244,12 @@ SELECT *, previous_rank - rank AS rank_change,
        END AS entered_serp,
        CASE WHEN previous_date IS NOT NULL THEN previous_rank IS NOT NULL AND rank IS NULL
        END AS left_serp
-FROM days""")
+FROM days"""
 
-IMAGE_REUSE = DerivedView(
-    "image_reuse", "Search by image: per tracked image and day, each page (and its domain) "
-    "showing the image on a domain that is not among its allowed ones (its allowed_domains "
-    "and its group's sites), when it was first seen, and whether page and domain are new "
-    "that day (NULL on the image's first collected day).", f"""
+
+def _image_reuse(within: str) -> str:
+    """image_reuse over the days where ``within`` holds (of ``date``)."""
+    return f"""
 WITH images AS (
     SELECT target_key AS image_url, group_name FROM my_targets
     WHERE provider = '{dataforseo.PROVIDER}'),
@@ -261,11 +263,11 @@ pages AS (
            s.url, min(s.rank_group) AS rank
     FROM serp_items s JOIN images m ON s.target = m.image_url
     WHERE s.provider = '{dataforseo.PROVIDER}' AND s.item_type = 'organic'
-      AND s.url IS NOT NULL
+      AND s.url IS NOT NULL AND {within.format(date='s.date')}
       AND NOT EXISTS (SELECT 1 FROM allowed a WHERE a.image_url = s.target
                       AND {_on_domain('s.domain', 'a.domain', 'a.with_subdomains')})
     GROUP BY ALL),
-{_COLLECTED_DAYS},
+{_collected_days(within)},
 firsts AS (
     SELECT target, location, language, min(date) AS first_day FROM days
     WHERE provider = '{dataforseo.PROVIDER}' GROUP BY ALL)
@@ -281,7 +283,31 @@ JOIN days d ON d.provider = '{dataforseo.PROVIDER}' AND d.target = p.image_url
             AND d.location IS NOT DISTINCT FROM p.location
             AND d.language IS NOT DISTINCT FROM p.language AND d.date = p.date
 JOIN firsts f ON f.target = p.image_url AND f.location IS NOT DISTINCT FROM p.location
-             AND f.language IS NOT DISTINCT FROM p.language""")
+             AND f.language IS NOT DISTINCT FROM p.language"""
+
+
+_EVERY_DAY = "true"
+_WINDOW = "{date} BETWEEN first_day AND last_day"
+_RANKS = ("Per target, collected day and my domain ([[sites]] of the target's group): my best "
+          "organic rank (NULL when absent) and its URL, the previous collected day's, the "
+          "change (positive: up), and whether it entered or left the top 10 or the SERP (NULL "
+          "on the target's first collected day)")
+_REUSE = ("Search by image: per tracked image and day, each page (and its domain) showing the "
+          "image on a domain that is not among its allowed ones (its allowed_domains and its "
+          "group's sites), when it was first seen, and whether page and domain are new that "
+          "day (NULL on the image's first collected day)")
+MY_RANKS = DerivedView("my_ranks", f"{_RANKS}.", _my_ranks(_EVERY_DAY))
+IMAGE_REUSE = DerivedView("image_reuse", f"{_REUSE}.", _image_reuse(_EVERY_DAY))
+# The same over the days from first_day to last_day only, "previous" and "first seen" within
+# them: what a day's alerts read (``my_sites.alerts``), in a time that does not grow with the
+# history, as the views' does.
+MY_RANKS_BETWEEN = DerivedView(
+    "my_ranks_between", f"{_RANKS}, over the days from first_day to last_day: "
+    "SELECT * FROM my_ranks_between(DATE '2026-01-01', DATE '2026-01-31').",
+    _my_ranks(_WINDOW), ("first_day", "last_day"))
+IMAGE_REUSE_BETWEEN = DerivedView(
+    "image_reuse_between", f"{_REUSE}, over the days from first_day to last_day (first seen "
+    "within them).", _image_reuse(_WINDOW), ("first_day", "last_day"))
 
 MY_ALERTS = DerivedView(
     "my_alerts", "Every provider's alerts (<provider>_alerts): one row per notable change of "
@@ -333,4 +359,5 @@ SPEND_HEALTH = DerivedView(
 
 # In creation order: a view after those it reads.
 VIEWS = (SERP_SEARCHES, SERP_ITEMS, RANK_HISTORY, IMAGE_HOSTS, SERP_FEATURES,
-         DOMAIN_VISIBILITY, SPEND_HEALTH, MY_RANKS, IMAGE_REUSE, MY_ALERTS)
+         DOMAIN_VISIBILITY, SPEND_HEALTH, MY_RANKS, IMAGE_REUSE, MY_RANKS_BETWEEN,
+         IMAGE_REUSE_BETWEEN, MY_ALERTS)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from serp_etl.core.money import money
 from serp_etl.core.wording import count
+from serp_etl.my_sites.alerts import lookback
 
 if TYPE_CHECKING:
     import duckdb
@@ -67,15 +68,16 @@ def build(connection: duckdb.DuckDBPyConnection, provider: str, day: str) -> Rep
     first_days = _rows(connection, "SELECT count(DISTINCT image_url) AS n FROM image_hosts "
                        "WHERE ? = 'dataforseo' AND date = ? AND is_new_page IS NULL",
                        [provider, day])[0]["n"]
+    mine = [*lookback(day), provider, day]  # what the day's alerts compare with
     my_ranks = _rows(connection, "SELECT group_name, target, location, language, device, "
-                     "domain, rank, previous_rank, rank_change, url, previous_date FROM my_ranks "
-                     "WHERE provider = ? AND date = ? AND (rank IS NOT NULL OR previous_rank "
-                     "IS NOT NULL) ORDER BY group_name, target, location, language, device, "
-                     "domain", [provider, day])
+                     "domain, rank, previous_rank, rank_change, url, previous_date FROM "
+                     "my_ranks_between(?, ?) WHERE provider = ? AND date = ? AND (rank IS NOT "
+                     "NULL OR previous_rank IS NOT NULL) ORDER BY group_name, target, "
+                     "location, language, device, domain", mine)
     new_hosts = _rows(connection, "SELECT group_name, image_url, domain, min(rank) AS rank, "
-                      "arg_min(url, (rank, url)) AS url FROM image_reuse WHERE ? = 'dataforseo' "
-                      "AND date = ? AND is_new_domain GROUP BY ALL ORDER BY group_name, "
-                      "image_url, rank, domain", [provider, day])
+                      "arg_min(url, (rank, url)) AS url FROM image_reuse_between(?, ?) WHERE "
+                      "? = 'dataforseo' AND date = ? AND is_new_domain GROUP BY ALL ORDER BY "
+                      "group_name, image_url, rank, domain", mine)
     alerts = _rows(connection, "SELECT message FROM my_alerts WHERE provider = ? AND date = ? "
                    "ORDER BY kind, message", [provider, day])
     today = health[0] if health else {}

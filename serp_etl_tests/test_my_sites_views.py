@@ -162,6 +162,25 @@ def test_the_days_alerts_are_exactly_the_changes_past_the_thresholds(warehouse):
     assert [sum(a[0] == day for a in hosts) for day in DAYS] == [0, 4, 6, 4]
 
 
+def test_a_days_alerts_read_a_bounded_window_of_days(warehouse, monkeypatch):
+    """The alerts read my_ranks_between and image_reuse_between over the lookback: the same
+    rows as the views where the window holds the whole history, nothing to compare with where
+    it holds one day only."""
+    from serp_etl.my_sites import alerts
+
+    for view in ("my_ranks", "image_reuse"):
+        every = query(warehouse, f"SELECT * FROM {view} ORDER BY ALL")
+        assert every and query(warehouse, f"SELECT * FROM {view}_between(?, ?) ORDER BY ALL",
+                               [DAYS[0], DAYS[-1]]) == every
+        later = query(warehouse, f"SELECT * FROM {view}_between(?, ?) WHERE date = ? "
+                      "ORDER BY ALL", [DAYS[-1], DAYS[-1], DAYS[-1]])
+        assert later and all(row["previous_date"] is None for row in later)
+    monkeypatch.setattr(alerts, "LOOKBACK_DAYS", 0)
+    with catalog.connect(warehouse.data_dir) as connection:
+        assert all(day_alerts(connection, provider, DAYS[-1], Thresholds()).num_rows == 0
+                   for provider in ("dataforseo", "semscraper"))
+
+
 @pytest.mark.parametrize(("before", "after", "kind"), [
     (3, None, "left_serp"), (None, 14, "entered_serp"), (12, 4, "entered_top10"),
     (None, 4, "entered_serp"), (9, 11, "left_top10"), (8, 5, "rank_rise"), (5, 8, "rank_drop"),

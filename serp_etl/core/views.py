@@ -53,11 +53,14 @@ class ViewsError(RuntimeError):
 
 @dataclass(frozen=True)
 class DerivedView:
-    """A view over the table views (``serp_etl.analysis``), written after them."""
+    """A view over the table views (``serp_etl.analysis``), written after them; with
+    ``parameters``, a table macro (``SELECT * FROM name(a, b)``), whose parameters ``select``
+    reads by name."""
 
     name: str
     description: str  # the view's COMMENT, which BI tools show
     select: str
+    parameters: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -215,7 +218,8 @@ def definitions_digest(schemas: Mapping[str, pa.Schema], derived: Sequence[Deriv
     """What this serp-etl defines: every table's schema, every derived view's text, and the
     settings tables the derived views read (their content)."""
     text = json.dumps({"schemas": {view: _own_tag(schema) for view, schema in schemas.items()},
-                       "derived": [[v.name, v.description, v.select] for v in derived],
+                       "derived": [[v.name, v.description, v.select, *v.parameters]
+                                   for v in derived],
                        "settings": {name: table.to_pylist()
                                     for name, table in (settings or {}).items()}},
                       sort_keys=True, default=str)
@@ -348,9 +352,15 @@ def _write(warehouse: Warehouse, found: Mapping[str, Mapping[str | None, list[Pu
                                    "SELECT * FROM settings_rows")
                 connection.unregister("settings_rows")
             for view in derived:
-                connection.execute(f"CREATE VIEW {_identifier(view.name)} AS {view.select}")
-                connection.execute(f"COMMENT ON VIEW {_identifier(view.name)} IS "
-                                   f"{_literal(view.description)}")
+                name = _identifier(view.name)
+                if view.parameters:
+                    connection.execute(f"CREATE MACRO {name}({', '.join(view.parameters)}) "
+                                       f"AS TABLE {view.select}")
+                    connection.execute(f"COMMENT ON MACRO TABLE {name} IS "
+                                       f"{_literal(view.description)}")
+                    continue
+                connection.execute(f"CREATE VIEW {name} AS {view.select}")
+                connection.execute(f"COMMENT ON VIEW {name} IS {_literal(view.description)}")
             connection.execute("CHECKPOINT")
         with open(temp, "rb+") as handle:
             os.fsync(handle.fileno())

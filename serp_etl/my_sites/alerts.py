@@ -2,8 +2,9 @@
 ``my_ranks`` and ``image_reuse`` (``serp_etl.analysis``) of the day, against thresholds the
 user sets in the environment.
 
-Kinds, for a target and one of my domains, against the target's previous collected day (a
-target's first collected day has nothing to compare with, and raises none):
+Kinds, for a target and one of my domains, against the target's previous collected day within
+the ``LOOKBACK_DAYS`` before (a target's first collected day has nothing to compare with, and
+raises none):
 
 =================  ==================================================================
 left_serp          ranked the day before, not at all today
@@ -12,7 +13,8 @@ entered_top10      outside the top 10 (or absent) the day before, in it today
 left_top10         in the top 10 the day before, outside it (still ranked) today
 rank_rise          up by at least ``SERP_ETL_ALERT_MIN_RANK_CHANGE`` places
 rank_drop          down by at least that many places
-new_image_host     a domain not among the image's allowed ones shows it for the first time
+new_image_host     a domain not among the image's allowed ones shows it, for the first time
+                   in the ``LOOKBACK_DAYS`` before
 =================  ==================================================================
 
 A domain's move raises one alert, of the first kind of this list that applies and is
@@ -27,7 +29,7 @@ import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -42,6 +44,10 @@ RANK_KINDS = ("left_serp", "entered_serp", "entered_top10", "left_top10", "rank_
 HOST_KIND = "new_image_host"
 KINDS = (*RANK_KINDS, HOST_KIND)
 TOP = 10
+# How far back "the previous collected day" and "seen before" reach for a day's alerts: what
+# they read does not grow with the history (a target collected again after longer has nothing
+# to compare with; a site showing an image again after longer is new again).
+LOOKBACK_DAYS = 31
 MIN_RANK_CHANGE_ENV = "SERP_ETL_ALERT_MIN_RANK_CHANGE"
 KINDS_ENV = "SERP_ETL_ALERT_KINDS"
 
@@ -147,13 +153,20 @@ def _rows(connection: duckdb.DuckDBPyConnection, sql: str, params: list) -> list
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
+def lookback(day: str) -> tuple[date, date]:
+    """The days a day's alerts compare with: the ``LOOKBACK_DAYS`` before it, and itself."""
+    last = date.fromisoformat(day)
+    return last - timedelta(days=LOOKBACK_DAYS), last
+
+
 def day_alerts(connection: duckdb.DuckDBPyConnection, provider: str, day: str,
                thresholds: Thresholds) -> pa.Table:
     """The alerts of ``provider``'s SERPs of ``day``, from the views ``connection`` sees."""
     rows = []
-    for row in _rows(connection, "SELECT * FROM my_ranks WHERE provider = ? AND date = ? "
-                     "AND previous_date IS NOT NULL ORDER BY group_name, target, location, "
-                     "language, device, domain", [provider, day]):
+    window = lookback(day)
+    for row in _rows(connection, "SELECT * FROM my_ranks_between(?, ?) WHERE provider = ? AND "
+                     "date = ? AND previous_date IS NOT NULL ORDER BY group_name, target, "
+                     "location, language, device, domain", [*window, provider, day]):
         kind = rank_kind(row["previous_rank"], row["rank"], thresholds)
         if kind is None:
             continue
@@ -173,10 +186,10 @@ def day_alerts(connection: duckdb.DuckDBPyConnection, provider: str, day: str,
                 SELECT group_name, image_url, location, language, domain,
                        arg_min(url, (rank, url)) AS url, min(rank) AS rank,
                        any_value(previous_date) AS previous_date
-                FROM image_reuse
+                FROM image_reuse_between(?, ?)
                 WHERE ? = 'dataforseo' AND date = ? AND is_new_domain AND domain IS NOT NULL
                 GROUP BY ALL ORDER BY group_name, image_url, location, language, domain""",
-                [provider, day]):
+                [*window, provider, day]):
             rows.append({
                 "alert_id": alert_id(day, HOST_KIND, row["group_name"], provider,
                                      row["image_url"], row["location"], row["language"],
