@@ -92,9 +92,8 @@ def check_targets(path: Path, data_dir: Path) -> list[str]:
     except TargetConfigError as error:
         errors.append(error)
     else:
-        grouped = sum(group in mine.groups for group in mine.targets.values())
         lines.append(f"my sites: {count(len(mine.groups), 'group')} of sites, "
-                     f"{grouped} of {count(len(mine.targets), 'target')} in one of them, "
+                     f"{count(len(mine.targets), 'target')} of mine, "
                      f"{count(len(mine.allowed), 'image')} with allowed domains")
     if errors:
         raise TargetConfigError.joined(errors)

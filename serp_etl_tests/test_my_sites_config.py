@@ -91,10 +91,15 @@ def test_targets_check_reports_what_is_mine_with_every_other_problem(tmp_path: P
         "priority must be 1 (normal) or 2 (high), got 7",
         "group 'nobody' has no [[sites]] entry; declared: 'acme'"]
     lines = check_targets(EXAMPLE_TARGETS, tmp_path)
-    assert lines[-1] == ("my sites: 1 group of sites, 4 of 9 targets in one of them, "
-                         "2 images with allowed domains")
+    assert lines[-1] == ("my sites: 1 group of sites, 6 targets of mine, "
+                         "3 images with allowed domains")
 
 
-def test_no_sites_is_nothing_of_mine():
-    assert parse_my_sites(IMAGE, "t.toml") == MySites(
-        targets={("dataforseo", "https://a.example/b.jpg"): "default"})
+def test_a_target_is_mine_only_when_the_file_says_so():
+    # Nothing says whose it is: collected, never watched (no alert for every image tracked).
+    assert parse_my_sites(IMAGE + KEYWORD, "t.toml") == MySites()
+    allowed = parse_my_sites(IMAGE + 'allowed_domains = ["x.com"]\n' + KEYWORD, "t.toml")
+    assert allowed.targets == {("dataforseo", "https://a.example/b.jpg"): "default"}
+    # A [[sites]] without a group: every target is in it.
+    everything = parse_my_sites('[[sites]]\ndomains = ["x.com"]\n' + IMAGE + KEYWORD, "t.toml")
+    assert set(everything.targets.values()) == {"default"} and len(everything.targets) == 2

@@ -15,6 +15,9 @@ targets file, beside the targets:
     group = "acme"
     allowed_domains = ["licensee.com"]    # where it may be shown besides the group's sites
 
+A target is mine (its ranks and its image's hosts watched, alerts raised) when it names a
+group or allowed domains, or, when a ``[[sites]]`` entry has no group, every target is.
+
 None of these fields is part of a target's identity (its tag or key): moving a target to
 another group, or allowing a domain, never makes the day's task a new, paid one.
 """
@@ -57,8 +60,10 @@ class Domain:
 
 @dataclass(frozen=True)
 class MySites:
-    """Each group's domains; each target's group, by (provider, target key); each image's own
-    allowed domains."""
+    """Each group's domains; the group of each target that is mine, by (provider, target key);
+    each image's own allowed domains. A target is mine when it names a group or allowed
+    domains, or when a [[sites]] entry without a group (the default group) exists; the
+    others are collected and never watched."""
 
     groups: dict[str, tuple[Domain, ...]] = field(default_factory=dict)
     targets: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -177,6 +182,10 @@ def parse_my_sites(text: str, source: str) -> MySites:
             if "group" in entry and group not in groups:
                 problems.append(f"{name}: group {group!r} has no [[{SITES}]] entry; declared: "
                                 f"{', '.join(map(repr, groups)) or 'none'}")
+            mine = ("group" in entry or DEFAULT_GROUP in groups
+                    or "allowed_domains" in entry)
+            if not mine:  # nothing says it is mine: collected, never watched
+                continue
             key = (provider, target_key(provider, entry[text_field]))
             if key in targets and targets[key] != group:
                 problems.append(f"{name}: in group {group!r}, but target #{where[key]} of the "
