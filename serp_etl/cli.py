@@ -275,12 +275,14 @@ def cmd_alerts_list(args: argparse.Namespace) -> int:
         print(problem, file=sys.stderr)
         return 2
     day = args.date or datetime.now(UTC).date().isoformat()
-    with open_outbox(args.data_dir) as outbox:
-        states: dict[str, list[str]] = {}
-        for record in outbox.records(day):
-            states.setdefault(record.alert_id, []).append(
-                f"{record.channel} {record.state}"
-                + (f" ({record.last_error})" if record.last_error else ""))
+    states: dict[str, list[str]] = {}
+    location = state_location(args.data_dir, "alerts")
+    if not isinstance(location, Path) or location.exists():  # none yet: nothing was sent
+        with open_outbox(args.data_dir) as outbox:
+            for record in outbox.records(day):
+                states.setdefault(record.alert_id, []).append(
+                    f"{record.channel} {record.state}"
+                    + (f" ({record.last_error})" if record.last_error else ""))
     tables = _day_alerts(args.data_dir, day)
     total = sum(table.num_rows for table in tables.values())
     print(f"{day}: {count(total, 'alert')}")
