@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import msgspec
 import orjson
 import pytest
 
@@ -67,6 +68,35 @@ def test_array_spans_follow_a_nested_path_and_survive_dirty_bytes():
     assert [data[s:e] for s, e in elements] == [b'{"a": "\x01"}', b'{"b": "\\ud83d"}', b"3"]
     assert array_spans(data, ("tasks", 0, "missing")) is None
     assert array_spans(b'{"data": []}', ("data",))[1] == []
+
+
+@pytest.mark.parametrize("stray", [b"]", b",", b":", b"}", b"] {", b", [1]"])
+def test_a_stray_bracket_or_comma_is_no_array_not_a_crash(stray):
+    # Before: IndexError or AttributeError, out of the provider's clear error.
+    assert array_spans(stray + b'{"data": [1]}', ("data",)) is None
+    assert array_spans(b'{"data": [1]}' + stray, ("data",)) == ((9, 12), [(10, 11)])
+
+
+def test_strict_json_takes_the_fast_path_with_the_tokenizers_spans(monkeypatch):
+    from serp_etl.core import json_spans
+    from serp_etl.sandbox.dataforseo.serp_generator import generate_result
+
+    results = [generate_result({"image_url": f"https://a/{n}.jpg", "location_code": 2840,
+                                "language_code": "en", "max_crawl_pages": 3}, "2026-12-04")
+               for n in range(5)]
+    body = orjson.dumps({"tasks": [{"id": "t", "result": results}]})
+    for path in (("tasks",), ("tasks", 0, "result"), ("tasks", 0, "result", 3, "items"),
+                 ("tasks", 0, "result", 9, "items"), ("missing",)):
+        assert json_spans._strict_spans(body, path) == json_spans._tokenized_spans(body, path)
+    with pytest.raises(msgspec.ValidationError):  # array_spans: no array there, None
+        json_spans._strict_spans(body, ("tasks", 0, "id"))
+    assert array_spans(body, ("tasks", 0, "id")) is None
+    # A document the fast path refuses (a raw control character) goes to the tokenizer.
+    used = []
+    monkeypatch.setattr(json_spans, "_tokenized_spans",
+                        lambda *args: used.append(args) or "tokenized")
+    assert array_spans(b'{"data": ["\x01"]}', ("data",)) == "tokenized" and len(used) == 1
+    assert array_spans(b'{"data": {"a": 1}}', ("data",)) is None and len(used) == 1
 
 
 def test_a_key_twice_is_a_repair_named_where_documents_enter():
