@@ -6,10 +6,11 @@ Strict JSON takes a fast path: msgspec reads the document once, skipping everyth
 path, and keeps the array's elements as ``msgspec.Raw``, views of the document's own bytes,
 whose places in it are the spans (about 90 times faster than the tokenizer on 8 and 66 MB
 bodies, the same spans: bench/spans_bench.py). What msgspec refuses (a raw control character,
-a lone surrogate, a truncation) goes to a tokenizer of
-strings and brackets only, by regular expression: it does not validate the document, so spans
-before a truncation or a stray control character are still right. Python touches every token
-there. A key given twice: the last one counts on both paths, as in every decoder here.
+a lone surrogate, a truncation) goes to a tokenizer of strings and brackets only, by regular
+expression: it does not validate the document, so spans before a truncation or a stray
+control character are still right; Python touches every token there. A key on the path given
+twice: the fast path follows the last one (as the decoders here keep the last value), the
+tokenizer the first.
 """
 
 from __future__ import annotations
