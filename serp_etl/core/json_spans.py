@@ -58,19 +58,21 @@ def _end_before(data: bytes, start: int, end: int) -> int:
     return end
 
 
-def array_spans(data: bytes, path: Path) -> tuple[Span, list[Span]] | None:
+def array_spans(data: bytes | memoryview, path: Path) -> tuple[Span, list[Span]] | None:
     """The span of the array at ``path`` (object keys and array indexes from the root) and the
     spans of its elements, or None if the document has no array there."""
     try:
         return _one_pass_spans(data, path)
     except msgspec.ValidationError:
         pass  # another element of an array on the path is not shaped like the one followed
-    except msgspec.DecodeError:  # not strict JSON: what the tokenizer reads
-        return _tokenized_spans(data, path)
+    except (msgspec.DecodeError, RecursionError):  # not strict JSON, or nested too deeply
+        return _tokenized_spans(data, path)  # for msgspec: what the tokenizer reads
     try:
         return _strict_spans(data, path)
     except msgspec.ValidationError:  # a valid document without an array at ``path``
         return None
+    except RecursionError:
+        return _tokenized_spans(data, path)
 
 
 _RAWS = list[msgspec.Raw]
@@ -108,11 +110,15 @@ def _one_pass_spans(data: bytes, path: Path) -> tuple[Span, list[Span]] | None:
         raise msgspec.ValidationError("an empty array")
     elements = _element_spans(data, value)
     # Only whitespace lies between the array's brackets and its first and last elements.
-    start = data.rfind(b"[", 0, elements[0][0])
-    return (start, data.index(b"]", elements[-1][1]) + 1), elements
+    start = elements[0][0] - 1
+    while data[start] in _SPACE:
+        start -= 1
+    return (start, _CLOSE.match(data, elements[-1][1]).end()), elements
 
 
 _SEPARATOR = re.compile(rb"[ \t\r\n]*,?[ \t\r\n]*")
+_CLOSE = re.compile(rb"[ \t\r\n]*\]")
+_SPACE = b" \t\r\n"
 
 
 def _element_spans(data: bytes, raws: list[msgspec.Raw]) -> list[Span]:
