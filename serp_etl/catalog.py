@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from serp_etl import analysis
 from serp_etl.core import views
+from serp_etl.core.column_docs import DATE
 from serp_etl.core.targets import TARGETS_FILE, TargetConfigError
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.my_sites.config import MySites, load_my_sites
@@ -51,16 +52,28 @@ def settings_tables(data_dir: Path | str) -> dict[str, pa.Table]:
     return mine.tables()
 
 
+def view_definitions(data_dir: Path | str) -> views.ViewDefinitions:
+    """Every table view with its comment and its columns', the ready-made views, and the
+    user's settings they read."""
+    tables = {f"{provider}_{table}": (provider_tables, table)
+              for provider, provider_tables in PROVIDERS.items()
+              for table in provider_tables.schemas()}
+    return views.ViewDefinitions(
+        view_schemas(), analysis.VIEWS, settings_tables(data_dir),
+        descriptions={view: provider.description(table)
+                      for view, (provider, table) in tables.items()},
+        column_docs={view: {**provider.docs(table), "date": DATE}
+                     for view, (provider, table) in tables.items()})
+
+
 def refresh_views(data_dir: Path | str, kind: views.ViewsFile = views.FOR_TOOLS) -> Path:
     """Write the views file of ``kind`` anew if it is behind (``core.views``); its path."""
-    return views.refresh(Warehouse(data_dir), view_schemas(), analysis.VIEWS, kind,
-                         settings_tables(data_dir))
+    return views.refresh(Warehouse(data_dir), view_definitions(data_dir), kind)
 
 
 def views_current(data_dir: Path | str, kind: views.ViewsFile = views.FOR_TOOLS) -> bool:
     """Whether the views file of ``kind`` serves the warehouse as it is (``views.current``)."""
-    return views.current(Warehouse(data_dir), view_schemas(), analysis.VIEWS, kind,
-                         settings_tables(data_dir))
+    return views.current(Warehouse(data_dir), view_definitions(data_dir), kind)
 
 
 def connect(data_dir: Path | str) -> duckdb.DuckDBPyConnection:

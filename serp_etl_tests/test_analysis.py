@@ -265,6 +265,22 @@ def test_the_views_are_in_the_views_file_described_for_bi_tools(warehouse):
         assert comments[view.name] == view.description
 
 
+def test_every_table_view_and_column_is_described_for_bi_tools(warehouse):
+    path = warehouse.data_dir / views.VIEWS_FILE
+    with duckdb.connect(str(path), read_only=True) as client:
+        comments = dict(client.execute(
+            "SELECT view_name, comment FROM duckdb_views() WHERE NOT internal").fetchall())
+        columns = client.execute(
+            "SELECT table_name, column_name, comment FROM duckdb_columns() WHERE table_name "
+            "IN (SELECT unnest(?))", [list(catalog.view_schemas())]).fetchall()
+    for view in catalog.view_schemas():
+        provider, table = view.split("_", 1)
+        assert comments[view] == catalog.PROVIDERS[provider].description(table)
+    assert len(columns) > 300 and [c for c in columns if not c[2]] == []
+    dates = {comment for _, name, comment in columns if name == "date"}
+    assert len(dates) == 1 and next(iter(dates)).startswith("The day of the partition")
+
+
 def test_the_views_answer_before_a_provider_has_any_data(tmp_path):
     data = tmp_path / "data"
     imported(data, "2026-03-01")  # DataForSEO only: no SemScraper table exists

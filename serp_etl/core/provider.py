@@ -19,6 +19,7 @@ from serp_etl.core.jsondecode import Undecodable, decode
 from serp_etl.core.parquet import publish_table
 from serp_etl.core.partition_flatten import FlattenBatch, flatten_partition
 from serp_etl.core.raw import (
+    QUARANTINE_DESCRIPTION,
     QUARANTINE_SCHEMA,
     QUARANTINE_TABLE,
     RAW_TABLE,
@@ -29,7 +30,12 @@ from serp_etl.core.raw import (
     publish_raw,
 )
 from serp_etl.core.warehouse import Warehouse
-from serp_etl.my_sites.alerts import ALERT_COLUMNS, ALERTS_SCHEMA, ALERTS_TABLE
+from serp_etl.my_sites.alerts import (
+    ALERT_COLUMNS,
+    ALERTS_DESCRIPTION,
+    ALERTS_SCHEMA,
+    ALERTS_TABLE,
+)
 from serp_etl.state.ledger import Ledger, TaskRecord, content_hash
 
 TASKS_TABLE = "tasks"
@@ -61,12 +67,20 @@ class ProviderTables:
     reference_schemas: Mapping[str, pa.Schema] = field(default_factory=dict)
     # Table -> column -> what it holds (``core.column_docs``), beyond the shared columns.
     column_docs: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # Table -> what one row is and where it comes from (the quarantine's and the alerts' are
+    # every provider's: ``description``).
+    descriptions: Mapping[str, str] = field(default_factory=dict)
 
     def schemas(self) -> dict[str, pa.Schema]:
         """Every table this provider writes -> its schema."""
         return {TASKS_TABLE: self.tasks_schema, RAW_TABLE: self.responses_schema,
                 QUARANTINE_TABLE: QUARANTINE_SCHEMA, **self.flat_schemas,
                 **self.reference_schemas, ALERTS_TABLE: ALERTS_SCHEMA}
+
+    def description(self, table: str) -> str:
+        """What one row of ``table`` is, and where it comes from."""
+        shared = {QUARANTINE_TABLE: QUARANTINE_DESCRIPTION, ALERTS_TABLE: ALERTS_DESCRIPTION}
+        return shared.get(table) or self.descriptions[table]
 
     def docs(self, table: str) -> dict[str, str]:
         """Column -> what it holds, for every column of ``table``."""

@@ -243,6 +243,10 @@ def publish_raw(ledger: Ledger, warehouse: Warehouse, provider: str, partition: 
 
 
 QUARANTINE_TABLE = "quarantine"
+QUARANTINE_DESCRIPTION = (
+    "One row per delivery set aside instead of stored as a SERP (a signed callback for an "
+    "unknown id or an unfinished SERP, say): when it arrived, why, and its body as received. "
+    "Kept, never dropped.")
 QUARANTINE_SCHEMA = pa.schema([
     pa.field("received_at", _TIMESTAMP, nullable=False),
     pa.field("task_id", pa.string()),

@@ -29,7 +29,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePath
 
 import pyarrow as pa
@@ -213,22 +213,34 @@ def empty_view_sql(view: str, schema: pa.Schema, types: dict[str, str]) -> str:
             "CAST(NULL AS DATE) AS date WHERE false")
 
 
-def definitions_digest(schemas: Mapping[str, pa.Schema], derived: Sequence[DerivedView],
-                       settings: Mapping[str, pa.Table] | None = None) -> str:
-    """What this serp-etl defines: every table's schema, every derived view's text, and the
-    settings tables the derived views read (their content)."""
-    text = json.dumps({"schemas": {view: _own_tag(schema) for view, schema in schemas.items()},
-                       "derived": [[v.name, v.description, v.select, *v.parameters]
-                                   for v in derived],
-                       "settings": {name: table.to_pylist()
-                                    for name, table in (settings or {}).items()}},
-                      sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+@dataclass(frozen=True)
+class ViewDefinitions:
+    """What this serp-etl writes into a views file: a view per table of ``schemas``, the
+    derived views (and table macros) over them, the settings tables they read, and the
+    comments BI tools show: each table view's (``descriptions``) and each of its columns'
+    (``column_docs``, with ``date``'s)."""
+
+    schemas: Mapping[str, pa.Schema]
+    derived: Sequence[DerivedView] = ()
+    settings: Mapping[str, pa.Table] = field(default_factory=dict)
+    descriptions: Mapping[str, str] = field(default_factory=dict)
+    column_docs: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def digest(self) -> str:
+        """Of every table's schema, every derived view's text, the settings tables' content
+        and every comment: any change, a new views file."""
+        text = json.dumps({
+            "schemas": {view: _own_tag(schema) for view, schema in self.schemas.items()},
+            "derived": [[v.name, v.description, v.select, *v.parameters]
+                        for v in self.derived],
+            "settings": {name: table.to_pylist() for name, table in self.settings.items()},
+            "descriptions": self.descriptions, "column_docs": self.column_docs},
+            sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def signature(warehouse: Warehouse, found: Mapping[str, Mapping[str | None, list[PurePath]]],
-              schemas: Mapping[str, pa.Schema], derived: Sequence[DerivedView],
-              settings: Mapping[str, pa.Table] | None = None) -> dict:
+              definitions: ViewDefinitions) -> dict:
     """What the views file is built from: where the warehouse is (the views hold its path),
     each table's generations (on object storage, with their parts, which the views name),
     the schema this serp-etl reads it as, and the derived views. The same signature, the
@@ -238,9 +250,9 @@ def signature(warehouse: Warehouse, found: Mapping[str, Mapping[str | None, list
         return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
 
     return {"root": _root(warehouse),
-            "definitions": definitions_digest(schemas, derived, settings),
+            "definitions": definitions.digest(),
             "views": {view: {"generations": sorted(tag or "" for tag in tags),
-                             "schema": _own_tag(schemas.get(view)),
+                             "schema": _own_tag(definitions.schemas.get(view)),
                              **({"parts": parts_digest(tags)} if warehouse.storage.shared
                                 else {})}
                       for view, tags in sorted(found.items())}}
@@ -264,16 +276,15 @@ def recorded_signature(warehouse: Warehouse, kind: ViewsFile = FOR_TOOLS) -> dic
         return None
 
 
-def refresh(warehouse: Warehouse, schemas: Mapping[str, pa.Schema],
-            derived: Sequence[DerivedView] = (), kind: ViewsFile = FOR_TOOLS,
-            settings: Mapping[str, pa.Table] | None = None) -> Path:
+def refresh(warehouse: Warehouse, definitions: ViewDefinitions,
+            kind: ViewsFile = FOR_TOOLS) -> Path:
     """Write the views file anew if what the warehouse holds (its tables and their schema
     generations, not its days: a view's globs find new days by themselves) or this serp-etl's
     schemas, derived views or settings tables changed since it was written; its path. Every
     table of ``schemas`` gets a view, an empty one until its first part; every settings table
     (a few rows of the user's settings, which derived views read) is written as a table."""
     found = scan(warehouse)
-    wanted = signature(warehouse, found, schemas, derived, settings)
+    wanted = signature(warehouse, found, definitions)
     target = kind.path(warehouse)
     if recorded_signature(warehouse, kind) == wanted:
         return target
@@ -282,7 +293,7 @@ def refresh(warehouse: Warehouse, schemas: Mapping[str, pa.Schema],
         raise ViewsError(f"the warehouse path {root} has a character DuckDB reads as a glob "
                          f"pattern ({''.join(sorted(_GLOB_CHARACTERS & set(root)))}): move "
                          "the data dir to a path without it")
-    _write(warehouse, found, schemas, derived, kind, settings or {})
+    _write(warehouse, found, definitions, kind)
     # After the views file: a crash between the two leaves an old signature, and the next
     # refresh writes the views again.
     publish_text(signature_path(warehouse, kind), json.dumps(wanted, indent=1))
@@ -290,8 +301,7 @@ def refresh(warehouse: Warehouse, schemas: Mapping[str, pa.Schema],
 
 
 def _write(warehouse: Warehouse, found: Mapping[str, Mapping[str | None, list[PurePath]]],
-           schemas: Mapping[str, pa.Schema], derived: Sequence[DerivedView],
-           kind: ViewsFile, settings: Mapping[str, pa.Table]) -> None:
+           definitions: ViewDefinitions, kind: ViewsFile) -> None:
     """Write the views file of ``kind``, whole (a temp file, then a rename): its views name
     the warehouse's files by their path, or through the read-only file system."""
     import duckdb
@@ -328,7 +338,7 @@ def _write(warehouse: Warehouse, found: Mapping[str, Mapping[str | None, list[Pu
             if shared:
                 connection.register_filesystem(warehouse.filesystem)
             for view, tags in found.items():
-                schema = schemas.get(view)
+                schema = definitions.schemas.get(view)
                 # This serp-etl's own generation first: the view's columns in its order.
                 own = _own_tag(schema)
                 order = sorted(tags, key=lambda tag: (tag != own, tag is None, tag or ""))
@@ -342,16 +352,18 @@ def _write(warehouse: Warehouse, found: Mapping[str, Mapping[str | None, list[Pu
                     types = _target_types(connection, {view: schema})[view]
                 connection.execute(view_sql(view, [locate(g) for g in generations], schema,
                                             types))
-            missing = {view: schema for view, schema in schemas.items() if view not in found}
+            missing = {view: schema for view, schema in definitions.schemas.items()
+                       if view not in found}
             for view, types in _target_types(connection, missing).items():
                 connection.execute(empty_view_sql(view, missing[view], types))
-            for name, table in settings.items():
+            _comment_tables(connection, definitions)
+            for name, table in definitions.settings.items():
                 # Rows passed as an Arrow table: no value of the user's is written into SQL.
                 connection.register("settings_rows", table)
                 connection.execute(f"CREATE TABLE {_identifier(name)} AS "
                                    "SELECT * FROM settings_rows")
                 connection.unregister("settings_rows")
-            for view in derived:
+            for view in definitions.derived:
                 name = _identifier(view.name)
                 if view.parameters:
                     connection.execute(f"CREATE MACRO {name}({', '.join(view.parameters)}) "
@@ -371,9 +383,21 @@ def _write(warehouse: Warehouse, found: Mapping[str, Mapping[str | None, list[Pu
         Path(f"{temp}.wal").unlink(missing_ok=True)
 
 
-def current(warehouse: Warehouse, schemas: Mapping[str, pa.Schema],
-            derived: Sequence[DerivedView] = (), kind: ViewsFile = FOR_TOOLS,
-            settings: Mapping[str, pa.Table] | None = None) -> bool:
+def _comment_tables(connection, definitions: ViewDefinitions) -> None:
+    """Each table view's comment and its columns' (those a view has), as BI tools show them."""
+    for view, description in definitions.descriptions.items():
+        connection.execute(f"COMMENT ON VIEW {_identifier(view)} IS {_literal(description)}")
+    for view, docs in definitions.column_docs.items():
+        have = {row[0] for row in connection.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE table_name = ?", [view]).fetchall()}
+        for column, text in docs.items():
+            if column in have:
+                connection.execute(f"COMMENT ON COLUMN {_identifier(view)}."
+                                   f"{_identifier(column)} IS {_literal(text)}")
+
+
+def current(warehouse: Warehouse, definitions: ViewDefinitions,
+            kind: ViewsFile = FOR_TOOLS) -> bool:
     """Whether the views file serves this warehouse as this serp-etl reads it, by what costs
     the same however long the history: it was written for this data dir and these schemas,
     derived views and settings, and every table of the warehouse has a view. (A new schema
@@ -383,11 +407,12 @@ def current(warehouse: Warehouse, schemas: Mapping[str, pa.Schema],
     if recorded is None or recorded.get("root") != _root(warehouse):
         return False  # none yet, or the data dir moved
     if warehouse.storage.shared:  # its views name every part: the commits say if they changed
-        return recorded == signature(warehouse, scan(warehouse), schemas, derived, settings)
-    if recorded.get("definitions") != definitions_digest(schemas, derived, settings):
+        return recorded == signature(warehouse, scan(warehouse), definitions)
+    if recorded.get("definitions") != definitions.digest():
         return False
     known = recorded.get("views", {})
-    if any(entry["schema"] != _own_tag(schemas.get(view)) for view, entry in known.items()):
+    if any(entry["schema"] != _own_tag(definitions.schemas.get(view))
+           for view, entry in known.items()):
         return False
     return set(table_views(warehouse)) <= set(known)
 

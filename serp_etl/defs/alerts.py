@@ -56,11 +56,7 @@ def alerts_asset(spec: ProviderAssets) -> dg.AssetsDefinition:
               required_resource_keys={"warehouse"}, check_specs=[check],
               metadata=table_definition(ALERTS_SCHEMA, spec.tables.docs(ALERTS_TABLE),
                                         f"{name}_{ALERTS_TABLE}"),
-              description=f"One row per notable change of my sites and images in the day's "
-                          f"{name} SERPs against the target's previous collected day (my "
-                          "rank moved, entered or left the top 10 or the SERP; a new site "
-                          "shows my image), from the views my_ranks and image_reuse; "
-                          "delivered to the configured webhook and e-mail, each alert once.")
+              description=spec.tables.description(ALERTS_TABLE))
     @ends_on_interrupt
     def alerts(context: dg.AssetExecutionContext):
         warehouse = step_warehouse(context)

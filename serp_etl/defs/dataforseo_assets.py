@@ -22,7 +22,6 @@ from serp_etl.defs.provider_assets import (
 from serp_etl.defs.reports import report_asset
 from serp_etl.defs.resources import DataForSEOResource
 from serp_etl.providers.dataforseo import pipeline, quality
-from serp_etl.providers.dataforseo.schema import ROOT_TABLES
 from serp_etl.providers.dataforseo.tables import TABLES
 from serp_etl.state.ledger import Ledger
 
@@ -67,17 +66,6 @@ def reconcile(context: dg.AssetCheckExecutionContext, dataforseo: DataForSEOReso
         return quality.spend_reconciled(client, ledger, context.partition_key)
 
 
-def _child_descriptions() -> dict[str, str]:
-    descriptions = {}
-    for root in ROOT_TABLES:
-        for spec in root.walk():
-            for path, child in spec.children:
-                descriptions[child.name] = (
-                    f"One row per element of the `{'.'.join(path)}` array of a {spec.name} row, "
-                    f"keyed by its keys and `{child.keys[-1][0]}` (the 0-based position).")
-    return descriptions
-
-
 DATAFORSEO = ProviderAssets(
     tables=TABLES,
     resource_key="dataforseo",
@@ -85,39 +73,12 @@ DATAFORSEO = ProviderAssets(
     collect=collect,
     reconcile=reconcile,
     late_results=pipeline.late_results,
-    tasks_description=(
-        "One row per task of the day: one per target of the targets file, posted to task_post "
-        "at most once (tag = date + target, recorded in the ledger before posting), with its "
-        "id, cost and state. Re-materializing posts nothing already posted; tasks left by a "
-        "crash are found again by tag (tasks_ready, id_list) before anything is posted."),
-    responses_description=(
-        "One row per collected task_get/advanced response of the day: the whole body as JSON "
-        "text, with fetch time, status code, outcome and cost. The source of truth: every "
-        "flattened table is rebuilt from it. Tasks not ready by the deadline stay pending in "
-        "the ledger and are collected by the next materialization."),
-    flat_descriptions={
-        "serps": "One row per SERP (task_get result): every result-level field; spell as "
-                 "spell_keyword/spell_type, item_types as a list.",
-        "organic": "One row per organic item of a SERP, nested objects as prefixed columns "
-                   "(rating_value, price_current, about_this_result_source, rectangle_y, ...).",
-        "images": "One row per images item of a SERP.",
-        "other_items": "One row per item of a type the reference does not document: type, "
-                       "ranks and the whole item as JSON. Never dropped.",
-        **_child_descriptions(),
-    },
     flat_checks=[FlatCheck("items_accounted_for", "serps", dg.AssetCheckSeverity.ERROR,
                            "Every item of every SERP landed in a table.",
                            quality.items_accounted_for)],
     references=[
-        ReferenceTable("locations",
-                       "One row per Google SERP location DataForSEO offers (code, name, parent, "
-                       "country, type), from GET /v3/serp/google/locations, as of the day. "
-                       "Targets' locations are checked against this list before posting.",
-                       lambda client: client.locations()),
-        ReferenceTable("languages",
-                       "One row per Google SERP language DataForSEO offers (name, code), from "
-                       "GET /v3/serp/google/languages, as of the day.",
-                       lambda client: client.languages()),
+        ReferenceTable("locations", lambda client: client.locations()),
+        ReferenceTable("languages", lambda client: client.languages()),
     ],
 )
 

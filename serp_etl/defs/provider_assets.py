@@ -111,8 +111,7 @@ class FlatCheck:
 class ReferenceTable:
     """A list the provider publishes (locations, languages), snapshotted once a day."""
 
-    table: str  # its schema: the provider's ``reference_schemas``
-    description: str
+    table: str  # its schema and description: the provider's tables'
     fetch: Callable[[Any], list[dict]]  # the provider's client -> its entries
 
 
@@ -125,9 +124,6 @@ class ProviderAssets:
     reconcile: Reconcile
     # (client, ledger) -> partition -> what says results are waiting (free calls only)
     late_results: Callable[[Any, Ledger], dict[str, list[str]]]
-    tasks_description: str
-    responses_description: str
-    flat_descriptions: dict[str, str]
     flat_checks: list[FlatCheck] = field(default_factory=list)
     references: list[ReferenceTable] = field(default_factory=list)
 
@@ -195,7 +191,7 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
     @dg.multi_asset(
         name=f"{name}__{TASKS_TABLE}",
         specs=[dg.AssetSpec(tasks_key, group_name=name, kinds={"python", "parquet"},
-                            owners=OWNERS, description=spec.tasks_description,
+                            owners=OWNERS, description=tables.description(TASKS_TABLE),
                             metadata=definition(TASKS_TABLE), skippable=True)],
         partitions_def=daily_partitions, required_resource_keys=resources,
         check_specs=[targets_spec], can_subset=True)
@@ -247,7 +243,7 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
     @dg.asset(key=responses_key, deps=[tasks_key], group_name=name,
               partitions_def=daily_partitions, kinds={"python", "parquet"},
               owners=OWNERS, retry_policy=FREE_STEP_RETRIES, freshness_policy=DAILY_FRESHNESS,
-              description=spec.responses_description, metadata=definition(RAW_TABLE),
+              description=tables.description(RAW_TABLE), metadata=definition(RAW_TABLE),
               required_resource_keys=resources, check_specs=response_checks)
     @ends_on_interrupt
     def responses(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
@@ -279,7 +275,7 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
         specs=[dg.AssetSpec(key, deps=[responses_key], group_name=name,
                             kinds={"python", "parquet"}, owners=OWNERS,
                             freshness_policy=DAILY_FRESHNESS,
-                            description=spec.flat_descriptions[table],
+                            description=tables.description(table),
                             metadata=definition(table))
                for table, key in flat_keys.items()],
         partitions_def=daily_partitions,
@@ -329,7 +325,7 @@ def reference_asset(spec: ProviderAssets, reference: ReferenceTable) -> dg.Asset
     @dg.asset(key=spec.key(reference.table), group_name=name,
               partitions_def=daily_partitions, kinds={"python", "parquet"},
               owners=OWNERS, retry_policy=FREE_STEP_RETRIES,
-              description=reference.description,
+              description=spec.tables.description(reference.table),
               metadata=table_definition(schema, spec.tables.docs(reference.table),
                                         f"{name}_{reference.table}"),
               required_resource_keys={"warehouse", spec.resource_key},

@@ -51,6 +51,11 @@ LOOKBACK_DAYS = 31
 MIN_RANK_CHANGE_ENV = "SERP_ETL_ALERT_MIN_RANK_CHANGE"
 KINDS_ENV = "SERP_ETL_ALERT_KINDS"
 
+ALERTS_DESCRIPTION = (
+    "One row per notable change of my sites and images in the day's SERPs against the "
+    "target's previous collected day (my rank moved, entered or left the top 10 or the SERP; "
+    "a new site shows my image), from my_ranks_between and image_reuse_between; delivered to "
+    "the configured webhook and e-mail, each alert once.")
 ALERTS_SCHEMA = pa.schema([
     ("alert_id", pa.string()), ("kind", pa.string()), ("group_name", pa.string()),
     ("provider", pa.string()), ("target", pa.string()), ("location", pa.string()),
