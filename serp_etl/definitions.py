@@ -6,7 +6,12 @@ import dagster as dg
 
 from serp_etl.defs.alerts import alert_deliveries
 from serp_etl.defs.dataforseo_assets import dataforseo_assets
-from serp_etl.defs.resources import DataForSEOResource, SemScraperResource, WarehouseResource
+from serp_etl.defs.resources import (
+    DataForSEOResource,
+    SemScraperResource,
+    WarehouseDuckDBResource,
+    WarehouseResource,
+)
 from serp_etl.defs.schedules import (
     dataforseo_daily_job,
     dataforseo_daily_schedule,
@@ -48,5 +53,7 @@ defs = dg.Definitions(
         "warehouse": WarehouseResource(),
         "dataforseo": DataForSEOResource(),
         "semscraper": SemScraperResource(),
+        # For your own assets that read the warehouse (README, "Your own assets").
+        "warehouse_duckdb": WarehouseDuckDBResource(),
     },
 )

@@ -12,12 +12,15 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
+import duckdb
 import httpx
+from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from serp_etl.catalog import refresh_views
+from serp_etl.catalog import refresh_views, views_current
 from serp_etl.core.http import (
     DEFAULT_MAX_RESPONSE_MB,
     RateLimiter,
@@ -26,7 +29,7 @@ from serp_etl.core.http import (
 )
 from serp_etl.core.mode import Mode, ModeError, claim_mode
 from serp_etl.core.targets import TARGETS_FILE
-from serp_etl.core.views import ViewsError
+from serp_etl.core.views import VIEWS_FILE, ViewsError
 from serp_etl.core.warehouse import Warehouse, default_data_dir
 from serp_etl.providers.credentials import run_mode
 from serp_etl.providers.dataforseo import settings as dataforseo_settings
@@ -218,3 +221,37 @@ class SemScraperResource(ProviderResource):
                                       max_response_mb=self.max_response_mb)
         with closing(limiter), client:
             yield client
+
+
+class WarehouseDuckDBResource(DuckDBResource):
+    """dagster-duckdb's ``DuckDBResource`` on the warehouse's views file, read-only: for your
+    own assets that read the warehouse (every table and ready-made view, with their comments).
+    Each connection opens the views file as it is then (refreshed first if it is behind, as
+    ``serp-etl sql`` does); nothing can be written through it.
+
+        @dg.asset(deps=[dg.AssetKey(["semscraper", "items"])])
+        def top_domains(warehouse_duckdb: WarehouseDuckDBResource) -> dg.MaterializeResult:
+            with warehouse_duckdb.get_connection() as connection:
+                rows = connection.execute("SELECT domain, count(*) FROM serp_items "
+                                          "GROUP BY domain ORDER BY 2 DESC LIMIT 10").fetchall()
+            return dg.MaterializeResult(metadata={"top": dg.MetadataValue.json(rows)})
+    """
+
+    database: str = Field(
+        default_factory=lambda: str(Path(default_data_dir()) / VIEWS_FILE),
+        description="The views file, <data dir>/serp.duckdb (defaults to $SERP_ETL_DATA_DIR's).")
+    connection_config: dict[str, Any] = Field(
+        default={"access_mode": "READ_ONLY"},
+        description="DuckDB settings of each connection; read-only by default.")
+
+    @contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        data_dir = Path(self.database).parent
+        if not views_current(data_dir):
+            refresh_views(data_dir)
+        with super().get_connection() as connection:
+            filesystem = Warehouse(data_dir).filesystem
+            if filesystem is not None:  # the views read the bucket through it
+                connection.register_filesystem(filesystem)
+            connection.execute("SET TimeZone = 'UTC'")  # as serp-etl sql shows timestamps
+            yield connection
