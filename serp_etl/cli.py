@@ -231,13 +231,27 @@ def cmd_targets_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    from serp_etl.project_files import init_data_dir
+
+    print("\n".join(init_data_dir(args.data_dir)))
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    from serp_etl.project_files import init_data_dir
+
     # The code location reads its data dir and Dagster its instance from the environment:
     # set both before either is imported. The project's instance by default, so the run is
-    # in the UI's history.
+    # in the UI's history; a data dir without a targets file or that instance's config gets
+    # the examples (serp-etl init).
     os.environ["SERP_ETL_DATA_DIR"] = str(args.data_dir.resolve())
+    own_instance = "DAGSTER_HOME" not in os.environ
     os.environ.setdefault("DAGSTER_HOME", str((args.data_dir / "dagster").resolve()))
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    for line in init_data_dir(args.data_dir, instance=own_instance):
+        if not line.endswith("(it is yours)"):
+            print(line)
     import dagster as dg
 
     from serp_etl.runner import PROVIDERS, run_day, start_problem
@@ -377,6 +391,11 @@ def build_parser() -> argparse.ArgumentParser:
                       "languages) without a run")
     check.add_argument("file", nargs="?", help="default: <data dir>/targets.toml")
     check.set_defaults(handler=cmd_targets_check)
+
+    init = commands.add_parser(
+        "init", help="write the example targets file and the Dagster instance's config into "
+                     "the data dir, where they are missing")
+    init.set_defaults(handler=cmd_init)
 
     run = commands.add_parser(
         "run", help="run the day's jobs (Dagster's, in its instance) and summarize them")

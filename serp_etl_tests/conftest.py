@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from serp_etl import project_files
 from serp_etl.core.http import RetryPolicy
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.dataforseo import pipeline as dataforseo_pipeline
@@ -28,9 +29,9 @@ TODAY = datetime.now(UTC).date().isoformat()
 TEST_START_DATE = "2026-01-01"
 os.environ["SERP_ETL_START_DATE"] = TEST_START_DATE
 REFERENCE_TASK_ID = "11151921-1535-0066-0000-2c32bed229f2"
-# The tests' own copy of the example targets file: the working copy's data/targets.toml is the
-# user's to edit (the README invites it), and no test depends on what it holds.
-EXAMPLE_TARGETS = Path(__file__).parent / "fixtures" / "targets.toml"
+# The example targets file as shipped (serp-etl init copies it into a data dir, whose copy is
+# the user's to edit): no test depends on a data dir's.
+EXAMPLE_TARGETS = Path(str(project_files.EXAMPLE_TARGETS))
 
 
 class FakeClock:

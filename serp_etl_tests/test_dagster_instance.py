@@ -13,9 +13,9 @@ import dagster as dg
 import pytest
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 
-from serp_etl import definitions
+from serp_etl import definitions, project_files
 
-INSTANCE_CONFIG = Path(__file__).resolve().parent.parent / "data" / "dagster" / "dagster.yaml"
+INSTANCE_CONFIG = Path(str(project_files.INSTANCE_CONFIG))
 ALEMBIC_DBS = ["history/runs.db", "history/runs/index.db", "schedules/schedules.db"]
 
 

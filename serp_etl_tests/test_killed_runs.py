@@ -16,12 +16,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from serp_etl import project_files
 from serp_etl.sandbox.dataforseo.app import LOGIN, PASSWORD, DataForSEOSandbox
 from serp_etl.sandbox.wsgi import serving
 from serp_etl.state.ledger import Ledger
 from serp_etl_tests.conftest import EXAMPLE_TARGETS, TODAY
 
-INSTANCE_CONFIG = Path(__file__).resolve().parent.parent / "data" / "dagster" / "dagster.yaml"
+INSTANCE_CONFIG = Path(str(project_files.INSTANCE_CONFIG))
 
 
 class HoldFirstPost:

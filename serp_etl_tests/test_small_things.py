@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import re
 import socket
+from pathlib import Path
 
 import pytest
 
+from serp_etl import project_files
 from serp_etl.cli import main
 from serp_etl.providers.semscraper.targets import Scrape, check_locations
 from serp_etl.sandbox.semscraper.app import LOCATIONS
@@ -132,3 +134,34 @@ def test_a_missing_targets_file_is_one_problem_not_one_per_provider(tmp_path, ca
     assert main(["--data-dir", str(tmp_path), "targets", "check"]) == 2
     err = capsys.readouterr().err
     assert err.count("no targets file") == 1 and "problems" not in err
+
+
+def test_init_writes_the_examples_where_missing_and_keeps_what_is_yours(tmp_path, capsys):
+    data = tmp_path / "data"
+    assert main(["--data-dir", str(data), "init"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"{data / 'targets.toml'}: written from the example",
+        f"{data / 'dagster' / 'dagster.yaml'}: written from the example"]
+    assert (data / "targets.toml").read_text() == project_files.EXAMPLE_TARGETS.read_text()
+    (data / "targets.toml").write_text("# mine\n")
+    assert main(["--data-dir", str(data), "init"]) == 0
+    assert "targets.toml: kept (it is yours)" in capsys.readouterr().out
+    assert (data / "targets.toml").read_text() == "# mine\n"
+
+
+def test_the_package_ships_what_a_user_needs():
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    project = tomllib.loads((root / "pyproject.toml").read_text())
+    shipped = project["tool"]["setuptools"]["package-data"]["serp_etl"]
+    # Each file the wheel is told to carry exists in the package, and the code reads it there.
+    assert all((root / "serp_etl" / name).is_file() for name in shipped)
+    assert {"py.typed", "project/targets.toml", "project/dagster.yaml"} <= set(shipped)
+    assert project["project"]["license"] == "Apache-2.0"
+    assert project["project"]["license-files"] == ["LICENSE"]
+    assert "Apache License" in (root / "LICENSE").read_text()
+    declared = {dependency.split("[")[0].split(">")[0].split("=")[0].split("<")[0]
+                for dependency in project["project"]["dependencies"]}
+    assert {"numpy", "starlette", "uvicorn", "pydantic", "msgspec", "pandas",
+            "dagster-duckdb"} <= declared
