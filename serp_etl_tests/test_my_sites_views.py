@@ -11,7 +11,7 @@ import pytest
 from serp_etl import catalog
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.my_sites.alerts import KINDS, Thresholds, day_alerts, rank_kind
-from serp_etl.my_sites.config import load_my_sites, target_key
+from serp_etl.my_sites.config import Domain, load_my_sites, target_key
 from serp_etl_tests import sandbox_days
 from serp_etl_tests.conftest import EXAMPLE_TARGETS
 from serp_etl_tests.test_analysis import query, raw_serps
@@ -23,6 +23,19 @@ MINE = load_my_sites(EXAMPLE_TARGETS)
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory) -> Warehouse:
     return sandbox_days.build(tmp_path_factory.mktemp("my_sites") / "data", days=DAYS)
+
+
+def on_domain(domain: Domain, host: str | None) -> bool:
+    """The domain itself, or (with subdomains) a host ending in ".<domain>"."""
+    return bool(host) and (host == domain.name or (
+        domain.with_subdomains and host.endswith("." + domain.name)))
+
+
+def test_a_domain_covers_its_subdomains_and_a_host_only_itself():
+    shop = MINE.groups["jungle-prints"]
+    assert [on_domain(d, "www.tropicalwallpaper.com") for d in shop] == [True, False, False]
+    assert [on_domain(d, "x.tapete-dschungel-shop.de") for d in shop] == [False] * 3
+    assert not on_domain(shop[0], "nottropicalwallpaper.com")
 
 
 def serps_by_target(warehouse: Warehouse) -> dict[tuple, dict[str, list[dict]]]:
@@ -46,7 +59,7 @@ def expected_ranks(warehouse: Warehouse) -> set[tuple]:
             previous = None
             for day in sorted(days):
                 found = sorted((i["rank_group"], i["url"]) for i in days[day]
-                               if domain.matches(i["domain"]))
+                               if on_domain(domain, i["domain"]))
                 rank, url = found[0] if found else (None, None)
                 flags = (None,) * 5
                 if previous is not None:
@@ -72,7 +85,7 @@ def expected_reuse(warehouse: Warehouse) -> set[tuple]:
         for day in collected:
             best: dict[tuple, int] = {}
             for item in days[day]:
-                if item["url"] and not any(d.matches(item["domain"]) for d in allowed):
+                if item["url"] and not any(on_domain(d, item["domain"]) for d in allowed):
                     page = (item["domain"], item["url"])
                     best[page] = min(best.get(page, 999), item["rank_group"])
             previous = collected[collected.index(day) - 1] if day != collected[0] else None

@@ -50,12 +50,11 @@ ALLOWED_SCHEMA = pa.schema([("image_url", pa.string()), ("domain", pa.string()),
 
 @dataclass(frozen=True)
 class Domain:
+    """A domain of mine or an allowed one: ``name`` itself, and with ``with_subdomains`` every
+    host ending in ``.name`` (the views' ``analysis._on_domain``)."""
+
     name: str
     with_subdomains: bool
-
-    def matches(self, host: str | None) -> bool:
-        return bool(host) and (host == self.name or (
-            self.with_subdomains and host.endswith("." + self.name)))
 
 
 @dataclass(frozen=True)
