@@ -27,11 +27,13 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from serp_etl.my_sites.alerts import HOST_KIND
 from serp_etl.my_sites.channels import Channel, Message, Refused, Retryable, Unsure, redact
 from serp_etl.state.database import TEXT, Database
 from serp_etl.state.location import state_location
 
 QUIET_KIND = "no_change"  # a digest's record of a day without alerts
+_SERIALIZE = "serp-etl alert outbox"  # Postgres: one enqueue or claim at a time
 IMMEDIATE_DELAYS = (1.0, 4.0)  # seconds before the 2nd and 3rd try of one send
 LATER_DELAY_SECONDS = 300  # then 5 min, 10 min, ... (doubling, at most an hour)
 MAX_ATTEMPTS = 9
@@ -79,7 +81,8 @@ class Outbox(Database):
                  "queued_at": _utc_now()} for alert in alerts for channel in channels]
         if not rows:
             return 0
-        with self.transaction():
+        # Serialized with other senders' (on Postgres), so that the count is this one's.
+        with self.transaction(serialize=_SERIALIZE):
             before = self._count()
             self.execute(
                 "INSERT INTO alert_outbox (alert_id, channel, day, alert, state, attempts, "
@@ -92,7 +95,7 @@ class Outbox(Database):
 
     def claim(self, channel: str, now: float) -> list[Record]:
         """Take the channel's due records for this sender alone."""
-        with self.transaction(serialize="serp-etl alert outbox"):
+        with self.transaction(serialize=_SERIALIZE):
             due = self._select("channel = :channel AND state = 'pending' AND "
                                "next_attempt_at <= :now", {"channel": channel, "now": now})
             if due:
@@ -154,8 +157,9 @@ def _message(day: str, alerts: list[dict]) -> Message:
     else:
         subject = f"serp-etl {day}: {len(changes)} changes for your sites and images"
     lines = [f"serp-etl, {day}:"] + [
+        # A new host's message names its page already.
         f"- {a['message']}" + (f"\n  {a['url']}" if a.get("url") and a.get("kind") !=
-                               "new_image_host" else "") for a in alerts]
+                               HOST_KIND else "") for a in alerts]
     return Message(day, subject[:200], "\n".join(lines), alerts)
 
 
