@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from serp_etl.core.money import money
 from serp_etl.core.wording import count
-from serp_etl.my_sites.alerts import lookback
+from serp_etl.my_sites.alerts import lookback, new_hosts
 
 if TYPE_CHECKING:
     import duckdb
@@ -68,16 +68,13 @@ def build(connection: duckdb.DuckDBPyConnection, provider: str, day: str) -> Rep
     first_days = _rows(connection, "SELECT count(DISTINCT image_url) AS n FROM image_hosts "
                        "WHERE ? = 'dataforseo' AND date = ? AND is_new_page IS NULL",
                        [provider, day])[0]["n"]
-    mine = [*lookback(day), provider, day]  # what the day's alerts compare with
+    # Over the days the day's alerts compare with.
     my_ranks = _rows(connection, "SELECT group_name, target, location, language, device, "
                      "domain, rank, previous_rank, rank_change, url, previous_date FROM "
                      "my_ranks_between(?, ?) WHERE provider = ? AND date = ? AND (rank IS NOT "
                      "NULL OR previous_rank IS NOT NULL) ORDER BY group_name, target, "
-                     "location, language, device, domain", mine)
-    new_hosts = _rows(connection, "SELECT group_name, image_url, domain, min(rank) AS rank, "
-                      "arg_min(url, (rank, url)) AS url FROM image_reuse_between(?, ?) WHERE "
-                      "? = 'dataforseo' AND date = ? AND is_new_domain GROUP BY ALL ORDER BY "
-                      "group_name, image_url, rank, domain", mine)
+                     "location, language, device, domain", [*lookback(day), provider, day])
+    hosts = new_hosts(connection, provider, day)
     alerts = _rows(connection, "SELECT message FROM my_alerts WHERE provider = ? AND date = ? "
                    "ORDER BY kind, message", [provider, day])
     today = health[0] if health else {}
@@ -93,10 +90,10 @@ def build(connection: duckdb.DuckDBPyConnection, provider: str, day: str) -> Rep
         "my_moves": sum(bool(r["rank_change"]) or (r["rank"] is None) !=
                         (r["previous_rank"] is None) for r in my_ranks
                         if r["previous_date"] is not None),
-        "my_new_hosts": len(new_hosts), "alerts": len(alerts),
+        "my_new_hosts": len(hosts), "alerts": len(alerts),
     }
     report.markdown = _markdown(report.figures, provider, day)
-    report.html = _page(report, _my_sites(my_ranks, new_hosts, alerts, provider),
+    report.html = _page(report, _my_sites(my_ranks, hosts, alerts, provider),
                         _rank_sections(history, day),
                         _new_hosts(new_pages, first_days) if provider == "dataforseo" else "",
                         _spend_chart(spend))

@@ -164,6 +164,20 @@ def lookback(day: str) -> tuple[date, date]:
     return last - timedelta(days=LOOKBACK_DAYS), last
 
 
+def new_hosts(connection: duckdb.DuckDBPyConnection, provider: str, day: str) -> list[dict]:
+    """The sites showing an image of mine on ``day`` and not in the lookback before: one row
+    per image and domain, with its best-ranked page (a site that shows the image on two pages
+    is one new host)."""
+    return _rows(connection, """
+        SELECT group_name, image_url, location, language, domain,
+               arg_min(url, (rank, url)) AS url, min(rank) AS rank,
+               any_value(previous_date) AS previous_date
+        FROM image_reuse_between(?, ?)
+        WHERE ? = 'dataforseo' AND date = ? AND is_new_domain AND domain IS NOT NULL
+        GROUP BY ALL ORDER BY group_name, image_url, location, language, domain""",
+                 [*lookback(day), provider, day])
+
+
 def day_alerts(connection: duckdb.DuckDBPyConnection, provider: str, day: str,
                thresholds: Thresholds) -> pa.Table:
     """The alerts of ``provider``'s SERPs of ``day``, from the views ``connection`` sees."""
@@ -185,16 +199,7 @@ def day_alerts(connection: duckdb.DuckDBPyConnection, provider: str, day: str,
             "previous_date": row["previous_date"], "before": row["previous_rank"],
             "after": row["rank"], "message": rank_message(kind, row)})
     if HOST_KIND in thresholds.kinds:
-        # One alert per new domain, naming its best-ranked page: a site that shows the image
-        # on two pages is one new host.
-        for row in _rows(connection, """
-                SELECT group_name, image_url, location, language, domain,
-                       arg_min(url, (rank, url)) AS url, min(rank) AS rank,
-                       any_value(previous_date) AS previous_date
-                FROM image_reuse_between(?, ?)
-                WHERE ? = 'dataforseo' AND date = ? AND is_new_domain AND domain IS NOT NULL
-                GROUP BY ALL ORDER BY group_name, image_url, location, language, domain""",
-                [*window, provider, day]):
+        for row in new_hosts(connection, provider, day):
             rows.append({
                 "alert_id": alert_id(day, HOST_KIND, row["group_name"], provider,
                                      row["image_url"], row["location"], row["language"],
