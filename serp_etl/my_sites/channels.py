@@ -161,7 +161,7 @@ class Email:
         except smtplib.SMTPResponseException as error:
             text = f"SMTP {error.smtp_code}: {error.smtp_error!r}"
             raise (Refused if error.smtp_code >= 500 else Retryable)(text) from None
-        except (TimeoutError, smtplib.SMTPException, ssl.SSLError, OSError) as error:
+        except OSError as error:  # smtplib's errors, TLS's and timeouts are all OSErrors
             # Until the server's last reply, nothing is delivered: a dropped connection or a
             # refused one is tried again.
             raise Retryable(f"{type(error).__name__}: {error}") from None
