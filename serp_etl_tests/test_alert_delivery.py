@@ -145,6 +145,20 @@ def test_a_receiver_down_for_longer_gets_it_later_from_the_sensor(data_dir, rece
     assert alert_deliveries.evaluate_tick(context).skip_message == "nothing due"
 
 
+def test_a_receiver_that_is_down_is_tried_once_per_round_not_once_per_alert(data_dir,
+                                                                          receiver):
+    receiver.failures = 10**6
+    sleeps = Sleeps()
+    with Outbox(None) as outbox:
+        outbox.enqueue([{**row, "date": DAY} for row in alerts_of(data_dir, "dataforseo")
+                        .to_pylist()], ["webhook"], 0)
+        report = deliver(outbox, [Webhook(receiver.url)], clock=lambda: 1.0, sleep=sleeps)
+        assert report.retrying == 3 and {r.state for r in outbox.records()} == {"pending"}
+        assert {r.last_error for r in outbox.records()} == {"HTTP 503"}
+    # One message's three tries and two waits, not three messages' nine and six.
+    assert len(receiver.requests) == 3 and sleeps == [1.0, 4.0]
+
+
 def test_a_receiver_that_refuses_is_not_asked_again(data_dir, receiver):
     receiver.failures, receiver.status = 10, 404
     with Outbox(None) as outbox:

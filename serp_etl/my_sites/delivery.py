@@ -181,27 +181,34 @@ def deliver(outbox: Outbox, channels: Sequence[Channel], *, digest: bool = False
             clock: Callable[[], float] = time.time,
             sleep: Callable[[float], None] = time.sleep) -> DeliveryReport:
     """Send every due record of each channel; each message tried up to three times at once
-    (``IMMEDIATE_DELAYS``), then left for a later sender with a longer wait."""
+    (``IMMEDIATE_DELAYS``), then left for a later sender with a longer wait. A channel whose
+    receiver is down is not asked again in this round: its other messages wait with the one
+    that failed (50 alerts to a dead webhook cost one message's tries, not 50)."""
     report = DeliveryReport()
     for channel in channels:
+        down: str | None = None  # why the receiver is taken to be down, this round
         for message, records in messages(outbox.claim(channel.name, clock()), digest):
-            _send(outbox, channel, message, records, report, clock, sleep)
+            down = _send(outbox, channel, message, records, report, clock, sleep, down)
     return report
 
 
 def _send(outbox: Outbox, channel: Channel, message: Message, records: list[Record],
           report: DeliveryReport, clock: Callable[[], float],
-          sleep: Callable[[float], None]) -> None:
+          sleep: Callable[[float], None], down: str | None) -> str | None:
+    """Send one message (unless the receiver is ``down``) and settle its records; why the
+    receiver is down, if it is."""
     what = f"{len(records)} alert(s) of {message.day} to {channel.describe()}"
-    next_attempt_at, error = 0.0, None
+    next_attempt_at, error = 0.0, down
     for delay in (*IMMEDIATE_DELAYS, None):
         try:
+            if down is not None:
+                raise Retryable(down)
             channel.send(message)
         except Retryable as failure:
-            if delay is not None:
+            if delay is not None and down is None:
                 sleep(delay)
                 continue
-            error = redact(str(failure), channel.secrets())
+            error = down = redact(str(failure), channel.secrets())
             attempts = max(r.attempts for r in records)
             if attempts >= MAX_ATTEMPTS:
                 state, line = "failed", f"gave up on {what} after {attempts} rounds of tries"
@@ -222,3 +229,4 @@ def _send(outbox: Outbox, channel: Channel, message: Message, records: list[Reco
     outbox.settle(records, state, error, next_attempt_at)
     setattr(report, _COUNTED_AS[state], getattr(report, _COUNTED_AS[state]) + len(records))
     report.lines.append(line if state != "failed" else f"{line}: {error}")
+    return down
