@@ -62,17 +62,14 @@ def array_spans(data: bytes | memoryview, path: Path) -> tuple[Span, list[Span]]
     """The span of the array at ``path`` (object keys and array indexes from the root) and the
     spans of its elements, or None if the document has no array there."""
     try:
-        return _one_pass_spans(data, path)
-    except msgspec.ValidationError:
-        pass  # another element of an array on the path is not shaped like the one followed
-    except (msgspec.DecodeError, RecursionError):  # not strict JSON, or nested too deeply
-        return _tokenized_spans(data, path)  # for msgspec: what the tokenizer reads
-    try:
-        return _strict_spans(data, path)
+        try:
+            return _one_pass_spans(data, path)
+        except msgspec.ValidationError:  # another element of an array on the path differs
+            return _strict_spans(data, path)
     except msgspec.ValidationError:  # a valid document without an array at ``path``
         return None
-    except RecursionError:
-        return _tokenized_spans(data, path)
+    except (msgspec.DecodeError, RecursionError):  # not strict JSON, or nested too deeply
+        return _tokenized_spans(data, path)  # for msgspec: what the tokenizer reads
 
 
 _RAWS = list[msgspec.Raw]
