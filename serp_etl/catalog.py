@@ -71,9 +71,13 @@ def refresh_views(data_dir: Path | str, kind: views.ViewsFile = views.FOR_TOOLS)
     return views.refresh(Warehouse(data_dir), view_definitions(data_dir), kind)
 
 
-def views_current(data_dir: Path | str, kind: views.ViewsFile = views.FOR_TOOLS) -> bool:
-    """Whether the views file of ``kind`` serves the warehouse as it is (``views.current``)."""
-    return views.current(Warehouse(data_dir), view_definitions(data_dir), kind)
+def current_views(data_dir: Path | str, kind: views.ViewsFile = views.FOR_TOOLS) -> Path:
+    """The views file of ``kind``, written first if it is missing or behind, by a check that
+    costs the same whatever the history (``views.current``); its path."""
+    warehouse, definitions = Warehouse(data_dir), view_definitions(data_dir)
+    if not views.current(warehouse, definitions, kind):
+        views.refresh(warehouse, definitions, kind)
+    return kind.path(warehouse)
 
 
 def connect(data_dir: Path | str) -> duckdb.DuckDBPyConnection:
@@ -82,14 +86,13 @@ def connect(data_dir: Path | str) -> duckdb.DuckDBPyConnection:
     import duckdb
 
     warehouse = Warehouse(data_dir)
-    if not views_current(data_dir):
-        refresh_views(data_dir)
+    path = current_views(data_dir)
     # Attached to a new in-memory database, not connected to by path: duckdb.connect() hands
     # out the instance a process already holds for a path, which may be an earlier views file.
     connection = duckdb.connect(":memory:")
     if warehouse.filesystem is not None:  # the views read the bucket through it
         connection.register_filesystem(warehouse.filesystem)
-    connection.execute("ATTACH ? AS serp (READ_ONLY)", [str(views.views_path(warehouse))])
+    connection.execute("ATTACH ? AS serp (READ_ONLY)", [str(path)])
     connection.execute("USE serp")
     connection.execute("SET TimeZone = 'UTC'")
     return connection
@@ -106,12 +109,11 @@ def query_connection(data_dir: Path | str) -> duckdb.DuckDBPyConnection:
     from serp_etl.core.read_only_fs import PROTOCOL, ReadOnlyWarehouse
 
     warehouse = Warehouse(data_dir)
-    if not views_current(data_dir, views.FOR_QUERIES):
-        refresh_views(data_dir, views.FOR_QUERIES)
+    path = current_views(data_dir, views.FOR_QUERIES)
     connection = duckdb.connect(":memory:")
     connection.register_filesystem(ReadOnlyWarehouse(str(warehouse.absolute_root),
                                                      warehouse.filesystem))
-    connection.execute("ATTACH ? AS serp (READ_ONLY)", [str(views.query_views_path(warehouse))])
+    connection.execute("ATTACH ? AS serp (READ_ONLY)", [str(path)])
     connection.execute("USE serp")
     connection.execute("SET TimeZone = 'UTC'")
     connection.execute("SET allowed_directories = ?", [[f"{PROTOCOL}://"]])

@@ -116,7 +116,7 @@ def test_a_publisher_killed_before_its_commit_changes_nothing_a_reader_sees(
     assert orphans and all("/items/" in o or "/date=" in o for o in orphans)  # uploaded...
     assert titles(warehouse) == ["first"]  # ...but no reader sees them
     assert view_rows(tmp_path, "SELECT title FROM semscraper_items") == seen
-    assert catalog.views_current(warehouse.data_dir)
+    assert catalog.views.current(warehouse, catalog.view_definitions(warehouse.data_dir))
     # A later publish of the day leaves young uploads alone (a live publisher's), and removes
     # them once they are a day old.
     TABLES.publish_flattened(warehouse, DAY)

@@ -20,7 +20,7 @@ import httpx
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from serp_etl.catalog import refresh_views, views_current
+from serp_etl.catalog import current_views, refresh_views
 from serp_etl.core.http import (
     DEFAULT_MAX_RESPONSE_MB,
     RateLimiter,
@@ -247,8 +247,7 @@ class WarehouseDuckDBResource(DuckDBResource):
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         data_dir = Path(self.database).parent
-        if not views_current(data_dir):
-            refresh_views(data_dir)
+        current_views(data_dir)
         with super().get_connection() as connection:
             filesystem = Warehouse(data_dir).filesystem
             if filesystem is not None:  # the views read the bucket through it
