@@ -321,7 +321,8 @@ def _state_counts(known: str) -> str:
     derived from the ledger's states, so a new state gets its column. NULL (not known) where
     the SQL condition ``known`` does not hold."""
     pending = ", ".join(f"'{state}'" for state in sorted(PENDING_STATES))
-    counts = [(f"state = '{state}'", state) for state in TaskState if state not in PENDING_STATES]
+    counts = [(f"state = '{state}'", state.value) for state in TaskState
+              if state not in PENDING_STATES]
     counts.append((f"state IN ({pending})", "pending"))
     return ", ".join(f"CASE WHEN {known} THEN count(*) FILTER (WHERE {where}) END AS {name}"
                      for where, name in counts)

@@ -87,8 +87,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     except (ImportFailed, OSError, DBAPIError) as error:  # a full disk, a worker killed...
         print(import_failure(error, Path(args.data_dir)), file=sys.stderr)
         return 1
-    for error in report.rejected:
-        print(f"rejected {error.path}: {error.reason}", file=sys.stderr)
+    for rejected in report.rejected:
+        print(f"rejected {rejected.path}: {rejected.reason}", file=sys.stderr)
     print(f"{count(report.imported_files, 'file')} imported, {len(report.rejected)} rejected; "
           f"{count(report.new_responses, 'new response')} in {args.provider} "
           f"date={args.date}")
@@ -174,6 +174,7 @@ def cmd_sandbox_serve(args: argparse.Namespace) -> int:
               "choose another --port)", file=sys.stderr)
         return 2
     host, port = server.server_address[:2]
+    assert isinstance(host, str)  # an AF_INET server's address
     auth = (f"Basic auth {LOGIN}/{PASSWORD}" if args.provider == "dataforseo" else
             f"Bearer {SEMSCRAPER_API_KEY}, callbacks signed with {SEMSCRAPER_HMAC_KEY}")
     return serve_until_interrupted(

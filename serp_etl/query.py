@@ -82,6 +82,7 @@ def _write_csv(relation: duckdb.DuckDBPyRelation, out: TextIO) -> None:
 
 def _write_json(relation: duckdb.DuckDBPyRelation, out: TextIO) -> None:
     rows = relation.query("result", "SELECT to_json(result) FROM result")
+    assert rows is not None  # a SELECT has a result
     out.write("[")
     first = True
     for batch in rows.to_arrow_reader(BATCH_ROWS):

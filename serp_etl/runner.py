@@ -100,27 +100,29 @@ def summarize(instance: dg.DagsterInstance, run_id: str, seconds: float) -> RunS
         if event is None:
             continue
         if event.event_type is dg.DagsterEventType.ASSET_MATERIALIZATION:
-            materialization = event.event_specific_data.materialization
+            materialization = event.step_materialization_data.materialization
             metadata = {k: v.value for k, v in materialization.metadata.items()}
             table = materialization.asset_key.path[-1]
             if table == "tasks":
-                summary.posted = metadata.get("posted_now")
-                key, currency, about = POSTED_COST[provider]
-                if metadata.get(key) is not None:
-                    summary.posted_cost = about + money(metadata[key], currency)
-                summary.not_posted_because = metadata.get("not_posted_because")
+                posted, cost = metadata.get("posted_now"), metadata.get(POSTED_COST[provider][0])
+                why = metadata.get("not_posted_because")
+                summary.posted = posted if isinstance(posted, int) else None
+                if isinstance(cost, int | float):
+                    _, currency, about = POSTED_COST[provider]
+                    summary.posted_cost = about + money(cost, currency)
+                summary.not_posted_because = why if isinstance(why, str) else None
             if table == ALERTS_TABLE:
                 summary.alert_delivery = {k: v for k, v in metadata.items()
                                           if k.startswith("alerts_") and v}
-            if table == "report" and metadata.get("report"):
-                summary.reports.append(metadata["report"])
+            if table == "report" and isinstance(report := metadata.get("report"), str):
+                summary.reports.append(report)
         elif event.event_type is dg.DagsterEventType.ASSET_CHECK_EVALUATION:
-            evaluation = event.event_specific_data
+            evaluation = event.asset_check_evaluation_data
             summary.checks.append(CheckOutcome(
                 evaluation.check_name, evaluation.passed, evaluation.severity.value,
                 evaluation.description or ""))
         elif event.event_type is dg.DagsterEventType.STEP_FAILURE:
-            error = event.event_specific_data.error
+            error = event.step_failure_data.error
             summary.failures.append(f"{event.step_key}: "
                                     f"{error.message.strip() if error else 'unknown error'}")
     return summary

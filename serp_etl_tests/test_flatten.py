@@ -157,6 +157,18 @@ def test_undocumented_item_types_land_in_other_items_whole():
     assert orjson.loads(other[1]["item"]) == "not an object"
 
 
+def test_an_item_type_that_is_not_a_string_lands_in_other_items():
+    # Found by the type checker: a list or an object as "type" was looked up as a table name
+    # and failed the whole flatten with "unhashable type".
+    items = [{"type": ["organic"], "rank_absolute": 1}, {"type": {"a": 1}, "rank_absolute": 2},
+             {"type": "organic", "rank_group": 1, "rank_absolute": 3}]
+    tables = flatten_responses([_response("t", {"items": items})])
+    other = tables["other_items"].to_pylist()
+    assert [(o["item_index"], o["type"]) for o in other] == [(0, None), (1, None)]
+    assert orjson.loads(other[0]["item"])["type"] == ["organic"]
+    assert tables["organic"].column("rank_absolute").to_pylist() == [3]
+
+
 def test_a_second_result_is_kept_in_the_serp_row():
     body = orjson.dumps({"tasks": [{"id": "t", "result": [{"items": []}, {"keyword": "k"}]}]})
     serp = flatten_responses([("t", body)])["serps"].to_pylist()[0]

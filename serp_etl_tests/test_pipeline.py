@@ -175,6 +175,34 @@ def test_unknown_status_codes_are_reported_not_guessed(sandbox, ledger, clock, t
     assert ledger.tasks(PROVIDER, DAY)[0].status_code == 40777
 
 
+@pytest.mark.parametrize(("code", "message", "recorded"), [
+    ("40777", "New.", (None, "New. (status_code '40777')")),
+    (2**40, "Big.", (None, f"Big. (status_code {2**40})")),
+    (40777, {"text": "odd"}, (40777, '{"text":"odd"}')),
+    (None, None, (None, None)),
+])
+def test_a_task_status_of_any_shape_is_recorded_not_fatal(sandbox, ledger, clock, targets, code,
+                                                          message, recorded):
+    # Found by the type checker: the codes and messages of task_get reached the ledger as
+    # the provider sent them; an object for a message could not be written at all.
+    pipeline.submit(make_client(sandbox, clock), ledger, DAY, targets[:1])
+    (record,) = ledger.tasks(PROVIDER, DAY)
+
+    def odd_status(request):
+        return httpx.Response(200, json={"status_code": 20000, "status_message": "Ok.", "tasks": [
+            {"id": record.task_id, "status_code": code, "status_message": message,
+             "result": None}]} if "task_get" in request.url.path else
+            {"status_code": 20000, "status_message": "Ok.", "tasks": [{"id": "r",
+             "status_code": 20000, "result": []}]})
+
+    odd = make_client(sandbox, clock, transport=httpx.MockTransport(odd_status))
+    report = pipeline.collect(odd, ledger, DAY, deadline_seconds=0, poll_seconds=1,
+                              clock=clock, sleep=clock.sleep)
+    assert report.pending == 1 and not report.errors
+    (record,) = ledger.tasks(PROVIDER, DAY)
+    assert (record.status_code, record.status_message) == recorded
+
+
 def test_responses_are_published_once_however_often_they_are_stored(client, ledger, clock,
                                                                    warehouse, targets):
     pipeline.submit(client, ledger, DAY, targets)

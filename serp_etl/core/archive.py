@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import gc
 import gzip
+import io
 import itertools
 import multiprocessing
 import os
@@ -34,7 +35,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import IO, NamedTuple, TextIO
+from typing import TYPE_CHECKING, NamedTuple, TextIO
 
 import orjson
 import pyarrow as pa
@@ -122,14 +123,24 @@ class _Read:
     offset: int = 0  # its first byte in the file, for a line
 
 
-def _open(path: Path) -> IO[bytes]:
+if TYPE_CHECKING:
+    # What ``_open`` returns: a file read through a buffer, or a gzip stream (both can peek).
+    Stream = io.BufferedReader[io.FileIO] | gzip.GzipFile
+
+
+def _buffered(path: Path) -> io.BufferedReader[io.FileIO]:
+    """What open(path, "rb", buffering=READ_BUFFER) makes, spelled out for its type."""
+    return io.BufferedReader(io.FileIO(path, "rb"), READ_BUFFER)
+
+
+def _open(path: Path) -> Stream:
     try:
         mode = os.stat(path).st_mode
     except OSError as error:
         raise ArchiveError(path, f"cannot read: {error.strerror or error}") from None
     if not stat.S_ISREG(mode):
         raise ArchiveError(path, "not a regular file")
-    handle = open(path, "rb", buffering=READ_BUFFER)  # noqa: SIM115 - closed by the caller
+    handle = _buffered(path)
     if handle.read(2) == _GZIP_MAGIC:
         handle.seek(0)
         return gzip.GzipFile(fileobj=handle, mode="rb")
@@ -150,7 +161,7 @@ def _too_large(number: int, limit: int, offset: int = 0) -> _Read:
                  offset=offset)
 
 
-def _is_array(stream: IO[bytes]) -> bool:
+def _is_array(stream: Stream) -> bool:
     return stream.peek(64).removeprefix(BOM).lstrip()[:1] == b"["
 
 
@@ -182,7 +193,7 @@ def line_ranges(path: Path, limit: int, workers: int) -> list[tuple[int, int]] |
         raise ArchiveError(path, f"cannot read: {error.strerror or error}") from None
 
 
-def _skip_line(stream: IO[bytes]) -> int:
+def _skip_line(stream: Stream) -> int:
     """Read to the end of the current line (never all of a huge one at once); its length."""
     length = 0
     while piece := stream.readline(2**20):
@@ -195,7 +206,7 @@ def _skip_line(stream: IO[bytes]) -> int:
 def read_range(path: Path, start: int, end: int, limit: int) -> Iterator[_Read]:
     """The documents of one of ``line_ranges``: their line numbers are not known here."""
     try:
-        with open(path, "rb", buffering=READ_BUFFER) as stream:
+        with _buffered(path) as stream:
             stream.seek(start)
             yield from _lines(stream, limit, start, end)
     except OSError as error:
@@ -230,7 +241,7 @@ def read_documents(path: Path, limit: int) -> Iterator[_Read]:
         raise ArchiveError(path, f"corrupt or truncated gzip ({error})") from None
 
 
-def _array(stream: IO[bytes], limit: int) -> Iterator[_Read]:
+def _array(stream: Stream, limit: int) -> Iterator[_Read]:
     data = stream.read(limit + 1)
     if len(data) > limit:
         yield _too_large(1, limit)
@@ -243,7 +254,7 @@ def _array(stream: IO[bytes], limit: int) -> Iterator[_Read]:
         yield _Read(position, data[start:end])
 
 
-def _lines(stream: IO[bytes], limit: int, start: int = 0,
+def _lines(stream: Stream, limit: int, start: int = 0,
            end: int | None = None) -> Iterator[_Read]:
     """The non-blank lines from ``start`` (where the stream is) to ``end`` (or its end),
     numbered from 1 when read from the start, else 0 (the caller counts them if it must)."""
@@ -456,7 +467,7 @@ class _Workers:
         for process in self.processes:
             process.start()
         self.progress = progress
-        self.finished: list[tuple[str, object]] = []
+        self.finished: list[tuple[str, _Share]] = []
 
     def give(self, file_index: int, work: list[_Read] | _Range) -> None:
         self.progress.given(file_index)
@@ -663,8 +674,8 @@ def import_archives(tables: ProviderTables, split: Split, paths: list[Path], par
                 warehouse.partition_dir(tables.name, table, partition)), owner)
         raise
     for share in shares:
-        for index, error in share.unreadable.items():
-            unreadable.setdefault(index, error)
+        for index, problem in share.unreadable.items():
+            unreadable.setdefault(index, problem)
     main = make_sink("joined")  # lines that were documents only together
     try:
         rejected = _numbered(paths, [aside for share in shares for aside in share.rejected])
@@ -696,16 +707,16 @@ def _join_fragments(sink: _Sink, fragments: list[_Aside], limit: int) -> None:
     (a raw newline in a string broke it); every other line is rejected with its own reason."""
     for _, run in itertools.groupby(enumerate(fragments),
                                     lambda p: (p[1].file, p[1].number - p[0])):
-        run = [fragment for _, fragment in run]
+        lines = [fragment for _, fragment in run]
         start = 0
-        while start < len(run):
-            joined = _joined_document(run, start, limit)
+        while start < len(lines):
+            joined = _joined_document(lines, start, limit)
             if joined is None:
-                sink.share.rejected.append(run[start])
+                sink.share.rejected.append(lines[start])
                 start += 1
                 continue
             end, data = joined
-            sink.take(run[start].file, _Read(run[start].number, data))
+            sink.take(lines[start].file, _Read(lines[start].number, data))
             start = end + 1
 
 

@@ -400,13 +400,14 @@ def _extract_level(fields: dict[str, Field], path: tuple[str, ...], prefix: str,
             out[path + (name,)] = values
         else:
             sub_prefix = column_name(prefix, name)
+            objects: Sequence = values
             if not set(map(type, values)) <= _OBJECT_TYPES:
-                values = list(values)
-                for row, value in enumerate(values):
+                objects = list(values)
+                for row, value in enumerate(objects):
                     if value is not None and type(value) is not dict:
                         notes.add_invalid(row, sub_prefix, value)
-                        values[row] = None
-            _extract_level(spec.fields, path + (name,), sub_prefix, values, out, notes)
+                        objects[row] = None
+            _extract_level(spec.fields, path + (name,), sub_prefix, objects, out, notes)
 
 
 def _note_extra(obj: dict, fields: dict, path: tuple[str, ...], row: int,
@@ -426,10 +427,10 @@ def _explode(column: Sequence, key_columns: list[list], name: str, notes: _RowNo
         elements = list(chain.from_iterable(arrays))
         if set(map(type, elements)) <= _DICT_TYPE:  # the common case, in C loops
             counts = list(map(len, arrays))
-            keys = [list(chain.from_iterable(map(repeat, (values[r] for r in rows), counts)))
-                    for values in key_columns]
-            keys.append(list(chain.from_iterable(map(range, counts))))
-            return keys, elements
+            fast_keys = [list(chain.from_iterable(map(repeat, (values[r] for r in rows), counts)))
+                         for values in key_columns]
+            fast_keys.append(list(chain.from_iterable(map(range, counts))))
+            return fast_keys, elements
     keys: list[list] = [[] for _ in range(len(key_columns) + 1)]
     objs: list[dict] = []
     for row, elements in zip(rows, arrays, strict=True):

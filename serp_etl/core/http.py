@@ -69,7 +69,7 @@ class RateLimiter(Database):
         self._sleep = sleep
         # Shared by the client's threads: one at a time, under ``_lock``.
         super().__init__(location, _LIMITS, check_same_thread=False)
-        self._clock = clock or (self.now if self.dialect == "postgresql" else time.time)
+        self._clock = clock or self.now
         self._lock = threading.Lock()
 
     def _take(self, bucket: str, now: float) -> float:

@@ -18,7 +18,9 @@ from __future__ import annotations
 import functools
 import json
 import re
+import types
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -28,6 +30,7 @@ _TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{},:]', re.DOTALL)
 _NOT_SPACE = re.compile(rb"[^ \t\r\n]")
 Span = tuple[int, int]
 Path = tuple[str | int, ...]
+Document = bytes | memoryview
 
 
 @dataclass
@@ -49,16 +52,19 @@ def _key(token: bytes) -> str:
 
 
 def _value_path(parent: _Container) -> Path:
-    return parent.path + ((parent.key,) if parent.kind == b"{" else (parent.index,))
+    if parent.kind == b"[":
+        return (*parent.path, parent.index)
+    # A member whose key was not read (a document broken there) is on no path asked for.
+    return (*parent.path, "" if parent.key is None else parent.key)
 
 
-def _end_before(data: bytes, start: int, end: int) -> int:
+def _end_before(data: Document, start: int, end: int) -> int:
     while end > start and data[end - 1] in b" \t\r\n":
         end -= 1
     return end
 
 
-def array_spans(data: bytes | memoryview, path: Path) -> tuple[Span, list[Span]] | None:
+def array_spans(data: Document, path: Path) -> tuple[Span, list[Span]] | None:
     """The span of the array at ``path`` (object keys and array indexes from the root) and the
     spans of its elements, or None if the document has no array there."""
     try:
@@ -76,26 +82,26 @@ _RAWS = list[msgspec.Raw]
 
 
 @functools.lru_cache(maxsize=16)
-def _path_type(path: Path) -> type:
+def _path_type(path: Path) -> Any:
     """A type that decodes the whole document in one pass, skipping everything off ``path``
     and keeping the elements of its array as ``Raw``."""
-    shape: type = _RAWS
+    shape: Any = _RAWS  # a type made at run time: a struct, or a list of one
     for step in reversed(path):
         if isinstance(step, str):
             shape = msgspec.defstruct("Member", [("value", shape | None, None)],
                                       rename={"value": step})
         else:
-            shape = list[shape | None]
+            shape = types.GenericAlias(list, shape | None)
     return shape
 
 
-def _address(buffer: bytes | msgspec.Raw) -> int:
+def _address(buffer: Document | msgspec.Raw) -> int:
     """Where ``buffer``'s bytes are in memory (a ``Raw`` is a view of the document's)."""
     return np.frombuffer(buffer, dtype=np.uint8).ctypes.data
 
 
-def _one_pass_spans(data: bytes, path: Path) -> tuple[Span, list[Span]] | None:
-    value = msgspec.json.decode(data, type=_path_type(path))
+def _one_pass_spans(data: Document, path: Path) -> tuple[Span, list[Span]] | None:
+    value: Any = msgspec.json.decode(data, type=_path_type(path))
     for step in path:
         if isinstance(step, str):
             value = value.value
@@ -110,7 +116,7 @@ def _one_pass_spans(data: bytes, path: Path) -> tuple[Span, list[Span]] | None:
     start = elements[0][0] - 1
     while data[start] in _SPACE:
         start -= 1
-    return (start, _CLOSE.match(data, elements[-1][1]).end()), elements
+    return (start, _matched_end(_CLOSE, data, elements[-1][1])), elements
 
 
 _SEPARATOR = re.compile(rb"[ \t\r\n]*,?[ \t\r\n]*")
@@ -118,7 +124,14 @@ _CLOSE = re.compile(rb"[ \t\r\n]*\]")
 _SPACE = b" \t\r\n"
 
 
-def _element_spans(data: bytes, raws: list[msgspec.Raw]) -> list[Span]:
+def _matched_end(pattern: re.Pattern[bytes], data: Document, position: int) -> int:
+    found = pattern.match(data, position)
+    if found is None:  # bytes not where msgspec's reading puts them: the tokenizer reads it
+        raise msgspec.DecodeError(f"no {pattern.pattern!r} at byte {position}")
+    return found.end()
+
+
+def _element_spans(data: Document, raws: list[msgspec.Raw]) -> list[Span]:
     """Where each of an array's consecutive elements is in ``data``: the first by its
     address, each next one after the separator that follows the one before (in a document
     msgspec read, whitespace and one comma). Checked, not assumed: a ``Raw`` that is not a
@@ -130,7 +143,7 @@ def _element_spans(data: bytes, raws: list[msgspec.Raw]) -> list[Span]:
     for raw in raws:
         end = start + len(raw)
         spans.append((start, end))
-        start = _SEPARATOR.match(data, end).end()
+        start = _matched_end(_SEPARATOR, data, end)
     first, last = spans[0][0], spans[-1][1]
     # Another object's bytes cannot lie inside the document's; the last element must end
     # where its own bytes do.
@@ -140,10 +153,10 @@ def _element_spans(data: bytes, raws: list[msgspec.Raw]) -> list[Span]:
     return spans
 
 
-def _strict_spans(data: bytes, path: Path) -> tuple[Span, list[Span]] | None:
+def _strict_spans(data: Document, path: Path) -> tuple[Span, list[Span]] | None:
     """The same in one decode per step of the path (each array on it read as ``Raw``
     elements): what the one pass cannot shape (an array whose other elements differ)."""
-    value: bytes | msgspec.Raw = data
+    value: Any = data
     for step in path:
         if isinstance(step, str):
             value = msgspec.json.decode(value, type=dict[str, msgspec.Raw]).get(step)
@@ -156,7 +169,7 @@ def _strict_spans(data: bytes, path: Path) -> tuple[Span, list[Span]] | None:
     return array, _element_spans(data, msgspec.json.decode(value, type=_RAWS))
 
 
-def _tokenized_spans(data: bytes, path: Path) -> tuple[Span, list[Span]] | None:
+def _tokenized_spans(data: Document, path: Path) -> tuple[Span, list[Span]] | None:
     stack: list[_Container] = []
     for match in _TOKEN.finditer(data):
         token = match.group()
@@ -165,14 +178,14 @@ def _tokenized_spans(data: bytes, path: Path) -> tuple[Span, list[Span]] | None:
         if char == b'"':
             if top is not None and top.expect_key:
                 top.key = _key(token)
-        elif top is None and char not in b"{[":
-            return None  # a stray "]", "," or ":" before anything opened: not a document
         elif char in b"{[":
             container = _Container(char, _value_path(top) if top else (), match.start(),
                                    expect_key=char == b"{")
             if char == b"[" and container.path == path:
                 container.element_start = _next_value(data, match.end())
             stack.append(container)
+        elif top is None:
+            return None  # a stray "]", "," or ":" before anything opened: not a document
         elif char == b":":
             top.expect_key = False
         elif char == b",":
@@ -194,6 +207,6 @@ def _tokenized_spans(data: bytes, path: Path) -> tuple[Span, list[Span]] | None:
     return None
 
 
-def _next_value(data: bytes, position: int) -> int:
+def _next_value(data: Document, position: int) -> int:
     following = _NOT_SPACE.search(data, position)
     return following.start() if following else len(data)

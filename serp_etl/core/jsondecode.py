@@ -111,14 +111,14 @@ def _decode(data: bytes | memoryview) -> tuple[Any, tuple[str, ...]]:
         value = float(literal)
         return value if math.isfinite(value) else keep_as_text(literal)
 
-    options = {"parse_float": number, "parse_constant": keep_as_text}
     try:
         try:
-            value = json.loads(text, **options)
+            value = json.loads(text, parse_float=number, parse_constant=keep_as_text)
         except json.JSONDecodeError as error:
             if not error.msg.startswith("Invalid control character"):
                 raise
-            value = json.loads(text, strict=False, **options)
+            value = json.loads(text, strict=False, parse_float=number,
+                               parse_constant=keep_as_text)
             repairs.add("control_character")
     except json.JSONDecodeError:
         raise Undecodable(reason) from None
@@ -177,13 +177,14 @@ def _replace_surrogates(value: Any) -> tuple[Any, bool]:
     """``value`` with every lone surrogate (the only surrogates left after decoding: pairs are
     joined) replaced by U+FFFD, in keys and strings at any depth."""
     if isinstance(value, str):
-        fixed = _SURROGATE.sub("\ufffd", value)
-        return fixed, fixed != value
+        replaced = _SURROGATE.sub("\ufffd", value)
+        return replaced, replaced != value
     if isinstance(value, list):
         pairs = [_replace_surrogates(v) for v in value]
         return [v for v, _ in pairs], any(changed for _, changed in pairs)
     if isinstance(value, dict):
-        fixed, changed = {}, False
+        fixed: dict[str, Any] = {}
+        changed = False
         for key, item in value.items():
             new_key, key_changed = _replace_surrogates(key)
             fixed[new_key], item_changed = _replace_surrogates(item)

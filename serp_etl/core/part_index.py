@@ -76,7 +76,7 @@ class PartIndex(Database):
             key, stat = self._key(part), self.storage.size(part)
             entry = entries.get(key)
             current = entry is not None and entry[:2] == stat
-            found.append((part, key, stat, (entry[2], entry[3]) if current else None))
+            found.append((part, key, stat, (entry[2], entry[3]) if entry and current else None))
         return found
 
     def _key(self, path: PurePath) -> str:

@@ -125,11 +125,11 @@ def flatten_partition(
                 _discard(f.result()[0] for f in futures if f.exception() is None)
                 raise
             wait(futures)
-        failed = [f for f in futures if f.exception() is not None]
+        failed = [error for f in futures if (error := f.exception()) is not None]
         if failed:
             # Nothing is published: remove what every share that did succeed had staged.
             _discard([own[0], *(f.result()[0] for f in futures if f.exception() is None)])
-            raise failed[0].exception()
+            raise failed[0]
         results = [own, *(f.result() for f in futures)]
     staged: dict[Path, PurePath] = {}
     rows = dict.fromkeys(paths, 0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import pyarrow as pa
 
@@ -57,7 +58,8 @@ class ProviderTables:
     flat_schemas: Mapping[str, pa.Schema]
     flatten_raw_batch: FlattenBatch  # a batch of the raw table (task_id, body) -> tables
     # (task_id, decoded response) pairs -> tables: what an import flattens from its one parse
-    flatten_parsed: Callable[[list[tuple[str, object]]], dict[str, pa.Table]]
+    # (each response as the provider's ``split`` checked it: Any, its shape is the provider's)
+    flatten_parsed: Callable[[list[tuple[str, Any]]], dict[str, pa.Table]]
     item_tables: tuple[str, ...]  # the flattened tables whose rows are a SERP's items
     task_row: Callable[[TaskRecord], dict] = base_task_row
     # A body -> the hash that names its version: what differs between two fetches of the same

@@ -30,7 +30,8 @@ def collection_complete(ledger: Ledger, warehouse: Warehouse, provider: str,
     kept = {version for part in warehouse.parts(provider, RAW_TABLE, partition)
             for version in part_versions(part, warehouse.filesystem)
             } | ledger.inbox_versions(provider, partition)
-    missing = sorted(task.task_id for task in tasks if task.content_hash is not None
+    missing = sorted(task.task_id for task in tasks
+                     if task.task_id is not None and task.content_hash is not None
                      and (task.task_id, task.content_hash) not in kept)
     by_state: dict[str, int] = {}
     pending_by_status: dict[str, int] = {}
@@ -81,9 +82,9 @@ def schema_drift(tables: ProviderTables, warehouse: Warehouse, partition: str) -
                 continue
             if EXTRA_COLUMN not in schema.names:
                 continue
-            extra, invalid = con.execute(
+            [(extra, invalid)] = con.execute(
                 f"SELECT count({EXTRA_COLUMN}), count({INVALID_COLUMN}) FROM {PARTITION_READ}",
-                [files]).fetchone()
+                [files]).fetchall()
             if extra:
                 counts[f"{table}.{EXTRA_COLUMN}"] = extra
             if invalid:

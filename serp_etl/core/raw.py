@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path, PurePath
+from pathlib import PurePath
 
 import numpy as np
 import pyarrow as pa
@@ -130,12 +130,12 @@ def _utf8(body: bytes) -> tuple[str, bytes | None]:
         return body.decode("utf-8", "replace"), body
 
 
-def upgrade_part(path: Path, schema: pa.Schema, hash_body: HashBody) -> PurePath:
+def upgrade_part(path: PurePath, schema: pa.Schema, hash_body: HashBody) -> PurePath:
     """Rewrite, once, a part written by an earlier serp-etl: columns it lacks are added (null,
     but content_hash, computed from its bodies) in today's order. Returns its new path (its
     name carries its new schema's tag). Such parts are only ever in a data dir's warehouse:
     object storage came after schema tags."""
-    table = pq.read_table(path)
+    table = pq.read_table(str(path))
     columns = {}
     for field in schema:
         if field.name in table.column_names:
@@ -232,6 +232,7 @@ def publish_raw(ledger: Ledger, warehouse: Warehouse, provider: str, partition: 
                 writer = stack.enter_context(raw_writer(directory / new_part_name(), schema,
                                                         storage=warehouse.storage))
             if full:
+                assert writer is not None  # made just above for a full batch
                 writer.write({RAW_TABLE: raw_rows_table(
                     [(r.task_id, r.meta, r.body) for r in batch], schema)})
                 added += len(batch)

@@ -1,6 +1,7 @@
 """What every provider's targets file shares."""
 
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 
 TARGETS_FILE = "targets.toml"
@@ -12,11 +13,11 @@ class TargetConfigError(ValueError):
     naming its target, so one pass of ``serp-etl targets check`` shows what to fix."""
 
     def __init__(self, source: str, problems: list[str],
-                 valid: list[tuple[int, object]] | None = None) -> None:
+                 valid: Sequence[tuple[int, object]] | None = None) -> None:
         self.source, self.problems = source, list(dict.fromkeys(problems))
         # The entries without a problem of their own, with their numbers in the file: checked
         # further by ``serp-etl targets check``, never posted (a run refuses the whole file).
-        self.valid = valid or []
+        self.valid = list(valid or [])
         if len(self.problems) == 1:
             text = f"{source}: {self.problems[0]}"
         else:

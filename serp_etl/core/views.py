@@ -151,7 +151,7 @@ def _target_types(connection, schemas: Mapping[str, pa.Schema]) -> dict[str, dic
     second to load, and its types could differ from a part's)."""
     import pyarrow.parquet as pq
 
-    types = {}
+    types: dict[str, dict[str, str]] = {}
     with tempfile.TemporaryDirectory() as scratch:
         for view, schema in schemas.items():
             path = Path(scratch, f"{len(types)}.parquet")
@@ -354,8 +354,8 @@ def _write(warehouse: Warehouse, found: Mapping[str, Mapping[str | None, list[Pu
                                             types))
             missing = {view: schema for view, schema in definitions.schemas.items()
                        if view not in found}
-            for view, types in _target_types(connection, missing).items():
-                connection.execute(empty_view_sql(view, missing[view], types))
+            for name, types in _target_types(connection, missing).items():
+                connection.execute(empty_view_sql(name, missing[name], types))
             _comment_tables(connection, definitions)
             for name, table in definitions.settings.items():
                 # Rows passed as an Arrow table: no value of the user's is written into SQL.
@@ -363,16 +363,16 @@ def _write(warehouse: Warehouse, found: Mapping[str, Mapping[str | None, list[Pu
                 connection.execute(f"CREATE TABLE {_identifier(name)} AS "
                                    "SELECT * FROM settings_rows")
                 connection.unregister("settings_rows")
-            for view in definitions.derived:
-                name = _identifier(view.name)
-                if view.parameters:
-                    connection.execute(f"CREATE MACRO {name}({', '.join(view.parameters)}) "
-                                       f"AS TABLE {view.select}")
+            for derived in definitions.derived:
+                name = _identifier(derived.name)
+                if derived.parameters:
+                    connection.execute(f"CREATE MACRO {name}({', '.join(derived.parameters)}) "
+                                       f"AS TABLE {derived.select}")
                     connection.execute(f"COMMENT ON MACRO TABLE {name} IS "
-                                       f"{_literal(view.description)}")
+                                       f"{_literal(derived.description)}")
                     continue
-                connection.execute(f"CREATE VIEW {name} AS {view.select}")
-                connection.execute(f"COMMENT ON VIEW {name} IS {_literal(view.description)}")
+                connection.execute(f"CREATE VIEW {name} AS {derived.select}")
+                connection.execute(f"COMMENT ON VIEW {name} IS {_literal(derived.description)}")
             connection.execute("CHECKPOINT")
         with open(temp, "rb+") as handle:
             os.fsync(handle.fileno())

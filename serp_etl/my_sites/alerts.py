@@ -115,8 +115,10 @@ def rank_kind(before: int | None, after: int | None, thresholds: Thresholds) -> 
         "entered_serp": before is None and after is not None,
         "entered_top10": after is not None and after <= TOP and (before is None or before > TOP),
         "left_top10": before is not None and before <= TOP and after is not None and after > TOP,
-        "rank_rise": None not in (before, after) and before - after >= thresholds.min_rank_change,
-        "rank_drop": None not in (before, after) and after - before >= thresholds.min_rank_change,
+        "rank_rise": before is not None and after is not None
+        and before - after >= thresholds.min_rank_change,
+        "rank_drop": before is not None and after is not None
+        and after - before >= thresholds.min_rank_change,
     }
     return next((kind for kind in RANK_KINDS if applies[kind] and kind in thresholds.kinds),
                 None)

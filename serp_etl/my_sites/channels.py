@@ -143,6 +143,7 @@ class Email:
         email = self.email(message)
         context = ssl.create_default_context()
         try:
+            server: smtplib.SMTP
             if self.security == "tls":
                 server = smtplib.SMTP_SSL(self.host, self.port, timeout=TIMEOUT_SECONDS,
                                           context=context)

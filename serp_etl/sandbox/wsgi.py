@@ -132,6 +132,7 @@ def serving(app: Callable) -> Iterator[str]:
                               daemon=True)
     thread.start()
     host, port = server.server_address[:2]
+    assert isinstance(host, str)  # an AF_INET server's address
     try:
         yield f"http://{host}:{port}"
     finally:

@@ -20,11 +20,12 @@ import hashlib
 import logging
 import os
 import sqlite3
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager, suppress
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypeGuard
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -51,7 +52,7 @@ def lock_key(name: str) -> int:
                           signed=True)
 
 
-def is_url(location: Path | str) -> bool:
+def is_url(location: Path | str | None) -> TypeGuard[str]:
     return isinstance(location, str) and "://" in location
 
 
@@ -233,7 +234,9 @@ class Database:
 
     def sqlite(self) -> sqlite3.Connection:
         """The SQLite connection itself, for what only it does (streaming a blob)."""
-        return self._connection.connection.dbapi_connection
+        connection = self._connection.connection.dbapi_connection
+        assert isinstance(connection, sqlite3.Connection)
+        return connection
 
     def table_columns(self, table: str) -> set[str]:
         """The columns ``table`` has in the database (none if it does not exist)."""
@@ -242,11 +245,12 @@ class Database:
             return set()
         return {column["name"] for column in inspector.get_columns(table)}
 
-    def now(self) -> float | None:
-        """The database's clock (seconds since the epoch) where the database is shared by
-        hosts whose clocks may differ; None for a SQLite file (one host, one clock)."""
+    def now(self) -> float:
+        """Seconds since the epoch on the database's clock where the database is shared by
+        hosts whose clocks may differ (Postgres); on this host's for a SQLite file (one host,
+        one clock)."""
         if self.dialect != "postgresql":
-            return None
+            return time.time()
         return float(self.execute("SELECT extract(epoch FROM clock_timestamp())").scalar_one())
 
     def close(self) -> None:

@@ -275,6 +275,7 @@ class Ledger(Database):
         SIGKILL, an OOM kill, a lost node): a crashed run never blocks the next one.
         ``on_wait`` is called when another holds it, before waiting."""
         if self.dialect == "sqlite":
+            assert self.location is not None, "a submit lock needs a state file"
             with exclusive_lock(Path(self.location).with_name(f"{name}.lock"), on_wait):
                 yield
         else:
@@ -511,6 +512,8 @@ class Ledger(Database):
                         cost: float | None, meta: dict) -> None:
         """The intent ``tag`` is ``candidate``: record it posted and its looked-at body as its
         response, in one transaction (the body is all there is: the look marked it fetched)."""
+        if candidate.body is None:
+            raise ValueError(f"{provider} task {candidate.task_id}: claimed before looked at")
         with self.transaction():
             self.execute(
                 "UPDATE tasks SET state = :state, task_id = :task_id, cost = :cost,"
@@ -575,10 +578,10 @@ class Ledger(Database):
                 for task_id, meta, body in self._with_bodies(rows):
                     yield InboxRow(task_id, orjson.loads(meta), body)
             return
-        rows = self.execute(
+        listed = self.execute(
             "SELECT rowid, task_id, meta FROM inbox WHERE provider = :provider"
             " AND partition_date = :partition ORDER BY task_id, content_hash", key).all()
-        for rowid, task_id, meta in rows:
+        for rowid, task_id, meta in listed:
             with self.sqlite().blobopen("inbox", "body", rowid, readonly=True) as blob:
                 body = blob.read()
             yield InboxRow(task_id, orjson.loads(meta), body)

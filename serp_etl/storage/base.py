@@ -24,10 +24,23 @@ def replace_all(name: str) -> bool:
 
 
 class Storage(Protocol):
-    root: PurePath  # the warehouse's root, in ``filesystem``'s terms
-    url: str  # the root as a user writes it: a local path or s3://bucket/prefix
-    filesystem: Any  # for pyarrow and DuckDB: None (the local one) or an fsspec file system
-    shared: bool  # whether hosts that share no disk see the same parts
+    # Read-only here (properties), so that a storage may narrow them: the local one's root is
+    # a Path, the bucket's a PurePosixPath.
+    @property
+    def root(self) -> PurePath:
+        """The warehouse's root, in ``filesystem``'s terms."""
+
+    @property
+    def url(self) -> str:
+        """The root as a user writes it: a local path or s3://bucket/prefix."""
+
+    @property
+    def filesystem(self) -> Any:
+        """For pyarrow and DuckDB: None (the local one) or an fsspec file system."""
+
+    @property
+    def shared(self) -> bool:
+        """Whether hosts that share no disk see the same parts."""
 
     def parts(self, directory: PurePath) -> list[PurePath]:
         """The published parts of one table's day (``directory``), in name order."""

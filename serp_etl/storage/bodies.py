@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import PurePosixPath
+from pathlib import PurePath
 
 INBOX = "_inbox"
 INBOX_OBJECT_BYTES = 1024 * 1024
@@ -33,7 +33,7 @@ ORPHAN_SECONDS = 24 * 3600
 
 
 class InboxBodies:
-    def __init__(self, filesystem, root: PurePosixPath) -> None:
+    def __init__(self, filesystem, root: PurePath) -> None:
         self.filesystem = filesystem
         self.root = root
 

@@ -144,7 +144,7 @@ class ObjectStorage:
                             content.get("committed_at"))
 
     def _listed(self, directory: PurePath, entries: list[dict],
-                committed_at: str) -> list[PurePath]:
+                committed_at: str | None) -> list[PurePath]:
         found = []
         when = datetime.fromisoformat(committed_at) if committed_at else None
         for entry in sorted(entries, key=lambda e: e["name"]):

@@ -30,7 +30,7 @@ class _Task:
     """What ``response_meta`` reads of a task."""
 
     def __init__(self, task: dict, task_id: str) -> None:
-        data = task.get("data") if type(task.get("data")) is dict else {}
+        data = task["data"] if isinstance(task.get("data"), dict) else {}
         cost, count, tag = task.get("cost"), task.get("result_count"), data.get("tag")
         self.task_id = task_id
         self.tag = tag if isinstance(tag, str) else None
@@ -38,7 +38,8 @@ class _Task:
         self.outcome, self.status_message = answered_outcome(
             classify(self.status_code, task.get("status_message")), task.get("status_message"),
             task.get("result"))
-        self.cost = float(cost) if type(cost) in (int, float) else None
+        self.cost = float(cost) if isinstance(cost, int | float) and not isinstance(
+            cost, bool) else None
         self.result_count = count if type(count) is int else None
         self.repairs = ()
 

@@ -29,7 +29,7 @@ from serp_etl.core.http import (
     default_timeout,
 )
 from serp_etl.core.json_spans import array_spans
-from serp_etl.core.jsondecode import Undecodable, decode
+from serp_etl.core.jsondecode import Undecodable, decode, json_bytes
 from serp_etl.providers.dataforseo import settings
 from serp_etl.providers.dataforseo.responses import answered_outcome, check_task_id, is_task_id
 from serp_etl.providers.dataforseo.settings import Outcome, classify
@@ -81,8 +81,8 @@ def _listed_id(entry: dict) -> str | None:
 class PostedTask:
     tag: str | None
     task_id: str | None
-    status_code: object
-    status_message: object
+    status_code: int | None  # as ``task_status`` keeps them
+    status_message: str | None
     cost: float | None
     outcome: Outcome
 
@@ -105,8 +105,8 @@ class ListedTask:
 class FetchedTask:
     task_id: str
     tag: str | None
-    status_code: object
-    status_message: object
+    status_code: int | None  # as ``task_status`` keeps them
+    status_message: str | None
     outcome: Outcome
     cost: float | None
     result_count: int | None
@@ -115,8 +115,21 @@ class FetchedTask:
     repairs: tuple[str, ...] = ()  # what decoding the body had to repair (core.jsondecode)
 
 
+def task_status(code: object, message: object) -> tuple[int | None, str | None]:
+    """A task's status as the ledger keeps it, whatever its shape: an integer code (one of
+    another type, or out of a database integer's range, is named in the message instead) and
+    a text message (anything else as its JSON text). Nothing the provider said is dropped."""
+    text = message if message is None or isinstance(message, str) \
+        else json_bytes(message).decode()
+    if code is None or (type(code) is int and -2**31 <= code < 2**31):
+        return code, text
+    odd = f"status_code {code!r}"
+    return None, f"{text} ({odd})" if text else odd
+
+
 def _number(value: object) -> float | None:
-    return float(value) if type(value) in (int, float) else None
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
+        else None
 
 
 def skeleton(body: bytes) -> bytes:
@@ -279,15 +292,16 @@ class DataForSEOClient(RateLimitedClient):
     def _posted(task: object) -> PostedTask:
         if type(task) is not dict:
             return PostedTask(None, None, None, "task is not an object", None, Outcome.UNKNOWN)
-        data = task.get("data") if type(task.get("data")) is dict else {}
+        data = task["data"] if isinstance(task.get("data"), dict) else {}
         tag = data.get("tag")
         task_id = task.get("id")
         code, message = task.get("status_code"), task.get("status_message")
+        status_code, status_message = task_status(code, message)
         return PostedTask(
             tag=tag if isinstance(tag, str) else None,
             task_id=task_id if is_task_id(task_id) else None,
-            status_code=code,
-            status_message=message,
+            status_code=status_code,
+            status_message=status_message,
             cost=_number(task.get("cost")),
             outcome=classify(code, message),
         )
@@ -319,14 +333,15 @@ class DataForSEOClient(RateLimitedClient):
         task = _only_task(endpoint, envelope)
         code, message = task.get("status_code"), task.get("status_message")
         outcome, message = answered_outcome(classify(code, message), message, task.get("result"))
-        data = task.get("data") if type(task.get("data")) is dict else {}
+        status_code, status_message = task_status(code, message)
+        data = task["data"] if isinstance(task.get("data"), dict) else {}
         tag = data.get("tag")
         result_count = task.get("result_count")
         return FetchedTask(
             task_id=task_id,
             tag=tag if isinstance(tag, str) else None,
-            status_code=code,
-            status_message=message,
+            status_code=status_code,
+            status_message=status_message,
             outcome=outcome,
             cost=_number(task.get("cost")),
             result_count=result_count if type(result_count) is int else None,
@@ -354,7 +369,7 @@ class DataForSEOClient(RateLimitedClient):
             task = _only_task(endpoint, self._call_free("POST", endpoint, endpoint, body)[0])
             entries = [e for e in task.get("result") or () if type(e) is dict]
             for entry in entries:
-                metadata = entry.get("metadata") if type(entry.get("metadata")) is dict else {}
+                metadata = entry["metadata"] if isinstance(entry.get("metadata"), dict) else {}
                 tag = metadata.get("tag")
                 if "id" in entry:
                     yield ListedTask(

@@ -28,7 +28,8 @@ def task_of(envelope: dict, task_id: str) -> dict | None:
     return None
 
 
-def flatten_responses(responses: Iterable[tuple[str, str | bytes]]) -> dict[str, pa.Table]:
+def flatten_responses(responses: Iterable[tuple[str, str | bytes | memoryview]]
+                      ) -> dict[str, pa.Table]:
     """Flatten ``(task_id, task_get body)`` pairs into every DataForSEO table; bodies are
     decoded leniently (``core.jsondecode``), and one that is not JSON contributes no rows (the
     raw layer keeps it)."""
@@ -73,11 +74,13 @@ def flatten_envelopes(envelopes: Iterable[tuple[str, object]]) -> dict[str, pa.T
 def flatten_items(items: Iterable[tuple[str, int, object]]) -> dict[str, pa.Table]:
     """``(task_id, position, item)`` -> the item tables: each documented type's own (with its
     nested tables), the rest in other_items."""
-    item_rows = {name: ([], [], []) for name in ITEM_TABLES}  # task ids, positions, items
-    other = ([], [], [], [], [], [])
+    # task ids, positions, items
+    item_rows: dict[str, tuple[list, list, list]] = {name: ([], [], []) for name in ITEM_TABLES}
+    other: tuple[list, ...] = ([], [], [], [], [], [])
     for task_id, position, item in items:
         kind = item.get("type") if type(item) is dict else None
-        rows = item_rows.get(kind)
+        # A "type" that is not a string (a list, an object) is an unknown type, not a crash.
+        rows = item_rows.get(kind) if isinstance(kind, str) else None
         if rows is not None:
             rows[0].append(task_id)
             rows[1].append(position)

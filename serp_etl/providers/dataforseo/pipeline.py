@@ -152,7 +152,7 @@ def _check_budget(client: DataForSEOClient, ledger: Ledger, partition: str,
                          for t in to_post), 8)
     money = client.user_data().get("money")
     balance = money.get("balance") if type(money) is dict else None
-    if type(balance) not in (int, float):
+    if not isinstance(balance, int | float) or isinstance(balance, bool):
         raise DataForSEOError(f"{settings.USER_DATA}: no numeric money.balance: nothing posted")
     report.estimated_cost_usd, report.balance_usd = estimate, float(balance)
     check_budget(action=f"posting {len(to_post)} tasks", estimate=estimate,
@@ -292,7 +292,7 @@ class _Collection:
         # Read again each time: another run, or an import, may have collected some meanwhile.
         return {t.task_id: t for t in self.ledger.tasks(PROVIDER, self.partition,
                                                          {TaskState.POSTED})
-                if t.task_id not in self.set_aside}
+                if t.task_id and t.task_id not in self.set_aside}
 
     def fetch(self, task_ids: list[str]) -> None:
         for task_id in task_ids:
@@ -327,9 +327,10 @@ class _Collection:
         """Fetch again the tasks of the partition that DataForSEO re-parsed (tasks_fixed): a
         changed result is a new version; an unchanged one adds nothing."""
         collected = {t.task_id for t in self.ledger.tasks(
-            PROVIDER, self.partition, {TaskState.FETCHED, TaskState.EMPTY})}
+            PROVIDER, self.partition, {TaskState.FETCHED, TaskState.EMPTY}) if t.task_id}
         try:
-            fixed = [r.task_id for r in self.client.tasks_fixed() if r.task_id in collected]
+            fixed = [r.task_id for r in self.client.tasks_fixed()
+                     if r.task_id and r.task_id in collected]
         except DataForSEOError as error:
             self.report.errors.append(f"tasks_fixed: {error}")
             return
@@ -347,13 +348,11 @@ class _Collection:
                                           final_state(fetched.outcome, fetched.status_code)):
                 self.report.corrected += 1
 
-    def _attempt(self, task_id: str, code: object, message: object, body: bytes,
+    def _attempt(self, task_id: str, code: int | None, message: str | None, body: bytes,
                  given_up: TaskState, fetched: FetchedTask | None = None) -> None:
         """Count a run of an answer that may pass; after MAX_ATTEMPTS, keep it as final."""
         self.set_aside.add(task_id)
-        attempts = self.ledger.note_attempt(PROVIDER, task_id,
-                                            code if type(code) is int else None,
-                                            message if isinstance(message, str) else None)
+        attempts = self.ledger.note_attempt(PROVIDER, task_id, code, message)
         if attempts < MAX_ATTEMPTS:
             return
         if fetched is None:
@@ -384,7 +383,7 @@ def late_results(client: DataForSEOClient, ledger: Ledger,
     for task in ledger.tasks(PROVIDER, states={TaskState.POSTED}):
         if task.task_id in ready:
             evidence.setdefault(task.partition_date, set()).add(f"ready:{task.task_id}")
-        elif now - datetime.fromisoformat(task.posted_at) > LATE_AFTER:
+        elif task.posted_at and now - datetime.fromisoformat(task.posted_at) > LATE_AFTER:
             # With its attempts: a run that counted one makes the next one worth requesting.
             mark = f"late:{task.task_id}:{task.attempts}"
             evidence.setdefault(task.partition_date, set()).add(mark)

@@ -27,19 +27,19 @@ def items_accounted_for(warehouse: Warehouse, partition: str) -> QualityResult:
     item_tables = [*ITEM_TABLES, OTHER_ITEMS]
     with scratch_connection(warehouse.filesystem) as con:
         union = " UNION ALL ".join(f"SELECT task_id FROM {PARTITION_READ}" for _ in item_tables)
-        mismatched = con.execute(
+        [(mismatched,)] = con.execute(
             f"WITH items AS (SELECT task_id, count(*) AS n FROM ({union}) GROUP BY task_id) "
             f"SELECT count(*) FROM {PARTITION_READ} AS s LEFT JOIN items AS i USING (task_id) "
             "WHERE s.items_count IS DISTINCT FROM coalesce(i.n, 0)",
             [*(_file(warehouse, t, partition) for t in item_tables),
              _file(warehouse, "serps", partition)],
-        ).fetchone()[0]
-        missing_serps = con.execute(
+        ).fetchall()
+        [(missing_serps,)] = con.execute(
             f"SELECT count(*) FROM {PARTITION_READ} AS r WHERE r.outcome = ? AND r.task_id NOT IN "
             f"(SELECT task_id FROM {PARTITION_READ})",
             [_file(warehouse, RAW_TABLE, partition), str(Outcome.SUCCESS),
              _file(warehouse, "serps", partition)],
-        ).fetchone()[0]
+        ).fetchall()
     passed = mismatched == 0 and missing_serps == 0
     return QualityResult(
         passed,
@@ -75,8 +75,8 @@ def spend_reconciled(client: DataForSEOClient, ledger: Ledger, partition: str,
     unknown = len(billed.keys() - ours.keys()) + malformed
     missing = len(ours.keys() - billed.keys())
     mismatches = sum(1 for task_id in billed.keys() & ours.keys()
-                     if ours[task_id] is None
-                     or abs(ours[task_id] - (billed[task_id] or 0.0)) > 1e-9)
+                     if (mine := ours[task_id]) is None
+                     or abs(mine - (billed[task_id] or 0.0)) > 1e-9)
     billed_usd = round(sum(cost or 0.0 for cost in billed.values()), 8)
     ledger_usd = round(sum(cost or 0.0 for cost in ours.values()), 8)
     passed = not unknown and not missing and not mismatches

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import TypeGuard
 
 from serp_etl.core.jsondecode import json_text
 from serp_etl.providers.dataforseo import settings
@@ -20,7 +21,7 @@ class InvalidTaskId(ValueError):
         super().__init__(f"not a DataForSEO task id (UUID expected): {task_id!r}")
 
 
-def is_task_id(value: object) -> bool:
+def is_task_id(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and _TASK_ID.fullmatch(value) is not None
 
 

@@ -17,6 +17,7 @@ from serp_etl.core.flatten import (
     STRING,
     STRING_LIST,
     Children,
+    Field,
     Obj,
     TableSpec,
 )
@@ -53,7 +54,7 @@ ABOUT_THIS_RESULT = Obj(
 # The page says integer; the live API sends fractional pixels (e.g. 172.5): floats.
 RECTANGLE = Obj({"x": FLOAT, "y": FLOAT, "width": FLOAT, "height": FLOAT})
 IMAGES_ELEMENT = Children({"type": STRING, "alt": STRING, "url": STRING, "image_url": STRING})
-LINK_ELEMENT = {"type": STRING, "title": STRING, "url": STRING, "domain": STRING}
+LINK_ELEMENT: dict[str, Field] = {"type": STRING, "title": STRING, "url": STRING, "domain": STRING}
 
 ORGANIC = TableSpec(
     name="organic",

@@ -26,7 +26,10 @@ def _serps(document: Document) -> tuple[list[tuple[object, bytes]], str | None]:
                                    f"{value.get('message') or value.get('status')!r}")
         if type(value["data"]) is not list:
             raise DocumentRejected("'data' must be an array of SERPs")
-        (start, end), elements = array_spans(data, ("data",))
+        found = array_spans(data, ("data",))
+        if found is None:  # not after the parse that found 'data' an array; named, not a crash
+            raise DocumentRejected("'data' must be an array of SERPs")
+        (start, end), elements = found
         envelope = (data[:start] + b"[]" + data[end:]).decode("utf-8", "replace")
         return [(serp, data[first:last]) for serp, (first, last)
                 in zip(value["data"], elements, strict=True)], envelope

@@ -296,7 +296,7 @@ class SemScraperClient(RateLimitedClient):
     def credit(self) -> float:
         (entry,) = self._get(settings.CREDIT)[0] or [{}]
         balance = entry.get("balance") if type(entry) is dict else None
-        if type(balance) not in (int, float):
+        if not isinstance(balance, int | float) or isinstance(balance, bool):
             raise SemScraperError(f"{settings.CREDIT}: no numeric balance in {entry!r}")
         return float(balance)
 

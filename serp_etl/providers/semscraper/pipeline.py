@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -154,7 +154,7 @@ def _finished_tags(client: SemScraperClient, ledger: Ledger, fresh: dict[str, di
                                               ledger.task_ids(PROVIDER), unresolved, fresh)}
 
 
-def unknown_scrapes(listed: list[dict], known_ids: set[str], unresolved: list[dict],
+def unknown_scrapes(listed: Sequence[dict], known_ids: set[str], unresolved: list[dict],
                     targets: dict[str, dict]) -> list[tuple[dict, str]]:
     """The scrapes of ``listed`` (finished, not retrieved) whose id is not in ``known_ids``,
     each with the key of the target of ``targets`` it is of; those of an ``unresolved``
@@ -231,6 +231,7 @@ def _recover(client: SemScraperClient, ledger: Ledger, leftovers: list[TaskRecor
         if matched:
             candidate, serp = min(matched, key=lambda pair: pair[1]["created_at"])
             candidates.remove((candidate, serp))
+            assert candidate.body is not None  # looked at: its serp was read from it
             ledger.claim_candidate(PROVIDER, task.tag, task.partition_date, candidate,
                                    as_number(serp.get("cost")),
                                    TABLES.version(candidate.body, _meta(serp, "recovery")))
@@ -305,7 +306,7 @@ def collect(client: SemScraperClient, ledger: Ledger, partition: str, *,
     def pending() -> set[str]:
         # Read again each time: a callback or another run may have collected some meanwhile.
         return {t.task_id for t in ledger.tasks(PROVIDER, partition, {TaskState.POSTED})
-                } - set_aside
+                if t.task_id} - set_aside
 
     log.info("%s: %d scrapes to collect, for up to %.0f s", partition, len(pending()),
              deadline_seconds)
@@ -332,17 +333,17 @@ def _retrieve(client: SemScraperClient, ledger: Ledger, partition: str, ids: lis
         chunk = ids[start:start + settings.MAX_IDS_PER_GET]
         try:
             answer = client.retrieve_answer(chunk)
-            done = [s for s in answer.serps if s.scrape_id in chunk
+            done = [(scrape_id, s) for s in answer.serps
+                    if (scrape_id := s.scrape_id) is not None and scrape_id in chunk
                     and (s.serp is None or s.serp.get("status") == "done")]
             pages = {p.get("id"): p.get("html") for p in client.retrieve(
-                [s.scrape_id for s in done], output="html")} if keep_html and done else {}
+                [scrape_id for scrape_id, _ in done], output="html")} if keep_html and done else {}
         except SemScraperError as error:
             report.errors.append(f"retrieving {len(chunk)} scrapes: {error}")
             continue
         crash_point("semscraper.retrieved")
         envelope = answer.envelope.decode("utf-8", "replace")
-        for retrieved in done:
-            scrape_id = retrieved.scrape_id
+        for scrape_id, retrieved in done:
             state = TaskState.FETCHED
             if retrieved.serp is None:
                 set_aside.add(scrape_id)

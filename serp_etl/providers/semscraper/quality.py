@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 
 import orjson
 import pyarrow.parquet as pq
@@ -18,7 +19,7 @@ from serp_etl.state.ledger import Ledger, TaskState, utc_now
 
 
 def spend_reconciled(ledger: Ledger, warehouse: Warehouse, partition: str,
-                     listed: list[dict] = (), credit: float | None = None) -> QualityResult:
+                     listed: Sequence[dict] = (), credit: float | None = None) -> QualityResult:
     """The ledger's costs of the day against SemScraper's own figures: the cost each collected
     SERP reports; the day's SERPs in the raw table whose scrape the ledger does not know (a
     lost or replaced ledger, a day paid again); scrapes found while recovering that were
@@ -44,8 +45,8 @@ def spend_reconciled(ledger: Ledger, warehouse: Warehouse, partition: str,
     reported.update({row.task_id: row.meta.get("cost")
                      for row in ledger.inbox(PROVIDER, partition)})
     mismatches = sum(1 for task_id in ours.keys() & reported.keys()
-                     if ours[task_id] is None or reported[task_id] is None
-                     or abs(ours[task_id] - reported[task_id]) > 1e-9)
+                     if (mine := ours[task_id]) is None or (theirs := reported[task_id]) is None
+                     or abs(mine - theirs) > 1e-9)
     stray = []
     for candidate in ledger.candidates(PROVIDER):
         serp = orjson.loads(candidate.body) if candidate.body else {}

@@ -106,7 +106,7 @@ def check_locations(scrapes: list[Scrape], locations: list[dict],
         raise TargetConfigError(source, problems)
 
 
-def _case_hint(scrape: Scrape, offered: set[tuple[str, str]]) -> str:
+def _case_hint(scrape: Scrape, offered: set[tuple[object, object]]) -> str:
     """A hint when the codes are offered in lower case (``US``/``EN`` for ``us``/``en``)."""
     lower = (scrape.location.lower(), scrape.language.lower())
     if lower != (scrape.location, scrape.language) and lower in offered:

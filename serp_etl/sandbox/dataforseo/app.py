@@ -76,9 +76,11 @@ def _unset_nulls(fields: dict) -> dict:
 
 def _parse_datetime(value: object) -> float | None:
     """``yyyy-mm-dd hh:mm:ss +00:00``, the format of every DataForSEO datetime."""
+    if not isinstance(value, str):
+        return None
     try:
         return datetime.strptime(value, "%Y-%m-%d %H:%M:%S %z").timestamp()
-    except (TypeError, ValueError):
+    except ValueError:
         return None
 
 
@@ -340,6 +342,7 @@ class DataForSEOSandbox(SandboxState):
             task = task_object(self._new_id(now), 40501, "Invalid Field: id_list window, limit "
                               "or offset.", request.path, data=query or {})
             return envelope([task], started=started)
+        assert query is not None  # since and until were read from it
         order = "DESC" if query.get("sort") == "desc" else "ASC"
         rows = self.db().execute(
             "SELECT id, posted_at, ready_at, cost, data FROM tasks"

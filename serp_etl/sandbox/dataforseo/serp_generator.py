@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote
 
 from serp_etl.sandbox.dataforseo import reference
@@ -160,7 +161,8 @@ class _Serp:
     def organic(self, rank_group: int, rank_absolute: int, y: float,
                 page: tuple[str, str] | None = None) -> dict:
         domain, url = page or (domain := self.rng.choice(DOMAINS), self.url(domain))
-        item = {"type": "organic", "rank_group": rank_group, "rank_absolute": rank_absolute,
+        item: dict[str, Any] = {"type": "organic", "rank_group": rank_group,
+                                "rank_absolute": rank_absolute,
                 "position": "left" if self.chance(0.95) else "right"}
         item.update(self.snippet_fields(domain, url))
         if item["price"] and digest_of(url) % 2 == 0:
@@ -196,7 +198,7 @@ class _Serp:
         return item
 
     def related_result(self, domain: str) -> dict:
-        item = {"type": "related_result"}
+        item: dict[str, Any] = {"type": "related_result"}
         item.update(self.snippet_fields(domain, self.url(domain)))
         item["about_this_result"] = self.about_this_result(item["url"])
         item["timestamp"] = self.timestamp()
