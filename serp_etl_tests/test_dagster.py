@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -404,9 +406,43 @@ def test_serp_etl_logs_reach_the_run_logs_with_the_projects_instance(data_dir):
     assert any(f"{DAY}: 6 tasks to collect" in message for message in messages)
 
 
+DG_CLI = Path(sys.executable).with_name("dg")
+
+
+def _listed_assets(project: Path) -> set[str]:
+    listed = subprocess.run([str(DG_CLI), "list", "defs", "--json"], cwd=project,
+                            capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    return {asset["asset_key"] for asset in json.loads(listed.stdout)["assets"]}
+
+
+def test_an_asset_scaffolded_by_dg_is_loaded_beside_ours(tmp_path):
+    # The project as a user has it (its own copy: the scaffold writes into the defs folder).
+    repo = Path(definitions.__file__).parent.parent
+    shutil.copy(repo / "pyproject.toml", tmp_path)
+    shutil.copytree(repo / "serp_etl", tmp_path / "serp_etl",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    scaffolded = subprocess.run([str(DG_CLI), "scaffold", "defs", "dagster.asset", "my_asset.py"],
+                                cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert scaffolded.returncode == 0, scaffolded.stderr
+    assert (tmp_path / "serp_etl" / "defs" / "my_asset.py").is_file()
+    assets = _listed_assets(tmp_path)
+    assert "my_asset" in assets  # was written, then silently ignored
+    assert {"dataforseo/organic", "semscraper/items"} <= assets
+
+
+def test_an_installed_package_loads_the_same_definitions(monkeypatch, tmp_path):
+    # Installed from a wheel, no pyproject.toml lies beside the package: the same folder loads.
+    monkeypatch.setattr(definitions, "PACKAGE", tmp_path / "site-packages" / "serp_etl")
+    installed = definitions.load_definitions()
+    assert set(installed.resolve_asset_graph().get_all_asset_keys()) == set(
+        definitions.defs.resolve_asset_graph().get_all_asset_keys())
+    assert sorted(installed.resources) == sorted(definitions.defs.resources)
+
+
 def test_dg_loads_the_definitions_as_shipped():
     repo = Path(definitions.__file__).parent.parent
-    dg_cli = Path(sys.executable).with_name("dg")
+    dg_cli = DG_CLI
     checked = subprocess.run([str(dg_cli), "check", "defs"], cwd=repo, capture_output=True,
                              text=True, timeout=120)
     assert checked.returncode == 0, checked.stderr

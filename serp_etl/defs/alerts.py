@@ -121,3 +121,6 @@ def alert_deliveries(context: dg.SensorEvaluationContext) -> dg.SkipReason:
     for line in report.lines:
         context.log.info(line)
     return dg.SkipReason("; ".join(report.lines) or "nothing due")
+
+
+defs = dg.Definitions(sensors=[alert_deliveries])

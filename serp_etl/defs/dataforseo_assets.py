@@ -11,6 +11,7 @@ from serp_etl.core.money import closed_day_reason
 from serp_etl.core.quality import QualityResult
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.defs.alerts import alerts_asset
+from serp_etl.defs.metadata import linked_to_code
 from serp_etl.defs.provider_assets import (
     FlatCheck,
     ProviderAssets,
@@ -82,5 +83,7 @@ DATAFORSEO = ProviderAssets(
     ],
 )
 
-dataforseo_assets = [*build_provider_assets(DATAFORSEO), alerts_asset(DATAFORSEO),
-                     report_asset(DATAFORSEO)]
+dataforseo_assets = linked_to_code([*build_provider_assets(DATAFORSEO), alerts_asset(DATAFORSEO),
+                                    report_asset(DATAFORSEO)])
+
+defs = dg.Definitions(assets=dataforseo_assets)

@@ -1,7 +1,8 @@
 """Dagster metadata derived from the pyarrow schemas and the column docs: column types and
 descriptions are declared once (``core.column_docs``)."""
 
-from collections.abc import Mapping
+import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -13,6 +14,16 @@ from serp_etl.core.warehouse import Warehouse
 
 # The owners shown on every asset: edit to your team (an e-mail or "team:<name>").
 OWNERS = ["team:serp-etl"]
+
+
+def linked_to_code(assets: Sequence[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
+    """Each asset with a link to the code that defines it (the UI's "code references")."""
+    with warnings.catch_warnings():
+        # A Dagster beta: chosen knowingly, no need to tell users at every load.
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        linked = dg.with_source_code_references(assets)
+    # Each stays an AssetsDefinition (Dagster types its answer for any kind of asset it takes).
+    return [asset for asset in linked if isinstance(asset, dg.AssetsDefinition)]
 
 
 def table_schema(schema: pa.Schema, docs: Mapping[str, str] | None = None) -> dg.TableSchema:

@@ -254,3 +254,14 @@ class WarehouseDuckDBResource(DuckDBResource):
                 connection.register_filesystem(filesystem)
             connection.execute("SET TimeZone = 'UTC'")  # as serp-etl sql shows timestamps
             yield connection
+
+
+defs = dg.Definitions(
+    resources={
+        "warehouse": WarehouseResource(),
+        "dataforseo": DataForSEOResource(),
+        "semscraper": SemScraperResource(),
+        # For your own assets that read the warehouse (README, "Your own assets").
+        "warehouse_duckdb": WarehouseDuckDBResource(),
+    },
+)

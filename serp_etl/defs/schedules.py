@@ -23,3 +23,8 @@ semscraper_daily_job = dg.define_asset_job(
 semscraper_daily_schedule = dg.build_schedule_from_partitioned_job(
     semscraper_daily_job, hour_of_day=6, minute_of_hour=15, name="semscraper_daily_schedule"
 )
+
+defs = dg.Definitions(
+    jobs=[dataforseo_daily_job, semscraper_daily_job],
+    schedules=[dataforseo_daily_schedule, semscraper_daily_schedule],
+)

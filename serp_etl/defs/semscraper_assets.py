@@ -12,6 +12,7 @@ from serp_etl.core.money import closed_day_reason
 from serp_etl.core.quality import QualityResult
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.defs.alerts import alerts_asset
+from serp_etl.defs.metadata import linked_to_code
 from serp_etl.defs.provider_assets import (
     ProviderAssets,
     ReferenceTable,
@@ -88,5 +89,7 @@ SEMSCRAPER = ProviderAssets(
                         if entry.get("location") and entry.get("language")])],
 )
 
-semscraper_assets = [*build_provider_assets(SEMSCRAPER), alerts_asset(SEMSCRAPER),
-                     report_asset(SEMSCRAPER)]
+semscraper_assets = linked_to_code([*build_provider_assets(SEMSCRAPER), alerts_asset(SEMSCRAPER),
+                                    report_asset(SEMSCRAPER)])
+
+defs = dg.Definitions(assets=semscraper_assets)

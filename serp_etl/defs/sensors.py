@@ -147,3 +147,9 @@ def imports_recorded(context: dg.SensorEvaluationContext):
     cursor = json.dumps({"last": max([last, *(record.id for record in records)]),
                          "waiting": still_waiting})
     return dg.SensorResult(asset_events=events, cursor=cursor)
+
+
+defs = dg.Definitions(
+    jobs=[dataforseo_collect_job, semscraper_collect_job],
+    sensors=[dataforseo_late_results, semscraper_late_results, imports_recorded],
+)
