@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import orjson
@@ -38,6 +39,7 @@ from serp_etl.providers.dataforseo.settings import PROVIDER
 from serp_etl.providers.dataforseo.tables import TABLES
 
 FETCHED_AT = "2026-01-01T00:00:00+00:00"
+LOADED_AT = datetime.fromisoformat(FETCHED_AT)
 
 
 def raw_partition(n: int) -> Path:
@@ -53,10 +55,10 @@ def raw_partition(n: int) -> Path:
                                          "repairs": []})
             rows.append((task_id, meta, body))
             if len(rows) == RAW_ROW_GROUP_ROWS:
-                writer.write({RAW_TABLE: raw_rows_table(rows, RESPONSES_SCHEMA)})
+                writer.write({RAW_TABLE: raw_rows_table(rows, RESPONSES_SCHEMA, LOADED_AT)})
                 rows = []
         if rows:
-            writer.write({RAW_TABLE: raw_rows_table(rows, RESPONSES_SCHEMA)})
+            writer.write({RAW_TABLE: raw_rows_table(rows, RESPONSES_SCHEMA, LOADED_AT)})
     return data_dir
 
 

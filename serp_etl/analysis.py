@@ -358,7 +358,41 @@ SPEND_HEALTH = DerivedView(
     _spend_of(dataforseo.PROVIDER, dataforseo.CURRENCY) + "\nUNION ALL"
     + _spend_of(semscraper.PROVIDER, semscraper.CURRENCY))
 
+def _loads_of(provider: str, serps_key: str, item_tables: tuple[str, ...],
+              item_key: str) -> str:
+    """One provider's versions, each with the rows flattened from it (serps, items): only a
+    task's latest version is flattened, so an earlier load's replaced versions count 0."""
+    items = "\n      UNION ALL ".join(
+        f"SELECT {item_key} AS task_id, content_hash FROM {provider}_{table}"
+        for table in item_tables)
+    return f"""
+SELECT '{provider}' AS provider, r.date, r.loaded_at, r.source, r.fetched_at, r.task_id,
+       coalesce(s.n, 0) AS serp_rows, coalesce(i.n, 0) AS item_rows
+FROM {provider}_responses r
+LEFT JOIN (SELECT date, {serps_key} AS task_id, content_hash, count(*) AS n
+           FROM {provider}_serps GROUP BY ALL) s USING (date, task_id, content_hash)
+LEFT JOIN (SELECT date, task_id, content_hash, count(*) AS n
+           FROM ({items}) GROUP BY ALL) i USING (date, task_id, content_hash)"""
+
+
+LOADS = DerivedView(
+    "loads", "One row per load of a provider's day into the warehouse (a collection's publish "
+    "of the responses, or an import): when it ran, how the responses arrived, how many "
+    "versions and tasks it wrote, when they were received, and how many serps and item rows "
+    "are flattened from them now (each flattened row's content_hash names its version). "
+    "loaded_at NULL: versions written before serp-etl recorded loads.", f"""
+SELECT provider, date, loaded_at,
+       CASE WHEN bool_or(source LIKE 'import:%') THEN 'import' ELSE 'collection' END AS kind,
+       list_sort(list(DISTINCT source)) AS sources,
+       count(*) AS responses, count(DISTINCT task_id) AS tasks,
+       min(fetched_at) AS first_fetched_at, max(fetched_at) AS last_fetched_at,
+       sum(serp_rows) AS serp_rows, sum(item_rows) AS item_rows
+FROM ({_loads_of(dataforseo.PROVIDER, "task_id", ("organic", "images", "other_items"),
+                 "task_id")}
+      UNION ALL{_loads_of(semscraper.PROVIDER, "id", ("items",), "id")})
+GROUP BY provider, date, loaded_at""")
+
 # In creation order: a view after those it reads.
 VIEWS = (SERP_SEARCHES, SERP_ITEMS, RANK_HISTORY, IMAGE_HOSTS, SERP_FEATURES,
          DOMAIN_VISIBILITY, SPEND_HEALTH, MY_RANKS, IMAGE_REUSE, MY_RANKS_BETWEEN,
-         IMAGE_REUSE_BETWEEN, MY_ALERTS)
+         IMAGE_REUSE_BETWEEN, MY_ALERTS, LOADS)

@@ -347,3 +347,57 @@ def test_spend_health_shows_an_imported_days_tasks_and_cost(tmp_path):
     assert row["cost"] == pytest.approx(0.0018) and row["currency"] == "USD"
     assert row["counted_from"] == "responses"
     assert row["fetched"] is None and row["pending"] is None  # the ledger never saw them
+
+
+FLAT_VIEWS = {provider: [f"{provider}_{table}"
+                         for table in catalog.PROVIDERS[provider].flat_schemas]
+              for provider in ("dataforseo", "semscraper")}
+
+
+def test_every_flattened_row_names_the_response_version_it_came_from(warehouse):
+    latest = {}
+    for provider in FLAT_VIEWS:
+        for row in query(warehouse, "SELECT date, task_id, content_hash FROM "
+                                    f"{provider}_responses QUALIFY row_number() OVER "
+                                    "(PARTITION BY date, task_id "
+                                    "ORDER BY fetched_at DESC, content_hash DESC) = 1"):
+            latest[provider, str(row["date"]), row["task_id"]] = row["content_hash"]
+    checked = 0
+    for provider, flat_views in FLAT_VIEWS.items():
+        for view in flat_views:
+            with catalog.connect(warehouse.data_dir) as connection:
+                # A flattened table's first column is its task's id (task_id, or id).
+                task_key = connection.execute(f"SELECT * FROM {view} LIMIT 0").description[0][0]
+                rows = connection.execute(
+                    f"SELECT CAST(date AS VARCHAR), {task_key}, content_hash FROM {view}"
+                ).fetchall()
+            for day, task_id, version in rows:
+                assert version == latest[provider, day, task_id], (view, task_id)
+                checked += 1
+    assert checked > 500
+
+
+def test_loads_lists_each_collection_and_import_with_its_counts(warehouse, tmp_path):
+    loads = query(warehouse, "SELECT * FROM loads ORDER BY provider, date")
+    assert [(load["provider"], load["kind"], load["sources"]) for load in loads] == [
+        ("dataforseo", "collection", ["api"])] * 3 + [("semscraper", "collection", ["api"])] * 3
+    assert all(load["loaded_at"] is not None for load in loads)
+    for load in loads:
+        day = [str(load["date"])]
+        provider = load["provider"]
+        assert load["responses"] == query(warehouse, f"SELECT count(*) AS n FROM "
+                                                     f"{provider}_responses WHERE date = ?",
+                                          day)[0]["n"]
+        assert load["serp_rows"] == query(warehouse, f"SELECT count(*) AS n FROM "
+                                                     f"{provider}_serps WHERE date = ?",
+                                          day)[0]["n"] > 0
+        items = query(warehouse, "SELECT count(*) AS n FROM serp_items WHERE provider = ? "
+                                 "AND date = ?", [provider, *day])[0]["n"]
+        assert load["item_rows"] == items > 0
+    data = tmp_path / "data"
+    imported(data, "2026-03-01")
+    imported(data, "2026-03-01")  # the same file again: no new version, so no new load
+    with catalog.connect(data) as connection:
+        (load,) = connection.execute(
+            "SELECT kind, sources, responses, serp_rows, item_rows > 0 FROM loads").fetchall()
+    assert load[0] == "import" and load[1][0].startswith("import:") and load[2:] == (1, 1, True)

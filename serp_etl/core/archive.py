@@ -34,6 +34,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, NamedTuple, TextIO
 
@@ -42,6 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from serp_etl.core.flatten import with_lineage
 from serp_etl.core.json_spans import array_spans
 from serp_etl.core.jsondecode import BOM, Undecodable, decode
 from serp_etl.core.parquet import PartitionWriter, sweep_temp_files
@@ -335,6 +337,7 @@ class _Sink:
         # so that few are alive at once (and stay in the processor's caches).
         self.raw_rows: list[tuple[str, dict, bytes]] = []
         self.parsed: list[tuple[str, object]] = []
+        self.versions: list[str] = []  # the content hash of each of ``parsed``, its lineage
         self.share = _Share()
 
     def take(self, file_index: int, read: _Read) -> None:
@@ -368,6 +371,7 @@ class _Sink:
             self.seen.add(key)
             self.raw_rows.append((response.task_id, meta, response.body))
             self.parsed.append((response.task_id, response.parsed))
+            self.versions.append(meta["content_hash"])
             self.share.added.append((file_index, response.task_id, meta["content_hash"],
                                      response.final_state, meta.get("cost")))
             if len(self.parsed) >= FLATTEN_BATCH:
@@ -381,15 +385,19 @@ class _Sink:
 
     def _flatten(self) -> None:
         if self.parsed:
-            tables = self.tables.flatten_parsed(self.parsed)
+            tables = with_lineage(self.tables.flatten_parsed(self.parsed),
+                                  pa.array([task_id for task_id, _ in self.parsed], pa.string()),
+                                  pa.array(self.versions, pa.string()))
             self.share.items += sum(tables[t].num_rows for t in self.tables.item_tables)
             self.flat.write(tables)
-            self.parsed = []
+            self.parsed, self.versions = [], []
 
     def _write_raw(self) -> None:
         if self.raw_rows:
-            self.raw.write({RAW_TABLE: raw_rows_table(self.raw_rows,
-                                                      self.tables.responses_schema)})
+            # The whole import is one load: its time is the import's.
+            self.raw.write({RAW_TABLE: raw_rows_table(
+                self.raw_rows, self.tables.responses_schema,
+                datetime.fromisoformat(self.fetched_at))})
             self.raw_rows = []
 
     def close(self) -> _Share:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from serp_etl.core.flatten import EXTRA_COLUMN, INVALID_COLUMN, TableSpec
+from serp_etl.core.flatten import EXTRA_COLUMN, INVALID_COLUMN, LINEAGE_COLUMN, TableSpec
 
 DATE = ("The day of the partition (UTC), from the data's path date=YYYY-MM-DD: the day the "
         "tasks were posted for, or the day an import was filed under.")
@@ -19,6 +19,9 @@ EXTRA = (f"{EXTRA_COLUMN}: fields of this object the declared schema does not kn
          "{name: value} (schema drift, kept rather than dropped); NULL when there are none.")
 INVALID = (f"{INVALID_COLUMN}: values of declared fields that did not have the declared type, "
            "as JSON {column: value} (the column itself is NULL then); NULL when there are none.")
+LINEAGE = (f"{LINEAGE_COLUMN}: the version of the response this row was flattened from, its "
+           "content_hash in the provider's responses table (where the row came from, and in "
+           "which load: the loads view); NULL in tables flattened before serp-etl kept it.")
 
 # Columns of the raw layer (``core.raw``), the quarantine and the ledger, shared by providers.
 SHARED: dict[str, str] = {
@@ -26,6 +29,9 @@ SHARED: dict[str, str] = {
     "content_hash": "Hash of the body (timing fields left out) naming this version of the "
                     "response: a changed body is a new version, the same body is not.",
     "fetched_at": "When this version was received (UTC).",
+    "loaded_at": "When the load that wrote this version into the warehouse ran (UTC): a "
+                 "collection's publish or an import; every version of one load shares it (the "
+                 "loads view). NULL for versions written before serp-etl recorded it.",
     "source": "How it arrived: api, callback, recovery, or import:<file>.",
     "repairs": "What decoding had to repair to read the body (a lone surrogate, a control "
                "character, a BOM, ...); NULL for clean JSON.",
@@ -72,6 +78,7 @@ def _describe(spec: TableSpec, json_path: str, where: str,
             columns[column.name] = f"{path}: {meaning}." if meaning else f"{path}."
     columns[EXTRA_COLUMN] = EXTRA
     columns[INVALID_COLUMN] = INVALID
+    columns[LINEAGE_COLUMN] = LINEAGE
     described[spec.name] = columns
     for child_path, child in spec.children:
         index = child.keys[-1][0]

@@ -23,7 +23,7 @@ int64 column becomes ``1``, ``True`` into a float64 column becomes ``1.0`` and a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -38,6 +38,9 @@ from serp_etl.core.jsondecode import json_text
 
 EXTRA_COLUMN = "extra"
 INVALID_COLUMN = "invalid_values"
+# Every flattened row's lineage: the version of the response it came from (``with_lineage``).
+LINEAGE_COLUMN = "content_hash"
+LINEAGE_FIELD = pa.field(LINEAGE_COLUMN, pa.string())
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _NONE_TYPE = type(None)
@@ -245,13 +248,13 @@ class TableSpec:
         children: list[tuple[tuple[str, ...], TableSpec]] = []
         _compile(self.name, self.keys, self.fields, (), "", columns, children)
         names = [key for key, _ in self.keys] + [c.name for c in columns]
-        names += [EXTRA_COLUMN, INVALID_COLUMN]
+        names += [EXTRA_COLUMN, INVALID_COLUMN, LINEAGE_COLUMN]
         if len(set(names)) != len(names):
             raise ValueError(f"table {self.name}: duplicate column names in {names}")
         schema = pa.schema(
             [pa.field(key, arrow_type, nullable=False) for key, arrow_type in self.keys]
             + [c.field() for c in columns]
-            + [json_field(EXTRA_COLUMN), json_field(INVALID_COLUMN)]
+            + [json_field(EXTRA_COLUMN), json_field(INVALID_COLUMN), LINEAGE_FIELD]
         )
         object.__setattr__(self, "columns", tuple(columns))
         object.__setattr__(self, "children", tuple(children))
@@ -476,4 +479,22 @@ def flatten_table(
 
     arrays.append(_json_column(notes.extra))
     arrays.append(_json_column(notes.invalid))
+    arrays.append(pa.nulls(len(objs), pa.string()))  # set by ``with_lineage``
     return {spec.name: pa.Table.from_arrays(arrays, schema=spec.schema), **tables}
+
+
+def with_lineage(tables: Mapping[str, pa.Table], task_ids: pa.Array | pa.ChunkedArray,
+                 versions: pa.Array | pa.ChunkedArray) -> dict[str, pa.Table]:
+    """``tables`` with each row's ``content_hash``: the version (``versions``, beside
+    ``task_ids``) of the response its task's id (a flattened table's first column) names.
+    Each task is in ``task_ids`` once: its latest version, the one flattened."""
+    import pyarrow.compute as pc
+
+    ids = task_ids.combine_chunks() if isinstance(task_ids, pa.ChunkedArray) else task_ids
+    hashes = versions.combine_chunks() if isinstance(versions, pa.ChunkedArray) else versions
+    lined = {}
+    for name, table in tables.items():
+        where = pc.index_in(table.column(0), value_set=ids)
+        lined[name] = table.set_column(table.schema.get_field_index(LINEAGE_COLUMN),
+                                       LINEAGE_FIELD, pc.take(hashes, where))
+    return lined

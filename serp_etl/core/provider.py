@@ -8,6 +8,7 @@ schemas and functions; the publishing is written once, here.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from serp_etl.core.column_docs import SHARED
+from serp_etl.core.flatten import LINEAGE_COLUMN, with_lineage
 from serp_etl.core.jsondecode import Undecodable, decode
 from serp_etl.core.parquet import publish_table
 from serp_etl.core.partition_flatten import FlattenBatch, flatten_partition
@@ -40,6 +42,11 @@ from serp_etl.my_sites.alerts import (
 from serp_etl.state.ledger import Ledger, TaskRecord, content_hash
 
 TASKS_TABLE = "tasks"
+
+
+def _flattened_with_lineage(flatten: FlattenBatch, batch: pa.RecordBatch) -> dict[str, pa.Table]:
+    """A raw batch flattened, each row with the version of the response it came from."""
+    return with_lineage(flatten(batch), batch.column("task_id"), batch.column(LINEAGE_COLUMN))
 
 
 def base_task_row(record: TaskRecord) -> dict:
@@ -137,8 +144,9 @@ class ProviderTables:
         parts = warehouse.parts(self.name, RAW_TABLE, partition)
         return flatten_partition(
             latest_rows(parts, warehouse.filesystem),
-            ["task_id", "body"],
-            self.flatten_raw_batch,
+            ["task_id", LINEAGE_COLUMN, "body"],
+            # A partial of module functions, not a closure: the workers get it pickled.
+            functools.partial(_flattened_with_lineage, self.flatten_raw_batch),
             warehouse.partition_files(self.name, self.flat_schemas, partition),
             self.flat_schemas,
             workers=workers,

@@ -48,6 +48,7 @@ VERSION_FIELDS = [
     pa.field("fetched_at", _TIMESTAMP, nullable=False),
 ]
 BODY_FIELDS = [
+    pa.field("loaded_at", _TIMESTAMP),  # the load that wrote it: one publish, or one import
     pa.field("source", pa.string()),  # api, callback, recovery, import:<file>, ...
     pa.field("repairs", pa.list_(pa.string())),  # what decoding had to repair, if anything
     pa.field("body", pa.string(), nullable=False),  # as received
@@ -86,11 +87,13 @@ def new_part_name() -> str:
     return f"part-{utc_now():%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}.parquet"
 
 
-def raw_rows_table(rows: list[tuple[str, dict, bytes]], schema: pa.Schema) -> pa.Table:
-    """``(task_id, meta, body)`` rows as a raw table: the body as received."""
+def raw_rows_table(rows: list[tuple[str, dict, bytes]], schema: pa.Schema,
+                   loaded_at: datetime) -> pa.Table:
+    """``(task_id, meta, body)`` rows, written by the load of ``loaded_at``, as a raw table:
+    the body as received."""
     columns: dict[str, list] = {name: [] for name in schema.names if name not in _BODY}
     for task_id, meta, _ in rows:
-        record = {**meta, "task_id": task_id}
+        record = {**meta, "task_id": task_id, "loaded_at": loaded_at}
         for name, column in columns.items():
             column.append(record.get(name))
     columns["fetched_at"] = [datetime.fromisoformat(v) for v in columns["fetched_at"]]
@@ -208,6 +211,7 @@ def latest_rows(parts: list[PurePath], filesystem=None) -> dict[PurePath, list[i
 def publish_raw(ledger: Ledger, warehouse: Warehouse, provider: str, partition: str,
                 schema: pa.Schema, hash_body: HashBody) -> RawReport:
     directory = warehouse.partition_dir(provider, RAW_TABLE, partition)
+    loaded_at = utc_now()  # this publish is one load (the loads view)
     seen = stored_versions(warehouse, provider, partition, schema, hash_body)
     stored = len(seen)
     drained: list[tuple[str, str]] = []
@@ -234,7 +238,7 @@ def publish_raw(ledger: Ledger, warehouse: Warehouse, provider: str, partition: 
             if full:
                 assert writer is not None  # made just above for a full batch
                 writer.write({RAW_TABLE: raw_rows_table(
-                    [(r.task_id, r.meta, r.body) for r in batch], schema)})
+                    [(r.task_id, r.meta, r.body) for r in batch], schema, loaded_at)})
                 added += len(batch)
                 batch = []
     crash_point("raw.published")

@@ -90,10 +90,11 @@ def flatten_items(items: Iterable[tuple[str, int, object]]) -> dict[str, pa.Tabl
     tables: dict[str, pa.Table] = {}
     for name, (ids, positions, typed) in item_rows.items():
         tables.update(flatten_table(ITEM_TABLES[name], [ids, positions], typed))
-    columns = zip(other, OTHER_ITEMS_SCHEMA, strict=True)
+    # Every field but the last, lineage (``with_lineage`` sets it).
+    columns = [pa.array(column, type=f.type) for column, f in zip(
+        other, list(OTHER_ITEMS_SCHEMA)[:-1], strict=True)]
     tables["other_items"] = pa.Table.from_arrays(
-        [pa.array(column, type=f.type) for column, f in columns], schema=OTHER_ITEMS_SCHEMA
-    )
+        [*columns, pa.nulls(len(other[0]), pa.string())], schema=OTHER_ITEMS_SCHEMA)
     return tables
 
 

@@ -7,13 +7,15 @@ table, the prefixed column names of nested objects and the child tables of neste
 
 import pyarrow as pa
 
-from serp_etl.core.column_docs import describe_spec
+from serp_etl.core.column_docs import LINEAGE, describe_spec
 from serp_etl.core.column_kinds import json_field
 from serp_etl.core.flatten import (
     BOOL,
     DATETIME,
     FLOAT,
     INT,
+    LINEAGE_COLUMN,
+    LINEAGE_FIELD,
     STRING,
     STRING_LIST,
     Children,
@@ -194,6 +196,7 @@ OTHER_ITEMS_SCHEMA = pa.schema(
         pa.field("rank_group", pa.int64()),
         pa.field("rank_absolute", pa.int64()),
         json_field("item"),  # the whole item, as JSON
+        LINEAGE_FIELD,
     ]
 )
 
@@ -277,6 +280,7 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "rank_absolute": "tasks[0].result[0].items[].rank_absolute: "
                          f"{FIELD_MEANINGS['organic', 'rank_absolute']}.",
         "item": "The whole item, as JSON: nothing of an unknown type is dropped.",
+        LINEAGE_COLUMN: LINEAGE,
     },
     "tasks": {
         **{name: _TARGET.format(name) for name in (
