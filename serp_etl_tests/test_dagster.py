@@ -450,3 +450,35 @@ def test_dg_loads_the_definitions_as_shipped():
                             capture_output=True, text=True, timeout=120)
     assert listed.returncode == 0, listed.stderr
     assert "dataforseo/organic" in listed.stdout and "semscraper_late_results" in listed.stdout
+
+
+def test_a_backfill_of_several_days_flattens_them_in_one_run_each_day_reported(tmp_path):
+    from serp_etl_tests import sandbox_days
+
+    warehouse = sandbox_days.build(tmp_path / "data")
+    days = sandbox_days.DAYS
+    flat = [a for a in dataforseo_assets if FLAT_KEYS["organic"] in a.keys]
+    assert flat[0].backfill_policy == dg.BackfillPolicy.single_run()
+    job = dg.Definitions(
+        assets=flat, jobs=[dg.define_asset_job("reflatten", selection=list(FLAT_KEYS.values()))],
+        resources={"warehouse": WarehouseResource(data_dir=str(warehouse.data_dir))},
+    ).resolve_job_def("reflatten")
+    instance = dg.DagsterInstance.ephemeral()
+    result = job.execute_in_process(instance=instance, tags={
+        "dagster/asset_partition_range_start": days[0],
+        "dagster/asset_partition_range_end": days[-1]})
+    assert result.success and len(instance.get_runs()) == 1
+    with catalog.connect(warehouse.data_dir) as connection:
+        organic = dict(connection.execute(
+            "SELECT CAST(date AS VARCHAR), count(*) FROM dataforseo_organic GROUP BY 1"
+        ).fetchall())
+    records = instance.fetch_materializations(FLAT_KEYS["organic"], limit=100).records
+    counts = {r.partition_key: r.asset_materialization.metadata[
+        "dagster/partition_row_count"].value for r in records}
+    assert counts == organic and len(counts) == len(days)  # each day its own figure
+    check = dg.AssetCheckKey(FLAT_KEYS["serps"], "items_accounted_for")
+    evaluations = [e for e in result.all_events
+                   if e.event_type is dg.DagsterEventType.ASSET_CHECK_EVALUATION]
+    assert sorted(e.asset_check_evaluation_data.partition for e in evaluations
+                  if e.asset_check_evaluation_data.asset_check_key == check) == days
+    assert all(e.asset_check_evaluation_data.passed for e in evaluations)

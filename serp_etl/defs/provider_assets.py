@@ -272,13 +272,17 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
 
     @dg.multi_asset(
         name=f"{name}_flattened",
+        # skippable: a backfill's run of many days reports each day's own events instead.
         specs=[dg.AssetSpec(key, deps=[responses_key], group_name=name,
                             kinds={"python", "parquet"}, owners=OWNERS,
                             freshness_policy=DAILY_FRESHNESS,
                             description=tables.description(table),
-                            metadata=definition(table))
+                            metadata=definition(table), skippable=True)
                for table, key in flat_keys.items()],
         partitions_def=daily_partitions,
+        # A re-flatten of 30 days is one run: free, and each day is rebuilt whole on its own.
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        can_subset=True,  # its outputs optional (the above); every table is rebuilt anyway
         retry_policy=FREE_STEP_RETRIES,
         required_resource_keys={"warehouse"},
         check_specs=flat_checks,
@@ -286,16 +290,33 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
     @ends_on_interrupt
     def flattened(context: dg.AssetExecutionContext):
         warehouse = step_warehouse(context)
-        store, partition = warehouse.warehouse(), context.partition_key
-        rows = tables.publish_flattened(store, partition, workers=warehouse.flatten_workers)
-        views = warehouse.refresh_views(context.log)
-        for table, key in flat_keys.items():
-            yield dg.MaterializeResult(
-                asset_key=key, metadata={**materialized(warehouse, table, partition,
-                                                        rows[table]), **views})
-        for check in checks:
-            yield check_result(check.run(store, partition), flat_keys[check.table], check.name,
-                               check.severity)
+        store = warehouse.warehouse()
+        for partition in context.partition_keys:
+            rows = tables.publish_flattened(store, partition, workers=warehouse.flatten_workers)
+            views = warehouse.refresh_views(context.log)
+            made = {key: {**materialized(warehouse, table, partition, rows[table]), **views}
+                    for table, key in flat_keys.items() if key in context.selected_asset_keys}
+            checked = [(check, check.run(store, partition)) for check in checks
+                       if dg.AssetCheckKey(flat_keys[check.table], check.name)
+                       in context.selected_asset_check_keys]
+            if context.has_partition_key:  # a day's run: its outputs, as every step
+                for key, metadata in made.items():
+                    yield dg.MaterializeResult(asset_key=key, metadata=metadata)
+                for check, result in checked:
+                    yield check_result(result, flat_keys[check.table], check.name,
+                                       check.severity)
+                continue
+            # Several days in one run (a backfill): each day's materializations and check
+            # results with that day's own figures, not one set repeated over the range.
+            for key, metadata in made.items():
+                context.log_event(dg.AssetMaterialization(asset_key=key, partition=partition,
+                                                          metadata=metadata))
+            for check, result in checked:
+                context.log_event(dg.AssetCheckEvaluation(
+                    asset_key=flat_keys[check.table], check_name=check.name,
+                    passed=result.passed, severity=check.severity,
+                    description=result.description, metadata=result.metadata,
+                    partition=partition))
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.PreviewWarning)
