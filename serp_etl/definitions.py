@@ -11,19 +11,25 @@ import serp_etl.defs
 
 PACKAGE = Path(__file__).resolve().parent
 
+# Notes from Dagster about choices made here, knowingly, not to be repeated at every load (in
+# the processes that load this code location; others' notes still show):
+# - its loader of a plain module of the defs folder calls its own preview functions;
+warnings.filterwarnings("ignore", r"Function `load_definitions_from_module", dg.PreviewWarning)
+# - the daily and collect jobs run one day per run, by design, while the flattening step's
+#   single-run backfill policy serves backfills launched from the asset graph: Dagster warns,
+#   at each resolution of those jobs, that their assets' policies differ.
+warnings.filterwarnings("ignore", r"Asset job (dataforseo|semscraper)_(daily|collect) "
+                                  r"materializes assets with varying BackfillPolicies",
+                        UserWarning)
+
 
 def load_definitions() -> dg.Definitions:
-    with warnings.catch_warnings():
-        # Dagster's loader of a plain module of the folder calls its own preview functions:
-        # not the user's choice, so not said at every load. Others' preview notes still show.
-        warnings.filterwarnings("ignore", r"Function `load_definitions_from_module",
-                                dg.PreviewWarning)
-        if (PACKAGE.parent / "pyproject.toml").is_file():  # a checkout, installed editable
-            return dg.load_from_defs_folder(path_within_project=PACKAGE)
-        # Installed from a wheel: no project file beside the package. The same folder, named
-        # directly instead of through [tool.dg.project] (what load_from_defs_folder reads).
-        return dg.ComponentTree.from_module(defs_module=serp_etl.defs,
-                                            project_root=PACKAGE).build_defs()
+    if (PACKAGE.parent / "pyproject.toml").is_file():  # a checkout, installed editable
+        return dg.load_from_defs_folder(path_within_project=PACKAGE)
+    # Installed from a wheel: no project file beside the package. The same folder, named
+    # directly instead of through [tool.dg.project] (what load_from_defs_folder reads).
+    return dg.ComponentTree.from_module(defs_module=serp_etl.defs,
+                                        project_root=PACKAGE).build_defs()
 
 
 defs = load_definitions()
