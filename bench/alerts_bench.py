@@ -27,8 +27,10 @@ from workload import PARTITION
 from serp_etl import catalog
 from serp_etl.my_sites.alerts import Thresholds, day_alerts
 
-VIEWS_QUERY = ("SELECT (SELECT count(*) FROM my_ranks WHERE date = $day), "
-               "(SELECT count(*) FROM image_reuse WHERE date = $day)")
+VIEWS_QUERY = (
+    "SELECT (SELECT count(*) FROM my_ranks WHERE date = $day), "
+    "(SELECT count(*) FROM image_reuse WHERE date = $day)"
+)
 
 
 def fastest(run, times: int = 3) -> float:
@@ -50,16 +52,22 @@ def main() -> None:
     for days in map(int, args.days.split(",")):
         data_dir = query_bench.warehouse(days, args.responses)
         (data_dir / "targets.toml").write_text(
-            '[[sites]]\ndomains = ["amazon.com", "etsy.com"]\n' + "".join(
+            '[[sites]]\ndomains = ["amazon.com", "etsy.com"]\n'
+            + "".join(
                 f'[[dataforseo]]\nimage_url = "https://images.example.com/{i}.jpg"\n'
-                'allowed_domains = ["pinterest.com"]\n' for i in range(args.responses)))
+                'allowed_domains = ["pinterest.com"]\n'
+                for i in range(args.responses)
+            )
+        )
         last = (date.fromisoformat(PARTITION) + timedelta(days=days - 1)).isoformat()
         with catalog.connect(data_dir) as connection:
             alerts = fastest(partial(day_alerts, connection, "dataforseo", last, Thresholds()))
             views = fastest(partial(connection.execute, VIEWS_QUERY, {"day": last}))
         base = base or (alerts, views)
-        print(f"{days:>5} {alerts:>9.3f} {alerts / base[0]:>8.1f} {views:>8.3f} "
-              f"{views / base[1]:>8.1f}")
+        print(
+            f"{days:>5} {alerts:>9.3f} {alerts / base[0]:>8.1f} {views:>8.3f} "
+            f"{views / base[1]:>8.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -35,8 +35,13 @@ def generate(path: Path, megabytes: int) -> int:
     from serp_etl.sandbox.dataforseo.app import envelope, task_object
     from serp_etl.sandbox.dataforseo.serp_generator import generate_result
 
-    data = {"image_url": "https://images.example.com/big.jpg", "location_code": 2840,
-            "language_code": "en", "max_crawl_pages": 3, "calculate_rectangles": True}
+    data = {
+        "image_url": "https://images.example.com/big.jpg",
+        "location_code": 2840,
+        "language_code": "en",
+        "max_crawl_pages": 3,
+        "calculate_rectangles": True,
+    }
     result = generate_result(data, "2026-01-01")
     template = [item for item in result["items"] if item["type"] == "organic"]
     items, size, n = [], 0, 0
@@ -46,8 +51,7 @@ def generate(path: Path, megabytes: int) -> int:
         size += len(orjson.dumps(item))
         n += 1
     result.update(items=items, items_count=len(items), item_types=["organic"])
-    task = task_object(TASK_ID, 20000, "Ok.", TASK_GET, cost=0.0018, data=data,
-                       result=[result])
+    task = task_object(TASK_ID, 20000, "Ok.", TASK_GET, cost=0.0018, data=data, result=[result])
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(orjson.dumps(envelope([task])))
     return len(items)
@@ -79,8 +83,9 @@ def child(url: str, data_dir: Path, dagster: bool) -> None:
     with Ledger(ledger_path(data_dir)) as ledger:
         meta = TABLES.version(fetched.body, response_meta(fetched, fetched.fetched_at, "api"))
         body_mb = len(fetched.body) / 2**20
-        ledger.store_response("dataforseo", "2026-01-01", TASK_ID, meta, fetched.body,
-                              TaskState.FETCHED)
+        ledger.store_response(
+            "dataforseo", "2026-01-01", TASK_ID, meta, fetched.body, TaskState.FETCHED
+        )
         del fetched
         stages["store"] = time.perf_counter() - started - sum(stages.values())
         peaks["store"] = peak_mb()
@@ -90,16 +95,25 @@ def child(url: str, data_dir: Path, dagster: bool) -> None:
     rows = TABLES.publish_flattened(Warehouse(data_dir), "2026-01-01", workers=1)
     stages["flatten"] = time.perf_counter() - started - sum(stages.values())
     peaks["flatten"] = peak_mb()
-    print(json.dumps({"body_mb": round(body_mb, 1), "organic_rows": rows["organic"],
-                      "seconds": {k: round(v, 2) for k, v in stages.items()},
-                      "peak_rss_mb": peak_mb(), "peak_after": peaks}))
+    print(
+        json.dumps(
+            {
+                "body_mb": round(body_mb, 1),
+                "organic_rows": rows["organic"],
+                "seconds": {k: round(v, 2) for k, v in stages.items()},
+                "peak_rss_mb": peak_mb(),
+                "peak_after": peaks,
+            }
+        )
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=100)
-    parser.add_argument("--bare", action="store_true",
-                        help="without loading the Dagster code location first")
+    parser.add_argument(
+        "--bare", action="store_true", help="without loading the Dagster code location first"
+    )
     parser.add_argument("--child", nargs=2, metavar=("URL", "DATA_DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -108,23 +122,45 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="serp-etl-big-"))
     try:
         items = generate(work / "served" / TASK_GET.lstrip("/"), args.mb)
-        server = subprocess.Popen([sys.executable, "-m", "http.server", "0", "--bind",
-                                   "127.0.0.1", "--directory", str(work / "served")],
-                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                  text=True)
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "http.server",
+                "0",
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+                str(work / "served"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         line = server.stdout.readline()  # "Serving HTTP on 127.0.0.1 port N ..."
         port = int(line.split(" port ")[1].split()[0])
         try:
             measured = subprocess.run(
-                [sys.executable, __file__, "--child", f"http://127.0.0.1:{port}",
-                 str(work / "data"), *(["--bare"] if args.bare else [])],
-                stdout=subprocess.PIPE, text=True, check=True)
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    f"http://127.0.0.1:{port}",
+                    str(work / "data"),
+                    *(["--bare"] if args.bare else []),
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+                check=True,
+            )
         finally:
             server.terminate()
         figures = json.loads(measured.stdout)
-        print(f"a {figures['body_mb']} MB task_get answer ({items} items): "
-              f"peak RSS {figures['peak_rss_mb']} MB; seconds by stage {figures['seconds']}; "
-              f"peak RSS after each stage (MB) {figures['peak_after']}")
+        print(
+            f"a {figures['body_mb']} MB task_get answer ({items} items): "
+            f"peak RSS {figures['peak_rss_mb']} MB; seconds by stage {figures['seconds']}; "
+            f"peak RSS after each stage (MB) {figures['peak_after']}"
+        )
     finally:
         shutil.rmtree(work)
     return 0

@@ -51,8 +51,9 @@ def raw_partition(n: int) -> Path:
     with raw_writer(raw / "part-0.parquet", RESPONSES_SCHEMA) as writer:
         rows = []
         for task_id, body in responses(n):
-            meta = TABLES.version(body, {"fetched_at": FETCHED_AT, "source": "bench",
-                                         "repairs": []})
+            meta = TABLES.version(
+                body, {"fetched_at": FETCHED_AT, "source": "bench", "repairs": []}
+            )
             rows.append((task_id, meta, body))
             if len(rows) == RAW_ROW_GROUP_ROWS:
                 writer.write({RAW_TABLE: raw_rows_table(rows, RESPONSES_SCHEMA, LOADED_AT)})
@@ -102,9 +103,12 @@ def measure(kind: str, data_dir: Path, workers: int) -> dict:
                             for result in task.get("result") or ():
                                 yield {"task_id": task_id, **result}
 
-        pipeline = dlt.pipeline(pipeline_name="serp_bench", pipelines_dir=str(target / "state"),
-                                destination=dlt.destinations.filesystem(str(target / "out")),
-                                dataset_name="bench")
+        pipeline = dlt.pipeline(
+            pipeline_name="serp_bench",
+            pipelines_dir=str(target / "state"),
+            destination=dlt.destinations.filesystem(str(target / "out")),
+            dataset_name="bench",
+        )
         started = time.perf_counter()
         pipeline.run(dlt.resource(serps(), name="serps"), loader_file_format="parquet")
         return {"seconds": time.perf_counter() - started, "peak_rss_mb": peak_rss_mb()}
@@ -114,9 +118,19 @@ def measure(kind: str, data_dir: Path, workers: int) -> dict:
 def run_isolated(kind: str, data_dir: Path, workers: int = 1) -> dict:
     """One run in a fresh process: its figures."""
     output = subprocess.run(
-        [sys.executable, __file__, "--measure", kind, "--data-dir", str(data_dir),
-         "--workers", str(workers)],
-        check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            __file__,
+            "--measure",
+            kind,
+            "--data-dir",
+            str(data_dir),
+            "--workers",
+            str(workers),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     return json.loads(output.strip().splitlines()[-1])
 
@@ -145,27 +159,37 @@ def main() -> None:
         print(json.dumps(measure(args.measure, args.data_dir, args.workers)))
         return
 
-    print(f"scratch data in {BENCH_DIR} (SERP_ETL_BENCH_DIR), outside the repository\n"
-          "N: raw responses of one day; MB: their bodies; items: rows of the item tables; "
-          "parse s: bare orjson parse of the bodies; flat1 s / flatN s: the day's flatten on "
-          "1 / N workers; ratio1 / ratioN: flatten/parse (median of rounds); items/s: "
-          "items/flatN s; peak MB: largest process RSS; dlt s, dlt/parse, dlt/flat: dlt "
-          "normalizing the same bodies\n")
-    print(f"{'N':>6} {'MB':>6} {'items':>8} {'parse s':>8} {'flat1 s':>8} {'ratio1':>6} "
-          f"{'flat' + str(args.workers) + ' s':>8} {'ratio' + str(args.workers):>6} "
-          f"{'items/s':>8} {'peak MB':>8} {'dlt s':>7} {'dlt/parse':>9} {'dlt/flat':>8}")
+    print(
+        f"scratch data in {BENCH_DIR} (SERP_ETL_BENCH_DIR), outside the repository\n"
+        "N: raw responses of one day; MB: their bodies; items: rows of the item tables; "
+        "parse s: bare orjson parse of the bodies; flat1 s / flatN s: the day's flatten on "
+        "1 / N workers; ratio1 / ratioN: flatten/parse (median of rounds); items/s: "
+        "items/flatN s; peak MB: largest process RSS; dlt s, dlt/parse, dlt/flat: dlt "
+        "normalizing the same bodies\n"
+    )
+    print(
+        f"{'N':>6} {'MB':>6} {'items':>8} {'parse s':>8} {'flat1 s':>8} {'ratio1':>6} "
+        f"{'flat' + str(args.workers) + ' s':>8} {'ratio' + str(args.workers):>6} "
+        f"{'items/s':>8} {'peak MB':>8} {'dlt s':>7} {'dlt/parse':>9} {'dlt/flat':>8}"
+    )
     for n in args.responses:
         data_dir = raw_partition(n)
         runs = in_rounds(data_dir, args.workers, args.rounds)
         parse, one, many = (median_seconds(runs[k]) for k in ("parse", "one", "many"))
         items, peak = runs["many"][0]["items"], max(r["peak_rss_mb"] for r in runs["many"])
         dlt_s = run_isolated("dlt", data_dir)["seconds"] if args.dlt else None
-        dlt_cols = (f"{dlt_s:7.2f} {dlt_s / parse:9.1f} {dlt_s / many:8.1f}" if dlt_s
-                    else f"{'-':>7} {'-':>9} {'-':>8}")
-        print(f"{n:6d} {runs['parse'][0]['bytes'] / 1e6:6.0f} {items:8d} {parse:8.2f} "
-              f"{one:8.2f} {median_ratio(runs['one'], runs['parse']):6.2f} "
-              f"{many:8.2f} {median_ratio(runs['many'], runs['parse']):6.2f} "
-              f"{items / many:8.0f} {peak:8.0f} {dlt_cols}", flush=True)
+        dlt_cols = (
+            f"{dlt_s:7.2f} {dlt_s / parse:9.1f} {dlt_s / many:8.1f}"
+            if dlt_s
+            else f"{'-':>7} {'-':>9} {'-':>8}"
+        )
+        print(
+            f"{n:6d} {runs['parse'][0]['bytes'] / 1e6:6.0f} {items:8d} {parse:8.2f} "
+            f"{one:8.2f} {median_ratio(runs['one'], runs['parse']):6.2f} "
+            f"{many:8.2f} {median_ratio(runs['many'], runs['parse']):6.2f} "
+            f"{items / many:8.0f} {peak:8.0f} {dlt_cols}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

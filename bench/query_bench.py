@@ -29,13 +29,21 @@ from pathlib import Path
 
 from workload import BENCH_DIR, PARTITION, ndjson, timed
 
-QUERY = ("SELECT count(*) AS items, avg(rank_absolute) AS rank, count(DISTINCT domain) AS domains"
-         f" FROM dataforseo_organic WHERE date = DATE '{PARTITION}'")
+QUERY = (
+    "SELECT count(*) AS items, avg(rank_absolute) AS rank, count(DISTINCT domain) AS domains"
+    f" FROM dataforseo_organic WHERE date = DATE '{PARTITION}'"
+)
 
 
 def cli(data_dir: Path, *args: str) -> list[str]:
-    return [sys.executable, "-c", "import sys\nfrom serp_etl.cli import main\n"
-            "sys.exit(main(sys.argv[1:]))", "--data-dir", str(data_dir), *args]
+    return [
+        sys.executable,
+        "-c",
+        "import sys\nfrom serp_etl.cli import main\nsys.exit(main(sys.argv[1:]))",
+        "--data-dir",
+        str(data_dir),
+        *args,
+    ]
 
 
 def warehouse(days: int, responses: int) -> Path:
@@ -44,8 +52,11 @@ def warehouse(days: int, responses: int) -> Path:
     if (data_dir / "serp.duckdb").exists():
         return data_dir
     shutil.rmtree(data_dir, ignore_errors=True)
-    subprocess.run(cli(data_dir, "import", "dataforseo", str(ndjson(responses)), "--date",
-                       PARTITION), check=True, capture_output=True)
+    subprocess.run(
+        cli(data_dir, "import", "dataforseo", str(ndjson(responses)), "--date", PARTITION),
+        check=True,
+        capture_output=True,
+    )
     first = date.fromisoformat(PARTITION)
     for table_dir in (data_dir / "warehouse" / "dataforseo").iterdir():
         source = table_dir / f"date={PARTITION}"
@@ -80,7 +91,8 @@ def in_duckdb(data_dir: Path, repeat: int = 20) -> tuple[float, float]:
     with duckdb.connect() as connection:
         glob = str(data_dir / "warehouse" / "dataforseo" / "organic" / "date=*" / "*.parquet")
         connection.read_parquet(glob, hive_partitioning=True, union_by_name=True).create_view(
-            "dataforseo_organic")
+            "dataforseo_organic"
+        )
         by_name = fastest(connection)
     return views, by_name
 
@@ -97,11 +109,13 @@ def main() -> None:
         day = timed(cli(data_dir, "sql", QUERY, "--format", "csv"), repeat=5)["seconds"]
         views, by_name = in_duckdb(data_dir)
         figures[name] = {"start": start, "one day": day, "duckdb": views, "by name": by_name}
-    print(f"scratch data in {BENCH_DIR} (SERP_ETL_BENCH_DIR), outside the repository\n"
-          "start: serp-etl sql 'SELECT 1', whole process; one day: a one-day query through "
-          "serp-etl sql, whole process; duckdb: the same query inside DuckDB on the views "
-          "file; by name: inside DuckDB on union_by_name views (the old design); ratio: the "
-          "long warehouse over the one-day one\n")
+    print(
+        f"scratch data in {BENCH_DIR} (SERP_ETL_BENCH_DIR), outside the repository\n"
+        "start: serp-etl sql 'SELECT 1', whole process; one day: a one-day query through "
+        "serp-etl sql, whole process; duckdb: the same query inside DuckDB on the views "
+        "file; by name: inside DuckDB on union_by_name views (the old design); ratio: the "
+        "long warehouse over the one-day one\n"
+    )
     print(f"{'figure':>10} {'1 day':>10} {f'{args.days} days':>10} {'ratio':>7}")
     for figure in ("start", "one day", "duckdb", "by name"):
         a, b = figures["one"][figure], figures["long"][figure]

@@ -39,17 +39,35 @@ def one_run() -> tuple[float, float, int]:
         shutil.copy(REPOSITORY / "data" / "dagster" / "dagster.yaml", home)
         env = {**os.environ, "SERP_ETL_DATA_DIR": str(data), "DAGSTER_HOME": str(home)}
         started = time.perf_counter()
-        subprocess.run([str(Path(sys.executable).with_name("dagster")), "asset", "materialize",
-                        "-m", "serp_etl.definitions", "--select", "*",
-                        "--partition", datetime.now(UTC).date().isoformat()],
-                       cwd=REPOSITORY, env=env, check=True, capture_output=True)
+        subprocess.run(
+            [
+                str(Path(sys.executable).with_name("dagster")),
+                "asset",
+                "materialize",
+                "-m",
+                "serp_etl.definitions",
+                "--select",
+                "*",
+                "--partition",
+                datetime.now(UTC).date().isoformat(),
+            ],
+            cwd=REPOSITORY,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         wall = time.perf_counter() - started
         os.environ["DAGSTER_HOME"] = str(home)
         with dg.DagsterInstance.get() as instance:
             (record,) = instance.get_run_records(limit=1)
-            events = instance.all_logs(record.dagster_run.run_id, of_type={
-                dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS,
-                dg.DagsterEventType.STEP_FAILURE})
+            events = instance.all_logs(
+                record.dagster_run.run_id,
+                of_type={
+                    dg.DagsterEventType.STEP_START,
+                    dg.DagsterEventType.STEP_SUCCESS,
+                    dg.DagsterEventType.STEP_FAILURE,
+                },
+            )
         starts, work = {}, 0.0
         for event in events:
             if event.dagster_event_type is dg.DagsterEventType.STEP_START:
@@ -68,8 +86,10 @@ def main() -> None:
     runs = [one_run() for _ in range(args.rounds)]
     wall = statistics.median(r[0] for r in runs)
     work = statistics.median(r[1] for r in runs)
-    print(f"a run of today ({runs[0][2]} steps), median of {args.rounds}: wall {wall:.1f} s, "
-          f"steps' own work {work:.1f} s, wall/work {wall / work:.2f}x (goal <= 1.5x)")
+    print(
+        f"a run of today ({runs[0][2]} steps), median of {args.rounds}: wall {wall:.1f} s, "
+        f"steps' own work {work:.1f} s, wall/work {wall / work:.2f}x (goal <= 1.5x)"
+    )
 
 
 if __name__ == "__main__":

@@ -70,8 +70,11 @@ class RefusalCounter:
         body = b"".join(self.app(environ, remember))
         path = environ.get("PATH_INFO", "")
         head = body[:200]  # DataForSEO refuses in the body: 40202 per minute, 40209 at once
-        if seen["status"] == 429 or b'"status_code":40202' in head \
-                or b'"status_code":40209' in head:
+        if (
+            seen["status"] == 429
+            or b'"status_code":40202' in head
+            or b'"status_code":40209' in head
+        ):
             self.refused[path] += 1
         return [body]
 
@@ -82,13 +85,23 @@ def write_targets(path: Path, rng: random.Random, dataforseo: int, semscraper: i
     lines = []
     for n in range(dataforseo):
         location, language = rng.choice(locations), rng.choice(languages)
-        lines += ["[[dataforseo]]", f'image_url = "https://images.example.com/{n}.jpg"',
-                  f"location_code = {location['location_code']}",
-                  f'language_name = "{language["language_name"]}"', ""]
+        lines += [
+            "[[dataforseo]]",
+            f'image_url = "https://images.example.com/{n}.jpg"',
+            f"location_code = {location['location_code']}",
+            f'language_name = "{language["language_name"]}"',
+            "",
+        ]
     for n in range(semscraper):
         location, language, _, _ = rng.choice(LOCATIONS)
-        lines += ["[[semscraper]]", f'keyword = "soak keyword {n}"', f'location = "{location}"',
-                  f'language = "{language}"', f"depth = {1 + n % 3}", ""]
+        lines += [
+            "[[semscraper]]",
+            f'keyword = "soak keyword {n}"',
+            f'location = "{location}"',
+            f'language = "{language}"',
+            f"depth = {1 + n % 3}",
+            "",
+        ]
     path.write_text("\n".join(lines))
 
 
@@ -109,19 +122,39 @@ def add_faults(proxy: FaultProxy) -> None:
 def day_complete(data_dir: Path, provider: str, day: str) -> bool:
     with Ledger(ledger_path(data_dir)) as ledger:
         tasks = ledger.tasks(provider, day)
-        return bool(tasks) and {t.state for t in tasks}.isdisjoint(PENDING_STATES) \
+        return (
+            bool(tasks)
+            and {t.state for t in tasks}.isdisjoint(PENDING_STATES)
             and not list(ledger.inbox(provider, day))
+        )
 
 
-def run_day(provider: str, data_dir: Path, url: str, now: datetime, rng: random.Random,
-            stats: Counter, stop_at: float) -> bool:
+def run_day(
+    provider: str,
+    data_dir: Path,
+    url: str,
+    now: datetime,
+    rng: random.Random,
+    stats: Counter,
+    stop_at: float,
+) -> bool:
     """Run the provider's day until it is complete, with kills and parallel runs."""
-    command = [sys.executable, "-m", "serp_etl_tests.day_runner", provider, str(data_dir), url,
-               now.isoformat()]
+    command = [
+        sys.executable,
+        "-m",
+        "serp_etl_tests.day_runner",
+        provider,
+        str(data_dir),
+        url,
+        now.isoformat(),
+    ]
     while time.monotonic() < stop_at:
-        runs = [subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL)
-                for _ in range(2 if rng.random() < 1 / 3 else 1)]
+        runs = [
+            subprocess.Popen(
+                command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            for _ in range(2 if rng.random() < 1 / 3 else 1)
+        ]
         stats["runs"] += len(runs)
         stats["parallel_runs"] += len(runs) - 1
         timers = []
@@ -144,15 +177,19 @@ def billed_and_duplicates(provider: str, sandbox, day: str) -> tuple[set[str], i
     """The task ids the API billed for the day, and how many targets it billed twice."""
     db = sandbox.db()
     if provider == "dataforseo":
-        rows = db.execute("SELECT id, tag FROM tasks WHERE tag LIKE ?",
-                          (f"serp-etl/dataforseo/{day}/%",)).fetchall()
+        rows = db.execute(
+            "SELECT id, tag FROM tasks WHERE tag LIKE ?", (f"serp-etl/dataforseo/{day}/%",)
+        ).fetchall()
         keys = Counter(tag for _, tag in rows)
     else:
-        rows = [(scrape_id, request) for scrape_id, request, created in db.execute(
-                "SELECT id, request, created_at FROM scrapes")
-                if datetime.fromtimestamp(created, UTC).date().isoformat() == day]
-        keys = Counter(orjson.dumps(orjson.loads(r), option=orjson.OPT_SORT_KEYS)
-                       for _, r in rows)
+        rows = [
+            (scrape_id, request)
+            for scrape_id, request, created in db.execute(
+                "SELECT id, request, created_at FROM scrapes"
+            )
+            if datetime.fromtimestamp(created, UTC).date().isoformat() == day
+        ]
+        keys = Counter(orjson.dumps(orjson.loads(r), option=orjson.OPT_SORT_KEYS) for _, r in rows)
     return {task_id for task_id, _ in rows}, sum(n - 1 for n in keys.values() if n > 1)
 
 
@@ -163,8 +200,12 @@ def main() -> int:
     parser.add_argument("--semscraper", type=int, default=200, help="targets")
     parser.add_argument("--minutes", type=float, default=15, help="time bound")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--workdir", type=Path, default=None,
-                        help="scratch folder (default: a new temporary one, removed after)")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="scratch folder (default: a new temporary one, removed after)",
+    )
     args = parser.parse_args()
     rng = random.Random(args.seed)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="serp-etl-soak-"))
@@ -173,10 +214,14 @@ def main() -> int:
     write_targets(data_dir / "targets.toml", rng, args.dataforseo, args.semscraper)
     targets = {"dataforseo": args.dataforseo, "semscraper": args.semscraper}
     clock = SimulatedClock()
-    sandboxes = {"dataforseo": DataForSEOSandbox(work / "api" / "dataforseo.sqlite",
-                                                 ready_seconds=1, clock=clock),
-                 "semscraper": SemScraperSandbox(work / "api" / "semscraper.sqlite",
-                                                 ready_seconds=1, clock=clock)}
+    sandboxes = {
+        "dataforseo": DataForSEOSandbox(
+            work / "api" / "dataforseo.sqlite", ready_seconds=1, clock=clock
+        ),
+        "semscraper": SemScraperSandbox(
+            work / "api" / "semscraper.sqlite", ready_seconds=1, clock=clock
+        ),
+    }
     stop_at = time.monotonic() + args.minutes * 60
     stats = {p: Counter() for p in PROVIDERS}
     counters, proxies, days = {}, {}, []
@@ -191,31 +236,42 @@ def main() -> int:
             now = datetime.now(UTC) + timedelta(days=day_number)
             days.append(now.date().isoformat())
             for provider in PROVIDERS:
-                complete = run_day(provider, data_dir, proxies[provider].url, now, rng,
-                                   stats[provider], stop_at)
+                complete = run_day(
+                    provider, data_dir, proxies[provider].url, now, rng, stats[provider], stop_at
+                )
                 stats[provider]["days_complete"] += complete
     finally:
         for proxy in proxies.values():
             proxy.__exit__(None, None, None)
 
     temp_files = [p for p in (data_dir / "warehouse").rglob(".*.tmp")]
-    print(f"soak: {args.days} days, {sum(targets.values())} targets a day, seed {args.seed}, "
-          f"{time.monotonic() - started:.0f} s")
+    print(
+        f"soak: {args.days} days, {sum(targets.values())} targets a day, seed {args.seed}, "
+        f"{time.monotonic() - started:.0f} s"
+    )
     for provider in PROVIDERS:
         billed = duplicates = lost = 0
         for day in days:
             ids, twice = billed_and_duplicates(provider, sandboxes[provider], day)
             raw = Warehouse(data_dir).partition_dir(provider, RAW_TABLE, day)
-            stored = set(pq.read_table(raw, columns=["task_id"]).column("task_id").to_pylist()
-                         ) if raw.exists() else set()
-            billed, duplicates, lost = billed + len(ids), duplicates + twice, lost + len(
-                ids - stored)
+            stored = (
+                set(pq.read_table(raw, columns=["task_id"]).column("task_id").to_pylist())
+                if raw.exists()
+                else set()
+            )
+            billed, duplicates, lost = (
+                billed + len(ids),
+                duplicates + twice,
+                lost + len(ids - stored),
+            )
         s = stats[provider]
-        print(f"{provider}: targets {targets[provider] * args.days}, billed {billed}, "
-              f"duplicates {duplicates}, lost {lost}, days complete {s['days_complete']}/"
-              f"{args.days}, limit refusals {sum(counters[provider].refused.values())}, "
-              f"faults {sum(proxies[provider].met.values())}, runs {s['runs']} "
-              f"({s['parallel_runs']} in parallel, {s['killed']} killed)")
+        print(
+            f"{provider}: targets {targets[provider] * args.days}, billed {billed}, "
+            f"duplicates {duplicates}, lost {lost}, days complete {s['days_complete']}/"
+            f"{args.days}, limit refusals {sum(counters[provider].refused.values())}, "
+            f"faults {sum(proxies[provider].met.values())}, runs {s['runs']} "
+            f"({s['parallel_runs']} in parallel, {s['killed']} killed)"
+        )
     print(f"temp files left in the warehouse: {len(temp_files)}")
     if args.workdir is None:
         shutil.rmtree(work)

@@ -22,8 +22,15 @@ from serp_etl.sandbox.dataforseo.serp_generator import generate_result
 
 
 def body_of(megabytes: int) -> bytes:
-    result = generate_result({"image_url": "https://example.com/a.jpg", "location_code": 2840,
-                              "language_code": "en", "max_crawl_pages": 3}, "2026-12-04")
+    result = generate_result(
+        {
+            "image_url": "https://example.com/a.jpg",
+            "location_code": 2840,
+            "language_code": "en",
+            "max_crawl_pages": 3,
+        },
+        "2026-12-04",
+    )
     item_bytes = len(orjson.dumps(result["items"])) / len(result["items"])
     result["items"] = result["items"] * int(megabytes * 1e6 / item_bytes / len(result["items"]))
     return orjson.dumps({"status_code": 20000, "tasks": [{"id": "t", "result": [result]}]})
@@ -46,10 +53,11 @@ def main() -> None:
     for megabytes in map(int, args.mb.split(",")):
         body = body_of(megabytes)
         fast, spans = fastest(lambda: json_spans.array_spans(body, ITEMS_PATH))  # noqa: B023
-        slow, tokenized = fastest(
-            lambda: json_spans._tokenized_spans(body, ITEMS_PATH))  # noqa: B023
-        print(f"{len(body) / 1e6:>6.1f} {len(spans[1]):>8} {fast:>8.3f} {slow:>12.2f} "
-              f"{slow / fast:>7.0f} {spans == tokenized}")
+        slow, tokenized = fastest(lambda: json_spans._tokenized_spans(body, ITEMS_PATH))  # noqa: B023
+        print(
+            f"{len(body) / 1e6:>6.1f} {len(spans[1]):>8} {fast:>8.3f} {slow:>12.2f} "
+            f"{slow / fast:>7.0f} {spans == tokenized}"
+        )
 
 
 if __name__ == "__main__":

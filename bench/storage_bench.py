@@ -42,16 +42,22 @@ def start_moto() -> subprocess.Popen:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")),
-                               "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     for _ in range(300):  # ready within a few seconds: poll its port
         with socket.socket() as attempt:
             if attempt.connect_ex(("127.0.0.1", port)) == 0:
                 break
         time.sleep(0.05)
-    os.environ.update(AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}", AWS_ACCESS_KEY_ID="bench",
-                      AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
+    os.environ.update(
+        AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}",
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
     return server
 
 
@@ -88,20 +94,22 @@ def history(data_dir: Path, source: Warehouse, days: int) -> None:
     """``days`` days of the organic table (the published day's rows on each)."""
     import pyarrow.parquet as pq
 
-    rows = pq.read_table(str(source.parts(PROVIDER, "organic", PARTITION)[0]),
-                         filesystem=source.filesystem)
+    rows = pq.read_table(
+        str(source.parts(PROVIDER, "organic", PARTITION)[0]), filesystem=source.filesystem
+    )
     warehouse = Warehouse(data_dir)
     start = time.mktime(time.strptime(PARTITION, "%Y-%m-%d"))
     for index in range(days):
         day = time.strftime("%Y-%m-%d", time.localtime(start - index * 86400))
-        publish_table(warehouse.partition_file(PROVIDER, "organic", day), rows,
-                      warehouse.storage)
+        publish_table(warehouse.partition_file(PROVIDER, "organic", day), rows, warehouse.storage)
     catalog.refresh_views(data_dir)
 
 
 def query_seconds(data_dir: Path, rounds: int) -> float:
-    sql = (f"SELECT count(*), avg(rank_absolute) FROM dataforseo_organic "
-           f"WHERE date = DATE '{PARTITION}'")
+    sql = (
+        f"SELECT count(*), avg(rank_absolute) FROM dataforseo_organic "
+        f"WHERE date = DATE '{PARTITION}'"
+    )
     with catalog.connect(data_dir) as connection:
         connection.execute(sql).fetchall()  # warm: footers and connections
         timings = []
@@ -134,8 +142,10 @@ def main() -> None:
                 fill_inbox(data_dir, answers)
                 publish[kind].append(publish_day(data_dir))
         local, s3 = (statistics.median(publish[k]) for k in ("local", "s3"))
-        print(f"publish a day of {args.responses} responses: local {local:.2f} s, "
-              f"S3 {s3:.2f} s, S3/local {s3 / local:.2f}x (goal <= 2x)")
+        print(
+            f"publish a day of {args.responses} responses: local {local:.2f} s, "
+            f"S3 {s3:.2f} s, S3/local {s3 / local:.2f}x (goal <= 2x)"
+        )
         queries = {}
         for kind in ("local", "s3"):
             use(published[kind])
@@ -147,9 +157,11 @@ def main() -> None:
                 queries[kind, days] = query_seconds(data_dir, max(args.rounds, 7))
         for kind in ("local", "s3"):
             one, many = queries[kind, 1], queries[kind, args.days]
-            print(f"one-day query, {kind}: 1-day warehouse {one * 1000:.1f} ms, "
-                  f"{args.days}-day {many * 1000:.1f} ms, ratio {many / one:.2f}x"
-                  + (" (goal <= 1.3x)" if kind == "s3" else ""))
+            print(
+                f"one-day query, {kind}: 1-day warehouse {one * 1000:.1f} ms, "
+                f"{args.days}-day {many * 1000:.1f} ms, ratio {many / one:.2f}x"
+                + (" (goal <= 1.3x)" if kind == "s3" else "")
+            )
     finally:
         server.terminate()
         server.wait()

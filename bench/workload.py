@@ -32,8 +32,9 @@ def compile_package() -> None:
 
 
 compile_package()
-BENCH_DIR = Path(os.environ.get("SERP_ETL_BENCH_DIR")
-                 or Path(tempfile.gettempdir()) / "serp-etl-bench")
+BENCH_DIR = Path(
+    os.environ.get("SERP_ETL_BENCH_DIR") or Path(tempfile.gettempdir()) / "serp-etl-bench"
+)
 
 
 def responses(n: int):
@@ -42,9 +43,13 @@ def responses(n: int):
 
     for i in range(n):
         task_id = f"00000000-0000-0066-0000-{i:012x}"
-        data = {"image_url": f"https://images.example.com/{i}.jpg", "location_code": 2840,
-                "language_code": "en", "calculate_rectangles": i % 3 == 0,
-                "max_crawl_pages": 1 + i % 2}
+        data = {
+            "image_url": f"https://images.example.com/{i}.jpg",
+            "location_code": 2840,
+            "language_code": "en",
+            "calculate_rectangles": i % 3 == 0,
+            "max_crawl_pages": 1 + i % 2,
+        }
         yield task_id, orjson.dumps(envelope([advanced_task(task_id, data, PARTITION, 0.0006)]))
 
 
@@ -81,13 +86,18 @@ def tree_pss_mb(pid: int) -> float:
             rollup = Path(f"/proc/{current}/smaps_rollup").read_text()
         except OSError:
             continue
-        total += next((int(line.split()[1]) for line in rollup.splitlines()
-                       if line.startswith("Pss:")), 0)
+        total += next(
+            (int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")), 0
+        )
     return total / 1024
 
 
-def peak_tree_pss(command: list[str], env: dict | None = None,
-                  before: Callable[[], None] | None = None, every: float = 0.02) -> float:
+def peak_tree_pss(
+    command: list[str],
+    env: dict | None = None,
+    before: Callable[[], None] | None = None,
+    every: float = 0.02,
+) -> float:
     """One more run of ``command``, untimed, sampled every ``every`` seconds: the peak PSS of
     its whole process tree (the import's workers included), in MB."""
     if before:
@@ -101,22 +111,33 @@ def peak_tree_pss(command: list[str], env: dict | None = None,
     return peak
 
 
-def timed(command: list[str], repeat: int = 3, env: dict | None = None,
-          before: Callable[[], None] | None = None) -> dict:
+def timed(
+    command: list[str],
+    repeat: int = 3,
+    env: dict | None = None,
+    before: Callable[[], None] | None = None,
+) -> dict:
     """The fastest of ``repeat`` runs of ``command``, each a fresh process from start to exit
     (``before`` runs ahead of each, untimed): its seconds, peak RSS (of its largest process)
     and output."""
-    probe = ("import json, resource, subprocess, sys, time; started = time.perf_counter(); "
-             "done = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
-             "print(json.dumps({'seconds': time.perf_counter() - started, 'code': done.returncode,"
-             " 'peak_rss_mb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,"
-             " 'stdout': done.stdout[-4000:], 'stderr': done.stderr[-2000:]}))")
+    probe = (
+        "import json, resource, subprocess, sys, time; started = time.perf_counter(); "
+        "done = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+        "print(json.dumps({'seconds': time.perf_counter() - started, 'code': done.returncode,"
+        " 'peak_rss_mb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,"
+        " 'stdout': done.stdout[-4000:], 'stderr': done.stderr[-2000:]}))"
+    )
     runs = []
     for _ in range(repeat):
         if before:
             before()
-        output = subprocess.run([sys.executable, "-c", probe, *command], check=True,
-                                capture_output=True, text=True, env=env).stdout
+        output = subprocess.run(
+            [sys.executable, "-c", probe, *command],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=env,
+        ).stdout
         run = json.loads(output)
         if run["code"] != 0:
             raise RuntimeError(f"{command[:3]} failed: {run['stderr']}")
@@ -124,8 +145,9 @@ def timed(command: list[str], repeat: int = 3, env: dict | None = None,
     return min(runs, key=lambda run: run["seconds"])
 
 
-def rounds(commands: dict[str, tuple[list[str], Callable[[], None] | None]],
-           repeat: int = 5) -> dict[str, list[dict]]:
+def rounds(
+    commands: dict[str, tuple[list[str], Callable[[], None] | None]], repeat: int = 5
+) -> dict[str, list[dict]]:
     """Each command (with what runs untimed ahead of it) once a round, ``repeat`` rounds: the
     runs of each, round by round. A ratio taken within each round, then its median, holds
     when the machine's speed drifts between rounds."""
@@ -142,12 +164,17 @@ def median_seconds(runs: list[dict]) -> float:
 
 def median_ratio(runs: list[dict], baseline: list[dict]) -> float:
     """The median, over rounds, of a run's time over its round's baseline."""
-    return statistics.median(a["seconds"] / b["seconds"]
-                             for a, b in zip(runs, baseline, strict=True))
+    return statistics.median(
+        a["seconds"] / b["seconds"] for a, b in zip(runs, baseline, strict=True)
+    )
 
 
 def parse_command(path: Path) -> list[str]:
     """The floor: a process that reads the file and parses each line with orjson, nothing
     else."""
-    return [sys.executable, "-c", "import orjson, sys\n"
-            "for line in open(sys.argv[1], 'rb'):\n    orjson.loads(line)", str(path)]
+    return [
+        sys.executable,
+        "-c",
+        "import orjson, sys\nfor line in open(sys.argv[1], 'rb'):\n    orjson.loads(line)",
+        str(path),
+    ]

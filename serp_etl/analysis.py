@@ -43,22 +43,26 @@ from serp_etl.state.ledger import PENDING_STATES, TaskState
 
 # The host of a URL (scheme, optional user info, then the host), lower case; NULL if none.
 def _host(url: str) -> str:
-    return (f"nullif(lower(regexp_extract({url}, "
-            "'^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/?#@]*@)?([^/?#:]+)', 1)), '')")
+    return (
+        f"nullif(lower(regexp_extract({url}, "
+        "'^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/?#@]*@)?([^/?#:]+)', 1)), '')"
+    )
 
 
 _TARGET_KEYS = ("provider", "target", "location", "language", "device")
 # Keys may be NULL (a SERP without a language, say): compared so that NULL meets NULL.
-_SAME_TARGET = " AND ".join(f"{{a}}.{key} IS NOT DISTINCT FROM {{b}}.{key}"
-                            for key in _TARGET_KEYS)
+_SAME_TARGET = " AND ".join(f"{{a}}.{key} IS NOT DISTINCT FROM {{b}}.{key}" for key in _TARGET_KEYS)
 
 
 def _same_target(a: str, b: str) -> str:
     return _SAME_TARGET.format(a=a, b=b)
 
 
-SERP_SEARCHES = DerivedView("serp_searches", "One row per SERP collected, of either provider: "
-                             "its target, location, language, device and day.", f"""
+SERP_SEARCHES = DerivedView(
+    "serp_searches",
+    "One row per SERP collected, of either provider: "
+    "its target, location, language, device and day.",
+    f"""
 SELECT '{dataforseo.PROVIDER}' AS provider, date, task_id AS serp_id,
        coalesce(image_url, keyword) AS target, CAST(location_code AS VARCHAR) AS location,
        language_code AS language, 'desktop' AS device, datetime AS searched_at
@@ -66,16 +70,20 @@ FROM dataforseo_serps
 UNION ALL
 SELECT '{semscraper.PROVIDER}', date, id, keyword, location, language, device,
        coalesce(scraped_at, created_at)
-FROM semscraper_serps""")
+FROM semscraper_serps""",
+)
 
-SERP_ITEMS = DerivedView("serp_items", "One row per item of either provider's SERPs, ranks "
-                          "and types mapped to DataForSEO's (see serp_etl/analysis.py).", f"""
+SERP_ITEMS = DerivedView(
+    "serp_items",
+    "One row per item of either provider's SERPs, ranks "
+    "and types mapped to DataForSEO's (see serp_etl/analysis.py).",
+    f"""
 WITH dataforseo_items AS (
     SELECT date, task_id, item_index, type AS item_type, rank_group, rank_absolute,
-           coalesce({_host('url')}, nullif(domain, '')) AS domain, url, title, description
+           coalesce({_host("url")}, nullif(domain, '')) AS domain, url, title, description
     FROM dataforseo_organic
     UNION ALL
-    SELECT date, task_id, item_index, type, rank_group, rank_absolute, {_host('url')}, url,
+    SELECT date, task_id, item_index, type, rank_group, rank_absolute, {_host("url")}, url,
            title, NULL
     FROM dataforseo_images
     UNION ALL
@@ -96,28 +104,33 @@ JOIN serp_searches s ON s.provider = '{dataforseo.PROVIDER}' AND s.date = i.date
                      AND s.serp_id = i.task_id
 UNION ALL
 SELECT s.provider, s.date, s.target, s.location, s.language, s.device, i.block_type,
-       i.rank_group, i.rank_serp, coalesce({_host('i.url')}, nullif(i.domain, '')), i.url,
+       i.rank_group, i.rank_serp, coalesce({_host("i.url")}, nullif(i.domain, '')), i.url,
        nullif(i.title, ''), nullif(i.description, ''), s.serp_id, i.block_index, i.item_index
 FROM semscraper_ranked i
 JOIN serp_searches s ON s.provider = '{semscraper.PROVIDER}' AND s.date = i.date
-                     AND s.serp_id = i.id""")
+                     AND s.serp_id = i.id""",
+)
+
 
 def _collected_days(within: str = "true") -> str:
     """A target's collected days (where ``within`` holds of ``date``), each with the collected
     day before it."""
     return f"""
-collected AS (SELECT DISTINCT {', '.join(_TARGET_KEYS)}, date FROM serp_searches
-              WHERE {within.format(date='date')}),
+collected AS (SELECT DISTINCT {", ".join(_TARGET_KEYS)}, date FROM serp_searches
+              WHERE {within.format(date="date")}),
 days AS (
-    SELECT *, lag(date) OVER (PARTITION BY {', '.join(_TARGET_KEYS)} ORDER BY date)
+    SELECT *, lag(date) OVER (PARTITION BY {", ".join(_TARGET_KEYS)} ORDER BY date)
               AS previous_date
     FROM collected)"""
 
+
 RANK_HISTORY = DerivedView(
-    "rank_history", "Per target, domain and day: the domain's best organic rank, and its change "
-    "from the target's previous collected day.", f"""
+    "rank_history",
+    "Per target, domain and day: the domain's best organic rank, and its change "
+    "from the target's previous collected day.",
+    f"""
 WITH organic AS (
-    SELECT {', '.join(_TARGET_KEYS)}, domain, date, min(rank_group) AS rank,
+    SELECT {", ".join(_TARGET_KEYS)}, domain, date, min(rank_group) AS rank,
            min(rank_absolute) AS rank_absolute, arg_min(url, rank_group) AS url
     FROM serp_items
     WHERE item_type = 'organic' AND domain IS NOT NULL
@@ -128,16 +141,19 @@ SELECT o.provider, o.target, o.location, o.language, o.device, o.domain, o.date,
        p.rank - o.rank AS rank_change,
        CASE WHEN d.previous_date IS NOT NULL THEN p.rank IS NULL END AS is_new
 FROM organic o
-JOIN days d ON {_same_target('d', 'o')} AND d.date = o.date
-LEFT JOIN organic p ON {_same_target('p', 'o')} AND p.domain = o.domain
-                    AND p.date = d.previous_date""")
+JOIN days d ON {_same_target("d", "o")} AND d.date = o.date
+LEFT JOIN organic p ON {_same_target("p", "o")} AND p.domain = o.domain
+                    AND p.date = d.previous_date""",
+)
 
 IMAGE_HOSTS = DerivedView(
-    "image_hosts", "Search by image: per tracked image and day, each page (and its domain) "
+    "image_hosts",
+    "Search by image: per tracked image and day, each page (and its domain) "
     "showing the image, and whether page and domain are new since the image's previous "
-    "collected day.", f"""
+    "collected day.",
+    f"""
 WITH pages AS (
-    SELECT {', '.join(_TARGET_KEYS)}, date, domain, url, min(rank_group) AS rank
+    SELECT {", ".join(_TARGET_KEYS)}, date, domain, url, min(rank_group) AS rank
     FROM serp_items
     WHERE provider = '{dataforseo.PROVIDER}' AND item_type = 'organic' AND url IS NOT NULL
     GROUP BY ALL),
@@ -145,30 +161,36 @@ WITH pages AS (
 SELECT p.target AS image_url, p.location, p.language, p.date, p.domain, p.url, p.rank,
        d.previous_date,
        CASE WHEN d.previous_date IS NOT NULL THEN NOT EXISTS (
-           SELECT 1 FROM pages q WHERE {_same_target('q', 'p')} AND q.date = d.previous_date
+           SELECT 1 FROM pages q WHERE {_same_target("q", "p")} AND q.date = d.previous_date
                                    AND q.url = p.url) END AS is_new_page,
        CASE WHEN d.previous_date IS NOT NULL THEN NOT EXISTS (
-           SELECT 1 FROM pages q WHERE {_same_target('q', 'p')} AND q.date = d.previous_date
+           SELECT 1 FROM pages q WHERE {_same_target("q", "p")} AND q.date = d.previous_date
                                    AND q.domain IS NOT DISTINCT FROM p.domain) END
            AS is_new_domain
 FROM pages p
-JOIN days d ON {_same_target('d', 'p')} AND d.date = p.date""")
+JOIN days d ON {_same_target("d", "p")} AND d.date = p.date""",
+)
 
 SERP_FEATURES = DerivedView(
-    "serp_features", "Per target, day and item type (DataForSEO type, SemScraper block type): "
-    "how many items of it the SERP shows, and the first position it takes.", f"""
-SELECT {', '.join(_TARGET_KEYS)}, date, item_type, count(*) AS items,
+    "serp_features",
+    "Per target, day and item type (DataForSEO type, SemScraper block type): "
+    "how many items of it the SERP shows, and the first position it takes.",
+    f"""
+SELECT {", ".join(_TARGET_KEYS)}, date, item_type, count(*) AS items,
        count(DISTINCT serp_id) AS serps, min(rank_absolute) AS first_rank_absolute
 FROM serp_items
-GROUP BY ALL""")
+GROUP BY ALL""",
+)
 
 DOMAIN_VISIBILITY = DerivedView(
-    "domain_visibility", "Per provider, day and domain: its share of the top-10 organic "
+    "domain_visibility",
+    "Per provider, day and domain: its share of the top-10 organic "
     "positions of that provider's SERPs of the day (share = top10_positions / "
     "all_top10_positions; positions without a domain count in the total). Compare domains "
-    "within one provider.", f"""
+    "within one provider.",
+    f"""
 WITH top AS (
-    SELECT provider, date, {', '.join(_TARGET_KEYS[1:])}, serp_id, domain, rank_group
+    SELECT provider, date, {", ".join(_TARGET_KEYS[1:])}, serp_id, domain, rank_group
     FROM serp_items
     WHERE item_type = 'organic' AND rank_group <= 10),
 totals AS (
@@ -181,25 +203,31 @@ SELECT t.provider, t.date, t.domain, count(*) AS top10_positions, any_value(all_
 FROM top t
 JOIN totals USING (provider, date)
 WHERE t.domain IS NOT NULL
-GROUP BY t.provider, t.date, t.domain""")
+GROUP BY t.provider, t.date, t.domain""",
+)
 
 
 def _target_key(provider: str, target: str) -> str:
     """How ``my_targets`` keys a target (``my_sites.config.target_key``): a keyword without
     case and extra spaces, an image by its URL."""
-    return (f"CASE WHEN {provider} = '{semscraper.PROVIDER}' THEN "
-            f"lower(regexp_replace(trim({target}), '\\s+', ' ', 'g')) ELSE {target} END")
+    return (
+        f"CASE WHEN {provider} = '{semscraper.PROVIDER}' THEN "
+        f"lower(regexp_replace(trim({target}), '\\s+', ' ', 'g')) ELSE {target} END"
+    )
 
 
 def _on_domain(host: str, domain: str, with_subdomains: str) -> str:
     """Whether ``host`` is ``domain`` (or, ``with_subdomains``, one of its subdomains); the
     settings' domains are lower case, a provider's domain field may not be."""
-    return (f"(lower({host}) = {domain} OR ({with_subdomains} AND "
-            f"ends_with(lower({host}), '.' || {domain})))")
+    return (
+        f"(lower({host}) = {domain} OR ({with_subdomains} AND "
+        f"ends_with(lower({host}), '.' || {domain})))"
+    )
 
 
 _KEYS = ("group_name", *_TARGET_KEYS, "domain")
 _SAME_MINE = " AND ".join(f"{{a}}.{key} IS NOT DISTINCT FROM {{b}}.{key}" for key in _KEYS)
+
 
 def _my_ranks(within: str) -> str:
     """my_ranks over the days where ``within`` holds (of ``date``)."""
@@ -212,17 +240,17 @@ collected AS (
            m.domain, m.with_subdomains, s.date
     FROM serp_searches s
     JOIN mine m ON m.provider = s.provider
-               AND m.target_key = {_target_key('s.provider', 's.target')}
-    WHERE {within.format(date='s.date')}),
+               AND m.target_key = {_target_key("s.provider", "s.target")}
+    WHERE {within.format(date="s.date")}),
 found AS (
     SELECT c.group_name, c.provider, c.target, c.location, c.language, c.device, c.domain,
            c.date, min(i.rank_group) AS rank, min(i.rank_absolute) AS rank_absolute,
            arg_min(i.url, (i.rank_group, i.url)) AS url
     FROM collected c
-    JOIN serp_items i ON {_same_target('i', 'c')} AND i.date = c.date
+    JOIN serp_items i ON {_same_target("i", "c")} AND i.date = c.date
                       AND i.item_type = 'organic'
-                      AND {_on_domain('i.domain', 'c.domain', 'c.with_subdomains')}
-    WHERE {within.format(date='i.date')}
+                      AND {_on_domain("i.domain", "c.domain", "c.with_subdomains")}
+    WHERE {within.format(date="i.date")}
     GROUP BY ALL),
 days AS (
     SELECT c.group_name, c.provider, c.target, c.location, c.language, c.device, c.domain,
@@ -230,7 +258,7 @@ days AS (
            lag(c.date) OVER w AS previous_date, lag(f.rank) OVER w AS previous_rank,
            lag(f.url) OVER w AS previous_url
     FROM collected c
-    LEFT JOIN found f ON {_SAME_MINE.format(a='f', b='c')} AND f.date = c.date
+    LEFT JOIN found f ON {_SAME_MINE.format(a="f", b="c")} AND f.date = c.date
     WINDOW w AS (PARTITION BY c.group_name, c.provider, c.target, c.location, c.language,
                               c.device, c.domain ORDER BY c.date))
 SELECT *, previous_rank - rank AS rank_change,
@@ -263,9 +291,9 @@ pages AS (
            s.url, min(s.rank_group) AS rank
     FROM serp_items s JOIN images m ON s.target = m.image_url
     WHERE s.provider = '{dataforseo.PROVIDER}' AND s.item_type = 'organic'
-      AND s.url IS NOT NULL AND {within.format(date='s.date')}
+      AND s.url IS NOT NULL AND {within.format(date="s.date")}
       AND NOT EXISTS (SELECT 1 FROM allowed a WHERE a.image_url = s.target
-                      AND {_on_domain('s.domain', 'a.domain', 'a.with_subdomains')})
+                      AND {_on_domain("s.domain", "a.domain", "a.with_subdomains")})
     GROUP BY ALL),
 {_collected_days(within)},
 firsts AS (
@@ -288,32 +316,44 @@ JOIN firsts f ON f.target = p.image_url AND f.location IS NOT DISTINCT FROM p.lo
 
 _EVERY_DAY = "true"
 _WINDOW = "{date} BETWEEN first_day AND last_day"
-_RANKS = ("Per target, collected day and my domain ([[sites]] of the target's group): my best "
-          "organic rank (NULL when absent) and its URL, the previous collected day's, the "
-          "change (positive: up), and whether it entered or left the top 10 or the SERP (NULL "
-          "on the target's first collected day)")
-_REUSE = ("Search by image: per tracked image and day, each page (and its domain) showing the "
-          "image on a domain that is not among its allowed ones (its allowed_domains and its "
-          "group's sites), when it was first seen, and whether page and domain are new that "
-          "day (NULL on the image's first collected day)")
+_RANKS = (
+    "Per target, collected day and my domain ([[sites]] of the target's group): my best "
+    "organic rank (NULL when absent) and its URL, the previous collected day's, the "
+    "change (positive: up), and whether it entered or left the top 10 or the SERP (NULL "
+    "on the target's first collected day)"
+)
+_REUSE = (
+    "Search by image: per tracked image and day, each page (and its domain) showing the "
+    "image on a domain that is not among its allowed ones (its allowed_domains and its "
+    "group's sites), when it was first seen, and whether page and domain are new that "
+    "day (NULL on the image's first collected day)"
+)
 MY_RANKS = DerivedView("my_ranks", f"{_RANKS}.", _my_ranks(_EVERY_DAY))
 IMAGE_REUSE = DerivedView("image_reuse", f"{_REUSE}.", _image_reuse(_EVERY_DAY))
 # The same over the days from first_day to last_day only, "previous" and "first seen" within
 # them: what a day's alerts read (``my_sites.alerts``), in a time that does not grow with the
 # history, as the views' does.
 MY_RANKS_BETWEEN = DerivedView(
-    "my_ranks_between", f"{_RANKS}, over the days from first_day to last_day: "
+    "my_ranks_between",
+    f"{_RANKS}, over the days from first_day to last_day: "
     "SELECT * FROM my_ranks_between(DATE '2026-01-01', DATE '2026-01-31').",
-    _my_ranks(_WINDOW), ("first_day", "last_day"))
+    _my_ranks(_WINDOW),
+    ("first_day", "last_day"),
+)
 IMAGE_REUSE_BETWEEN = DerivedView(
-    "image_reuse_between", f"{_REUSE}, over the days from first_day to last_day (first seen "
-    "within them).", _image_reuse(_WINDOW), ("first_day", "last_day"))
+    "image_reuse_between",
+    f"{_REUSE}, over the days from first_day to last_day (first seen within them).",
+    _image_reuse(_WINDOW),
+    ("first_day", "last_day"),
+)
 
 MY_ALERTS = DerivedView(
-    "my_alerts", "Every provider's alerts (<provider>_alerts): one row per notable change of "
+    "my_alerts",
+    "Every provider's alerts (<provider>_alerts): one row per notable change of "
     "my sites and images on a day (see serp_etl/my_sites/alerts.py).",
     f"SELECT * FROM {dataforseo.PROVIDER}_{ALERTS_TABLE} UNION ALL BY NAME "
-    f"SELECT * FROM {semscraper.PROVIDER}_{ALERTS_TABLE}")
+    f"SELECT * FROM {semscraper.PROVIDER}_{ALERTS_TABLE}",
+)
 
 
 def _state_counts(known: str) -> str:
@@ -321,11 +361,14 @@ def _state_counts(known: str) -> str:
     derived from the ledger's states, so a new state gets its column. NULL (not known) where
     the SQL condition ``known`` does not hold."""
     pending = ", ".join(f"'{state}'" for state in sorted(PENDING_STATES))
-    counts = [(f"state = '{state}'", state.value) for state in TaskState
-              if state not in PENDING_STATES]
+    counts = [
+        (f"state = '{state}'", state.value) for state in TaskState if state not in PENDING_STATES
+    ]
     counts.append((f"state IN ({pending})", "pending"))
-    return ", ".join(f"CASE WHEN {known} THEN count(*) FILTER (WHERE {where}) END AS {name}"
-                     for where, name in counts)
+    return ", ".join(
+        f"CASE WHEN {known} THEN count(*) FILTER (WHERE {where}) END AS {name}"
+        for where, name in counts
+    )
 
 
 def _spend_of(provider: str, currency: str) -> str:
@@ -351,20 +394,24 @@ GROUP BY date"""
 
 
 SPEND_HEALTH = DerivedView(
-    "spend_health", "Per provider and day: the tasks of the day's ledger, what they cost, and "
+    "spend_health",
+    "Per provider and day: the tasks of the day's ledger, what they cost, and "
     "how each ended (fetched, empty, failed, expired, ..., pending); for a day the ledger never "
     "saw (imported), the tasks and cost its responses carry, how each ended NULL "
     "(counted_from = 'responses').",
-    _spend_of(dataforseo.PROVIDER, dataforseo.CURRENCY) + "\nUNION ALL"
-    + _spend_of(semscraper.PROVIDER, semscraper.CURRENCY))
+    _spend_of(dataforseo.PROVIDER, dataforseo.CURRENCY)
+    + "\nUNION ALL"
+    + _spend_of(semscraper.PROVIDER, semscraper.CURRENCY),
+)
 
-def _loads_of(provider: str, serps_key: str, item_tables: tuple[str, ...],
-              item_key: str) -> str:
+
+def _loads_of(provider: str, serps_key: str, item_tables: tuple[str, ...], item_key: str) -> str:
     """One provider's versions, each with the rows flattened from it (serps, items): only a
     task's latest version is flattened, so an earlier load's replaced versions count 0."""
     items = "\n      UNION ALL ".join(
         f"SELECT {item_key} AS task_id, content_hash FROM {provider}_{table}"
-        for table in item_tables)
+        for table in item_tables
+    )
     return f"""
 SELECT '{provider}' AS provider, r.date, r.loaded_at, r.source, r.fetched_at, r.task_id,
        coalesce(s.n, 0) AS serp_rows, coalesce(i.n, 0) AS item_rows
@@ -376,23 +423,37 @@ LEFT JOIN (SELECT date, task_id, content_hash, count(*) AS n
 
 
 LOADS = DerivedView(
-    "loads", "One row per load of a provider's day into the warehouse (a collection's publish "
+    "loads",
+    "One row per load of a provider's day into the warehouse (a collection's publish "
     "of the responses, or an import): when it ran, how the responses arrived, how many "
     "versions and tasks it wrote, when they were received, and how many serps and item rows "
     "are flattened from them now (each flattened row's content_hash names its version). "
-    "loaded_at NULL: versions written before serp-etl recorded loads.", f"""
+    "loaded_at NULL: versions written before serp-etl recorded loads.",
+    f"""
 SELECT provider, date, loaded_at,
        CASE WHEN bool_or(source LIKE 'import:%') THEN 'import' ELSE 'collection' END AS kind,
        list_sort(list(DISTINCT source)) AS sources,
        count(*) AS responses, count(DISTINCT task_id) AS tasks,
        min(fetched_at) AS first_fetched_at, max(fetched_at) AS last_fetched_at,
        sum(serp_rows) AS serp_rows, sum(item_rows) AS item_rows
-FROM ({_loads_of(dataforseo.PROVIDER, "task_id", ("organic", "images", "other_items"),
-                 "task_id")}
+FROM ({_loads_of(dataforseo.PROVIDER, "task_id", ("organic", "images", "other_items"), "task_id")}
       UNION ALL{_loads_of(semscraper.PROVIDER, "id", ("items",), "id")})
-GROUP BY provider, date, loaded_at""")
+GROUP BY provider, date, loaded_at""",
+)
 
 # In creation order: a view after those it reads.
-VIEWS = (SERP_SEARCHES, SERP_ITEMS, RANK_HISTORY, IMAGE_HOSTS, SERP_FEATURES,
-         DOMAIN_VISIBILITY, SPEND_HEALTH, MY_RANKS, IMAGE_REUSE, MY_RANKS_BETWEEN,
-         IMAGE_REUSE_BETWEEN, MY_ALERTS, LOADS)
+VIEWS = (
+    SERP_SEARCHES,
+    SERP_ITEMS,
+    RANK_HISTORY,
+    IMAGE_HOSTS,
+    SERP_FEATURES,
+    DOMAIN_VISIBILITY,
+    SPEND_HEALTH,
+    MY_RANKS,
+    IMAGE_REUSE,
+    MY_RANKS_BETWEEN,
+    IMAGE_REUSE_BETWEEN,
+    MY_ALERTS,
+    LOADS,
+)

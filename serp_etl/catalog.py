@@ -33,8 +33,11 @@ PROVIDERS = {tables.name: tables for tables in (DATAFORSEO, SEMSCRAPER)}
 
 def view_schemas() -> dict[str, pa.Schema]:
     """View name (``<provider>_<table>``) -> the schema this serp-etl writes it with."""
-    return {f"{provider}_{table}": schema for provider, tables in PROVIDERS.items()
-            for table, schema in tables.schemas().items()}
+    return {
+        f"{provider}_{table}": schema
+        for provider, tables in PROVIDERS.items()
+        for table, schema in tables.schemas().items()
+    }
 
 
 def settings_tables(data_dir: Path | str) -> dict[str, pa.Table]:
@@ -55,15 +58,23 @@ def settings_tables(data_dir: Path | str) -> dict[str, pa.Table]:
 def view_definitions(data_dir: Path | str) -> views.ViewDefinitions:
     """Every table view with its comment and its columns', the ready-made views, and the
     user's settings they read."""
-    tables = {f"{provider}_{table}": (provider_tables, table)
-              for provider, provider_tables in PROVIDERS.items()
-              for table in provider_tables.schemas()}
+    tables = {
+        f"{provider}_{table}": (provider_tables, table)
+        for provider, provider_tables in PROVIDERS.items()
+        for table in provider_tables.schemas()
+    }
     return views.ViewDefinitions(
-        view_schemas(), analysis.VIEWS, settings_tables(data_dir),
-        descriptions={view: provider.description(table)
-                      for view, (provider, table) in tables.items()},
-        column_docs={view: {**provider.docs(table), "date": DATE}
-                     for view, (provider, table) in tables.items()})
+        view_schemas(),
+        analysis.VIEWS,
+        settings_tables(data_dir),
+        descriptions={
+            view: provider.description(table) for view, (provider, table) in tables.items()
+        },
+        column_docs={
+            view: {**provider.docs(table), "date": DATE}
+            for view, (provider, table) in tables.items()
+        },
+    )
 
 
 def refresh_views(data_dir: Path | str, kind: views.ViewsFile = views.FOR_TOOLS) -> Path:
@@ -111,8 +122,9 @@ def query_connection(data_dir: Path | str) -> duckdb.DuckDBPyConnection:
     warehouse = Warehouse(data_dir)
     path = current_views(data_dir, views.FOR_QUERIES)
     connection = duckdb.connect(":memory:")
-    connection.register_filesystem(ReadOnlyWarehouse(str(warehouse.absolute_root),
-                                                     warehouse.filesystem))
+    connection.register_filesystem(
+        ReadOnlyWarehouse(str(warehouse.absolute_root), warehouse.filesystem)
+    )
     connection.execute("ATTACH ? AS serp (READ_ONLY)", [str(path)])
     connection.execute("USE serp")
     connection.execute("SET TimeZone = 'UTC'")

@@ -30,8 +30,10 @@ from serp_etl.state.ledger import inbox_bodies, open_ledger
 from serp_etl.state.location import state_location
 
 # provider -> the module whose import_archives loads its saved responses
-IMPORTERS = {"dataforseo": "serp_etl.providers.dataforseo.archive",
-             "semscraper": "serp_etl.providers.semscraper.archive"}
+IMPORTERS = {
+    "dataforseo": "serp_etl.providers.dataforseo.archive",
+    "semscraper": "serp_etl.providers.semscraper.archive",
+}
 
 
 def _date(value: str) -> str:
@@ -56,8 +58,10 @@ def _sandboxes(data_dir: Path) -> dict:
     from serp_etl.sandbox.dataforseo.app import DataForSEOSandbox
     from serp_etl.sandbox.semscraper.app import SemScraperSandbox
 
-    return {"dataforseo": DataForSEOSandbox(data_dir / "sandbox" / "dataforseo.sqlite"),
-            "semscraper": SemScraperSandbox(data_dir / "sandbox" / "semscraper.sqlite")}
+    return {
+        "dataforseo": DataForSEOSandbox(data_dir / "sandbox" / "dataforseo.sqlite"),
+        "semscraper": SemScraperSandbox(data_dir / "sandbox" / "semscraper.sqlite"),
+    }
 
 
 def claim_run_mode(data_dir: Path) -> str | None:
@@ -81,21 +85,32 @@ def cmd_import(args: argparse.Namespace) -> int:
     importer = importlib.import_module(IMPORTERS[args.provider]).import_archives
     try:
         with open_ledger(args.data_dir) as ledger:
-            report = importer([Path(p) for p in args.files], args.date, ledger, warehouse,
-                              keep_good=args.keep_good, max_document_mb=args.max_document_mb,
-                              progress=sys.stderr)
+            report = importer(
+                [Path(p) for p in args.files],
+                args.date,
+                ledger,
+                warehouse,
+                keep_good=args.keep_good,
+                max_document_mb=args.max_document_mb,
+                progress=sys.stderr,
+            )
     except (ImportFailed, OSError, DBAPIError) as error:  # a full disk, a worker killed...
         print(import_failure(error, Path(args.data_dir)), file=sys.stderr)
         return 1
     for rejected in report.rejected:
         print(f"rejected {rejected.path}: {rejected.reason}", file=sys.stderr)
-    print(f"{count(report.imported_files, 'file')} imported, {len(report.rejected)} rejected; "
-          f"{count(report.new_responses, 'new response')} in {args.provider} "
-          f"date={args.date}")
+    print(
+        f"{count(report.imported_files, 'file')} imported, {len(report.rejected)} rejected; "
+        f"{count(report.new_responses, 'new response')} in {args.provider} "
+        f"date={args.date}"
+    )
     if report.rejects_file:
-        print(f"{count(report.rejected_documents, 'document')} rejected, each with its line "
-              "and reason "
-              f"in {report.rejects_file}", file=sys.stderr)
+        print(
+            f"{count(report.rejected_documents, 'document')} rejected, each with its line "
+            "and reason "
+            f"in {report.rejects_file}",
+            file=sys.stderr,
+        )
     for table, rows in report.rows.items():
         print(f"  {args.provider}_{table}: {rows} rows")
     if report.rows:
@@ -111,15 +126,16 @@ def import_failure(error: BaseException, data_dir: Path) -> str:
     if isinstance(error, DBAPIError):  # the state database could not be written
         reason = f"{error.orig} (the state in {data_dir / 'state'})"
     elif isinstance(error, OSError):
-        reason = f"{error.strerror or error}" + (f" ({error.filename})" if error.filename
-                                                 else "")
+        reason = f"{error.strerror or error}" + (f" ({error.filename})" if error.filename else "")
     else:
         reason = str(error)
     usage = shutil.disk_usage(data_dir if data_dir.exists() else Path.cwd())
-    return (f"import failed: {reason}; the data dir {data_dir} is on a disk with "
-            f"{usage.free / 2**20:.0f} MB free. Parts are published whole: what this import "
-            "published is kept, the rest was not written; run the same import again to add "
-            "what is missing (nothing is added twice).")
+    return (
+        f"import failed: {reason}; the data dir {data_dir} is on a disk with "
+        f"{usage.free / 2**20:.0f} MB free. Parts are published whole: what this import "
+        "published is kept, the rest was not written; run the same import again to add "
+        "what is missing (nothing is added twice)."
+    )
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
@@ -150,14 +166,21 @@ def _no_warehouse(data_dir: Path) -> str | None:
     from serp_etl.storage.location import storage_url
 
     if storage_url() is not None:  # the warehouse is in the bucket; the views file goes here
-        return None if data_dir.is_dir() else (
-            f"{data_dir} does not exist: create it (it keeps the views of the bucket's "
-            "warehouse), or pass --data-dir")
+        return (
+            None
+            if data_dir.is_dir()
+            else (
+                f"{data_dir} does not exist: create it (it keeps the views of the bucket's "
+                "warehouse), or pass --data-dir"
+            )
+        )
     if (data_dir / "warehouse").is_dir():
         return None
-    return (f"{data_dir.resolve()} holds no warehouse ({data_dir / 'warehouse'} does not exist): "
-            "run from the project, or pass --data-dir (or set SERP_ETL_DATA_DIR) to a data dir "
-            "a run has written")
+    return (
+        f"{data_dir.resolve()} holds no warehouse ({data_dir / 'warehouse'} does not exist): "
+        "run from the project, or pass --data-dir (or set SERP_ETL_DATA_DIR) to a data dir "
+        "a run has written"
+    )
 
 
 def cmd_sandbox_serve(args: argparse.Namespace) -> int:
@@ -170,16 +193,24 @@ def cmd_sandbox_serve(args: argparse.Namespace) -> int:
     try:
         server = make_loopback_server(sandbox.app, args.port)
     except OSError as error:
-        print(f"cannot listen on 127.0.0.1:{args.port}: {error.strerror} (another sandbox? "
-              "choose another --port)", file=sys.stderr)
+        print(
+            f"cannot listen on 127.0.0.1:{args.port}: {error.strerror} (another sandbox? "
+            "choose another --port)",
+            file=sys.stderr,
+        )
         return 2
     host, port = server.server_address[:2]
     assert isinstance(host, str)  # an AF_INET server's address
-    auth = (f"Basic auth {LOGIN}/{PASSWORD}" if args.provider == "dataforseo" else
-            f"Bearer {SEMSCRAPER_API_KEY}, callbacks signed with {SEMSCRAPER_HMAC_KEY}")
+    auth = (
+        f"Basic auth {LOGIN}/{PASSWORD}"
+        if args.provider == "dataforseo"
+        else f"Bearer {SEMSCRAPER_API_KEY}, callbacks signed with {SEMSCRAPER_HMAC_KEY}"
+    )
     return serve_until_interrupted(
-        server, f"{args.provider} sandbox on http://{host}:{port} ({auth}); state in "
-                f"{sandbox.state_path}. Ctrl-C stops it.")
+        server,
+        f"{args.provider} sandbox on http://{host}:{port} ({auth}); state in "
+        f"{sandbox.state_path}. Ctrl-C stops it.",
+    )
 
 
 def cmd_callbacks_serve(args: argparse.Namespace) -> int:
@@ -206,13 +237,17 @@ def cmd_callbacks_serve(args: argparse.Namespace) -> int:
     except OSError as error:
         print(f"cannot listen on {args.host}:{args.port}: {error.strerror}", file=sys.stderr)
         return 2
-    print(f"SemScraper callback receiver on http://{args.host}:{sock.getsockname()[1]}; "
-          f"deliveries are verified with {HMAC_KEY_ENV} and kept in "
-          f"{describe_location(state)}. Ctrl-C stops it.", flush=True)
+    print(
+        f"SemScraper callback receiver on http://{args.host}:{sock.getsockname()[1]}; "
+        f"deliveries are verified with {HMAC_KEY_ENV} and kept in "
+        f"{describe_location(state)}. Ctrl-C stops it.",
+        flush=True,
+    )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     # One line per delivery comes from the receiver: uvicorn's own access log would repeat it.
-    config = uvicorn.Config(receiver.app, access_log=False, log_level="warning",
-                            timeout_keep_alive=5)
+    config = uvicorn.Config(
+        receiver.app, access_log=False, log_level="warning", timeout_keep_alive=5
+    )
     uvicorn.Server(config).run(sockets=[sock])
     return 0
 
@@ -276,10 +311,17 @@ def _day_alerts(data_dir: Path, day: str) -> dict:
     from serp_etl.my_sites.alerts import ALERTS_SCHEMA
 
     with catalog.connect(data_dir) as connection:
-        return {provider: connection.sql(
-            "SELECT * EXCLUDE (date) FROM my_alerts WHERE provider = ? AND date = ? "
-            "ORDER BY kind, alert_id", params=[provider, day]).to_arrow_table()
-            .select(ALERTS_SCHEMA.names).cast(ALERTS_SCHEMA) for provider in IMPORTERS}
+        return {
+            provider: connection.sql(
+                "SELECT * EXCLUDE (date) FROM my_alerts WHERE provider = ? AND date = ? "
+                "ORDER BY kind, alert_id",
+                params=[provider, day],
+            )
+            .to_arrow_table()
+            .select(ALERTS_SCHEMA.names)
+            .cast(ALERTS_SCHEMA)
+            for provider in IMPORTERS
+        }
 
 
 def cmd_alerts_list(args: argparse.Namespace) -> int:
@@ -297,7 +339,8 @@ def cmd_alerts_list(args: argparse.Namespace) -> int:
             for record in outbox.records(day):
                 states.setdefault(record.alert_id, []).append(
                     f"{record.channel} {record.state}"
-                    + (f" ({record.last_error})" if record.last_error else ""))
+                    + (f" ({record.last_error})" if record.last_error else "")
+                )
     tables = _day_alerts(args.data_dir, day)
     total = sum(table.num_rows for table in tables.values())
     print(f"{day}: {count(total, 'alert')}")
@@ -324,19 +367,26 @@ def cmd_alerts_send(args: argparse.Namespace) -> int:
     day = args.date or datetime.now(UTC).date().isoformat()
     tables = _day_alerts(args.data_dir, day)
     if args.dry_run:
-        rows = [row for provider, table in tables.items()
-                for row in day_rows(provider, day, table, settings.digest)]
+        rows = [
+            row
+            for provider, table in tables.items()
+            for row in day_rows(provider, day, table, settings.digest)
+        ]
         print("\n\n".join(preview(rows, settings)) or f"nothing to send for {day}")
         return 0
     if not settings.channels:
-        print("no channel configured: set SERP_ETL_ALERT_WEBHOOK_URL or "
-              "SERP_ETL_ALERT_SMTP_HOST (README: My sites and alerts)", file=sys.stderr)
+        print(
+            "no channel configured: set SERP_ETL_ALERT_WEBHOOK_URL or "
+            "SERP_ETL_ALERT_SMTP_HOST (README: My sites and alerts)",
+            file=sys.stderr,
+        )
         return 2
     failed = False
     for provider, table in tables.items():
         # Sent by hand: whatever the day's age.
-        notified = notify_day(str(args.data_dir), provider, day, table, settings,
-                              datetime.fromisoformat(day).date())
+        notified = notify_day(
+            str(args.data_dir), provider, day, table, settings, datetime.fromisoformat(day).date()
+        )
         for line in notified.delivery.lines if notified.delivery else []:
             print(line)
         failed |= bool(notified.delivery and notified.delivery.failed)
@@ -359,59 +409,91 @@ def cmd_sandbox_stats(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="serp-etl", description=__doc__)
-    parser.add_argument("--version", action="version",
-                        version=f"serp-etl {importlib.metadata.version('serp-etl')}")
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="data directory (default: $SERP_ETL_DATA_DIR, else ./data)")
+    parser.add_argument(
+        "--version", action="version", version=f"serp-etl {importlib.metadata.version('serp-etl')}"
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="data directory (default: $SERP_ETL_DATA_DIR, else ./data)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     importer = commands.add_parser("import", help="load saved API responses into a date")
     importer.add_argument("provider", choices=sorted(IMPORTERS))
-    importer.add_argument("files", nargs="+", help="JSON, newline-delimited JSON, or .gz: "
-                          "DataForSEO task_get responses, SemScraper retrieve-by-ids responses")
+    importer.add_argument(
+        "files",
+        nargs="+",
+        help="JSON, newline-delimited JSON, or .gz: "
+        "DataForSEO task_get responses, SemScraper retrieve-by-ids responses",
+    )
     importer.add_argument("--date", required=True, type=_date, help="partition YYYY-MM-DD")
-    importer.add_argument("--keep-good", action="store_true",
-                          help="land a file's good documents and write the rejected ones, with "
-                               "line and reason, to <data dir>/rejects/ (default: a file with "
-                               "an invalid document lands nothing)")
-    importer.add_argument("--max-document-mb", type=int, default=DEFAULT_MAX_DOCUMENT_MB,
-                          help="refuse documents larger than this (default %(default)s)")
+    importer.add_argument(
+        "--keep-good",
+        action="store_true",
+        help="land a file's good documents and write the rejected ones, with "
+        "line and reason, to <data dir>/rejects/ (default: a file with "
+        "an invalid document lands nothing)",
+    )
+    importer.add_argument(
+        "--max-document-mb",
+        type=int,
+        default=DEFAULT_MAX_DOCUMENT_MB,
+        help="refuse documents larger than this (default %(default)s)",
+    )
     importer.set_defaults(handler=cmd_import)
 
     sql = commands.add_parser("sql", help="query every table with DuckDB SQL")
     sql.add_argument("query")
-    sql.add_argument("--format", choices=["table", "csv", "json"], default="table",
-                     help="table: DuckDB's rendering; csv: lists as JSON, NULL empty; json: "
-                          "an array of objects, JSON columns as JSON")
+    sql.add_argument(
+        "--format",
+        choices=["table", "csv", "json"],
+        default="table",
+        help="table: DuckDB's rendering; csv: lists as JSON, NULL empty; json: "
+        "an array of objects, JSON columns as JSON",
+    )
     sql.set_defaults(handler=cmd_sql)
 
     targets = commands.add_parser("targets", help="the targets file")
     targets_commands = targets.add_subparsers(dest="targets_command", required=True)
     check = targets_commands.add_parser(
-        "check", help="check the targets file (both providers, against their locations and "
-                      "languages) without a run")
+        "check",
+        help="check the targets file (both providers, against their locations and "
+        "languages) without a run",
+    )
     check.add_argument("file", nargs="?", help="default: <data dir>/targets.toml")
     check.set_defaults(handler=cmd_targets_check)
 
     init = commands.add_parser(
-        "init", help="write the example targets file and the Dagster instance's config into "
-                     "the data dir, where they are missing")
+        "init",
+        help="write the example targets file and the Dagster instance's config into "
+        "the data dir, where they are missing",
+    )
     init.set_defaults(handler=cmd_init)
 
     run = commands.add_parser(
-        "run", help="run the day's jobs (Dagster's, in its instance) and summarize them")
+        "run", help="run the day's jobs (Dagster's, in its instance) and summarize them"
+    )
     run.add_argument("--date", type=_date, help="partition YYYY-MM-DD (default: today, UTC)")
-    run.add_argument("--provider", choices=["dataforseo", "semscraper"],
-                     help="one provider's daily job (default: both, one after the other)")
+    run.add_argument(
+        "--provider",
+        choices=["dataforseo", "semscraper"],
+        help="one provider's daily job (default: both, one after the other)",
+    )
     run.set_defaults(handler=cmd_run)
 
     alerts = commands.add_parser("alerts", help="my sites' alerts and their delivery")
     alerts_commands = alerts.add_subparsers(dest="alerts_command", required=True)
     listing = alerts_commands.add_parser("list", help="a day's alerts and where each was sent")
     send = alerts_commands.add_parser(
-        "send", help="send a day's alerts not sent yet (each alert at most once per channel)")
-    send.add_argument("--dry-run", action="store_true",
-                      help="print what would be sent to each channel; send and record nothing")
+        "send", help="send a day's alerts not sent yet (each alert at most once per channel)"
+    )
+    send.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what would be sent to each channel; send and record nothing",
+    )
     for command, handler in ((listing, cmd_alerts_list), (send, cmd_alerts_send)):
         command.add_argument("--date", type=_date, help="YYYY-MM-DD (default: today, UTC)")
         command.set_defaults(handler=handler)
@@ -420,8 +502,11 @@ def build_parser() -> argparse.ArgumentParser:
     callbacks_commands = callbacks.add_subparsers(dest="callbacks_command", required=True)
     receive = callbacks_commands.add_parser("serve", help="serve the callback receiver")
     receive.add_argument("--port", type=int, default=8766)
-    receive.add_argument("--host", default="127.0.0.1",
-                         help="address to listen on (default loopback; 0.0.0.0 behind a proxy)")
+    receive.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default loopback; 0.0.0.0 behind a proxy)",
+    )
     receive.set_defaults(handler=cmd_callbacks_serve)
 
     sandbox = commands.add_parser("sandbox", help="the built-in provider sandboxes")

@@ -28,8 +28,9 @@ class SerializedInitSqliteStorage(DagsterSqliteStorage):
 
     @classmethod
     def from_config_value(cls, inst_data, config_value) -> SerializedInitSqliteStorage:
-        base_dir = Path(config_value.get("base_dir")
-                        or Path(os.environ["DAGSTER_HOME"]) / "storage")
+        base_dir = Path(
+            config_value.get("base_dir") or Path(os.environ["DAGSTER_HOME"]) / "storage"
+        )
         base_dir.mkdir(parents=True, exist_ok=True)
         with exclusive_lock(base_dir / ".init.lock"):
             return cls(str(base_dir), inst_data=inst_data)

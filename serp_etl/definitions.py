@@ -18,9 +18,12 @@ warnings.filterwarnings("ignore", r"Function `load_definitions_from_module", dg.
 # - the daily and collect jobs run one day per run, by design, while the flattening step's
 #   single-run backfill policy serves backfills launched from the asset graph: Dagster warns,
 #   at each resolution of those jobs, that their assets' policies differ.
-warnings.filterwarnings("ignore", r"Asset job (dataforseo|semscraper)_(daily|collect) "
-                                  r"materializes assets with varying BackfillPolicies",
-                        UserWarning)
+warnings.filterwarnings(
+    "ignore",
+    r"Asset job (dataforseo|semscraper)_(daily|collect) "
+    r"materializes assets with varying BackfillPolicies",
+    UserWarning,
+)
 
 
 def load_definitions() -> dg.Definitions:
@@ -28,8 +31,9 @@ def load_definitions() -> dg.Definitions:
         return dg.load_from_defs_folder(path_within_project=PACKAGE)
     # Installed from a wheel: no project file beside the package. The same folder, named
     # directly instead of through [tool.dg.project] (what load_from_defs_folder reads).
-    return dg.ComponentTree.from_module(defs_module=serp_etl.defs,
-                                        project_root=PACKAGE).build_defs()
+    return dg.ComponentTree.from_module(
+        defs_module=serp_etl.defs, project_root=PACKAGE
+    ).build_defs()
 
 
 defs = load_definitions()

@@ -46,9 +46,14 @@ class WarehouseReader:
             ORDER BY name""")
 
     def columns(self, view: str) -> list[str]:
-        names = [row[0] for row in self._connection.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND "
-            "database_name = current_database() ORDER BY column_index", [view]).fetchall()]
+        names = [
+            row[0]
+            for row in self._connection.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND "
+                "database_name = current_database() ORDER BY column_index",
+                [view],
+            ).fetchall()
+        ]
         if not names:
             known = ", ".join(self.views().query("kind == 'view'")["name"])
             raise UnknownName(f"no view {view!r} in the warehouse; its views: {known}")
@@ -59,11 +64,11 @@ class WarehouseReader:
         columns = self.columns(view)
         unknown = sorted(set(equals) - set(columns))
         if unknown:
-            raise UnknownName(f"{view} has no column {', '.join(unknown)}; its columns: "
-                              f"{', '.join(columns)}")
+            raise UnknownName(
+                f"{view} has no column {', '.join(unknown)}; its columns: {', '.join(columns)}"
+            )
         where = " AND ".join(f"{_identifier(name)} = ?" for name in equals) or "true"
-        return self.sql(f"SELECT * FROM {_identifier(view)} WHERE {where}",
-                        list(equals.values()))
+        return self.sql(f"SELECT * FROM {_identifier(view)} WHERE {where}", list(equals.values()))
 
     def sql(self, query: str, params: list | None = None) -> pd.DataFrame:
         """A query's rows, with bound ``params``."""

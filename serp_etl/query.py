@@ -58,8 +58,12 @@ def _write_table(relation: duckdb.DuckDBPyRelation, out: TextIO) -> None:
     # DuckDB's renderer prints to sys.stdout: send it where the caller asked.
     previous, sys.stdout = sys.stdout, out
     try:
-        relation.show(max_rows=MAX_TABLE_ROWS, max_width=10**6,
-                      max_col_width=MAX_COLUMN_WIDTH, null_value="NULL")
+        relation.show(
+            max_rows=MAX_TABLE_ROWS,
+            max_width=10**6,
+            max_col_width=MAX_COLUMN_WIDTH,
+            null_value="NULL",
+        )
     finally:
         sys.stdout = previous
 

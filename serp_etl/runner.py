@@ -21,8 +21,10 @@ from serp_etl.my_sites.alerts import ALERTS_CHECK, ALERTS_TABLE
 PROVIDERS = ("dataforseo", "semscraper")
 # Where each provider's submit step puts what it posted cost: (metadata key, currency, how
 # sure: SemScraper bills on delivery, so a run knows its estimate only).
-POSTED_COST = {"dataforseo": ("posted_cost_usd", "USD", ""),
-               "semscraper": ("estimated_cost_eur", "EUR", "about ")}
+POSTED_COST = {
+    "dataforseo": ("posted_cost_usd", "USD", ""),
+    "semscraper": ("estimated_cost_eur", "EUR", "about "),
+}
 
 
 def daily_job(provider: str) -> dg.JobDefinition:
@@ -59,30 +61,40 @@ class RunSummary:
     def ok(self) -> bool:
         """The run succeeded and no check of ERROR severity failed."""
         return self.status == "SUCCESS" and not any(
-            not c.passed and c.severity == "ERROR" for c in self.checks)
+            not c.passed and c.severity == "ERROR" for c in self.checks
+        )
 
     def lines(self) -> list[str]:
-        lines = [f"{self.job} {self.day}: {self.status} in {self.seconds:.1f} s "
-                 f"(run {self.run_id[:8]})"]
+        lines = [
+            f"{self.job} {self.day}: {self.status} in {self.seconds:.1f} s (run {self.run_id[:8]})"
+        ]
         if self.posted is not None:
             paid = f", {self.posted_cost}" if self.posted_cost else ""
-            lines.append(f"  posted {count(self.posted, 'task')}{paid}"
-                         + (f" ({self.not_posted_because})" if self.not_posted_because else ""))
+            lines.append(
+                f"  posted {count(self.posted, 'task')}{paid}"
+                + (f" ({self.not_posted_because})" if self.not_posted_because else "")
+            )
         # The alerts check fails to be seen in the UI; here it is news, not a failure.
         alerts = [c for c in self.checks if c.name == ALERTS_CHECK and not c.passed]
         failed = [c for c in self.checks if not c.passed and c not in alerts]
         passed = [c.name for c in self.checks if c.passed]
-        lines.append(f"  checks: {len(passed)} passed"
-                     + (f" ({', '.join(sorted(set(passed)))})" if passed else "")
-                     + f", {len(failed)} failed")
+        lines.append(
+            f"  checks: {len(passed)} passed"
+            + (f" ({', '.join(sorted(set(passed)))})" if passed else "")
+            + f", {len(failed)} failed"
+        )
         lines += [f"    FAILED {c.name} ({c.severity}): {c.description}" for c in failed]
         for check in alerts:
             first, *more = (check.description or "alerts").splitlines()
             lines += [f"  my sites: {first}", *(f"    {line}" for line in more)]
         if self.alert_delivery:
-            lines.append("  alerts: " + ", ".join(
-                f"{key.removeprefix('alerts_').replace('_', ' ')} {value}"
-                for key, value in self.alert_delivery.items()))
+            lines.append(
+                "  alerts: "
+                + ", ".join(
+                    f"{key.removeprefix('alerts_').replace('_', ' ')} {value}"
+                    for key, value in self.alert_delivery.items()
+                )
+            )
         lines += [f"  step failed: {failure}" for failure in self.failures]
         lines += [f"  report: {path}" for path in self.reports]
         return lines
@@ -93,8 +105,13 @@ def summarize(instance: dg.DagsterInstance, run_id: str, seconds: float) -> RunS
     run = instance.get_run_by_id(run_id)
     assert run is not None
     provider = run.job_name.removesuffix("_daily")
-    summary = RunSummary(job=run.job_name, day=run.tags.get("dagster/partition", ""),
-                         run_id=run_id, status=run.status.value, seconds=seconds)
+    summary = RunSummary(
+        job=run.job_name,
+        day=run.tags.get("dagster/partition", ""),
+        run_id=run_id,
+        status=run.status.value,
+        seconds=seconds,
+    )
     for record in instance.all_logs(run_id):
         event = record.dagster_event
         if event is None:
@@ -112,24 +129,32 @@ def summarize(instance: dg.DagsterInstance, run_id: str, seconds: float) -> RunS
                     summary.posted_cost = about + money(cost, currency)
                 summary.not_posted_because = why if isinstance(why, str) else None
             if table == ALERTS_TABLE:
-                summary.alert_delivery = {k: v for k, v in metadata.items()
-                                          if k.startswith("alerts_") and v}
+                summary.alert_delivery = {
+                    k: v for k, v in metadata.items() if k.startswith("alerts_") and v
+                }
             if table == "report" and isinstance(report := metadata.get("report"), str):
                 summary.reports.append(report)
         elif event.event_type is dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.asset_check_evaluation_data
-            summary.checks.append(CheckOutcome(
-                evaluation.check_name, evaluation.passed, evaluation.severity.value,
-                evaluation.description or ""))
+            summary.checks.append(
+                CheckOutcome(
+                    evaluation.check_name,
+                    evaluation.passed,
+                    evaluation.severity.value,
+                    evaluation.description or "",
+                )
+            )
         elif event.event_type is dg.DagsterEventType.STEP_FAILURE:
             error = event.step_failure_data.error
-            summary.failures.append(f"{event.step_key}: "
-                                    f"{error.message.strip() if error else 'unknown error'}")
+            summary.failures.append(
+                f"{event.step_key}: {error.message.strip() if error else 'unknown error'}"
+            )
     return summary
 
 
-def run_day(instance: dg.DagsterInstance, day: str,
-            providers: tuple[str, ...] = PROVIDERS) -> list[RunSummary]:
+def run_day(
+    instance: dg.DagsterInstance, day: str, providers: tuple[str, ...] = PROVIDERS
+) -> list[RunSummary]:
     """Run each provider's daily job for ``day``, one after the other; their summaries."""
     summaries = []
     with warnings.catch_warnings():
@@ -140,8 +165,11 @@ def run_day(instance: dg.DagsterInstance, day: str,
             job = dg.build_reconstructable_job(__name__, daily_job.__name__, (provider,))
             started = time.monotonic()
             result = dg.execute_job(
-                job, instance, tags={"dagster/partition": day},
-                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
+                job,
+                instance,
+                tags={"dagster/partition": day},
+                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            )
             summaries.append(summarize(instance, result.run_id, time.monotonic() - started))
     return summaries
 
@@ -152,10 +180,14 @@ def start_problem(day: str) -> str | None:
 
     if daily_partitions.has_partition_key(day):
         return None
-    first, last = daily_partitions.get_first_partition_key(), \
-        daily_partitions.get_last_partition_key()
+    first, last = (
+        daily_partitions.get_first_partition_key(),
+        daily_partitions.get_last_partition_key(),
+    )
     if day > (last or day):
         return f"{day} is after today's partition ({last}): nothing can be collected for it yet"
-    return (f"{day} is before the partitions' start ({first}): set {START_DATE_ENV}={day} "
-            "(or earlier) to make it a partition; the start otherwise is the first day the "
-            "data dir holds")
+    return (
+        f"{day} is before the partitions' start ({first}): set {START_DATE_ENV}={day} "
+        "(or earlier) to make it a partition; the start otherwise is the first day the "
+        "data dir holds"
+    )

@@ -30,8 +30,9 @@ def latest_snapshot(warehouse: Warehouse, provider: str, table: str) -> list[dic
     return None
 
 
-def _reference(warehouse: Warehouse, provider: str, table: str,
-               sandbox_list: Callable[[], list[dict]]) -> tuple[list[dict] | None, str]:
+def _reference(
+    warehouse: Warehouse, provider: str, table: str, sandbox_list: Callable[[], list[dict]]
+) -> tuple[list[dict] | None, str]:
     rows = latest_snapshot(warehouse, provider, table)
     if rows is not None:
         return rows, f"{provider}_{table} as last snapshotted"
@@ -40,8 +41,9 @@ def _reference(warehouse: Warehouse, provider: str, table: str,
     return None, ""
 
 
-def _valid(load: Callable[[Path], list], path: Path,
-           errors: list[TargetConfigError]) -> list[tuple[int, object]]:
+def _valid(
+    load: Callable[[Path], list], path: Path, errors: list[TargetConfigError]
+) -> list[tuple[int, object]]:
     """The entries of one provider that are valid themselves, numbered as in the file; the
     problems of the others go to ``errors``."""
     try:
@@ -51,8 +53,13 @@ def _valid(load: Callable[[Path], list], path: Path,
         return error.valid
 
 
-def _check(check: Callable, numbered: list[tuple[int, object]], *lists: list[dict],
-           path: Path, errors: list[TargetConfigError]) -> None:
+def _check(
+    check: Callable,
+    numbered: list[tuple[int, object]],
+    *lists: list[dict],
+    path: Path,
+    errors: list[TargetConfigError],
+) -> None:
     try:
         check([t for _, t in numbered], *lists, str(path), [n for n, _ in numbered])
     except TargetConfigError as error:
@@ -77,24 +84,34 @@ def check_targets(path: Path, data_dir: Path) -> list[str]:
         _check(check_reference, images, locations, languages, path=path, errors=errors)
         lines.append(f"dataforseo: locations and languages checked against {source}")
     elif images:
-        lines.append("dataforseo: locations and languages not checked: no snapshot yet "
-                     "(materialize dataforseo/locations and dataforseo/languages, free)")
-    offered, source = _reference(warehouse, "semscraper", "locations", lambda: [
-        {"location": loc, "language": lang} for loc, lang, _, _ in LOCATIONS])
+        lines.append(
+            "dataforseo: locations and languages not checked: no snapshot yet "
+            "(materialize dataforseo/locations and dataforseo/languages, free)"
+        )
+    offered, source = _reference(
+        warehouse,
+        "semscraper",
+        "locations",
+        lambda: [{"location": loc, "language": lang} for loc, lang, _, _ in LOCATIONS],
+    )
     if keywords and offered is not None:
         _check(check_locations, keywords, offered, path=path, errors=errors)
         lines.append(f"semscraper: locations and languages checked against {source}")
     elif keywords:
-        lines.append("semscraper: locations not checked: no snapshot yet (materialize "
-                     "semscraper/locations, free)")
+        lines.append(
+            "semscraper: locations not checked: no snapshot yet (materialize "
+            "semscraper/locations, free)"
+        )
     try:
         mine = load_my_sites(path)
     except TargetConfigError as error:
         errors.append(error)
     else:
-        lines.append(f"my sites: {count(len(mine.groups), 'group')} of sites, "
-                     f"{count(len(mine.targets), 'target')} of mine, "
-                     f"{count(len(mine.allowed), 'image')} with allowed domains")
+        lines.append(
+            f"my sites: {count(len(mine.groups), 'group')} of sites, "
+            f"{count(len(mine.targets), 'target')} of mine, "
+            f"{count(len(mine.allowed), 'image')} with allowed domains"
+        )
     if errors:
         raise TargetConfigError.joined(errors)
     return lines

@@ -20,24 +20,42 @@ EXECUTOR_CONFIG = {"broker": {"env": BROKER_ENV}, "backend": {"env": BACKEND_ENV
 
 
 def daily_on_celery() -> dg.JobDefinition:
-    job = dg.define_asset_job("daily", selection=dg.AssetSelection.all(),
-                              executor_def=celery_executor.configured(EXECUTOR_CONFIG))
-    return dg.Definitions(assets=[*dataforseo_assets, *semscraper_assets], jobs=[job],
-                          resources={
-        "warehouse": WarehouseResource(),  # $SERP_ETL_DATA_DIR: each worker's own
-        "dataforseo": DataForSEOResource(mode="live", base_url=dg.EnvVar(DATAFORSEO_URL_ENV),
-                                         collect_deadline_seconds=60, poll_seconds=1),
-        "semscraper": SemScraperResource(mode="live", base_url=dg.EnvVar(SEMSCRAPER_URL_ENV),
-                                         collect_deadline_seconds=60, poll_seconds=1),
-    }).resolve_job_def("daily")
+    job = dg.define_asset_job(
+        "daily",
+        selection=dg.AssetSelection.all(),
+        executor_def=celery_executor.configured(EXECUTOR_CONFIG),
+    )
+    return dg.Definitions(
+        assets=[*dataforseo_assets, *semscraper_assets],
+        jobs=[job],
+        resources={
+            "warehouse": WarehouseResource(),  # $SERP_ETL_DATA_DIR: each worker's own
+            "dataforseo": DataForSEOResource(
+                mode="live",
+                base_url=dg.EnvVar(DATAFORSEO_URL_ENV),
+                collect_deadline_seconds=60,
+                poll_seconds=1,
+            ),
+            "semscraper": SemScraperResource(
+                mode="live",
+                base_url=dg.EnvVar(SEMSCRAPER_URL_ENV),
+                collect_deadline_seconds=60,
+                poll_seconds=1,
+            ),
+        },
+    ).resolve_job_def("daily")
 
 
 def run_day(partition: str) -> int:
     """Run the day on the workers, orchestrated from this process (``python -m``): 0 if the
     run succeeded. A process of its own, so that a test can kill it with the workers."""
     with dg.DagsterInstance.get() as instance:
-        result = dg.execute_job(dg.reconstructable(daily_on_celery), instance,
-                                tags={"dagster/partition": partition}, raise_on_error=False)
+        result = dg.execute_job(
+            dg.reconstructable(daily_on_celery),
+            instance,
+            tags={"dagster/partition": partition},
+            raise_on_error=False,
+        )
     return 0 if result.success else 1
 
 

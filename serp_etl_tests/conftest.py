@@ -57,8 +57,9 @@ def targets():
 
 def collect_today(client: DataForSEOClient, ledger: Ledger, clock: FakeClock):
     """Collect today's DataForSEO tasks, waiting up to two minutes of the test's clock."""
-    return dataforseo_pipeline.collect(client, ledger, TODAY, deadline_seconds=120,
-                                       poll_seconds=10, clock=clock, sleep=clock.sleep)
+    return dataforseo_pipeline.collect(
+        client, ledger, TODAY, deadline_seconds=120, poll_seconds=10, clock=clock, sleep=clock.sleep
+    )
 
 
 @pytest.fixture
@@ -70,17 +71,28 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def sandbox(tmp_path: Path, clock: FakeClock) -> DataForSEOSandbox:
-    return DataForSEOSandbox(tmp_path / "sandbox" / "dataforseo.sqlite", ready_seconds=30,
-                             clock=clock)
+    return DataForSEOSandbox(
+        tmp_path / "sandbox" / "dataforseo.sqlite", ready_seconds=30, clock=clock
+    )
 
 
-def make_client(sandbox: DataForSEOSandbox, clock: FakeClock, *, attempts: int = 3,
-                transport: httpx.BaseTransport | None = None) -> DataForSEOClient:
+def make_client(
+    sandbox: DataForSEOSandbox,
+    clock: FakeClock,
+    *,
+    attempts: int = 3,
+    transport: httpx.BaseTransport | None = None,
+) -> DataForSEOClient:
     """A client of the sandbox, in-process unless another ``transport`` is given."""
     return DataForSEOClient(
-        "http://sandbox.invalid", LOGIN, PASSWORD,
+        "http://sandbox.invalid",
+        LOGIN,
+        PASSWORD,
         transport=transport or httpx.WSGITransport(app=sandbox.app),
-        retry=RetryPolicy(attempts=attempts, base_delay=0.01), clock=clock, sleep=clock.sleep)
+        retry=RetryPolicy(attempts=attempts, base_delay=0.01),
+        clock=clock,
+        sleep=clock.sleep,
+    )
 
 
 @pytest.fixture
@@ -130,6 +142,7 @@ class CrashAfter:
         def call_then_crash(*args, **kwargs):
             attribute(*args, **kwargs)
             raise Crash
+
         return call_then_crash
 
 
@@ -163,8 +176,9 @@ def postgres_url(postgres_server: str) -> str:
     with engine.connect() as connection:
         connection.exec_driver_sql(f"CREATE DATABASE {name}")  # a name made here, not input
     engine.dispose()
-    return sa.engine.make_url(postgres_server).set(database=name).render_as_string(
-        hide_password=False)
+    return (
+        sa.engine.make_url(postgres_server).set(database=name).render_as_string(hide_password=False)
+    )
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -199,8 +213,12 @@ def s3_url(s3_server: str, monkeypatch) -> str:
 
     from serp_etl.storage.location import s3_filesystem
 
-    for name, value in {"AWS_ENDPOINT_URL": s3_server, "AWS_ACCESS_KEY_ID": "test",
-                        "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for name, value in {
+        "AWS_ENDPOINT_URL": s3_server,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(name, value)
     bucket = f"serp-{uuid.uuid4().hex[:12]}"
     s3_filesystem().mkdir(bucket)
@@ -243,9 +261,10 @@ def billed(data_dir: Path) -> tuple[int, int]:
     """What the data dir's in-process sandboxes billed: DataForSEO tasks, SemScraper scrapes."""
     from serp_etl.sandbox.semscraper.app import SemScraperSandbox
 
-    return (DataForSEOSandbox(data_dir / "sandbox" / "dataforseo.sqlite").stats()["billed_tasks"],
-            SemScraperSandbox(data_dir / "sandbox" / "semscraper.sqlite"
-                              ).stats()["billed_scrapes"])
+    return (
+        DataForSEOSandbox(data_dir / "sandbox" / "dataforseo.sqlite").stats()["billed_tasks"],
+        SemScraperSandbox(data_dir / "sandbox" / "semscraper.sqlite").stats()["billed_scrapes"],
+    )
 
 
 def materialize_day(data_dir: Path, assets, provider_resources: dict, partition: str = TODAY):
@@ -255,9 +274,15 @@ def materialize_day(data_dir: Path, assets, provider_resources: dict, partition:
 
     from serp_etl.defs.resources import WarehouseResource
 
-    return dg.materialize(assets, partition_key=partition, raise_on_error=False, resources={
-        "warehouse": WarehouseResource(data_dir=str(data_dir), flatten_workers=1),
-        **provider_resources})
+    return dg.materialize(
+        assets,
+        partition_key=partition,
+        raise_on_error=False,
+        resources={
+            "warehouse": WarehouseResource(data_dir=str(data_dir), flatten_workers=1),
+            **provider_resources,
+        },
+    )
 
 
 @contextmanager

@@ -38,8 +38,14 @@ RETRY = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
 TIMEOUT = httpx.Timeout(10, read=2)
 
 
-def run(provider: str, data_dir: Path, base_url: str, now: datetime | None = None,
-        deadline_seconds: float = 1, poll_seconds: float = 0.5) -> None:
+def run(
+    provider: str,
+    data_dir: Path,
+    base_url: str,
+    now: datetime | None = None,
+    deadline_seconds: float = 1,
+    poll_seconds: float = 0.5,
+) -> None:
     now = now or utc_now()
     partition = now.date().isoformat()
     targets_file = data_dir / "targets.toml"
@@ -48,26 +54,56 @@ def run(provider: str, data_dir: Path, base_url: str, now: datetime | None = Non
     with Ledger(ledger_path(data_dir)) as ledger:
         if provider == "dataforseo":
             tables = DATAFORSEO_TABLES
-            limiter = RateLimiter(rate_limits_location(data_dir), account_key(provider, LOGIN),
-                                  dataforseo_settings.CALLS_PER_MINUTE)
-            with closing(limiter), DataForSEOClient(base_url, LOGIN, PASSWORD, retry=RETRY,
-                                                    timeout=TIMEOUT, limiter=limiter) as client:
-                dataforseo_pipeline.submit(client, ledger, partition, load_targets(targets_file),
-                                           now=now, warehouse=warehouse)
+            limiter = RateLimiter(
+                rate_limits_location(data_dir),
+                account_key(provider, LOGIN),
+                dataforseo_settings.CALLS_PER_MINUTE,
+            )
+            with (
+                closing(limiter),
+                DataForSEOClient(
+                    base_url, LOGIN, PASSWORD, retry=RETRY, timeout=TIMEOUT, limiter=limiter
+                ) as client,
+            ):
+                dataforseo_pipeline.submit(
+                    client,
+                    ledger,
+                    partition,
+                    load_targets(targets_file),
+                    now=now,
+                    warehouse=warehouse,
+                )
                 dataforseo_pipeline.collect(client, ledger, partition, **pace)
         else:
             tables = SEMSCRAPER_TABLES
-            limiter = RateLimiter(rate_limits_location(data_dir), account_key(provider, API_KEY),
-                                  semscraper_settings.CALLS_PER_MINUTE)
-            with closing(limiter), SemScraperClient(f"{base_url}/v1", API_KEY, retry=RETRY,
-                                                    timeout=TIMEOUT, limiter=limiter) as client:
-                semscraper_pipeline.submit(client, ledger, partition, load_scrapes(targets_file),
-                                           now=now, warehouse=warehouse)
+            limiter = RateLimiter(
+                rate_limits_location(data_dir),
+                account_key(provider, API_KEY),
+                semscraper_settings.CALLS_PER_MINUTE,
+            )
+            with (
+                closing(limiter),
+                SemScraperClient(
+                    f"{base_url}/v1", API_KEY, retry=RETRY, timeout=TIMEOUT, limiter=limiter
+                ) as client,
+            ):
+                semscraper_pipeline.submit(
+                    client,
+                    ledger,
+                    partition,
+                    load_scrapes(targets_file),
+                    now=now,
+                    warehouse=warehouse,
+                )
                 semscraper_pipeline.collect(client, ledger, partition, **pace)
         tables.publish_responses(ledger, warehouse, partition)
     tables.publish_flattened(warehouse, partition)
 
 
 if __name__ == "__main__":
-    run(sys.argv[1], Path(sys.argv[2]), sys.argv[3],
-        datetime.fromisoformat(sys.argv[4]) if len(sys.argv) > 4 else None)
+    run(
+        sys.argv[1],
+        Path(sys.argv[2]),
+        sys.argv[3],
+        datetime.fromisoformat(sys.argv[4]) if len(sys.argv) > 4 else None,
+    )

@@ -28,8 +28,17 @@ import httpx
 
 BEFORE = ("reset_before", "status_before", "stall_before")
 AFTER = ("reset_after", "status_after", "truncate_after", "stall_after")
-_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host",
-               "proxy-connection", "te", "trailer", "upgrade"}
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "content-length",
+    "host",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+}
 
 
 @dataclass
@@ -54,10 +63,12 @@ class Fault:
 
     def matches(self, method: str, target: str) -> bool:
         path, _, query = target.partition("?")
-        return ((self.times is None or self.injected < self.times)
-                and (self.method is None or self.method == method)
-                and (self.path is None or path.removeprefix("/v1").startswith(self.path))
-                and (self.query is None or self.query in query))
+        return (
+            (self.times is None or self.injected < self.times)
+            and (self.method is None or self.method == method)
+            and (self.path is None or path.removeprefix("/v1").startswith(self.path))
+            and (self.query is None or self.query in query)
+        )
 
 
 class _Request:
@@ -85,8 +96,13 @@ def _read_request(conn: socket.socket) -> _Request | None:
     return _Request(method, target, headers, body)
 
 
-def _write(conn: socket.socket, status: int, headers: list[tuple[str, str]], body: bytes,
-           send_bytes: int | None = None) -> None:
+def _write(
+    conn: socket.socket,
+    status: int,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    send_bytes: int | None = None,
+) -> None:
     lines = [f"HTTP/1.1 {status} X"]
     lines += [f"{k}: {v}" for k, v in headers if k.lower() not in _HOP_BY_HOP]
     lines += [f"Content-Length: {len(body)}", "Connection: close", "", ""]
@@ -101,8 +117,9 @@ def _reset(conn: socket.socket) -> None:
 class FaultProxy:
     def __init__(self, upstream: Callable | str, seed: int = 0) -> None:
         transport = httpx.WSGITransport(app=upstream) if callable(upstream) else None
-        self._upstream = httpx.Client(base_url="http://upstream" if transport else upstream,
-                                      transport=transport, timeout=60)
+        self._upstream = httpx.Client(
+            base_url="http://upstream" if transport else upstream, transport=transport, timeout=60
+        )
         self.faults: list[Fault] = []
         self._dice = random.Random(seed)
         self.forwarded: Counter[tuple[str, str]] = Counter()  # (method, path) reaching upstream
@@ -117,8 +134,9 @@ class FaultProxy:
 
         self._server = ThreadingTCPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -183,8 +201,11 @@ class FaultProxy:
         if self._inject(conn, fault, "before"):
             return
         answer = self._upstream.request(
-            request.method, request.target, content=request.body,
-            headers=[(k, v) for k, v in request.headers if k.lower() not in _HOP_BY_HOP])
+            request.method,
+            request.target,
+            content=request.body,
+            headers=[(k, v) for k, v in request.headers if k.lower() not in _HOP_BY_HOP],
+        )
         with self._lock:
             self.forwarded[(request.method, request.target.partition("?")[0])] += 1
         if self._inject(conn, fault, "after"):

@@ -38,21 +38,29 @@ def build(data_dir: Path, days: list[str] = DAYS, drift: bool = False) -> Wareho
     shutil.copyfile(EXAMPLE_TARGETS, data_dir / TARGETS_FILE)
     clock = FakeClock(0)
     sandboxes = data_dir.parent / "sandboxes"
-    dataforseo = DataForSEOSandbox(sandboxes / "dataforseo.sqlite", ready_seconds=30,
-                                   clock=clock, drift=drift)
-    semscraper = SemScraperSandbox(sandboxes / "semscraper.sqlite", ready_seconds=30,
-                                   clock=clock)
+    dataforseo = DataForSEOSandbox(
+        sandboxes / "dataforseo.sqlite", ready_seconds=30, clock=clock, drift=drift
+    )
+    semscraper = SemScraperSandbox(sandboxes / "semscraper.sqlite", ready_seconds=30, clock=clock)
     pace = {"deadline_seconds": 600, "poll_seconds": 10, "clock": clock, "sleep": clock.sleep}
-    with (Ledger(ledger_path(data_dir)) as ledger, make_client(dataforseo, clock) as images,
-          SemScraperClient("http://sandbox.invalid", API_KEY, clock=clock, sleep=clock.sleep,
-                           transport=httpx.WSGITransport(app=semscraper.app)) as keywords):
+    with (
+        Ledger(ledger_path(data_dir)) as ledger,
+        make_client(dataforseo, clock) as images,
+        SemScraperClient(
+            "http://sandbox.invalid",
+            API_KEY,
+            clock=clock,
+            sleep=clock.sleep,
+            transport=httpx.WSGITransport(app=semscraper.app),
+        ) as keywords,
+    ):
         for day in days:
             now = datetime.combine(datetime.fromisoformat(day), time(6), UTC)
             clock.now = now.timestamp()
-            dataforseo_pipeline.submit(images, ledger, day, load_targets(EXAMPLE_TARGETS),
-                                       now=now)
-            semscraper_pipeline.submit(keywords, ledger, day, load_scrapes(EXAMPLE_TARGETS),
-                                       now=now)
+            dataforseo_pipeline.submit(images, ledger, day, load_targets(EXAMPLE_TARGETS), now=now)
+            semscraper_pipeline.submit(
+                keywords, ledger, day, load_scrapes(EXAMPLE_TARGETS), now=now
+            )
             dataforseo_pipeline.collect(images, ledger, day, **pace)
             semscraper_pipeline.collect(keywords, ledger, day, **pace)
             for tables in (DATAFORSEO, SEMSCRAPER):

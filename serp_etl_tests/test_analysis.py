@@ -52,52 +52,93 @@ def raw_serps(warehouse: Warehouse) -> list[dict]:
                     if not result:  # an empty SERP (40102): no SERP row
                         continue
                     serp = result[0]
-                    key = (provider, serp["image_url"], str(serp["location_code"]),
-                           serp["language_code"], "desktop")
-                    items = [{"item_type": i["type"], "rank_group": i["rank_group"],
-                              "rank_absolute": i["rank_absolute"],
-                              "domain": host(i.get("url")) or i.get("domain") or None,
-                              "url": i.get("url"), "title": i.get("title"),
-                              "description": i.get("description")}
-                             for i in serp["items"] or []]
+                    key = (
+                        provider,
+                        serp["image_url"],
+                        str(serp["location_code"]),
+                        serp["language_code"],
+                        "desktop",
+                    )
+                    items = [
+                        {
+                            "item_type": i["type"],
+                            "rank_group": i["rank_group"],
+                            "rank_absolute": i["rank_absolute"],
+                            "domain": host(i.get("url")) or i.get("domain") or None,
+                            "url": i.get("url"),
+                            "title": i.get("title"),
+                            "description": i.get("description"),
+                        }
+                        for i in serp["items"] or []
+                    ]
                 else:
-                    key = (provider, document["keyword"], document["location"],
-                           document["language"], document["device"])
-                    flat = [(block["type"], item) for block in document["results"]
-                            for item in block["items"]]
+                    key = (
+                        provider,
+                        document["keyword"],
+                        document["location"],
+                        document["language"],
+                        document["device"],
+                    )
+                    flat = [
+                        (block["type"], item)
+                        for block in document["results"]
+                        for item in block["items"]
+                    ]
                     per_type: dict[str, int] = defaultdict(int)
                     items = []
                     for kind, item in sorted(flat, key=lambda pair: pair[1]["rank_serp"]):
                         per_type[kind] += 1
-                        items.append({"item_type": kind, "rank_group": per_type[kind],
-                                      "rank_absolute": item["rank_serp"],
-                                      "domain": host(item["url"]) or item["domain"] or None,
-                                      "url": item["url"], "title": item["title"] or None,
-                                      "description": item["description"] or None})
+                        items.append(
+                            {
+                                "item_type": kind,
+                                "rank_group": per_type[kind],
+                                "rank_absolute": item["rank_serp"],
+                                "domain": host(item["url"]) or item["domain"] or None,
+                                "url": item["url"],
+                                "title": item["title"] or None,
+                                "description": item["description"] or None,
+                            }
+                        )
                 serps.append({"key": key, "date": day, "id": task_id, "items": items})
     return serps
 
 
 def as_rows(rows: list[dict], columns: tuple[str, ...]) -> list[tuple]:
-    return sorted((tuple(str(row[c]) if c == "date" else row[c] for c in columns)
-                   for row in rows), key=repr)
+    return sorted(
+        (tuple(str(row[c]) if c == "date" else row[c] for c in columns) for row in rows), key=repr
+    )
 
 
 def test_serp_items_holds_every_item_of_both_providers_mapped(warehouse):
     serps = raw_serps(warehouse)
-    columns = ("date", "item_type", "rank_group", "rank_absolute", "domain", "url", "title",
-               "description")
-    expected = [(*serp["key"], serp["id"], *(item[c] if c != "date" else serp["date"]
-                                            for c in columns))
-                for serp in serps for item in serp["items"]]
+    columns = (
+        "date",
+        "item_type",
+        "rank_group",
+        "rank_absolute",
+        "domain",
+        "url",
+        "title",
+        "description",
+    )
+    expected = [
+        (*serp["key"], serp["id"], *(item[c] if c != "date" else serp["date"] for c in columns))
+        for serp in serps
+        for item in serp["items"]
+    ]
     got = query(warehouse, "SELECT * FROM serp_items")
     assert as_rows(got, (*KEY, "serp_id", *columns)) == sorted(expected, key=repr)
     kinds = {row["item_type"] for row in got}
     assert {"organic", "images", "related_searches", "people_also_ask"} <= kinds
     # Each provider is there, and a second results page's organic block keeps counting.
     assert {row["provider"] for row in got} == {"dataforseo", "semscraper"}
-    deep = [r["rank_group"] for r in got if r["target"] == "tropical wallpaper"
-            and r["item_type"] == "organic" and str(r["date"]) == sandbox_days.DAYS[0]]
+    deep = [
+        r["rank_group"]
+        for r in got
+        if r["target"] == "tropical wallpaper"
+        and r["item_type"] == "organic"
+        and str(r["date"]) == sandbox_days.DAYS[0]
+    ]
     assert sorted(deep) == list(range(1, len(deep) + 1)) and len(deep) > 10
 
 
@@ -110,9 +151,13 @@ def organic_best(serps: list[dict]) -> dict[tuple, dict]:
             key = (serp["key"], item["domain"], serp["date"])
             seen = best.get(key)
             if seen is None or item["rank_group"] < seen["rank"]:
-                best[key] = {"rank": item["rank_group"], "url": item["url"],
-                             "rank_absolute": min(item["rank_absolute"],
-                                                  seen["rank_absolute"] if seen else 10**9)}
+                best[key] = {
+                    "rank": item["rank_group"],
+                    "url": item["url"],
+                    "rank_absolute": min(
+                        item["rank_absolute"], seen["rank_absolute"] if seen else 10**9
+                    ),
+                }
             else:
                 seen["rank_absolute"] = min(seen["rank_absolute"], item["rank_absolute"])
     return best
@@ -122,28 +167,53 @@ def previous_days(serps: list[dict]) -> dict[tuple, str | None]:
     days = defaultdict(set)
     for serp in serps:
         days[serp["key"]].add(serp["date"])
-    return {(key, day): max((d for d in dates if d < day), default=None)
-            for key, dates in days.items() for day in dates}
+    return {
+        (key, day): max((d for d in dates if d < day), default=None)
+        for key, dates in days.items()
+        for day in dates
+    }
 
 
-def test_rank_history_is_the_best_rank_and_its_change_since_the_previous_collected_day(
-        warehouse):
+def test_rank_history_is_the_best_rank_and_its_change_since_the_previous_collected_day(warehouse):
     serps = raw_serps(warehouse)
     best, previous = organic_best(serps), previous_days(serps)
     expected = []
     for (key, domain, day), found in best.items():
         before = previous[key, day]
         earlier = best.get((key, domain, before))
-        expected.append((*key, domain, day, found["rank"], found["rank_absolute"],
-                         found["url"], before, earlier and earlier["rank"],
-                         earlier and earlier["rank"] - found["rank"],
-                         None if before is None else earlier is None))
+        expected.append(
+            (
+                *key,
+                domain,
+                day,
+                found["rank"],
+                found["rank_absolute"],
+                found["url"],
+                before,
+                earlier and earlier["rank"],
+                earlier and earlier["rank"] - found["rank"],
+                None if before is None else earlier is None,
+            )
+        )
     got = query(warehouse, "SELECT * FROM rank_history")
-    got = [{**row, "previous_date": row["previous_date"] and str(row["previous_date"])}
-           for row in got]
-    assert as_rows(got, (*KEY, "domain", "date", "rank", "rank_absolute", "url",
-                         "previous_date", "previous_rank", "rank_change", "is_new")) \
-        == sorted(expected, key=repr)
+    got = [
+        {**row, "previous_date": row["previous_date"] and str(row["previous_date"])} for row in got
+    ]
+    assert as_rows(
+        got,
+        (
+            *KEY,
+            "domain",
+            "date",
+            "rank",
+            "rank_absolute",
+            "url",
+            "previous_date",
+            "previous_rank",
+            "rank_change",
+            "is_new",
+        ),
+    ) == sorted(expected, key=repr)
     # The sandbox's history moves: some domains climb, some drop, some are new.
     changes = [row["rank_change"] for row in got if row["rank_change"] is not None]
     assert min(changes) < 0 < max(changes)
@@ -163,15 +233,39 @@ def test_image_hosts_names_the_pages_showing_each_image_and_what_is_new(warehous
     for (key, day, domain, url), rank in pages.items():
         before = previous[key, day]
         then = [(d, u) for (k, on, d, u) in pages if k == key and on == before]
-        expected.append((key[1], key[2], key[3], day, domain, url, rank, before,
-                         None if before is None else url not in {u for _, u in then},
-                         None if before is None else domain not in {d for d, _ in then}))
+        expected.append(
+            (
+                key[1],
+                key[2],
+                key[3],
+                day,
+                domain,
+                url,
+                rank,
+                before,
+                None if before is None else url not in {u for _, u in then},
+                None if before is None else domain not in {d for d, _ in then},
+            )
+        )
     got = query(warehouse, "SELECT * FROM image_hosts")
-    got = [{**row, "previous_date": row["previous_date"] and str(row["previous_date"])}
-           for row in got]
-    assert as_rows(got, ("image_url", "location", "language", "date", "domain", "url", "rank",
-                         "previous_date", "is_new_page", "is_new_domain")) \
-        == sorted(expected, key=repr)
+    got = [
+        {**row, "previous_date": row["previous_date"] and str(row["previous_date"])} for row in got
+    ]
+    assert as_rows(
+        got,
+        (
+            "image_url",
+            "location",
+            "language",
+            "date",
+            "domain",
+            "url",
+            "rank",
+            "previous_date",
+            "is_new_page",
+            "is_new_domain",
+        ),
+    ) == sorted(expected, key=repr)
     assert {row["is_new_domain"] for row in got} == {None, True, False}
 
 
@@ -186,14 +280,18 @@ def test_serp_features_counts_each_item_type_per_target_and_day(warehouse):
             entry[2] = min(entry[2], item["rank_absolute"])
     expected = [(*at, n, len(ids), first) for at, (n, ids, first) in counts.items()]
     got = query(warehouse, "SELECT * FROM serp_features")
-    assert as_rows(got, (*KEY, "date", "item_type", "items", "serps",
-                         "first_rank_absolute")) == sorted(expected, key=repr)
+    assert as_rows(
+        got, (*KEY, "date", "item_type", "items", "serps", "first_rank_absolute")
+    ) == sorted(expected, key=repr)
 
 
 def test_domain_visibility_is_each_domains_share_of_the_top_ten(warehouse):
-    top = [(serp["key"][0], serp["date"], serp["id"], item["domain"], item["rank_group"])
-           for serp in raw_serps(warehouse) for item in serp["items"]
-           if item["item_type"] == "organic" and item["rank_group"] <= 10]
+    top = [
+        (serp["key"][0], serp["date"], serp["id"], item["domain"], item["rank_group"])
+        for serp in raw_serps(warehouse)
+        for item in serp["items"]
+        if item["item_type"] == "organic" and item["rank_group"] <= 10
+    ]
     totals = defaultdict(list)
     for provider, day, serp_id, _, _ in top:
         totals[provider, day].append(serp_id)
@@ -214,13 +312,17 @@ def test_domain_visibility_is_each_domains_share_of_the_top_ten(warehouse):
         assert row["best_rank"] == min(r for _, r in held)
         assert row["average_rank"] == pytest.approx(sum(r for _, r in held) / len(held))
     for provider_day in totals:  # shares of a day add up to what named domains hold
-        assert sum(r["share"] for r in got
-                   if (r["provider"], str(r["date"])) == provider_day) <= 1 + 1e-9
+        assert (
+            sum(r["share"] for r in got if (r["provider"], str(r["date"])) == provider_day)
+            <= 1 + 1e-9
+        )
 
 
 def test_spend_health_is_the_ledger_per_provider_and_day(warehouse):
-    got = {(row["provider"], str(row["date"])): row
-           for row in query(warehouse, "SELECT * FROM spend_health")}
+    got = {
+        (row["provider"], str(row["date"])): row
+        for row in query(warehouse, "SELECT * FROM spend_health")
+    }
     with Ledger(ledger_path(warehouse.data_dir)) as ledger:
         for provider in ("dataforseo", "semscraper"):
             for day in sandbox_days.DAYS:
@@ -245,10 +347,19 @@ def test_a_day_of_the_day_views_reads_only_that_day(warehouse, tmp_path):
         part.write_bytes(b"not parquet")
     day = sandbox_days.DAYS[2]
     with catalog.connect(data) as connection:
-        for view in ("serp_searches", "serp_items", "serp_features", "domain_visibility",
-                     "spend_health"):
-            assert connection.execute(f"SELECT count(*) FROM {view} WHERE date = ?",
-                                      [day]).fetchone()[0] > 0, view
+        for view in (
+            "serp_searches",
+            "serp_items",
+            "serp_features",
+            "domain_visibility",
+            "spend_health",
+        ):
+            assert (
+                connection.execute(f"SELECT count(*) FROM {view} WHERE date = ?", [day]).fetchone()[
+                    0
+                ]
+                > 0
+            ), view
         with pytest.raises(duckdb.Error):
             connection.execute("SELECT count(*) FROM serp_items").fetchone()
 
@@ -256,11 +367,17 @@ def test_a_day_of_the_day_views_reads_only_that_day(warehouse, tmp_path):
 def test_the_views_are_in_the_views_file_described_for_bi_tools(warehouse):
     path = warehouse.data_dir / views.VIEWS_FILE
     with duckdb.connect(str(path), read_only=True) as client:
-        comments = dict(client.execute(
-            "SELECT view_name, comment FROM duckdb_views() WHERE NOT internal").fetchall())
-        comments |= dict(client.execute(  # the views that take days: table macros
-            "SELECT function_name, comment FROM duckdb_functions() WHERE function_type = "
-            "'table_macro' AND NOT internal").fetchall())
+        comments = dict(
+            client.execute(
+                "SELECT view_name, comment FROM duckdb_views() WHERE NOT internal"
+            ).fetchall()
+        )
+        comments |= dict(
+            client.execute(  # the views that take days: table macros
+                "SELECT function_name, comment FROM duckdb_functions() WHERE function_type = "
+                "'table_macro' AND NOT internal"
+            ).fetchall()
+        )
     for view in analysis.VIEWS:
         assert comments[view.name] == view.description
 
@@ -268,11 +385,16 @@ def test_the_views_are_in_the_views_file_described_for_bi_tools(warehouse):
 def test_every_table_view_and_column_is_described_for_bi_tools(warehouse):
     path = warehouse.data_dir / views.VIEWS_FILE
     with duckdb.connect(str(path), read_only=True) as client:
-        comments = dict(client.execute(
-            "SELECT view_name, comment FROM duckdb_views() WHERE NOT internal").fetchall())
+        comments = dict(
+            client.execute(
+                "SELECT view_name, comment FROM duckdb_views() WHERE NOT internal"
+            ).fetchall()
+        )
         columns = client.execute(
             "SELECT table_name, column_name, comment FROM duckdb_columns() WHERE table_name "
-            "IN (SELECT unnest(?))", [list(catalog.view_schemas())]).fetchall()
+            "IN (SELECT unnest(?))",
+            [list(catalog.view_schemas())],
+        ).fetchall()
     for view in catalog.view_schemas():
         provider, table = view.split("_", 1)
         assert comments[view] == catalog.PROVIDERS[provider].description(table)
@@ -287,15 +409,20 @@ def test_the_views_answer_before_a_provider_has_any_data(tmp_path):
     with catalog.connect(data) as connection:
         assert connection.execute("SELECT count(*) FROM semscraper_items").fetchone() == (0,)
         providers = connection.execute(
-            "SELECT provider, count(*) FROM serp_items GROUP BY ALL").fetchall()
+            "SELECT provider, count(*) FROM serp_items GROUP BY ALL"
+        ).fetchall()
         assert providers == [("dataforseo", 5)]
         # The imported day: its responses' tasks and cost (no ledger, no states).
-        assert connection.execute("SELECT provider, counted_from FROM spend_health"
-                                  ).fetchall() == [("dataforseo", "responses")]
+        assert connection.execute("SELECT provider, counted_from FROM spend_health").fetchall() == [
+            ("dataforseo", "responses")
+        ]
         # The empty views are typed as the tables will be.
-        kinds = dict(connection.execute(
-            "SELECT column_name, data_type FROM duckdb_columns() "
-            "WHERE table_name = 'semscraper_serps'").fetchall())
+        kinds = dict(
+            connection.execute(
+                "SELECT column_name, data_type FROM duckdb_columns() "
+                "WHERE table_name = 'semscraper_serps'"
+            ).fetchall()
+        )
         assert kinds["scraped_at"] == "TIMESTAMP WITH TIME ZONE"
         assert kinds["date"] == "DATE"
 
@@ -307,11 +434,27 @@ def test_the_views_name_the_urls_host_not_a_shopping_results_price_label(tmp_pat
 
     data = tmp_path / "data"
     day = "2026-04-01"
-    assert main(["--data-dir", str(data), "import", "dataforseo",
-                 str(FIXTURES / "dataforseo_reference_example.json"), "--date", day]) == 0
+    assert (
+        main(
+            [
+                "--data-dir",
+                str(data),
+                "import",
+                "dataforseo",
+                str(FIXTURES / "dataforseo_reference_example.json"),
+                "--date",
+                day,
+            ]
+        )
+        == 0
+    )
     warehouse = Warehouse(data)
-    ranks = {row["domain"]: row["rank"] for row in query(
-        warehouse, "SELECT domain, rank FROM rank_history WHERE provider = 'dataforseo'")}
+    ranks = {
+        row["domain"]: row["rank"]
+        for row in query(
+            warehouse, "SELECT domain, rank FROM rank_history WHERE provider = 'dataforseo'"
+        )
+    }
     assert ranks["www.amazon.com"] == 1 and ranks["www.redbubble.com"] == 3
     shares = {row["domain"] for row in query(warehouse, "SELECT domain FROM domain_visibility")}
     assert "www.amazon.com" in shares
@@ -320,12 +463,13 @@ def test_the_views_name_the_urls_host_not_a_shopping_results_price_label(tmp_pat
 
 
 def test_the_sandbox_sends_price_labels_and_empty_domains_as_the_apis_do(warehouse):
-    labels = query(warehouse, "SELECT domain, url FROM dataforseo_organic "
-                              "WHERE domain LIKE '%•%'")
+    labels = query(warehouse, "SELECT domain, url FROM dataforseo_organic WHERE domain LIKE '%•%'")
     empty = query(warehouse, "SELECT url FROM semscraper_items WHERE domain = ''")
     assert labels and empty
-    named = {row["url"]: row["domain"] for row in query(
-        warehouse, "SELECT url, domain FROM serp_items WHERE url IS NOT NULL")}
+    named = {
+        row["url"]: row["domain"]
+        for row in query(warehouse, "SELECT url, domain FROM serp_items WHERE url IS NOT NULL")
+    }
     for row in [*labels, *empty]:
         assert named[row["url"]] == host(row["url"])
 
@@ -335,13 +479,30 @@ def test_spend_health_shows_an_imported_days_tasks_and_cost(tmp_path):
     from serp_etl.sandbox.dataforseo.app import advanced_task, envelope
 
     day, saved = "2026-04-01", tmp_path / "saved.ndjson"
-    saved.write_bytes(b"".join(orjson.dumps(envelope([advanced_task(
-        f"00000000-0000-0066-0000-00000000000{n}",
-        {"image_url": f"https://images.example.com/{n}.jpg", "location_code": 2840,
-         "language_code": "en"}, day, 0.0006)])) + b"\n" for n in range(3)))
+    saved.write_bytes(
+        b"".join(
+            orjson.dumps(
+                envelope(
+                    [
+                        advanced_task(
+                            f"00000000-0000-0066-0000-00000000000{n}",
+                            {
+                                "image_url": f"https://images.example.com/{n}.jpg",
+                                "location_code": 2840,
+                                "language_code": "en",
+                            },
+                            day,
+                            0.0006,
+                        )
+                    ]
+                )
+            )
+            + b"\n"
+            for n in range(3)
+        )
+    )
     data = tmp_path / "data"
-    assert main(["--data-dir", str(data), "import", "dataforseo", str(saved),
-                 "--date", day]) == 0
+    assert main(["--data-dir", str(data), "import", "dataforseo", str(saved), "--date", day]) == 0
     (row,) = query(Warehouse(data), "SELECT * FROM spend_health")
     assert (row["provider"], str(row["date"]), row["tasks"]) == ("dataforseo", day, 3)
     assert row["cost"] == pytest.approx(0.0018) and row["currency"] == "USD"
@@ -349,18 +510,22 @@ def test_spend_health_shows_an_imported_days_tasks_and_cost(tmp_path):
     assert row["fetched"] is None and row["pending"] is None  # the ledger never saw them
 
 
-FLAT_VIEWS = {provider: [f"{provider}_{table}"
-                         for table in catalog.PROVIDERS[provider].flat_schemas]
-              for provider in ("dataforseo", "semscraper")}
+FLAT_VIEWS = {
+    provider: [f"{provider}_{table}" for table in catalog.PROVIDERS[provider].flat_schemas]
+    for provider in ("dataforseo", "semscraper")
+}
 
 
 def test_every_flattened_row_names_the_response_version_it_came_from(warehouse):
     latest = {}
     for provider in FLAT_VIEWS:
-        for row in query(warehouse, "SELECT date, task_id, content_hash FROM "
-                                    f"{provider}_responses QUALIFY row_number() OVER "
-                                    "(PARTITION BY date, task_id "
-                                    "ORDER BY fetched_at DESC, content_hash DESC) = 1"):
+        for row in query(
+            warehouse,
+            "SELECT date, task_id, content_hash FROM "
+            f"{provider}_responses QUALIFY row_number() OVER "
+            "(PARTITION BY date, task_id "
+            "ORDER BY fetched_at DESC, content_hash DESC) = 1",
+        ):
             latest[provider, str(row["date"]), row["task_id"]] = row["content_hash"]
     checked = 0
     for provider, flat_views in FLAT_VIEWS.items():
@@ -380,24 +545,36 @@ def test_every_flattened_row_names_the_response_version_it_came_from(warehouse):
 def test_loads_lists_each_collection_and_import_with_its_counts(warehouse, tmp_path):
     loads = query(warehouse, "SELECT * FROM loads ORDER BY provider, date")
     assert [(load["provider"], load["kind"], load["sources"]) for load in loads] == [
-        ("dataforseo", "collection", ["api"])] * 3 + [("semscraper", "collection", ["api"])] * 3
+        ("dataforseo", "collection", ["api"])
+    ] * 3 + [("semscraper", "collection", ["api"])] * 3
     assert all(load["loaded_at"] is not None for load in loads)
     for load in loads:
         day = [str(load["date"])]
         provider = load["provider"]
-        assert load["responses"] == query(warehouse, f"SELECT count(*) AS n FROM "
-                                                     f"{provider}_responses WHERE date = ?",
-                                          day)[0]["n"]
-        assert load["serp_rows"] == query(warehouse, f"SELECT count(*) AS n FROM "
-                                                     f"{provider}_serps WHERE date = ?",
-                                          day)[0]["n"] > 0
-        items = query(warehouse, "SELECT count(*) AS n FROM serp_items WHERE provider = ? "
-                                 "AND date = ?", [provider, *day])[0]["n"]
+        assert (
+            load["responses"]
+            == query(
+                warehouse, f"SELECT count(*) AS n FROM {provider}_responses WHERE date = ?", day
+            )[0]["n"]
+        )
+        assert (
+            load["serp_rows"]
+            == query(warehouse, f"SELECT count(*) AS n FROM {provider}_serps WHERE date = ?", day)[
+                0
+            ]["n"]
+            > 0
+        )
+        items = query(
+            warehouse,
+            "SELECT count(*) AS n FROM serp_items WHERE provider = ? AND date = ?",
+            [provider, *day],
+        )[0]["n"]
         assert load["item_rows"] == items > 0
     data = tmp_path / "data"
     imported(data, "2026-03-01")
     imported(data, "2026-03-01")  # the same file again: no new version, so no new load
     with catalog.connect(data) as connection:
         (load,) = connection.execute(
-            "SELECT kind, sources, responses, serp_rows, item_rows > 0 FROM loads").fetchall()
+            "SELECT kind, sources, responses, serp_rows, item_rows > 0 FROM loads"
+        ).fetchall()
     assert load[0] == "import" and load[1][0].startswith("import:") and load[2:] == (1, 1, True)

@@ -22,8 +22,10 @@ def test_an_unreadable_rate_limit_log_is_set_aside_and_rebuilt(tmp_path, caplog)
     path = tmp_path / "state" / "rate_limits.sqlite"
     path.parent.mkdir()
     path.write_bytes(GARBAGE)
-    with caplog.at_level(logging.WARNING), RateLimiter(path, "dataforseo:x",
-                                                       {"task_get": 2}) as limiter:
+    with (
+        caplog.at_level(logging.WARNING),
+        RateLimiter(path, "dataforseo:x", {"task_get": 2}) as limiter,
+    ):
         assert limiter.acquire("task_get") == 0
     assert "rate_limits.sqlite was not readable" in caplog.text and "rebuilt" in caplog.text
     (aside,) = path.parent.glob("rate_limits.sqlite.unreadable-*")
@@ -31,8 +33,11 @@ def test_an_unreadable_rate_limit_log_is_set_aside_and_rebuilt(tmp_path, caplog)
 
 
 def materialize(data_dir):
-    return materialize_day(data_dir, dataforseo_assets, {"dataforseo": DataForSEOResource(
-        collect_deadline_seconds=30, poll_seconds=1)})
+    return materialize_day(
+        data_dir,
+        dataforseo_assets,
+        {"dataforseo": DataForSEOResource(collect_deadline_seconds=30, poll_seconds=1)},
+    )
 
 
 def test_a_run_goes_through_garbled_caches_with_a_warning(data_dir, caplog):
@@ -53,12 +58,18 @@ def test_a_run_goes_through_garbled_caches_with_a_warning(data_dir, caplog):
 
 def test_temp_files_of_a_killed_views_writer_are_swept(data_dir):
     assert materialize(data_dir).success
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     pid = int(dead.stdout)  # a process that has ended
-    left = [data_dir / f".serp.duckdb.{pid}.abcd1234.tmp",
-            data_dir / f".serp.duckdb.{pid}.abcd1234.tmp.wal",
-            data_dir / "state" / f".query_views.duckdb.{pid}.abcd1234.tmp"]
+    left = [
+        data_dir / f".serp.duckdb.{pid}.abcd1234.tmp",
+        data_dir / f".serp.duckdb.{pid}.abcd1234.tmp.wal",
+        data_dir / "state" / f".query_views.duckdb.{pid}.abcd1234.tmp",
+    ]
     for path in left:
         path.write_bytes(b"half a file")
     (data_dir / "serp.duckdb").unlink()  # the next readers write the views again

@@ -57,18 +57,41 @@ def worker(name: str, home: Path, env: dict[str, str]):
     data_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy(EXAMPLE_TARGETS, data_dir / "targets.toml")
     config = home / "celery.yaml"
-    config.write_text(f"execution:\n  config:\n    broker:\n      env: "
-                      f"{celery_deployment.BROKER_ENV}\n    backend:\n      env: "
-                      f"{celery_deployment.BACKEND_ENV}\n")
+    config.write_text(
+        f"execution:\n  config:\n    broker:\n      env: "
+        f"{celery_deployment.BROKER_ENV}\n    backend:\n      env: "
+        f"{celery_deployment.BACKEND_ENV}\n"
+    )
     log = home / f"{name}.log"
     bin_dir = str(Path(sys.executable).parent)  # celery's own command, beside dagster-celery
     with open(log, "wb") as output:
         process = subprocess.Popen(
-            [f"{bin_dir}/dagster-celery", "worker", "start", "-A", "dagster_celery.app",
-             "-y", str(config), "--name", name, "--", "-c", "1"],
-            cwd=home, start_new_session=True, stdout=output, stderr=subprocess.STDOUT,
-            env={**env, "DAGSTER_HOME": str(home / "dagster"), "SERP_ETL_DATA_DIR": str(data_dir),
-                 "PYTHONPATH": str(REPOSITORY), "PATH": f"{bin_dir}:{env.get('PATH', '')}"})
+            [
+                f"{bin_dir}/dagster-celery",
+                "worker",
+                "start",
+                "-A",
+                "dagster_celery.app",
+                "-y",
+                str(config),
+                "--name",
+                name,
+                "--",
+                "-c",
+                "1",
+            ],
+            cwd=home,
+            start_new_session=True,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={
+                **env,
+                "DAGSTER_HOME": str(home / "dagster"),
+                "SERP_ETL_DATA_DIR": str(data_dir),
+                "PYTHONPATH": str(REPOSITORY),
+                "PATH": f"{bin_dir}:{env.get('PATH', '')}",
+            },
+        )
     WORKERS.append((process, log))
     try:
         yield data_dir
@@ -99,7 +122,8 @@ def deployment(postgres_server, s3_url, tmp_path, monkeypatch):
     # dagster-postgres's NOTIFY needs psycopg2 (README, "Dagster's own instance").
     (home / "dagster.yaml").write_text(
         "storage:\n  postgres:\n    postgres_url: "
-        f"'{as_driver(instance_db, 'postgresql+psycopg2')}'\n")
+        f"'{as_driver(instance_db, 'postgresql+psycopg2')}'\n"
+    )
     with serving(dataforseo.app) as dataforseo_url, serving(semscraper.app) as semscraper_url:
         env = {
             **os.environ,
@@ -107,7 +131,8 @@ def deployment(postgres_server, s3_url, tmp_path, monkeypatch):
             celery_deployment.BACKEND_ENV: as_driver(broker_db, "postgresql+psycopg", "db+"),
             celery_deployment.DATAFORSEO_URL_ENV: dataforseo_url,
             celery_deployment.SEMSCRAPER_URL_ENV: semscraper_url,
-            "DATAFORSEO_LOGIN": LOGIN, "DATAFORSEO_PASSWORD": PASSWORD,
+            "DATAFORSEO_LOGIN": LOGIN,
+            "DATAFORSEO_PASSWORD": PASSWORD,
             "SEMSCRAPER_API_KEY": API_KEY,
             "SERP_ETL_STATE_URL": as_driver(state_db, "postgresql+psycopg"),
             "SERP_ETL_STORAGE_URL": s3_url,
@@ -121,8 +146,9 @@ def deployment(postgres_server, s3_url, tmp_path, monkeypatch):
         # the queue they listen on, and one died of UniqueViolation (kombu's lock against
         # that is per process). Declared once here, as an operator provisions a broker.
         dg.DagsterInstance.get().dispose()
-        celery = Celery(broker=env[celery_deployment.BROKER_ENV],
-                        backend=env[celery_deployment.BACKEND_ENV])
+        celery = Celery(
+            broker=env[celery_deployment.BROKER_ENV], backend=env[celery_deployment.BACKEND_ENV]
+        )
         with celery.connection_for_write() as connection:
             channel = connection.default_channel
             channel.queue_declare(queue=task_default_queue)
@@ -130,19 +156,24 @@ def deployment(postgres_server, s3_url, tmp_path, monkeypatch):
         celery.backend.ResultSession().close()
         broker = postgres_engine(as_driver(broker_db, "postgresql+psycopg"))
         assert {"kombu_queue", "kombu_message", "celery_taskmeta"} <= set(
-            sa.inspect(broker).get_table_names())
+            sa.inspect(broker).get_table_names()
+        )
         with broker.connect() as connection:
-            assert connection.exec_driver_sql("SELECT name FROM kombu_queue").scalars().all() \
-                == [task_default_queue]
+            assert connection.exec_driver_sql("SELECT name FROM kombu_queue").scalars().all() == [
+                task_default_queue
+            ]
         broker.dispose()
         yield env, dataforseo, semscraper, tmp_path
 
 
 def start_run(root: Path) -> subprocess.Popen:
     """The day's run, orchestrated by a process of its own, its steps on the workers."""
-    return subprocess.Popen([sys.executable, "-m", "serp_etl_tests.celery_deployment", TODAY],
-                            cwd=root, start_new_session=True,
-                            env={**os.environ, "PYTHONPATH": str(REPOSITORY)})
+    return subprocess.Popen(
+        [sys.executable, "-m", "serp_etl_tests.celery_deployment", TODAY],
+        cwd=root,
+        start_new_session=True,
+        env={**os.environ, "PYTHONPATH": str(REPOSITORY)},
+    )
 
 
 def watch(run: subprocess.Popen, until=None) -> int | None:
@@ -155,8 +186,7 @@ def watch(run: subprocess.Popen, until=None) -> int | None:
             pass
         for process, log in WORKERS:
             if process.poll() is not None:
-                pytest.fail(f"a worker exited ({process.returncode}): "
-                            f"{log.read_text()[-3000:]}")
+                pytest.fail(f"a worker exited ({process.returncode}): {log.read_text()[-3000:]}")
         if until is not None and until():
             return None
 
@@ -169,9 +199,12 @@ def step_failures() -> list[str]:
     """Why the steps of the latest run failed."""
     with dg.DagsterInstance.get() as instance:
         (record,) = instance.get_run_records(limit=1)
-        return [event.dagster_event.event_specific_data.error.message
-                for event in instance.all_logs(record.dagster_run.run_id,
-                                               of_type=dg.DagsterEventType.STEP_FAILURE)]
+        return [
+            event.dagster_event.event_specific_data.error.message
+            for event in instance.all_logs(
+                record.dagster_run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE
+            )
+        ]
 
 
 def billed(dataforseo, semscraper) -> tuple[int, int]:
@@ -185,8 +218,9 @@ def test_two_workers_sharing_no_disk_bill_each_target_once(deployment, capsys):
     with worker("w1", root / "w1", local), worker("w2", root / "w2", local):
         assert not run_daily(root)
     messages = step_failures()
-    assert messages and all("refused before any paid call" in m
-                            and "SERP_ETL_STORAGE_URL (" in m for m in messages)
+    assert messages and all(
+        "refused before any paid call" in m and "SERP_ETL_STORAGE_URL (" in m for m in messages
+    )
     assert billed(dataforseo, semscraper) == (0, 0)
 
     # Both workers SIGKILLed (and the run's orchestrator) once the day's tasks are paid for,
@@ -208,7 +242,17 @@ def test_two_workers_sharing_no_disk_bill_each_target_once(deployment, capsys):
     # serp-etl sql from a third directory: every row once.
     (root / "analyst").mkdir()
     capsys.readouterr()
-    assert main(["--data-dir", str(root / "analyst"), "sql",
-                 "SELECT count(*), count(DISTINCT task_id) FROM dataforseo_serps",
-                 "--format", "csv"]) == 0
+    assert (
+        main(
+            [
+                "--data-dir",
+                str(root / "analyst"),
+                "sql",
+                "SELECT count(*), count(DISTINCT task_id) FROM dataforseo_serps",
+                "--format",
+                "csv",
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.splitlines()[1:] == ["6,6"]

@@ -22,8 +22,13 @@ from serp_etl_tests.conftest import Scripted, make_client
 
 
 def task(n: int, **extra) -> dict:
-    return {"image_url": f"https://img.example/{n}.jpg", "location_code": 2840,
-            "language_code": "en", "tag": f"tag-{n}", **extra}
+    return {
+        "image_url": f"https://img.example/{n}.jpg",
+        "location_code": 2840,
+        "language_code": "en",
+        "tag": f"tag-{n}",
+        **extra,
+    }
 
 
 @pytest.fixture
@@ -78,8 +83,10 @@ def test_hostile_task_ids_never_reach_the_url(http_client):
 
 
 def test_no_credentials_is_a_clear_error(loopback, clock):
-    with (DataForSEOClient(loopback, "someone", "wrong", clock=clock, sleep=clock.sleep) as c,
-          pytest.raises(ApiError, match="40100")):
+    with (
+        DataForSEOClient(loopback, "someone", "wrong", clock=clock, sleep=clock.sleep) as c,
+        pytest.raises(ApiError, match="40100"),
+    ):
         c.user_data()
     assert httpx.get(f"{loopback}{settings.USER_DATA}").status_code == 401
 
@@ -93,16 +100,29 @@ def test_one_invalid_task_does_not_fail_its_batch_mates(http_client):
 def test_batches_are_capped_at_100_by_the_client_and_the_sandbox(http_client, loopback):
     with pytest.raises(ValueError, match="1 to 100"):
         http_client.post_tasks([task(n) for n in range(101)])
-    raw = httpx.post(f"{loopback}{settings.TASK_POST}", json=[task(n) for n in range(101)],
-                     auth=(LOGIN, PASSWORD)).json()
+    raw = httpx.post(
+        f"{loopback}{settings.TASK_POST}",
+        json=[task(n) for n in range(101)],
+        auth=(LOGIN, PASSWORD),
+    ).json()
     codes = [t["status_code"] for t in raw["tasks"]]
     assert codes[:100] == [20100] * 100 and codes[100] == 40006
 
 
 def test_the_sandbox_enforces_the_rate_limit_with_40202(loopback):
-    answers = [httpx.post(f"{loopback}{settings.ID_LIST}", auth=(LOGIN, PASSWORD), json=[{
-        "datetime_from": "2026-11-20 07:00:00 +00:00", "datetime_to": "2026-11-20 08:00:00 +00:00",
-    }]).json()["status_code"] for _ in range(11)]
+    answers = [
+        httpx.post(
+            f"{loopback}{settings.ID_LIST}",
+            auth=(LOGIN, PASSWORD),
+            json=[
+                {
+                    "datetime_from": "2026-11-20 07:00:00 +00:00",
+                    "datetime_to": "2026-11-20 08:00:00 +00:00",
+                }
+            ],
+        ).json()["status_code"]
+        for _ in range(11)
+    ]
     assert answers == [20000] * 10 + [40202]
 
 
@@ -115,8 +135,7 @@ def test_the_client_limiter_stays_under_the_limit(http_client, clock):
 
 
 def ok_envelope(tasks):
-    return httpx.Response(200, json={"status_code": 20000, "status_message": "Ok.",
-                                     "tasks": tasks})
+    return httpx.Response(200, json={"status_code": 20000, "status_message": "Ok.", "tasks": tasks})
 
 
 def test_free_gets_retry_transient_failures(sandbox, clock):
@@ -139,12 +158,15 @@ def test_free_gets_give_up_with_a_typed_error(sandbox, clock):
         client.tasks_ready()
 
 
-@pytest.mark.parametrize("failure", [
-    httpx.ReadTimeout("no answer"),
-    httpx.RemoteProtocolError("connection reset"),
-    httpx.Response(500, text="oops"),
-    httpx.Response(200, content=b"<html>proxy error</html>"),
-])
+@pytest.mark.parametrize(
+    "failure",
+    [
+        httpx.ReadTimeout("no answer"),
+        httpx.RemoteProtocolError("connection reset"),
+        httpx.Response(500, text="oops"),
+        httpx.Response(200, content=b"<html>proxy error</html>"),
+    ],
+)
 def test_a_post_with_an_unknown_outcome_is_never_sent_again(sandbox, clock, failure):
     transport = Scripted(failure, ok_envelope([]))
     client = make_client(sandbox, clock, transport=transport)
@@ -154,9 +176,17 @@ def test_a_post_with_an_unknown_outcome_is_never_sent_again(sandbox, clock, fail
 
 
 def test_a_post_that_never_left_or_was_refused_whole_is_sent_again(sandbox, clock):
-    created = ok_envelope([{"id": "11111111-1111-0066-0000-000000000001", "status_code": 20100,
-                            "status_message": "Task Created.", "cost": 0.0006,
-                            "data": {"tag": "tag-1"}}])
+    created = ok_envelope(
+        [
+            {
+                "id": "11111111-1111-0066-0000-000000000001",
+                "status_code": 20100,
+                "status_message": "Task Created.",
+                "cost": 0.0006,
+                "data": {"tag": "tag-1"},
+            }
+        ]
+    )
     transport = Scripted(
         httpx.ConnectError("refused"),
         httpx.Response(200, json={"status_code": 40202, "status_message": "Rate limit."}),
@@ -168,8 +198,9 @@ def test_a_post_that_never_left_or_was_refused_whole_is_sent_again(sandbox, cloc
 
 
 def test_account_errors_at_posting_stop_with_the_code(sandbox, clock):
-    transport = Scripted(httpx.Response(200, json={"status_code": 40210,
-                                                   "status_message": "Insufficient funds."}))
+    transport = Scripted(
+        httpx.Response(200, json={"status_code": 40210, "status_message": "Insufficient funds."})
+    )
     client = make_client(sandbox, clock, transport=transport)
     with pytest.raises(ApiError, match="40210"):
         client.post_tasks([task(1)])
@@ -177,33 +208,47 @@ def test_account_errors_at_posting_stop_with_the_code(sandbox, clock):
 
 def test_locations_and_languages_over_loopback(http_client):
     locations = http_client.locations()
-    assert {"location_code": 2840, "location_name": "United States",
-            "location_code_parent": None, "country_iso_code": "US",
-            "location_type": "Country"} in locations
+    assert {
+        "location_code": 2840,
+        "location_name": "United States",
+        "location_code_parent": None,
+        "country_iso_code": "US",
+        "location_type": "Country",
+    } in locations
     chicago = next(loc for loc in locations if loc["location_name"].startswith("Chicago"))
     assert chicago["location_code_parent"] == 2840 and chicago["location_type"] == "City"
     assert {"language_name": "Japanese", "language_code": "ja"} in http_client.languages()
 
 
-@pytest.mark.parametrize(("where", "named"), [
-    ({"location_name": "Atlantis", "language_code": "en"}, "location_name"),
-    ({"location_code": 9999, "language_code": "en"}, "location_code"),
-    ({"location_code": 2840, "language_name": "Klingon"}, "language_name"),
-    ({"location_code": 2840, "language_code": "tlh"}, "language_code"),
-])
-def test_the_sandbox_refuses_unknown_locations_and_languages(http_client, sandbox, where,
-                                                            named):
+@pytest.mark.parametrize(
+    ("where", "named"),
+    [
+        ({"location_name": "Atlantis", "language_code": "en"}, "location_name"),
+        ({"location_code": 9999, "language_code": "en"}, "location_code"),
+        ({"location_code": 2840, "language_name": "Klingon"}, "language_name"),
+        ({"location_code": 2840, "language_code": "tlh"}, "language_code"),
+    ],
+)
+def test_the_sandbox_refuses_unknown_locations_and_languages(http_client, sandbox, where, named):
     (posted,) = http_client.post_tasks([{"image_url": "https://img.example/1.jpg", **where}])
     assert posted.status_code == 40501 and named in posted.status_message
     assert sandbox.stats()["billed_tasks"] == 0
 
 
 def test_the_sandbox_honours_names_and_codes(http_client, clock):
-    posted = http_client.post_tasks([{"image_url": f"https://img.example/{n}.jpg",
-                                      "location_name": "Japan", "language_name": "Japanese"}
-                                     for n in range(4)])
+    posted = http_client.post_tasks(
+        [
+            {
+                "image_url": f"https://img.example/{n}.jpg",
+                "location_name": "Japan",
+                "language_name": "Japanese",
+            }
+            for n in range(4)
+        ]
+    )
     clock.now += 60
-    results = [orjson.loads(http_client.task_get(p.task_id).body)["tasks"][0]["result"]
-               for p in posted]
+    results = [
+        orjson.loads(http_client.task_get(p.task_id).body)["tasks"][0]["result"] for p in posted
+    ]
     found = [(r[0]["location_code"], r[0]["language_code"]) for r in results if r]
     assert found and set(found) == {(2392, "ja")}  # some SERPs may be empty (40102)

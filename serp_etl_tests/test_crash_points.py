@@ -30,19 +30,30 @@ TARGETS = {"dataforseo": 6, "semscraper": 3}  # in the example targets file
 SANDBOXES = {"dataforseo": DataForSEOSandbox, "semscraper": SemScraperSandbox}
 BILLED = {"dataforseo": "billed_tasks", "semscraper": "billed_scrapes"}
 # Points only a recovery reaches: a crash after creating leaves something to recover first.
-REACHED_AFTER = {"semscraper.candidates_recorded": "semscraper.created",
-                 "semscraper.candidates_retrieved": "semscraper.created"}
-CASES = [(provider, point) for provider in TARGETS for point in POINTS
-         if point.startswith((f"{provider}.", "raw."))]
+REACHED_AFTER = {
+    "semscraper.candidates_recorded": "semscraper.created",
+    "semscraper.candidates_retrieved": "semscraper.created",
+}
+CASES = [
+    (provider, point)
+    for provider in TARGETS
+    for point in POINTS
+    if point.startswith((f"{provider}.", "raw."))
+]
 
 
 def run_day(provider: str, data_dir: Path, url: str, crash_at: str | None = None) -> int:
     env = {k: v for k, v in os.environ.items() if k != CRASH_AT_ENV}
     if crash_at:
         env[CRASH_AT_ENV] = crash_at
-    done = subprocess.run([sys.executable, "-m", "serp_etl_tests.day_runner", provider,
-                           str(data_dir), url], env=env, cwd=REPO, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "serp_etl_tests.day_runner", provider, str(data_dir), url],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode in (0, CRASH_EXIT_CODE), done.stderr
     return done.returncode
 

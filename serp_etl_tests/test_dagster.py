@@ -49,14 +49,19 @@ def billed(data_dir) -> int:
     return DataForSEOSandbox(data_dir / "sandbox" / "dataforseo.sqlite").stats()["billed_tasks"]
 
 
-EVERY_VIEW = set(catalog.view_schemas()) | {view.name for view in analysis.VIEWS
-                                           if not view.parameters}  # macros: not views
+EVERY_VIEW = set(catalog.view_schemas()) | {
+    view.name for view in analysis.VIEWS if not view.parameters
+}  # macros: not views
 
 
 def row_counts(data_dir) -> dict[str, int]:
     with catalog.connect(data_dir) as con:
-        views = [r[0] for r in con.execute(
-            "SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()]
+        views = [
+            r[0]
+            for r in con.execute(
+                "SELECT view_name FROM duckdb_views() WHERE NOT internal"
+            ).fetchall()
+        ]
         return {v: con.execute(f"SELECT count(*) FROM {v}").fetchone()[0] for v in views}
 
 
@@ -69,11 +74,14 @@ def test_one_materialization_fills_every_dataforseo_table_and_a_rerun_posts_noth
     assert tasks_meta["posted_now"].value == targets
     assert tasks_meta["dagster/partition_row_count"].value == targets
     assert tasks_meta["dagster/uri"].value == (
-        Warehouse(data_dir).partition_dir("dataforseo", "tasks", DAY).resolve().as_uri())
+        Warehouse(data_dir).partition_dir("dataforseo", "tasks", DAY).resolve().as_uri()
+    )
 
     counts = row_counts(data_dir)
-    expected = {f"dataforseo_{t}" for t in [*FLAT_SCHEMAS, "tasks", "responses", "locations",
-                                            "languages", "alerts"]}
+    expected = {
+        f"dataforseo_{t}"
+        for t in [*FLAT_SCHEMAS, "tasks", "responses", "locations", "languages", "alerts"]
+    }
 
     assert set(views.table_views(Warehouse(data_dir))) == expected  # the tables written
     assert set(counts) == EVERY_VIEW  # and a view of every table, empty until it has data
@@ -97,19 +105,26 @@ def test_one_materialization_fills_every_dataforseo_table_and_a_rerun_posts_noth
 def test_the_date_column_comes_from_the_partition(data_dir):
     assert materialize(data_dir).success
     with catalog.connect(data_dir) as con:
-        kinds = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE dataforseo_serps)"
-                                 ).fetchall())
+        kinds = dict(
+            con.execute(
+                "SELECT column_name, column_type FROM (DESCRIBE dataforseo_serps)"
+            ).fetchall()
+        )
         dates = con.execute("SELECT DISTINCT date FROM dataforseo_organic").fetchall()
     assert kinds["date"] == "DATE" and dates == [(dt.date.fromisoformat(DAY),)]
 
 
 def test_asset_metadata_schemas_derive_from_the_pyarrow_schemas():
     spec = definitions.defs.resolve_assets_def(FLAT_KEYS["organic"]).specs_by_key[
-        FLAT_KEYS["organic"]]
+        FLAT_KEYS["organic"]
+    ]
     assert spec.metadata["dagster/column_schema"] == table_schema(
-        ORGANIC.schema, DATAFORSEO.tables.docs("organic"))
+        ORGANIC.schema, DATAFORSEO.tables.docs("organic")
+    )
     assert [c.name for c in spec.metadata["dagster/column_schema"].columns] == [
-        *ORGANIC.schema.names, "date"]
+        *ORGANIC.schema.names,
+        "date",
+    ]
     assert spec.metadata["dagster/table_name"] == "serp.main.dataforseo_organic"
 
 
@@ -128,9 +143,12 @@ def test_every_column_of_every_asset_is_described():
     # Every table is an asset, but the quarantines (written by the callback receiver).
     assert tables == len([v for v in catalog.view_schemas() if not v.endswith("_quarantine")])
     votes = table_schema(ORGANIC.schema, DATAFORSEO.tables.docs("organic")).columns[
-        ORGANIC.schema.names.index("rating_votes_count")]
-    assert votes.description == ("tasks[0].result[0].items[].rating.votes_count (items of type "
-                                 "organic): the amount of feedback.")
+        ORGANIC.schema.names.index("rating_votes_count")
+    ]
+    assert votes.description == (
+        "tasks[0].result[0].items[].rating.votes_count (items of type "
+        "organic): the amount of feedback."
+    )
 
 
 def test_dagster_shows_code_references_retries_and_freshness():
@@ -154,7 +172,8 @@ def test_asset_graph_and_partitions():
 
 def test_the_daily_schedule_runs_the_day_it_fires_on():
     context = dg.build_schedule_context(
-        scheduled_execution_time=dt.datetime(2026, 11, 23, 6, 0, tzinfo=dt.UTC))
+        scheduled_execution_time=dt.datetime(2026, 11, 23, 6, 0, tzinfo=dt.UTC)
+    )
     schedule = definitions.defs.get_schedule_def(dataforseo_daily_schedule.name)
     (request,) = schedule.evaluate_tick(context).run_requests
     assert request.partition_key == "2026-11-23"
@@ -180,23 +199,28 @@ def materialize_semscraper(data_dir, instance=None, **resource):
         instance=instance,
         resources={
             "warehouse": WarehouseResource(data_dir=str(data_dir), flatten_workers=1),
-            "semscraper": SemScraperResource(collect_deadline_seconds=30, poll_seconds=1,
-                                             **resource),
+            "semscraper": SemScraperResource(
+                collect_deadline_seconds=30, poll_seconds=1, **resource
+            ),
         },
         raise_on_error=False,
     )
 
 
-def test_one_materialization_fills_every_semscraper_table_and_a_rerun_creates_nothing(
-        data_dir):
+def test_one_materialization_fills_every_semscraper_table_and_a_rerun_creates_nothing(data_dir):
     result = materialize_semscraper(data_dir, keep_html=True)
     assert result.success
     sandbox = SemScraperSandbox(data_dir / "sandbox" / "semscraper.sqlite")
     assert sandbox.stats()["billed_scrapes"] == 3
     counts = row_counts(data_dir)
     assert set(views.table_views(Warehouse(data_dir))) == {
-        "semscraper_locations", "semscraper_tasks", "semscraper_responses",
-        "semscraper_serps", "semscraper_items", "semscraper_alerts"}
+        "semscraper_locations",
+        "semscraper_tasks",
+        "semscraper_responses",
+        "semscraper_serps",
+        "semscraper_items",
+        "semscraper_alerts",
+    }
     assert set(counts) == EVERY_VIEW
     assert counts["semscraper_serps"] == 3 and counts["semscraper_items"] > 20
     with catalog.connect(data_dir) as con:
@@ -232,14 +256,19 @@ def test_a_bad_target_after_a_good_run_fails_only_its_check_and_keeps_the_day(da
     stack trace), collects and flattens what the day has, and only the targets check fails."""
     assert materialize_semscraper(data_dir).success
     with open(data_dir / "targets.toml", "a") as targets:
-        targets.write('\n[[semscraper]]\nkeyword = "k"\nlocation = "zz"\nlanguage = "zz"\n'
-                      '[[semscraper]]\nkeyword = "m"\nlocation = "fr"\nlanguage = "fr"\n'
-                      'depth = 99\n')
+        targets.write(
+            '\n[[semscraper]]\nkeyword = "k"\nlocation = "zz"\nlanguage = "zz"\n'
+            '[[semscraper]]\nkeyword = "m"\nlocation = "fr"\nlanguage = "fr"\n'
+            "depth = 99\n"
+        )
     instance = dg.DagsterInstance.ephemeral()
     result = materialize_semscraper(data_dir, instance)
     assert result.success and not result.get_step_failure_events()
     assert {e.asset_key.path[-1] for e in result.get_asset_materialization_events()} >= {
-        "tasks", "responses", "items"}
+        "tasks",
+        "responses",
+        "items",
+    }
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     refused = checks["targets_valid"]
     assert not refused.passed and refused.severity is dg.AssetCheckSeverity.ERROR
@@ -247,19 +276,18 @@ def test_a_bad_target_after_a_good_run_fails_only_its_check_and_keeps_the_day(da
     assert "serp-etl targets check` lists every problem" in refused.description
     assert all(e.passed for name, e in checks.items() if name != "targets_valid")
     logs = instance.all_logs(result.run_id)
-    said = [r for r in logs if "Nothing was posted" in r.user_message
-            and r.level >= logging.ERROR]
+    said = [r for r in logs if "Nothing was posted" in r.user_message and r.level >= logging.ERROR]
     assert len(said) == 1 and not said[0].is_dagster_event  # once, as a line of its own
     assert not [r for r in logs if "Traceback" in r.user_message or r.error_info]
     tasks = result.asset_materializations_for_node("semscraper__tasks")[0].metadata
-    assert tasks["posted_now"].value == 0 and "targets file" in tasks[
-        "not_posted_because"].value
+    assert tasks["posted_now"].value == 0 and "targets file" in tasks["not_posted_because"].value
     assert billed(data_dir) == 0 and row_counts(data_dir)["semscraper_items"] > 0
 
 
 def test_a_bad_target_on_a_day_without_data_fails_its_run_in_one_message(data_dir):
     (data_dir / "targets.toml").write_text(
-        '[[semscraper]]\nkeyword = "k"\nlocation = "fr"\nlanguage = "fr"\ndepth = 99\n')
+        '[[semscraper]]\nkeyword = "k"\nlocation = "fr"\nlanguage = "fr"\ndepth = 99\n'
+    )
     result = materialize_semscraper(data_dir)
     (failure,) = result.get_step_failure_events()
     error = failure.event_specific_data.error
@@ -272,8 +300,20 @@ def test_a_past_partition_posts_nothing_and_rebuilds_for_free(data_dir):
     from serp_etl.cli import main
 
     (data_dir / "targets.toml").write_text("not toml at all [[[")  # never read for a past day
-    assert main(["--data-dir", str(data_dir), "import", "dataforseo",
-                 str(FIXTURES / "dataforseo_reference_example.json"), "--date", PAST]) == 0
+    assert (
+        main(
+            [
+                "--data-dir",
+                str(data_dir),
+                "import",
+                "dataforseo",
+                str(FIXTURES / "dataforseo_reference_example.json"),
+                "--date",
+                PAST,
+            ]
+        )
+        == 0
+    )
     result = materialize(data_dir, PAST)
     assert result.success
     meta = result.asset_materializations_for_node("dataforseo__tasks")[0].metadata
@@ -288,8 +328,11 @@ def test_a_past_day_without_data_stays_unmaterialized(data_dir):
     result = materialize(data_dir, PAST)
     assert result.success
     assert result.get_asset_materialization_events() == []
-    skipped = {event.step_key for event in result.all_events
-               if event.event_type is dg.DagsterEventType.STEP_SKIPPED}
+    skipped = {
+        event.step_key
+        for event in result.all_events
+        if event.event_type is dg.DagsterEventType.STEP_SKIPPED
+    }
     assert {"dataforseo__responses", "dataforseo_flattened", "dataforseo__report"} <= skipped
     assert billed(data_dir) == 0
     assert not list((data_dir / "warehouse").rglob(f"date={PAST}"))
@@ -311,8 +354,7 @@ def test_the_partitions_start_with_the_data_dir_unless_configured(tmp_path, monk
         partitions_start(tmp_path, today)
 
 
-def test_a_process_that_loads_after_midnight_keeps_the_first_loads_start(tmp_path,
-                                                                         monkeypatch):
+def test_a_process_that_loads_after_midnight_keeps_the_first_loads_start(tmp_path, monkeypatch):
     """A fresh data dir's run launched at 23:59:50 and its step process loaded at 00:00:09
     must agree on the partitions (the run's day was before the step's "today")."""
     from serp_etl.defs.partitions import START_DATE_ENV, partitions_start
@@ -338,10 +380,13 @@ def test_runs_count_their_calls_in_the_data_dirs_shared_limiter(data_dir):
 def test_dataforseo_locations_and_languages_are_kept_as_reference_tables(data_dir):
     assert materialize(data_dir).success
     with catalog.connect(data_dir) as con:
-        us = con.execute("SELECT location_name, location_type, date FROM dataforseo_locations "
-                         "WHERE location_code = 2840").fetchall()
-        japanese = con.execute("SELECT language_code FROM dataforseo_languages "
-                               "WHERE language_name = 'Japanese'").fetchall()
+        us = con.execute(
+            "SELECT location_name, location_type, date FROM dataforseo_locations "
+            "WHERE location_code = 2840"
+        ).fetchall()
+        japanese = con.execute(
+            "SELECT language_code FROM dataforseo_languages WHERE language_name = 'Japanese'"
+        ).fetchall()
     assert us == [("United States", "Country", dt.date.fromisoformat(DAY))]
     assert japanese == [("ja",)]
 
@@ -350,17 +395,23 @@ def test_spend_is_reconciled_per_partition_for_both_providers(data_dir):
     dataforseo_run = materialize(data_dir)
     semscraper_run = materialize_semscraper(data_dir)
     for run in (dataforseo_run, semscraper_run):
-        (check,) = [e for e in run.get_asset_check_evaluations()
-                    if e.check_name == "spend_reconciled"]
+        (check,) = [
+            e for e in run.get_asset_check_evaluations() if e.check_name == "spend_reconciled"
+        ]
         assert check.passed, check.description
         assert check.partition == DAY  # the day it is about, not the table as a whole
 
 
 def test_the_dataforseo_budget_is_a_resource_setting(data_dir):
     result = dg.materialize(
-        dataforseo_assets, partition_key=DAY, raise_on_error=False,
-        resources={"warehouse": WarehouseResource(data_dir=str(data_dir)),
-                   "dataforseo": DataForSEOResource(budget_usd=0.001)})
+        dataforseo_assets,
+        partition_key=DAY,
+        raise_on_error=False,
+        resources={
+            "warehouse": WarehouseResource(data_dir=str(data_dir)),
+            "dataforseo": DataForSEOResource(budget_usd=0.001),
+        },
+    )
     failure = str(result.get_step_failure_events()[0].event_specific_data.error)
     assert "budget 0.001 USD a day" in failure and billed(data_dir) == 0
 
@@ -368,8 +419,11 @@ def test_the_dataforseo_budget_is_a_resource_setting(data_dir):
 def test_the_tasks_table_says_where_each_task_stands_after_collection(data_dir):
     assert materialize(data_dir).success
     with catalog.connect(data_dir) as con:
-        states = dict(con.execute("SELECT state, count(*) FROM dataforseo_tasks "
-                                  "WHERE date = ? GROUP BY state", [DAY]).fetchall())
+        states = dict(
+            con.execute(
+                "SELECT state, count(*) FROM dataforseo_tasks WHERE date = ? GROUP BY state", [DAY]
+            ).fetchall()
+        )
     assert "posted" not in states and sum(states.values()) == 6
     assert set(states) <= {"fetched", "empty"}
 
@@ -377,17 +431,16 @@ def test_the_tasks_table_says_where_each_task_stands_after_collection(data_dir):
 def test_a_first_run_on_the_sandbox_passes_every_check(data_dir):
     result = materialize(data_dir)
     assert result.success
-    failed = [(e.check_name, e.description) for e in result.get_asset_check_evaluations()
-              if not e.passed]
+    failed = [
+        (e.check_name, e.description) for e in result.get_asset_check_evaluations() if not e.passed
+    ]
     assert failed == []
 
 
-def test_with_the_sandbox_drift_on_the_drift_check_warns_and_says_what_to_do(data_dir,
-                                                                          monkeypatch):
+def test_with_the_sandbox_drift_on_the_drift_check_warns_and_says_what_to_do(data_dir, monkeypatch):
     monkeypatch.setenv(DRIFT_ENV, "1")
     result = materialize(data_dir)
-    (drift,) = [e for e in result.get_asset_check_evaluations()
-                if e.check_name == "schema_drift"]
+    (drift,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "schema_drift"]
     assert not drift.passed and drift.severity == dg.AssetCheckSeverity.WARN
     assert "consider declaring them" in drift.description
     assert set(drift.metadata["undocumented_item_types"].value) == {"related_searches"}
@@ -397,10 +450,14 @@ def test_serp_etl_logs_reach_the_run_logs_with_the_projects_instance(data_dir):
     settings = yaml.safe_load(project_files.INSTANCE_CONFIG.read_text())
     instance = dg.DagsterInstance.ephemeral(settings={"python_logs": settings["python_logs"]})
     result = dg.materialize(
-        dataforseo_assets, partition_key=DAY, instance=instance,
-        resources={"warehouse": WarehouseResource(data_dir=str(data_dir)),
-                   "dataforseo": DataForSEOResource(collect_deadline_seconds=30,
-                                                    poll_seconds=1)})
+        dataforseo_assets,
+        partition_key=DAY,
+        instance=instance,
+        resources={
+            "warehouse": WarehouseResource(data_dir=str(data_dir)),
+            "dataforseo": DataForSEOResource(collect_deadline_seconds=30, poll_seconds=1),
+        },
+    )
     assert result.success
     messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
     assert any(f"{DAY}: 6 tasks to collect" in message for message in messages)
@@ -410,8 +467,13 @@ DG_CLI = Path(sys.executable).with_name("dg")
 
 
 def _listed_assets(project: Path) -> set[str]:
-    listed = subprocess.run([str(DG_CLI), "list", "defs", "--json"], cwd=project,
-                            capture_output=True, text=True, timeout=120)
+    listed = subprocess.run(
+        [str(DG_CLI), "list", "defs", "--json"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert listed.returncode == 0, listed.stderr
     return {asset["asset_key"] for asset in json.loads(listed.stdout)["assets"]}
 
@@ -420,10 +482,16 @@ def test_an_asset_scaffolded_by_dg_is_loaded_beside_ours(tmp_path):
     # The project as a user has it (its own copy: the scaffold writes into the defs folder).
     repo = Path(definitions.__file__).parent.parent
     shutil.copy(repo / "pyproject.toml", tmp_path)
-    shutil.copytree(repo / "serp_etl", tmp_path / "serp_etl",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    scaffolded = subprocess.run([str(DG_CLI), "scaffold", "defs", "dagster.asset", "my_asset.py"],
-                                cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    shutil.copytree(
+        repo / "serp_etl", tmp_path / "serp_etl", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    scaffolded = subprocess.run(
+        [str(DG_CLI), "scaffold", "defs", "dagster.asset", "my_asset.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert scaffolded.returncode == 0, scaffolded.stderr
     assert (tmp_path / "serp_etl" / "defs" / "my_asset.py").is_file()
     assets = _listed_assets(tmp_path)
@@ -436,18 +504,25 @@ def test_an_installed_package_loads_the_same_definitions(monkeypatch, tmp_path):
     monkeypatch.setattr(definitions, "PACKAGE", tmp_path / "site-packages" / "serp_etl")
     installed = definitions.load_definitions()
     assert set(installed.resolve_asset_graph().get_all_asset_keys()) == set(
-        definitions.defs.resolve_asset_graph().get_all_asset_keys())
+        definitions.defs.resolve_asset_graph().get_all_asset_keys()
+    )
     assert sorted(installed.resources) == sorted(definitions.defs.resources)
 
 
 def test_dg_loads_the_definitions_as_shipped():
     repo = Path(definitions.__file__).parent.parent
     dg_cli = DG_CLI
-    checked = subprocess.run([str(dg_cli), "check", "defs"], cwd=repo, capture_output=True,
-                             text=True, timeout=120)
+    checked = subprocess.run(
+        [str(dg_cli), "check", "defs"], cwd=repo, capture_output=True, text=True, timeout=120
+    )
     assert checked.returncode == 0, checked.stderr
-    listed = subprocess.run([str(dg_cli), "list", "defs", "--json"], cwd=repo,
-                            capture_output=True, text=True, timeout=120)
+    listed = subprocess.run(
+        [str(dg_cli), "list", "defs", "--json"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert listed.returncode == 0, listed.stderr
     assert "dataforseo/organic" in listed.stdout and "semscraper_late_results" in listed.stdout
 
@@ -460,25 +535,41 @@ def test_a_backfill_of_several_days_flattens_them_in_one_run_each_day_reported(t
     flat = [a for a in dataforseo_assets if FLAT_KEYS["organic"] in a.keys]
     assert flat[0].backfill_policy == dg.BackfillPolicy.single_run()
     job = dg.Definitions(
-        assets=flat, jobs=[dg.define_asset_job("reflatten", selection=list(FLAT_KEYS.values()))],
+        assets=flat,
+        jobs=[dg.define_asset_job("reflatten", selection=list(FLAT_KEYS.values()))],
         resources={"warehouse": WarehouseResource(data_dir=str(warehouse.data_dir))},
     ).resolve_job_def("reflatten")
     instance = dg.DagsterInstance.ephemeral()
-    result = job.execute_in_process(instance=instance, tags={
-        "dagster/asset_partition_range_start": days[0],
-        "dagster/asset_partition_range_end": days[-1]})
+    result = job.execute_in_process(
+        instance=instance,
+        tags={
+            "dagster/asset_partition_range_start": days[0],
+            "dagster/asset_partition_range_end": days[-1],
+        },
+    )
     assert result.success and len(instance.get_runs()) == 1
     with catalog.connect(warehouse.data_dir) as connection:
-        organic = dict(connection.execute(
-            "SELECT CAST(date AS VARCHAR), count(*) FROM dataforseo_organic GROUP BY 1"
-        ).fetchall())
+        organic = dict(
+            connection.execute(
+                "SELECT CAST(date AS VARCHAR), count(*) FROM dataforseo_organic GROUP BY 1"
+            ).fetchall()
+        )
     records = instance.fetch_materializations(FLAT_KEYS["organic"], limit=100).records
-    counts = {r.partition_key: r.asset_materialization.metadata[
-        "dagster/partition_row_count"].value for r in records}
+    counts = {
+        r.partition_key: r.asset_materialization.metadata["dagster/partition_row_count"].value
+        for r in records
+    }
     assert counts == organic and len(counts) == len(days)  # each day its own figure
     check = dg.AssetCheckKey(FLAT_KEYS["serps"], "items_accounted_for")
-    evaluations = [e for e in result.all_events
-                   if e.event_type is dg.DagsterEventType.ASSET_CHECK_EVALUATION]
-    assert sorted(e.asset_check_evaluation_data.partition for e in evaluations
-                  if e.asset_check_evaluation_data.asset_check_key == check) == days
+    evaluations = [
+        e for e in result.all_events if e.event_type is dg.DagsterEventType.ASSET_CHECK_EVALUATION
+    ]
+    assert (
+        sorted(
+            e.asset_check_evaluation_data.partition
+            for e in evaluations
+            if e.asset_check_evaluation_data.asset_check_key == check
+        )
+        == days
+    )
     assert all(e.asset_check_evaluation_data.passed for e in evaluations)

@@ -43,12 +43,24 @@ def test_the_values_run_each_run_in_a_pod_with_state_and_storage_shared():
     assert env[STATE_URL_ENV].startswith("postgresql+psycopg://")
     assert env[DEPLOYMENT_ENV] == MULTI_HOST and START_DATE_ENV in env
     # What a step checks before any paid call, with these settings: it may run.
-    assert private_disk_refusal("multi_or_in_process_executor", "K8sRunLauncher",
-                                env[DEPLOYMENT_ENV], shared_state=True,
-                                shared_storage=True) is None
+    assert (
+        private_disk_refusal(
+            "multi_or_in_process_executor",
+            "K8sRunLauncher",
+            env[DEPLOYMENT_ENV],
+            shared_state=True,
+            shared_storage=True,
+        )
+        is None
+    )
     # Without the bucket, the same pods are refused.
-    assert private_disk_refusal("multi_or_in_process_executor", "K8sRunLauncher",
-                                env[DEPLOYMENT_ENV], shared_state=True, shared_storage=False)
+    assert private_disk_refusal(
+        "multi_or_in_process_executor",
+        "K8sRunLauncher",
+        env[DEPLOYMENT_ENV],
+        shared_state=True,
+        shared_storage=False,
+    )
 
 
 def test_the_values_keep_dagster_s_instance_out_of_the_known_traps():
@@ -76,10 +88,18 @@ def test_the_deploy_extra_pins_dagster_s_libraries_to_the_dagster_it_pins():
     minor = int(core.split("==")[1].split(".")[1])
     patch = core.split("==")[1].split(".")[2]
     deploy = project["optional-dependencies"]["deploy"]
-    libraries = [d for extra in ("deploy", "postgres")
-                 for d in project["optional-dependencies"][extra] if d.startswith("dagster-")]
+    libraries = [
+        d
+        for extra in ("deploy", "postgres")
+        for d in project["optional-dependencies"][extra]
+        if d.startswith("dagster-")
+    ]
     assert {name.split("==")[0] for name in libraries} >= {
-        "dagster-k8s", "dagster-celery", "dagster-postgres", "dagster-aws"}
+        "dagster-k8s",
+        "dagster-celery",
+        "dagster-postgres",
+        "dagster-aws",
+    }
     # Integration libraries 0.<minor + 16>.<patch> go with dagster 1.<minor>.<patch>.
     assert {name.split("==")[1] for name in libraries} == {f"0.{minor + 16}.{patch}"}
     assert "serp-etl[postgres,s3]" in deploy

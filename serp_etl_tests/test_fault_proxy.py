@@ -27,13 +27,16 @@ def test_a_clean_request_is_forwarded_and_counted(proxy):
     assert proxy.forwarded[("POST", "/v1/x")] == 1 and not proxy.met
 
 
-@pytest.mark.parametrize(("kind", "error", "forwarded"), [
-    ("reset_before", httpx.RemoteProtocolError, 0),
-    ("reset_after", httpx.RemoteProtocolError, 1),
-    ("truncate_after", httpx.RemoteProtocolError, 1),
-    ("stall_before", httpx.ReadTimeout, 0),
-    ("stall_after", httpx.ReadTimeout, 1),
-])
+@pytest.mark.parametrize(
+    ("kind", "error", "forwarded"),
+    [
+        ("reset_before", httpx.RemoteProtocolError, 0),
+        ("reset_after", httpx.RemoteProtocolError, 1),
+        ("truncate_after", httpx.RemoteProtocolError, 1),
+        ("stall_before", httpx.ReadTimeout, 0),
+        ("stall_after", httpx.ReadTimeout, 1),
+    ],
+)
 def test_broken_answers(proxy, kind, error, forwarded):
     proxy.add(kind, path="/x")
     with pytest.raises((error, httpx.ReadError)):

@@ -49,22 +49,43 @@ def test_reference_example_lands_in_every_table_with_its_values():
     assert images[2]["alt"] == "Image #3 for Marmalade Art Tropical Flower Wallpaper Mural"
     organic_images = tables["organic_images"].to_pylist()
     assert [(r["item_index"], r["images_index"]) for r in organic_images] == [
-        (1, 0), (2, 0), (3, 0), (4, 0)]
+        (1, 0),
+        (2, 0),
+        (3, 0),
+        (4, 0),
+    ]
 
 
 def test_nested_objects_become_prefixed_columns_and_arrays_child_tables():
     names = set(ORGANIC.schema.names)
-    for column in ("rating_value", "rating_type", "rating_max", "rating_votes_count",
-                   "price_current", "price_max_value", "price_displayed_price", "rectangle_y",
-                   "about_this_result_source", "about_this_result_search_terms", "faq_type",
-                   "highlighted", "extended_people_also_search"):
+    for column in (
+        "rating_value",
+        "rating_type",
+        "rating_max",
+        "rating_votes_count",
+        "price_current",
+        "price_max_value",
+        "price_displayed_price",
+        "rectangle_y",
+        "about_this_result_source",
+        "about_this_result_search_terms",
+        "faq_type",
+        "highlighted",
+        "extended_people_also_search",
+    ):
         assert column in names, column
     assert {"dataforseo_" + n for n in FLAT_SCHEMAS} >= {
-        "dataforseo_organic_images", "dataforseo_organic_links", "dataforseo_organic_faq_items",
-        "dataforseo_organic_faq_items_links", "dataforseo_organic_related_result",
-        "dataforseo_organic_related_result_images", "dataforseo_images_items",
-        "dataforseo_images_related_image_searches", "dataforseo_serps_refinement_chips_items",
-        "dataforseo_serps_refinement_chips_items_options"}
+        "dataforseo_organic_images",
+        "dataforseo_organic_links",
+        "dataforseo_organic_faq_items",
+        "dataforseo_organic_faq_items_links",
+        "dataforseo_organic_related_result",
+        "dataforseo_organic_related_result_images",
+        "dataforseo_images_items",
+        "dataforseo_images_related_image_searches",
+        "dataforseo_serps_refinement_chips_items",
+        "dataforseo_serps_refinement_chips_items_options",
+    }
     links = FLAT_SCHEMAS["organic_faq_items_links"].names
     assert links[:4] == ["task_id", "item_index", "faq_items_index", "links_index"]
     assert FLAT_SCHEMAS["organic"].field("price_current").type == pa.float64()
@@ -89,15 +110,23 @@ def test_every_declared_column_is_filled_by_a_day_of_sandbox_results():
     for name, table in tables.items():
         for column in table.column_names:
             # content_hash: set by with_lineage from the raw rows (test_raw_layer).
-            if column in ("extra", "invalid_values", "content_hash") \
-                    or f"{name}.{column}" in always_utc:
+            if (
+                column in ("extra", "invalid_values", "content_hash")
+                or f"{name}.{column}" in always_utc
+            ):
                 continue
             assert table.column(column).null_count < table.num_rows, f"{name}.{column}"
 
 
 def test_unknown_fields_are_kept_in_extra_not_dropped():
-    item = {"type": "organic", "rank_group": 1, "rank_absolute": 1, "title": "t",
-            "source_badge": "Verified", "rating": {"value": 4, "new_scale": "x"}}
+    item = {
+        "type": "organic",
+        "rank_group": 1,
+        "rank_absolute": 1,
+        "title": "t",
+        "source_badge": "Verified",
+        "rating": {"value": 4, "new_scale": "x"},
+    }
     result = {"type": "search_by_image", "brand_new": [1, 2], "items": [item]}
     tables = flatten_responses([_response("t1", result)])
     row = tables["organic"].to_pylist()[0]
@@ -131,16 +160,24 @@ def test_a_wrong_type_becomes_null_with_the_raw_value_kept(field, value, column)
 
 
 def test_bool_in_float_column_is_invalid_not_one():
-    item = {"type": "organic", "rank_group": 1, "rank_absolute": 1,
-            "price": {"current": True, "regular": 9}}
+    item = {
+        "type": "organic",
+        "rank_group": 1,
+        "rank_absolute": 1,
+        "price": {"current": True, "regular": 9},
+    }
     row = flatten_responses([_response("t", {"items": [item]})])["organic"].to_pylist()[0]
     assert row["price_current"] is None and row["price_regular"] == 9.0
     assert orjson.loads(row["invalid_values"]) == {"price_current": True}
 
 
 def test_non_object_array_elements_are_kept_and_objects_still_land():
-    item = {"type": "images", "rank_group": 1, "rank_absolute": 1,
-            "items": [{"alt": "a"}, "stray", {"alt": "b"}]}
+    item = {
+        "type": "images",
+        "rank_group": 1,
+        "rank_absolute": 1,
+        "items": [{"alt": "a"}, "stray", {"alt": "b"}],
+    }
     tables = flatten_responses([_response("t", {"items": [item]})])
     children = tables["images_items"].to_pylist()
     assert [(c["items_index"], c["alt"]) for c in children] == [(0, "a"), (2, "b")]
@@ -148,13 +185,17 @@ def test_non_object_array_elements_are_kept_and_objects_still_land():
 
 
 def test_undocumented_item_types_land_in_other_items_whole():
-    items = [{"type": "organic", "rank_group": 1, "rank_absolute": 1},
-             {"type": "visual_matches", "rank_group": 1, "rank_absolute": 2, "cards": [1]},
-             "not an object"]
+    items = [
+        {"type": "organic", "rank_group": 1, "rank_absolute": 1},
+        {"type": "visual_matches", "rank_group": 1, "rank_absolute": 2, "cards": [1]},
+        "not an object",
+    ]
     tables = flatten_responses([_response("t", {"items": items})])
     other = tables["other_items"].to_pylist()
     assert [(o["item_index"], o["type"], o["rank_absolute"]) for o in other] == [
-        (1, "visual_matches", 2), (2, None, None)]
+        (1, "visual_matches", 2),
+        (2, None, None),
+    ]
     assert orjson.loads(other[0]["item"])["cards"] == [1]
     assert orjson.loads(other[1]["item"]) == "not an object"
 
@@ -162,8 +203,11 @@ def test_undocumented_item_types_land_in_other_items_whole():
 def test_an_item_type_that_is_not_a_string_lands_in_other_items():
     # Found by the type checker: a list or an object as "type" was looked up as a table name
     # and failed the whole flatten with "unhashable type".
-    items = [{"type": ["organic"], "rank_absolute": 1}, {"type": {"a": 1}, "rank_absolute": 2},
-             {"type": "organic", "rank_group": 1, "rank_absolute": 3}]
+    items = [
+        {"type": ["organic"], "rank_absolute": 1},
+        {"type": {"a": 1}, "rank_absolute": 2},
+        {"type": "organic", "rank_group": 1, "rank_absolute": 3},
+    ]
     tables = flatten_responses([_response("t", {"items": items})])
     other = tables["other_items"].to_pylist()
     assert [(o["item_index"], o["type"]) for o in other] == [(0, None), (1, None)]
@@ -191,13 +235,15 @@ def test_responses_without_results_contribute_no_rows():
 
 def test_spec_rejects_colliding_column_names():
     with pytest.raises(ValueError, match="duplicate column"):
-        TableSpec("t", (("id", pa.string()),),
-                  {"a_b": STRING, "a": Obj({"b": INT})})
+        TableSpec("t", (("id", pa.string()),), {"a_b": STRING, "a": Obj({"b": INT})})
 
 
 def test_child_keys_extend_the_parent_keys():
-    spec = TableSpec("p", (("id", pa.string()),),
-                     {"xs": Children({"v": FLOAT, "ys": Children({"w": STRING_LIST})})})
+    spec = TableSpec(
+        "p",
+        (("id", pa.string()),),
+        {"xs": Children({"v": FLOAT, "ys": Children({"w": STRING_LIST})})},
+    )
     assert spec.walk()[1].schema.names[:2] == ["id", "xs_index"]
     assert spec.walk()[2].name == "p_xs_ys"
     assert spec.walk()[2].schema.names[:3] == ["id", "xs_index", "ys_index"]
@@ -209,8 +255,13 @@ def test_a_large_body_flattens_a_chunk_at_a_time_to_the_same_rows(monkeypatch):
     from serp_etl.providers.dataforseo import flatten
     from serp_etl.sandbox.dataforseo.app import advanced_task, envelope
 
-    data = {"image_url": "https://x.example/1.jpg", "location_code": 2840,
-            "language_code": "en", "max_crawl_pages": 3, "calculate_rectangles": True}
+    data = {
+        "image_url": "https://x.example/1.jpg",
+        "location_code": 2840,
+        "language_code": "en",
+        "max_crawl_pages": 3,
+        "calculate_rectangles": True,
+    }
     task_id = "00000000-0000-0066-0000-000000000001"
     body = orjson.dumps(envelope([advanced_task(task_id, data, "2026-01-02", 0.0018)]))
     batch = pa.RecordBatch.from_pydict({"task_id": [task_id], "body": [body.decode()]})
@@ -220,24 +271,36 @@ def test_a_large_body_flattens_a_chunk_at_a_time_to_the_same_rows(monkeypatch):
     chunked = flatten.flatten_raw_batch(batch)
     assert whole["organic"].num_rows > 7  # several chunks
     for name, table in whole.items():
-        assert chunked[name].sort_by([(c, "ascending") for c in table.schema.names
-                                      if c in ("task_id", "item_index")]).equals(
-            table.sort_by([(c, "ascending") for c in table.schema.names
-                           if c in ("task_id", "item_index")])), name
+        assert (
+            chunked[name]
+            .sort_by(
+                [(c, "ascending") for c in table.schema.names if c in ("task_id", "item_index")]
+            )
+            .equals(
+                table.sort_by(
+                    [(c, "ascending") for c in table.schema.names if c in ("task_id", "item_index")]
+                )
+            )
+        ), name
 
 
-@pytest.mark.parametrize(("text", "instant", "kept"), [
-    ("2019-11-15 12:57:46 +00:00", datetime(2019, 11, 15, 12, 57, 46, tzinfo=UTC), None),
-    ("2019-11-15 14:57:46 +02:00", datetime(2019, 11, 15, 12, 57, 46, tzinfo=UTC),
-     "2019-11-15 14:57:46 +02:00"),
-    ("2025-09-10T12:32:56Z", datetime(2025, 9, 10, 12, 32, 56, tzinfo=UTC), None),
-    ("2019-11-15 12:57:46", datetime(2019, 11, 15, 12, 57, 46, tzinfo=UTC), None),
-])
+@pytest.mark.parametrize(
+    ("text", "instant", "kept"),
+    [
+        ("2019-11-15 12:57:46 +00:00", datetime(2019, 11, 15, 12, 57, 46, tzinfo=UTC), None),
+        (
+            "2019-11-15 14:57:46 +02:00",
+            datetime(2019, 11, 15, 12, 57, 46, tzinfo=UTC),
+            "2019-11-15 14:57:46 +02:00",
+        ),
+        ("2025-09-10T12:32:56Z", datetime(2025, 9, 10, 12, 32, 56, tzinfo=UTC), None),
+        ("2019-11-15 12:57:46", datetime(2019, 11, 15, 12, 57, 46, tzinfo=UTC), None),
+    ],
+)
 def test_date_times_are_instants_with_their_text_where_it_says_more(text, instant, kept):
     result = {"type": "search_by_image", "datetime": text, "items": []}
     (row,) = flatten_responses([_response("t1", result)])["serps"].to_pylist()
-    assert (row["datetime"], row["datetime_text"], row["invalid_values"]) == (instant, kept,
-                                                                                None)
+    assert (row["datetime"], row["datetime_text"], row["invalid_values"]) == (instant, kept, None)
 
 
 @pytest.mark.parametrize("value", ["yesterday", "2019-13-45 10:00:00 +00:00", 20191115, True])

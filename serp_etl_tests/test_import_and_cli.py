@@ -22,8 +22,10 @@ REFERENCE = FIXTURES / "dataforseo_reference_example.json"
 def _envelope_with(task_ids: list[str]) -> dict:
     template = orjson.loads(REFERENCE.read_bytes())
     task = template["tasks"][0]
-    template["tasks"] = [{**task, "id": task_id, "data": {**task["data"], "tag": task_id[-4:]}}
-                         for task_id in task_ids]
+    template["tasks"] = [
+        {**task, "id": task_id, "data": {**task["data"], "tag": task_id[-4:]}}
+        for task_id in task_ids
+    ]
     return template
 
 
@@ -50,8 +52,9 @@ def archives(tmp_path: Path) -> dict[str, Path]:
     files["empty"].write_bytes(b"")
     files["not_json"].write_bytes(b"<html>502 Bad Gateway</html>")
     files["wrong_shape"].write_bytes(b'{"results": []}')
-    files["error_envelope"].write_bytes(b'{"status_code": 40100, "status_message": "Denied.",'
-                                        b' "tasks": []}')
+    files["error_envelope"].write_bytes(
+        b'{"status_code": 40100, "status_message": "Denied.", "tasks": []}'
+    )
     files["hostile_id"].write_bytes(orjson.dumps(_envelope_with(["../../etc/passwd"])))
     files["bad_gzip"].write_bytes(gzip.compress(b'{"tasks": []}')[:12])
     return files
@@ -63,15 +66,18 @@ def run(capsys, *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-@pytest.mark.parametrize(("name", "reason"), [
-    ("truncated", "not valid JSON"),
-    ("empty", "empty file"),
-    ("not_json", "not valid JSON"),
-    ("wrong_shape", "not a task_get response"),
-    ("error_envelope", "status 40100"),
-    ("hostile_id", "not a DataForSEO task id"),
-    ("bad_gzip", "corrupt or truncated gzip"),
-])
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("truncated", "not valid JSON"),
+        ("empty", "empty file"),
+        ("not_json", "not valid JSON"),
+        ("wrong_shape", "not a task_get response"),
+        ("error_envelope", "status 40100"),
+        ("hostile_id", "not a DataForSEO task id"),
+        ("bad_gzip", "corrupt or truncated gzip"),
+    ],
+)
 def test_each_invalid_archive_is_named_with_its_reason(archives, name, reason, tmp_path):
     data = tmp_path / "data"
     with Ledger(ledger_path(data)) as ledger:
@@ -81,40 +87,51 @@ def test_each_invalid_archive_is_named_with_its_reason(archives, name, reason, t
     assert report.new_responses == 0
 
 
-def test_import_lands_the_good_files_rejects_the_bad_and_is_idempotent(tmp_path, archives,
-                                                                       capsys):
+def test_import_lands_the_good_files_rejects_the_bad_and_is_idempotent(tmp_path, archives, capsys):
     data = tmp_path / "data"
     good = [archives["reference"], archives["gzip"], archives["ndjson"]]
     bad = [archives["truncated"], archives["empty"], archives["wrong_shape"]]
-    code, out, err = run(capsys, "--data-dir", data, "import", "dataforseo", *good, *bad,
-                         "--date", DAY)
+    code, out, err = run(
+        capsys, "--data-dir", data, "import", "dataforseo", *good, *bad, "--date", DAY
+    )
     assert code == 1
     for path in bad:
         assert f"rejected {path}:" in err
     assert "3 files imported, 3 rejected; 5 new responses" in out
 
-    query = ("SELECT count(*) AS n, count(DISTINCT task_id) AS ids FROM dataforseo_responses "
-             f"WHERE date = DATE '{DAY}'")
-    assert json.loads(run(capsys, "--data-dir", data, "sql", query, "--format", "json")[1]) \
-        == [{"n": 5, "ids": 5}]
-    organic = ("SELECT count(*) AS n FROM dataforseo_organic")
-    assert json.loads(run(capsys, "--data-dir", data, "sql", organic, "--format", "json")[1]) \
-        == [{"n": 20}]  # 4 organic items in each of the 5 responses
+    query = (
+        "SELECT count(*) AS n, count(DISTINCT task_id) AS ids FROM dataforseo_responses "
+        f"WHERE date = DATE '{DAY}'"
+    )
+    assert json.loads(run(capsys, "--data-dir", data, "sql", query, "--format", "json")[1]) == [
+        {"n": 5, "ids": 5}
+    ]
+    organic = "SELECT count(*) AS n FROM dataforseo_organic"
+    assert json.loads(run(capsys, "--data-dir", data, "sql", organic, "--format", "json")[1]) == [
+        {"n": 20}
+    ]  # 4 organic items in each of the 5 responses
 
     code, out, _ = run(capsys, "--data-dir", data, "import", "dataforseo", *good, "--date", DAY)
     assert code == 0 and "0 new responses" in out
-    assert json.loads(run(capsys, "--data-dir", data, "sql", organic, "--format", "json")[1]) \
-        == [{"n": 20}]
+    assert json.loads(run(capsys, "--data-dir", data, "sql", organic, "--format", "json")[1]) == [
+        {"n": 20}
+    ]
 
 
 def test_sql_formats(tmp_path, capsys):
     data = tmp_path / "data"
     run(capsys, "--data-dir", data, "import", "dataforseo", REFERENCE, "--date", DAY)
-    query = ("SELECT task_id, date, item_types, items_count FROM dataforseo_serps")
+    query = "SELECT task_id, date, item_types, items_count FROM dataforseo_serps"
     code, out, _ = run(capsys, "--data-dir", data, "sql", query, "--format", "json")
     assert code == 0
-    assert json.loads(out) == [{"task_id": REFERENCE_TASK_ID, "date": DAY,
-                                "item_types": ["images", "organic"], "items_count": 61}]
+    assert json.loads(out) == [
+        {
+            "task_id": REFERENCE_TASK_ID,
+            "date": DAY,
+            "item_types": ["images", "organic"],
+            "items_count": 61,
+        }
+    ]
     code, out, _ = run(capsys, "--data-dir", data, "sql", query, "--format", "csv")
     assert out.splitlines()[0] == "task_id,date,item_types,items_count"
     code, out, _ = run(capsys, "--data-dir", data, "sql", query)
@@ -123,12 +140,21 @@ def test_sql_formats(tmp_path, capsys):
     assert code == 2 and "no_such_table" in err
 
 
-@pytest.mark.parametrize("date", ["../../etc", "2025-13-01", "2025-02-30", "2025-00-10",
-                                  "2025-1-01", " 2025-01-01", "2025-01-01\n"])
+@pytest.mark.parametrize(
+    "date",
+    [
+        "../../etc",
+        "2025-13-01",
+        "2025-02-30",
+        "2025-00-10",
+        "2025-1-01",
+        " 2025-01-01",
+        "2025-01-01\n",
+    ],
+)
 def test_a_bad_date_is_refused_before_anything_runs(tmp_path, capsys, date):
     with pytest.raises(SystemExit):
-        main(["--data-dir", str(tmp_path), "import", "dataforseo", str(REFERENCE),
-              "--date", date])
+        main(["--data-dir", str(tmp_path), "import", "dataforseo", str(REFERENCE), "--date", date])
     assert "YYYY-MM-DD" in capsys.readouterr().err
     assert not (tmp_path / "warehouse").exists()
 

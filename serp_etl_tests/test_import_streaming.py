@@ -18,21 +18,32 @@ from serp_etl.providers.dataforseo.archive import import_archives
 from serp_etl.state.ledger import Ledger
 from serp_etl_tests.conftest import FIXTURES, TODAY
 
-REFERENCE = orjson.dumps(orjson.loads((FIXTURES / "dataforseo_reference_example.json")
-                                      .read_bytes()))
+REFERENCE = orjson.dumps(
+    orjson.loads((FIXTURES / "dataforseo_reference_example.json").read_bytes())
+)
 
 
 def response(n: int) -> bytes:
-    return REFERENCE.replace(b"11151921-1535-0066-0000-2c32bed229f2",
-                             f"11151921-1535-0066-0000-{n:012x}".encode())
+    return REFERENCE.replace(
+        b"11151921-1535-0066-0000-2c32bed229f2", f"11151921-1535-0066-0000-{n:012x}".encode()
+    )
 
 
 def dirty_file(path):
     """Good lines, a document broken over two lines by a raw newline, an invalid line, a
     line over a 1 MB cap and blank lines: what each line is, by its number."""
     broken = response(3).replace(b'"keyword":', b'"keyword":"a\nb","k":', 1)
-    lines = [response(1), b"", response(2), broken, b"<html>oops</html>",
-             b'{"pad": "' + b"x" * (2**20 + 10) + b'"}', response(4), b"  ", response(5)]
+    lines = [
+        response(1),
+        b"",
+        response(2),
+        broken,
+        b"<html>oops</html>",
+        b'{"pad": "' + b"x" * (2**20 + 10) + b'"}',
+        response(4),
+        b"  ",
+        response(5),
+    ]
     path.write_bytes(b"\n".join(lines) + b"\n")
     return path
 
@@ -40,10 +51,13 @@ def dirty_file(path):
 def land(tmp_path, name, paths, **options):
     data = tmp_path / name
     with Ledger(data / "ledger.sqlite") as ledger:
-        report = import_archives(paths, TODAY, ledger, Warehouse(data), keep_good=True,
-                                 max_document_mb=1, **options)
-    raw = pq.read_table(Warehouse(data).root / "dataforseo" / RAW_TABLE,
-                        columns=["task_id", "content_hash", "body", "repairs"])
+        report = import_archives(
+            paths, TODAY, ledger, Warehouse(data), keep_good=True, max_document_mb=1, **options
+        )
+    raw = pq.read_table(
+        Warehouse(data).root / "dataforseo" / RAW_TABLE,
+        columns=["task_id", "content_hash", "body", "repairs"],
+    )
     rejects = [json.loads(line) for line in report.rejects_file.read_text().splitlines()]
     return report, sorted(raw.to_pylist(), key=lambda row: row["task_id"]), rejects
 
@@ -62,7 +76,8 @@ def test_workers_reading_byte_ranges_land_what_one_reader_lands(tmp_path, monkey
     report, raw, rejects = many
     assert report.new_responses == 5 and raw == one[1]
     assert [(r["line"], r["reason"][:20]) for r in rejects] == [
-        (r["line"], r["reason"][:20]) for r in one[2]]
+        (r["line"], r["reason"][:20]) for r in one[2]
+    ]
     assert [r["line"] for r in rejects] == [6, 7]
     assert "not valid JSON" in rejects[0]["reason"]
     assert "over the size cap (1 MB)" in rejects[1]["reason"]
@@ -75,8 +90,7 @@ def test_a_worker_that_dies_fails_the_import_and_publishes_nothing(tmp_path, mon
     path.write_bytes(b"\n".join(response(n) for n in range(1, 5)) + b"\n")
     monkeypatch.setattr(archive, "_work", lambda *args: os._exit(9))  # as if killed
     data = tmp_path / "data"
-    with Ledger(data / "ledger.sqlite") as ledger, pytest.raises(RuntimeError,
-                                                                 match="exit code 9"):
+    with Ledger(data / "ledger.sqlite") as ledger, pytest.raises(RuntimeError, match="exit code 9"):
         import_archives([path], TODAY, ledger, Warehouse(data), workers=2)
     assert not list((data / "warehouse").rglob("*.parquet"))
 

@@ -45,9 +45,27 @@ class HoldFirstPost:
 
 def materialize(env: dict, selection: str, config: Path, **kwargs) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "serp_etl.definitions",
-         "--select", selection, "--partition", TODAY, "-c", str(config)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "asset",
+            "materialize",
+            "-m",
+            "serp_etl.definitions",
+            "--select",
+            selection,
+            "--partition",
+            TODAY,
+            "-c",
+            str(config),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kwargs,
+    )
 
 
 @dataclass
@@ -83,11 +101,29 @@ def live_project(tmp_path: Path, url: str, deadline: float) -> tuple[dict, Path]
     shutil.copy(INSTANCE_CONFIG, home)
     shutil.copy(EXAMPLE_TARGETS, data / "targets.toml")
     config = tmp_path / "run.yaml"
-    config.write_text(yaml.safe_dump({"resources": {"dataforseo": {"config": {
-        "base_url": url, "collect_deadline_seconds": deadline, "poll_seconds": 1}}}}))
-    return {**os.environ, "DAGSTER_HOME": str(home), "SERP_ETL_DATA_DIR": str(data),
-            "SERP_ETL_MODE": "live", "DATAFORSEO_LOGIN": LOGIN,
-            "DATAFORSEO_PASSWORD": PASSWORD}, config
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "resources": {
+                    "dataforseo": {
+                        "config": {
+                            "base_url": url,
+                            "collect_deadline_seconds": deadline,
+                            "poll_seconds": 1,
+                        }
+                    }
+                }
+            }
+        )
+    )
+    return {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "SERP_ETL_DATA_DIR": str(data),
+        "SERP_ETL_MODE": "live",
+        "DATAFORSEO_LOGIN": LOGIN,
+        "DATAFORSEO_PASSWORD": PASSWORD,
+    }, config
 
 
 @pytest.fixture
@@ -123,8 +159,9 @@ def _hold_until_killed(location, name: str, held) -> None:
 def test_a_lock_whose_holder_is_killed_is_free_at_once(state_location):
     context = multiprocessing.get_context("spawn")
     held = context.Event()
-    holder = context.Process(target=_hold_until_killed,
-                             args=(state_location, "dataforseo.collect", held))
+    holder = context.Process(
+        target=_hold_until_killed, args=(state_location, "dataforseo.collect", held)
+    )
     holder.start()
     assert held.wait(60)
     waited = []
@@ -145,8 +182,10 @@ class _Waits(Exception):
 
 def _try(ledger: Ledger, name: str) -> bool:
     """Whether ``name`` could be taken without waiting."""
+
     def refuse_to_wait():
         raise _Waits
+
     try:
         with ledger.lock(name, on_wait=refuse_to_wait):
             return True
@@ -162,8 +201,9 @@ def alive_in_group(pgid: int) -> dict[int, str]:
             continue
         try:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode() or \
-                f"[{(entry / 'comm').read_text().strip()}, exiting]"
+            command = (entry / "cmdline").read_bytes().replace(
+                b"\0", b" "
+            ).decode() or f"[{(entry / 'comm').read_text().strip()}, exiting]"
         except OSError:
             continue  # gone meanwhile
         if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
@@ -211,8 +251,9 @@ def test_a_run_interrupted_while_collecting_ends_at_once_and_is_not_retried(tmp_
     sandbox = DataForSEOSandbox(tmp_path / "sandbox.sqlite", ready_seconds=3600)
     with serving(sandbox.app) as url:
         env, config = live_project(tmp_path, url, deadline=600)
-        run = materialize(env, "dataforseo/tasks,dataforseo/responses", config,
-                          start_new_session=True)
+        run = materialize(
+            env, "dataforseo/tasks,dataforseo/responses", config, start_new_session=True
+        )
         output = []
         for line in run.stdout:  # until the collection waits for its tasks
             output.append(line)

@@ -22,7 +22,8 @@ RETRY = RetryPolicy(attempts=3, base_delay=0.01)
 TIMEOUT = httpx.Timeout(10, read=0.5)
 FAULTS = [(kind, {}) for kind in BEFORE + AFTER] + [
     ("status_before", {"status": 429, "headers": {"Retry-After": "3"}}),
-    ("status_after", {"status": 500})]
+    ("status_after", {"status": 500}),
+]
 
 
 def provider_case(name, tmp_path, clock):
@@ -31,22 +32,27 @@ def provider_case(name, tmp_path, clock):
         targets = load_targets(EXAMPLE_TARGETS)
 
         def client(url):
-            return DataForSEOClient(url, LOGIN, PASSWORD, retry=RETRY, timeout=TIMEOUT,
-                                    clock=clock, sleep=clock.sleep)
+            return DataForSEOClient(
+                url, LOGIN, PASSWORD, retry=RETRY, timeout=TIMEOUT, clock=clock, sleep=clock.sleep
+            )
+
         return sandbox, dataforseo, targets, client, "/v3/serp/google/search_by_image/task_post"
     sandbox = SemScraperSandbox(tmp_path / "api.sqlite", ready_seconds=0, clock=clock)
     targets = [Scrape(f"keyword {n}", "fr", "fr") for n in range(4)]
 
     def client(url):
-        return SemScraperClient(f"{url}/v1", API_KEY, retry=RETRY, timeout=TIMEOUT,
-                                clock=clock, sleep=clock.sleep)
+        return SemScraperClient(
+            f"{url}/v1", API_KEY, retry=RETRY, timeout=TIMEOUT, clock=clock, sleep=clock.sleep
+        )
+
     return sandbox, semscraper, targets, client, "/serp/google"
 
 
 @pytest.mark.parametrize("provider", ["dataforseo", "semscraper"])
 @pytest.mark.parametrize(("kind", "options"), FAULTS)
-def test_a_lost_or_refused_paid_call_is_never_paid_twice(tmp_path, clock, ledger, provider,
-                                                         kind, options):
+def test_a_lost_or_refused_paid_call_is_never_paid_twice(
+    tmp_path, clock, ledger, provider, kind, options
+):
     sandbox, pipeline, targets, make_client, path = provider_case(provider, tmp_path, clock)
     billed = "billed_tasks" if provider == "dataforseo" else "billed_scrapes"
     with FaultProxy(sandbox.app) as proxy:
@@ -65,8 +71,7 @@ def test_a_lost_or_refused_paid_call_is_never_paid_twice(tmp_path, clock, ledger
     assert all(t.state is not TaskState.INTENT for t in ledger.tasks(provider, TODAY))
 
 
-def test_a_task_get_answer_truncated_in_transit_every_run_ends_undecodable(tmp_path, clock,
-                                                                           ledger):
+def test_a_task_get_answer_truncated_in_transit_every_run_ends_undecodable(tmp_path, clock, ledger):
     """The connection closes before the body's announced length, run after run: the task ends
     undecodable after MAX_ATTEMPTS runs, and no run waits its whole deadline for it."""
     from serp_etl.state.ledger import MAX_ATTEMPTS
@@ -76,13 +81,24 @@ def test_a_task_get_answer_truncated_in_transit_every_run_ends_undecodable(tmp_p
     with FaultProxy(sandbox.app) as proxy:
         with make_client(proxy.url) as client:
             pipeline.submit(client, ledger, TODAY, targets)
-        proxy.add("truncate_after", method="GET", path="/v3/serp/google/search_by_image/"
-                  "task_get/", times=None)
+        proxy.add(
+            "truncate_after",
+            method="GET",
+            path="/v3/serp/google/search_by_image/task_get/",
+            times=None,
+        )
         for run in range(1, MAX_ATTEMPTS + 1):
             with make_client(proxy.url) as client:
                 started = clock.now
-                pipeline.collect(client, ledger, TODAY, deadline_seconds=600, poll_seconds=60,
-                                 clock=clock, sleep=clock.sleep)
+                pipeline.collect(
+                    client,
+                    ledger,
+                    TODAY,
+                    deadline_seconds=600,
+                    poll_seconds=60,
+                    clock=clock,
+                    sleep=clock.sleep,
+                )
             assert clock.now - started < 60, run  # it never waited for the deadline
             (task,) = ledger.tasks("dataforseo", TODAY)
             if run < MAX_ATTEMPTS:

@@ -32,8 +32,7 @@ DAY = TODAY
 SCRAPES = [Scrape("example keyword", "fr", "fr", depth=2), Scrape("mots clés", "fr", "fr")]
 
 
-def test_a_new_ledger_refuses_tags_the_warehouse_holds(tmp_path, client, sandbox, clock,
-                                                        targets):
+def test_a_new_ledger_refuses_tags_the_warehouse_holds(tmp_path, client, sandbox, clock, targets):
     warehouse = Warehouse(tmp_path / "data")
     with Ledger(tmp_path / "first.sqlite") as first:
         pipeline.submit(client, first, DAY, targets, warehouse=warehouse)
@@ -51,8 +50,9 @@ def test_a_new_ledger_refuses_tags_the_warehouse_holds(tmp_path, client, sandbox
         assert lost.tasks("dataforseo", DAY) == []  # no intent recorded either
 
 
-def test_a_new_ledger_without_the_warehouse_refuses_tags_id_list_holds(tmp_path, client,
-                                                                      sandbox, targets):
+def test_a_new_ledger_without_the_warehouse_refuses_tags_id_list_holds(
+    tmp_path, client, sandbox, targets
+):
     """A second worker with its own data dir: nothing local knows, the provider does."""
     with Ledger(tmp_path / "a.sqlite") as worker_a:
         pipeline.submit(client, worker_a, DAY, targets, warehouse=Warehouse(tmp_path / "a"))
@@ -63,8 +63,9 @@ def test_a_new_ledger_without_the_warehouse_refuses_tags_id_list_holds(tmp_path,
     assert sandbox.stats()["billed_tasks"] == billed
 
 
-def test_new_targets_on_a_day_the_ledger_knows_are_posted(client, ledger, sandbox, targets,
-                                                         warehouse):
+def test_new_targets_on_a_day_the_ledger_knows_are_posted(
+    client, ledger, sandbox, targets, warehouse
+):
     pipeline.submit(client, ledger, DAY, targets[:2], warehouse=warehouse)
     TABLES.publish_tasks(ledger, warehouse, DAY)
     report = pipeline.submit(client, ledger, DAY, targets, warehouse=warehouse)
@@ -75,14 +76,19 @@ def test_new_targets_on_a_day_the_ledger_knows_are_posted(client, ledger, sandbo
 @pytest.fixture
 def semscraper(tmp_path, clock):
     sandbox = SemScraperSandbox(tmp_path / "semscraper.sqlite", ready_seconds=20, clock=clock)
-    with SemScraperClient("http://sandbox.invalid/v1", API_KEY,
-                          transport=httpx.WSGITransport(app=sandbox.app), clock=clock,
-                          sleep=clock.sleep) as client:
+    with SemScraperClient(
+        "http://sandbox.invalid/v1",
+        API_KEY,
+        transport=httpx.WSGITransport(app=sandbox.app),
+        clock=clock,
+        sleep=clock.sleep,
+    ) as client:
         yield sandbox, client
 
 
-def test_semscraper_new_ledger_refuses_what_the_warehouse_or_the_list_holds(tmp_path,
-                                                                           semscraper, clock):
+def test_semscraper_new_ledger_refuses_what_the_warehouse_or_the_list_holds(
+    tmp_path, semscraper, clock
+):
     sandbox, client = semscraper
     warehouse = Warehouse(tmp_path / "data")
     with Ledger(tmp_path / "first.sqlite") as first:
@@ -95,8 +101,9 @@ def test_semscraper_new_ledger_refuses_what_the_warehouse_or_the_list_holds(tmp_
         semscraper_pipeline.submit(client, lost, DAY, SCRAPES, warehouse=warehouse)
     assert "semscraper_tasks" in str(refused.value)
     with Ledger(tmp_path / "other.sqlite") as other, pytest.raises(StateDisagrees) as refused:
-        semscraper_pipeline.submit(client, other, DAY, SCRAPES,
-                                   warehouse=Warehouse(tmp_path / "other"))
+        semscraper_pipeline.submit(
+            client, other, DAY, SCRAPES, warehouse=Warehouse(tmp_path / "other")
+        )
     assert "semscraper's own records" in str(refused.value)
     assert sandbox.stats()["billed_scrapes"] == billed
 
@@ -137,23 +144,35 @@ def test_a_new_ledger_file_is_never_seen_empty(tmp_path, monkeypatch):
 
 # -- the Dagster runs ------------------------------------------------------------------------
 
+
 def run_day(data_dir, assets, resource_key, resource):
     return materialize_day(data_dir, assets, {resource_key: resource})
 
 
 def failure_of(result, provider: str) -> str:
     """Why the day's submit step failed."""
-    (event,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"
-                and e.step_key == f"{provider}__tasks"]
+    (event,) = [
+        e
+        for e in result.all_events
+        if e.event_type_value == "STEP_FAILURE" and e.step_key == f"{provider}__tasks"
+    ]
     return event.event_specific_data.error.message
 
 
 @pytest.mark.parametrize("loss", ["emptied", "deleted"])
 def test_a_run_after_the_ledger_was_lost_bills_nothing_and_says_why(data_dir, loss):
-    providers = [(dataforseo_assets, "dataforseo",
-                  DataForSEOResource(collect_deadline_seconds=30, poll_seconds=1)),
-                 (semscraper_assets, "semscraper",
-                  SemScraperResource(collect_deadline_seconds=30, poll_seconds=1))]
+    providers = [
+        (
+            dataforseo_assets,
+            "dataforseo",
+            DataForSEOResource(collect_deadline_seconds=30, poll_seconds=1),
+        ),
+        (
+            semscraper_assets,
+            "semscraper",
+            SemScraperResource(collect_deadline_seconds=30, poll_seconds=1),
+        ),
+    ]
     for assets, key, resource in providers:
         assert run_day(data_dir, assets, key, resource).success
     before = billed(data_dir)
@@ -170,41 +189,60 @@ def test_a_run_after_the_ledger_was_lost_bills_nothing_and_says_why(data_dir, lo
         assert not result.success
         error = failure_of(result, key)
         assert "ledger.sqlite" in error
-        assert ("is empty (0 bytes)" in error if loss == "emptied"
-                else f"{key}_tasks table" in error)
+        assert "is empty (0 bytes)" in error if loss == "emptied" else f"{key}_tasks table" in error
     assert billed(data_dir) == before
 
 
 # -- runs that may span hosts ----------------------------------------------------------------
 
+
 def celery_named_job() -> dg.JobDefinition:
     """The DataForSEO day as a job whose executor is named as dagster-celery's is (it runs in
     process here: what counts is what the step is told it runs on)."""
-    job = dg.define_asset_job("daily", selection=dg.AssetSelection.groups("dataforseo"),
-                              executor_def=dg.in_process_executor.configured({}, name="celery"))
-    return dg.Definitions(assets=dataforseo_assets, jobs=[job], resources={
-        "warehouse": WarehouseResource(flatten_workers=1),  # $SERP_ETL_DATA_DIR
-        "dataforseo": DataForSEOResource(collect_deadline_seconds=30, poll_seconds=1),
-    }).resolve_job_def("daily")
+    job = dg.define_asset_job(
+        "daily",
+        selection=dg.AssetSelection.groups("dataforseo"),
+        executor_def=dg.in_process_executor.configured({}, name="celery"),
+    )
+    return dg.Definitions(
+        assets=dataforseo_assets,
+        jobs=[job],
+        resources={
+            "warehouse": WarehouseResource(flatten_workers=1),  # $SERP_ETL_DATA_DIR
+            "dataforseo": DataForSEOResource(collect_deadline_seconds=30, poll_seconds=1),
+        },
+    ).resolve_job_def("daily")
 
 
 def run_on_celery(data_dir, monkeypatch):
     monkeypatch.setenv("SERP_ETL_DATA_DIR", str(data_dir))
     with dg.instance_for_test() as instance:
-        result = dg.execute_job(dg.reconstructable(celery_named_job), instance,
-                                tags={"dagster/partition": DAY}, raise_on_error=False)
-        failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"
-                    and e.step_key == "dataforseo__tasks"]
+        result = dg.execute_job(
+            dg.reconstructable(celery_named_job),
+            instance,
+            tags={"dagster/partition": DAY},
+            raise_on_error=False,
+        )
+        failures = [
+            e
+            for e in result.all_events
+            if e.event_type_value == "STEP_FAILURE" and e.step_key == "dataforseo__tasks"
+        ]
         return result.success, failures[0].event_specific_data.error.message
 
 
 def run_on(data_dir):
-    return run_day(data_dir, dataforseo_assets, "dataforseo",
-                   DataForSEOResource(collect_deadline_seconds=30, poll_seconds=1))
+    return run_day(
+        data_dir,
+        dataforseo_assets,
+        "dataforseo",
+        DataForSEOResource(collect_deadline_seconds=30, poll_seconds=1),
+    )
 
 
-def test_a_run_on_an_executor_that_spans_hosts_is_refused_before_any_paid_call(data_dir,
-                                                                             monkeypatch):
+def test_a_run_on_an_executor_that_spans_hosts_is_refused_before_any_paid_call(
+    data_dir, monkeypatch
+):
     # Steps of a celery executor run on its workers: each with a ledger of its own.
     success, error = run_on_celery(data_dir, monkeypatch)
     assert not success
@@ -214,7 +252,8 @@ def test_a_run_on_an_executor_that_spans_hosts_is_refused_before_any_paid_call(d
 
 
 def test_a_deployment_said_to_span_hosts_is_refused_even_with_shared_state(
-        data_dir, monkeypatch, postgres_url):
+    data_dir, monkeypatch, postgres_url
+):
     monkeypatch.setenv("SERP_ETL_STATE_URL", postgres_url)
     monkeypatch.setenv("SERP_ETL_DEPLOYMENT", "multi-host")
     result = run_on(data_dir)
@@ -226,26 +265,48 @@ def test_a_deployment_said_to_span_hosts_is_refused_even_with_shared_state(
 
 
 def test_which_run_launchers_and_executors_stay_on_one_host():
-    assert private_disk_refusal("multi_or_in_process_executor", "DefaultRunLauncher", None,
-                                shared_state=False, shared_storage=False) is None
-    assert private_disk_refusal("multiprocess", "DefaultRunLauncher", None,
-                                shared_state=False, shared_storage=False) is None
+    assert (
+        private_disk_refusal(
+            "multi_or_in_process_executor",
+            "DefaultRunLauncher",
+            None,
+            shared_state=False,
+            shared_storage=False,
+        )
+        is None
+    )
+    assert (
+        private_disk_refusal(
+            "multiprocess", "DefaultRunLauncher", None, shared_state=False, shared_storage=False
+        )
+        is None
+    )
     for launcher in ("K8sRunLauncher", "DockerRunLauncher", "EcsRunLauncher"):
-        refusal = private_disk_refusal("multiprocess", launcher, None, shared_state=True,
-                                       shared_storage=False)
+        refusal = private_disk_refusal(
+            "multiprocess", launcher, None, shared_state=True, shared_storage=False
+        )
         assert refusal and f"the {launcher} starts runs on other hosts" in refusal
     for executor in ("k8s", "docker", "celery-k8s", "celery-docker"):
-        assert private_disk_refusal(executor, "DefaultRunLauncher", None, shared_state=True,
-                                    shared_storage=False)
-        assert private_disk_refusal(executor, "DefaultRunLauncher", None, shared_state=False,
-                                    shared_storage=True)
+        assert private_disk_refusal(
+            executor, "DefaultRunLauncher", None, shared_state=True, shared_storage=False
+        )
+        assert private_disk_refusal(
+            executor, "DefaultRunLauncher", None, shared_state=False, shared_storage=True
+        )
 
 
 def test_a_run_that_spans_hosts_runs_with_state_and_storage_both_shared():
-    for executor, launcher in [("celery", "DefaultRunLauncher"), ("k8s", "K8sRunLauncher"),
-                               ("multiprocess", "DefaultRunLauncher")]:
-        assert private_disk_refusal(executor, launcher, "multi-host", shared_state=True,
-                                    shared_storage=True) is None
+    for executor, launcher in [
+        ("celery", "DefaultRunLauncher"),
+        ("k8s", "K8sRunLauncher"),
+        ("multiprocess", "DefaultRunLauncher"),
+    ]:
+        assert (
+            private_disk_refusal(
+                executor, launcher, "multi-host", shared_state=True, shared_storage=True
+            )
+            is None
+        )
 
 
 class IdListCalls:
@@ -263,14 +324,16 @@ class IdListCalls:
         return self.app(environ, start_response)
 
 
-def test_id_list_is_asked_only_by_a_ledger_without_history(sandbox, clock, targets, ledger,
-                                                          tmp_path):
+def test_id_list_is_asked_only_by_a_ledger_without_history(
+    sandbox, clock, targets, ledger, tmp_path
+):
     calls = IdListCalls(sandbox.app)
     with make_client(sandbox, clock, transport=httpx.WSGITransport(app=calls)) as client:
         pipeline.submit(client, ledger, DAY, targets[:2])  # a new ledger: one look
         (since,) = calls.windows  # from the day's start, less an hour of clock skew
         assert since.startswith(
-            (date.fromisoformat(DAY) - timedelta(days=1)).isoformat() + " 23:00:00")
+            (date.fromisoformat(DAY) - timedelta(days=1)).isoformat() + " 23:00:00"
+        )
         # With a history, a day's new targets are checked against the warehouse alone: a
         # shared account's whole day is not listed again at every run.
         pipeline.submit(client, ledger, DAY, targets)

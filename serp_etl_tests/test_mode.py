@@ -15,8 +15,13 @@ from serp_etl.sandbox.state import READY_SECONDS_ENV
 from serp_etl.sandbox.wsgi import serving
 from serp_etl_tests.conftest import EXAMPLE_TARGETS, FIXTURES, TODAY
 
-CREDENTIALS = ("DATAFORSEO_LOGIN", "DATAFORSEO_PASSWORD", "SEMSCRAPER_API_KEY",
-               "SEMSCRAPER_HMAC_KEY", "SERP_ETL_MODE")
+CREDENTIALS = (
+    "DATAFORSEO_LOGIN",
+    "DATAFORSEO_PASSWORD",
+    "SEMSCRAPER_API_KEY",
+    "SEMSCRAPER_HMAC_KEY",
+    "SERP_ETL_MODE",
+)
 
 
 @pytest.fixture
@@ -38,10 +43,15 @@ def live_api(tmp_path):
 
 def run(data_dir, run_config=None, **resource):
     return dg.materialize(
-        dataforseo_assets, partition_key=TODAY, raise_on_error=False,
-        resources={"warehouse": WarehouseResource(data_dir=str(data_dir), flatten_workers=1),
-                   "dataforseo": DataForSEOResource(**resource)},
-        run_config=run_config)
+        dataforseo_assets,
+        partition_key=TODAY,
+        raise_on_error=False,
+        resources={
+            "warehouse": WarehouseResource(data_dir=str(data_dir), flatten_workers=1),
+            "dataforseo": DataForSEOResource(**resource),
+        },
+        run_config=run_config,
+    )
 
 
 def failure(result) -> str:
@@ -58,16 +68,20 @@ def test_run_config_for_one_field_keeps_the_credentials(data_dir, live_api, monk
     monkeypatch.setenv("SERP_ETL_MODE", "live")
     monkeypatch.setenv("DATAFORSEO_LOGIN", LOGIN)
     monkeypatch.setenv("DATAFORSEO_PASSWORD", PASSWORD)
-    config = {"resources": {"dataforseo": {"config": {
-        "base_url": url, "poll_seconds": 1, "collect_deadline_seconds": 30}}}}
+    config = {
+        "resources": {
+            "dataforseo": {
+                "config": {"base_url": url, "poll_seconds": 1, "collect_deadline_seconds": 30}
+            }
+        }
+    }
     result = run(data_dir, run_config=config)
     assert result.success, failure(result)
     assert remote.stats()["billed_tasks"] == 6  # the live API was used, with the credentials
     assert in_process_billed(data_dir) == 0  # and no sandbox stood in for it
 
 
-def test_live_without_a_credential_fails_before_any_call_naming_it(data_dir, live_api,
-                                                                   monkeypatch):
+def test_live_without_a_credential_fails_before_any_call_naming_it(data_dir, live_api, monkeypatch):
     url, remote = live_api
     monkeypatch.setenv("DATAFORSEO_PASSWORD", PASSWORD)
     result = run(data_dir, mode="live", base_url=url)
@@ -96,8 +110,9 @@ def test_with_nothing_set_the_sandbox_runs(data_dir):
     assert in_process_billed(data_dir) == 6
 
 
-def test_sandbox_rows_never_land_in_a_live_data_dir_nor_the_reverse(data_dir, live_api,
-                                                                    monkeypatch, tmp_path):
+def test_sandbox_rows_never_land_in_a_live_data_dir_nor_the_reverse(
+    data_dir, live_api, monkeypatch, tmp_path
+):
     url, remote = live_api
     monkeypatch.setenv("DATAFORSEO_LOGIN", LOGIN)
     monkeypatch.setenv("DATAFORSEO_PASSWORD", PASSWORD)
@@ -120,10 +135,18 @@ def test_sandbox_rows_never_land_in_a_live_data_dir_nor_the_reverse(data_dir, li
 def test_import_writes_only_into_a_data_dir_of_its_mode(data_dir, monkeypatch, capsys):
     reference = str(FIXTURES / "dataforseo_reference_example.json")
     monkeypatch.setenv("SERP_ETL_MODE", "live")
-    assert main(["--data-dir", str(data_dir), "import", "dataforseo", reference,
-                 "--date", "2026-03-01"]) == 0
+    assert (
+        main(
+            ["--data-dir", str(data_dir), "import", "dataforseo", reference, "--date", "2026-03-01"]
+        )
+        == 0
+    )
     monkeypatch.setenv("SERP_ETL_MODE", "sandbox")
-    assert main(["--data-dir", str(data_dir), "import", "dataforseo", reference,
-                 "--date", "2026-03-02"]) == 2
+    assert (
+        main(
+            ["--data-dir", str(data_dir), "import", "dataforseo", reference, "--date", "2026-03-02"]
+        )
+        == 2
+    )
     assert "holds live data" in capsys.readouterr().err
     assert not (data_dir / "warehouse" / "dataforseo" / "responses" / "date=2026-03-02").exists()

@@ -14,24 +14,39 @@ from serp_etl.providers.semscraper.targets import parse_scrapes
 from serp_etl.targets_check import check_targets
 from serp_etl_tests.conftest import EXAMPLE_TARGETS
 
-IMAGE = '[[dataforseo]]\nimage_url = "https://a.example/b.jpg"\nlocation_code = 2840\n' \
-        'language_code = "en"\n'
+IMAGE = (
+    '[[dataforseo]]\nimage_url = "https://a.example/b.jpg"\nlocation_code = 2840\n'
+    'language_code = "en"\n'
+)
 KEYWORD = '[[semscraper]]\nkeyword = "Blue  Shoes"\nlocation = "us"\nlanguage = "en"\n'
-SITES = '[[sites]]\ngroup = "acme"\ndomains = ["Acme.com", "acme-shop.de."]\n' \
-        'hosts = ["acme.github.io"]\n'
+SITES = (
+    '[[sites]]\ngroup = "acme"\ndomains = ["Acme.com", "acme-shop.de."]\n'
+    'hosts = ["acme.github.io"]\n'
+)
 
 
 def test_groups_targets_and_allowed_domains_are_read():
-    mine = parse_my_sites(SITES + '[[sites]]\ndomains = ["mine.org"]\n'
-                          + IMAGE + 'group = "acme"\nallowed_domains = ["licensee.net"]\n'
-                          + KEYWORD, "t.toml")
+    mine = parse_my_sites(
+        SITES
+        + '[[sites]]\ndomains = ["mine.org"]\n'
+        + IMAGE
+        + 'group = "acme"\nallowed_domains = ["licensee.net"]\n'
+        + KEYWORD,
+        "t.toml",
+    )
     assert mine.groups == {
-        "acme": (Domain("acme.com", True), Domain("acme-shop.de", True),
-                 Domain("acme.github.io", False)),
-        "default": (Domain("mine.org", True),)}
+        "acme": (
+            Domain("acme.com", True),
+            Domain("acme-shop.de", True),
+            Domain("acme.github.io", False),
+        ),
+        "default": (Domain("mine.org", True),),
+    }
     # A keyword as Google reads it (case and spaces); a target without a group: "default".
-    assert mine.targets == {("dataforseo", "https://a.example/b.jpg"): "acme",
-                            ("semscraper", "blue shoes"): "default"}
+    assert mine.targets == {
+        ("dataforseo", "https://a.example/b.jpg"): "acme",
+        ("semscraper", "blue shoes"): "default",
+    }
     assert mine.allowed == {"https://a.example/b.jpg": (Domain("licensee.net", True),)}
     assert set(mine.tables()) == {"my_domains", "my_targets", "image_allowed_domains"}
     assert mine.tables()["my_domains"].num_rows == 4
@@ -50,11 +65,15 @@ def test_whose_a_target_is_never_changes_what_is_posted_or_its_tag():
 
 
 def test_every_problem_of_what_is_mine_is_named():
-    text = ('[[sites]]\ngroup = "acme"\ndomains = ["https://acme.com/shop", "acme"]\n'
-            '[[sites]]\ngroup = "acme"\ndomains = ["again.com"]\n'
-            '[[sites]]\ngroup = "empty"\nhome = "x"\n'
-            + IMAGE + 'group = "nobody"\nallowed_domains = "x.com"\n'
-            + IMAGE.replace("2840", "2250") + 'group = "acme"\n')
+    text = (
+        '[[sites]]\ngroup = "acme"\ndomains = ["https://acme.com/shop", "acme"]\n'
+        '[[sites]]\ngroup = "acme"\ndomains = ["again.com"]\n'
+        '[[sites]]\ngroup = "empty"\nhome = "x"\n'
+        + IMAGE
+        + 'group = "nobody"\nallowed_domains = "x.com"\n'
+        + IMAGE.replace("2840", "2250")
+        + 'group = "acme"\n'
+    )
     with pytest.raises(TargetConfigError) as raised:
         parse_my_sites(text, "t.toml")
     problems = raised.value.problems
@@ -85,10 +104,12 @@ def test_targets_check_reports_what_is_mine_with_every_other_problem(tmp_path: P
         check_targets(path, tmp_path)
     assert [p.split(": ", 1)[1] for p in raised.value.problems] == [
         "priority must be 1 (normal) or 2 (high), got 7",
-        "group 'nobody' has no [[sites]] entry; declared: 'acme'"]
+        "group 'nobody' has no [[sites]] entry; declared: 'acme'",
+    ]
     lines = check_targets(EXAMPLE_TARGETS, tmp_path)
-    assert lines[-1] == ("my sites: 1 group of sites, 6 targets of mine, "
-                         "3 images with allowed domains")
+    assert lines[-1] == (
+        "my sites: 1 group of sites, 6 targets of mine, 3 images with allowed domains"
+    )
 
 
 def test_a_target_is_mine_only_when_the_file_says_so():

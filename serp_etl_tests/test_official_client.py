@@ -25,8 +25,10 @@ from serp_etl_tests.conftest import EXAMPLE_TARGETS
 @pytest.fixture
 def official(tmp_path):
     sandbox = DataForSEOSandbox(tmp_path / "dataforseo.sqlite", ready_seconds=0)
-    with serving(sandbox.app) as url, ApiClient(Configuration(
-            host=url, username=LOGIN, password=PASSWORD)) as client:
+    with (
+        serving(sandbox.app) as url,
+        ApiClient(Configuration(host=url, username=LOGIN, password=PASSWORD)) as client,
+    ):
         yield SerpApi(client), AppendixApi(client), sandbox
 
 
@@ -34,14 +36,16 @@ def test_the_official_client_posts_collects_and_lists_against_the_sandbox(offici
     serp, appendix, sandbox = official
     targets = load_targets(EXAMPLE_TARGETS)
     # Every unset field goes out as null: the live API takes that as unset.
-    posted = serp.google_search_by_image_task_post([
-        SerpGoogleSearchByImageTaskPostRequestInfo(**t.fields(), tag=f"official-{n}")
-        for n, t in enumerate(targets)])
+    posted = serp.google_search_by_image_task_post(
+        [
+            SerpGoogleSearchByImageTaskPostRequestInfo(**t.fields(), tag=f"official-{n}")
+            for n, t in enumerate(targets)
+        ]
+    )
     assert [task.status_code for task in posted.tasks] == [20100] * len(targets)
     assert sandbox.stats()["billed_tasks"] == len(targets)
     ready = serp.google_search_by_image_tasks_ready()
-    assert {r.tag for r in ready.tasks[0].result} == {f"official-{n}"
-                                                       for n in range(len(targets))}
+    assert {r.tag for r in ready.tasks[0].result} == {f"official-{n}" for n in range(len(targets))}
     items = 0
     for task in posted.tasks:
         got = serp.google_search_by_image_task_get_advanced(task.id)
@@ -52,9 +56,14 @@ def test_the_official_client_posts_collects_and_lists_against_the_sandbox(offici
             items += len(result.items or [])
     assert items > 0
     window = [datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC) + timedelta(hours=1)]
-    listed = serp.id_list([SerpIdListRequestInfo(
-        datetime_from=window[0].strftime("%Y-%m-%d %H:%M:%S +00:00"),
-        datetime_to=window[1].strftime("%Y-%m-%d %H:%M:%S +00:00"))])
+    listed = serp.id_list(
+        [
+            SerpIdListRequestInfo(
+                datetime_from=window[0].strftime("%Y-%m-%d %H:%M:%S +00:00"),
+                datetime_to=window[1].strftime("%Y-%m-%d %H:%M:%S +00:00"),
+            )
+        ]
+    )
     assert listed.tasks[0].status_code == 20000
     assert {entry.id for entry in listed.tasks[0].result} == {t.id for t in posted.tasks}
     for answer in (serp.google_locations(), serp.google_languages(), appendix.user_data()):
@@ -65,7 +74,8 @@ def test_what_the_official_client_reads_keeps_every_field_the_sandbox_sends(offi
     serp, _, sandbox = official
     (target,) = load_targets(EXAMPLE_TARGETS)[:1]
     (task,) = serp.google_search_by_image_task_post(
-        [SerpGoogleSearchByImageTaskPostRequestInfo(**target.fields())]).tasks
+        [SerpGoogleSearchByImageTaskPostRequestInfo(**target.fields())]
+    ).tasks
     raw = serp.google_search_by_image_task_get_advanced_without_preload_content(task.id)
     sent = orjson.loads(raw.read())["tasks"][0]
     read = serp.google_search_by_image_task_get_advanced(task.id).tasks[0].to_dict()
@@ -73,8 +83,9 @@ def test_what_the_official_client_reads_keeps_every_field_the_sandbox_sends(offi
 
     def keys(value, path=""):
         if isinstance(value, dict):
-            return {f"{path}.{k}" for k in value} | {p for k, v in value.items()
-                                                    for p in keys(v, f"{path}.{k}")}
+            return {f"{path}.{k}" for k in value} | {
+                p for k, v in value.items() for p in keys(v, f"{path}.{k}")
+            }
         if isinstance(value, list):
             return {p for v in value for p in keys(v, f"{path}[]")}
         return set()

@@ -30,8 +30,9 @@ def write_source(path, groups):
 def test_two_workers_write_the_same_rows_as_one(tmp_path):
     source = write_source(tmp_path / "raw.parquet", [[1, 2], [3, 4], [5]])
     out = {"doubled": tmp_path / "doubled" / "part-0.parquet"}
-    assert flatten_partition({source: None}, ["n"], double, out, {"doubled": SCHEMA},
-                             workers=2) == {"doubled": 5}
+    assert flatten_partition(
+        {source: None}, ["n"], double, out, {"doubled": SCHEMA}, workers=2
+    ) == {"doubled": 5}
     parts = sorted((tmp_path / "doubled").iterdir())
     tag = schema_tag(SCHEMA)
     assert [p.name for p in parts] == [f"{tag}-part-0.parquet", f"{tag}-part-1.parquet"]
@@ -50,7 +51,8 @@ def test_a_failing_worker_publishes_nothing_and_leaves_no_temp_files(tmp_path):
 def test_no_raw_part_gives_empty_tables(tmp_path):
     out = {"doubled": tmp_path / "doubled" / "part-0.parquet"}
     assert flatten_partition({}, ["n"], double, out, {"doubled": SCHEMA}, workers=2) == {
-        "doubled": 0}
+        "doubled": 0
+    }
     assert pa.parquet.read_table(tmp_path / "doubled").schema == SCHEMA
 
 
@@ -60,6 +62,7 @@ def test_only_the_kept_rows_of_each_part_are_flattened(tmp_path):
     out = {"doubled": tmp_path / "doubled" / "part-0.parquet"}
     keep = {first: [1, 2], second: None}  # superseded: rows 0 and 3 of the first part
     assert flatten_partition(keep, ["n"], double, out, {"doubled": SCHEMA}, workers=2) == {
-        "doubled": 4}
+        "doubled": 4
+    }
     rows = pa.parquet.read_table(tmp_path / "doubled")["n"].to_pylist()
     assert sorted(rows) == [4, 6, 10, 12]

@@ -42,8 +42,7 @@ class TimeoutAfterSending(httpx.BaseTransport):
         return response
 
 
-def test_submit_posts_each_target_once_and_a_rerun_posts_nothing(client, ledger, sandbox,
-                                                                 targets):
+def test_submit_posts_each_target_once_and_a_rerun_posts_nothing(client, ledger, sandbox, targets):
     first = pipeline.submit(client, ledger, DAY, targets)
     assert first.posted == len(targets) and first.already_posted == 0
     assert first.posted_cost_usd == pytest.approx(sum(t.price() for t in targets))
@@ -53,8 +52,9 @@ def test_submit_posts_each_target_once_and_a_rerun_posts_nothing(client, ledger,
     assert {t.state for t in ledger.tasks(PROVIDER, DAY)} == {TaskState.POSTED}
 
 
-def test_a_crash_after_posting_is_recovered_by_tag_not_posted_again(client, ledger, sandbox,
-                                                                    clock, targets):
+def test_a_crash_after_posting_is_recovered_by_tag_not_posted_again(
+    client, ledger, sandbox, clock, targets
+):
     with pytest.raises(Crash):
         pipeline.submit(CrashAfter(client, "post_tasks"), ledger, DAY, targets)
     assert {t.state for t in ledger.tasks(PROVIDER, DAY)} == {TaskState.INTENT}
@@ -74,8 +74,9 @@ def test_a_crash_after_posting_is_recovered_by_tag_not_posted_again(client, ledg
     assert sum(collected.ended.values()) == len(targets) and collected.pending == 0
 
 
-def test_a_crash_after_posting_is_recovered_from_tasks_ready(client, ledger, sandbox, clock,
-                                                             targets):
+def test_a_crash_after_posting_is_recovered_from_tasks_ready(
+    client, ledger, sandbox, clock, targets
+):
     with pytest.raises(Crash):
         pipeline.submit(CrashAfter(client, "post_tasks"), ledger, DAY, targets)
     clock.now += 120  # the tasks are ready by the time the rerun comes
@@ -96,7 +97,8 @@ def test_a_post_whose_answer_was_lost_is_never_resent(sandbox, ledger, clock, ta
 
 
 def test_intents_that_never_reached_the_provider_are_posted_after_the_lookup(
-        client, ledger, sandbox, targets):
+    client, ledger, sandbox, targets
+):
     ledger.record_intents(PROVIDER, DAY, {t.tag(DAY): t.task(DAY) for t in targets[:2]})
     report = pipeline.submit(client, ledger, DAY, targets)
     assert report.recovered == 0 and report.posted == len(targets)
@@ -116,8 +118,12 @@ def test_intents_too_old_to_check_are_held_not_posted(client, ledger, sandbox, t
 
 
 def test_rejected_tasks_are_recorded_and_not_retried(client, ledger, sandbox, targets):
-    bad = targets[0].__class__(image_url="https://example.com/x.jpg", location_code=2840,
-                               language_code="en", max_crawl_pages=100)
+    bad = targets[0].__class__(
+        image_url="https://example.com/x.jpg",
+        location_code=2840,
+        language_code="en",
+        max_crawl_pages=100,
+    )
     ledger.record_intents(PROVIDER, DAY, {bad.tag(DAY): {**bad.task(DAY), "colour": "red"}})
     report = pipeline.submit(client, ledger, DAY, targets)
     assert report.rejected == 1 and report.posted == len(targets)
@@ -126,11 +132,13 @@ def test_rejected_tasks_are_recorded_and_not_retried(client, ledger, sandbox, ta
     assert pipeline.submit(client, ledger, DAY, targets).posted == 0
 
 
-def test_collect_waits_until_the_deadline_and_keeps_the_rest_pending(client, ledger, clock,
-                                                                    targets, warehouse):
+def test_collect_waits_until_the_deadline_and_keeps_the_rest_pending(
+    client, ledger, clock, targets, warehouse
+):
     pipeline.submit(client, ledger, DAY, targets)
-    early = pipeline.collect(client, ledger, DAY, deadline_seconds=10, poll_seconds=5,
-                             clock=clock, sleep=clock.sleep)
+    early = pipeline.collect(
+        client, ledger, DAY, deadline_seconds=10, poll_seconds=5, clock=clock, sleep=clock.sleep
+    )
     assert early.pending == len(targets) and early.ended == {}
     assert clock.sleeps == [5, 5]  # polls at 0, 5 and 10 s: paced, no busy loop
     check = collection_complete(ledger, warehouse, PROVIDER, DAY)
@@ -145,8 +153,7 @@ def test_collect_waits_until_the_deadline_and_keeps_the_rest_pending(client, led
     assert collection_complete(ledger, warehouse, PROVIDER, DAY).passed
 
 
-def test_a_task_collected_by_a_crashed_run_is_fetched_again_by_id(client, ledger, clock,
-                                                                 targets):
+def test_a_task_collected_by_a_crashed_run_is_fetched_again_by_id(client, ledger, clock, targets):
     pipeline.submit(client, ledger, DAY, targets)
     clock.now += 60
     lost = ledger.tasks(PROVIDER, DAY)[0].task_id
@@ -162,49 +169,88 @@ def test_unknown_status_codes_are_reported_not_guessed(sandbox, ledger, clock, t
     (record,) = ledger.tasks(PROVIDER, DAY)
 
     def future(request):
-        return httpx.Response(200, json={"status_code": 20000, "status_message": "Ok.", "tasks": [
-            {"id": record.task_id, "status_code": 40777, "status_message": "New.",
-             "result": None}]} if "task_get" in request.url.path else
-            {"status_code": 20000, "status_message": "Ok.", "tasks": [{"id": "r",
-             "status_code": 20000, "result": []}]})
+        return httpx.Response(
+            200,
+            json={
+                "status_code": 20000,
+                "status_message": "Ok.",
+                "tasks": [
+                    {
+                        "id": record.task_id,
+                        "status_code": 40777,
+                        "status_message": "New.",
+                        "result": None,
+                    }
+                ],
+            }
+            if "task_get" in request.url.path
+            else {
+                "status_code": 20000,
+                "status_message": "Ok.",
+                "tasks": [{"id": "r", "status_code": 20000, "result": []}],
+            },
+        )
 
     odd = make_client(sandbox, clock, transport=httpx.MockTransport(future))
-    report = pipeline.collect(odd, ledger, DAY, deadline_seconds=0, poll_seconds=1,
-                              clock=clock, sleep=clock.sleep)
+    report = pipeline.collect(
+        odd, ledger, DAY, deadline_seconds=0, poll_seconds=1, clock=clock, sleep=clock.sleep
+    )
     assert report.unknown_codes == {"40777": 1} and report.pending == 1
     assert ledger.tasks(PROVIDER, DAY)[0].status_code == 40777
 
 
-@pytest.mark.parametrize(("code", "message", "recorded"), [
-    ("40777", "New.", (None, "New. (status_code '40777')")),
-    (2**40, "Big.", (None, f"Big. (status_code {2**40})")),
-    (40777, {"text": "odd"}, (40777, '{"text":"odd"}')),
-    (None, None, (None, None)),
-])
-def test_a_task_status_of_any_shape_is_recorded_not_fatal(sandbox, ledger, clock, targets, code,
-                                                          message, recorded):
+@pytest.mark.parametrize(
+    ("code", "message", "recorded"),
+    [
+        ("40777", "New.", (None, "New. (status_code '40777')")),
+        (2**40, "Big.", (None, f"Big. (status_code {2**40})")),
+        (40777, {"text": "odd"}, (40777, '{"text":"odd"}')),
+        (None, None, (None, None)),
+    ],
+)
+def test_a_task_status_of_any_shape_is_recorded_not_fatal(
+    sandbox, ledger, clock, targets, code, message, recorded
+):
     # Found by the type checker: the codes and messages of task_get reached the ledger as
     # the provider sent them; an object for a message could not be written at all.
     pipeline.submit(make_client(sandbox, clock), ledger, DAY, targets[:1])
     (record,) = ledger.tasks(PROVIDER, DAY)
 
     def odd_status(request):
-        return httpx.Response(200, json={"status_code": 20000, "status_message": "Ok.", "tasks": [
-            {"id": record.task_id, "status_code": code, "status_message": message,
-             "result": None}]} if "task_get" in request.url.path else
-            {"status_code": 20000, "status_message": "Ok.", "tasks": [{"id": "r",
-             "status_code": 20000, "result": []}]})
+        return httpx.Response(
+            200,
+            json={
+                "status_code": 20000,
+                "status_message": "Ok.",
+                "tasks": [
+                    {
+                        "id": record.task_id,
+                        "status_code": code,
+                        "status_message": message,
+                        "result": None,
+                    }
+                ],
+            }
+            if "task_get" in request.url.path
+            else {
+                "status_code": 20000,
+                "status_message": "Ok.",
+                "tasks": [{"id": "r", "status_code": 20000, "result": []}],
+            },
+        )
 
     odd = make_client(sandbox, clock, transport=httpx.MockTransport(odd_status))
-    report = pipeline.collect(odd, ledger, DAY, deadline_seconds=0, poll_seconds=1,
-                              clock=clock, sleep=clock.sleep)
+    report = pipeline.collect(
+        odd, ledger, DAY, deadline_seconds=0, poll_seconds=1, clock=clock, sleep=clock.sleep
+    )
     assert report.pending == 1 and not report.errors
     (record,) = ledger.tasks(PROVIDER, DAY)
     assert (record.status_code, record.status_message) == recorded
 
 
-def test_responses_are_published_once_however_often_they_are_stored(client, ledger, clock,
-                                                                   warehouse, targets):
+def test_responses_are_published_once_however_often_they_are_stored(
+    client, ledger, clock, warehouse, targets
+):
     pipeline.submit(client, ledger, DAY, targets)
     clock.now += 60
     collect_today(client, ledger, clock)
@@ -218,14 +264,16 @@ def test_responses_are_published_once_however_often_they_are_stored(client, ledg
     meta = {k: v for k, v in again.items() if k not in ("task_id", "body", "body_bytes")}
     meta["fetched_at"] = again["fetched_at"].isoformat()
     ledger.execute("UPDATE tasks SET content_hash = NULL")  # as if never recorded
-    ledger.store_response(PROVIDER, DAY, again["task_id"], meta, again["body"].encode(),
-                          TaskState.FETCHED)
+    ledger.store_response(
+        PROVIDER, DAY, again["task_id"], meta, again["body"].encode(), TaskState.FETCHED
+    )
     second = TABLES.publish_responses(ledger, warehouse, DAY)
     assert second.rows == len(targets) and second.added == 0
 
 
-def test_flattened_tables_are_rebuilt_identically_from_raw(client, ledger, clock, warehouse,
-                                                          targets):
+def test_flattened_tables_are_rebuilt_identically_from_raw(
+    client, ledger, clock, warehouse, targets
+):
     pipeline.submit(client, ledger, DAY, targets)
     clock.now += 60
     collect_today(client, ledger, clock)
@@ -245,6 +293,7 @@ def test_flattened_tables_are_rebuilt_identically_from_raw(client, ledger, clock
 
 # -- a past day is never paid for -------------------------------------------------------------
 
+
 def at(day: str, hour: int, minute: int = 0) -> datetime:
     return datetime.fromisoformat(day).replace(hour=hour, minute=minute, tzinfo=UTC)
 
@@ -253,10 +302,12 @@ def shift(day: str, days: int) -> str:
     return (datetime.fromisoformat(day) + timedelta(days=days)).date().isoformat()
 
 
-@pytest.mark.parametrize(("partition", "reason"), [(shift(DAY, -3), "past day"),
-                                                   (shift(DAY, 1), "future")])
-def test_a_day_other_than_today_posts_nothing_and_says_why(client, ledger, sandbox, targets,
-                                                           partition, reason):
+@pytest.mark.parametrize(
+    ("partition", "reason"), [(shift(DAY, -3), "past day"), (shift(DAY, 1), "future")]
+)
+def test_a_day_other_than_today_posts_nothing_and_says_why(
+    client, ledger, sandbox, targets, partition, reason
+):
     report = pipeline.submit(client, ledger, partition, targets, now=at(DAY, 10))
     assert report.posted == 0 and reason in report.closed_reason
     assert "\n" not in report.closed_reason
@@ -274,7 +325,8 @@ def test_yesterday_is_paid_for_only_just_after_midnight(client, ledger, sandbox,
 
 
 def test_a_past_day_still_recovers_what_a_crash_posted_and_posts_nothing_new(
-        client, ledger, sandbox, clock, targets):
+    client, ledger, sandbox, clock, targets
+):
     with pytest.raises(Crash):
         pipeline.submit(CrashAfter(client, "post_tasks"), ledger, DAY, targets)
     clock.now += 86400
@@ -288,10 +340,12 @@ def test_a_past_day_still_recovers_what_a_crash_posted_and_posts_nothing_new(
 
 
 def test_intents_of_a_past_day_that_never_reached_the_provider_end_unposted(
-        client, ledger, sandbox, targets):
+    client, ledger, sandbox, targets
+):
     ledger.record_intents(PROVIDER, DAY, {t.tag(DAY): t.task(DAY) for t in targets[:2]})
-    report = pipeline.submit(client, ledger, DAY, targets,
-                             now=datetime.now(UTC) + timedelta(days=1))
+    report = pipeline.submit(
+        client, ledger, DAY, targets, now=datetime.now(UTC) + timedelta(days=1)
+    )
     assert report.posted == 0 and report.recovered == 0
     assert sandbox.stats()["billed_tasks"] == 0
     states = {t.state for t in ledger.tasks(PROVIDER, DAY)}
@@ -299,6 +353,7 @@ def test_intents_of_a_past_day_that_never_reached_the_provider_end_unposted(
 
 
 # -- ids of a shape the provider does not document --------------------------------------------
+
 
 class HostileIds(httpx.BaseTransport):
     """The sandbox, but the listed ids of the given endpoints are not task ids."""
@@ -320,7 +375,8 @@ class HostileIds(httpx.BaseTransport):
 
 @pytest.mark.parametrize("endpoints", [("/tasks_ready",), ("/tasks_ready", "/id_list")])
 def test_a_listed_task_with_a_hostile_id_is_never_posted_again_nor_stored(
-        sandbox, ledger, clock, targets, client, endpoints):
+    sandbox, ledger, clock, targets, client, endpoints
+):
     with pytest.raises(Crash):
         pipeline.submit(CrashAfter(client, "post_tasks"), ledger, DAY, targets)
     clock.now += 120  # ready: listed by tasks_ready
@@ -337,14 +393,19 @@ def test_a_listed_task_with_a_hostile_id_is_never_posted_again_nor_stored(
 
 # -- only valid targets are paid for ----------------------------------------------------------
 
-@pytest.mark.parametrize(("fields", "named"), [
-    ({"location_name": "Atlantis", "language_code": "en"}, "location_name 'Atlantis'"),
-    ({"location_code": 9999, "language_code": "en"}, "location_code 9999"),
-    ({"location_code": 2840, "language_name": "Klingon"}, "language_name 'Klingon'"),
-    ({"location_code": 2840, "language_code": "tlh"}, "language_code 'tlh'"),
-])
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"location_name": "Atlantis", "language_code": "en"}, "location_name 'Atlantis'"),
+        ({"location_code": 9999, "language_code": "en"}, "location_code 9999"),
+        ({"location_code": 2840, "language_name": "Klingon"}, "language_name 'Klingon'"),
+        ({"location_code": 2840, "language_code": "tlh"}, "language_code 'tlh'"),
+    ],
+)
 def test_an_unknown_location_or_language_is_refused_before_anything_is_posted(
-        client, ledger, sandbox, targets, fields, named):
+    client, ledger, sandbox, targets, fields, named
+):
     from serp_etl.core.targets import TargetConfigError
     from serp_etl.providers.dataforseo.targets import ImageTarget
 
@@ -359,33 +420,54 @@ def test_names_are_checked_exactly_and_close_ones_suggested(client, ledger, targ
     from serp_etl.core.targets import TargetConfigError
     from serp_etl.providers.dataforseo.targets import ImageTarget
 
-    near = ImageTarget(image_url="https://example.com/x.jpg", location_name="united states",
-                       language_code="en")
+    near = ImageTarget(
+        image_url="https://example.com/x.jpg", location_name="united states", language_code="en"
+    )
     with pytest.raises(TargetConfigError, match="did you mean 'United States'"):
         pipeline.submit(client, ledger, DAY, [near])
 
 
 # -- every task ends in a true state ----------------------------------------------------------
 
+
 def answering(record, code: int, message: str):
     """task_get answers ``code`` for the task; tasks_ready lists nothing."""
+
     def answer(request):
         if "task_get" in request.url.path:
-            return httpx.Response(200, json={"status_code": 20000, "status_message": "Ok.",
-                                             "tasks": [{"id": record.task_id, "status_code": code,
-                                                        "status_message": message,
-                                                        "result": None}]})
-        return httpx.Response(200, json={"status_code": 20000, "status_message": "Ok.",
-                                         "tasks": [{"id": "r", "status_code": 20000,
-                                                    "result": []}]})
+            return httpx.Response(
+                200,
+                json={
+                    "status_code": 20000,
+                    "status_message": "Ok.",
+                    "tasks": [
+                        {
+                            "id": record.task_id,
+                            "status_code": code,
+                            "status_message": message,
+                            "result": None,
+                        }
+                    ],
+                },
+            )
+        return httpx.Response(
+            200,
+            json={
+                "status_code": 20000,
+                "status_message": "Ok.",
+                "tasks": [{"id": "r", "status_code": 20000, "result": []}],
+            },
+        )
+
     return httpx.MockTransport(answer)
 
 
-@pytest.mark.parametrize(("code", "state"), [(50000, TaskState.EXHAUSTED),
-                                             (40777, TaskState.EXHAUSTED)])
-def test_a_server_or_unknown_code_ends_exhausted_after_its_attempts(sandbox, ledger, clock,
-                                                                    targets, client, code,
-                                                                    state, warehouse):
+@pytest.mark.parametrize(
+    ("code", "state"), [(50000, TaskState.EXHAUSTED), (40777, TaskState.EXHAUSTED)]
+)
+def test_a_server_or_unknown_code_ends_exhausted_after_its_attempts(
+    sandbox, ledger, clock, targets, client, code, state, warehouse
+):
     from serp_etl.state.ledger import MAX_ATTEMPTS
 
     pipeline.submit(client, ledger, DAY, targets[:1])
@@ -393,8 +475,9 @@ def test_a_server_or_unknown_code_ends_exhausted_after_its_attempts(sandbox, led
     odd = make_client(sandbox, clock, transport=answering(record, code, "Internal Error."))
     for _ in range(MAX_ATTEMPTS):
         assert ledger.tasks(PROVIDER, DAY)[0].state is TaskState.POSTED
-        pipeline.collect(odd, ledger, DAY, deadline_seconds=600, poll_seconds=60, clock=clock,
-                         sleep=clock.sleep)
+        pipeline.collect(
+            odd, ledger, DAY, deadline_seconds=600, poll_seconds=60, clock=clock, sleep=clock.sleep
+        )
     (task,) = ledger.tasks(PROVIDER, DAY)
     assert task.state is state and task.status_code == code
     check = collection_complete(ledger, warehouse, PROVIDER, DAY)
@@ -403,8 +486,9 @@ def test_a_server_or_unknown_code_ends_exhausted_after_its_attempts(sandbox, led
     assert len(list(ledger.inbox(PROVIDER, DAY))) == 1  # its last answer is kept
 
 
-def test_an_expired_task_is_expired_and_the_check_says_so(sandbox, ledger, clock, targets,
-                                                          client, warehouse):
+def test_an_expired_task_is_expired_and_the_check_says_so(
+    sandbox, ledger, clock, targets, client, warehouse
+):
     pipeline.submit(client, ledger, DAY, targets[:2])
     clock.now += 31 * 86400  # results are kept 30 days
     report = collect_today(client, ledger, clock)
@@ -414,8 +498,9 @@ def test_an_expired_task_is_expired_and_the_check_says_so(sandbox, ledger, clock
     assert "every posted task is collected" not in check.description
 
 
-def test_a_raw_part_that_shrinks_under_a_collected_day_fails_the_check(client, ledger, clock,
-                                                                      targets, warehouse):
+def test_a_raw_part_that_shrinks_under_a_collected_day_fails_the_check(
+    client, ledger, clock, targets, warehouse
+):
     pipeline.submit(client, ledger, DAY, targets)
     collect_today(client, ledger, clock)
     TABLES.publish_responses(ledger, warehouse, DAY)
@@ -428,13 +513,14 @@ def test_a_raw_part_that_shrinks_under_a_collected_day_fails_the_check(client, l
     assert check.metadata["missing_from_raw_table"] == len(targets) - 2
     assert "not in the raw table" in check.description
     part.unlink()
-    assert collection_complete(ledger, warehouse, PROVIDER,
-                               DAY).metadata["missing_from_raw_table"] == len(targets)
-
+    assert collection_complete(ledger, warehouse, PROVIDER, DAY).metadata[
+        "missing_from_raw_table"
+    ] == len(targets)
 
 
 def test_waiting_for_results_says_where_it_stands_at_least_every_30_seconds(
-        client, ledger, clock, targets, sandbox, caplog):
+    client, ledger, clock, targets, sandbox, caplog
+):
     sandbox.ready_seconds = 10_000  # nothing gets ready: the run waits until its deadline
     pipeline.submit(client, ledger, DAY, targets)
     said: list[float] = []
@@ -448,8 +534,15 @@ def test_waiting_for_results_says_where_it_stands_at_least_every_30_seconds(
     logging.getLogger("serp_etl").addHandler(handler)
     try:
         with caplog.at_level(logging.INFO, logger="serp_etl"):
-            pipeline.collect(client, ledger, DAY, deadline_seconds=300, poll_seconds=75,
-                             clock=clock, sleep=clock.sleep)
+            pipeline.collect(
+                client,
+                ledger,
+                DAY,
+                deadline_seconds=300,
+                poll_seconds=75,
+                clock=clock,
+                sleep=clock.sleep,
+            )
     finally:
         logging.getLogger("serp_etl").removeHandler(handler)
     start = said[0]

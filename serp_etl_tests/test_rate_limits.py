@@ -15,19 +15,23 @@ from serp_etl.sandbox.semscraper.app import API_KEY, SemScraperSandbox
 from serp_etl_tests.fault_proxy import FaultProxy
 
 ONCE = RetryPolicy(attempts=1)  # a refusal raises at once: none may happen
-SEMSCRAPER_LIMITS = {"GET": semscraper_settings.GET_CALLS_PER_MINUTE,
-                     "POST": semscraper_settings.POST_CALLS_PER_MINUTE}
+SEMSCRAPER_LIMITS = {
+    "GET": semscraper_settings.GET_CALLS_PER_MINUTE,
+    "POST": semscraper_settings.POST_CALLS_PER_MINUTE,
+}
 
 
 def shared(tmp_path, clock, limits) -> RateLimiter:
     """What each process of one account opens: the same file, its own connection."""
-    return RateLimiter(tmp_path / "rate_limits.sqlite", "account", limits, clock=clock,
-                       sleep=clock.sleep)
+    return RateLimiter(
+        tmp_path / "rate_limits.sqlite", "account", limits, clock=clock, sleep=clock.sleep
+    )
 
 
 def semscraper_client(url, limiter, clock, retry=ONCE) -> SemScraperClient:
-    return SemScraperClient(f"{url}/v1", API_KEY, limiter=limiter, retry=retry, clock=clock,
-                            sleep=clock.sleep)
+    return SemScraperClient(
+        f"{url}/v1", API_KEY, limiter=limiter, retry=retry, clock=clock, sleep=clock.sleep
+    )
 
 
 def test_limiter_windows_and_pauses(tmp_path, clock):
@@ -58,9 +62,18 @@ def test_two_collectors_share_the_tasks_ready_limit(tmp_path, clock):
     sandbox = DataForSEOSandbox(tmp_path / "api.sqlite", clock=clock)
     limits = dataforseo_settings.CALLS_PER_MINUTE
     with FaultProxy(sandbox.app) as proxy:
-        clients = [DataForSEOClient(proxy.url, LOGIN, PASSWORD, retry=ONCE, clock=clock,
-                                    sleep=clock.sleep, limiter=shared(tmp_path, clock, limits))
-                   for _ in range(2)]
+        clients = [
+            DataForSEOClient(
+                proxy.url,
+                LOGIN,
+                PASSWORD,
+                retry=ONCE,
+                clock=clock,
+                sleep=clock.sleep,
+                limiter=shared(tmp_path, clock, limits),
+            )
+            for _ in range(2)
+        ]
         for _ in range(15):  # 30 calls: the API allows 20 a minute (40202 beyond)
             for client in clients:
                 client.tasks_ready()
@@ -69,15 +82,20 @@ def test_two_collectors_share_the_tasks_ready_limit(tmp_path, clock):
 
 def patient_semscraper(url, tmp_path, clock) -> SemScraperClient:
     """A client of the account's shared limits that tries each call three times."""
-    return semscraper_client(url, shared(tmp_path, clock, SEMSCRAPER_LIMITS), clock,
-                             retry=RetryPolicy(attempts=3, base_delay=0.01))
+    return semscraper_client(
+        url,
+        shared(tmp_path, clock, SEMSCRAPER_LIMITS),
+        clock,
+        retry=RetryPolicy(attempts=3, base_delay=0.01),
+    )
 
 
 def test_retry_after_is_obeyed(tmp_path, clock):
     sandbox = SemScraperSandbox(tmp_path / "api.sqlite", clock=clock)
     with FaultProxy(sandbox.app) as proxy:
-        proxy.add("status_before", path="/billing/credit", status=429,
-                  headers={"Retry-After": "30"})
+        proxy.add(
+            "status_before", path="/billing/credit", status=429, headers={"Retry-After": "30"}
+        )
         client = patient_semscraper(proxy.url, tmp_path, clock)
         started = clock.now
         assert client.credit() == pytest.approx(100.5)
@@ -88,8 +106,13 @@ def test_retry_after_is_obeyed(tmp_path, clock):
 def test_a_429_on_a_paid_call_waits_and_sends_it_again_once(tmp_path, clock):
     sandbox = SemScraperSandbox(tmp_path / "api.sqlite", clock=clock)
     with FaultProxy(sandbox.app) as proxy:
-        proxy.add("status_before", method="POST", path="/serp/google", status=429,
-                  headers={"Retry-After": "12"})
+        proxy.add(
+            "status_before",
+            method="POST",
+            path="/serp/google",
+            status=429,
+            headers={"Retry-After": "12"},
+        )
         client = patient_semscraper(proxy.url, tmp_path, clock)
         started = clock.now
         created, _ = client.create([Scrape("k", "fr", "fr")])
@@ -100,15 +123,26 @@ def test_a_429_on_a_paid_call_waits_and_sends_it_again_once(tmp_path, clock):
 def test_dataforseo_task_post_refused_with_429_waits_and_posts_once(tmp_path, clock):
     sandbox = DataForSEOSandbox(tmp_path / "api.sqlite", clock=clock)
     with FaultProxy(sandbox.app) as proxy:
-        proxy.add("status_before", method="POST", path="/v3/serp/google/search_by_image/",
-                  status=429, headers={"Retry-After": "9"})
-        client = DataForSEOClient(proxy.url, LOGIN, PASSWORD, clock=clock, sleep=clock.sleep,
-                                  retry=RetryPolicy(attempts=3, base_delay=0.01),
-                                  limiter=shared(tmp_path, clock,
-                                                 dataforseo_settings.CALLS_PER_MINUTE))
+        proxy.add(
+            "status_before",
+            method="POST",
+            path="/v3/serp/google/search_by_image/",
+            status=429,
+            headers={"Retry-After": "9"},
+        )
+        client = DataForSEOClient(
+            proxy.url,
+            LOGIN,
+            PASSWORD,
+            clock=clock,
+            sleep=clock.sleep,
+            retry=RetryPolicy(attempts=3, base_delay=0.01),
+            limiter=shared(tmp_path, clock, dataforseo_settings.CALLS_PER_MINUTE),
+        )
         started = clock.now
-        (posted,) = client.post_tasks([{"image_url": "https://x.example/1.jpg",
-                                        "location_code": 2840, "language_code": "en"}])
+        (posted,) = client.post_tasks(
+            [{"image_url": "https://x.example/1.jpg", "location_code": 2840, "language_code": "en"}]
+        )
     assert posted.task_id and sandbox.stats()["billed_tasks"] == 1
     assert clock.now - started >= 9
 
@@ -116,8 +150,9 @@ def test_dataforseo_task_post_refused_with_429_waits_and_posts_once(tmp_path, cl
 def test_a_retry_after_beyond_reason_fails_the_call_clearly(tmp_path, clock):
     sandbox = SemScraperSandbox(tmp_path / "api.sqlite", clock=clock)
     with FaultProxy(sandbox.app) as proxy:
-        proxy.add("status_before", path="/billing/credit", status=503,
-                  headers={"Retry-After": "7200"})
+        proxy.add(
+            "status_before", path="/billing/credit", status=503, headers={"Retry-After": "7200"}
+        )
         client = patient_semscraper(proxy.url, tmp_path, clock)
         with pytest.raises(Exception, match="7200"):
             client.credit()
@@ -128,8 +163,6 @@ def test_the_sandbox_says_when_to_retry(tmp_path, clock):
     sandbox = SemScraperSandbox(tmp_path / "api.sqlite", clock=clock)
     with FaultProxy(sandbox.app) as proxy:
         headers = {"Authorization": f"Bearer {API_KEY}"}
-        answers = [httpx.get(f"{proxy.url}/v1/billing/credit", headers=headers)
-                   for _ in range(101)]
+        answers = [httpx.get(f"{proxy.url}/v1/billing/credit", headers=headers) for _ in range(101)]
     assert answers[-1].status_code == 429
     assert 0 < int(answers[-1].headers["Retry-After"]) <= 60
-

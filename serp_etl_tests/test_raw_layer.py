@@ -15,18 +15,37 @@ from serp_etl.providers.semscraper.tables import TABLES
 from serp_etl.state.ledger import TaskState
 
 DAY = "2026-04-01"
-SERP = {"id": "S1", "status": "done", "keyword": "k", "device": "desktop", "location": "fr",
-        "language": "fr", "depth": 1, "cost": "0.00002",
-        "results": [{"type": "organic", "items": [
-            {"rank_type": 1, "rank_serp": 1, "domain": "a.example", "title": "first"}]}]}
+SERP = {
+    "id": "S1",
+    "status": "done",
+    "keyword": "k",
+    "device": "desktop",
+    "location": "fr",
+    "language": "fr",
+    "depth": 1,
+    "cost": "0.00002",
+    "results": [
+        {
+            "type": "organic",
+            "items": [{"rank_type": 1, "rank_serp": 1, "domain": "a.example", "title": "first"}],
+        }
+    ],
+}
 
 
-def store(ledger, serp_bytes: bytes, fetched_at: datetime, task_id: str = "S1",
-          source: str = "api") -> bool:
-    meta = {"fetched_at": fetched_at.isoformat(), "status": "done", "cost": 2e-05,
-            "source": source, "html": None}
-    return ledger.store_response(PROVIDER, DAY, task_id, TABLES.version(serp_bytes, meta),
-                                 serp_bytes, TaskState.FETCHED)
+def store(
+    ledger, serp_bytes: bytes, fetched_at: datetime, task_id: str = "S1", source: str = "api"
+) -> bool:
+    meta = {
+        "fetched_at": fetched_at.isoformat(),
+        "status": "done",
+        "cost": 2e-05,
+        "source": source,
+        "html": None,
+    }
+    return ledger.store_response(
+        PROVIDER, DAY, task_id, TABLES.version(serp_bytes, meta), serp_bytes, TaskState.FETCHED
+    )
 
 
 def raw_dir(warehouse):
@@ -38,16 +57,28 @@ def raw_rows(warehouse) -> list[dict]:
 
 
 def titles(warehouse) -> list[str]:
-    return pq.read_table(warehouse.partition_file(PROVIDER, "items", DAY).parent
-                         ).column("title").to_pylist()
+    return (
+        pq.read_table(warehouse.partition_file(PROVIDER, "items", DAY).parent)
+        .column("title")
+        .to_pylist()
+    )
 
 
 def test_a_corrected_response_is_a_new_version_and_the_tables_show_the_latest(ledger, warehouse):
     first = datetime(2026, 4, 1, 8, tzinfo=UTC)
     store(ledger, orjson.dumps(SERP), first)
     TABLES.publish_responses(ledger, warehouse, DAY)
-    fixed = {**SERP, "results": [{"type": "organic", "items": [
-        {"rank_type": 1, "rank_serp": 1, "domain": "a.example", "title": "fixed"}]}]}
+    fixed = {
+        **SERP,
+        "results": [
+            {
+                "type": "organic",
+                "items": [
+                    {"rank_type": 1, "rank_serp": 1, "domain": "a.example", "title": "fixed"}
+                ],
+            }
+        ],
+    }
     store(ledger, orjson.dumps(fixed), first + timedelta(hours=2), source="import:fixed.json")
     report = TABLES.publish_responses(ledger, warehouse, DAY)
     assert (report.rows, report.added) == (2, 1)
@@ -75,7 +106,8 @@ def test_identical_content_adds_nothing_and_parts_are_never_rewritten(ledger, wa
 
 
 def test_a_crash_between_publishing_and_clearing_the_inbox_adds_nothing_twice(
-        ledger, warehouse, monkeypatch):
+    ledger, warehouse, monkeypatch
+):
     store(ledger, orjson.dumps(SERP), datetime(2026, 4, 1, 8, tzinfo=UTC))
     monkeypatch.setattr(ledger, "clear_inbox", lambda *args: None)  # died before clearing
     TABLES.publish_responses(ledger, warehouse, DAY)
@@ -100,10 +132,17 @@ def test_the_body_is_the_bytes_received_and_repairs_are_named(ledger, warehouse)
 
 
 def test_a_raw_file_of_an_earlier_version_is_read_and_kept(ledger, warehouse):
-    legacy = pa.table({
-        "task_id": ["S1"], "fetched_at": [datetime(2026, 4, 1, 8, tzinfo=UTC)],
-        "status": ["done"], "cost": [2e-05], "source": ["api"], "html": pa.nulls(1, pa.string()),
-        "body": [orjson.dumps(SERP).decode()]})
+    legacy = pa.table(
+        {
+            "task_id": ["S1"],
+            "fetched_at": [datetime(2026, 4, 1, 8, tzinfo=UTC)],
+            "status": ["done"],
+            "cost": [2e-05],
+            "source": ["api"],
+            "html": pa.nulls(1, pa.string()),
+            "body": [orjson.dumps(SERP).decode()],
+        }
+    )
     path = warehouse.partition_file(PROVIDER, RAW_TABLE, DAY)
     path.parent.mkdir(parents=True)
     pq.write_table(legacy, path)

@@ -48,11 +48,11 @@ def test_the_report_holds_the_days_numbers_and_needs_no_network(warehouse, provi
     with catalog.connect(warehouse.data_dir) as connection:
         built = report.build(connection, provider, DAY)
         new_pages = connection.execute(
-            "SELECT count(*) FROM image_hosts WHERE date = ? AND is_new_page",
-            [DAY]).fetchone()[0]
+            "SELECT count(*) FROM image_hosts WHERE date = ? AND is_new_page", [DAY]
+        ).fetchone()[0]
         serps = connection.execute(
-            "SELECT count(*) FROM serp_searches WHERE provider = ? AND date = ?",
-            [provider, DAY]).fetchone()[0]
+            "SELECT count(*) FROM serp_searches WHERE provider = ? AND date = ?", [provider, DAY]
+        ).fetchone()[0]
     with Ledger(ledger_path(warehouse.data_dir)) as ledger:
         tasks = ledger.tasks(provider, DAY)
     figures = built.figures
@@ -79,8 +79,10 @@ def test_the_report_holds_the_days_numbers_and_needs_no_network(warehouse, provi
 
 def test_the_report_asset_writes_the_page_and_shows_its_summary(warehouse):
     result = dg.materialize(
-        [report_asset(DATAFORSEO)], partition_key=DAY,
-        resources={"warehouse": WarehouseResource(data_dir=str(warehouse.data_dir))})
+        [report_asset(DATAFORSEO)],
+        partition_key=DAY,
+        resources={"warehouse": WarehouseResource(data_dir=str(warehouse.data_dir))},
+    )
     assert result.success
     (event,) = result.asset_materializations_for_node("dataforseo__report")
     path = report_path(str(warehouse.data_dir), "dataforseo", DAY)
@@ -105,8 +107,20 @@ def test_an_imported_days_report_says_how_its_tasks_ended_is_not_known(tmp_path)
     from serp_etl_tests.conftest import FIXTURES
 
     data, day = tmp_path / "data", "2026-04-01"
-    assert main(["--data-dir", str(data), "import", "dataforseo",
-                 str(FIXTURES / "dataforseo_reference_example.json"), "--date", day]) == 0
+    assert (
+        main(
+            [
+                "--data-dir",
+                str(data),
+                "import",
+                "dataforseo",
+                str(FIXTURES / "dataforseo_reference_example.json"),
+                "--date",
+                day,
+            ]
+        )
+        == 0
+    )
     with catalog.connect(data) as connection:
         built = report.build(connection, "dataforseo", day)
     assert built.figures["tasks"] == 1 and built.figures["fetched"] is None

@@ -21,8 +21,13 @@ from serp_etl_tests.conftest import serving_asgi
 
 KEY = "hmac-key-of-the-account"
 DAY = "2026-11-20"
-SERP = {"id": "SERP_1", "status": "done", "keyword": "example keyword", "cost": "0.00002",
-        "results": [{"type": "organic", "items": [{"rank_type": 1, "rank_serp": 1}]}]}
+SERP = {
+    "id": "SERP_1",
+    "status": "done",
+    "keyword": "example keyword",
+    "cost": "0.00002",
+    "results": [{"type": "organic", "items": [{"rank_type": 1, "rank_serp": 1}]}],
+}
 
 
 @pytest.fixture
@@ -46,8 +51,11 @@ def deliver(url: str, body: bytes, signed_with: str | None = KEY, **headers) -> 
 
 
 def inbox_ids(ledger) -> list[str]:
-    return [row.task_id for p in sorted(ledger.inbox_partitions(PROVIDER))
-            for row in ledger.inbox(PROVIDER, p)]
+    return [
+        row.task_id
+        for p in sorted(ledger.inbox_partitions(PROVIDER))
+        for row in ledger.inbox(PROVIDER, p)
+    ]
 
 
 def test_a_signed_delivery_is_stored_and_its_scrape_marked_collected(receiver, ledger, created):
@@ -68,13 +76,13 @@ def test_a_chunked_delivery_is_read_whole_and_verified(receiver, ledger, created
         yield body[:10]
         yield body[10:]
 
-    answer = httpx.post(receiver, content=chunks(),
-                        headers={"X-Signature": signature(body, KEY.encode())})
+    answer = httpx.post(
+        receiver, content=chunks(), headers={"X-Signature": signature(body, KEY.encode())}
+    )
     assert answer.status_code == 200 and inbox_ids(ledger) == ["SERP_1"]
 
 
-def test_a_replay_is_kept_once_and_keeps_its_first_fetch_time(receiver, ledger, created,
-                                                              warehouse):
+def test_a_replay_is_kept_once_and_keeps_its_first_fetch_time(receiver, ledger, created, warehouse):
     body = orjson.dumps(SERP)
     assert deliver(receiver, body).json()["outcome"] == "stored"
     first = ledger.tasks(PROVIDER, DAY)[0].fetched_at
@@ -85,13 +93,17 @@ def test_a_replay_is_kept_once_and_keeps_its_first_fetch_time(receiver, ledger, 
     assert TABLES.publish_responses(ledger, warehouse, DAY).rows == 1
 
 
-@pytest.mark.parametrize(("delivered", "reason"), [
-    ({**SERP, "id": "NOT_OURS"}, "not a scrape of this project"),
-    ({"id": "SERP_1", "status": "pending"}, "not a finished SERP"),
-    ({"id": "SERP_1", "status": "done", "results": "none"}, "not a finished SERP"),
-])
-def test_what_was_not_asked_for_is_quarantined_not_stored(receiver, ledger, created, warehouse,
-                                                          delivered, reason):
+@pytest.mark.parametrize(
+    ("delivered", "reason"),
+    [
+        ({**SERP, "id": "NOT_OURS"}, "not a scrape of this project"),
+        ({"id": "SERP_1", "status": "pending"}, "not a finished SERP"),
+        ({"id": "SERP_1", "status": "done", "results": "none"}, "not a finished SERP"),
+    ],
+)
+def test_what_was_not_asked_for_is_quarantined_not_stored(
+    receiver, ledger, created, warehouse, delivered, reason
+):
     answer = deliver(receiver, orjson.dumps(delivered))
     assert answer.status_code == 200 and answer.json()["outcome"] == "quarantined"
     assert inbox_ids(ledger) == []
@@ -104,12 +116,15 @@ def test_what_was_not_asked_for_is_quarantined_not_stored(receiver, ledger, crea
     assert [r["reason"] for r in rows] == [held.reason] and ledger.quarantined(PROVIDER) == []
 
 
-@pytest.mark.parametrize("headers", [
-    {"X-Signature": signature(orjson.dumps(SERP), b"someone else's key")},  # forged
-    {"X-Signature": ""},
-    {"X-Signature": "zz" * 32},
-    {"X-Signature": signature(orjson.dumps({**SERP, "cost": "0"}), KEY.encode())},  # tampered
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-Signature": signature(orjson.dumps(SERP), b"someone else's key")},  # forged
+        {"X-Signature": ""},
+        {"X-Signature": "zz" * 32},
+        {"X-Signature": signature(orjson.dumps({**SERP, "cost": "0"}), KEY.encode())},  # tampered
+    ],
+)
 def test_forged_or_wrong_signatures_are_refused(receiver, ledger, headers):
     answer = deliver(receiver, orjson.dumps(SERP), signed_with=None, **headers)
     assert answer.status_code == 401 and answer.text == "Invalid signature"
@@ -151,25 +166,30 @@ def test_each_delivery_is_one_log_line_without_body_or_key(receiver, ledger, cre
         deliver(receiver, orjson.dumps(SERP), signed_with="wrong")
     lines = [r.getMessage() for r in caplog.records if r.name == "serp_etl.callbacks"]
     assert len(lines) == 2
-    assert "SERP_1" in lines[0] and "stored" in lines[0] and str(len(orjson.dumps(SERP))) in \
-        lines[0]
+    assert (
+        "SERP_1" in lines[0] and "stored" in lines[0] and str(len(orjson.dumps(SERP))) in lines[0]
+    )
     assert "invalid signature" in lines[1]
     assert not any(KEY in line or "example keyword" in line for line in lines)
 
 
 def test_the_receiver_does_not_depend_on_the_sandbox():
-    code = ("import sys, serp_etl.providers.semscraper.callbacks; "
-            "sys.exit(any(m.startswith('serp_etl.sandbox') for m in sys.modules))")
+    code = (
+        "import sys, serp_etl.providers.semscraper.callbacks; "
+        "sys.exit(any(m.startswith('serp_etl.sandbox') for m in sys.modules))"
+    )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
-def test_a_delivered_serp_reaches_the_raw_and_flattened_tables(receiver, ledger, warehouse,
-                                                               created):
+def test_a_delivered_serp_reaches_the_raw_and_flattened_tables(
+    receiver, ledger, warehouse, created
+):
     assert deliver(receiver, orjson.dumps(SERP)).status_code == 200
     raw = TABLES.publish_responses(ledger, warehouse, DAY)
     assert raw.rows == 1
     rows = TABLES.publish_flattened(warehouse, DAY)
     assert rows == {"serps": 1, "items": 1}
     with catalog.connect(warehouse.data_dir) as con:
-        assert con.execute("SELECT task_id, cost, source FROM semscraper_responses").fetchall() \
-            == [("SERP_1", 0.00002, "callback")]
+        assert con.execute("SELECT task_id, cost, source FROM semscraper_responses").fetchall() == [
+            ("SERP_1", 0.00002, "callback")
+        ]

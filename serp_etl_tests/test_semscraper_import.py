@@ -36,23 +36,35 @@ def files(tmp_path):
         "pending_only": folder / "pending.json",
     }
     paths["retrieved"].write_bytes(orjson.dumps(RETRIEVED))
-    paths["gzip"].write_bytes(gzip.compress(orjson.dumps(
-        {**RETRIEVED, "data": [serp("S2"), serp("S3", status="pending", results=None)]})))
+    paths["gzip"].write_bytes(
+        gzip.compress(
+            orjson.dumps(
+                {**RETRIEVED, "data": [serp("S2"), serp("S3", status="pending", results=None)]}
+            )
+        )
+    )
     paths["callbacks"].write_bytes(orjson.dumps(serp("S4")) + b"\n" + orjson.dumps(serp("S5")))
     paths["truncated"].write_bytes(orjson.dumps(RETRIEVED)[:300])
-    paths["error"].write_bytes(b'{"error": "Bad Request", "message": "ids: too many",'
-                               b' "code": 400, "status": "error", "data": []}')
+    paths["error"].write_bytes(
+        b'{"error": "Bad Request", "message": "ids: too many",'
+        b' "code": 400, "status": "error", "data": []}'
+    )
     paths["hostile"].write_bytes(orjson.dumps(serp("a,b")))
     paths["no_results"].write_bytes(orjson.dumps(serp("S6", results=None)))
     paths["pending_only"].write_bytes(orjson.dumps(serp("S7", status="pending")))
     return paths
 
 
-@pytest.mark.parametrize(("name", "reason"), [
-    ("truncated", "not valid JSON"), ("error", "ids: too many"),
-    ("hostile", "not a SemScraper id"), ("no_results", "needs a 'results' array"),
-    ("pending_only", "holds no done SERP"),
-])
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("truncated", "not valid JSON"),
+        ("error", "ids: too many"),
+        ("hostile", "not a SemScraper id"),
+        ("no_results", "needs a 'results' array"),
+        ("pending_only", "holds no done SERP"),
+    ],
+)
 def test_each_invalid_file_is_named_with_its_reason(files, name, reason, tmp_path):
     data = tmp_path / "data"
     with Ledger(ledger_path(data)) as ledger:
@@ -64,8 +76,18 @@ def test_each_invalid_file_is_named_with_its_reason(files, name, reason, tmp_pat
 def test_import_lands_good_files_and_is_idempotent(tmp_path, files, capsys):
     data = tmp_path / "data"
     good = [files["retrieved"], files["gzip"], files["callbacks"]]
-    code = main(["--data-dir", str(data), "import", "semscraper", *map(str, good),
-                 str(files["truncated"]), "--date", DAY])
+    code = main(
+        [
+            "--data-dir",
+            str(data),
+            "import",
+            "semscraper",
+            *map(str, good),
+            str(files["truncated"]),
+            "--date",
+            DAY,
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 1 and f"rejected {files['truncated']}" in err
     assert "3 files imported, 1 rejected; 4 new responses" in out
@@ -74,6 +96,7 @@ def test_import_lands_good_files_and_is_idempotent(tmp_path, files, capsys):
     main(["--data-dir", str(data), "sql", query, "--format", "json"])
     assert json.loads(capsys.readouterr().out) == [{"serps": 4, "depth": 4}]
 
-    assert main(["--data-dir", str(data), "import", "semscraper", *map(str, good),
-                 "--date", DAY]) == 0
+    assert (
+        main(["--data-dir", str(data), "import", "semscraper", *map(str, good), "--date", DAY]) == 0
+    )
     assert "0 new responses" in capsys.readouterr().out

@@ -17,9 +17,11 @@ from serp_etl.state.ledger import TaskState
 from serp_etl_tests.conftest import TODAY, Crash, CrashAfter
 
 DAY = TODAY
-SCRAPES = [Scrape("example keyword", "fr", "fr", depth=2),
-           Scrape("mots clés", "fr", "fr", device="mobile"),
-           Scrape("keyword research", "us", "en", depth=3, priority=5)]
+SCRAPES = [
+    Scrape("example keyword", "fr", "fr", depth=2),
+    Scrape("mots clés", "fr", "fr", device="mobile"),
+    Scrape("keyword research", "us", "en", depth=3, priority=5),
+]
 
 
 @pytest.fixture
@@ -29,15 +31,27 @@ def sandbox(tmp_path, clock):
 
 @pytest.fixture
 def client(sandbox, clock):
-    with SemScraperClient("http://sandbox.invalid/v1", API_KEY,
-                          transport=httpx.WSGITransport(app=sandbox.app), clock=clock,
-                          sleep=clock.sleep) as client:
+    with SemScraperClient(
+        "http://sandbox.invalid/v1",
+        API_KEY,
+        transport=httpx.WSGITransport(app=sandbox.app),
+        clock=clock,
+        sleep=clock.sleep,
+    ) as client:
         yield client
 
 
 def collect_all(client, ledger, clock, **kwargs):
-    return pipeline.collect(client, ledger, DAY, deadline_seconds=120, poll_seconds=10,
-                            clock=clock, sleep=clock.sleep, **kwargs)
+    return pipeline.collect(
+        client,
+        ledger,
+        DAY,
+        deadline_seconds=120,
+        poll_seconds=10,
+        clock=clock,
+        sleep=clock.sleep,
+        **kwargs,
+    )
 
 
 def test_each_target_is_scraped_once_and_a_rerun_creates_nothing(client, ledger, sandbox):
@@ -49,7 +63,8 @@ def test_each_target_is_scraped_once_and_a_rerun_creates_nothing(client, ledger,
 
 
 def test_a_crash_after_creating_holds_then_recovers_without_a_second_scrape(
-        client, ledger, sandbox, clock):
+    client, ledger, sandbox, clock
+):
     with pytest.raises(Crash):
         pipeline.submit(CrashAfter(client, "create"), ledger, DAY, SCRAPES)
     assert sandbox.stats()["billed_scrapes"] == 3
@@ -78,22 +93,31 @@ def test_intents_never_created_are_created_once_nothing_is_in_flight(client, led
 
 
 def test_the_budget_stops_creating_before_a_run_exceeds_it(client, ledger, sandbox):
-    with pytest.raises(BudgetExceeded, match=r"about 0.00012 EUR; credit 100.50 EUR, budget "
-                                             r"0.0001 EUR"):
+    with pytest.raises(
+        BudgetExceeded,
+        match=r"about 0.00012 EUR; credit 100.50 EUR, budget "
+        r"0.0001 EUR",
+    ):
         pipeline.submit(client, ledger, DAY, SCRAPES, budget_eur=0.0001)
     assert sandbox.stats()["billed_scrapes"] == 0
 
 
 def test_collect_waits_keeps_html_and_skips_callback_deliveries(client, ledger, clock):
     pipeline.submit(client, ledger, DAY, SCRAPES)
-    early = pipeline.collect(client, ledger, DAY, deadline_seconds=5, poll_seconds=5,
-                             clock=clock, sleep=clock.sleep)
+    early = pipeline.collect(
+        client, ledger, DAY, deadline_seconds=5, poll_seconds=5, clock=clock, sleep=clock.sleep
+    )
     assert early.ended == {} and early.pending == 3
 
     delivered = ledger.tasks(PROVIDER, DAY)[0].task_id
-    ledger.store_response(PROVIDER, DAY, delivered,
-                          TABLES.version(b"{}", {"source": "callback"}), b"{}",
-                          TaskState.FETCHED)
+    ledger.store_response(
+        PROVIDER,
+        DAY,
+        delivered,
+        TABLES.version(b"{}", {"source": "callback"}),
+        b"{}",
+        TaskState.FETCHED,
+    )
     clock.now += 60
     report = collect_all(client, ledger, clock, keep_html=True)
     assert report.ended == {"fetched": 2} and report.pending == 0
@@ -110,8 +134,9 @@ def test_a_past_day_creates_nothing_and_says_why(client, ledger, sandbox):
     assert sandbox.stats()["billed_scrapes"] == 0 and ledger.tasks(PROVIDER, past) == []
 
 
-def test_a_past_day_recovers_a_crashed_create_and_ends_the_rest_unposted(client, ledger,
-                                                                        sandbox, clock):
+def test_a_past_day_recovers_a_crashed_create_and_ends_the_rest_unposted(
+    client, ledger, sandbox, clock
+):
     with pytest.raises(Crash):
         pipeline.submit(CrashAfter(client, "create"), ledger, DAY, SCRAPES[:2])
     never_sent = pipeline.scrape_key(DAY, SCRAPES[2])

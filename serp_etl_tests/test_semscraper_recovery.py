@@ -50,8 +50,9 @@ def ledger_ids(ledger) -> set[str]:
     return {t.task_id for t in ledger.tasks(PROVIDER) if t.task_id}
 
 
-def test_lost_create_then_lost_retrieves_never_create_a_second_scrape(client, proxy, ledger,
-                                                                      sandbox, clock):
+def test_lost_create_then_lost_retrieves_never_create_a_second_scrape(
+    client, proxy, ledger, sandbox, clock
+):
     day, now = today(clock)
     proxy.add("reset_after", **CREATE)
     with pytest.raises(SubmitIncomplete):
@@ -73,8 +74,9 @@ def test_lost_create_then_lost_retrieves_never_create_a_second_scrape(client, pr
     assert len(list(ledger.inbox(PROVIDER, day))) == 10  # stored: not retrieved twice
 
 
-def test_recovery_lists_once_and_retrieves_a_hundred_ids_a_call(client, proxy, ledger,
-                                                                sandbox, clock):
+def test_recovery_lists_once_and_retrieves_a_hundred_ids_a_call(
+    client, proxy, ledger, sandbox, clock
+):
     day, now = today(clock)
     targets = [Scrape(f"kw {n}", "fr", "fr") for n in range(100)]
     proxy.add("reset_after", **CREATE)
@@ -133,13 +135,30 @@ def test_a_hostile_id_in_a_create_answer_never_reaches_the_ledger(ledger, clock,
         if request.url.path.endswith("/billing/credit"):
             return httpx.Response(200, json={"status": "success", "data": [{"balance": 10}]})
         if request.url.path.endswith("/location"):
-            return httpx.Response(200, json={"status": "success", "data": [
-                {"location": "fr", "language": "fr", "host": "google.fr", "name": "France"}]})
-        return httpx.Response(200, json={"status": "success", "data": [
-            {"id": "../../etc/passwd", "status": "pending", "cost": 2e-5}]})
+            return httpx.Response(
+                200,
+                json={
+                    "status": "success",
+                    "data": [
+                        {"location": "fr", "language": "fr", "host": "google.fr", "name": "France"}
+                    ],
+                },
+            )
+        return httpx.Response(
+            200,
+            json={
+                "status": "success",
+                "data": [{"id": "../../etc/passwd", "status": "pending", "cost": 2e-5}],
+            },
+        )
 
-    with SemScraperClient("http://x.invalid/v1", API_KEY, transport=httpx.MockTransport(answer),
-                          clock=clock, sleep=clock.sleep) as hostile:
+    with SemScraperClient(
+        "http://x.invalid/v1",
+        API_KEY,
+        transport=httpx.MockTransport(answer),
+        clock=clock,
+        sleep=clock.sleep,
+    ) as hostile:
         day, now = today(clock)
         with pytest.raises(SubmitIncomplete, match="not a SemScraper id"):
             pipeline.submit(hostile, ledger, day, TARGETS[:1], now=now)

@@ -13,20 +13,28 @@ ENGLISH = {"the", "for", "your", "of", "and", "to"}
 
 
 def items(keyword: str, location: str, language: str, day: str = "2026-12-04") -> list[dict]:
-    return [item for block in generate_results(keyword, "desktop", location, language, 2, day)
-            if block["type"] == "organic" for item in block["items"]]
+    return [
+        item
+        for block in generate_results(keyword, "desktop", location, language, 2, day)
+        if block["type"] == "organic"
+        for item in block["items"]
+    ]
 
 
 def words(text: str) -> set[str]:
     return {word.strip(".,:|!?–-").casefold() for word in text.split()}
 
 
-@pytest.mark.parametrize(("keyword", "location", "language", "own", "other"), [
-    ("tropical wallpaper", "us", "en", ENGLISH, FRENCH),
-    ("papier peint tropical", "fr", "fr", FRENCH, ENGLISH),
-])
-def test_every_organic_result_is_about_the_keyword_in_its_language(keyword, location,
-                                                                   language, own, other):
+@pytest.mark.parametrize(
+    ("keyword", "location", "language", "own", "other"),
+    [
+        ("tropical wallpaper", "us", "en", ENGLISH, FRENCH),
+        ("papier peint tropical", "fr", "fr", FRENCH, ENGLISH),
+    ],
+)
+def test_every_organic_result_is_about_the_keyword_in_its_language(
+    keyword, location, language, own, other
+):
     organic = items(keyword, location, language)
     assert len(organic) >= 14
     assert not {item["domain"] for item in organic} & SEO_TOOLS

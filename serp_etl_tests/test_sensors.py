@@ -39,14 +39,17 @@ def data_dir(tmp_path, monkeypatch):
 
 
 def resources(data_dir) -> dict:
-    return {"warehouse": WarehouseResource(data_dir=str(data_dir), flatten_workers=1),
-            "dataforseo": DataForSEOResource(collect_deadline_seconds=0, poll_seconds=1),
-            "semscraper": SemScraperResource(collect_deadline_seconds=0, poll_seconds=1)}
+    return {
+        "warehouse": WarehouseResource(data_dir=str(data_dir), flatten_workers=1),
+        "dataforseo": DataForSEOResource(collect_deadline_seconds=0, poll_seconds=1),
+        "semscraper": SemScraperResource(collect_deadline_seconds=0, poll_seconds=1),
+    }
 
 
 def evaluate(sensor, data_dir, instance):
-    context = dg.build_sensor_context(instance=instance, resources=resources(data_dir),
-                                      definitions=definitions.defs)
+    context = dg.build_sensor_context(
+        instance=instance, resources=resources(data_dir), definitions=definitions.defs
+    )
     return sensor.evaluate_tick(context)
 
 
@@ -58,8 +61,9 @@ def make_ready(data_dir) -> None:
 
 def test_ready_tasks_of_a_day_request_its_collection_and_never_its_paid_step(data_dir):
     instance = dg.DagsterInstance.ephemeral()
-    assert dg.materialize(dataforseo_assets, partition_key=DAY, instance=instance,
-                          resources=resources(data_dir)).success
+    assert dg.materialize(
+        dataforseo_assets, partition_key=DAY, instance=instance, resources=resources(data_dir)
+    ).success
     with Ledger(ledger_path(data_dir)) as ledger:
         assert {t.state.value for t in ledger.tasks("dataforseo", DAY)} == {"posted"}
 
@@ -77,8 +81,9 @@ def test_ready_tasks_of_a_day_request_its_collection_and_never_its_paid_step(dat
     again = evaluate(dataforseo_late_results, data_dir, instance).run_requests
     assert [r.run_key for r in again] == [request.run_key]  # the same evidence, the same key
 
-    result = job.execute_in_process(partition_key=DAY, instance=instance,
-                                    resources=resources(data_dir))
+    result = job.execute_in_process(
+        partition_key=DAY, instance=instance, resources=resources(data_dir)
+    )
     assert result.success
     with Ledger(ledger_path(data_dir)) as ledger:
         assert "posted" not in {t.state.value for t in ledger.tasks("dataforseo", DAY)}
@@ -88,12 +93,14 @@ def test_ready_tasks_of_a_day_request_its_collection_and_never_its_paid_step(dat
 
 def test_a_partition_already_being_collected_is_not_requested_twice(data_dir):
     instance = dg.DagsterInstance.ephemeral()
-    assert dg.materialize(dataforseo_assets, partition_key=DAY, instance=instance,
-                          resources=resources(data_dir)).success
+    assert dg.materialize(
+        dataforseo_assets, partition_key=DAY, instance=instance, resources=resources(data_dir)
+    ).success
     make_ready(data_dir)
     job = definitions.defs.resolve_job_def(dataforseo_late_results.job_name)
-    instance.create_run_for_job(job, tags={"dagster/partition": DAY},
-                                status=dg.DagsterRunStatus.STARTED)
+    instance.create_run_for_job(
+        job, tags={"dagster/partition": DAY}, status=dg.DagsterRunStatus.STARTED
+    )
     tick = evaluate(dataforseo_late_results, data_dir, instance)
     assert not tick.run_requests and "already" in tick.skip_message
 
@@ -126,11 +133,14 @@ def test_each_import_is_recorded_once_as_materializations_of_what_it_filled(data
     archive.write_bytes(reference)
     early = "2025-06-01"  # before SERP_ETL_START_DATE: a day Dagster has no partition for
     for day in (DAY, early):
-        assert main(["--data-dir", str(data_dir), "import", "dataforseo", str(archive),
-                     "--date", day]) == 0
+        assert (
+            main(["--data-dir", str(data_dir), "import", "dataforseo", str(archive), "--date", day])
+            == 0
+        )
     instance = dg.DagsterInstance.ephemeral()
-    context = dg.build_sensor_context(instance=instance, resources=resources(data_dir),
-                                      definitions=definitions.defs)
+    context = dg.build_sensor_context(
+        instance=instance, resources=resources(data_dir), definitions=definitions.defs
+    )
     result = imports_recorded.evaluate_tick(context)
     events = {event.asset_key.to_user_string(): event for event in result.asset_events}
     flat = set(DATAFORSEO_TABLES.flat_schemas)
@@ -143,33 +153,46 @@ def test_each_import_is_recorded_once_as_materializations_of_what_it_filled(data
     assert events["dataforseo/organic"].metadata["new_responses"].value == 1
     # Both imports seen; the early one waits for its day to become a partition.
     assert orjson.loads(result.cursor) == {"last": 2, "waiting": [2]}
-    again = dg.build_sensor_context(instance=instance, resources=resources(data_dir),
-                                    definitions=definitions.defs, cursor=result.cursor)
+    again = dg.build_sensor_context(
+        instance=instance,
+        resources=resources(data_dir),
+        definitions=definitions.defs,
+        cursor=result.cursor,
+    )
     assert not imports_recorded.evaluate_tick(again).asset_events
 
 
 def test_an_import_into_a_day_before_the_partitions_is_recorded_once_the_day_is_one(
-        data_dir, monkeypatch):
+    data_dir, monkeypatch
+):
     from serp_etl.defs import sensors
 
     archive = data_dir / "saved.json"
     archive.write_bytes((FIXTURES / "dataforseo_reference_example.json").read_bytes())
     early = "2025-06-01"
-    assert main(["--data-dir", str(data_dir), "import", "dataforseo", str(archive),
-                 "--date", early]) == 0
+    assert (
+        main(["--data-dir", str(data_dir), "import", "dataforseo", str(archive), "--date", early])
+        == 0
+    )
     instance = dg.DagsterInstance.ephemeral()
 
     def tick(cursor=None):
-        return imports_recorded.evaluate_tick(dg.build_sensor_context(
-            instance=instance, resources=resources(data_dir), definitions=definitions.defs,
-            cursor=cursor))
+        return imports_recorded.evaluate_tick(
+            dg.build_sensor_context(
+                instance=instance,
+                resources=resources(data_dir),
+                definitions=definitions.defs,
+                cursor=cursor,
+            )
+        )
 
     first = tick()
     assert not first.asset_events
     assert not tick(first.cursor).asset_events  # still not a partition: still waiting
     # The start date moved back (SERP_ETL_START_DATE, then "Reload definitions").
-    monkeypatch.setattr(sensors, "daily_partitions",
-                        dg.DailyPartitionsDefinition(start_date="2025-01-01"))
+    monkeypatch.setattr(
+        sensors, "daily_partitions", dg.DailyPartitionsDefinition(start_date="2025-01-01")
+    )
     recorded = tick(first.cursor)
     assert {event.partition for event in recorded.asset_events} == {early}
     assert orjson.loads(recorded.cursor)["waiting"] == []

@@ -23,18 +23,22 @@ from serp_etl_tests.conftest import TODAY, collect_today
 
 
 @pytest.mark.slow
-def test_eight_processes_submitting_overlapping_targets_post_each_once(tmp_path,
-                                                                       state_location):
+def test_eight_processes_submitting_overlapping_targets_post_each_once(tmp_path, state_location):
     sandbox = DataForSEOSandbox(tmp_path / "sandbox.sqlite")
-    rate_limits = (state_location if isinstance(state_location, str)
-                   else tmp_path / "state" / "rate_limits.sqlite")
+    rate_limits = (
+        state_location
+        if isinstance(state_location, str)
+        else tmp_path / "state" / "rate_limits.sqlite"
+    )
     total = 275
     with serving(sandbox.app) as base_url:
-        exits = submit_runner.race(state_location, rate_limits, base_url, TODAY,
-                                   datetime.now(UTC), total=total)
+        exits = submit_runner.race(
+            state_location, rate_limits, base_url, TODAY, datetime.now(UTC), total=total
+        )
     assert exits == [0] * 8
-    posted, distinct = sandbox.db().execute(
-        "SELECT count(*), count(DISTINCT tag) FROM tasks").fetchone()
+    posted, distinct = (
+        sandbox.db().execute("SELECT count(*), count(DISTINCT tag) FROM tasks").fetchone()
+    )
     assert (posted, distinct) == (total, total)  # 0 duplicate paid POSTs
     with Ledger(state_location) as ledger:
         tasks = ledger.tasks("dataforseo", TODAY)
@@ -58,9 +62,9 @@ def test_rate_limits_on_postgres_read_the_database_clock(postgres_url, monkeypat
         assert 100 < other._take("tasks_ready", other._clock()) <= 120
 
 
-def test_a_wiped_postgres_ledger_refuses_to_post_and_names_the_store(tmp_path, postgres_url,
-                                                                    client, sandbox, clock,
-                                                                    targets):
+def test_a_wiped_postgres_ledger_refuses_to_post_and_names_the_store(
+    tmp_path, postgres_url, client, sandbox, clock, targets
+):
     secret_url = postgres_url.replace("postgres:@", "postgres:s3cret@")
     warehouse = Warehouse(tmp_path / "data")
     with Ledger(postgres_url) as ledger:

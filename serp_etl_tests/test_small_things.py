@@ -18,23 +18,25 @@ from serp_etl_tests.conftest import EXAMPLE_TARGETS
 OFFERED = [{"location": loc, "language": lang} for loc, lang, _, _ in LOCATIONS]
 
 
-def test_targets_check_validates_both_providers_without_a_run(tmp_path, capsys,
-                                                              monkeypatch):
+def test_targets_check_validates_both_providers_without_a_run(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("SERP_ETL_MODE", raising=False)
     assert main(["--data-dir", str(tmp_path), "targets", "check", str(EXAMPLE_TARGETS)]) == 0
     out = capsys.readouterr().out
     assert "6 dataforseo targets, 3 semscraper targets" in out
     assert "dataforseo: locations and languages checked against" in out
     bad = tmp_path / "targets.toml"
-    bad.write_text('[[dataforseo]]\nimage_url = "https://x.example/a.jpg"\n'
-                   'location_name = "Atlantis"\nlanguage_code = "en"\n')
+    bad.write_text(
+        '[[dataforseo]]\nimage_url = "https://x.example/a.jpg"\n'
+        'location_name = "Atlantis"\nlanguage_code = "en"\n'
+    )
     assert main(["--data-dir", str(tmp_path), "targets", "check"]) == 2
     assert "location_name 'Atlantis' is not one of DataForSEO's" in capsys.readouterr().err
     assert not (tmp_path / "warehouse").exists()  # nothing run, nothing written
 
 
 def test_targets_check_reports_every_problem_in_one_pass_naming_each_target(
-        tmp_path, capsys, monkeypatch):
+    tmp_path, capsys, monkeypatch
+):
     monkeypatch.delenv("SERP_ETL_MODE", raising=False)
     (tmp_path / "targets.toml").write_text(
         '[[dataforseo]]\nimage_url = "https://x.example/a.jpg"\nlocation_code = 2840\n'
@@ -45,15 +47,18 @@ def test_targets_check_reports_every_problem_in_one_pass_naming_each_target(
         'language_code = "en"\n'
         '[[semscraper]]\nkeyword = "tropical wallpaper"\nlocation = "zz"\nlanguage = "fr"\n'
         '[[semscraper]]\nkeyword = "palm leaves"\nlocation = "fr"\nlanguage = "fr"\n'
-        'depth = 99\n'
-        '[[semscraper]]\nkeyword = "beach towel"\nlocation = "fr"\nlanguage = "fr"\n')
+        "depth = 99\n"
+        '[[semscraper]]\nkeyword = "beach towel"\nlocation = "fr"\nlanguage = "fr"\n'
+    )
     assert main(["--data-dir", str(tmp_path), "targets", "check"]) == 2
     err = capsys.readouterr().err
     assert "4 problems" in err
     assert "dataforseo target #1 ('https://x.example/a.jpg'): priority must be 1" in err
     # Checked against DataForSEO's list although target #1 has a problem of its own.
-    assert ("dataforseo target #2 ('https://x.example/b.jpg'): location_name 'Atlantis' is "
-            "not one of DataForSEO's") in err
+    assert (
+        "dataforseo target #2 ('https://x.example/b.jpg'): location_name 'Atlantis' is "
+        "not one of DataForSEO's"
+    ) in err
     assert "semscraper target #1 ('tropical wallpaper'): 'zz' is not a location" in err
     assert "semscraper target #2 ('palm leaves'): depth" in err
     assert "c.jpg" not in err and "beach towel" not in err  # the good ones are not named
@@ -63,7 +68,8 @@ def test_a_location_is_checked_once_the_file_reads(tmp_path, capsys, monkeypatch
     monkeypatch.delenv("SERP_ETL_MODE", raising=False)
     (tmp_path / "targets.toml").write_text(
         '[[semscraper]]\nkeyword = "tropical wallpaper"\nlocation = "zz"\nlanguage = "fr"\n'
-        '[[semscraper]]\nkeyword = "Beach"\nlocation = "US"\nlanguage = "EN"\n')
+        '[[semscraper]]\nkeyword = "Beach"\nlocation = "US"\nlanguage = "EN"\n'
+    )
     assert main(["--data-dir", str(tmp_path), "targets", "check"]) == 2
     err = capsys.readouterr().err
     assert "2 problems" in err
@@ -92,20 +98,26 @@ def test_a_port_in_use_is_one_line_not_a_traceback(tmp_path, capsys):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        assert main(["--data-dir", str(tmp_path), "sandbox", "serve", "--port",
-                     str(port)]) == 2
+        assert main(["--data-dir", str(tmp_path), "sandbox", "serve", "--port", str(port)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in err
 
 
-@pytest.mark.parametrize(("entry", "message"), [
-    ('[[semscraper]]\nkeyword = "{big}"\nlocation = "fr"\nlanguage = "fr"\n',
-     "keyword has 5000000 characters; at most 700 are accepted"),
-    ('[[dataforseo]]\nimage_url = "https://x.example/{big}.jpg"\nlocation_code = 2840\n'
-     'language_code = "en"\n', "image_url has 5000022 characters; at most 2048 are accepted"),
-])
-def test_a_huge_keyword_or_url_is_refused_before_it_is_paid_for(tmp_path, capsys, entry,
-                                                                message):
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (
+            '[[semscraper]]\nkeyword = "{big}"\nlocation = "fr"\nlanguage = "fr"\n',
+            "keyword has 5000000 characters; at most 700 are accepted",
+        ),
+        (
+            '[[dataforseo]]\nimage_url = "https://x.example/{big}.jpg"\nlocation_code = 2840\n'
+            'language_code = "en"\n',
+            "image_url has 5000022 characters; at most 2048 are accepted",
+        ),
+    ],
+)
+def test_a_huge_keyword_or_url_is_refused_before_it_is_paid_for(tmp_path, capsys, entry, message):
     targets = tmp_path / "targets.toml"
     targets.write_text(entry.replace("{big}", "k" * 5_000_000))
     assert main(["--data-dir", str(tmp_path), "targets", "check", str(targets)]) == 2
@@ -141,7 +153,8 @@ def test_init_writes_the_examples_where_missing_and_keeps_what_is_yours(tmp_path
     assert main(["--data-dir", str(data), "init"]) == 0
     assert capsys.readouterr().out.splitlines() == [
         f"{data / 'targets.toml'}: written from the example",
-        f"{data / 'dagster' / 'dagster.yaml'}: written from the example"]
+        f"{data / 'dagster' / 'dagster.yaml'}: written from the example",
+    ]
     assert (data / "targets.toml").read_text() == project_files.EXAMPLE_TARGETS.read_text()
     (data / "targets.toml").write_text("# mine\n")
     assert main(["--data-dir", str(data), "init"]) == 0
@@ -161,7 +174,16 @@ def test_the_package_ships_what_a_user_needs():
     assert project["project"]["license"] == "Apache-2.0"
     assert project["project"]["license-files"] == ["LICENSE"]
     assert "Apache License" in (root / "LICENSE").read_text()
-    declared = {dependency.split("[")[0].split(">")[0].split("=")[0].split("<")[0]
-                for dependency in project["project"]["dependencies"]}
-    assert {"numpy", "starlette", "uvicorn", "pydantic", "msgspec", "pandas",
-            "dagster-duckdb"} <= declared
+    declared = {
+        dependency.split("[")[0].split(">")[0].split("=")[0].split("<")[0]
+        for dependency in project["project"]["dependencies"]
+    }
+    assert {
+        "numpy",
+        "starlette",
+        "uvicorn",
+        "pydantic",
+        "msgspec",
+        "pandas",
+        "dagster-duckdb",
+    } <= declared

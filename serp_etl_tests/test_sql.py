@@ -19,8 +19,20 @@ DAY = "2026-03-01"
 @pytest.fixture
 def data(tmp_path, capsys):
     data = tmp_path / "data"
-    assert main(["--data-dir", str(data), "import", "dataforseo",
-                 str(FIXTURES / "dataforseo_reference_example.json"), "--date", DAY]) == 0
+    assert (
+        main(
+            [
+                "--data-dir",
+                str(data),
+                "import",
+                "dataforseo",
+                str(FIXTURES / "dataforseo_reference_example.json"),
+                "--date",
+                DAY,
+            ]
+        )
+        == 0
+    )
     with Ledger(ledger_path(data)):
         pass  # the ledger exists, as it does after any run
     capsys.readouterr()
@@ -37,22 +49,24 @@ def warehouse_files(data) -> set:
     return {p for p in (data / "warehouse").rglob("*") if p.is_file()}
 
 
-@pytest.mark.parametrize("attack", [
-    "COPY (SELECT 1) TO '{ledger}'",
-    "COPY (SELECT * FROM dataforseo_responses) TO '{partition}/part-9.parquet'",
-    "COPY dataforseo_responses TO '{partition}/injected.parquet' (FORMAT parquet)",
-    "ATTACH '{data}/other.duckdb'",
-    "EXPORT DATABASE '{data}/export'",
-    "SELECT * FROM read_csv('/etc/passwd')",
-    "SELECT * FROM read_text('{data}/warehouse/../state/ledger.sqlite')",
-    "SET enable_external_access = true",
-    "SET lock_configuration = false",
-    "CREATE TABLE t AS SELECT 1",
-    "INSTALL httpfs",
-    "SELECT 1; COPY (SELECT 1) TO '{partition}/x.parquet'",
-])
-def test_a_query_that_would_write_or_read_outside_the_warehouse_is_refused(capsys, data,
-                                                                           attack):
+@pytest.mark.parametrize(
+    "attack",
+    [
+        "COPY (SELECT 1) TO '{ledger}'",
+        "COPY (SELECT * FROM dataforseo_responses) TO '{partition}/part-9.parquet'",
+        "COPY dataforseo_responses TO '{partition}/injected.parquet' (FORMAT parquet)",
+        "ATTACH '{data}/other.duckdb'",
+        "EXPORT DATABASE '{data}/export'",
+        "SELECT * FROM read_csv('/etc/passwd')",
+        "SELECT * FROM read_text('{data}/warehouse/../state/ledger.sqlite')",
+        "SET enable_external_access = true",
+        "SET lock_configuration = false",
+        "CREATE TABLE t AS SELECT 1",
+        "INSTALL httpfs",
+        "SELECT 1; COPY (SELECT 1) TO '{partition}/x.parquet'",
+    ],
+)
+def test_a_query_that_would_write_or_read_outside_the_warehouse_is_refused(capsys, data, attack):
     ledger = ledger_path(data)
     before_ledger = ledger.read_bytes()
     before_files = warehouse_files(data)
@@ -60,8 +74,11 @@ def test_a_query_that_would_write_or_read_outside_the_warehouse_is_refused(capsy
     query = attack.format(ledger=ledger, partition=partition, data=data)
     code, out, err = sql(capsys, data, query)
     assert code != 0
-    assert len(err.strip().splitlines()) == 1 and err.startswith("refused") or \
-        err.startswith("query failed"), err
+    assert (
+        len(err.strip().splitlines()) == 1
+        and err.startswith("refused")
+        or err.startswith("query failed")
+    ), err
     assert ledger.read_bytes() == before_ledger
     assert warehouse_files(data) == before_files
     assert not (data / "other.duckdb").exists() and not (data / "export").exists()
@@ -69,11 +86,16 @@ def test_a_query_that_would_write_or_read_outside_the_warehouse_is_refused(capsy
 
 
 def test_reading_queries_still_work(capsys, data):
-    code, out, _ = sql(capsys, data, "SELECT count(*) AS n FROM dataforseo_organic",
-                       "--format", "json")
+    code, out, _ = sql(
+        capsys, data, "SELECT count(*) AS n FROM dataforseo_organic", "--format", "json"
+    )
     assert code == 0 and json.loads(out) == [{"n": 4}]
-    for query in ["DESCRIBE dataforseo_serps", "SHOW TABLES", "EXPLAIN SELECT 1",
-                  "SELECT * FROM query('SELECT 42')"]:
+    for query in [
+        "DESCRIBE dataforseo_serps",
+        "SHOW TABLES",
+        "EXPLAIN SELECT 1",
+        "SELECT * FROM query('SELECT 42')",
+    ]:
         code, _, err = sql(capsys, data, query)
         assert code == 0, (query, err)
 
@@ -85,17 +107,27 @@ def test_the_refusal_names_the_statement(capsys, data):
 
 
 def test_json_output_keeps_wide_and_nested_values(capsys, data):
-    query = ("SELECT 170141183460469231731687303715884105727::HUGEINT AS huge, "
-             "[1, 2] AS list, NULL::VARCHAR AS nothing, DATE '2026-03-01' AS day")
+    query = (
+        "SELECT 170141183460469231731687303715884105727::HUGEINT AS huge, "
+        "[1, 2] AS list, NULL::VARCHAR AS nothing, DATE '2026-03-01' AS day"
+    )
     code, out, err = sql(capsys, data, query, "--format", "json")
     assert code == 0, err
-    assert json.loads(out) == [{"huge": 170141183460469231731687303715884105727,
-                                "list": [1, 2], "nothing": None, "day": "2026-03-01"}]
+    assert json.loads(out) == [
+        {
+            "huge": 170141183460469231731687303715884105727,
+            "list": [1, 2],
+            "nothing": None,
+            "day": "2026-03-01",
+        }
+    ]
 
 
 def test_the_table_shows_null_as_null_even_for_text(capsys, data):
-    query = ("SELECT NULL::VARCHAR AS text, NULL::DOUBLE AS number, NULL::BIGINT[] AS list, "
-             "'x' AS present")
+    query = (
+        "SELECT NULL::VARCHAR AS text, NULL::DOUBLE AS number, NULL::BIGINT[] AS list, "
+        "'x' AS present"
+    )
     code, out, err = sql(capsys, data, query)
     assert code == 0, err
     cells = [cell.strip() for cell in out.splitlines()[4].strip("│").split("│")]
@@ -104,9 +136,11 @@ def test_the_table_shows_null_as_null_even_for_text(capsys, data):
 
 
 def test_csv_writes_lists_as_json_booleans_as_words_and_null_as_nothing(capsys, data):
-    query = ("SELECT ['a', 'b,c'] AS list, true AS yes, false AS no, NULL::VARCHAR AS nothing, "
-             "{'k': 1} AS struct, 1.50::DECIMAL(4, 2) AS price, "
-             "TIMESTAMPTZ '2026-03-01 10:00:00+02' AS at")
+    query = (
+        "SELECT ['a', 'b,c'] AS list, true AS yes, false AS no, NULL::VARCHAR AS nothing, "
+        "{'k': 1} AS struct, 1.50::DECIMAL(4, 2) AS price, "
+        "TIMESTAMPTZ '2026-03-01 10:00:00+02' AS at"
+    )
     code, out, err = sql(capsys, data, query, "--format", "csv")
     assert code == 0, err
     header, row = list(csv.reader(io.StringIO(out)))
@@ -117,14 +151,17 @@ def test_csv_writes_lists_as_json_booleans_as_words_and_null_as_nothing(capsys, 
 
 
 def test_json_columns_are_json_and_nan_is_null(capsys, data):
-    query = ("SELECT extra, 'nan'::DOUBLE AS nan, 'inf'::DOUBLE AS inf, "
-             "['nan'::DOUBLE, 1.5] AS list FROM dataforseo_serps")
+    query = (
+        "SELECT extra, 'nan'::DOUBLE AS nan, 'inf'::DOUBLE AS inf, "
+        "['nan'::DOUBLE, 1.5] AS list FROM dataforseo_serps"
+    )
     code, out, err = sql(capsys, data, query, "--format", "json")
     assert code == 0, err
     (row,) = json.loads(out)
     assert row["nan"] is None and row["inf"] is None and row["list"] == [None, 1.5]
-    code, out, _ = sql(capsys, data, "SELECT {'a': 1}::JSON AS doc, '[1]'::JSON AS arr",
-                       "--format", "json")
+    code, out, _ = sql(
+        capsys, data, "SELECT {'a': 1}::JSON AS doc, '[1]'::JSON AS arr", "--format", "json"
+    )
     assert json.loads(out) == [{"doc": {"a": 1}, "arr": [1]}]  # values, not strings
 
 
@@ -136,11 +173,21 @@ def test_an_empty_or_comment_only_query_is_a_clear_error(capsys, data, query):
 
 
 def test_date_times_are_instants_that_sort_in_time(capsys, data):
-    code, out, err = sql(capsys, data, "SELECT typeof(datetime) AS kind, datetime, "
-                                       "datetime_text FROM dataforseo_serps", "--format", "json")
+    code, out, err = sql(
+        capsys,
+        data,
+        "SELECT typeof(datetime) AS kind, datetime, datetime_text FROM dataforseo_serps",
+        "--format",
+        "json",
+    )
     assert code == 0, err
-    assert json.loads(out) == [{"kind": "TIMESTAMP WITH TIME ZONE",
-                                "datetime": "2023-11-15 17:21:31+00", "datetime_text": None}]
+    assert json.loads(out) == [
+        {
+            "kind": "TIMESTAMP WITH TIME ZONE",
+            "datetime": "2023-11-15 17:21:31+00",
+            "datetime_text": None,
+        }
+    ]
 
 
 def data_dir_snapshot(data) -> dict:
@@ -177,8 +224,7 @@ EVERY_STATEMENT_TYPE = [
     "ATTACH '{partition}/x.duckdb' AS x",
     "DETACH serp",
     "PIVOT dataforseo_organic ON type",
-    "MERGE INTO dataforseo_organic USING dataforseo_organic AS s ON true "
-    "WHEN MATCHED THEN DELETE",
+    "MERGE INTO dataforseo_organic USING dataforseo_organic AS s ON true WHEN MATCHED THEN DELETE",
 ]
 
 
@@ -186,18 +232,33 @@ def test_every_statement_type_is_covered():
     import duckdb
 
     connection = duckdb.connect()
-    parsed = {connection.extract_statements(statement)[0].type.name
-              for statement in EVERY_STATEMENT_TYPE}
+    parsed = {
+        connection.extract_statements(statement)[0].type.name for statement in EVERY_STATEMENT_TYPE
+    }
     # EXPLAIN wraps each below. Never the parser's answer to SQL text: RELATION and
     # LOGICAL_PLAN (the API's), ANALYZE (parsed as VACUUM), VARIABLE_SET (SET), CREATE_FUNC
     # (CREATE), EXTENSION (LOAD), COPY_DATABASE (PRAGMA).
-    never = {"INVALID", "EXPLAIN", "RELATION", "LOGICAL_PLAN", "ANALYZE", "VARIABLE_SET",
-             "CREATE_FUNC", "EXTENSION", "COPY_DATABASE"}
+    never = {
+        "INVALID",
+        "EXPLAIN",
+        "RELATION",
+        "LOGICAL_PLAN",
+        "ANALYZE",
+        "VARIABLE_SET",
+        "CREATE_FUNC",
+        "EXTENSION",
+        "COPY_DATABASE",
+    }
     assert parsed == set(duckdb.StatementType.__members__) - never
 
 
-WRAPS = ["{}", "EXPLAIN {}", "EXPLAIN ANALYZE {}", "EXPLAIN (FORMAT json) {}",
-         "/* x */ explain analyse {}"]
+WRAPS = [
+    "{}",
+    "EXPLAIN {}",
+    "EXPLAIN ANALYZE {}",
+    "EXPLAIN (FORMAT json) {}",
+    "/* x */ explain analyse {}",
+]
 
 
 @pytest.mark.parametrize("statement", EVERY_STATEMENT_TYPE)
@@ -210,8 +271,7 @@ def test_no_statement_changes_any_file_of_the_data_dir(capsys, data, statement):
     before = data_dir_snapshot(data)
     reads = statement.startswith("SELECT")
     for wrap in WRAPS:
-        query = wrap.format(statement.format(partition=partition,
-                                             tag=part.name.split("-")[0]))
+        query = wrap.format(statement.format(partition=partition, tag=part.name.split("-")[0]))
         code, _, err = sql(capsys, data, query)
         assert (code == 0) == reads, (query, err)
         # Past the refusal too: the connection itself can write nowhere.
@@ -234,7 +294,8 @@ def test_explain_analyze_of_a_copy_is_refused_by_name(capsys, data):
 
 @pytest.mark.parametrize("where", ["missing", "empty"])
 def test_a_query_where_there_is_no_warehouse_is_refused_and_creates_nothing(
-        capsys, tmp_path, where):
+    capsys, tmp_path, where
+):
     data = tmp_path / "data"
     if where == "empty":
         data.mkdir()

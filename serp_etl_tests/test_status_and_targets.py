@@ -52,13 +52,19 @@ def test_the_example_targets_file_is_valid():
 
 
 def test_tags_are_deterministic_per_date_and_target():
-    (target,) = parse_targets('[[dataforseo]]\nimage_url = "https://a/b.jpg"\n'
-                              'location_code = 2840\nlanguage_code = "en"\n')
+    (target,) = parse_targets(
+        '[[dataforseo]]\nimage_url = "https://a/b.jpg"\n'
+        'location_code = 2840\nlanguage_code = "en"\n'
+    )
     assert target.tag("2026-11-23") == target.tag("2026-11-23")
     assert target.tag("2026-11-23") != target.tag("2026-11-24")
-    assert target.task("2026-11-23") == {"image_url": "https://a/b.jpg", "location_code": 2840,
-                                         "language_code": "en", "priority": 1,
-                                         "tag": target.tag("2026-11-23")}
+    assert target.task("2026-11-23") == {
+        "image_url": "https://a/b.jpg",
+        "location_code": 2840,
+        "language_code": "en",
+        "priority": 1,
+        "tag": target.tag("2026-11-23"),
+    }
 
 
 BASE = 'image_url = "https://a/b.jpg"\nlocation_code = 2840\nlanguage_code = "en"\n'
@@ -67,8 +73,10 @@ BASE = 'image_url = "https://a/b.jpg"\nlocation_code = 2840\nlanguage_code = "en
 @pytest.mark.parametrize(
     ("entry", "message"),
     [
-        ('image_url = "ftp://a/b.jpg"\nlocation_code = 2840\nlanguage_code = "en"\n',
-         "image_url must be an http"),
+        (
+            'image_url = "ftp://a/b.jpg"\nlocation_code = 2840\nlanguage_code = "en"\n',
+            "image_url must be an http",
+        ),
         (BASE + "priority = 3\n", "priority must be 1"),
         (BASE + "max_crawl_pages = 101\n", "max_crawl_pages must be 1 to 100"),
         (BASE + 'location_name = "United States"\n', "exactly one of location_code"),
@@ -96,18 +104,28 @@ def test_duplicates_missing_files_and_bad_toml_are_clear(tmp_path):
 def test_keywords_that_differ_only_in_case_or_spaces_are_one_query_billed_twice():
     from serp_etl.providers.semscraper.targets import parse_scrapes
 
-    text = ('[[semscraper]]\nkeyword = "Tropical Wallpaper"\nlocation = "fr"\nlanguage = "fr"\n'
-            '[[semscraper]]\nkeyword = "  tropical   wallpaper "\nlocation = "fr"\n'
-            'language = "fr"\n')
+    text = (
+        '[[semscraper]]\nkeyword = "Tropical Wallpaper"\nlocation = "fr"\nlanguage = "fr"\n'
+        '[[semscraper]]\nkeyword = "  tropical   wallpaper "\nlocation = "fr"\n'
+        'language = "fr"\n'
+    )
     with pytest.raises(TargetConfigError) as error:
         parse_scrapes(text, "targets.toml")
     message = str(error.value)
     assert "target #2 ('  tropical   wallpaper ')" in message
     assert "duplicate of target #1 ('Tropical Wallpaper')" in message and "billed" in message
     # Another location is another query.
-    assert len(parse_scrapes(text.replace('location = "fr"\nlanguage = "fr"\n',
-                                          'location = "be"\nlanguage = "fr"\n', 1),
-                             "targets.toml")) == 2
+    assert (
+        len(
+            parse_scrapes(
+                text.replace(
+                    'location = "fr"\nlanguage = "fr"\n', 'location = "be"\nlanguage = "fr"\n', 1
+                ),
+                "targets.toml",
+            )
+        )
+        == 2
+    )
 
 
 def test_a_location_that_does_not_exist_is_said_so_and_upper_case_codes_get_a_hint():

@@ -26,8 +26,9 @@ DAYS = ["2026-03-01", "2026-03-02", "2026-03-03"]
 
 
 def imported(data, day: str) -> None:
-    assert main(["--data-dir", str(data), "import", "dataforseo", str(REFERENCE), "--date",
-                 day]) == 0
+    assert (
+        main(["--data-dir", str(data), "import", "dataforseo", str(REFERENCE), "--date", day]) == 0
+    )
 
 
 def test_the_views_file_opens_in_any_duckdb_client(tmp_path):
@@ -35,8 +36,12 @@ def test_the_views_file_opens_in_any_duckdb_client(tmp_path):
     imported(data, DAYS[0])
     path = data / views.VIEWS_FILE
     with duckdb.connect(str(path), read_only=True) as client:  # as a BI tool would
-        names = {row[0] for row in client.execute(
-            "SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+        names = {
+            row[0]
+            for row in client.execute(
+                "SELECT view_name FROM duckdb_views() WHERE NOT internal"
+            ).fetchall()
+        }
         assert {"dataforseo_serps", "dataforseo_organic", "dataforseo_responses"} <= names
         assert client.execute("SELECT count(*) FROM dataforseo_organic").fetchone() == (4,)
     assert not list(data.glob(".serp.duckdb*"))  # no temp file or WAL left behind
@@ -52,8 +57,10 @@ def test_a_reader_never_blocks_a_writer_and_sees_new_days_without_a_refresh(tmp_
     assert reader.execute("SELECT count(DISTINCT date) FROM dataforseo_serps").fetchone() == (2,)
     semscraper = tmp_path / "retrieved.json"
     semscraper.write_bytes(orjson.dumps(RETRIEVED))
-    assert main(["--data-dir", str(data), "import", "semscraper", str(semscraper), "--date",
-                 DAYS[1]]) == 0  # new tables, while the reader holds the file: a new file
+    assert (
+        main(["--data-dir", str(data), "import", "semscraper", str(semscraper), "--date", DAYS[1]])
+        == 0
+    )  # new tables, while the reader holds the file: a new file
     assert (data / views.VIEWS_FILE).stat().st_mtime_ns != written
     with catalog.connect(data) as fresh:
         assert fresh.execute("SELECT count(*) FROM semscraper_serps").fetchone()[0] > 0
@@ -69,8 +76,9 @@ def old_organic(rows: int) -> pa.Table:
     columns = {f.name: pa.nulls(rows, f.type) for f in keep}
     columns["task_id"] = pa.array([f"old-{n}" for n in range(rows)])
     columns["item_index"] = pa.array(range(rows), pa.int32())
-    columns["timestamp"] = pa.array(["2026-01-02 10:00:00 +02:00", "2026-01-01 23:00:00 +00:00",
-                                     None][:rows])
+    columns["timestamp"] = pa.array(
+        ["2026-01-02 10:00:00 +02:00", "2026-01-01 23:00:00 +00:00", None][:rows]
+    )
     columns["dropped_since"] = pa.array(["kept"] * rows)
     return pa.table(columns)
 
@@ -83,13 +91,17 @@ def test_every_schema_generation_reads_as_todays_schema(tmp_path):
     legacy = warehouse.partition_dir("dataforseo", "organic", DAYS[0]) / "part-0.parquet"
     legacy.parent.mkdir(parents=True)
     pq.write_table(old_organic(3), legacy)
-    other = publish_table(warehouse.partition_file("dataforseo", "organic", DAYS[1]),
-                          old_organic(2))
+    other = publish_table(
+        warehouse.partition_file("dataforseo", "organic", DAYS[1]), old_organic(2)
+    )
     assert other.name.startswith(schema_tag(old_organic(2).schema))
     catalog.refresh_views(data)
     with catalog.connect(data) as con:
-        kinds = dict(con.execute("SELECT column_name, column_type FROM "
-                                 "(DESCRIBE dataforseo_organic)").fetchall())
+        kinds = dict(
+            con.execute(
+                "SELECT column_name, column_type FROM (DESCRIBE dataforseo_organic)"
+            ).fetchall()
+        )
         assert kinds["timestamp"] == "TIMESTAMP WITH TIME ZONE"
         assert kinds["extra"] == "JSON" and kinds["date"] == "DATE"
         rows = con.execute(
@@ -100,12 +112,15 @@ def test_every_schema_generation_reads_as_todays_schema(tmp_path):
         # In time order: 23:00 UTC on the 1st before 10:00 (+02:00) on the 2nd, as text would
         # not have it; the text kept where its offset says more than the instant.
         assert [(row[2], row[3]) for row in rows] == [
-            (datetime(2026, 1, 1, 23, tzinfo=UTC), None)] * 2 + [
-            (datetime(2026, 1, 2, 8, tzinfo=UTC), "2026-01-02 10:00:00 +02:00")] * 2 + [
-            (None, None)]
+            (datetime(2026, 1, 1, 23, tzinfo=UTC), None)
+        ] * 2 + [(datetime(2026, 1, 2, 8, tzinfo=UTC), "2026-01-02 10:00:00 +02:00")] * 2 + [
+            (None, None)
+        ]
         assert {row[4] for row in rows} == {None} and {row[5] for row in rows} == {"kept"}
-        new = con.execute("SELECT count(*), count(dropped_since) FROM dataforseo_organic "
-                          "WHERE date = ?", [DAYS[2]]).fetchone()
+        new = con.execute(
+            "SELECT count(*), count(dropped_since) FROM dataforseo_organic WHERE date = ?",
+            [DAYS[2]],
+        ).fetchone()
         assert new == (4, 0)
 
 
@@ -122,8 +137,9 @@ def test_a_one_day_query_reads_that_day_and_one_part_a_generation(tmp_path):
     (part,) = broken.glob("*.parquet")
     part.write_bytes(b"not parquet")
     with catalog.connect(data) as con:
-        assert con.execute("SELECT count(*) FROM dataforseo_organic WHERE date = ?",
-                           [DAYS[2]]).fetchone() == (4,)
+        assert con.execute(
+            "SELECT count(*) FROM dataforseo_organic WHERE date = ?", [DAYS[2]]
+        ).fetchone() == (4,)
         with pytest.raises(duckdb.Error):
             con.execute("SELECT count(*) FROM dataforseo_organic").fetchone()
     assert first.exists() and last.exists()

@@ -26,11 +26,13 @@ def test_a_notebook_reads_any_view_as_a_dataframe(warehouse):
         assert views.loc["my_ranks", "kind"] == "view"
         assert views.loc["my_ranks_between", "kind"] == "table macro"
         assert views.loc["semscraper_items", "comment"].startswith("One row per item")
-        ranks = serp.read("my_ranks", target="papier peint tropical",
-                          domain="papierpeinttropical.fr")
+        ranks = serp.read(
+            "my_ranks", target="papier peint tropical", domain="papierpeinttropical.fr"
+        )
         assert ranks["rank"].tolist() == [10, 2]
-        same = serp.sql("SELECT count(*) AS n FROM my_ranks WHERE target = ?",
-                        ["papier peint tropical"])
+        same = serp.sql(
+            "SELECT count(*) AS n FROM my_ranks WHERE target = ?", ["papier peint tropical"]
+        )
         assert same["n"].tolist() == [3 * len(DAYS[:2])]  # three domains of mine a day
         with pytest.raises(UnknownName, match="no view 'rank_histroy'.*rank_history"):
             serp.read("rank_histroy")
@@ -49,7 +51,8 @@ def test_your_own_asset_reads_the_warehouse_through_a_read_only_duckdb_resource(
         with warehouse_duckdb.get_connection() as connection:
             rows = connection.execute(
                 "SELECT domain, count(*) FROM serp_items WHERE provider = 'semscraper' "
-                "GROUP BY domain ORDER BY 2 DESC, 1 LIMIT 3").fetchall()
+                "GROUP BY domain ORDER BY 2 DESC, 1 LIMIT 3"
+            ).fetchall()
             with pytest.raises(duckdb.Error, match="read-only|attached in read-only"):
                 connection.execute("CREATE TABLE mine AS SELECT 1")
         return dg.MaterializeResult(metadata={"top": dg.MetadataValue.json(rows)})
@@ -61,5 +64,6 @@ def test_your_own_asset_reads_the_warehouse_through_a_read_only_duckdb_resource(
     with catalog.connect(warehouse.data_dir) as connection:
         expected = connection.execute(
             "SELECT domain, count(*) FROM serp_items WHERE provider = 'semscraper' "
-            "GROUP BY domain ORDER BY 2 DESC, 1 LIMIT 3").fetchall()
+            "GROUP BY domain ORDER BY 2 DESC, 1 LIMIT 3"
+        ).fetchall()
     assert event.metadata["top"].value == [list(row) for row in expected]

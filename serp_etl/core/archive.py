@@ -114,6 +114,7 @@ Split = Callable[[Document], list[ArchivedResponse]]
 
 # -- reading: undecoded documents --------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class _Read:
     """A document as read, not decoded yet."""
@@ -159,8 +160,9 @@ def _decodes(data: bytes) -> bool:
 
 
 def _too_large(number: int, limit: int, offset: int = 0) -> _Read:
-    return _Read(number, b"", error=f"document over the size cap ({limit // 2**20} MB)",
-                 offset=offset)
+    return _Read(
+        number, b"", error=f"document over the size cap ({limit // 2**20} MB)", offset=offset
+    )
 
 
 def _is_array(stream: Stream) -> bool:
@@ -179,8 +181,7 @@ def line_ranges(path: Path, limit: int, workers: int) -> list[tuple[int, int]] |
             if first is None or (first.error is None and not _decodes(first.data)):
                 return None
             size = os.fstat(stream.fileno()).st_size
-            step = min(max(size // (RANGES_PER_WORKER * workers), MIN_RANGE_BYTES),
-                       MAX_RANGE_BYTES)
+            step = min(max(size // (RANGES_PER_WORKER * workers), MIN_RANGE_BYTES), MAX_RANGE_BYTES)
             ranges, start = [], 0
             while start < size:
                 end = start + step
@@ -256,8 +257,7 @@ def _array(stream: Stream, limit: int) -> Iterator[_Read]:
         yield _Read(position, data[start:end])
 
 
-def _lines(stream: Stream, limit: int, start: int = 0,
-           end: int | None = None) -> Iterator[_Read]:
+def _lines(stream: Stream, limit: int, start: int = 0, end: int | None = None) -> Iterator[_Read]:
     """The non-blank lines from ``start`` (where the stream is) to ``end`` (or its end),
     numbered from 1 when read from the start, else 0 (the caller counts them if it must)."""
     number, offset = (0, start)
@@ -292,6 +292,7 @@ def line_numbers(path: Path, offsets: Iterable[int]) -> dict[int, int]:
 
 # -- processing: decode, split, write (in each worker) -----------------------------------------
 
+
 class _Aside(NamedTuple):
     """A document set aside: rejected, or (a line that failed alone) a fragment."""
 
@@ -318,19 +319,36 @@ class _Share:
 class _Sink:
     """One process's staged raw part and flattened parts for the whole import."""
 
-    def __init__(self, tables: ProviderTables, split: Split, warehouse: Warehouse,
-                 partition: str, seen: set[tuple[str, str]], fetched_at: str,
-                 sources: list[str], name: str, owner: int) -> None:
+    def __init__(
+        self,
+        tables: ProviderTables,
+        split: Split,
+        warehouse: Warehouse,
+        partition: str,
+        seen: set[tuple[str, str]],
+        fetched_at: str,
+        sources: list[str],
+        name: str,
+        owner: int,
+    ) -> None:
         self.tables, self.split, self.seen = tables, split, seen
         self.fetched_at, self.sources = fetched_at, sources
         raw = warehouse.partition_dir(tables.name, RAW_TABLE, partition) / name
-        flat = {table: warehouse.partition_dir(tables.name, table, partition) / name
-                for table in tables.flat_schemas}
-        self.raw = raw_writer(raw, tables.responses_schema, publish=False, owner=owner,
-                              storage=warehouse.storage)
-        self.flat = PartitionWriter(flat, tables.flat_schemas, publish=False,
-                                    dictionary_columns=[], owner=owner,
-                                    storage=warehouse.storage)
+        flat = {
+            table: warehouse.partition_dir(tables.name, table, partition) / name
+            for table in tables.flat_schemas
+        }
+        self.raw = raw_writer(
+            raw, tables.responses_schema, publish=False, owner=owner, storage=warehouse.storage
+        )
+        self.flat = PartitionWriter(
+            flat,
+            tables.flat_schemas,
+            publish=False,
+            dictionary_columns=[],
+            owner=owner,
+            storage=warehouse.storage,
+        )
         self.raw.__enter__()
         self.flat.__enter__()
         # Bodies wait for a whole raw row group; decoded documents only for a flatten batch,
@@ -350,8 +368,9 @@ class _Sink:
         except Undecodable as error:
             reason = f"not valid JSON ({error})"
             if read.line:  # its neighbours may complete it: they are tried together later
-                self.share.fragments.append(_Aside(file_index, read.number, read.offset,
-                                                   reason, read.data))
+                self.share.fragments.append(
+                    _Aside(file_index, read.number, read.offset, reason, read.data)
+                )
             else:
                 self._reject(file_index, read, reason)
             return
@@ -362,9 +381,15 @@ class _Sink:
             self._reject(file_index, read, str(error))
             return
         for response in responses:
-            meta = self.tables.version(response.body, {
-                **response.meta, "fetched_at": self.fetched_at,
-                "source": self.sources[file_index], "repairs": list(repairs)})
+            meta = self.tables.version(
+                response.body,
+                {
+                    **response.meta,
+                    "fetched_at": self.fetched_at,
+                    "source": self.sources[file_index],
+                    "repairs": list(repairs),
+                },
+            )
             key = (response.task_id, meta["content_hash"])
             if key in self.seen:
                 continue
@@ -372,22 +397,30 @@ class _Sink:
             self.raw_rows.append((response.task_id, meta, response.body))
             self.parsed.append((response.task_id, response.parsed))
             self.versions.append(meta["content_hash"])
-            self.share.added.append((file_index, response.task_id, meta["content_hash"],
-                                     response.final_state, meta.get("cost")))
+            self.share.added.append(
+                (
+                    file_index,
+                    response.task_id,
+                    meta["content_hash"],
+                    response.final_state,
+                    meta.get("cost"),
+                )
+            )
             if len(self.parsed) >= FLATTEN_BATCH:
                 self._flatten()
             if len(self.raw_rows) >= RAW_ROW_GROUP_ROWS:
                 self._write_raw()
 
     def _reject(self, file_index: int, read: _Read, reason: str) -> None:
-        self.share.rejected.append(_Aside(file_index, read.number, read.offset, reason,
-                                          read.data))
+        self.share.rejected.append(_Aside(file_index, read.number, read.offset, reason, read.data))
 
     def _flatten(self) -> None:
         if self.parsed:
-            tables = with_lineage(self.tables.flatten_parsed(self.parsed),
-                                  pa.array([task_id for task_id, _ in self.parsed], pa.string()),
-                                  pa.array(self.versions, pa.string()))
+            tables = with_lineage(
+                self.tables.flatten_parsed(self.parsed),
+                pa.array([task_id for task_id, _ in self.parsed], pa.string()),
+                pa.array(self.versions, pa.string()),
+            )
             self.share.items += sum(tables[t].num_rows for t in self.tables.item_tables)
             self.flat.write(tables)
             self.parsed, self.versions = [], []
@@ -395,9 +428,15 @@ class _Sink:
     def _write_raw(self) -> None:
         if self.raw_rows:
             # The whole import is one load: its time is the import's.
-            self.raw.write({RAW_TABLE: raw_rows_table(
-                self.raw_rows, self.tables.responses_schema,
-                datetime.fromisoformat(self.fetched_at))})
+            self.raw.write(
+                {
+                    RAW_TABLE: raw_rows_table(
+                        self.raw_rows,
+                        self.tables.responses_schema,
+                        datetime.fromisoformat(self.fetched_at),
+                    )
+                }
+            )
             self.raw_rows = []
 
     def close(self) -> _Share:
@@ -445,8 +484,11 @@ def _work(inbox, outbox, make_sink: Callable[[], _Sink]) -> None:
             file_index, work = message
             items, documents, size = sink.share.items, 0, 0
             try:
-                reads = (read_range(work.path, work.start, work.end, work.limit)
-                         if isinstance(work, _Range) else work)
+                reads = (
+                    read_range(work.path, work.start, work.end, work.limit)
+                    if isinstance(work, _Range)
+                    else work
+                )
                 for read in reads:
                     sink.take(file_index, read)
                     documents += 1
@@ -463,15 +505,16 @@ def _work(inbox, outbox, make_sink: Callable[[], _Sink]) -> None:
 class _Workers:
     """One worker process per core, taking work from one queue as each is free."""
 
-    def __init__(self, count: int, make_sink: Callable[[int], _Sink],
-                 progress: _Progress) -> None:
+    def __init__(self, count: int, make_sink: Callable[[int], _Sink], progress: _Progress) -> None:
         context = multiprocessing.get_context("fork")  # they inherit the import's state
         self.inbox = context.Queue(maxsize=2 * count)  # documents read ahead: bounded memory
         self.outbox = context.Queue()
-        self.processes = [context.Process(target=_work, daemon=True,
-                                          args=(self.inbox, self.outbox,
-                                                lambda k=k: make_sink(k)))
-                          for k in range(count)]
+        self.processes = [
+            context.Process(
+                target=_work, daemon=True, args=(self.inbox, self.outbox, lambda k=k: make_sink(k))
+            )
+            for k in range(count)
+        ]
         for process in self.processes:
             process.start()
         self.progress = progress
@@ -491,8 +534,9 @@ class _Workers:
         """Take the workers' messages that came in (waiting up to ``timeout`` for one)."""
         while True:
             try:
-                kind, payload = self.outbox.get(timeout=timeout) if timeout else \
-                    self.outbox.get_nowait()
+                kind, payload = (
+                    self.outbox.get(timeout=timeout) if timeout else self.outbox.get_nowait()
+                )
             except queue.Empty:
                 self._check_alive()
                 self.progress.tick()
@@ -563,6 +607,7 @@ def _chunks(reads: Iterator[_Read]) -> Iterator[list[_Read]]:
 
 # -- landing -----------------------------------------------------------------------------------
 
+
 @dataclass
 class ImportReport:
     imported_files: int = 0
@@ -630,22 +675,33 @@ class _Progress:
             return
         self.shown = now
         rate = state.items / max(now - state.started, 1e-9)
-        self.stream.write(f"\r{self.paths[self.current].name}: {state.documents} documents, "
-                          f"{state.size / 2**20:.0f} MB, {rate:.0f} items/s"
-                          + ("\n" if done else ""))
+        self.stream.write(
+            f"\r{self.paths[self.current].name}: {state.documents} documents, "
+            f"{state.size / 2**20:.0f} MB, {rate:.0f} items/s" + ("\n" if done else "")
+        )
         self.stream.flush()
 
 
-def import_archives(tables: ProviderTables, split: Split, paths: list[Path], partition: str,
-                    ledger: Ledger, warehouse: Warehouse, *, keep_good: bool = False,
-                    rejects_dir: Path | None = None,
-                    max_document_mb: int = DEFAULT_MAX_DOCUMENT_MB,
-                    workers: int | None = None, progress: TextIO | None = None) -> ImportReport:
+def import_archives(
+    tables: ProviderTables,
+    split: Split,
+    paths: list[Path],
+    partition: str,
+    ledger: Ledger,
+    warehouse: Warehouse,
+    *,
+    keep_good: bool = False,
+    rejects_dir: Path | None = None,
+    max_document_mb: int = DEFAULT_MAX_DOCUMENT_MB,
+    workers: int | None = None,
+    progress: TextIO | None = None,
+) -> ImportReport:
     """Load saved responses into the raw and flattened tables of ``partition``."""
     workers = max(1, workers or os.cpu_count() or 1)
     limit = max_document_mb * 2**20
-    seen = stored_versions(warehouse, tables.name, partition, tables.responses_schema,
-                           tables.hash_body)
+    seen = stored_versions(
+        warehouse, tables.name, partition, tables.responses_schema, tables.hash_body
+    )
     known_tasks = {task_id for task_id, _ in seen}
     fetched_at = utc_now().isoformat()
     sources = [f"import:{path}" for path in paths]
@@ -653,8 +709,17 @@ def import_archives(tables: ProviderTables, split: Split, paths: list[Path], par
     owner = os.getpid()  # this process publishes what every worker stages
 
     def make_sink(index: int | str) -> _Sink:
-        return _Sink(tables, split, warehouse, partition, seen, fetched_at, sources,
-                     f"{stem}-{index}.parquet", owner)
+        return _Sink(
+            tables,
+            split,
+            warehouse,
+            partition,
+            seen,
+            fetched_at,
+            sources,
+            f"{stem}-{index}.parquet",
+            owner,
+        )
 
     shown = _Progress(progress, paths)
     pool = _Workers(workers, make_sink, shown)
@@ -678,8 +743,12 @@ def import_archives(tables: ProviderTables, split: Split, paths: list[Path], par
     except BaseException:
         pool.stop()
         for table in tables.schemas():  # what a stopped worker was writing
-            sweep_temp_files(warehouse.storage.staging_dir(
-                warehouse.partition_dir(tables.name, table, partition)), owner)
+            sweep_temp_files(
+                warehouse.storage.staging_dir(
+                    warehouse.partition_dir(tables.name, table, partition)
+                ),
+                owner,
+            )
         raise
     for share in shares:
         for index, problem in share.unreadable.items():
@@ -687,15 +756,28 @@ def import_archives(tables: ProviderTables, split: Split, paths: list[Path], par
     main = make_sink("joined")  # lines that were documents only together
     try:
         rejected = _numbered(paths, [aside for share in shares for aside in share.rejected])
-        _join_fragments(main, _numbered(paths, [f for share in shares for f in share.fragments]),
-                        limit)
+        _join_fragments(
+            main, _numbered(paths, [f for share in shares for f in share.fragments]), limit
+        )
         shares.append(main.close())
     except BaseException:
         main.abort()
         _discard(shares)
         raise
-    return _land(tables, warehouse, ledger, partition, paths, shares, rejected + main.share
-                 .rejected, unreadable, known_tasks, keep_good, rejects_dir, workers)
+    return _land(
+        tables,
+        warehouse,
+        ledger,
+        partition,
+        paths,
+        shares,
+        rejected + main.share.rejected,
+        unreadable,
+        known_tasks,
+        keep_good,
+        rejects_dir,
+        workers,
+    )
 
 
 def _numbered(paths: list[Path], asides: list[_Aside]) -> list[_Aside]:
@@ -705,16 +787,19 @@ def _numbered(paths: list[Path], asides: list[_Aside]) -> list[_Aside]:
         if not aside.number:
             uncounted.setdefault(aside.file, set()).add(aside.offset)
     numbers = {file: line_numbers(paths[file], offsets) for file, offsets in uncounted.items()}
-    return sorted(aside._replace(number=numbers[aside.file][aside.offset])
-                  if not aside.number else aside for aside in asides)
+    return sorted(
+        aside._replace(number=numbers[aside.file][aside.offset]) if not aside.number else aside
+        for aside in asides
+    )
 
 
 def _join_fragments(sink: _Sink, fragments: list[_Aside], limit: int) -> None:
     """Consecutive lines of a file that failed alone: a line that opens an object or an array,
     with the lines after it up to one that closes it, is one document if together they decode
     (a raw newline in a string broke it); every other line is rejected with its own reason."""
-    for _, run in itertools.groupby(enumerate(fragments),
-                                    lambda p: (p[1].file, p[1].number - p[0])):
+    for _, run in itertools.groupby(
+        enumerate(fragments), lambda p: (p[1].file, p[1].number - p[0])
+    ):
         lines = [fragment for _, fragment in run]
         start = 0
         while start < len(lines):
@@ -739,16 +824,26 @@ def _joined_document(run: list[_Aside], start: int, limit: int) -> tuple[int, by
         if size > limit:
             return None
         if run[end].data.rstrip()[-1:] in (b"}", b"]"):
-            data = b"".join(fragment.data for fragment in run[start:end + 1]).strip()
+            data = b"".join(fragment.data for fragment in run[start : end + 1]).strip()
             if _decodes(data):
                 return end, data
     return None
 
 
-def _land(tables: ProviderTables, warehouse: Warehouse, ledger: Ledger, partition: str,
-          paths: list[Path], shares: list[_Share], rejected: list[_Aside],
-          unreadable: dict[int, ArchiveError], known_tasks: set[str], keep_good: bool,
-          rejects_dir: Path | None, workers: int) -> ImportReport:
+def _land(
+    tables: ProviderTables,
+    warehouse: Warehouse,
+    ledger: Ledger,
+    partition: str,
+    paths: list[Path],
+    shares: list[_Share],
+    rejected: list[_Aside],
+    unreadable: dict[int, ArchiveError],
+    known_tasks: set[str],
+    keep_good: bool,
+    rejects_dir: Path | None,
+    workers: int,
+) -> ImportReport:
     """Publish what the shares staged, but the rows of rejected files and versions staged
     twice; then flatten again if an older version must leave the tables."""
     report = ImportReport()
@@ -756,8 +851,9 @@ def _land(tables: ProviderTables, warehouse: Warehouse, ledger: Ledger, partitio
     refused = dict(unreadable)
     if not keep_good:
         for aside in rejected:
-            refused.setdefault(aside.file, ArchiveError(paths[aside.file],
-                                                        f"line {aside.number}: {aside.reason}"))
+            refused.setdefault(
+                aside.file, ArchiveError(paths[aside.file], f"line {aside.number}: {aside.reason}")
+            )
     added, twice = [], set()
     keys: set[tuple[str, str]] = set()
     for share in shares:
@@ -789,26 +885,38 @@ def _land(tables: ProviderTables, warehouse: Warehouse, ledger: Ledger, partitio
         report.rows = tables.publish_flattened(warehouse, partition, workers)
     elif added or not _has_flattened(tables, warehouse, partition):
         report.rows = _count_rows(tables, warehouse, partition)
-    ledger.note_imported(tables.name, [(task_id, version, state, {
-        "fetched_at": utc_now().isoformat(), "cost": cost})
-        for task_id, version, state, cost in added])
+    ledger.note_imported(
+        tables.name,
+        [
+            (task_id, version, state, {"fetched_at": utc_now().isoformat(), "cost": cost})
+            for task_id, version, state, cost in added
+        ],
+    )
     if report.rows:
         raw = warehouse.parts(tables.name, RAW_TABLE, partition)
         with open_index(warehouse) as index:
             index.versions(raw, part_versions)  # the new parts, read once, here
             report.rows = {RAW_TABLE: sum(index.rows(raw).values()), **report.rows}
-        ledger.record_import(tables.name, partition, {
-            "rows": report.rows, "new_responses": report.new_responses,
-            "files": [str(paths[i]) for i in range(len(paths)) if i not in refused]})
+        ledger.record_import(
+            tables.name,
+            partition,
+            {
+                "rows": report.rows,
+                "new_responses": report.new_responses,
+                "files": [str(paths[i]) for i in range(len(paths)) if i not in refused],
+            },
+        )
     if keep_good and rejected:
         report.rejected_documents = len(rejected)
-        report.rejects_file = _write_rejects(rejects_dir or warehouse.data_dir / "rejects",
-                                             tables.name, partition, paths, rejected)
+        report.rejects_file = _write_rejects(
+            rejects_dir or warehouse.data_dir / "rejects", tables.name, partition, paths, rejected
+        )
     return report
 
 
-def _without(staged: dict[Path, PurePath], warehouse: Warehouse, dropped: set[str],
-             dedupe: bool) -> dict[Path, PurePath]:
+def _without(
+    staged: dict[Path, PurePath], warehouse: Warehouse, dropped: set[str], dedupe: bool
+) -> dict[Path, PurePath]:
     """The staged raw parts without the rows of ``dropped`` sources (and each version once);
     the staged flattened parts are discarded: the partition is flattened again."""
     kept: dict[Path, PurePath] = {}
@@ -818,11 +926,13 @@ def _without(staged: dict[Path, PurePath], warehouse: Warehouse, dropped: set[st
             temp.unlink()
             continue
         table = pq.read_table(temp)
-        keep = pc.invert(pc.is_in(table.column("source"), pa.array(sorted(dropped),
-                                                                     pa.string())))
+        keep = pc.invert(pc.is_in(table.column("source"), pa.array(sorted(dropped), pa.string())))
         if dedupe:
-            pairs = zip(table.column("task_id").to_pylist(),
-                        table.column("content_hash").to_pylist(), strict=True)
+            pairs = zip(
+                table.column("task_id").to_pylist(),
+                table.column("content_hash").to_pylist(),
+                strict=True,
+            )
             first = []
             for pair in pairs:
                 first.append(pair not in seen)
@@ -830,25 +940,33 @@ def _without(staged: dict[Path, PurePath], warehouse: Warehouse, dropped: set[st
             keep = pc.and_(keep, pa.array(first, pa.bool_()))
         filtered = table.filter(keep)
         temp.unlink()
-        with raw_writer(final, filtered.schema, publish=False, owner=os.getpid(),
-                        storage=warehouse.storage) as writer:
+        with raw_writer(
+            final, filtered.schema, publish=False, owner=os.getpid(), storage=warehouse.storage
+        ) as writer:
             writer.write({RAW_TABLE: filtered})
         kept.update(writer.staged)
     return kept
 
 
-def _write_rejects(directory: Path, provider: str, partition: str, paths: list[Path],
-                   rejects: list[_Aside]) -> Path:
+def _write_rejects(
+    directory: Path, provider: str, partition: str, paths: list[Path], rejects: list[_Aside]
+) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{provider}-{partition}-{utc_now():%Y%m%dT%H%M%S}.ndjson"
     temp = path.with_name(f".{path.name}.tmp")
     with open(temp, "wb") as handle:
         for aside in rejects:
-            handle.write(orjson.dumps({"file": str(paths[aside.file]), "line": aside.number,
-                                       "reason": aside.reason,
-                                       "document": aside.data.decode("utf-8", "replace")
-                                       .strip()})
-                         + b"\n")
+            handle.write(
+                orjson.dumps(
+                    {
+                        "file": str(paths[aside.file]),
+                        "line": aside.number,
+                        "reason": aside.reason,
+                        "document": aside.data.decode("utf-8", "replace").strip(),
+                    }
+                )
+                + b"\n"
+            )
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temp, path)
@@ -867,9 +985,11 @@ def _count_rows(tables: ProviderTables, warehouse: Warehouse, partition: str) ->
     for table, schema in tables.flat_schemas.items():
         parts = warehouse.parts(tables.name, table, partition)
         if not parts:
-            with PartitionWriter({table: warehouse.partition_file(tables.name, table,
-                                                                  partition)},
-                                 {table: schema}, storage=warehouse.storage):
+            with PartitionWriter(
+                {table: warehouse.partition_file(tables.name, table, partition)},
+                {table: schema},
+                storage=warehouse.storage,
+            ):
                 pass
         rows[table] = _rows(warehouse, parts)
     return rows
@@ -878,4 +998,3 @@ def _count_rows(tables: ProviderTables, warehouse: Warehouse, partition: str) ->
 def _rows(warehouse: Warehouse, parts: list[PurePath]) -> int:
     with open_index(warehouse) as index:
         return sum(index.rows(parts).values())
-

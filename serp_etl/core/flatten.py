@@ -122,8 +122,13 @@ NUMERIC_TEXT = NumericText(pa.float64(), frozenset({int, float}))
 
 def as_number(value: Any) -> float | None:
     """A number, or a decimal string, as a float; anything else as None."""
-    return float(NUMERIC_TEXT.convert(value)) if value is not None and NUMERIC_TEXT.accepts(
-        value) else None
+    return (
+        float(NUMERIC_TEXT.convert(value))
+        if value is not None and NUMERIC_TEXT.accepts(value)
+        else None
+    )
+
+
 STRING_LIST = Scalar(pa.list_(pa.string()), frozenset({list}))
 
 
@@ -282,8 +287,15 @@ def _compile(table, keys, fields, path, prefix, columns, children) -> None:
                 text = text_field(columns[-1].name).name
                 columns.append(Column(text, path + (name,), DATETIME_TEXT, columns[-1].name))
         elif isinstance(spec, Obj):
-            _compile(table, keys, spec.fields, path + (name,), column_name(prefix, name),
-                     columns, children)
+            _compile(
+                table,
+                keys,
+                spec.fields,
+                path + (name,),
+                column_name(prefix, name),
+                columns,
+                children,
+            )
         else:
             child_path = path + (name,)
             suffix = "_".join(child_path)
@@ -320,9 +332,7 @@ class _RowNotes:
 def _json_column(notes: list[dict | None]) -> pa.Array:
     if not any(notes):  # the common case: nothing undeclared in the whole batch
         return pa.nulls(len(notes), type=pa.string())
-    return pa.array(
-        [None if n is None else json_text(n) for n in notes], type=pa.string()
-    )
+    return pa.array([None if n is None else json_text(n) for n in notes], type=pa.string())
 
 
 def _typed_array(values: Sequence, scalar: Scalar, name: str, notes: _RowNotes) -> pa.Array:
@@ -366,8 +376,14 @@ def _getter(names: tuple[str, ...]):
     return itemgetter(*names)
 
 
-def _extract_level(fields: dict[str, Field], path: tuple[str, ...], prefix: str,
-                   objs: Sequence[dict | None], out: dict, notes: _RowNotes) -> None:
+def _extract_level(
+    fields: dict[str, Field],
+    path: tuple[str, ...],
+    prefix: str,
+    objs: Sequence[dict | None],
+    out: dict,
+    notes: _RowNotes,
+) -> None:
     """Values of every field declared at this object level, for every row, into ``out``.
 
     ``out`` maps a column name to its values and a child path to its arrays. The common case,
@@ -413,14 +429,14 @@ def _extract_level(fields: dict[str, Field], path: tuple[str, ...], prefix: str,
             _extract_level(spec.fields, path + (name,), sub_prefix, objects, out, notes)
 
 
-def _note_extra(obj: dict, fields: dict, path: tuple[str, ...], row: int,
-                notes: _RowNotes) -> None:
+def _note_extra(obj: dict, fields: dict, path: tuple[str, ...], row: int, notes: _RowNotes) -> None:
     for key in obj.keys() - fields.keys():
         notes.add_extra(row, ".".join(path + (key,)), obj[key])
 
 
-def _explode(column: Sequence, key_columns: list[list], name: str, notes: _RowNotes
-             ) -> tuple[list[list], list[dict]]:
+def _explode(
+    column: Sequence, key_columns: list[list], name: str, notes: _RowNotes
+) -> tuple[list[list], list[dict]]:
     """The elements of each row's array as child rows: their keys (the row's keys plus the
     element's position) and the element objects. Non-arrays and non-object elements are noted
     as invalid values of the row."""
@@ -430,8 +446,10 @@ def _explode(column: Sequence, key_columns: list[list], name: str, notes: _RowNo
         elements = list(chain.from_iterable(arrays))
         if set(map(type, elements)) <= _DICT_TYPE:  # the common case, in C loops
             counts = list(map(len, arrays))
-            fast_keys = [list(chain.from_iterable(map(repeat, (values[r] for r in rows), counts)))
-                         for values in key_columns]
+            fast_keys = [
+                list(chain.from_iterable(map(repeat, (values[r] for r in rows), counts)))
+                for values in key_columns
+            ]
             fast_keys.append(list(chain.from_iterable(map(range, counts))))
             return fast_keys, elements
     keys: list[list] = [[] for _ in range(len(key_columns) + 1)]
@@ -468,13 +486,15 @@ def flatten_table(
         for keys, (_, arrow_type) in zip(key_columns, spec.keys, strict=True)
     ]
     for column in spec.columns:
-        arrays.append(_typed_array(values[column.source or column.name], column.scalar,
-                                   column.name, notes))
+        arrays.append(
+            _typed_array(values[column.source or column.name], column.scalar, column.name, notes)
+        )
 
     tables: dict[str, pa.Table] = {}
     for child_path, child in spec.children:
-        child_keys, child_objs = _explode(values[child_path], key_columns, "_".join(child_path),
-                                          notes)
+        child_keys, child_objs = _explode(
+            values[child_path], key_columns, "_".join(child_path), notes
+        )
         tables.update(flatten_table(child, child_keys, child_objs))
 
     arrays.append(_json_column(notes.extra))
@@ -483,8 +503,11 @@ def flatten_table(
     return {spec.name: pa.Table.from_arrays(arrays, schema=spec.schema), **tables}
 
 
-def with_lineage(tables: Mapping[str, pa.Table], task_ids: pa.Array | pa.ChunkedArray,
-                 versions: pa.Array | pa.ChunkedArray) -> dict[str, pa.Table]:
+def with_lineage(
+    tables: Mapping[str, pa.Table],
+    task_ids: pa.Array | pa.ChunkedArray,
+    versions: pa.Array | pa.ChunkedArray,
+) -> dict[str, pa.Table]:
     """``tables`` with each row's ``content_hash``: the version (``versions``, beside
     ``task_ids``) of the response its task's id (a flattened table's first column) names.
     Each task is in ``task_ids`` once: its latest version, the one flattened."""
@@ -495,6 +518,7 @@ def with_lineage(tables: Mapping[str, pa.Table], task_ids: pa.Array | pa.Chunked
     lined = {}
     for name, table in tables.items():
         where = pc.index_in(table.column(0), value_set=ids)
-        lined[name] = table.set_column(table.schema.get_field_index(LINEAGE_COLUMN),
-                                       LINEAGE_FIELD, pc.take(hashes, where))
+        lined[name] = table.set_column(
+            table.schema.get_field_index(LINEAGE_COLUMN), LINEAGE_FIELD, pc.take(hashes, where)
+        )
     return lined

@@ -31,14 +31,16 @@ log = logging.getLogger(__name__)
 
 _LIMITS = sa.MetaData()
 sa.Table(
-    "calls", _LIMITS,
+    "calls",
+    _LIMITS,
     sa.Column("account", TEXT, nullable=False),
     sa.Column("bucket", TEXT, nullable=False),
     sa.Column("at", sa.Float, nullable=False),
     sa.Index("calls_by_bucket", "account", "bucket", "at"),
 )
 sa.Table(
-    "pauses", _LIMITS,
+    "pauses",
+    _LIMITS,
     sa.Column("account", TEXT, primary_key=True),
     sa.Column("bucket", TEXT, primary_key=True),
     sa.Column("until", sa.Float, nullable=False),
@@ -60,9 +62,16 @@ class RateLimiter(Database):
     one process to wait, every process of the account must).
     """
 
-    def __init__(self, location: Path | str | None, account: str, limits: Mapping[str, int], *,
-                 period: float = 60.0, clock: Clock | None = None,
-                 sleep: Sleep = time.sleep) -> None:
+    def __init__(
+        self,
+        location: Path | str | None,
+        account: str,
+        limits: Mapping[str, int],
+        *,
+        period: float = 60.0,
+        clock: Clock | None = None,
+        sleep: Sleep = time.sleep,
+    ) -> None:
         self.account = account
         self.limits = dict(limits)
         self.period = period
@@ -76,18 +85,23 @@ class RateLimiter(Database):
         """Take a slot now if one is free (returns 0), else return how long to wait."""
         key = {"account": self.account, "bucket": bucket}
         with self.transaction(serialize=f"serp-etl rate limit {self.account} {bucket}"):
-            self.execute("DELETE FROM calls WHERE account = :account AND bucket = :bucket"
-                         " AND at <= :since", {**key, "since": now - self.period})
-            paused = self.execute("SELECT until FROM pauses WHERE account = :account"
-                                  " AND bucket = :bucket", key).scalar_one_or_none()
+            self.execute(
+                "DELETE FROM calls WHERE account = :account AND bucket = :bucket AND at <= :since",
+                {**key, "since": now - self.period},
+            )
+            paused = self.execute(
+                "SELECT until FROM pauses WHERE account = :account AND bucket = :bucket", key
+            ).scalar_one_or_none()
             if paused is not None and paused > now:
                 return paused - now
-            count, oldest = self.execute("SELECT count(*), min(at) FROM calls"
-                                         " WHERE account = :account AND bucket = :bucket",
-                                         key).one()
+            count, oldest = self.execute(
+                "SELECT count(*), min(at) FROM calls WHERE account = :account AND bucket = :bucket",
+                key,
+            ).one()
             if count < self.limits[bucket]:
-                self.execute("INSERT INTO calls VALUES (:account, :bucket, :now)",
-                             {**key, "now": now})
+                self.execute(
+                    "INSERT INTO calls VALUES (:account, :bucket, :now)", {**key, "now": now}
+                )
                 return 0.0
             return oldest + self.period - now
 
@@ -97,8 +111,9 @@ class RateLimiter(Database):
         with self._lock:
             while delay := self._take(bucket, self._clock()):
                 if delay >= 1:
-                    log.info("%s: the account's rate limit is reached; waiting %.0f s",
-                             bucket, delay)
+                    log.info(
+                        "%s: the account's rate limit is reached; waiting %.0f s", bucket, delay
+                    )
                 self._sleep(delay)
                 waited += delay
         return waited
@@ -110,7 +125,8 @@ class RateLimiter(Database):
                 "INSERT INTO pauses VALUES (:account, :bucket, :until)"
                 " ON CONFLICT (account, bucket) DO UPDATE SET until = CASE"
                 " WHEN pauses.until > excluded.until THEN pauses.until ELSE excluded.until END",
-                {"account": self.account, "bucket": bucket, "until": self._clock() + seconds})
+                {"account": self.account, "bucket": bucket, "until": self._clock() + seconds},
+            )
 
 
 def rate_limits_location(data_dir: Path | str) -> Path | str:
@@ -160,16 +176,26 @@ class Retry(Exception):
         self.reason = reason
 
 
-def with_retries(policy: RetryPolicy, sleep: Sleep, attempt: Callable[[], T], *,
-                 gave_up: Callable[[str], Exception]) -> T:
+def with_retries(
+    policy: RetryPolicy,
+    sleep: Sleep,
+    attempt: Callable[[], T],
+    *,
+    gave_up: Callable[[str], Exception],
+) -> T:
     """Run ``attempt`` until it returns, backing off between tries; anything it raises but
     ``Retry`` ends the call at once. After the last try, raises ``gave_up(message)``."""
     last: Retry | None = None
     for number in range(policy.attempts):
         if number:
             delay = policy.delay(number - 1)
-            log.warning("%s; trying again in %.1f s (attempt %d of %d)", last, delay,
-                        number + 1, policy.attempts)
+            log.warning(
+                "%s; trying again in %.1f s (attempt %d of %d)",
+                last,
+                delay,
+                number + 1,
+                policy.attempts,
+            )
             sleep(delay)
         try:
             return attempt()
@@ -205,8 +231,15 @@ class RateLimitedClient:
 
     error: type[Exception] = Exception  # the base of the provider's typed errors
 
-    def __init__(self, http: httpx.Client, limiter: RateLimiter, *, retry: RetryPolicy,
-                 sleep: Sleep, max_response_mb: int = DEFAULT_MAX_RESPONSE_MB) -> None:
+    def __init__(
+        self,
+        http: httpx.Client,
+        limiter: RateLimiter,
+        *,
+        retry: RetryPolicy,
+        sleep: Sleep,
+        max_response_mb: int = DEFAULT_MAX_RESPONSE_MB,
+    ) -> None:
         self._http = http
         self._retry = retry
         self._sleep = sleep
@@ -232,16 +265,19 @@ class RateLimitedClient:
             body = self._read_capped(path, response)
         finally:
             response.close()
-        headers = [(k, v) for k, v in response.headers.multi_items()
-                   if k.lower() not in _DECODED_AWAY]  # the body below is decoded already
-        return httpx.Response(response.status_code, headers=headers, content=body,
-                              request=request)
+        headers = [
+            (k, v) for k, v in response.headers.multi_items() if k.lower() not in _DECODED_AWAY
+        ]  # the body below is decoded already
+        return httpx.Response(response.status_code, headers=headers, content=body, request=request)
 
     def _read_capped(self, path: str, response: httpx.Response) -> bytes:
         cap = self._max_response_bytes
         declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > cap and "content-encoding" not in \
-                response.headers:
+        if (
+            declared.isdigit()
+            and int(declared) > cap
+            and "content-encoding" not in response.headers
+        ):
             raise self.error(self._too_large(path, cap))
         body = bytearray()
         for chunk in response.iter_bytes(_READ_CHUNK):
@@ -252,8 +288,10 @@ class RateLimitedClient:
 
     @staticmethod
     def _too_large(path: str, cap: int) -> str:
-        return (f"{path}: the answer is over the size cap of {cap // 2**20} MB "
-                "(max_response_mb): not read")
+        return (
+            f"{path}: the answer is over the size cap of {cap // 2**20} MB "
+            "(max_response_mb): not read"
+        )
 
     def _obey_retry_after(self, bucket: str, response: httpx.Response) -> None:
         """Pause ``bucket`` for every process of the account as long as the API asks."""
@@ -261,12 +299,18 @@ class RateLimitedClient:
         if seconds is None:
             return
         self._limiter.pause(bucket, seconds)
-        log.warning("%s: HTTP %d, the API asks to wait %.0f s: no call of %s from any process "
-                    "until then", response.request.url.path, response.status_code, seconds,
-                    bucket)
+        log.warning(
+            "%s: HTTP %d, the API asks to wait %.0f s: no call of %s from any process until then",
+            response.request.url.path,
+            response.status_code,
+            seconds,
+            bucket,
+        )
         if seconds > MAX_RETRY_AFTER:
-            raise self.error(f"{response.request.url.path}: HTTP {response.status_code}, the "
-                             f"API asks to retry after {seconds:.0f} s: not waiting that long")
+            raise self.error(
+                f"{response.request.url.path}: HTTP {response.status_code}, the "
+                f"API asks to retry after {seconds:.0f} s: not waiting that long"
+            )
 
     def _retrying(self, attempt: Callable[[], T], gave_up: Callable[[str], Exception]) -> T:
         return with_retries(self._retry, self._sleep, attempt, gave_up=gave_up)

@@ -88,8 +88,9 @@ def _path_type(path: Path) -> Any:
     shape: Any = _RAWS  # a type made at run time: a struct, or a list of one
     for step in reversed(path):
         if isinstance(step, str):
-            shape = msgspec.defstruct("Member", [("value", shape | None, None)],
-                                      rename={"value": step})
+            shape = msgspec.defstruct(
+                "Member", [("value", shape | None, None)], rename={"value": step}
+            )
         else:
             shape = types.GenericAlias(list, shape | None)
     return shape
@@ -147,8 +148,7 @@ def _element_spans(data: Document, raws: list[msgspec.Raw]) -> list[Span]:
     first, last = spans[0][0], spans[-1][1]
     # Another object's bytes cannot lie inside the document's; the last element must end
     # where its own bytes do.
-    if not 0 <= first <= last <= len(data) or _address(raws[-1]) - _address(data) != \
-            spans[-1][0]:
+    if not 0 <= first <= last <= len(data) or _address(raws[-1]) - _address(data) != spans[-1][0]:
         raise msgspec.DecodeError("a value that is not a view of the document")
     return spans
 
@@ -179,8 +179,9 @@ def _tokenized_spans(data: Document, path: Path) -> tuple[Span, list[Span]] | No
             if top is not None and top.expect_key:
                 top.key = _key(token)
         elif char in b"{[":
-            container = _Container(char, _value_path(top) if top else (), match.start(),
-                                   expect_key=char == b"{")
+            container = _Container(
+                char, _value_path(top) if top else (), match.start(), expect_key=char == b"{"
+            )
             if char == b"[" and container.path == path:
                 container.element_start = _next_value(data, match.end())
             stack.append(container)
@@ -194,15 +195,17 @@ def _tokenized_spans(data: Document, path: Path) -> tuple[Span, list[Span]] | No
                 continue
             top.index += 1
             if top.element_start is not None:
-                top.elements.append((top.element_start,
-                                     _end_before(data, top.element_start, match.start())))
+                top.elements.append(
+                    (top.element_start, _end_before(data, top.element_start, match.start()))
+                )
                 top.element_start = _next_value(data, match.end())
         else:  # a closing bracket
             stack.pop()
             if top.element_start is not None:
                 if top.element_start < match.start():  # the last element; none if empty
-                    top.elements.append((top.element_start, _end_before(
-                        data, top.element_start, match.start())))
+                    top.elements.append(
+                        (top.element_start, _end_before(data, top.element_start, match.start()))
+                    )
                 return (top.start, match.end()), top.elements
     return None
 

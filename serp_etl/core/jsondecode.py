@@ -43,8 +43,7 @@ class Undecodable(ValueError):
     """Not JSON even for a lenient reader: truncated, empty, or something else."""
 
 
-def decode(data: bytes | memoryview, *, duplicates: bool = False
-           ) -> tuple[Any, tuple[str, ...]]:
+def decode(data: bytes | memoryview, *, duplicates: bool = False) -> tuple[Any, tuple[str, ...]]:
     """The document's value, and the repairs it needed (sorted; empty when it was clean).
     ``duplicates``: also look for an object with a key twice (``duplicate_key``), where a
     document enters the raw layer; re-reading a stored body need not look again."""
@@ -72,8 +71,9 @@ def _has_duplicate_keys(data: bytes | memoryview, value: Any) -> bool:
 
     text = bytes(data).removeprefix(BOM).decode("utf-8", "replace")
     try:
-        json.loads(text, strict=False, object_pairs_hook=pairs,
-                   parse_constant=lambda literal: literal)
+        json.loads(
+            text, strict=False, object_pairs_hook=pairs, parse_constant=lambda literal: literal
+        )
     except (json.JSONDecodeError, RecursionError):
         return False
     return seen_twice
@@ -95,7 +95,7 @@ def _decode(data: bytes | memoryview) -> tuple[Any, tuple[str, ...]]:
         raise Undecodable("empty document")
     repairs: set[str] = set()
     if data.startswith(BOM):
-        data = data[len(BOM):]
+        data = data[len(BOM) :]
         repairs.add("bom")
     try:
         text = data.decode("utf-8")
@@ -117,8 +117,7 @@ def _decode(data: bytes | memoryview) -> tuple[Any, tuple[str, ...]]:
         except json.JSONDecodeError as error:
             if not error.msg.startswith("Invalid control character"):
                 raise
-            value = json.loads(text, strict=False, parse_float=number,
-                               parse_constant=keep_as_text)
+            value = json.loads(text, strict=False, parse_float=number, parse_constant=keep_as_text)
             repairs.add("control_character")
     except json.JSONDecodeError:
         raise Undecodable(reason) from None

@@ -30,14 +30,23 @@ class StateDisagrees(RuntimeError):
 
 def warehouse_tags(warehouse: Warehouse, provider: str, partition: str) -> set[str]:
     """The tags of the day's tasks table, as last published (empty if it was never)."""
-    return {tag for part in warehouse.parts(provider, TASKS_TABLE, partition)
-            for tag in pq.read_table(str(part), columns=["tag"], filesystem=warehouse.filesystem
-                                     ).column("tag").to_pylist()}
+    return {
+        tag
+        for part in warehouse.parts(provider, TASKS_TABLE, partition)
+        for tag in pq.read_table(str(part), columns=["tag"], filesystem=warehouse.filesystem)
+        .column("tag")
+        .to_pylist()
+    }
 
 
-def refuse_unknown_tasks(ledger: Ledger, provider: str, partition: str, tags: Iterable[str],
-                         warehouse: Warehouse | None,
-                         at_provider: Callable[[set[str]], Iterable[str]]) -> None:
+def refuse_unknown_tasks(
+    ledger: Ledger,
+    provider: str,
+    partition: str,
+    tags: Iterable[str],
+    warehouse: Warehouse | None,
+    at_provider: Callable[[set[str]], Iterable[str]],
+) -> None:
     """Before ``tags`` of ``partition`` are recorded as intents: raise ``StateDisagrees`` if
     some are new to the ledger and the warehouse's tasks table of the day lists a tag the
     ledger does not know, or ``at_provider(new tags)`` (those the provider's records hold)
@@ -46,21 +55,26 @@ def refuse_unknown_tasks(ledger: Ledger, provider: str, partition: str, tags: It
     fresh = set(tags) - known
     if not fresh:
         return
-    unknown_here = (warehouse_tags(warehouse, provider, partition) - known
-                    if warehouse is not None else set())
+    unknown_here = (
+        warehouse_tags(warehouse, provider, partition) - known if warehouse is not None else set()
+    )
     unknown_there = sorted(set(at_provider(fresh)) - known)
     if not unknown_here and not unknown_there:
         return
     witnesses = []
     if unknown_here:
-        witnesses.append(f"{len(unknown_here)} in the warehouse's {provider}_tasks table "
-                         f"(e.g. {min(unknown_here)})")
+        witnesses.append(
+            f"{len(unknown_here)} in the warehouse's {provider}_tasks table "
+            f"(e.g. {min(unknown_here)})"
+        )
     if unknown_there:
-        witnesses.append(f"{len(unknown_there)} in {provider}'s own records "
-                         f"(e.g. {unknown_there[0]})")
+        witnesses.append(
+            f"{len(unknown_there)} in {provider}'s own records (e.g. {unknown_there[0]})"
+        )
     raise StateDisagrees(
         f"{provider} {partition}: the state store ({ledger.describe()}) does not know tasks of "
         f"this day that exist elsewhere: {'; '.join(witnesses)}. Nothing was posted: posting now "
         "would pay for them twice. The state store was lost, emptied, restored from an older "
         "copy, or is not the one the other workers use: restore it, or point "
-        "SERP_ETL_STATE_URL (or the data dir) at the store that recorded them.")
+        "SERP_ETL_STATE_URL (or the data dir) at the store that recorded them."
+    )

@@ -34,12 +34,15 @@ def resolve_mode(configured: str | None, credential_vars: Iterable[str]) -> Mode
         try:
             return Mode(value)
         except ValueError:
-            raise ModeError(f"{MODE_ENV} (or a resource's mode) must be 'sandbox' or 'live', "
-                            f"got {value!r}") from None
+            raise ModeError(
+                f"{MODE_ENV} (or a resource's mode) must be 'sandbox' or 'live', got {value!r}"
+            ) from None
     present = [name for name in credential_vars if os.environ.get(name)]
     if present:
-        raise ModeError(f"{', '.join(present)} set but {MODE_ENV} is not: set {MODE_ENV}=live "
-                        f"to use the real APIs, or {MODE_ENV}=sandbox for the built-in ones")
+        raise ModeError(
+            f"{', '.join(present)} set but {MODE_ENV} is not: set {MODE_ENV}=live "
+            f"to use the real APIs, or {MODE_ENV}=sandbox for the built-in ones"
+        )
     return Mode.SANDBOX
 
 
@@ -48,5 +51,7 @@ def claim_mode(data_dir: Path | str, mode: Mode) -> None:
     with open_ledger(data_dir) as ledger:
         held = ledger.claim("mode", str(mode))
     if held != mode:
-        raise ModeError(f"{data_dir} holds {held} data: a {mode} run may not write to it; "
-                        f"use another data dir (SERP_ETL_DATA_DIR) for {mode} runs")
+        raise ModeError(
+            f"{data_dir} holds {held} data: a {mode} run may not write to it; "
+            f"use another data dir (SERP_ETL_DATA_DIR) for {mode} runs"
+        )

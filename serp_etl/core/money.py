@@ -24,10 +24,13 @@ def closed_day_reason(partition: str, now: datetime) -> str | None:
     if day == today - timedelta(days=1) and now - midnight < SUBMIT_GRACE:
         return None
     if day > today:
-        return (f"{partition} is in the future (today is {today} UTC): nothing is posted "
-                "before its day")
-    return (f"{partition} is a past day (today is {today} UTC) and the APIs return only "
-            "today's SERP: nothing is posted; collecting and flattening it still run")
+        return (
+            f"{partition} is in the future (today is {today} UTC): nothing is posted before its day"
+        )
+    return (
+        f"{partition} is a past day (today is {today} UTC) and the APIs return only "
+        "today's SERP: nothing is posted; collecting and flattening it still run"
+    )
 
 
 class BudgetExceeded(RuntimeError):
@@ -35,18 +38,30 @@ class BudgetExceeded(RuntimeError):
     posted."""
 
 
-def check_budget(*, action: str, estimate: float, balance: float, spent_today: float,
-                 budget: float | None, currency: str, balance_name: str = "balance") -> None:
+def check_budget(
+    *,
+    action: str,
+    estimate: float,
+    balance: float,
+    spent_today: float,
+    budget: float | None,
+    currency: str,
+    balance_name: str = "balance",
+) -> None:
     """Refuse ``action`` (costing about ``estimate``) if it exceeds the balance, or if with what
     the day already spent it exceeds the daily ``budget``."""
     over_budget = budget is not None and spent_today + estimate > budget + 1e-12
     if estimate <= balance and not over_budget:
         return
-    limit = ("" if budget is None else
-             f", budget {money(budget, currency)} a day, {money(spent_today, currency)} "
-             "spent today")
-    raise BudgetExceeded(f"{action} would cost about {money(estimate, currency)}; "
-                         f"{balance_name} {money(balance, currency)}{limit}: nothing was posted")
+    limit = (
+        ""
+        if budget is None
+        else f", budget {money(budget, currency)} a day, {money(spent_today, currency)} spent today"
+    )
+    raise BudgetExceeded(
+        f"{action} would cost about {money(estimate, currency)}; "
+        f"{balance_name} {money(balance, currency)}{limit}: nothing was posted"
+    )
 
 
 def money(amount: float | None, currency: str) -> str:

@@ -42,7 +42,7 @@ def schema_tag(schema: pa.Schema) -> str:
 
 def untagged_name(name: str) -> str:
     """A part's name without its schema tag: ``s1a2b3c4d-part-0.parquet`` -> ``part-0.parquet``."""
-    return name[len("s12345678-"):] if _TAG.match(name) else name
+    return name[len("s12345678-") :] if _TAG.match(name) else name
 
 
 def tagged(path: PurePath, schema: pa.Schema) -> PurePath:
@@ -52,7 +52,7 @@ def tagged(path: PurePath, schema: pa.Schema) -> PurePath:
 
 def tag_of(name: str) -> str | None:
     """The schema tag of a part's name; None for an untagged (earlier serp-etl) part."""
-    return name[:len("s12345678")] if _TAG.match(name) else None
+    return name[: len("s12345678")] if _TAG.match(name) else None
 
 
 def _temp_path_for(path: PurePath, owner: int, directory: Path) -> Path:
@@ -120,11 +120,19 @@ class PartitionWriter:
     are left for the caller in ``staged`` (temp -> final), to publish with others at once.
     """
 
-    def __init__(self, paths: Mapping[str, PurePath], schemas: Mapping[str, pa.Schema], *,
-                 storage: Storage = LOCAL_FILES, retire: Retire | None = None,
-                 row_group_bytes: int = ROW_GROUP_BYTES, publish: bool = True,
-                 dictionary_columns: list[str] | None = None,
-                 statistics_columns: list[str] | None = None, owner: int | None = None) -> None:
+    def __init__(
+        self,
+        paths: Mapping[str, PurePath],
+        schemas: Mapping[str, pa.Schema],
+        *,
+        storage: Storage = LOCAL_FILES,
+        retire: Retire | None = None,
+        row_group_bytes: int = ROW_GROUP_BYTES,
+        publish: bool = True,
+        dictionary_columns: list[str] | None = None,
+        statistics_columns: list[str] | None = None,
+        owner: int | None = None,
+    ) -> None:
         self._paths = dict(paths)
         self._storage = storage
         self._retire = retire
@@ -147,16 +155,22 @@ class PartitionWriter:
         self.staged: dict[Path, PurePath] = {}
 
     def __enter__(self) -> PartitionWriter:
-        staging = {directory: self._storage.staging_dir(directory)
-                   for directory in {path.parent for path in self._paths.values()}}
+        staging = {
+            directory: self._storage.staging_dir(directory)
+            for directory in {path.parent for path in self._paths.values()}
+        }
         for directory in staging.values():
             sweep_temp_files(directory)
         for name, path in self._paths.items():
             temp = _temp_path_for(path, self._owner, staging[path.parent])
             self._temps[name] = temp
-            self._writers[name] = pq.ParquetWriter(temp, self._schemas[name], compression="zstd",
-                                                   use_dictionary=self._use_dictionary,
-                                                   write_statistics=self._statistics)
+            self._writers[name] = pq.ParquetWriter(
+                temp,
+                self._schemas[name],
+                compression="zstd",
+                use_dictionary=self._use_dictionary,
+                write_statistics=self._statistics,
+            )
         return self
 
     def write(self, tables: Mapping[str, pa.Table]) -> None:
@@ -202,10 +216,12 @@ def publish_table(path: PurePath, table: pa.Table, storage: Storage = LOCAL_FILE
     """Write one table as the part named ``path`` (tagged with its schema), atomically, in
     place of any earlier version of that part (of any schema); returns its path (on object
     storage, the name before its upload's random tail)."""
+
     def same_part(name: str) -> bool:
         return untagged_name(name) == untagged_name(path.name)
 
-    with PartitionWriter({"t": path}, {"t": table.schema}, storage=storage,
-                         retire=same_part) as writer:
+    with PartitionWriter(
+        {"t": path}, {"t": table.schema}, storage=storage, retire=same_part
+    ) as writer:
         writer.write({"t": table})
     return tagged(path, table.schema)

@@ -28,7 +28,8 @@ from serp_etl.storage.base import Storage
 
 _SCHEMA = sa.MetaData()
 sa.Table(
-    "parts", _SCHEMA,
+    "parts",
+    _SCHEMA,
     sa.Column("path", TEXT, primary_key=True),
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("mtime_ns", sa.BigInteger, nullable=False),
@@ -36,7 +37,8 @@ sa.Table(
     sa.Column("versioned", sa.Integer, nullable=False),  # whether part_versions holds them
 )
 sa.Table(
-    "part_versions", _SCHEMA,
+    "part_versions",
+    _SCHEMA,
     sa.Column("path", TEXT, nullable=False),
     sa.Column("task_id", TEXT, nullable=False),
     sa.Column("content_hash", TEXT, nullable=False),
@@ -45,7 +47,8 @@ sa.Table(
 _REPLACE_PART = (
     "INSERT INTO parts VALUES (:path, :size, :mtime_ns, :rows, :versioned)"
     " ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,"
-    " rows = excluded.rows, versioned = excluded.versioned")
+    " rows = excluded.rows, versioned = excluded.versioned"
+)
 # A raw part's versions: (task_id, content_hash) pairs, read from its columns through the
 # storage's file system (None: the local one).
 ReadVersions = Callable[[PurePath, Any], list[tuple[str, str]]]
@@ -61,16 +64,22 @@ class PartIndex(Database):
         self._prefix = f"{storage.url.rstrip('/')}/" if is_url(location) else ""
         super().__init__(location, _SCHEMA, synchronous="NORMAL")  # a cache: files are truth
 
-    def _indexed(self, parts: list[PurePath]) -> list[tuple[PurePath, str, tuple[int, int],
-                                                             tuple[int, int] | None]]:
+    def _indexed(
+        self, parts: list[PurePath]
+    ) -> list[tuple[PurePath, str, tuple[int, int], tuple[int, int] | None]]:
         """Each part with its key, (size, mtime), and (rows, versioned) if indexed as it is now.
         One query a directory: a day's parts are read together."""
         entries: dict[str, tuple[int, int, int, int]] = {}
         for directory in {part.parent for part in parts}:
             low, high = _range(self._key(directory))
-            entries.update((key, tuple(rest)) for key, *rest in self.execute(
-                "SELECT path, size, mtime_ns, rows, versioned FROM parts"
-                " WHERE path >= :low AND path < :high", {"low": low, "high": high}))
+            entries.update(
+                (key, tuple(rest))
+                for key, *rest in self.execute(
+                    "SELECT path, size, mtime_ns, rows, versioned FROM parts"
+                    " WHERE path >= :low AND path < :high",
+                    {"low": low, "high": high},
+                )
+            )
         found = []
         for part in parts:
             key, stat = self._key(part), self.storage.size(part)
@@ -91,10 +100,19 @@ class PartIndex(Database):
                     counts[part] = indexed[0]
                     continue
                 counts[part] = pq.ParquetFile(
-                    str(part), filesystem=self.storage.filesystem).metadata.num_rows
+                    str(part), filesystem=self.storage.filesystem
+                ).metadata.num_rows
                 self.execute("DELETE FROM part_versions WHERE path = :path", {"path": key})
-                self.execute(_REPLACE_PART, {"path": key, "size": stat[0], "mtime_ns": stat[1],
-                                             "rows": counts[part], "versioned": 0})
+                self.execute(
+                    _REPLACE_PART,
+                    {
+                        "path": key,
+                        "size": stat[0],
+                        "mtime_ns": stat[1],
+                        "rows": counts[part],
+                        "versioned": 0,
+                    },
+                )
         return counts
 
     def versions(self, parts: Iterable[PurePath], read: ReadVersions) -> set[tuple[str, str]]:
@@ -107,8 +125,10 @@ class PartIndex(Database):
             for directory in {part.parent for part in parts}:
                 low, high = _range(self._key(directory))
                 for key, task_id, digest in self.execute(
-                        "SELECT path, task_id, content_hash FROM part_versions"
-                        " WHERE path >= :low AND path < :high", {"low": low, "high": high}):
+                    "SELECT path, task_id, content_hash FROM part_versions"
+                    " WHERE path >= :low AND path < :high",
+                    {"low": low, "high": high},
+                ):
                     stored.setdefault(key, []).append((task_id, digest))
             for part, key, stat, indexed in self._indexed(parts):
                 if indexed is not None and indexed[1]:
@@ -118,11 +138,23 @@ class PartIndex(Database):
                 found.update(pairs)
                 self.execute("DELETE FROM part_versions WHERE path = :path", {"path": key})
                 if pairs:
-                    self.execute("INSERT INTO part_versions VALUES (:path, :task_id, :digest)",
-                                 [{"path": key, "task_id": task_id, "digest": digest}
-                                  for task_id, digest in pairs])
-                self.execute(_REPLACE_PART, {"path": key, "size": stat[0], "mtime_ns": stat[1],
-                                             "rows": len(pairs), "versioned": 1})
+                    self.execute(
+                        "INSERT INTO part_versions VALUES (:path, :task_id, :digest)",
+                        [
+                            {"path": key, "task_id": task_id, "digest": digest}
+                            for task_id, digest in pairs
+                        ],
+                    )
+                self.execute(
+                    _REPLACE_PART,
+                    {
+                        "path": key,
+                        "size": stat[0],
+                        "mtime_ns": stat[1],
+                        "rows": len(pairs),
+                        "versioned": 1,
+                    },
+                )
         return found
 
 

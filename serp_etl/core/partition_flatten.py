@@ -55,9 +55,16 @@ def _row_groups(parts: Mapping[PurePath, list[int] | None], storage: Storage) ->
     return groups
 
 
-def _flatten_share(share: Share, columns: list[str], worker: int, flatten: FlattenBatch,
-                   paths: Mapping[str, PurePath], schemas: Mapping[str, pa.Schema],
-                   owner: int, storage: Storage) -> tuple[dict[Path, PurePath], dict[str, int]]:
+def _flatten_share(
+    share: Share,
+    columns: list[str],
+    worker: int,
+    flatten: FlattenBatch,
+    paths: Mapping[str, PurePath],
+    schemas: Mapping[str, pa.Schema],
+    owner: int,
+    storage: Storage,
+) -> tuple[dict[Path, PurePath], dict[str, int]]:
     """Flatten the row groups of ``share`` into staged ``part-<worker>`` files."""
     part_paths = {name: path.with_name(part_file(worker)) for name, path in paths.items()}
     # The flatten allocates millions of small containers that all live until the batch ends:
@@ -67,12 +74,14 @@ def _flatten_share(share: Share, columns: list[str], worker: int, flatten: Flatt
     try:
         # No dictionaries: measured 14% faster to write at the same size (zstd already
         # compresses the repeated values a dictionary would).
-        with PartitionWriter(part_paths, schemas, publish=False, dictionary_columns=[],
-                             owner=owner, storage=storage) as writer:
+        with PartitionWriter(
+            part_paths, schemas, publish=False, dictionary_columns=[], owner=owner, storage=storage
+        ) as writer:
             for part, row_group, rows in share:
                 # One row group at a time: a streaming reader over many groups keeps growing.
                 table = pq.ParquetFile(str(part), filesystem=storage.filesystem).read_row_group(
-                    row_group, columns=columns)
+                    row_group, columns=columns
+                )
                 if rows is not None:
                     table = table.take(pa.array(rows, pa.int64()))
                 for batch in table.to_batches(BATCH_ROWS):
@@ -106,8 +115,10 @@ def flatten_partition(
     groups = _row_groups(parts, storage)
     workers = max(1, min(workers, len(groups)))  # a share per row group at most
     owner = os.getpid()  # this process publishes what every worker stages
-    args = [(groups[k::workers], columns, k, flatten, paths, schemas, owner, storage)
-            for k in range(workers)]
+    args = [
+        (groups[k::workers], columns, k, flatten, paths, schemas, owner, storage)
+        for k in range(workers)
+    ]
     # pyarrow imports pandas (~400 modules, 0.2 s) on its first conversion of Python objects:
     # do it here, once, so forked workers inherit it instead of each paying for it.
     pa.array(["warm-up"])

@@ -51,10 +51,17 @@ def _flattened_with_lineage(flatten: FlattenBatch, batch: pa.RecordBatch) -> dic
 
 def base_task_row(record: TaskRecord) -> dict:
     """The ledger's columns of a task, shared by every provider's tasks table."""
-    return {"tag": record.tag, "task_id": record.task_id, "state": str(record.state),
-            "cost": record.cost, "status_code": record.status_code,
-            "status_message": record.status_message, "intent_at": record.intent_at,
-            "posted_at": record.posted_at, "fetched_at": record.fetched_at}
+    return {
+        "tag": record.tag,
+        "task_id": record.task_id,
+        "state": str(record.state),
+        "cost": record.cost,
+        "status_code": record.status_code,
+        "status_message": record.status_message,
+        "intent_at": record.intent_at,
+        "posted_at": record.posted_at,
+        "fetched_at": record.fetched_at,
+    }
 
 
 @dataclass(frozen=True)
@@ -82,9 +89,14 @@ class ProviderTables:
 
     def schemas(self) -> dict[str, pa.Schema]:
         """Every table this provider writes -> its schema."""
-        return {TASKS_TABLE: self.tasks_schema, RAW_TABLE: self.responses_schema,
-                QUARANTINE_TABLE: QUARANTINE_SCHEMA, **self.flat_schemas,
-                **self.reference_schemas, ALERTS_TABLE: ALERTS_SCHEMA}
+        return {
+            TASKS_TABLE: self.tasks_schema,
+            RAW_TABLE: self.responses_schema,
+            QUARANTINE_TABLE: QUARANTINE_SCHEMA,
+            **self.flat_schemas,
+            **self.reference_schemas,
+            ALERTS_TABLE: ALERTS_SCHEMA,
+        }
 
     def description(self, table: str) -> str:
         """What one row of ``table`` is, and where it comes from."""
@@ -96,8 +108,10 @@ class ProviderTables:
         schema = self.schemas()[table]
         if table == ALERTS_TABLE:
             return dict(ALERT_COLUMNS)
-        return {**{name: SHARED[name] for name in schema.names if name in SHARED},
-                **self.column_docs.get(table, {})}
+        return {
+            **{name: SHARED[name] for name in schema.names if name in SHARED},
+            **self.column_docs.get(table, {}),
+        }
 
     def version(self, body: bytes, meta: dict) -> dict:
         """``meta`` completed with what names this version of a response (``content_hash``)
@@ -108,8 +122,7 @@ class ProviderTables:
                 repairs = decode(body, duplicates=True)[1]
             except Undecodable:
                 repairs = ()
-        return {**meta, "content_hash": self.hash_body(body),
-                "repairs": list(repairs) or None}
+        return {**meta, "content_hash": self.hash_body(body), "repairs": list(repairs) or None}
 
     def tasks_table(self, records: list[TaskRecord]) -> pa.Table:
         columns: dict[str, list] = {name: [] for name in self.tasks_schema.names}
@@ -119,26 +132,30 @@ class ProviderTables:
                 column.append(row.get(name))
         for f in self.tasks_schema:
             if pa.types.is_timestamp(f.type):
-                columns[f.name] = [None if v is None else datetime.fromisoformat(v).astimezone(UTC)
-                                   for v in columns[f.name]]
+                columns[f.name] = [
+                    None if v is None else datetime.fromisoformat(v).astimezone(UTC)
+                    for v in columns[f.name]
+                ]
         return pa.Table.from_pydict(columns, schema=self.tasks_schema)
 
     def publish_tasks(self, ledger: Ledger, warehouse: Warehouse, partition: str) -> pa.Table:
         table = self.tasks_table(ledger.tasks(self.name, partition))
-        publish_table(warehouse.partition_file(self.name, TASKS_TABLE, partition), table,
-                      warehouse.storage)
+        publish_table(
+            warehouse.partition_file(self.name, TASKS_TABLE, partition), table, warehouse.storage
+        )
         return table
 
-    def publish_responses(self, ledger: Ledger, warehouse: Warehouse,
-                          partition: str) -> RawReport:
-        return publish_raw(ledger, warehouse, self.name, partition, self.responses_schema,
-                           self.hash_body)
+    def publish_responses(self, ledger: Ledger, warehouse: Warehouse, partition: str) -> RawReport:
+        return publish_raw(
+            ledger, warehouse, self.name, partition, self.responses_schema, self.hash_body
+        )
 
     def publish_quarantine(self, ledger: Ledger, warehouse: Warehouse) -> int:
         return publish_quarantine(ledger, warehouse, self.name)
 
-    def publish_flattened(self, warehouse: Warehouse, partition: str,
-                          workers: int = 1) -> dict[str, int]:
+    def publish_flattened(
+        self, warehouse: Warehouse, partition: str, workers: int = 1
+    ) -> dict[str, int]:
         """Rebuild every flattened table of ``partition`` from the latest version of each of
         its raw responses."""
         parts = warehouse.parts(self.name, RAW_TABLE, partition)

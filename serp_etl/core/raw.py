@@ -60,17 +60,29 @@ def raw_schema(provider_fields: list[pa.Field]) -> pa.Schema:
     return pa.schema([*VERSION_FIELDS, *provider_fields, *BODY_FIELDS])
 
 
-def raw_writer(path: PurePath, schema: pa.Schema, publish: bool = True,
-               owner: int | None = None, storage: Storage = LOCAL_FILES) -> PartitionWriter:
+def raw_writer(
+    path: PurePath,
+    schema: pa.Schema,
+    publish: bool = True,
+    owner: int | None = None,
+    storage: Storage = LOCAL_FILES,
+) -> PartitionWriter:
     """Every write() of RAW_ROW_GROUP_ROWS rows becomes one row group; only the small columns
     get a dictionary (bodies, ids and hashes are all distinct), and statistics (the bodies'
     would copy each one several times over)."""
     unique = {"task_id", "content_hash", *_LARGE}
     small = [name for name in schema.names if name not in unique]
     statistics = [name for name in schema.names if name not in _LARGE]
-    return PartitionWriter({RAW_TABLE: path}, {RAW_TABLE: schema}, row_group_bytes=0,
-                           dictionary_columns=small, statistics_columns=statistics,
-                           publish=publish, owner=owner, storage=storage)
+    return PartitionWriter(
+        {RAW_TABLE: path},
+        {RAW_TABLE: schema},
+        row_group_bytes=0,
+        dictionary_columns=small,
+        statistics_columns=statistics,
+        publish=publish,
+        owner=owner,
+        storage=storage,
+    )
 
 
 _LARGE = ("body", "body_bytes", "envelope", "html")
@@ -87,8 +99,9 @@ def new_part_name() -> str:
     return f"part-{utc_now():%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}.parquet"
 
 
-def raw_rows_table(rows: list[tuple[str, dict, bytes]], schema: pa.Schema,
-                   loaded_at: datetime) -> pa.Table:
+def raw_rows_table(
+    rows: list[tuple[str, dict, bytes]], schema: pa.Schema, loaded_at: datetime
+) -> pa.Table:
     """``(task_id, meta, body)`` rows, written by the load of ``loaded_at``, as a raw table:
     the body as received."""
     columns: dict[str, list] = {name: [] for name in schema.names if name not in _BODY}
@@ -97,8 +110,9 @@ def raw_rows_table(rows: list[tuple[str, dict, bytes]], schema: pa.Schema,
         for name, column in columns.items():
             column.append(record.get(name))
     columns["fetched_at"] = [datetime.fromisoformat(v) for v in columns["fetched_at"]]
-    table = pa.Table.from_pydict(columns, schema=pa.schema(
-        [f for f in schema if f.name not in _BODY]))
+    table = pa.Table.from_pydict(
+        columns, schema=pa.schema([f for f in schema if f.name not in _BODY])
+    )
     try:
         # Each body wrapped, not copied, into Arrow (a 100 MB body would otherwise be held
         # twice), and checked as UTF-8 there: no Python str of it. (Validation, not a cast:
@@ -110,8 +124,10 @@ def raw_rows_table(rows: list[tuple[str, dict, bytes]], schema: pa.Schema,
         text = pa.chunked_array([pa.array([t for t, _ in decoded], pa.string())])
         exact = pa.chunked_array([pa.array([b for _, b in decoded], pa.binary())])
     body_columns = {"body": text, "body_bytes": exact}
-    return pa.table([body_columns[f.name] if f.name in _BODY else table.column(f.name)
-                     for f in schema], schema=schema)
+    return pa.table(
+        [body_columns[f.name] if f.name in _BODY else table.column(f.name) for f in schema],
+        schema=schema,
+    )
 
 
 _BODY = ("body", "body_bytes")
@@ -145,8 +161,8 @@ def upgrade_part(path: PurePath, schema: pa.Schema, hash_body: HashBody) -> Pure
             columns[field.name] = table.column(field.name).cast(field.type)
         elif field.name == "content_hash":
             columns[field.name] = pa.array(
-                [hash_body(body.encode())
-                 for body in table.column("body").to_pylist()], pa.string())
+                [hash_body(body.encode()) for body in table.column("body").to_pylist()], pa.string()
+            )
         else:
             columns[field.name] = pa.nulls(table.num_rows, field.type)
     return publish_table(path, pa.table(columns, schema=schema))
@@ -156,32 +172,44 @@ def _versions(parts: Iterable[PurePath], filesystem) -> pa.Table:
     """task_id, content_hash and fetched_at of every row, with its part and row number."""
     tables = []
     for index, part in enumerate(parts):
-        table = pq.read_table(str(part), columns=["task_id", "content_hash", "fetched_at"],
-                              filesystem=filesystem)
-        tables.append(table.append_column("part", pa.repeat(index, table.num_rows))
-                      .append_column("row", pa.array(range(table.num_rows), pa.int64())))
+        table = pq.read_table(
+            str(part), columns=["task_id", "content_hash", "fetched_at"], filesystem=filesystem
+        )
+        tables.append(
+            table.append_column("part", pa.repeat(index, table.num_rows)).append_column(
+                "row", pa.array(range(table.num_rows), pa.int64())
+            )
+        )
     if not tables:
         return pa.table({"task_id": [], "content_hash": []})
     return pa.concat_tables(tables)
 
 
-def stored_versions(warehouse: Warehouse, provider: str, partition: str, schema: pa.Schema,
-                    hash_body: HashBody) -> set[tuple[str, str]]:
+def stored_versions(
+    warehouse: Warehouse, provider: str, partition: str, schema: pa.Schema, hash_body: HashBody
+) -> set[tuple[str, str]]:
     """(task_id, content_hash) of every version the raw partition holds, each part read once
     (``core.part_index``); a part of an earlier serp-etl is upgraded first."""
-    parts = [part if tag_of(part.name) or "content_hash" in pq.read_schema(part).names
-             else upgrade_part(part, schema, hash_body)
-             for part in warehouse.parts(provider, RAW_TABLE, partition)]
+    parts = [
+        part
+        if tag_of(part.name) or "content_hash" in pq.read_schema(part).names
+        else upgrade_part(part, schema, hash_body)
+        for part in warehouse.parts(provider, RAW_TABLE, partition)
+    ]
     with open_index(warehouse) as index:
         return index.versions(parts, part_versions)
 
 
 def part_versions(part: PurePath, filesystem=None) -> list[tuple[str, str]]:
     """The (task_id, content_hash) of every row of a raw part."""
-    table = pq.read_table(str(part), columns=["task_id", "content_hash"],
-                          filesystem=filesystem)
-    return list(zip(table.column("task_id").to_pylist(),
-                    table.column("content_hash").to_pylist(), strict=True))
+    table = pq.read_table(str(part), columns=["task_id", "content_hash"], filesystem=filesystem)
+    return list(
+        zip(
+            table.column("task_id").to_pylist(),
+            table.column("content_hash").to_pylist(),
+            strict=True,
+        )
+    )
 
 
 def latest_rows(parts: list[PurePath], filesystem=None) -> dict[PurePath, list[int] | None]:
@@ -190,15 +218,17 @@ def latest_rows(parts: list[PurePath], filesystem=None) -> dict[PurePath, list[i
     versions = _versions(parts, filesystem)
     if not versions.num_rows:
         return dict.fromkeys(parts)
-    ordered = versions.sort_by([("task_id", "ascending"), ("fetched_at", "descending"),
-                                ("content_hash", "descending")])
+    ordered = versions.sort_by(
+        [("task_id", "ascending"), ("fetched_at", "descending"), ("content_hash", "descending")]
+    )
     ids = ordered.column("task_id")
     first = pc.not_equal(ids.slice(1), ids.slice(0, len(ids) - 1)).to_pylist()
     keep = [True, *first]
     latest = ordered.filter(pa.array(keep))
     chosen: dict[int, list[int]] = {}
-    for part, row in zip(latest.column("part").to_pylist(), latest.column("row").to_pylist(),
-                         strict=True):
+    for part, row in zip(
+        latest.column("part").to_pylist(), latest.column("row").to_pylist(), strict=True
+    ):
         chosen.setdefault(part, []).append(row)
     result: dict[PurePath, list[int] | None] = {}
     for index, part in enumerate(parts):
@@ -208,8 +238,14 @@ def latest_rows(parts: list[PurePath], filesystem=None) -> dict[PurePath, list[i
     return result
 
 
-def publish_raw(ledger: Ledger, warehouse: Warehouse, provider: str, partition: str,
-                schema: pa.Schema, hash_body: HashBody) -> RawReport:
+def publish_raw(
+    ledger: Ledger,
+    warehouse: Warehouse,
+    provider: str,
+    partition: str,
+    schema: pa.Schema,
+    hash_body: HashBody,
+) -> RawReport:
     directory = warehouse.partition_dir(provider, RAW_TABLE, partition)
     loaded_at = utc_now()  # this publish is one load (the loads view)
     seen = stored_versions(warehouse, provider, partition, schema, hash_body)
@@ -231,14 +267,21 @@ def publish_raw(ledger: Ledger, warehouse: Warehouse, provider: str, partition: 
             full = len(batch) == RAW_ROW_GROUP_ROWS or (row is None and batch)
             # A day with nothing collected yet gets an empty part: every view and check finds
             # its table.
-            if writer is None and (full or (row is None and not warehouse.parts(
-                    provider, RAW_TABLE, partition))):
-                writer = stack.enter_context(raw_writer(directory / new_part_name(), schema,
-                                                        storage=warehouse.storage))
+            if writer is None and (
+                full or (row is None and not warehouse.parts(provider, RAW_TABLE, partition))
+            ):
+                writer = stack.enter_context(
+                    raw_writer(directory / new_part_name(), schema, storage=warehouse.storage)
+                )
             if full:
                 assert writer is not None  # made just above for a full batch
-                writer.write({RAW_TABLE: raw_rows_table(
-                    [(r.task_id, r.meta, r.body) for r in batch], schema, loaded_at)})
+                writer.write(
+                    {
+                        RAW_TABLE: raw_rows_table(
+                            [(r.task_id, r.meta, r.body) for r in batch], schema, loaded_at
+                        )
+                    }
+                )
                 added += len(batch)
                 batch = []
     crash_point("raw.published")
@@ -251,14 +294,17 @@ QUARANTINE_TABLE = "quarantine"
 QUARANTINE_DESCRIPTION = (
     "One row per delivery set aside instead of stored as a SERP (a signed callback for an "
     "unknown id or an unfinished SERP, say): when it arrived, why, and its body as received. "
-    "Kept, never dropped.")
-QUARANTINE_SCHEMA = pa.schema([
-    pa.field("received_at", _TIMESTAMP, nullable=False),
-    pa.field("task_id", pa.string()),
-    pa.field("reason", pa.string(), nullable=False),
-    pa.field("content_hash", pa.string(), nullable=False),
-    pa.field("body", pa.string(), nullable=False),  # as received (U+FFFD for non-UTF-8 bytes)
-])
+    "Kept, never dropped."
+)
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        pa.field("received_at", _TIMESTAMP, nullable=False),
+        pa.field("task_id", pa.string()),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("content_hash", pa.string(), nullable=False),
+        pa.field("body", pa.string(), nullable=False),  # as received (U+FFFD for non-UTF-8 bytes)
+    ]
+)
 
 
 def publish_quarantine(ledger: Ledger, warehouse: Warehouse, provider: str) -> int:
@@ -269,14 +315,20 @@ def publish_quarantine(ledger: Ledger, warehouse: Warehouse, provider: str) -> i
     for item in held:
         by_day.setdefault(item.received_at[:10], []).append(item)
     for day, items in by_day.items():
-        table = pa.table({
-            "received_at": [datetime.fromisoformat(i.received_at) for i in items],
-            "task_id": [i.task_id for i in items],
-            "reason": [i.reason for i in items],
-            "content_hash": [i.content_hash for i in items],
-            "body": [i.body.decode("utf-8", "replace") for i in items],
-        }, schema=QUARANTINE_SCHEMA)
-        publish_table(warehouse.partition_dir(provider, QUARANTINE_TABLE, day)
-                      / new_part_name(), table, warehouse.storage)
+        table = pa.table(
+            {
+                "received_at": [datetime.fromisoformat(i.received_at) for i in items],
+                "task_id": [i.task_id for i in items],
+                "reason": [i.reason for i in items],
+                "content_hash": [i.content_hash for i in items],
+                "body": [i.body.decode("utf-8", "replace") for i in items],
+            },
+            schema=QUARANTINE_SCHEMA,
+        )
+        publish_table(
+            warehouse.partition_dir(provider, QUARANTINE_TABLE, day) / new_part_name(),
+            table,
+            warehouse.storage,
+        )
         ledger.release_quarantined(provider, [i.content_hash for i in items])
     return len(held)

@@ -23,6 +23,7 @@ class WarehouseIsReadOnly(PermissionError):
 def _refuse(name: str):
     def refuse(self, path=None, *args, **kwargs):
         raise WarehouseIsReadOnly(f"the warehouse is read-only here ({name} {path!r})")
+
     refuse.__name__ = name
     return refuse
 
@@ -40,14 +41,32 @@ class ReadOnlyWarehouse(DirFileSystem):
 
     def open(self, path, mode="rb", *args, **kwargs):
         if set(mode) - {"r", "b", "t"}:
-            raise WarehouseIsReadOnly(f"the warehouse is read-only here (open {path!r} "
-                                      f"for {mode!r})")
+            raise WarehouseIsReadOnly(
+                f"the warehouse is read-only here (open {path!r} for {mode!r})"
+            )
         return super().open(path, mode, *args, **kwargs)
 
     _open = open
     # Everything that creates, changes, moves or removes a file or a directory.
-    for _name in ("mkdir", "makedirs", "rm", "rm_file", "rmdir", "mv", "move", "rename",
-                  "cp_file", "copy", "put", "put_file", "pipe", "pipe_file", "touch",
-                  "write_bytes", "write_text", "delete"):
+    for _name in (
+        "mkdir",
+        "makedirs",
+        "rm",
+        "rm_file",
+        "rmdir",
+        "mv",
+        "move",
+        "rename",
+        "cp_file",
+        "copy",
+        "put",
+        "put_file",
+        "pipe",
+        "pipe_file",
+        "touch",
+        "write_bytes",
+        "write_text",
+        "delete",
+    ):
         locals()[_name] = _refuse(_name)
     del _name

@@ -12,8 +12,9 @@ class TargetConfigError(ValueError):
     """The targets file is missing, not TOML, or has invalid entries: every problem found, each
     naming its target, so one pass of ``serp-etl targets check`` shows what to fix."""
 
-    def __init__(self, source: str, problems: list[str],
-                 valid: Sequence[tuple[int, object]] | None = None) -> None:
+    def __init__(
+        self, source: str, problems: list[str], valid: Sequence[tuple[int, object]] | None = None
+    ) -> None:
         self.source, self.problems = source, list(dict.fromkeys(problems))
         # The entries without a problem of their own, with their numbers in the file: checked
         # further by ``serp-etl targets check``, never posted (a run refuses the whole file).
@@ -22,7 +23,8 @@ class TargetConfigError(ValueError):
             text = f"{source}: {self.problems[0]}"
         else:
             text = f"{source}: {len(self.problems)} problems\n" + "\n".join(
-                f"  {problem}" for problem in self.problems)
+                f"  {problem}" for problem in self.problems
+            )
         super().__init__(text)
 
     @classmethod
@@ -35,7 +37,7 @@ def target_name(provider: str, number: int, label: object) -> str:
     """How a problem names a target: its number in the file and its keyword or image."""
     if not isinstance(label, str) or not label:
         return f"{provider} target #{number}"
-    shown = label if len(label) <= LABEL_CHARS else label[:LABEL_CHARS - 3] + "..."
+    shown = label if len(label) <= LABEL_CHARS else label[: LABEL_CHARS - 3] + "..."
     return f"{provider} target #{number} ({shown!r})"
 
 
@@ -44,9 +46,13 @@ def read_targets_file(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise TargetConfigError(str(path), [
-            f"no targets file; copy the example data/{TARGETS_FILE} from the repository and "
-            "list what to track"]) from None
+        raise TargetConfigError(
+            str(path),
+            [
+                f"no targets file; copy the example data/{TARGETS_FILE} from the repository and "
+                "list what to track"
+            ],
+        ) from None
 
 
 def read_toml(text: str, source: str) -> dict:

@@ -42,8 +42,12 @@ from serp_etl.storage.local import fsync_dir
 VIEWS_FILE = "serp.duckdb"
 STORAGE_VERSION = "v1.0.0"
 # Formats of date-time text the providers send (DataForSEO's has a space before its offset).
-DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S %z", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z",
-                    "%Y-%m-%d %H:%M:%S")
+DATETIME_FORMATS = (
+    "%Y-%m-%d %H:%M:%S %z",
+    "%Y-%m-%dT%H:%M:%S%z",
+    "%Y-%m-%dT%H:%M:%S.%f%z",
+    "%Y-%m-%d %H:%M:%S",
+)
 _GLOB_CHARACTERS = frozenset("*?[]{}")
 
 
@@ -123,14 +127,20 @@ def _identifier(name: str) -> str:
 
 
 def _read(source: str | list[str], legacy: bool) -> str:
-    files = (_literal(source) if isinstance(source, str)
-             else "[" + ", ".join(_literal(name) for name in source) + "]")
-    return (f"read_parquet({files}, hive_partitioning = true, "
-            f"hive_types = {{'date': DATE}}{', union_by_name = true' if legacy else ''})")
+    files = (
+        _literal(source)
+        if isinstance(source, str)
+        else "[" + ", ".join(_literal(name) for name in source) + "]"
+    )
+    return (
+        f"read_parquet({files}, hive_partitioning = true, "
+        f"hive_types = {{'date': DATE}}{', union_by_name = true' if legacy else ''})"
+    )
 
 
-def _generation(connection, warehouse: Warehouse, parts: list[PurePath],
-                tag: str | None) -> Generation:
+def _generation(
+    connection, warehouse: Warehouse, parts: list[PurePath], tag: str | None
+) -> Generation:
     """The generation of ``tag``: a glob over the table's days locally (it finds new days by
     itself), its committed parts by name on object storage."""
     if warehouse.storage.shared:
@@ -138,10 +148,12 @@ def _generation(connection, warehouse: Warehouse, parts: list[PurePath],
     else:
         pattern = f"{tag}-*.parquet" if tag else f"{LEGACY_PREFIX}*.parquet"
         source = str(Path(parts[0]).parent.parent.resolve() / "date=*" / pattern)
-    relation = connection.read_parquet(source, hive_partitioning=True,
-                                       union_by_name=tag is None)
-    columns = {name: str(kind) for name, kind in zip(relation.columns, relation.types,
-                                                      strict=True) if name != "date"}
+    relation = connection.read_parquet(source, hive_partitioning=True, union_by_name=tag is None)
+    columns = {
+        name: str(kind)
+        for name, kind in zip(relation.columns, relation.types, strict=True)
+        if name != "date"
+    }
     return Generation(source, columns, tag is None)
 
 
@@ -157,8 +169,9 @@ def _target_types(connection, schemas: Mapping[str, pa.Schema]) -> dict[str, dic
             path = Path(scratch, f"{len(types)}.parquet")
             pq.write_table(schema.empty_table(), path)
             relation = connection.read_parquet(str(path))
-            types[view] = {name: str(kind) for name, kind in zip(
-                relation.columns, relation.types, strict=True)}
+            types[view] = {
+                name: str(kind) for name, kind in zip(relation.columns, relation.types, strict=True)
+            }
     return types
 
 
@@ -168,11 +181,13 @@ def _column(field: pa.Field, kind: str, generation: Generation) -> str:
     have = generation.columns.get(field.name)
     marker = kind_of(field)
     if have is None and marker.startswith(TEXT_OF):
-        source = marker[len(TEXT_OF):].decode()
+        source = marker[len(TEXT_OF) :].decode()
         if generation.columns.get(source) == "VARCHAR":  # written as text: keep that text
             value = _identifier(source)
-            return (f"CASE WHEN NOT regexp_matches({value}, '(\\+00:?00|Z)$') THEN {value} END"
-                    f" AS {name}")
+            return (
+                f"CASE WHEN NOT regexp_matches({value}, '(\\+00:?00|Z)$') THEN {value} END"
+                f" AS {name}"
+            )
     if have is None:
         expression = f"CAST(NULL AS {kind})"
     elif have == kind:
@@ -187,8 +202,9 @@ def _column(field: pa.Field, kind: str, generation: Generation) -> str:
     return f"{expression} AS {name}"
 
 
-def view_sql(view: str, generations: list[Generation], schema: pa.Schema | None,
-             types: dict[str, str]) -> str:
+def view_sql(
+    view: str, generations: list[Generation], schema: pa.Schema | None, types: dict[str, str]
+) -> str:
     """``CREATE VIEW``: each generation read as ``schema`` (its own columns after), the union
     of them by name; without a schema (a table this serp-etl does not write), each as it is."""
     selects = []
@@ -197,10 +213,10 @@ def view_sql(view: str, generations: list[Generation], schema: pa.Schema | None,
             columns = [_identifier(name) for name in generation.columns]
         else:
             columns = [_column(field, types[field.name], generation) for field in schema]
-            columns += [_identifier(name) for name in generation.columns
-                        if name not in types]
-        selects.append(f"SELECT {', '.join(columns)}, date FROM "
-                       f"{_read(generation.source, generation.legacy)}")
+            columns += [_identifier(name) for name in generation.columns if name not in types]
+        selects.append(
+            f"SELECT {', '.join(columns)}, date FROM {_read(generation.source, generation.legacy)}"
+        )
     return f"CREATE VIEW {_identifier(view)} AS " + " UNION ALL BY NAME ".join(selects)
 
 
@@ -209,8 +225,10 @@ def empty_view_sql(view: str, schema: pa.Schema, types: dict[str, str]) -> str:
     that the views over it, and a user's query, work before its first day)."""
     nothing = Generation("", {}, False)
     columns = [_column(field, types[field.name], nothing) for field in schema]
-    return (f"CREATE VIEW {_identifier(view)} AS SELECT {', '.join(columns)}, "
-            "CAST(NULL AS DATE) AS date WHERE false")
+    return (
+        f"CREATE VIEW {_identifier(view)} AS SELECT {', '.join(columns)}, "
+        "CAST(NULL AS DATE) AS date WHERE false"
+    )
 
 
 @dataclass(frozen=True)
@@ -229,33 +247,46 @@ class ViewDefinitions:
     def digest(self) -> str:
         """Of every table's schema, every derived view's text, the settings tables' content
         and every comment: any change, a new views file."""
-        text = json.dumps({
-            "schemas": {view: _own_tag(schema) for view, schema in self.schemas.items()},
-            "derived": [[v.name, v.description, v.select, *v.parameters]
-                        for v in self.derived],
-            "settings": {name: table.to_pylist() for name, table in self.settings.items()},
-            "descriptions": self.descriptions, "column_docs": self.column_docs},
-            sort_keys=True, default=str)
+        text = json.dumps(
+            {
+                "schemas": {view: _own_tag(schema) for view, schema in self.schemas.items()},
+                "derived": [[v.name, v.description, v.select, *v.parameters] for v in self.derived],
+                "settings": {name: table.to_pylist() for name, table in self.settings.items()},
+                "descriptions": self.descriptions,
+                "column_docs": self.column_docs,
+            },
+            sort_keys=True,
+            default=str,
+        )
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def signature(warehouse: Warehouse, found: Mapping[str, Mapping[str | None, list[PurePath]]],
-              definitions: ViewDefinitions) -> dict:
+def signature(
+    warehouse: Warehouse,
+    found: Mapping[str, Mapping[str | None, list[PurePath]]],
+    definitions: ViewDefinitions,
+) -> dict:
     """What the views file is built from: where the warehouse is (the views hold its path),
     each table's generations (on object storage, with their parts, which the views name),
     the schema this serp-etl reads it as, and the derived views. The same signature, the
     same views."""
+
     def parts_digest(tags: Mapping[str | None, list[PurePath]]) -> str:
         names = sorted(str(part) for parts in tags.values() for part in parts)
         return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
 
-    return {"root": _root(warehouse),
-            "definitions": definitions.digest(),
-            "views": {view: {"generations": sorted(tag or "" for tag in tags),
-                             "schema": _own_tag(definitions.schemas.get(view)),
-                             **({"parts": parts_digest(tags)} if warehouse.storage.shared
-                                else {})}
-                      for view, tags in sorted(found.items())}}
+    return {
+        "root": _root(warehouse),
+        "definitions": definitions.digest(),
+        "views": {
+            view: {
+                "generations": sorted(tag or "" for tag in tags),
+                "schema": _own_tag(definitions.schemas.get(view)),
+                **({"parts": parts_digest(tags)} if warehouse.storage.shared else {}),
+            }
+            for view, tags in sorted(found.items())
+        },
+    }
 
 
 def _root(warehouse: Warehouse) -> str:
@@ -276,8 +307,9 @@ def recorded_signature(warehouse: Warehouse, kind: ViewsFile = FOR_TOOLS) -> dic
         return None
 
 
-def refresh(warehouse: Warehouse, definitions: ViewDefinitions,
-            kind: ViewsFile = FOR_TOOLS) -> Path:
+def refresh(
+    warehouse: Warehouse, definitions: ViewDefinitions, kind: ViewsFile = FOR_TOOLS
+) -> Path:
     """Write the views file anew if what the warehouse holds (its tables and their schema
     generations, not its days: a view's globs find new days by themselves) or this serp-etl's
     schemas, derived views or settings tables changed since it was written; its path. Every
@@ -290,9 +322,11 @@ def refresh(warehouse: Warehouse, definitions: ViewDefinitions,
         return target
     root = _root(warehouse)
     if not warehouse.storage.shared and _GLOB_CHARACTERS & set(root):
-        raise ViewsError(f"the warehouse path {root} has a character DuckDB reads as a glob "
-                         f"pattern ({''.join(sorted(_GLOB_CHARACTERS & set(root)))}): move "
-                         "the data dir to a path without it")
+        raise ViewsError(
+            f"the warehouse path {root} has a character DuckDB reads as a glob "
+            f"pattern ({''.join(sorted(_GLOB_CHARACTERS & set(root)))}): move "
+            "the data dir to a path without it"
+        )
     _write(warehouse, found, definitions, kind)
     # After the views file: a crash between the two leaves an old signature, and the next
     # refresh writes the views again.
@@ -300,8 +334,12 @@ def refresh(warehouse: Warehouse, definitions: ViewDefinitions,
     return target
 
 
-def _write(warehouse: Warehouse, found: Mapping[str, Mapping[str | None, list[PurePath]]],
-           definitions: ViewDefinitions, kind: ViewsFile) -> None:
+def _write(
+    warehouse: Warehouse,
+    found: Mapping[str, Mapping[str | None, list[PurePath]]],
+    definitions: ViewDefinitions,
+    kind: ViewsFile,
+) -> None:
     """Write the views file of ``kind``, whole (a temp file, then a rename): its views name
     the warehouse's files by their path, or through the read-only file system."""
     import duckdb
@@ -320,21 +358,26 @@ def _write(warehouse: Warehouse, found: Mapping[str, Mapping[str | None, list[Pu
 
         def relative(name: str) -> str:
             return f"{PROTOCOL}://{name.removeprefix(prefix).lstrip('/')}"
+
         source = generation.source
-        return replace(generation, source=relative(source) if isinstance(source, str)
-                       else [relative(name) for name in source])
+        return replace(
+            generation,
+            source=relative(source)
+            if isinstance(source, str)
+            else [relative(name) for name in source],
+        )
 
     temp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with duckdb.connect(str(temp), config={
-                "storage_compatibility_version": STORAGE_VERSION}) as connection:
+        with duckdb.connect(
+            str(temp), config={"storage_compatibility_version": STORAGE_VERSION}
+        ) as connection:
             if kind.read_only_fs:
                 # Imported here: only serp-etl sql's views need fsspec (a step process need not
                 # hold it at its peak of memory); creating a view reads its files.
                 from serp_etl.core.read_only_fs import PROTOCOL, ReadOnlyWarehouse
 
-                connection.register_filesystem(ReadOnlyWarehouse(str(root),
-                                                                 warehouse.filesystem))
+                connection.register_filesystem(ReadOnlyWarehouse(str(root), warehouse.filesystem))
             if shared:
                 connection.register_filesystem(warehouse.filesystem)
             for view, tags in found.items():
@@ -342,34 +385,37 @@ def _write(warehouse: Warehouse, found: Mapping[str, Mapping[str | None, list[Pu
                 # This serp-etl's own generation first: the view's columns in its order.
                 own = _own_tag(schema)
                 order = sorted(tags, key=lambda tag: (tag != own, tag is None, tag or ""))
-                generations = [_generation(connection, warehouse, tags[tag], tag)
-                               for tag in order]
+                generations = [_generation(connection, warehouse, tags[tag], tag) for tag in order]
                 if schema is None:
                     types = {}
                 elif order[0] == own:  # its parts say how DuckDB types the schema
                     types = generations[0].columns
                 else:
                     types = _target_types(connection, {view: schema})[view]
-                connection.execute(view_sql(view, [locate(g) for g in generations], schema,
-                                            types))
-            missing = {view: schema for view, schema in definitions.schemas.items()
-                       if view not in found}
+                connection.execute(view_sql(view, [locate(g) for g in generations], schema, types))
+            missing = {
+                view: schema for view, schema in definitions.schemas.items() if view not in found
+            }
             for name, types in _target_types(connection, missing).items():
                 connection.execute(empty_view_sql(name, missing[name], types))
             _comment_tables(connection, definitions)
             for name, table in definitions.settings.items():
                 # Rows passed as an Arrow table: no value of the user's is written into SQL.
                 connection.register("settings_rows", table)
-                connection.execute(f"CREATE TABLE {_identifier(name)} AS "
-                                   "SELECT * FROM settings_rows")
+                connection.execute(
+                    f"CREATE TABLE {_identifier(name)} AS SELECT * FROM settings_rows"
+                )
                 connection.unregister("settings_rows")
             for derived in definitions.derived:
                 name = _identifier(derived.name)
                 if derived.parameters:
-                    connection.execute(f"CREATE MACRO {name}({', '.join(derived.parameters)}) "
-                                       f"AS TABLE {derived.select}")
-                    connection.execute(f"COMMENT ON MACRO TABLE {name} IS "
-                                       f"{_literal(derived.description)}")
+                    connection.execute(
+                        f"CREATE MACRO {name}({', '.join(derived.parameters)}) "
+                        f"AS TABLE {derived.select}"
+                    )
+                    connection.execute(
+                        f"COMMENT ON MACRO TABLE {name} IS {_literal(derived.description)}"
+                    )
                     continue
                 connection.execute(f"CREATE VIEW {name} AS {derived.select}")
                 connection.execute(f"COMMENT ON VIEW {name} IS {_literal(derived.description)}")
@@ -388,16 +434,23 @@ def _comment_tables(connection, definitions: ViewDefinitions) -> None:
     for view, description in definitions.descriptions.items():
         connection.execute(f"COMMENT ON VIEW {_identifier(view)} IS {_literal(description)}")
     for view, docs in definitions.column_docs.items():
-        have = {row[0] for row in connection.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE table_name = ?", [view]).fetchall()}
+        have = {
+            row[0]
+            for row in connection.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = ?", [view]
+            ).fetchall()
+        }
         for column, text in docs.items():
             if column in have:
-                connection.execute(f"COMMENT ON COLUMN {_identifier(view)}."
-                                   f"{_identifier(column)} IS {_literal(text)}")
+                connection.execute(
+                    f"COMMENT ON COLUMN {_identifier(view)}."
+                    f"{_identifier(column)} IS {_literal(text)}"
+                )
 
 
-def current(warehouse: Warehouse, definitions: ViewDefinitions,
-            kind: ViewsFile = FOR_TOOLS) -> bool:
+def current(
+    warehouse: Warehouse, definitions: ViewDefinitions, kind: ViewsFile = FOR_TOOLS
+) -> bool:
     """Whether the views file serves this warehouse as this serp-etl reads it, by what costs
     the same however long the history: it was written for this data dir and these schemas,
     derived views and settings, and every table of the warehouse has a view. (A new schema
@@ -411,8 +464,9 @@ def current(warehouse: Warehouse, definitions: ViewDefinitions,
     if recorded.get("definitions") != definitions.digest():
         return False
     known = recorded.get("views", {})
-    if any(entry["schema"] != _own_tag(definitions.schemas.get(view))
-           for view, entry in known.items()):
+    if any(
+        entry["schema"] != _own_tag(definitions.schemas.get(view)) for view, entry in known.items()
+    ):
         return False
     return set(table_views(warehouse)) <= set(known)
 
@@ -422,8 +476,13 @@ def table_views(warehouse: Warehouse) -> list[str]:
     root = Path(warehouse.root)
     if not root.is_dir():
         return []
-    return [f"{provider.name}_{table.name}" for provider in os.scandir(root)
-            if provider.is_dir() for table in os.scandir(provider.path) if table.is_dir()]
+    return [
+        f"{provider.name}_{table.name}"
+        for provider in os.scandir(root)
+        if provider.is_dir()
+        for table in os.scandir(provider.path)
+        if table.is_dir()
+    ]
 
 
 def _own_tag(schema: pa.Schema | None) -> str | None:

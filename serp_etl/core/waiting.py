@@ -10,8 +10,9 @@ from collections.abc import Callable
 PROGRESS_EVERY = 30.0
 
 
-def wait(seconds: float, sleep: Callable[[float], None], where: Callable[[], str],
-         log: logging.Logger) -> None:
+def wait(
+    seconds: float, sleep: Callable[[float], None], where: Callable[[], str], log: logging.Logger
+) -> None:
     """Sleep ``seconds``, in pieces of at most ``PROGRESS_EVERY``, each after a line saying
     ``where()`` the run stands."""
     while seconds > 0:

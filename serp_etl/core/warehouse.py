@@ -107,17 +107,21 @@ class Warehouse:
 
     def earliest_day(self) -> str | None:
         """The first date any provider's tasks or responses table holds, if any."""
-        days = [day for provider in self.storage.providers()
-                for table in ("tasks", "responses") for day in self.storage.days(provider, table)]
+        days = [
+            day
+            for provider in self.storage.providers()
+            for table in ("tasks", "responses")
+            for day in self.storage.days(provider, table)
+        ]
         return min(days, default=None)
 
 
-
-
 # ``EXPLAIN [ANALYZE] [(options)]`` before the statement it explains (comments before it too).
-_EXPLAIN = re.compile(r"\s*(?:(?:--[^\n]*(?:\n|$)|/\*.*?\*/)\s*)*EXPLAIN\b\s*"
-                      r"(?:ANALY[SZ]E\b\s*)?(?:\((?:[^()]|\([^()]*\))*\)\s*)?",
-                      re.IGNORECASE | re.DOTALL)
+_EXPLAIN = re.compile(
+    r"\s*(?:(?:--[^\n]*(?:\n|$)|/\*.*?\*/)\s*)*EXPLAIN\b\s*"
+    r"(?:ANALY[SZ]E\b\s*)?(?:\((?:[^()]|\([^()]*\))*\)\s*)?",
+    re.IGNORECASE | re.DOTALL,
+)
 
 
 def check_read_only(connection: duckdb.DuckDBPyConnection, sql: str) -> None:
@@ -127,12 +131,19 @@ def check_read_only(connection: duckdb.DuckDBPyConnection, sql: str) -> None:
         kind = statement.type.name
         if kind == "EXPLAIN":
             explained = _EXPLAIN.match(statement.query)
-            inner = (connection.extract_statements(statement.query[explained.end():])
-                     if explained else [])
+            inner = (
+                connection.extract_statements(statement.query[explained.end() :])
+                if explained
+                else []
+            )
             if len(inner) != 1 or inner[0].type.name != "SELECT":
                 what = inner[0].type.name if len(inner) == 1 else "a statement it cannot tell"
-                raise QueryRefused(f"serp-etl sql explains only SELECT queries (EXPLAIN "
-                                   f"ANALYZE runs what it explains); this one explains {what}")
+                raise QueryRefused(
+                    f"serp-etl sql explains only SELECT queries (EXPLAIN "
+                    f"ANALYZE runs what it explains); this one explains {what}"
+                )
         elif kind not in READ_ONLY_STATEMENTS:
-            raise QueryRefused(f"serp-etl sql runs read-only queries (SELECT, DESCRIBE, SHOW, "
-                               f"EXPLAIN of a SELECT); this one is {kind}")
+            raise QueryRefused(
+                f"serp-etl sql runs read-only queries (SELECT, DESCRIBE, SHOW, "
+                f"EXPLAIN of a SELECT); this one is {kind}"
+            )

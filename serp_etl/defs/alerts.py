@@ -46,17 +46,28 @@ def alerts_asset(spec: ProviderAssets) -> dg.AssetsDefinition:
         # Partitioned checks are a Dagster preview: chosen knowingly.
         warnings.simplefilter("ignore", dg.PreviewWarning)
         check = dg.AssetCheckSpec(
-            ALERTS_CHECK, asset=key, partitions_def=daily_partitions,
+            ALERTS_CHECK,
+            asset=key,
+            partitions_def=daily_partitions,
             description="None of my sites moved past the alert thresholds and no new site "
-                        "showed my images on the day; else (WARN) the day's alerts.")
+            "showed my images on the day; else (WARN) the day's alerts.",
+        )
 
-    @dg.asset(key=key, group_name=name, partitions_def=daily_partitions,
-              deps=[spec.key(t) for t in spec.tables.item_tables],
-              kinds={"python", "parquet"}, owners=OWNERS, retry_policy=FREE_STEP_RETRIES,
-              required_resource_keys={"warehouse"}, check_specs=[check],
-              metadata=table_definition(ALERTS_SCHEMA, spec.tables.docs(ALERTS_TABLE),
-                                        f"{name}_{ALERTS_TABLE}"),
-              description=spec.tables.description(ALERTS_TABLE))
+    @dg.asset(
+        key=key,
+        group_name=name,
+        partitions_def=daily_partitions,
+        deps=[spec.key(t) for t in spec.tables.item_tables],
+        kinds={"python", "parquet"},
+        owners=OWNERS,
+        retry_policy=FREE_STEP_RETRIES,
+        required_resource_keys={"warehouse"},
+        check_specs=[check],
+        metadata=table_definition(
+            ALERTS_SCHEMA, spec.tables.docs(ALERTS_TABLE), f"{name}_{ALERTS_TABLE}"
+        ),
+        description=spec.tables.description(ALERTS_TABLE),
+    )
     @ends_on_interrupt
     def alerts(context: dg.AssetExecutionContext):
         warehouse = step_warehouse(context)
@@ -66,48 +77,70 @@ def alerts_asset(spec: ProviderAssets) -> dg.AssetsDefinition:
         except TargetConfigError as error:
             # Not a failure of the run (a backfill of past days does not need the file), and
             # not "no alert" either: the day's alerts are left as they were, and say why.
-            why = (f"not computed: {error}\n`serp-etl targets check` lists every problem "
-                   "of the file.")
+            why = (
+                f"not computed: {error}\n`serp-etl targets check` lists every problem of the file."
+            )
             context.log.warning(f"{day}: alerts {why}")
             yield dg.MaterializeResult(metadata={"alerts_not_computed_because": str(error)})
-            yield dg.AssetCheckResult(asset_key=key, check_name=ALERTS_CHECK, passed=False,
-                                      severity=dg.AssetCheckSeverity.WARN,
-                                      description=f"alerts of {day} {why}")
+            yield dg.AssetCheckResult(
+                asset_key=key,
+                check_name=ALERTS_CHECK,
+                passed=False,
+                severity=dg.AssetCheckSeverity.WARN,
+                description=f"alerts of {day} {why}",
+            )
             return
         with catalog.connect(warehouse.data_dir) as connection:
             table = day_alerts(connection, name, day, settings.thresholds)
         store = warehouse.warehouse()
         publish_table(store.partition_file(name, ALERTS_TABLE, day), table, store.storage)
-        notified = notify_day(warehouse.data_dir, name, day, table, settings,
-                              datetime.now(UTC).date())
+        notified = notify_day(
+            warehouse.data_dir, name, day, table, settings, datetime.now(UTC).date()
+        )
         for message in notified.would_send:
             context.log.info(f"dry run ({DRY_RUN_ENV}), would send {message}")
         for line in notified.delivery.lines if notified.delivery else []:
             context.log.info(line)
         messages = table.column("message").to_pylist()
-        yield dg.MaterializeResult(metadata={
-            **partition_metadata(table.num_rows, store, name, ALERTS_TABLE, day),
-            "alerts": dg.MetadataValue.md("\n".join(f"- {m}" for m in messages) or
-                                          "No change."),
-            **notified.metadata(), **warehouse.refresh_views(context.log)})
+        yield dg.MaterializeResult(
+            metadata={
+                **partition_metadata(table.num_rows, store, name, ALERTS_TABLE, day),
+                "alerts": dg.MetadataValue.md(
+                    "\n".join(f"- {m}" for m in messages) or "No change."
+                ),
+                **notified.metadata(),
+                **warehouse.refresh_views(context.log),
+            }
+        )
         shown = "\n".join(messages[:SHOWN_IN_CHECK]) + (
-            f"\n... and {len(messages) - SHOWN_IN_CHECK} more" if len(messages) >
-            SHOWN_IN_CHECK else "")
+            f"\n... and {len(messages) - SHOWN_IN_CHECK} more"
+            if len(messages) > SHOWN_IN_CHECK
+            else ""
+        )
         yield dg.AssetCheckResult(
-            asset_key=key, check_name=ALERTS_CHECK, passed=not messages,
+            asset_key=key,
+            check_name=ALERTS_CHECK,
+            passed=not messages,
             severity=dg.AssetCheckSeverity.WARN,
-            description=f"{count(len(messages), 'alert')} on {day}:\n{shown}" if messages
+            description=f"{count(len(messages), 'alert')} on {day}:\n{shown}"
+            if messages
             else f"no alert on {day}",
-            metadata={kind: table.column("kind").to_pylist().count(kind)
-                      for kind in sorted(set(table.column("kind").to_pylist()))})
+            metadata={
+                kind: table.column("kind").to_pylist().count(kind)
+                for kind in sorted(set(table.column("kind").to_pylist()))
+            },
+        )
 
     return alerts
 
 
-@dg.sensor(minimum_interval_seconds=RETRY_INTERVAL_SECONDS,
-           default_status=dg.DefaultSensorStatus.RUNNING, required_resource_keys={"warehouse"},
-           description="Delivers the alerts a receiver turned away, when their wait is over "
-                       "(each alert at most once: the outbox says what was sent).")
+@dg.sensor(
+    minimum_interval_seconds=RETRY_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    required_resource_keys={"warehouse"},
+    description="Delivers the alerts a receiver turned away, when their wait is over "
+    "(each alert at most once: the outbox says what was sent).",
+)
 def alert_deliveries(context: dg.SensorEvaluationContext) -> dg.SkipReason:
     warehouse: WarehouseResource = context.resources.warehouse
     try:

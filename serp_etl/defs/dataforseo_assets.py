@@ -27,42 +27,73 @@ from serp_etl.providers.dataforseo.tables import TABLES
 from serp_etl.state.ledger import Ledger
 
 
-def submit(context: dg.AssetExecutionContext, dataforseo: DataForSEOResource, ledger: Ledger,
-           data_dir: str, now: datetime) -> dict:
+def submit(
+    context: dg.AssetExecutionContext,
+    dataforseo: DataForSEOResource,
+    ledger: Ledger,
+    data_dir: str,
+    now: datetime,
+) -> dict:
     partition = context.partition_key
     # A day that cannot be paid for needs no targets: a backfill never reads the targets file.
     targets = [] if closed_day_reason(partition, now) else dataforseo.targets(data_dir)
     with dataforseo.client(data_dir, context.log) as client:
-        report = pipeline.submit(client, ledger, partition, targets,
-                                 budget_usd=dataforseo.budget_usd, now=now,
-                                 warehouse=Warehouse(data_dir))
+        report = pipeline.submit(
+            client,
+            ledger,
+            partition,
+            targets,
+            budget_usd=dataforseo.budget_usd,
+            now=now,
+            warehouse=Warehouse(data_dir),
+        )
     log_submit(context, report.closed_reason, report.messages)
-    context.log.info(f"{report.posted} tasks posted (${report.posted_cost_usd}), "
-                     f"{report.already_posted} already posted, {report.recovered} recovered")
-    return {"targets": report.targets, "posted_now": report.posted,
-            "posted_cost_usd": report.posted_cost_usd, "balance_usd": report.balance_usd,
-            "already_posted": report.already_posted,
-            "recovered_by_tag": report.recovered, "rejected": report.rejected,
-            **closed_metadata(report.closed_reason)}
+    context.log.info(
+        f"{report.posted} tasks posted (${report.posted_cost_usd}), "
+        f"{report.already_posted} already posted, {report.recovered} recovered"
+    )
+    return {
+        "targets": report.targets,
+        "posted_now": report.posted,
+        "posted_cost_usd": report.posted_cost_usd,
+        "balance_usd": report.balance_usd,
+        "already_posted": report.already_posted,
+        "recovered_by_tag": report.recovered,
+        "rejected": report.rejected,
+        **closed_metadata(report.closed_reason),
+    }
 
 
-def collect(context: dg.AssetExecutionContext, dataforseo: DataForSEOResource, ledger: Ledger,
-            data_dir: str) -> dict:
+def collect(
+    context: dg.AssetExecutionContext, dataforseo: DataForSEOResource, ledger: Ledger, data_dir: str
+) -> dict:
     with dataforseo.client(data_dir, context.log) as client:
-        report = pipeline.collect(client, ledger, context.partition_key,
-                                  deadline_seconds=dataforseo.collect_deadline_seconds,
-                                  poll_seconds=dataforseo.effective_poll_seconds())
+        report = pipeline.collect(
+            client,
+            ledger,
+            context.partition_key,
+            deadline_seconds=dataforseo.collect_deadline_seconds,
+            poll_seconds=dataforseo.effective_poll_seconds(),
+        )
     for error in report.errors:
         context.log.warning(error)
     if report.unknown_codes:
         context.log.warning(f"status codes this version does not know: {report.unknown_codes}")
-    return {"ended_now": report.ended, "corrected_now": report.corrected,
-            "pending": report.pending,
-            "unknown_status_codes": report.unknown_codes}
+    return {
+        "ended_now": report.ended,
+        "corrected_now": report.corrected,
+        "pending": report.pending,
+        "unknown_status_codes": report.unknown_codes,
+    }
 
 
-def reconcile(context: dg.AssetCheckExecutionContext, dataforseo: DataForSEOResource,
-              ledger: Ledger, warehouse: Warehouse, data_dir: str) -> QualityResult:
+def reconcile(
+    context: dg.AssetCheckExecutionContext,
+    dataforseo: DataForSEOResource,
+    ledger: Ledger,
+    warehouse: Warehouse,
+    data_dir: str,
+) -> QualityResult:
     with dataforseo.client(data_dir, context.log) as client:
         return quality.spend_reconciled(client, ledger, context.partition_key)
 
@@ -74,16 +105,23 @@ DATAFORSEO = ProviderAssets(
     collect=collect,
     reconcile=reconcile,
     late_results=pipeline.late_results,
-    flat_checks=[FlatCheck("items_accounted_for", "serps", dg.AssetCheckSeverity.ERROR,
-                           "Every item of every SERP landed in a table.",
-                           quality.items_accounted_for)],
+    flat_checks=[
+        FlatCheck(
+            "items_accounted_for",
+            "serps",
+            dg.AssetCheckSeverity.ERROR,
+            "Every item of every SERP landed in a table.",
+            quality.items_accounted_for,
+        )
+    ],
     references=[
         ReferenceTable("locations", lambda client: client.locations()),
         ReferenceTable("languages", lambda client: client.languages()),
     ],
 )
 
-dataforseo_assets = linked_to_code([*build_provider_assets(DATAFORSEO), alerts_asset(DATAFORSEO),
-                                    report_asset(DATAFORSEO)])
+dataforseo_assets = linked_to_code(
+    [*build_provider_assets(DATAFORSEO), alerts_asset(DATAFORSEO), report_asset(DATAFORSEO)]
+)
 
 defs = dg.Definitions(assets=dataforseo_assets)

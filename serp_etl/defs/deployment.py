@@ -24,14 +24,24 @@ from serp_etl.storage.location import STORAGE_URL_ENV, storage_url
 
 DEPLOYMENT_ENV = "SERP_ETL_DEPLOYMENT"
 MULTI_HOST = "multi-host"
-LOCAL_EXECUTORS = frozenset({dg.in_process_executor.name, dg.multiprocess_executor.name,
-                             dg.multi_or_in_process_executor.name,
-                             "execute_in_process_executor"})  # dg.materialize, tests
+LOCAL_EXECUTORS = frozenset(
+    {
+        dg.in_process_executor.name,
+        dg.multiprocess_executor.name,
+        dg.multi_or_in_process_executor.name,
+        "execute_in_process_executor",
+    }
+)  # dg.materialize, tests
 LOCAL_RUN_LAUNCHERS = frozenset({"DefaultRunLauncher", "SyncInMemoryRunLauncher"})
 
 
-def private_disk_refusal(executor: str, run_launcher: str, deployment: str | None,
-                         shared_state: bool, shared_storage: bool) -> str | None:
+def private_disk_refusal(
+    executor: str,
+    run_launcher: str,
+    deployment: str | None,
+    shared_state: bool,
+    shared_storage: bool,
+) -> str | None:
     """Why a step must not run here (None: it may): its run may span hosts, and the state or
     the warehouse is on this host's disk."""
     spans = []
@@ -41,16 +51,18 @@ def private_disk_refusal(executor: str, run_launcher: str, deployment: str | Non
         spans.append(f"the {run_launcher} starts runs on other hosts")
     if deployment == MULTI_HOST:
         spans.append(f"{DEPLOYMENT_ENV}={MULTI_HOST}")
-    missing = ([] if shared_state else [f"{STATE_URL_ENV} (a Postgres database for the "
-                                        "ledger)"]) + \
-        ([] if shared_storage else [f"{STORAGE_URL_ENV} (an s3:// bucket for the warehouse)"])
+    missing = (
+        [] if shared_state else [f"{STATE_URL_ENV} (a Postgres database for the ledger)"]
+    ) + ([] if shared_storage else [f"{STORAGE_URL_ENV} (an s3:// bucket for the warehouse)"])
     if not spans or not missing:
         return None
-    return (f"refused before any paid call: {'; '.join(spans)}, and each host would keep its "
-            f"own {'ledger' if not shared_state else 'warehouse'} (a step on another host "
-            f"would pay for the day's tasks again, or not see the parts of the steps before "
-            f"it). Set {' and '.join(missing)}; or run with the in-process or multiprocess "
-            f"executor and the default run launcher, on one host.")
+    return (
+        f"refused before any paid call: {'; '.join(spans)}, and each host would keep its "
+        f"own {'ledger' if not shared_state else 'warehouse'} (a step on another host "
+        f"would pay for the day's tasks again, or not see the parts of the steps before "
+        f"it). Set {' and '.join(missing)}; or run with the in-process or multiprocess "
+        f"executor and the default run launcher, on one host."
+    )
 
 
 def check_deployment(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> None:
@@ -60,13 +72,15 @@ def check_deployment(context: dg.AssetExecutionContext | dg.AssetCheckExecutionC
         run_launcher=type(context.instance.run_launcher).__name__,
         deployment=os.environ.get(DEPLOYMENT_ENV),
         shared_state=state_url() is not None,
-        shared_storage=storage_url() is not None)
+        shared_storage=storage_url() is not None,
+    )
     if refusal:
         raise dg.Failure(description=refusal, allow_retries=False)
 
 
-def step_warehouse(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext
-                   ) -> WarehouseResource:
+def step_warehouse(
+    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
+) -> WarehouseResource:
     """The run's warehouse resource, for a step that may run here (``check_deployment``)."""
     check_deployment(context)
     return context.resources.warehouse

@@ -38,21 +38,34 @@ def table_schema(schema: pa.Schema, docs: Mapping[str, str] | None = None) -> dg
                 constraints=dg.TableColumnConstraints(nullable=f.nullable),
             )
             for f in schema
-        ] + [dg.TableColumn(name="date", type=str(pa.date32()), description=DATE,
-                            constraints=dg.TableColumnConstraints(nullable=False))]
+        ]
+        + [
+            dg.TableColumn(
+                name="date",
+                type=str(pa.date32()),
+                description=DATE,
+                constraints=dg.TableColumnConstraints(nullable=False),
+            )
+        ]
     )
 
 
 def table_definition(schema: pa.Schema, docs: Mapping[str, str], view: str) -> dict:
     """An asset's own metadata: its columns, and the view that reads it in the views file."""
-    return {"dagster/column_schema": table_schema(schema, docs),
-            "dagster/table_name": f"{Path(VIEWS_FILE).stem}.main.{view}"}
+    return {
+        "dagster/column_schema": table_schema(schema, docs),
+        "dagster/table_name": f"{Path(VIEWS_FILE).stem}.main.{view}",
+    }
 
 
-def partition_metadata(rows: int, warehouse: Warehouse, provider: str, table: str,
-                       partition: str) -> dict:
+def partition_metadata(
+    rows: int, warehouse: Warehouse, provider: str, table: str, partition: str
+) -> dict:
     """A materialization's metadata: the partition's rows and where its files are."""
     directory = warehouse.partition_dir(provider, table, partition)
-    return {"dagster/partition_row_count": rows,
-            "dagster/uri": warehouse.uri(directory) if warehouse.storage.shared
-            else Path(directory).resolve().as_uri()}
+    return {
+        "dagster/partition_row_count": rows,
+        "dagster/uri": warehouse.uri(directory)
+        if warehouse.storage.shared
+        else Path(directory).resolve().as_uri(),
+    }

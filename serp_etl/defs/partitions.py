@@ -61,4 +61,5 @@ def _recorded_first_load(data_dir: Path, today: date) -> str:
 
 
 daily_partitions = dg.DailyPartitionsDefinition(
-    start_date=partitions_start(default_data_dir(), datetime.now(UTC).date()), end_offset=1)
+    start_date=partitions_start(default_data_dir(), datetime.now(UTC).date()), end_offset=1
+)

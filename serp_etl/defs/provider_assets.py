@@ -38,8 +38,7 @@ Step = Callable[[dg.AssetExecutionContext, Any, Ledger, str], dict]
 # The same, and the moment the run decides whether the day may be paid for.
 SubmitStep = Callable[[dg.AssetExecutionContext, Any, Ledger, str, datetime], dict]
 # (context, provider resource, ledger, warehouse, data dir) -> the day's spend reconciled
-Reconcile = Callable[[dg.AssetCheckExecutionContext, Any, Ledger, Warehouse, str],
-                     QualityResult]
+Reconcile = Callable[[dg.AssetCheckExecutionContext, Any, Ledger, Warehouse, str], QualityResult]
 
 
 # Collecting, flattening and snapshotting the provider's lists are free and may run again
@@ -53,8 +52,10 @@ def _interrupt_fails_the_step() -> Iterator[None]:
     try:
         yield
     except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError) as interrupt:
-        raise dg.Failure(description=f"interrupted ({type(interrupt).__name__}): not retried",
-                         allow_retries=False) from interrupt
+        raise dg.Failure(
+            description=f"interrupted ({type(interrupt).__name__}): not retried",
+            allow_retries=False,
+        ) from interrupt
 
 
 def ends_on_interrupt(compute: Callable) -> Callable:
@@ -62,26 +63,31 @@ def ends_on_interrupt(compute: Callable) -> Callable:
     Dagster turns it into a retry under the policy: the run, and ``dagster dev`` waiting for
     it, stayed alive for the retry's 20 s delay, then ran the step again."""
     if inspect.isgeneratorfunction(compute):
+
         @functools.wraps(compute)
         def steps(context):
             with _interrupt_fails_the_step():
                 yield from compute(context)
+
         return steps
 
     @functools.wraps(compute)
     def step(context):
         with _interrupt_fails_the_step():
             return compute(context)
+
     return step
 
 
 # A day's tables are due by 12:00 UTC: the 06:00 schedule, then the late-results sensor.
-DAILY_FRESHNESS = dg.FreshnessPolicy.cron(deadline_cron="0 12 * * *",
-                                          lower_bound_delta=timedelta(hours=6))
+DAILY_FRESHNESS = dg.FreshnessPolicy.cron(
+    deadline_cron="0 12 * * *", lower_bound_delta=timedelta(hours=6)
+)
 
 
-def log_submit(context: dg.AssetExecutionContext, closed_reason: str | None,
-               messages: list[str]) -> None:
+def log_submit(
+    context: dg.AssetExecutionContext, closed_reason: str | None, messages: list[str]
+) -> None:
     if closed_reason:
         context.log.info(closed_reason)
     for message in messages:
@@ -90,8 +96,10 @@ def log_submit(context: dg.AssetExecutionContext, closed_reason: str | None,
 
 def targets_refused(error: TargetConfigError) -> str:
     """Why a run posted nothing, once: the problems, and where to see them all."""
-    return (f"{error}\nNothing was posted. `serp-etl targets check` lists every problem of "
-            "the file without a run; fix them and run again.")
+    return (
+        f"{error}\nNothing was posted. `serp-etl targets check` lists every problem of "
+        "the file without a run; fix them and run again."
+    )
 
 
 def closed_metadata(closed_reason: str | None) -> dict:
@@ -131,12 +139,18 @@ class ProviderAssets:
         return dg.AssetKey([self.tables.name, table])
 
 
-def check_result(result: QualityResult, asset_key: dg.AssetKey, name: str,
-                 severity: dg.AssetCheckSeverity) -> dg.AssetCheckResult:
+def check_result(
+    result: QualityResult, asset_key: dg.AssetKey, name: str, severity: dg.AssetCheckSeverity
+) -> dg.AssetCheckResult:
     """A check's result; a partitioned check's evaluation carries the run's day."""
-    return dg.AssetCheckResult(asset_key=asset_key, check_name=name, passed=result.passed,
-                               severity=severity, description=result.description,
-                               metadata=result.metadata)
+    return dg.AssetCheckResult(
+        asset_key=asset_key,
+        check_name=name,
+        passed=result.passed,
+        severity=severity,
+        description=result.description,
+        metadata=result.metadata,
+    )
 
 
 def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
@@ -149,40 +163,57 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
     def definition(table: str) -> dict:
         return table_definition(schemas[table], tables.docs(table), f"{name}_{table}")
 
-    def materialized(warehouse: WarehouseResource, table: str, partition: str,
-                     rows: int) -> dict:
+    def materialized(warehouse: WarehouseResource, table: str, partition: str, rows: int) -> dict:
         return partition_metadata(rows, warehouse.warehouse(), name, table, partition)
 
     def day_check(check: str, key: dg.AssetKey, description: str) -> dg.AssetCheckSpec:
         # Partitioned: each result belongs to its day, so after a backfill the UI says
         # which day failed.
-        return dg.AssetCheckSpec(check, asset=key, description=description,
-                                 partitions_def=daily_partitions)
+        return dg.AssetCheckSpec(
+            check, asset=key, description=description, partitions_def=daily_partitions
+        )
 
     with warnings.catch_warnings():
         # Partitioned checks are a Dagster preview: chosen knowingly, no need to tell users.
         warnings.simplefilter("ignore", dg.PreviewWarning)
         targets_spec = day_check(
-            "targets_valid", tasks_key, "The targets file kept nothing from being posted: it "
+            "targets_valid",
+            tasks_key,
+            "The targets file kept nothing from being posted: it "
             "reads and every target is one the provider offers; else nothing is posted, and "
             "the problems are listed here. Another day than today is never posted for, and "
-            "its run does not read the file.")
+            "its run does not read the file.",
+        )
         response_checks = [
             day_check("collection_complete", responses_key, "Every posted task is collected."),
-            day_check("decoding_repairs", responses_key, "Every response of the day was clean "
-                      "JSON (else: the repairs decoding made, by kind).")]
+            day_check(
+                "decoding_repairs",
+                responses_key,
+                "Every response of the day was clean "
+                "JSON (else: the repairs decoding made, by kind).",
+            ),
+        ]
         drift_table = "other_items" if "other_items" in flat_keys else next(iter(flat_keys))
-        checks = [*spec.flat_checks,
-                  FlatCheck("schema_drift", drift_table, dg.AssetCheckSeverity.WARN,
-                            "No undeclared field, wrong-typed value or item type.",
-                            lambda warehouse, partition: quality.schema_drift(
-                                tables, warehouse, partition))]
+        checks = [
+            *spec.flat_checks,
+            FlatCheck(
+                "schema_drift",
+                drift_table,
+                dg.AssetCheckSeverity.WARN,
+                "No undeclared field, wrong-typed value or item type.",
+                lambda warehouse, partition: quality.schema_drift(tables, warehouse, partition),
+            ),
+        ]
         flat_checks = [day_check(c.name, flat_keys[c.table], c.description) for c in checks]
 
     def targets_check(passed: bool, description: str) -> dg.AssetCheckResult:
-        return dg.AssetCheckResult(asset_key=tasks_key, check_name="targets_valid",
-                                   passed=passed, severity=dg.AssetCheckSeverity.ERROR,
-                                   description=description)
+        return dg.AssetCheckResult(
+            asset_key=tasks_key,
+            check_name="targets_valid",
+            passed=passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=description,
+        )
 
     # Skippable: a day with no task and nothing imported (a backfill of days nobody
     # collected) yields nothing, so it stays "Missing" in the UI instead of turning green with
@@ -190,20 +221,34 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
     # subsettable one makes its check optional too (a day left unmaterialized has none).
     @dg.multi_asset(
         name=f"{name}__{TASKS_TABLE}",
-        specs=[dg.AssetSpec(tasks_key, group_name=name, kinds={"python", "parquet"},
-                            owners=OWNERS, description=tables.description(TASKS_TABLE),
-                            metadata=definition(TASKS_TABLE), skippable=True)],
-        partitions_def=daily_partitions, required_resource_keys=resources,
-        check_specs=[targets_spec], can_subset=True)
+        specs=[
+            dg.AssetSpec(
+                tasks_key,
+                group_name=name,
+                kinds={"python", "parquet"},
+                owners=OWNERS,
+                description=tables.description(TASKS_TABLE),
+                metadata=definition(TASKS_TABLE),
+                skippable=True,
+            )
+        ],
+        partitions_def=daily_partitions,
+        required_resource_keys=resources,
+        check_specs=[targets_spec],
+        can_subset=True,
+    )
     def tasks(context: dg.AssetExecutionContext):
         warehouse = step_warehouse(context)
         provider = getattr(context.resources, spec.resource_key)
         partition, now = context.partition_key, utc_now()
         checks = []
         with warehouse.ledger() as ledger:
+
             def has_data() -> bool:
-                return bool(ledger.tasks(name, partition)
-                            or warehouse.warehouse().parts(name, RAW_TABLE, partition))
+                return bool(
+                    ledger.tasks(name, partition)
+                    or warehouse.warehouse().parts(name, RAW_TABLE, partition)
+                )
 
             try:
                 metadata = spec.submit(context, provider, ledger, warehouse.data_dir, now)
@@ -217,34 +262,56 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
                 # error line for who reads the logs, and this check for who reads the UI,
                 # say why nothing was posted.
                 context.log.error(refused)
-                metadata = {"posted_now": 0, "not_posted_because":
-                            f"the targets file has {count(len(error.problems), 'problem')}"}
+                metadata = {
+                    "posted_now": 0,
+                    "not_posted_because": "the targets file has "
+                    + count(len(error.problems), "problem"),
+                }
                 checks.append(targets_check(False, refused))
             else:
                 # The file is read only on a day that may be paid for; on another, it can
                 # have stopped nothing.
                 closed = closed_day_reason(partition, now)
-                checks.append(targets_check(True, f"not read: {closed}" if closed else
-                                            "every target reads and is offered"))
+                checks.append(
+                    targets_check(
+                        True,
+                        f"not read: {closed}" if closed else "every target reads and is offered",
+                    )
+                )
             if targets_spec.key not in context.selected_asset_check_keys:
                 checks = []
             if not has_data():
-                context.log.info(f"{partition}: no {name} task and nothing imported, so "
-                                 "nothing to collect or flatten: the day stays unmaterialized")
+                context.log.info(
+                    f"{partition}: no {name} task and nothing imported, so "
+                    "nothing to collect or flatten: the day stays unmaterialized"
+                )
                 yield from checks  # what the targets file did (nothing) is still true
                 return
             table = tables.publish_tasks(ledger, warehouse.warehouse(), partition)
         yield dg.MaterializeResult(
             asset_key=tasks_key,
-            metadata={**materialized(warehouse, TASKS_TABLE, partition, table.num_rows),
-                      **metadata, **warehouse.refresh_views(context.log)},
-            check_results=checks)
+            metadata={
+                **materialized(warehouse, TASKS_TABLE, partition, table.num_rows),
+                **metadata,
+                **warehouse.refresh_views(context.log),
+            },
+            check_results=checks,
+        )
 
-    @dg.asset(key=responses_key, deps=[tasks_key], group_name=name,
-              partitions_def=daily_partitions, kinds={"python", "parquet"},
-              owners=OWNERS, retry_policy=FREE_STEP_RETRIES, freshness_policy=DAILY_FRESHNESS,
-              description=tables.description(RAW_TABLE), metadata=definition(RAW_TABLE),
-              required_resource_keys=resources, check_specs=response_checks)
+    @dg.asset(
+        key=responses_key,
+        deps=[tasks_key],
+        group_name=name,
+        partitions_def=daily_partitions,
+        kinds={"python", "parquet"},
+        owners=OWNERS,
+        retry_policy=FREE_STEP_RETRIES,
+        freshness_policy=DAILY_FRESHNESS,
+        description=tables.description(RAW_TABLE),
+        metadata=definition(RAW_TABLE),
+        required_resource_keys=resources,
+        check_specs=response_checks,
+    )
     @ends_on_interrupt
     def responses(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         warehouse = step_warehouse(context)
@@ -252,33 +319,54 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
         partition = context.partition_key
         # One collection of a provider at a time (a day's raw parts come from one inbox): a
         # lock that dies with its holder, where a Dagster pool slot outlived a killed run.
-        with (warehouse.ledger() as ledger,
-              ledger.lock(f"{name}.collect", on_wait=lambda: context.log.info(
-                  f"another run is collecting {name}: waiting for it"))):
+        with (
+            warehouse.ledger() as ledger,
+            ledger.lock(
+                f"{name}.collect",
+                on_wait=lambda: context.log.info(
+                    f"another run is collecting {name}: waiting for it"
+                ),
+            ),
+        ):
             metadata = spec.collect(context, provider, ledger, warehouse.data_dir)
             raw = tables.publish_responses(ledger, warehouse.warehouse(), partition)
             # The tasks table again: its states are what collection just settled.
             tables.publish_tasks(ledger, warehouse.warehouse(), partition)
-            complete = quality.collection_complete(ledger, warehouse.warehouse(), name,
-                                                   partition)
+            complete = quality.collection_complete(ledger, warehouse.warehouse(), name, partition)
             repairs = quality.decoding_repairs(tables, warehouse.warehouse(), partition)
         return dg.MaterializeResult(
-            metadata={**materialized(warehouse, RAW_TABLE, partition, raw.rows), **metadata,
-                      **warehouse.refresh_views(context.log)},
-            check_results=[check_result(complete, responses_key, "collection_complete",
-                                        dg.AssetCheckSeverity.WARN),
-                           check_result(repairs, responses_key, "decoding_repairs",
-                                        dg.AssetCheckSeverity.WARN)])
+            metadata={
+                **materialized(warehouse, RAW_TABLE, partition, raw.rows),
+                **metadata,
+                **warehouse.refresh_views(context.log),
+            },
+            check_results=[
+                check_result(
+                    complete, responses_key, "collection_complete", dg.AssetCheckSeverity.WARN
+                ),
+                check_result(
+                    repairs, responses_key, "decoding_repairs", dg.AssetCheckSeverity.WARN
+                ),
+            ],
+        )
 
     @dg.multi_asset(
         name=f"{name}_flattened",
         # skippable: a backfill's run of many days reports each day's own events instead.
-        specs=[dg.AssetSpec(key, deps=[responses_key], group_name=name,
-                            kinds={"python", "parquet"}, owners=OWNERS,
-                            freshness_policy=DAILY_FRESHNESS,
-                            description=tables.description(table),
-                            metadata=definition(table), skippable=True)
-               for table, key in flat_keys.items()],
+        specs=[
+            dg.AssetSpec(
+                key,
+                deps=[responses_key],
+                group_name=name,
+                kinds={"python", "parquet"},
+                owners=OWNERS,
+                freshness_policy=DAILY_FRESHNESS,
+                description=tables.description(table),
+                metadata=definition(table),
+                skippable=True,
+            )
+            for table, key in flat_keys.items()
+        ],
         partitions_def=daily_partitions,
         # A re-flatten of 30 days is one run: free, and each day is rebuilt whole on its own.
         backfill_policy=dg.BackfillPolicy.single_run(),
@@ -294,63 +382,91 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
         for partition in context.partition_keys:
             rows = tables.publish_flattened(store, partition, workers=warehouse.flatten_workers)
             views = warehouse.refresh_views(context.log)
-            made = {key: {**materialized(warehouse, table, partition, rows[table]), **views}
-                    for table, key in flat_keys.items() if key in context.selected_asset_keys}
-            checked = [(check, check.run(store, partition)) for check in checks
-                       if dg.AssetCheckKey(flat_keys[check.table], check.name)
-                       in context.selected_asset_check_keys]
+            made = {
+                key: {**materialized(warehouse, table, partition, rows[table]), **views}
+                for table, key in flat_keys.items()
+                if key in context.selected_asset_keys
+            }
+            checked = [
+                (check, check.run(store, partition))
+                for check in checks
+                if dg.AssetCheckKey(flat_keys[check.table], check.name)
+                in context.selected_asset_check_keys
+            ]
             if context.has_partition_key:  # a day's run: its outputs, as every step
                 for key, metadata in made.items():
                     yield dg.MaterializeResult(asset_key=key, metadata=metadata)
                 for check, result in checked:
-                    yield check_result(result, flat_keys[check.table], check.name,
-                                       check.severity)
+                    yield check_result(result, flat_keys[check.table], check.name, check.severity)
                 continue
             # Several days in one run (a backfill): each day's materializations and check
             # results with that day's own figures, not one set repeated over the range.
             for key, metadata in made.items():
-                context.log_event(dg.AssetMaterialization(asset_key=key, partition=partition,
-                                                          metadata=metadata))
+                context.log_event(
+                    dg.AssetMaterialization(asset_key=key, partition=partition, metadata=metadata)
+                )
             for check, result in checked:
-                context.log_event(dg.AssetCheckEvaluation(
-                    asset_key=flat_keys[check.table], check_name=check.name,
-                    passed=result.passed, severity=check.severity,
-                    description=result.description, metadata=result.metadata,
-                    partition=partition))
+                context.log_event(
+                    dg.AssetCheckEvaluation(
+                        asset_key=flat_keys[check.table],
+                        check_name=check.name,
+                        passed=result.passed,
+                        severity=check.severity,
+                        description=result.description,
+                        metadata=result.metadata,
+                        partition=partition,
+                    )
+                )
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.PreviewWarning)
 
-        @dg.asset_check(asset=responses_key, name="spend_reconciled",
-                        partitions_def=daily_partitions,
-                        required_resource_keys=resources,
-                        description="The ledger's tasks and costs of the day match what the "
-                                    "provider billed, and it billed nothing the ledger does "
-                                    "not know.")
+        @dg.asset_check(
+            asset=responses_key,
+            name="spend_reconciled",
+            partitions_def=daily_partitions,
+            required_resource_keys=resources,
+            description="The ledger's tasks and costs of the day match what the "
+            "provider billed, and it billed nothing the ledger does "
+            "not know.",
+        )
         def spend_reconciled(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
             warehouse = step_warehouse(context)
             provider = getattr(context.resources, spec.resource_key)
             with warehouse.ledger() as ledger:
-                result = spec.reconcile(context, provider, ledger, warehouse.warehouse(),
-                                        warehouse.data_dir)
-            return check_result(result, responses_key, "spend_reconciled",
-                                dg.AssetCheckSeverity.ERROR)
+                result = spec.reconcile(
+                    context, provider, ledger, warehouse.warehouse(), warehouse.data_dir
+                )
+            return check_result(
+                result, responses_key, "spend_reconciled", dg.AssetCheckSeverity.ERROR
+            )
 
-    return [tasks, responses, flattened, spend_reconciled,
-            *(reference_asset(spec, reference) for reference in spec.references)]
+    return [
+        tasks,
+        responses,
+        flattened,
+        spend_reconciled,
+        *(reference_asset(spec, reference) for reference in spec.references),
+    ]
 
 
 def reference_asset(spec: ProviderAssets, reference: ReferenceTable) -> dg.AssetsDefinition:
     name, schema = spec.tables.name, spec.tables.reference_schemas[reference.table]
 
-    @dg.asset(key=spec.key(reference.table), group_name=name,
-              partitions_def=daily_partitions, kinds={"python", "parquet"},
-              owners=OWNERS, retry_policy=FREE_STEP_RETRIES,
-              description=spec.tables.description(reference.table),
-              metadata=table_definition(schema, spec.tables.docs(reference.table),
-                                        f"{name}_{reference.table}"),
-              required_resource_keys={"warehouse", spec.resource_key},
-              output_required=False)
+    @dg.asset(
+        key=spec.key(reference.table),
+        group_name=name,
+        partitions_def=daily_partitions,
+        kinds={"python", "parquet"},
+        owners=OWNERS,
+        retry_policy=FREE_STEP_RETRIES,
+        description=spec.tables.description(reference.table),
+        metadata=table_definition(
+            schema, spec.tables.docs(reference.table), f"{name}_{reference.table}"
+        ),
+        required_resource_keys={"warehouse", spec.resource_key},
+        output_required=False,
+    )
     @ends_on_interrupt
     def snapshot(context: dg.AssetExecutionContext):
         warehouse = step_warehouse(context)
@@ -358,19 +474,28 @@ def reference_asset(spec: ProviderAssets, reference: ReferenceTable) -> dg.Asset
         if closed_day_reason(context.partition_key, utc_now()):
             # The provider lists only today's entries: filed under another day, they would
             # say that day offered what it may not have.
-            context.log.info(f"{spec.key(reference.table).to_user_string()} is snapshotted "
-                             f"on the day it is taken only, not on {context.partition_key}")
+            context.log.info(
+                f"{spec.key(reference.table).to_user_string()} is snapshotted "
+                f"on the day it is taken only, not on {context.partition_key}"
+            )
             return
         with provider.client(warehouse.data_dir, context.log) as client:
-            rows = [{column: entry.get(column) for column in schema.names}
-                    for entry in reference.fetch(client)]
+            rows = [
+                {column: entry.get(column) for column in schema.names}
+                for entry in reference.fetch(client)
+            ]
         table = pa.Table.from_pylist(rows, schema=schema)
         store = warehouse.warehouse()
-        publish_table(store.partition_file(name, reference.table, context.partition_key), table,
-                      store.storage)
-        yield dg.MaterializeResult(metadata={
-            **partition_metadata(table.num_rows, store, name, reference.table,
-                                 context.partition_key),
-            **warehouse.refresh_views(context.log)})
+        publish_table(
+            store.partition_file(name, reference.table, context.partition_key), table, store.storage
+        )
+        yield dg.MaterializeResult(
+            metadata={
+                **partition_metadata(
+                    table.num_rows, store, name, reference.table, context.partition_key
+                ),
+                **warehouse.refresh_views(context.log),
+            }
+        )
 
     return snapshot

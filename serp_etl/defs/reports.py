@@ -25,15 +25,24 @@ def report_path(data_dir: str, provider: str, day: str) -> Path:
 def report_asset(spec: ProviderAssets) -> dg.AssetsDefinition:
     name = spec.tables.name
 
-    @dg.asset(key=spec.key(REPORT), group_name=name, partitions_def=daily_partitions,
-              deps=[spec.key(TASKS_TABLE), *(spec.key(t) for t in spec.tables.item_tables),
-                    spec.key(ALERTS_TABLE)],
-              kinds={"python", "html"}, owners=OWNERS, retry_policy=FREE_STEP_RETRIES,
-              required_resource_keys={"warehouse"},
-              description=f"The day's {name} report: one self-contained HTML page (rank "
-                          "history of each target's leading domains, new hosts of each "
-                          "image, spend per day, the day's task health), read from the "
-                          "ready-made views.")
+    @dg.asset(
+        key=spec.key(REPORT),
+        group_name=name,
+        partitions_def=daily_partitions,
+        deps=[
+            spec.key(TASKS_TABLE),
+            *(spec.key(t) for t in spec.tables.item_tables),
+            spec.key(ALERTS_TABLE),
+        ],
+        kinds={"python", "html"},
+        owners=OWNERS,
+        retry_policy=FREE_STEP_RETRIES,
+        required_resource_keys={"warehouse"},
+        description=f"The day's {name} report: one self-contained HTML page (rank "
+        "history of each target's leading domains, new hosts of each "
+        "image, spend per day, the day's task health), read from the "
+        "ready-made views.",
+    )
     @ends_on_interrupt
     def daily_report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         warehouse = step_warehouse(context)
@@ -41,11 +50,13 @@ def report_asset(spec: ProviderAssets) -> dg.AssetsDefinition:
             built = report.build(connection, name, context.partition_key)
         path = report_path(warehouse.data_dir, name, context.partition_key)
         publish_text(path, built.html)
-        return dg.MaterializeResult(metadata={
-            "report": dg.MetadataValue.path(str(path.resolve())),
-            "dagster/uri": path.resolve().as_uri(),
-            "summary": dg.MetadataValue.md(built.markdown),
-            **{key: value for key, value in built.figures.items() if key != "currency"},
-        })
+        return dg.MaterializeResult(
+            metadata={
+                "report": dg.MetadataValue.path(str(path.resolve())),
+                "dagster/uri": path.resolve().as_uri(),
+                "summary": dg.MetadataValue.md(built.markdown),
+                **{key: value for key, value in built.figures.items() if key != "currency"},
+            }
+        )
 
     return daily_report

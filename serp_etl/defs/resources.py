@@ -89,8 +89,10 @@ def credential(configured: str | None, env_var: str) -> str:
     """A credential from the resource's config if set there, else from ``env_var``."""
     value = configured or dg.EnvVar(env_var).get_value()
     if not value:
-        raise MissingCredential(f"live mode needs {env_var}: set it in the environment of the "
-                                "run (or SERP_ETL_MODE=sandbox for the built-in API)")
+        raise MissingCredential(
+            f"live mode needs {env_var}: set it in the environment of the "
+            "run (or SERP_ETL_MODE=sandbox for the built-in API)"
+        )
     return value
 
 
@@ -98,17 +100,23 @@ class ProviderResource(dg.ConfigurableResource):
     """What every provider's resource holds: its mode, targets and collection pace."""
 
     mode: Mode | None = Field(
-        default=None, description="'sandbox' (built-in API, no money) or 'live'; defaults to "
-                                  "$SERP_ETL_MODE, else sandbox when no credential is set.")
+        default=None,
+        description="'sandbox' (built-in API, no money) or 'live'; defaults to "
+        "$SERP_ETL_MODE, else sandbox when no credential is set.",
+    )
     targets_file: str | None = Field(
-        default=None, description=f"Defaults to <data dir>/{TARGETS_FILE}.")
+        default=None, description=f"Defaults to <data dir>/{TARGETS_FILE}."
+    )
     collect_deadline_seconds: float = Field(
-        default=120, description="How long a run's collection waits for tasks to become "
-                                 "ready; the late-results sensor collects what comes later.")
+        default=120,
+        description="How long a run's collection waits for tasks to become "
+        "ready; the late-results sensor collects what comes later.",
+    )
     poll_seconds: float = Field(default=60, description="Pause between polls.")
     max_response_mb: int = Field(
-        default=DEFAULT_MAX_RESPONSE_MB, description="Refuse (and name) any answer larger "
-                                                     "than this, rather than run out of memory.")
+        default=DEFAULT_MAX_RESPONSE_MB,
+        description="Refuse (and name) any answer larger than this, rather than run out of memory.",
+    )
 
     def resolved_mode(self) -> Mode:
         return run_mode(self.mode)
@@ -134,13 +142,16 @@ class ProviderResource(dg.ConfigurableResource):
             # not repeat it.
             raise dg.Failure(description=str(error), allow_retries=False) from error
         if mode is Mode.SANDBOX:
-            log.info(f"mode sandbox: the built-in {type(self).__name__.removesuffix('Resource')}"
-                     " API answers (deterministic data, no money spent)")
+            log.info(
+                f"mode sandbox: the built-in {type(self).__name__.removesuffix('Resource')}"
+                " API answers (deterministic data, no money spent)"
+            )
         return mode, credentials
 
     @staticmethod
-    def _limiter(data_dir: str, provider: str, identity: str,
-                 limits: dict[str, int]) -> RateLimiter:
+    def _limiter(
+        data_dir: str, provider: str, identity: str, limits: dict[str, int]
+    ) -> RateLimiter:
         """The account's limiter, shared with every other run and process of the data dir."""
         return RateLimiter(rate_limits_location(data_dir), account_key(provider, identity), limits)
 
@@ -152,32 +163,48 @@ class DataForSEOResource(ProviderResource):
     password: str | None = Field(default=None, description="Defaults to $DATAFORSEO_PASSWORD.")
     base_url: str = dataforseo_settings.PRODUCTION_URL
     budget_usd: float | None = Field(
-        default=None, description="Refuse to post tasks that would take a day's spend past "
-                                  "this (the account's balance is always checked).")
+        default=None,
+        description="Refuse to post tasks that would take a day's spend past "
+        "this (the account's balance is always checked).",
+    )
     poll_seconds: float = Field(
-        default=60, description="Pause between tasks_ready polls (the API allows 20 a minute).")
+        default=60, description="Pause between tasks_ready polls (the API allows 20 a minute)."
+    )
 
     def targets(self, data_dir: str) -> list[ImageTarget]:
         return load_targets(self.targets_path(data_dir))
 
     def _credentials(self) -> tuple[str, str]:
-        return (credential(self.login, dataforseo_settings.LOGIN_ENV),
-                credential(self.password, dataforseo_settings.PASSWORD_ENV))
+        return (
+            credential(self.login, dataforseo_settings.LOGIN_ENV),
+            credential(self.password, dataforseo_settings.PASSWORD_ENV),
+        )
 
     @contextmanager
     def client(self, data_dir: str, log) -> Iterator[DataForSEOClient]:
         mode, credentials = self._open_mode(data_dir, log, self._credentials)
         login, password = credentials or (LOGIN, PASSWORD)
-        limiter = self._limiter(data_dir, dataforseo_settings.PROVIDER, login,
-                                dataforseo_settings.CALLS_PER_MINUTE)
+        limiter = self._limiter(
+            data_dir, dataforseo_settings.PROVIDER, login, dataforseo_settings.CALLS_PER_MINUTE
+        )
         if mode is Mode.SANDBOX:
             sandbox = DataForSEOSandbox(Path(data_dir) / "sandbox" / "dataforseo.sqlite")
-            client = DataForSEOClient(SANDBOX_URL, login, password, limiter=limiter,
-                                      transport=httpx.WSGITransport(app=sandbox.app),
-                                      max_response_mb=self.max_response_mb)
+            client = DataForSEOClient(
+                SANDBOX_URL,
+                login,
+                password,
+                limiter=limiter,
+                transport=httpx.WSGITransport(app=sandbox.app),
+                max_response_mb=self.max_response_mb,
+            )
         else:
-            client = DataForSEOClient(self.base_url, login, password, limiter=limiter,
-                                      max_response_mb=self.max_response_mb)
+            client = DataForSEOClient(
+                self.base_url,
+                login,
+                password,
+                limiter=limiter,
+                max_response_mb=self.max_response_mb,
+            )
         with closing(limiter), client:
             yield client
 
@@ -188,11 +215,15 @@ class SemScraperResource(ProviderResource):
     api_key: str | None = Field(default=None, description="Defaults to $SEMSCRAPER_API_KEY.")
     base_url: str = semscraper_settings.PRODUCTION_URL
     budget_eur: float | None = Field(
-        default=None, description="Refuse to create scrapes that would take a day's spend "
-                                  "past this (the credit is always checked).")
+        default=None,
+        description="Refuse to create scrapes that would take a day's spend "
+        "past this (the credit is always checked).",
+    )
     callback_url: str | None = Field(
-        default=None, description="Where SemScraper delivers finished SERPs (serp-etl "
-                                  "callbacks serve); polling collects whatever it missed.")
+        default=None,
+        description="Where SemScraper delivers finished SERPs (serp-etl "
+        "callbacks serve); polling collects whatever it missed.",
+    )
     keep_html: bool = Field(default=False, description="Also keep each SERP's HTML (audit).")
     poll_seconds: float = Field(default=30, description="Pause between polls.")
 
@@ -209,16 +240,22 @@ class SemScraperResource(ProviderResource):
     def client(self, data_dir: str, log) -> Iterator[SemScraperClient]:
         mode, credentials = self._open_mode(data_dir, log, self._credentials)
         (api_key,) = credentials or (SEMSCRAPER_SANDBOX_KEY,)
-        limiter = self._limiter(data_dir, semscraper_settings.PROVIDER, api_key,
-                                semscraper_settings.CALLS_PER_MINUTE)
+        limiter = self._limiter(
+            data_dir, semscraper_settings.PROVIDER, api_key, semscraper_settings.CALLS_PER_MINUTE
+        )
         if mode is Mode.SANDBOX:
             sandbox = SemScraperSandbox(Path(data_dir) / "sandbox" / "semscraper.sqlite")
-            client = SemScraperClient(SANDBOX_URL, api_key, limiter=limiter,
-                                      transport=httpx.WSGITransport(app=sandbox.app),
-                                      max_response_mb=self.max_response_mb)
+            client = SemScraperClient(
+                SANDBOX_URL,
+                api_key,
+                limiter=limiter,
+                transport=httpx.WSGITransport(app=sandbox.app),
+                max_response_mb=self.max_response_mb,
+            )
         else:
-            client = SemScraperClient(self.base_url, api_key, limiter=limiter,
-                                      max_response_mb=self.max_response_mb)
+            client = SemScraperClient(
+                self.base_url, api_key, limiter=limiter, max_response_mb=self.max_response_mb
+            )
         with closing(limiter), client:
             yield client
 
@@ -239,10 +276,12 @@ class WarehouseDuckDBResource(DuckDBResource):
 
     database: str = Field(
         default_factory=lambda: str(Path(default_data_dir()) / VIEWS_FILE),
-        description="The views file, <data dir>/serp.duckdb (defaults to $SERP_ETL_DATA_DIR's).")
+        description="The views file, <data dir>/serp.duckdb (defaults to $SERP_ETL_DATA_DIR's).",
+    )
     connection_config: dict[str, Any] = Field(
         default={"access_mode": "READ_ONLY"},
-        description="DuckDB settings of each connection; read-only by default.")
+        description="DuckDB settings of each connection; read-only by default.",
+    )
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:

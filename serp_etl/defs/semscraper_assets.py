@@ -27,48 +27,86 @@ from serp_etl.providers.semscraper.tables import TABLES
 from serp_etl.state.ledger import Ledger
 
 
-def submit(context: dg.AssetExecutionContext, semscraper: SemScraperResource, ledger: Ledger,
-           data_dir: str, now: datetime) -> dict:
+def submit(
+    context: dg.AssetExecutionContext,
+    semscraper: SemScraperResource,
+    ledger: Ledger,
+    data_dir: str,
+    now: datetime,
+) -> dict:
     partition = context.partition_key
     # A day that cannot be paid for needs no targets: a backfill never reads the targets file.
     scrapes = [] if closed_day_reason(partition, now) else semscraper.targets(data_dir)
     with semscraper.client(data_dir, context.log) as client:
-        report = pipeline.submit(client, ledger, partition, scrapes,
-                                 budget_eur=semscraper.budget_eur, now=now,
-                                 warehouse=Warehouse(data_dir))
+        report = pipeline.submit(
+            client,
+            ledger,
+            partition,
+            scrapes,
+            budget_eur=semscraper.budget_eur,
+            now=now,
+            warehouse=Warehouse(data_dir),
+        )
     log_submit(context, report.closed_reason, report.messages)
-    context.log.info(f"{report.posted} scrapes created (~{report.estimated_cost_eur} EUR), "
-                     f"{report.already_posted} already created, {report.recovered} recovered, "
-                     f"{report.held} held")
-    return {"targets": report.targets, "posted_now": report.posted,
-            "estimated_cost_eur": report.estimated_cost_eur,
-            "credit_eur": report.balance_eur, "already_posted": report.already_posted,
-            "recovered": report.recovered, "held": report.held,
-            **closed_metadata(report.closed_reason)}
+    context.log.info(
+        f"{report.posted} scrapes created (~{report.estimated_cost_eur} EUR), "
+        f"{report.already_posted} already created, {report.recovered} recovered, "
+        f"{report.held} held"
+    )
+    return {
+        "targets": report.targets,
+        "posted_now": report.posted,
+        "estimated_cost_eur": report.estimated_cost_eur,
+        "credit_eur": report.balance_eur,
+        "already_posted": report.already_posted,
+        "recovered": report.recovered,
+        "held": report.held,
+        **closed_metadata(report.closed_reason),
+    }
 
 
-def collect(context: dg.AssetExecutionContext, semscraper: SemScraperResource, ledger: Ledger,
-            data_dir: str) -> dict:
+def collect(
+    context: dg.AssetExecutionContext, semscraper: SemScraperResource, ledger: Ledger, data_dir: str
+) -> dict:
     with semscraper.client(data_dir, context.log) as client:
-        report = pipeline.collect(client, ledger, context.partition_key,
-                                  deadline_seconds=semscraper.collect_deadline_seconds,
-                                  poll_seconds=semscraper.effective_poll_seconds(),
-                                  keep_html=semscraper.keep_html)
+        report = pipeline.collect(
+            client,
+            ledger,
+            context.partition_key,
+            deadline_seconds=semscraper.collect_deadline_seconds,
+            poll_seconds=semscraper.effective_poll_seconds(),
+            keep_html=semscraper.keep_html,
+        )
         status = client.status()
     quarantined = TABLES.publish_quarantine(ledger, Warehouse(data_dir))
     if quarantined:
-        context.log.warning(f"{quarantined} signed deliveries that were not asked for (an "
-                            "unknown id, an unfinished SERP) are kept in semscraper_quarantine")
+        context.log.warning(
+            f"{quarantined} signed deliveries that were not asked for (an "
+            "unknown id, an unfinished SERP) are kept in semscraper_quarantine"
+        )
     for error in report.errors:
         context.log.warning(error)
-    counts = {f"{s.get('status')}{'' if 'fetched' not in s else '/fetched=' + str(s['fetched'])}":
-              s.get("count") for s in status}
-    return {"ended_now": report.ended, "pending": report.pending,
-            "quarantined_now": quarantined, "account_status": counts}
+    counts = {
+        f"{s.get('status')}{'' if 'fetched' not in s else '/fetched=' + str(s['fetched'])}": s.get(
+            "count"
+        )
+        for s in status
+    }
+    return {
+        "ended_now": report.ended,
+        "pending": report.pending,
+        "quarantined_now": quarantined,
+        "account_status": counts,
+    }
 
 
-def reconcile(context: dg.AssetCheckExecutionContext, semscraper: SemScraperResource,
-              ledger: Ledger, warehouse: Warehouse, data_dir: str) -> QualityResult:
+def reconcile(
+    context: dg.AssetCheckExecutionContext,
+    semscraper: SemScraperResource,
+    ledger: Ledger,
+    warehouse: Warehouse,
+    data_dir: str,
+) -> QualityResult:
     # SemScraper's own figures: what was collected, and what is finished but not retrieved.
     with semscraper.client(data_dir, context.log) as client:
         listed = client.completed_not_retrieved()
@@ -83,13 +121,20 @@ SEMSCRAPER = ProviderAssets(
     collect=collect,
     reconcile=reconcile,
     late_results=pipeline.late_results,
-    references=[ReferenceTable(
-        "locations",
-        lambda client: [entry for entry in client.locations()
-                        if entry.get("location") and entry.get("language")])],
+    references=[
+        ReferenceTable(
+            "locations",
+            lambda client: [
+                entry
+                for entry in client.locations()
+                if entry.get("location") and entry.get("language")
+            ],
+        )
+    ],
 )
 
-semscraper_assets = linked_to_code([*build_provider_assets(SEMSCRAPER), alerts_asset(SEMSCRAPER),
-                                    report_asset(SEMSCRAPER)])
+semscraper_assets = linked_to_code(
+    [*build_provider_assets(SEMSCRAPER), alerts_asset(SEMSCRAPER), report_asset(SEMSCRAPER)]
+)
 
 defs = dg.Definitions(assets=semscraper_assets)

@@ -35,51 +35,74 @@ from serp_etl.my_sites.alerts import ALERTS_TABLE
 
 SENSOR_INTERVAL_SECONDS = 300
 IMPORTS_INTERVAL_SECONDS = 30
-UNDER_WAY = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
-             dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+UNDER_WAY = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
 
 
 def collect_job(spec: ProviderAssets) -> dg.UnresolvedAssetJobDefinition:
     tables = spec.tables
     return dg.define_asset_job(
         f"{tables.name}_collect",
-        selection=dg.AssetSelection.assets(spec.key(RAW_TABLE),
-                                           *(spec.key(t) for t in tables.flat_schemas),
-                                           spec.key(ALERTS_TABLE), spec.key(REPORT)),
+        selection=dg.AssetSelection.assets(
+            spec.key(RAW_TABLE),
+            *(spec.key(t) for t in tables.flat_schemas),
+            spec.key(ALERTS_TABLE),
+            spec.key(REPORT),
+        ),
         description=f"Collect and flatten a day's late {tables.name} results, and redo its "
-                    "alerts and report (no posting).")
+        "alerts and report (no posting).",
+    )
 
 
-def late_results_sensor(spec: ProviderAssets,
-                        job: dg.UnresolvedAssetJobDefinition) -> dg.SensorDefinition:
+def late_results_sensor(
+    spec: ProviderAssets, job: dg.UnresolvedAssetJobDefinition
+) -> dg.SensorDefinition:
     name = spec.tables.name
 
-    @dg.sensor(name=f"{name}_late_results", job=job,
-               minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
-               default_status=dg.DefaultSensorStatus.RUNNING,
-               required_resource_keys={"warehouse", spec.resource_key},
-               description=f"Requests {job.name} for each day with {name} results waiting.")
+    @dg.sensor(
+        name=f"{name}_late_results",
+        job=job,
+        minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        required_resource_keys={"warehouse", spec.resource_key},
+        description=f"Requests {job.name} for each day with {name} results waiting.",
+    )
     def late_results(context: dg.SensorEvaluationContext):
         warehouse: WarehouseResource = context.resources.warehouse
         provider = getattr(context.resources, spec.resource_key)
-        with provider.client(warehouse.data_dir, context.log) as client, \
-                warehouse.ledger() as ledger:
+        with (
+            provider.client(warehouse.data_dir, context.log) as client,
+            warehouse.ledger() as ledger,
+        ):
             evidence = spec.late_results(client, ledger)
         requests, busy = [], []
         for partition, marks in sorted(evidence.items()):
             if not daily_partitions.has_partition_key(partition):
-                context.log.warning(f"{partition} has results waiting but is not a partition "
-                                    "(see SERP_ETL_START_DATE)")
+                context.log.warning(
+                    f"{partition} has results waiting but is not a partition "
+                    "(see SERP_ETL_START_DATE)"
+                )
                 continue
-            if context.instance.get_runs(filters=dg.RunsFilter(
-                    job_name=job.name, tags={"dagster/partition": partition},
-                    statuses=UNDER_WAY), limit=1):
+            if context.instance.get_runs(
+                filters=dg.RunsFilter(
+                    job_name=job.name, tags={"dagster/partition": partition}, statuses=UNDER_WAY
+                ),
+                limit=1,
+            ):
                 busy.append(partition)
                 continue
             digest = hashlib.blake2b("\n".join(marks).encode(), digest_size=8).hexdigest()
-            requests.append(dg.RunRequest(run_key=f"{partition}:{digest}",
-                                          partition_key=partition,
-                                          tags={"serp_etl/waiting": str(len(marks))}))
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"{partition}:{digest}",
+                    partition_key=partition,
+                    tags={"serp_etl/waiting": str(len(marks))},
+                )
+            )
         if requests:
             return requests
         if busy:
@@ -109,11 +132,14 @@ def _import_cursor(cursor: str | None) -> tuple[int, list[int]]:
     return int(state["last"]), [int(i) for i in state["waiting"]]
 
 
-@dg.sensor(minimum_interval_seconds=IMPORTS_INTERVAL_SECONDS,
-           default_status=dg.DefaultSensorStatus.RUNNING, required_resource_keys={"warehouse"},
-           description="Records each serp-etl import as materializations of the partitions it "
-                       "filled (raw responses and flattened tables), with their row counts. An "
-                       "import into a day that is not a partition yet waits until it is one.")
+@dg.sensor(
+    minimum_interval_seconds=IMPORTS_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    required_resource_keys={"warehouse"},
+    description="Records each serp-etl import as materializations of the partitions it "
+    "filled (raw responses and flattened tables), with their row counts. An "
+    "import into a day that is not a partition yet waits until it is one.",
+)
 def imports_recorded(context: dg.SensorEvaluationContext):
     warehouse: WarehouseResource = context.resources.warehouse
     last, waiting = _import_cursor(context.cursor)
@@ -128,24 +154,38 @@ def imports_recorded(context: dg.SensorEvaluationContext):
             # Kept in the cursor: recorded once the day is a partition (a later start date,
             # SERP_ETL_START_DATE, and "Reload definitions"), never skipped for good.
             if record.id not in waiting:
-                context.log.warning(f"import {record.id} into {record.provider} "
-                                    f"{record.partition_date}: not a partition of this code "
-                                    "location yet (see SERP_ETL_START_DATE); recorded once it "
-                                    "is one")
+                context.log.warning(
+                    f"import {record.id} into {record.provider} "
+                    f"{record.partition_date}: not a partition of this code "
+                    "location yet (see SERP_ETL_START_DATE); recorded once it "
+                    "is one"
+                )
             still_waiting.append(record.id)
             continue
         files = record.report.get("files", [])
         for table, rows in record.report["rows"].items():
-            events.append(dg.AssetMaterialization(
-                asset_key=spec.key(table), partition=record.partition_date,
-                description=f"serp-etl import of {len(files)} file(s)",
-                metadata={**partition_metadata(rows, warehouse.warehouse(), record.provider,
-                                               table, record.partition_date),
-                          "imported_at": record.imported_at,
-                          "new_responses": record.report.get("new_responses", 0),
-                          "files": dg.MetadataValue.json(files)}))
-    cursor = json.dumps({"last": max([last, *(record.id for record in records)]),
-                         "waiting": still_waiting})
+            events.append(
+                dg.AssetMaterialization(
+                    asset_key=spec.key(table),
+                    partition=record.partition_date,
+                    description=f"serp-etl import of {len(files)} file(s)",
+                    metadata={
+                        **partition_metadata(
+                            rows,
+                            warehouse.warehouse(),
+                            record.provider,
+                            table,
+                            record.partition_date,
+                        ),
+                        "imported_at": record.imported_at,
+                        "new_responses": record.report.get("new_responses", 0),
+                        "files": dg.MetadataValue.json(files),
+                    },
+                )
+            )
+    cursor = json.dumps(
+        {"last": max([last, *(record.id for record in records)]), "waiting": still_waiting}
+    )
     return dg.SensorResult(asset_events=events, cursor=cursor)
 
 

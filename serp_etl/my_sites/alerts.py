@@ -39,8 +39,7 @@ if TYPE_CHECKING:
 
 ALERTS_TABLE = "alerts"
 ALERTS_CHECK = "my_sites_unchanged"  # the check that shows a day's alerts in the UI (WARN)
-RANK_KINDS = ("left_serp", "entered_serp", "entered_top10", "left_top10", "rank_rise",
-              "rank_drop")
+RANK_KINDS = ("left_serp", "entered_serp", "entered_top10", "left_top10", "rank_rise", "rank_drop")
 HOST_KIND = "new_image_host"
 KINDS = (*RANK_KINDS, HOST_KIND)
 TOP = 10
@@ -55,19 +54,31 @@ ALERTS_DESCRIPTION = (
     "One row per notable change of my sites and images in the day's SERPs against the "
     "target's previous collected day (my rank moved, entered or left the top 10 or the SERP; "
     "a new site shows my image), from my_ranks_between and image_reuse_between; delivered to "
-    "the configured webhook and e-mail, each alert once.")
-ALERTS_SCHEMA = pa.schema([
-    ("alert_id", pa.string()), ("kind", pa.string()), ("group_name", pa.string()),
-    ("provider", pa.string()), ("target", pa.string()), ("location", pa.string()),
-    ("language", pa.string()), ("device", pa.string()), ("domain", pa.string()),
-    ("url", pa.string()), ("previous_date", pa.date32()), ("before", pa.int64()),
-    ("after", pa.int64()), ("message", pa.string()),
-])
+    "the configured webhook and e-mail, each alert once."
+)
+ALERTS_SCHEMA = pa.schema(
+    [
+        ("alert_id", pa.string()),
+        ("kind", pa.string()),
+        ("group_name", pa.string()),
+        ("provider", pa.string()),
+        ("target", pa.string()),
+        ("location", pa.string()),
+        ("language", pa.string()),
+        ("device", pa.string()),
+        ("domain", pa.string()),
+        ("url", pa.string()),
+        ("previous_date", pa.date32()),
+        ("before", pa.int64()),
+        ("after", pa.int64()),
+        ("message", pa.string()),
+    ]
+)
 ALERT_COLUMNS = {
     "alert_id": "The alert's key: day, kind, target and domain (and page, for a new host); "
-                "the same change found again is the same alert, delivered once.",
+    "the same change found again is the same alert, delivered once.",
     "kind": "left_serp, entered_serp, entered_top10, left_top10, rank_rise, rank_drop or "
-            "new_image_host (README: alerts).",
+    "new_image_host (README: alerts).",
     "group_name": "The group (project or client) of the target, from [[sites]].",
     "provider": "The provider of the SERP.",
     "target": "The keyword or image URL.",
@@ -76,7 +87,7 @@ ALERT_COLUMNS = {
     "device": "The target's device.",
     "domain": "My domain as configured (rank kinds), or the domain showing my image.",
     "url": "The page that ranks today (the one that ranked, for left_serp), or that shows "
-           "the image.",
+    "the image.",
     "previous_date": "The target's previous collected day, compared with.",
     "before": "My best organic rank on the previous collected day (NULL: absent).",
     "after": "My best organic rank on the day (NULL: absent); for a new host, its page's rank.",
@@ -97,14 +108,17 @@ class Thresholds:
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Thresholds:
         places = environ.get(MIN_RANK_CHANGE_ENV, "").strip() or "3"
         if not places.isdigit() or int(places) < 1:
-            raise AlertSettingsError(f"{MIN_RANK_CHANGE_ENV} must be a whole number of places "
-                                     f"(1 or more), got {places!r}")
+            raise AlertSettingsError(
+                f"{MIN_RANK_CHANGE_ENV} must be a whole number of places "
+                f"(1 or more), got {places!r}"
+            )
         text = environ.get(KINDS_ENV, "").strip()
         kinds = {k.strip() for k in text.split(",") if k.strip()} if text else set(KINDS)
         unknown = sorted(kinds - set(KINDS))
         if unknown:
-            raise AlertSettingsError(f"{KINDS_ENV}: unknown kind(s) {', '.join(unknown)}; "
-                                     f"known: {', '.join(KINDS)}")
+            raise AlertSettingsError(
+                f"{KINDS_ENV}: unknown kind(s) {', '.join(unknown)}; known: {', '.join(KINDS)}"
+            )
         return cls(int(places), frozenset(kinds))
 
 
@@ -115,13 +129,14 @@ def rank_kind(before: int | None, after: int | None, thresholds: Thresholds) -> 
         "entered_serp": before is None and after is not None,
         "entered_top10": after is not None and after <= TOP and (before is None or before > TOP),
         "left_top10": before is not None and before <= TOP and after is not None and after > TOP,
-        "rank_rise": before is not None and after is not None
+        "rank_rise": before is not None
+        and after is not None
         and before - after >= thresholds.min_rank_change,
-        "rank_drop": before is not None and after is not None
+        "rank_drop": before is not None
+        and after is not None
         and after - before >= thresholds.min_rank_change,
     }
-    return next((kind for kind in RANK_KINDS if applies[kind] and kind in thresholds.kinds),
-                None)
+    return next((kind for kind in RANK_KINDS if applies[kind] and kind in thresholds.kinds), None)
 
 
 def alert_id(day: str, kind: str, *key: object) -> str:
@@ -150,8 +165,10 @@ def rank_message(kind: str, row: Mapping) -> str:
 
 
 def host_message(row: Mapping) -> str:
-    return (f"{row['domain'] or 'a page'} shows your image {row['image_url']} ({_where(row)}) "
-            f"for the first time: {row['url']} (#{row['rank']})")
+    return (
+        f"{row['domain'] or 'a page'} shows your image {row['image_url']} ({_where(row)}) "
+        f"for the first time: {row['url']} (#{row['rank']})"
+    )
 
 
 def _rows(connection: duckdb.DuckDBPyConnection, sql: str, params: list) -> list[dict]:
@@ -170,47 +187,102 @@ def new_hosts(connection: duckdb.DuckDBPyConnection, provider: str, day: str) ->
     """The sites showing an image of mine on ``day`` and not in the lookback before: one row
     per image and domain, with its best-ranked page (a site that shows the image on two pages
     is one new host)."""
-    return _rows(connection, """
+    return _rows(
+        connection,
+        """
         SELECT group_name, image_url, location, language, domain,
                arg_min(url, (rank, url)) AS url, min(rank) AS rank,
                any_value(previous_date) AS previous_date
         FROM image_reuse_between(?, ?)
         WHERE ? = 'dataforseo' AND date = ? AND is_new_domain AND domain IS NOT NULL
         GROUP BY ALL ORDER BY group_name, image_url, location, language, domain""",
-                 [*lookback(day), provider, day])
+        [*lookback(day), provider, day],
+    )
 
 
-def day_alerts(connection: duckdb.DuckDBPyConnection, provider: str, day: str,
-               thresholds: Thresholds) -> pa.Table:
+def day_alerts(
+    connection: duckdb.DuckDBPyConnection, provider: str, day: str, thresholds: Thresholds
+) -> pa.Table:
     """The alerts of ``provider``'s SERPs of ``day``, from the views ``connection`` sees."""
     rows = []
     window = lookback(day)
-    for row in _rows(connection, "SELECT * FROM my_ranks_between(?, ?) WHERE provider = ? AND "
-                     "date = ? AND previous_date IS NOT NULL ORDER BY group_name, target, "
-                     "location, language, device, domain", [*window, provider, day]):
+    for row in _rows(
+        connection,
+        "SELECT * FROM my_ranks_between(?, ?) WHERE provider = ? AND "
+        "date = ? AND previous_date IS NOT NULL ORDER BY group_name, target, "
+        "location, language, device, domain",
+        [*window, provider, day],
+    ):
         kind = rank_kind(row["previous_rank"], row["rank"], thresholds)
         if kind is None:
             continue
-        key = [row[k] for k in ("group_name", "provider", "target", "location", "language",
-                                "device", "domain")]
-        rows.append({
-            "alert_id": alert_id(day, kind, *key), "kind": kind, **dict(zip(
-                ("group_name", "provider", "target", "location", "language", "device",
-                 "domain"), key, strict=True)),
-            "url": row["url"] if row["url"] is not None else row["previous_url"],
-            "previous_date": row["previous_date"], "before": row["previous_rank"],
-            "after": row["rank"], "message": rank_message(kind, row)})
+        key = [
+            row[k]
+            for k in (
+                "group_name",
+                "provider",
+                "target",
+                "location",
+                "language",
+                "device",
+                "domain",
+            )
+        ]
+        rows.append(
+            {
+                "alert_id": alert_id(day, kind, *key),
+                "kind": kind,
+                **dict(
+                    zip(
+                        (
+                            "group_name",
+                            "provider",
+                            "target",
+                            "location",
+                            "language",
+                            "device",
+                            "domain",
+                        ),
+                        key,
+                        strict=True,
+                    )
+                ),
+                "url": row["url"] if row["url"] is not None else row["previous_url"],
+                "previous_date": row["previous_date"],
+                "before": row["previous_rank"],
+                "after": row["rank"],
+                "message": rank_message(kind, row),
+            }
+        )
     if HOST_KIND in thresholds.kinds:
         for row in new_hosts(connection, provider, day):
-            rows.append({
-                "alert_id": alert_id(day, HOST_KIND, row["group_name"], provider,
-                                     row["image_url"], row["location"], row["language"],
-                                     row["domain"]),
-                "kind": HOST_KIND, "group_name": row["group_name"], "provider": provider,
-                "target": row["image_url"], "location": row["location"],
-                "language": row["language"], "device": "desktop", "domain": row["domain"],
-                "url": row["url"], "previous_date": row["previous_date"], "before": None,
-                "after": row["rank"], "message": host_message(row)})
+            rows.append(
+                {
+                    "alert_id": alert_id(
+                        day,
+                        HOST_KIND,
+                        row["group_name"],
+                        provider,
+                        row["image_url"],
+                        row["location"],
+                        row["language"],
+                        row["domain"],
+                    ),
+                    "kind": HOST_KIND,
+                    "group_name": row["group_name"],
+                    "provider": provider,
+                    "target": row["image_url"],
+                    "location": row["location"],
+                    "language": row["language"],
+                    "device": "desktop",
+                    "domain": row["domain"],
+                    "url": row["url"],
+                    "previous_date": row["previous_date"],
+                    "before": None,
+                    "after": row["rank"],
+                    "message": host_message(row),
+                }
+            )
     return pa.Table.from_pylist(rows, schema=ALERTS_SCHEMA)
 
 

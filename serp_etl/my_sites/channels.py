@@ -28,8 +28,10 @@ from serp_etl.my_sites.alerts import AlertSettingsError
 
 WEBHOOK_URL_ENV = "SERP_ETL_ALERT_WEBHOOK_URL"
 WEBHOOK_FORMAT_ENV = "SERP_ETL_ALERT_WEBHOOK_FORMAT"
-SMTP_ENV = {name: f"SERP_ETL_ALERT_SMTP_{name.upper()}"
-            for name in ("host", "port", "security", "user", "password")}
+SMTP_ENV = {
+    name: f"SERP_ETL_ALERT_SMTP_{name.upper()}"
+    for name in ("host", "port", "security", "user", "password")
+}
 EMAIL_FROM_ENV = "SERP_ETL_ALERT_EMAIL_FROM"
 EMAIL_TO_ENV = "SERP_ETL_ALERT_EMAIL_TO"
 FORMATS = ("json", "slack")
@@ -87,8 +89,13 @@ class Webhook:
     def payload(self, message: Message) -> dict:
         if self.format == "slack":
             return {"text": message.text}
-        return {"source": "serp-etl", "day": message.day, "subject": message.subject,
-                "text": message.text, "alerts": message.alerts}
+        return {
+            "source": "serp-etl",
+            "day": message.day,
+            "subject": message.subject,
+            "text": message.text,
+            "alerts": message.alerts,
+        }
 
     def preview(self, message: Message) -> str:
         return json.dumps(self.payload(message), indent=2, default=str, ensure_ascii=False)
@@ -96,9 +103,11 @@ class Webhook:
     def send(self, message: Message) -> None:
         try:
             with httpx.Client(timeout=TIMEOUT_SECONDS) as client:
-                response = client.post(self.url, content=self.preview(message).encode(),
-                                       headers={"Idempotency-Key": message.key(),
-                                                "Content-Type": "application/json"})
+                response = client.post(
+                    self.url,
+                    content=self.preview(message).encode(),
+                    headers={"Idempotency-Key": message.key(), "Content-Type": "application/json"},
+                )
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
             raise Retryable(f"{type(error).__name__}: {error}") from None
         except httpx.TransportError as error:
@@ -121,8 +130,9 @@ class Email:
     name: str = "email"
 
     def describe(self) -> str:
-        return (f"e-mail via {self.host}:{self.port} ({self.security}) to "
-                f"{', '.join(self.recipients)}")
+        return (
+            f"e-mail via {self.host}:{self.port} ({self.security}) to {', '.join(self.recipients)}"
+        )
 
     def secrets(self) -> list[str]:
         return [self.password or ""]
@@ -145,8 +155,9 @@ class Email:
         try:
             server: smtplib.SMTP
             if self.security == "tls":
-                server = smtplib.SMTP_SSL(self.host, self.port, timeout=TIMEOUT_SECONDS,
-                                          context=context)
+                server = smtplib.SMTP_SSL(
+                    self.host, self.port, timeout=TIMEOUT_SECONDS, context=context
+                )
             else:
                 server = smtplib.SMTP(self.host, self.port, timeout=TIMEOUT_SECONDS)
             with server:
@@ -177,13 +188,16 @@ def _webhook(environ: Mapping[str, str]) -> Webhook | None:
         return None
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise AlertSettingsError(f"{WEBHOOK_URL_ENV} must be an http(s) URL (its value is "
-                                 "not shown: it may hold a token)")
+        raise AlertSettingsError(
+            f"{WEBHOOK_URL_ENV} must be an http(s) URL (its value is "
+            "not shown: it may hold a token)"
+        )
     default = "slack" if parts.hostname == "hooks.slack.com" else "json"
     kind = environ.get(WEBHOOK_FORMAT_ENV, "").strip() or default
     if kind not in FORMATS:
-        raise AlertSettingsError(f"{WEBHOOK_FORMAT_ENV} must be one of {', '.join(FORMATS)}, "
-                                 f"got {kind!r}")
+        raise AlertSettingsError(
+            f"{WEBHOOK_FORMAT_ENV} must be one of {', '.join(FORMATS)}, got {kind!r}"
+        )
     return Webhook(url, kind)
 
 
@@ -193,19 +207,29 @@ def _email(environ: Mapping[str, str]) -> Email | None:
         return None
     security = environ.get(SMTP_ENV["security"], "").strip() or "starttls"
     if security not in SECURITY_PORTS:
-        raise AlertSettingsError(f"{SMTP_ENV['security']} must be starttls or tls (mail is "
-                                 f"only sent encrypted), got {security!r}")
+        raise AlertSettingsError(
+            f"{SMTP_ENV['security']} must be starttls or tls (mail is "
+            f"only sent encrypted), got {security!r}"
+        )
     port = environ.get(SMTP_ENV["port"], "").strip() or str(SECURITY_PORTS[security])
     if not port.isdigit():
         raise AlertSettingsError(f"{SMTP_ENV['port']} must be a port number, got {port!r}")
     sender = environ.get(EMAIL_FROM_ENV, "").strip()
-    recipients = tuple(a.strip() for a in environ.get(EMAIL_TO_ENV, "").split(",")
-                       if a.strip())
+    recipients = tuple(a.strip() for a in environ.get(EMAIL_TO_ENV, "").split(",") if a.strip())
     if not sender or not recipients:
-        raise AlertSettingsError(f"e-mail alerts need {EMAIL_FROM_ENV} and {EMAIL_TO_ENV} "
-                                 f"(comma-separated) besides {SMTP_ENV['host']}")
-    return Email(host, int(port), security, sender, recipients,
-                 environ.get(SMTP_ENV["user"]) or None, environ.get(SMTP_ENV["password"]))
+        raise AlertSettingsError(
+            f"e-mail alerts need {EMAIL_FROM_ENV} and {EMAIL_TO_ENV} "
+            f"(comma-separated) besides {SMTP_ENV['host']}"
+        )
+    return Email(
+        host,
+        int(port),
+        security,
+        sender,
+        recipients,
+        environ.get(SMTP_ENV["user"]) or None,
+        environ.get(SMTP_ENV["password"]),
+    )
 
 
 def channels_from_env(environ: Mapping[str, str] = os.environ) -> list[Channel]:

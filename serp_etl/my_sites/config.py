@@ -40,12 +40,15 @@ _TARGET_TEXT = {"dataforseo": "image_url", "semscraper": "keyword"}
 _SITE_FIELDS = {"group", "domains", "hosts"}
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
-DOMAINS_SCHEMA = pa.schema([("group_name", pa.string()), ("domain", pa.string()),
-                            ("with_subdomains", pa.bool_())])
-TARGETS_SCHEMA = pa.schema([("provider", pa.string()), ("target_key", pa.string()),
-                            ("group_name", pa.string())])
-ALLOWED_SCHEMA = pa.schema([("image_url", pa.string()), ("domain", pa.string()),
-                            ("with_subdomains", pa.bool_())])
+DOMAINS_SCHEMA = pa.schema(
+    [("group_name", pa.string()), ("domain", pa.string()), ("with_subdomains", pa.bool_())]
+)
+TARGETS_SCHEMA = pa.schema(
+    [("provider", pa.string()), ("target_key", pa.string()), ("group_name", pa.string())]
+)
+ALLOWED_SCHEMA = pa.schema(
+    [("image_url", pa.string()), ("domain", pa.string()), ("with_subdomains", pa.bool_())]
+)
 
 
 @dataclass(frozen=True)
@@ -72,17 +75,28 @@ class MySites:
         """The settings as the small tables the views read (``analysis``)."""
         return {
             "my_domains": pa.Table.from_pylist(
-                [{"group_name": group, "domain": d.name, "with_subdomains": d.with_subdomains}
-                 for group, domains in sorted(self.groups.items()) for d in domains],
-                schema=DOMAINS_SCHEMA),
+                [
+                    {"group_name": group, "domain": d.name, "with_subdomains": d.with_subdomains}
+                    for group, domains in sorted(self.groups.items())
+                    for d in domains
+                ],
+                schema=DOMAINS_SCHEMA,
+            ),
             "my_targets": pa.Table.from_pylist(
-                [{"provider": provider, "target_key": key, "group_name": group}
-                 for (provider, key), group in sorted(self.targets.items())],
-                schema=TARGETS_SCHEMA),
+                [
+                    {"provider": provider, "target_key": key, "group_name": group}
+                    for (provider, key), group in sorted(self.targets.items())
+                ],
+                schema=TARGETS_SCHEMA,
+            ),
             "image_allowed_domains": pa.Table.from_pylist(
-                [{"image_url": image, "domain": d.name, "with_subdomains": d.with_subdomains}
-                 for image, domains in sorted(self.allowed.items()) for d in domains],
-                schema=ALLOWED_SCHEMA),
+                [
+                    {"image_url": image, "domain": d.name, "with_subdomains": d.with_subdomains}
+                    for image, domains in sorted(self.allowed.items())
+                    for d in domains
+                ],
+                schema=ALLOWED_SCHEMA,
+            ),
         }
 
 
@@ -110,8 +124,9 @@ def _domain(value: object, exact: bool) -> Domain:
     return Domain(text, not exact)
 
 
-def _domains(entry: dict, key: str, exact: bool, problems: list[str], name: str
-             ) -> tuple[Domain, ...]:
+def _domains(
+    entry: dict, key: str, exact: bool, problems: list[str], name: str
+) -> tuple[Domain, ...]:
     values = entry.get(key, [])
     if not isinstance(values, list):
         problems.append(f"{name}: {key} must be a list of domains, got {values!r}")
@@ -138,20 +153,25 @@ def _sites(entries: object, problems: list[str]) -> dict[str, tuple[Domain, ...]
             continue
         unknown = sorted(set(entry) - _SITE_FIELDS)
         if unknown:
-            problems.append(f"{name}: unknown field(s) {', '.join(unknown)}; known: "
-                            f"{', '.join(sorted(_SITE_FIELDS))}")
+            problems.append(
+                f"{name}: unknown field(s) {', '.join(unknown)}; known: "
+                f"{', '.join(sorted(_SITE_FIELDS))}"
+            )
             continue
         group = entry.get("group", DEFAULT_GROUP)
         if not isinstance(group, str) or not group.strip():
             problems.append(f"{name}: group must be a name, got {group!r}")
             continue
         if group in first:
-            problems.append(f"{name}: group {group!r} is already declared by {SITES} "
-                            f"#{first[group]}; list all its domains there")
+            problems.append(
+                f"{name}: group {group!r} is already declared by {SITES} "
+                f"#{first[group]}; list all its domains there"
+            )
             continue
         first[group] = number
-        domains = (_domains(entry, "domains", False, problems, name)
-                   + _domains(entry, "hosts", True, problems, name))
+        domains = _domains(entry, "domains", False, problems, name) + _domains(
+            entry, "hosts", True, problems, name
+        )
         if not entry.get("domains") and not entry.get("hosts"):
             problems.append(f"{name}: no domains and no hosts: list at least one")
         groups[group] = domains
@@ -179,16 +199,19 @@ def parse_my_sites(text: str, source: str) -> MySites:
                 problems.append(f"{name}: group must be a name, got {group!r}")
                 continue
             if "group" in entry and group not in groups:
-                problems.append(f"{name}: group {group!r} has no [[{SITES}]] entry; declared: "
-                                f"{', '.join(map(repr, groups)) or 'none'}")
-            mine = ("group" in entry or DEFAULT_GROUP in groups
-                    or "allowed_domains" in entry)
+                problems.append(
+                    f"{name}: group {group!r} has no [[{SITES}]] entry; declared: "
+                    f"{', '.join(map(repr, groups)) or 'none'}"
+                )
+            mine = "group" in entry or DEFAULT_GROUP in groups or "allowed_domains" in entry
             if not mine:  # nothing says it is mine: collected, never watched
                 continue
             key = (provider, target_key(provider, entry[text_field]))
             if key in targets and targets[key] != group:
-                problems.append(f"{name}: in group {group!r}, but target #{where[key]} of the "
-                                f"same {text_field} is in {targets[key]!r}: one group each")
+                problems.append(
+                    f"{name}: in group {group!r}, but target #{where[key]} of the "
+                    f"same {text_field} is in {targets[key]!r}: one group each"
+                )
                 continue
             targets[key], where[key] = group, number
             if provider == "dataforseo" and "allowed_domains" in entry:

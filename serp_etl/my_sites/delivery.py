@@ -40,7 +40,8 @@ MAX_ATTEMPTS = 9
 
 _METADATA = sa.MetaData()
 sa.Table(
-    "alert_outbox", _METADATA,
+    "alert_outbox",
+    _METADATA,
     sa.Column("alert_id", TEXT, primary_key=True),
     sa.Column("channel", TEXT, primary_key=True),
     sa.Column("day", TEXT, nullable=False),
@@ -76,9 +77,18 @@ class Outbox(Database):
 
     def enqueue(self, alerts: Iterable[dict], channels: Sequence[str], now: float) -> int:
         """Record each alert for each channel, unless it is recorded already; how many new."""
-        rows = [{"alert_id": alert["alert_id"], "channel": channel, "day": alert["date"],
-                 "alert": json.dumps(alert, default=str, sort_keys=True), "now": now,
-                 "queued_at": _utc_now()} for alert in alerts for channel in channels]
+        rows = [
+            {
+                "alert_id": alert["alert_id"],
+                "channel": channel,
+                "day": alert["date"],
+                "alert": json.dumps(alert, default=str, sort_keys=True),
+                "now": now,
+                "queued_at": _utc_now(),
+            }
+            for alert in alerts
+            for channel in channels
+        ]
         if not rows:
             return 0
         # Serialized with other senders' (on Postgres), so that the count is this one's.
@@ -87,7 +97,9 @@ class Outbox(Database):
             self.execute(
                 "INSERT INTO alert_outbox (alert_id, channel, day, alert, state, attempts, "
                 "next_attempt_at, queued_at) VALUES (:alert_id, :channel, :day, :alert, "
-                "'pending', 0, :now, :queued_at) ON CONFLICT DO NOTHING", rows)
+                "'pending', 0, :now, :queued_at) ON CONFLICT DO NOTHING",
+                rows,
+            )
             return self._count() - before
 
     def _count(self) -> int:
@@ -96,25 +108,44 @@ class Outbox(Database):
     def claim(self, channel: str, now: float) -> list[Record]:
         """Take the channel's due records for this sender alone."""
         with self.transaction(serialize=_SERIALIZE):
-            due = self._select("channel = :channel AND state = 'pending' AND "
-                               "next_attempt_at <= :now", {"channel": channel, "now": now})
+            due = self._select(
+                "channel = :channel AND state = 'pending' AND next_attempt_at <= :now",
+                {"channel": channel, "now": now},
+            )
             if due:
-                self.execute("UPDATE alert_outbox SET state = 'sending', attempts = attempts "
-                             "+ 1 WHERE channel = :channel AND alert_id IN :ids",
-                             {"channel": channel, "ids": [r.alert_id for r in due]},
-                             expanding=["ids"])
+                self.execute(
+                    "UPDATE alert_outbox SET state = 'sending', attempts = attempts "
+                    "+ 1 WHERE channel = :channel AND alert_id IN :ids",
+                    {"channel": channel, "ids": [r.alert_id for r in due]},
+                    expanding=["ids"],
+                )
         return [replace(r, state="sending", attempts=r.attempts + 1) for r in due]
 
-    def settle(self, records: Sequence[Record], state: str, error: str | None = None,
-               next_attempt_at: float = 0.0) -> None:
+    def settle(
+        self,
+        records: Sequence[Record],
+        state: str,
+        error: str | None = None,
+        next_attempt_at: float = 0.0,
+    ) -> None:
         sent_at = _utc_now() if state == "delivered" else None
         with self.transaction():
             self.execute(
                 "UPDATE alert_outbox SET state = :state, last_error = :error, "
                 "next_attempt_at = :next, sent_at = coalesce(:sent_at, sent_at) "
                 "WHERE alert_id = :alert_id AND channel = :channel",
-                [{"state": state, "error": error, "next": next_attempt_at, "sent_at": sent_at,
-                  "alert_id": r.alert_id, "channel": r.channel} for r in records])
+                [
+                    {
+                        "state": state,
+                        "error": error,
+                        "next": next_attempt_at,
+                        "sent_at": sent_at,
+                        "alert_id": r.alert_id,
+                        "channel": r.channel,
+                    }
+                    for r in records
+                ],
+            )
 
     def records(self, day: str | None = None) -> list[Record]:
         """Every record (of ``day``), by day, channel and alert."""
@@ -125,9 +156,15 @@ class Outbox(Database):
     def _select(self, where: str, params: dict) -> list[Record]:
         rows = self.execute(
             "SELECT alert_id, channel, day, alert, state, attempts, last_error FROM "
-            f"alert_outbox WHERE {where} ORDER BY day, channel, alert_id", params).all()
-        return [Record(r.alert_id, r.channel, r.day, json.loads(r.alert), r.state,
-                       r.attempts, r.last_error) for r in rows]
+            f"alert_outbox WHERE {where} ORDER BY day, channel, alert_id",
+            params,
+        ).all()
+        return [
+            Record(
+                r.alert_id, r.channel, r.day, json.loads(r.alert), r.state, r.attempts, r.last_error
+            )
+            for r in rows
+        ]
 
 
 def open_outbox(data_dir: Path | str) -> Outbox:
@@ -136,8 +173,12 @@ def open_outbox(data_dir: Path | str) -> Outbox:
 
 def quiet_day(day: str) -> dict:
     """A digest's alert for a day without changes: one message says all is as it was."""
-    return {"alert_id": f"{QUIET_KIND}-{day}", "kind": QUIET_KIND, "date": day,
-            "message": f"No change for your sites and images on {day}."}
+    return {
+        "alert_id": f"{QUIET_KIND}-{day}",
+        "kind": QUIET_KIND,
+        "date": day,
+        "message": f"No change for your sites and images on {day}.",
+    }
 
 
 def messages(records: Sequence[Record], digest: bool) -> list[tuple[Message, list[Record]]]:
@@ -158,14 +199,20 @@ def _message(day: str, alerts: list[dict]) -> Message:
         subject = f"serp-etl {day}: {len(changes)} changes for your sites and images"
     lines = [f"serp-etl, {day}:"] + [
         # A new host's message names its page already.
-        f"- {a['message']}" + (f"\n  {a['url']}" if a.get("url") and a.get("kind") !=
-                               HOST_KIND else "") for a in alerts]
+        f"- {a['message']}"
+        + (f"\n  {a['url']}" if a.get("url") and a.get("kind") != HOST_KIND else "")
+        for a in alerts
+    ]
     return Message(day, subject[:200], "\n".join(lines), alerts)
 
 
 # A record's state after a send -> the report's count of it.
-_COUNTED_AS = {"delivered": "delivered", "pending": "retrying", "failed": "failed",
-               "unsure": "unsure"}
+_COUNTED_AS = {
+    "delivered": "delivered",
+    "pending": "retrying",
+    "failed": "failed",
+    "unsure": "unsure",
+}
 
 
 @dataclass
@@ -177,9 +224,14 @@ class DeliveryReport:
     lines: list[str] = field(default_factory=list)  # what happened, secrets redacted
 
 
-def deliver(outbox: Outbox, channels: Sequence[Channel], *, digest: bool = False,
-            clock: Callable[[], float] = time.time,
-            sleep: Callable[[float], None] = time.sleep) -> DeliveryReport:
+def deliver(
+    outbox: Outbox,
+    channels: Sequence[Channel],
+    *,
+    digest: bool = False,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+) -> DeliveryReport:
     """Send every due record of each channel; each message tried up to three times at once
     (``IMMEDIATE_DELAYS``), then left for a later sender with a longer wait. A channel whose
     receiver is down is not asked again in this round: its other messages wait with the one
@@ -192,9 +244,16 @@ def deliver(outbox: Outbox, channels: Sequence[Channel], *, digest: bool = False
     return report
 
 
-def _send(outbox: Outbox, channel: Channel, message: Message, records: list[Record],
-          report: DeliveryReport, clock: Callable[[], float],
-          sleep: Callable[[float], None], down: str | None) -> str | None:
+def _send(
+    outbox: Outbox,
+    channel: Channel,
+    message: Message,
+    records: list[Record],
+    report: DeliveryReport,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    down: str | None,
+) -> str | None:
     """Send one message (unless the receiver is ``down``) and settle its records; why the
     receiver is down, if it is."""
     what = f"{len(records)} alert(s) of {message.day} to {channel.describe()}"
@@ -221,8 +280,13 @@ def _send(outbox: Outbox, channel: Channel, message: Message, records: list[Reco
             state, line = "failed", f"{what} refused"
         except Unsure as failure:
             error = redact(str(failure), channel.secrets())
-            state, line = "unsure", (f"{what} may or may not have arrived ({error}): not sent "
-                                     "again, to never send it twice")
+            state, line = (
+                "unsure",
+                (
+                    f"{what} may or may not have arrived ({error}): not sent "
+                    "again, to never send it twice"
+                ),
+            )
         else:
             state, line = "delivered", f"delivered {what}"
         break

@@ -58,8 +58,13 @@ class AlertSettings:
         age = environ.get(MAX_AGE_ENV, "").strip() or "2"
         if not age.isdigit():
             raise AlertSettingsError(f"{MAX_AGE_ENV} must be a number of days, got {age!r}")
-        return cls(Thresholds.from_env(environ), tuple(channels_from_env(environ)),
-                   _flag(environ, DIGEST_ENV), _flag(environ, DRY_RUN_ENV), int(age))
+        return cls(
+            Thresholds.from_env(environ),
+            tuple(channels_from_env(environ)),
+            _flag(environ, DIGEST_ENV),
+            _flag(environ, DRY_RUN_ENV),
+            int(age),
+        )
 
 
 @dataclass
@@ -78,52 +83,73 @@ class Notified:
             return {"alerts_dry_run_messages": len(self.would_send)}
         if self.delivery is None:  # nothing to send
             return {}
-        return {"alerts_delivered": self.delivery.delivered,
-                "alerts_retrying": self.delivery.retrying,
-                "alerts_failed": self.delivery.failed, "alerts_unsure": self.delivery.unsure}
+        return {
+            "alerts_delivered": self.delivery.delivered,
+            "alerts_retrying": self.delivery.retrying,
+            "alerts_failed": self.delivery.failed,
+            "alerts_unsure": self.delivery.unsure,
+        }
 
 
 def day_rows(provider: str, day: str, alerts: pa.Table, digest: bool) -> list[dict]:
     """The day's alerts as the outbox keeps them; in a digest, a quiet day's one record."""
     rows = [{**row, "date": day} for row in alerts.to_pylist()]
     if digest and not rows:
-        rows = [{"alert_id": f"{QUIET_KIND}-{provider}-{day}", "kind": QUIET_KIND,
-                 "provider": provider, "date": day,
-                 "message": f"No change for your sites and images on {day} ({provider})."}]
+        rows = [
+            {
+                "alert_id": f"{QUIET_KIND}-{provider}-{day}",
+                "kind": QUIET_KIND,
+                "provider": provider,
+                "date": day,
+                "message": f"No change for your sites and images on {day} ({provider}).",
+            }
+        ]
     return rows
 
 
 def preview(rows: list[dict], settings: AlertSettings) -> list[str]:
     """What each configured channel would be sent for ``rows`` (a day's, from ``day_rows``):
     the webhook's JSON, the e-mail as sent; without a channel, the messages' text."""
-    records = [Record(row["alert_id"], "dry run", row["date"], row, "pending", 0, None)
-               for row in rows]
+    records = [
+        Record(row["alert_id"], "dry run", row["date"], row, "pending", 0, None) for row in rows
+    ]
     found = [message for message, _ in messages(records, settings.digest)]
     if not settings.channels:
         return [f"(no channel configured) {m.subject}\n{m.text}" for m in found]
-    return [f"to {channel.describe()}:\n{channel.preview(m)}" for channel in settings.channels
-            for m in found]
+    return [
+        f"to {channel.describe()}:\n{channel.preview(m)}"
+        for channel in settings.channels
+        for m in found
+    ]
 
 
-def notify_day(data_dir: str, provider: str, day: str, alerts: pa.Table,
-               settings: AlertSettings, today: date, *,
-               clock: Callable[[], float] = time.time,
-               sleep: Callable[[float], None] = time.sleep) -> Notified:
+def notify_day(
+    data_dir: str,
+    provider: str,
+    day: str,
+    alerts: pa.Table,
+    settings: AlertSettings,
+    today: date,
+    *,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Notified:
     """Record and deliver the day's alerts as ``settings`` say (see the module's text)."""
     rows = day_rows(provider, day, alerts, settings.digest)
     if not rows:
         return Notified()
     if is_backfill(day, today, settings.max_age_days):
-        return Notified(not_sent_because=f"{day} is more than {settings.max_age_days} days "
-                        f"old: its alerts are kept in the table, not sent ({MAX_AGE_ENV})")
+        return Notified(
+            not_sent_because=f"{day} is more than {settings.max_age_days} days "
+            f"old: its alerts are kept in the table, not sent ({MAX_AGE_ENV})"
+        )
     if settings.dry_run:
         return Notified(would_send=preview(rows, settings))
     if not settings.channels:
-        return Notified(not_sent_because="no channel configured (README: My sites and "
-                                         "alerts)")
+        return Notified(not_sent_because="no channel configured (README: My sites and alerts)")
     with open_outbox(data_dir) as outbox:
-        recorded = outbox.enqueue(rows, [channel.name for channel in settings.channels],
-                                  clock())
-        report = deliver(outbox, settings.channels, digest=settings.digest, clock=clock,
-                         sleep=sleep)
+        recorded = outbox.enqueue(rows, [channel.name for channel in settings.channels], clock())
+        report = deliver(
+            outbox, settings.channels, digest=settings.digest, clock=clock, sleep=sleep
+        )
     return Notified(recorded, report)

@@ -20,11 +20,15 @@ DRIFT_ENV = "SERP_ETL_SANDBOX_DRIFT"
 
 
 class SandboxState:
-    def __init__(self, state_path: Path | str, schema: str, clock,
-                 ready_seconds: float | None) -> None:
+    def __init__(
+        self, state_path: Path | str, schema: str, clock, ready_seconds: float | None
+    ) -> None:
         # How long a posted task takes to be ready (default 2 s, or the environment's).
-        self.ready_seconds = (float(os.environ.get(READY_SECONDS_ENV, "2"))
-                              if ready_seconds is None else ready_seconds)
+        self.ready_seconds = (
+            float(os.environ.get(READY_SECONDS_ENV, "2"))
+            if ready_seconds is None
+            else ready_seconds
+        )
         self.state_path = Path(state_path)
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         self.clock = clock
@@ -48,8 +52,10 @@ class SandboxState:
         db.execute("BEGIN IMMEDIATE")
         try:
             db.execute("DELETE FROM calls WHERE at <= ?", (now - 60,))
-            count, oldest = db.execute("SELECT COUNT(*), MIN(at) FROM calls WHERE account = ?"
-                                       " AND bucket = ?", (account, bucket)).fetchone()
+            count, oldest = db.execute(
+                "SELECT COUNT(*), MIN(at) FROM calls WHERE account = ? AND bucket = ?",
+                (account, bucket),
+            ).fetchone()
             if count >= per_minute:
                 return oldest + 60 - now
             db.execute("INSERT INTO calls VALUES (?, ?, ?)", (account, bucket, now))

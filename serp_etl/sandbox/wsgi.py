@@ -20,9 +20,16 @@ import orjson
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
-            405: "Method Not Allowed", 413: "Payload Too Large", 429: "Too Many Requests",
-            500: "Internal Server Error"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Payload Too Large",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+}
 
 
 class BodyTooLarge(Exception):
@@ -100,8 +107,11 @@ def wsgi_app(handler: Handler, max_body: int = MAX_BODY_BYTES) -> Callable:
         reason = _REASONS.get(response.status, "Unknown")
         start_response(
             f"{response.status} {reason}",
-            [("Content-Type", response.content_type),
-             ("Content-Length", str(len(response.body))), *response.headers],
+            [
+                ("Content-Type", response.content_type),
+                ("Content-Length", str(len(response.body))),
+                *response.headers,
+            ],
         )
         return [response.body]
 
@@ -119,8 +129,7 @@ class _QuietHandler(WSGIRequestHandler):
 
 def make_loopback_server(app: Callable, port: int = 0, host: str = "127.0.0.1") -> WSGIServer:
     """A threaded server for ``app``, on loopback unless told otherwise; port 0 picks one."""
-    return make_server(host, port, app, server_class=_ThreadingServer,
-                       handler_class=_QuietHandler)
+    return make_server(host, port, app, server_class=_ThreadingServer, handler_class=_QuietHandler)
 
 
 @contextmanager
@@ -128,8 +137,9 @@ def serving(app: Callable) -> Iterator[str]:
     """Serve ``app`` on a free loopback port in a thread; yields its base URL."""
     server = make_loopback_server(app)
     # A short poll interval: shutdown() waits for it (0.5 s by default).
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     host, port = server.server_address[:2]
     assert isinstance(host, str)  # an AF_INET server's address

@@ -48,8 +48,9 @@ class StateUnreadable(RuntimeError):
 
 def lock_key(name: str) -> int:
     """A Postgres advisory lock's 64-bit key for ``name``."""
-    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big",
-                          signed=True)
+    return int.from_bytes(
+        hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True
+    )
 
 
 def is_url(location: Path | str | None) -> TypeGuard[str]:
@@ -62,15 +63,22 @@ def postgres_engine(url: str) -> sa.Engine:
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() != "postgresql":
-        raise ValueError(f"a state URL must be postgresql+psycopg://..., got "
-                         f"{parsed.render_as_string(hide_password=True)}")
+        raise ValueError(
+            f"a state URL must be postgresql+psycopg://..., got "
+            f"{parsed.render_as_string(hide_password=True)}"
+        )
     server = " ".join(f"-c tcp_keepalives_{name}={value}" for name, value in KEEPALIVE.items())
-    connect_args = {"keepalives": 1, "keepalives_idle": KEEPALIVE["idle"],
-                    "keepalives_interval": KEEPALIVE["interval"],
-                    "keepalives_count": KEEPALIVE["count"], "options": server,
-                    "application_name": "serp-etl"}
-    return sa.create_engine(parsed, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool,
-                            connect_args=connect_args)
+    connect_args = {
+        "keepalives": 1,
+        "keepalives_idle": KEEPALIVE["idle"],
+        "keepalives_interval": KEEPALIVE["interval"],
+        "keepalives_count": KEEPALIVE["count"],
+        "options": server,
+        "application_name": "serp-etl",
+    }
+    return sa.create_engine(
+        parsed, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool, connect_args=connect_args
+    )
 
 
 def describe_location(location: Path | str | None) -> str:
@@ -108,8 +116,9 @@ def _statement(sql: str, expanding: tuple[str, ...]) -> sa.TextClause:
     run the same few statements thousands of times."""
     statement = sa.text(sql)
     if expanding:
-        statement = statement.bindparams(*(sa.bindparam(name, expanding=True)
-                                           for name in expanding))
+        statement = statement.bindparams(
+            *(sa.bindparam(name, expanding=True) for name in expanding)
+        )
     return statement
 
 
@@ -128,22 +137,34 @@ def _set_aside(path: Path, error: Exception) -> None:
         os.replace(path, aside)
         for suffix in ("-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
-    log.warning("%s was not readable (%s): set aside as %s and rebuilt; it is a cache or a "
-                "log, so nothing of value is lost", path, getattr(error, "orig", error),
-                aside.name)
+    log.warning(
+        "%s was not readable (%s): set aside as %s and rebuilt; it is a cache or a "
+        "log, so nothing of value is lost",
+        path,
+        getattr(error, "orig", error),
+        aside.name,
+    )
 
 
-_RESTORE = ("Restore it from a backup. serp-etl does not start an empty one in its place: that "
-            "would post, and pay for, the day's tasks again.")
+_RESTORE = (
+    "Restore it from a backup. serp-etl does not start an empty one in its place: that "
+    "would post, and pay for, the day's tasks again."
+)
 
 
 class Database:
     """One connection to the state in ``location``: a SQLite file's path (None: in memory, for
     this object alone), or a Postgres URL."""
 
-    def __init__(self, location: Path | str | None, metadata: sa.MetaData, *,
-                 synchronous: str = "FULL", check_same_thread: bool = True,
-                 precious: bool = False) -> None:
+    def __init__(
+        self,
+        location: Path | str | None,
+        metadata: sa.MetaData,
+        *,
+        synchronous: str = "FULL",
+        check_same_thread: bool = True,
+        precious: bool = False,
+    ) -> None:
         """Open ``location`` and create the tables of ``metadata`` that are missing.
         ``synchronous`` NORMAL suits a SQLite cache, whose loss costs nothing but time. A
         ``precious`` SQLite file (the ledger) that exists but is empty or unreadable raises
@@ -157,13 +178,20 @@ class Database:
             if is_url(location) or location is None:
                 raise
             if precious:
-                raise StateUnreadable(f"{location} is not a readable state file "
-                                      f"({error.orig}): {_RESTORE}") from error
+                raise StateUnreadable(
+                    f"{location} is not a readable state file ({error.orig}): {_RESTORE}"
+                ) from error
             _set_aside(Path(location), error)
             self._open(location, metadata, synchronous, check_same_thread, precious)
 
-    def _open(self, location: Path | str | None, metadata: sa.MetaData, synchronous: str,
-              check_same_thread: bool, precious: bool) -> None:
+    def _open(
+        self,
+        location: Path | str | None,
+        metadata: sa.MetaData,
+        synchronous: str,
+        check_same_thread: bool,
+        precious: bool,
+    ) -> None:
         if is_url(location):
             self.engine = postgres_engine(location)
             self.dialect = "postgresql"
@@ -176,11 +204,14 @@ class Database:
                 if precious and path.stat().st_size == 0:
                     raise StateUnreadable(
                         f"{path} is empty (0 bytes): the state that records every paid task "
-                        f"was lost or truncated (a bad copy, a volume not mounted). {_RESTORE}")
+                        f"was lost or truncated (a bad copy, a volume not mounted). {_RESTORE}"
+                    )
             self.engine = sa.create_engine(
                 "sqlite://" if path is None else f"sqlite:///{path}",
-                isolation_level="AUTOCOMMIT", poolclass=sa.StaticPool,
-                connect_args={"timeout": 60, "check_same_thread": check_same_thread})
+                isolation_level="AUTOCOMMIT",
+                poolclass=sa.StaticPool,
+                connect_args={"timeout": 60, "check_same_thread": check_same_thread},
+            )
             self.dialect = "sqlite"
         self._connection = self.engine.connect()
         try:
@@ -206,16 +237,22 @@ class Database:
         """Where this state lives, for a message to the operator (never a password)."""
         return describe_location(self.location)
 
-    def execute(self, sql: str, params: Mapping[str, Any] | Sequence[Mapping[str, Any]] |
-                None = None, *, expanding: Sequence[str] = (),
-                streamed: bool = False) -> sa.CursorResult:
+    def execute(
+        self,
+        sql: str,
+        params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+        *,
+        expanding: Sequence[str] = (),
+        streamed: bool = False,
+    ) -> sa.CursorResult:
         """Run one statement with named parameters (a list of them: once per entry);
         ``expanding`` names the parameters that are lists (``x IN :names``). ``streamed``:
         its rows come a few at a time (Postgres: a server-side cursor, inside a
         ``transaction()``), not all at once."""
         options = {"stream_results": True, "max_row_buffer": 8} if streamed else None
-        return self._connection.execute(_statement(sql, tuple(expanding)), params,
-                                        execution_options=options)
+        return self._connection.execute(
+            _statement(sql, tuple(expanding)), params, execution_options=options
+        )
 
     @contextmanager
     def transaction(self, serialize: str | None = None) -> Iterator[None]:
@@ -266,8 +303,9 @@ class Database:
 
 
 @contextmanager
-def advisory_lock(database: Database, name: str, timeout_seconds: float,
-                  on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+def advisory_lock(
+    database: Database, name: str, timeout_seconds: float, on_wait: Callable[[], None] | None = None
+) -> Iterator[None]:
     """Hold the Postgres session lock ``name`` on a connection of its own: it outlives the
     transactions of ``database`` (intents commit before anything is posted), and ends with its
     session when the holder dies. Waits at most ``timeout_seconds`` (``lock_timeout``).
@@ -275,8 +313,10 @@ def advisory_lock(database: Database, name: str, timeout_seconds: float,
     statements to different server sessions, and breaks this lock: connect directly, or in
     session mode. ``on_wait`` is called first (to say so) when it has to wait."""
     with database.engine.connect() as connection:
-        connection.execute(sa.text("SELECT set_config('lock_timeout', :ms, false)"),
-                           {"ms": f"{int(timeout_seconds * 1000)}ms"})
+        connection.execute(
+            sa.text("SELECT set_config('lock_timeout', :ms, false)"),
+            {"ms": f"{int(timeout_seconds * 1000)}ms"},
+        )
         key = {"key": lock_key(name)}
         if not connection.execute(sa.text("SELECT pg_try_advisory_lock(:key)"), key).scalar():
             if on_wait is not None:

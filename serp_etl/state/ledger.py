@@ -61,8 +61,9 @@ class TaskState(StrEnum):
 # Still to be settled: posted (or maybe posted) and not collected.
 PENDING_STATES = frozenset({TaskState.INTENT, TaskState.POSTED})
 # Paid for, and ended without a result.
-LOST_STATES = frozenset({TaskState.FAILED, TaskState.EXPIRED, TaskState.UNDECODABLE,
-                         TaskState.EXHAUSTED})
+LOST_STATES = frozenset(
+    {TaskState.FAILED, TaskState.EXPIRED, TaskState.UNDECODABLE, TaskState.EXHAUSTED}
+)
 # Runs in which a task may answer with something that may pass (a server code, a code this
 # version does not know, a body that is not JSON) before it is given up: a run counts one.
 MAX_ATTEMPTS = 10
@@ -70,7 +71,8 @@ MAX_ATTEMPTS = 10
 
 _METADATA = sa.MetaData()
 sa.Table(
-    "tasks", _METADATA,
+    "tasks",
+    _METADATA,
     sa.Column("provider", TEXT, primary_key=True),
     sa.Column("tag", TEXT, primary_key=True),
     sa.Column("partition_date", TEXT, nullable=False),
@@ -85,13 +87,19 @@ sa.Table(
     sa.Column("fetched_at", TEXT),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("content_hash", TEXT),
-    sa.Index("tasks_by_id", "provider", "task_id", unique=True,
-             sqlite_where=sa.text("task_id IS NOT NULL"),
-             postgresql_where=sa.text("task_id IS NOT NULL")),
+    sa.Index(
+        "tasks_by_id",
+        "provider",
+        "task_id",
+        unique=True,
+        sqlite_where=sa.text("task_id IS NOT NULL"),
+        postgresql_where=sa.text("task_id IS NOT NULL"),
+    ),
     sa.Index("tasks_by_partition", "provider", "partition_date", "state"),
 )
 sa.Table(
-    "recovery_candidates", _METADATA,
+    "recovery_candidates",
+    _METADATA,
     sa.Column("provider", TEXT, primary_key=True),
     sa.Column("task_id", TEXT, primary_key=True),
     sa.Column("listed", TEXT, nullable=False),
@@ -100,7 +108,8 @@ sa.Table(
     sa.Column("claimed_by", TEXT),
 )
 sa.Table(
-    "quarantine", _METADATA,
+    "quarantine",
+    _METADATA,
     sa.Column("provider", TEXT, primary_key=True),
     sa.Column("content_hash", TEXT, primary_key=True),
     sa.Column("received_at", TEXT, nullable=False),
@@ -109,7 +118,8 @@ sa.Table(
     sa.Column("body", sa.LargeBinary, nullable=False),
 )
 sa.Table(
-    "imports", _METADATA,
+    "imports",
+    _METADATA,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("provider", TEXT, nullable=False),
     sa.Column("partition_date", TEXT, nullable=False),
@@ -118,19 +128,22 @@ sa.Table(
     sqlite_autoincrement=True,
 )
 sa.Table(
-    "meta", _METADATA,
+    "meta",
+    _METADATA,
     sa.Column("key", TEXT, primary_key=True),
     sa.Column("value", TEXT, nullable=False),
 )
 sa.Table(
-    "balances", _METADATA,  # the account's balance or credit, each time it was read
+    "balances",
+    _METADATA,  # the account's balance or credit, each time it was read
     sa.Column("provider", TEXT, primary_key=True),
     sa.Column("observed_at", TEXT, primary_key=True),
     sa.Column("partition_date", TEXT, nullable=False),  # the day whose run read it
     sa.Column("balance", sa.Float, nullable=False),
 )
 _INBOX = sa.Table(
-    "inbox", _METADATA,
+    "inbox",
+    _METADATA,
     sa.Column("provider", TEXT, primary_key=True),
     sa.Column("task_id", TEXT, primary_key=True),
     sa.Column("content_hash", TEXT, primary_key=True),
@@ -235,8 +248,7 @@ class Ledger(Database):
         """The ledger in ``location``: a SQLite file's path, or a Postgres URL; with
         ``bodies``, large inbox bodies wait there (``inbox_bodies``)."""
         self._bodies = bodies
-        super().__init__(location if is_url(location) else Path(location), _METADATA,
-                         precious=True)
+        super().__init__(location if is_url(location) else Path(location), _METADATA, precious=True)
 
     def migrate(self) -> None:
         """Bring a ledger written by an earlier serp-etl up to date, keeping every row."""
@@ -247,25 +259,36 @@ class Ledger(Database):
         if self.dialect != "sqlite":
             return
         tasks = self.table_columns("tasks")
-        for column, definition in (("attempts", "INTEGER NOT NULL DEFAULT 0"),
-                                   ("content_hash", "TEXT")):
+        for column, definition in (
+            ("attempts", "INTEGER NOT NULL DEFAULT 0"),
+            ("content_hash", "TEXT"),
+        ):
             if tasks and column not in tasks:
                 self.execute(f"ALTER TABLE tasks ADD COLUMN {column} {definition}")
         old = self.table_columns("inbox")
         if old and "content_hash" not in old:
             # One response per task before: now one per version (task and content hash).
             rows = self.execute(
-                "SELECT provider, task_id, partition_date, meta, body FROM inbox").fetchall()
+                "SELECT provider, task_id, partition_date, meta, body FROM inbox"
+            ).fetchall()
             self.execute("DROP TABLE inbox")
             _INBOX.create(self._connection)
             for provider, task_id, partition, meta, body in rows:
                 digest = content_hash(bytes(body))
                 meta = orjson.dumps({**orjson.loads(meta), "content_hash": digest}).decode()
-                self.execute("INSERT INTO inbox (provider, task_id, content_hash,"
-                             " partition_date, meta, body) VALUES (:provider, :task_id,"
-                             " :digest, :partition, :meta, :body)",
-                             {"provider": provider, "task_id": task_id, "digest": digest,
-                              "partition": partition, "meta": meta, "body": body})
+                self.execute(
+                    "INSERT INTO inbox (provider, task_id, content_hash,"
+                    " partition_date, meta, body) VALUES (:provider, :task_id,"
+                    " :digest, :partition, :meta, :body)",
+                    {
+                        "provider": provider,
+                        "task_id": task_id,
+                        "digest": digest,
+                        "partition": partition,
+                        "meta": meta,
+                        "body": body,
+                    },
+                )
 
     @contextmanager
     def lock(self, name: str, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
@@ -297,41 +320,57 @@ class Ledger(Database):
                 changed += self.execute(sql, rows[0] if len(rows) == 1 else rows).rowcount
         return changed
 
-    def _add_to_inbox(self, provider: str, task_id: str, partition: str, meta: dict,
-                      body: bytes) -> bool:
+    def _add_to_inbox(
+        self, provider: str, task_id: str, partition: str, meta: dict, body: bytes
+    ) -> bool:
         """Insert one version into the inbox (in the caller's transaction); False if it is
         there already. On SQLite the body is streamed into its row: binding a 100 MB value
         would make SQLite copy it whole first."""
-        key = {"provider": provider, "task_id": task_id, "digest": meta["content_hash"],
-               "partition": partition, "meta": orjson.dumps(meta).decode()}
+        key = {
+            "provider": provider,
+            "task_id": task_id,
+            "digest": meta["content_hash"],
+            "partition": partition,
+            "meta": orjson.dumps(meta).decode(),
+        }
         if self.dialect != "sqlite":
             object_key, size = None, len(body)
             if self._bodies is not None and size >= INBOX_OBJECT_BYTES:
                 object_key, body = self._bodies.put(provider, task_id, bytes(body)), b""
-            return self.execute(
-                "INSERT INTO inbox (provider, task_id, content_hash, partition_date, meta, body,"
-                " body_key, body_size) VALUES (:provider, :task_id, :digest, :partition, :meta,"
-                " :body, :body_key, :size) ON CONFLICT DO NOTHING",
-                {**key, "body": bytes(body), "body_key": object_key, "size": size}
-            ).rowcount == 1
+            return (
+                self.execute(
+                    "INSERT INTO inbox (provider, task_id, content_hash, partition_date, meta,"
+                    " body, body_key, body_size) VALUES (:provider, :task_id, :digest,"
+                    " :partition, :meta, :body, :body_key, :size) ON CONFLICT DO NOTHING",
+                    {**key, "body": bytes(body), "body_key": object_key, "size": size},
+                ).rowcount
+                == 1
+            )
         cursor = self.execute(
             "INSERT INTO inbox (provider, task_id, content_hash, partition_date, meta, body)"
             " VALUES (:provider, :task_id, :digest, :partition, :meta, zeroblob(:size))"
-            " ON CONFLICT DO NOTHING", {**key, "size": len(body)})
+            " ON CONFLICT DO NOTHING",
+            {**key, "size": len(body)},
+        )
         if cursor.rowcount != 1:
             return False
         with self.sqlite().blobopen("inbox", "body", cursor.lastrowid) as blob:
             view = memoryview(body)
             for start in range(0, len(view), _BLOB_CHUNK):
-                blob.write(view[start:start + _BLOB_CHUNK])
+                blob.write(view[start : start + _BLOB_CHUNK])
         return True
 
     def claim(self, key: str, value: str) -> str:
         """Set ``key`` to ``value`` unless it is set already; returns the value it holds."""
-        self._write([("INSERT INTO meta (key, value) VALUES (:key, :value)"
-                      " ON CONFLICT DO NOTHING", {"key": key, "value": value})])
-        return self.execute("SELECT value FROM meta WHERE key = :key",
-                            {"key": key}).scalar_one()
+        self._write(
+            [
+                (
+                    "INSERT INTO meta (key, value) VALUES (:key, :value) ON CONFLICT DO NOTHING",
+                    {"key": key, "value": value},
+                )
+            ]
+        )
+        return self.execute("SELECT value FROM meta WHERE key = :key", {"key": key}).scalar_one()
 
     # -- tasks -------------------------------------------------------------------------------
 
@@ -345,13 +384,22 @@ class Ledger(Database):
                 "INSERT INTO tasks (provider, tag, partition_date, target, state, intent_at)"
                 " VALUES (:provider, :tag, :partition, :target, :state, :now)"
                 " ON CONFLICT DO NOTHING",
-                [{"provider": provider, "tag": tag, "partition": partition,
-                  "target": orjson.dumps(target).decode(), "state": TaskState.INTENT.value,
-                  "now": now}
-                 for tag, target in targets.items()])
+                [
+                    {
+                        "provider": provider,
+                        "tag": tag,
+                        "partition": partition,
+                        "target": orjson.dumps(target).decode(),
+                        "state": TaskState.INTENT.value,
+                        "now": now,
+                    }
+                    for tag, target in targets.items()
+                ],
+            )
 
-    def start_submit(self, provider: str, partition: str,
-                     targets: dict[str, dict]) -> tuple[int, list[TaskRecord]]:
+    def start_submit(
+        self, provider: str, partition: str, targets: dict[str, dict]
+    ) -> tuple[int, list[TaskRecord]]:
         """Record ``targets`` (tag -> task) as intents before anything is posted.
 
         Returns how many of them an earlier run posted already, and the intents earlier runs
@@ -360,8 +408,9 @@ class Ledger(Database):
         """
         before = {t.tag: t for t in self.tasks(provider, partition)}
         self.record_intents(provider, partition, targets)
-        already_posted = sum(1 for tag in targets
-                             if tag in before and before[tag].state is not TaskState.INTENT)
+        already_posted = sum(
+            1 for tag in targets if tag in before and before[tag].state is not TaskState.INTENT
+        )
         return already_posted, [t for t in before.values() if t.state is TaskState.INTENT]
 
     def tasks(
@@ -375,8 +424,9 @@ class Ledger(Database):
         if states:
             sql += " AND state IN :states"
             params["states"] = sorted(str(state) for state in states)
-        cursor = self.execute(sql + " ORDER BY intent_at, tag", params,
-                              expanding=("states",) if states else ())
+        cursor = self.execute(
+            sql + " ORDER BY intent_at, tag", params, expanding=("states",) if states else ()
+        )
         records = []
         for row in cursor.mappings():
             values = dict(row)
@@ -389,39 +439,80 @@ class Ledger(Database):
         """The partition a task of ours was posted for, or None if the ledger does not know it."""
         return self.execute(
             "SELECT partition_date FROM tasks WHERE provider = :provider AND task_id = :task_id",
-            {"provider": provider, "task_id": task_id}).scalar_one_or_none()
+            {"provider": provider, "task_id": task_id},
+        ).scalar_one_or_none()
 
     def mark_posted(
-        self, provider: str, tag: str, task_id: str, cost: float | None,
-        status_code: int | None, status_message: str | None, posted_at: str | None = None,
+        self,
+        provider: str,
+        tag: str,
+        task_id: str,
+        cost: float | None,
+        status_code: int | None,
+        status_message: str | None,
+        posted_at: str | None = None,
     ) -> None:
-        self._write([(
-            "UPDATE tasks SET state = :state, task_id = :task_id, cost = :cost,"
-            " status_code = :code, status_message = :message, posted_at = :at"
-            " WHERE provider = :provider AND tag = :tag",
-            {"state": TaskState.POSTED.value, "task_id": task_id, "cost": cost,
-             "code": status_code, "message": status_message,
-             "at": posted_at or utc_now().isoformat(), "provider": provider, "tag": tag})])
+        self._write(
+            [
+                (
+                    "UPDATE tasks SET state = :state, task_id = :task_id, cost = :cost,"
+                    " status_code = :code, status_message = :message, posted_at = :at"
+                    " WHERE provider = :provider AND tag = :tag",
+                    {
+                        "state": TaskState.POSTED.value,
+                        "task_id": task_id,
+                        "cost": cost,
+                        "code": status_code,
+                        "message": status_message,
+                        "at": posted_at or utc_now().isoformat(),
+                        "provider": provider,
+                        "tag": tag,
+                    },
+                )
+            ]
+        )
 
     def mark_rejected(
         self, provider: str, tag: str, status_code: int | None, status_message: str | None
     ) -> None:
-        self._write([(
-            "UPDATE tasks SET state = :state, status_code = :code, status_message = :message"
-            " WHERE provider = :provider AND tag = :tag",
-            {"state": TaskState.REJECTED.value, "code": status_code, "message": status_message,
-             "provider": provider, "tag": tag})])
+        self._write(
+            [
+                (
+                    "UPDATE tasks SET state = :state, status_code = :code,"
+                    " status_message = :message WHERE provider = :provider AND tag = :tag",
+                    {
+                        "state": TaskState.REJECTED.value,
+                        "code": status_code,
+                        "message": status_message,
+                        "provider": provider,
+                        "tag": tag,
+                    },
+                )
+            ]
+        )
 
     def mark_unposted(self, provider: str, tags: list[str], reason: str) -> None:
         """Intents the provider certainly never saw, of a day that can no longer be paid for."""
-        self._write([(
-            "UPDATE tasks SET state = :state, status_message = :reason"
-            " WHERE provider = :provider AND tag = :tag AND state = :intent",
-            {"state": TaskState.UNPOSTED.value, "reason": reason, "provider": provider,
-             "tag": tag, "intent": TaskState.INTENT.value}) for tag in tags])
+        self._write(
+            [
+                (
+                    "UPDATE tasks SET state = :state, status_message = :reason"
+                    " WHERE provider = :provider AND tag = :tag AND state = :intent",
+                    {
+                        "state": TaskState.UNPOSTED.value,
+                        "reason": reason,
+                        "provider": provider,
+                        "tag": tag,
+                        "intent": TaskState.INTENT.value,
+                    },
+                )
+                for tag in tags
+            ]
+        )
 
-    def note_attempt(self, provider: str, task_id: str, status_code: int | None,
-                     status_message: str | None) -> int:
+    def note_attempt(
+        self, provider: str, task_id: str, status_code: int | None, status_message: str | None
+    ) -> int:
         """Count a run in which the task answered with something that may pass; returns the
         runs counted so far."""
         with self.transaction():
@@ -429,87 +520,155 @@ class Ledger(Database):
                 "UPDATE tasks SET attempts = attempts + 1, status_code = :code,"
                 " status_message = :message WHERE provider = :provider AND task_id = :task_id"
                 " RETURNING attempts",
-                {"code": status_code, "message": status_message, "provider": provider,
-                 "task_id": task_id}).scalar_one()
+                {
+                    "code": status_code,
+                    "message": status_message,
+                    "provider": provider,
+                    "task_id": task_id,
+                },
+            ).scalar_one()
 
     def note_status(
         self, provider: str, task_id: str, status_code: int | None, status_message: str | None
     ) -> None:
         """Remember the last status seen for a task that is still waiting (not ready, unknown)."""
-        self._write([(
-            "UPDATE tasks SET status_code = :code, status_message = :message"
-            " WHERE provider = :provider AND task_id = :task_id",
-            {"code": status_code, "message": status_message, "provider": provider,
-             "task_id": task_id})])
+        self._write(
+            [
+                (
+                    "UPDATE tasks SET status_code = :code, status_message = :message"
+                    " WHERE provider = :provider AND task_id = :task_id",
+                    {
+                        "code": status_code,
+                        "message": status_message,
+                        "provider": provider,
+                        "task_id": task_id,
+                    },
+                )
+            ]
+        )
 
     def spent(self, provider: str, partition: str) -> float:
         """What the partition's tasks cost, as far as the ledger knows."""
         total = self.execute(
             "SELECT coalesce(sum(cost), 0) FROM tasks WHERE provider = :provider"
             " AND partition_date = :partition AND task_id IS NOT NULL",
-            {"provider": provider, "partition": partition}).scalar_one()
+            {"provider": provider, "partition": partition},
+        ).scalar_one()
         return round(float(total), 8)
 
     def note_balance(self, provider: str, partition: str, balance: float) -> None:
         """The account's balance as just read by a run of ``partition``."""
-        self._write([("INSERT INTO balances VALUES (:provider, :at, :partition, :balance)"
-                      " ON CONFLICT DO NOTHING",
-                      {"provider": provider, "at": utc_now().isoformat(),
-                       "partition": partition, "balance": balance})])
+        self._write(
+            [
+                (
+                    "INSERT INTO balances VALUES (:provider, :at, :partition, :balance)"
+                    " ON CONFLICT DO NOTHING",
+                    {
+                        "provider": provider,
+                        "at": utc_now().isoformat(),
+                        "partition": partition,
+                        "balance": balance,
+                    },
+                )
+            ]
+        )
 
     def balances(self, provider: str, partition: str) -> list[tuple[str, float]]:
         """(when, balance) of every reading by the runs of ``partition``, oldest first."""
-        return [(at, balance) for at, balance in self.execute(
-            "SELECT observed_at, balance FROM balances WHERE provider = :provider"
-            " AND partition_date = :partition ORDER BY observed_at",
-            {"provider": provider, "partition": partition})]
+        return [
+            (at, balance)
+            for at, balance in self.execute(
+                "SELECT observed_at, balance FROM balances WHERE provider = :provider"
+                " AND partition_date = :partition ORDER BY observed_at",
+                {"provider": provider, "partition": partition},
+            )
+        ]
 
     def posted_cost_between(self, provider: str, start: str, end: str) -> float:
         """What the tasks (of any day) posted after ``start`` up to ``end`` cost."""
-        return round(float(self.execute(
-            "SELECT coalesce(sum(cost), 0) FROM tasks WHERE provider = :provider"
-            " AND posted_at > :start AND posted_at <= :end AND task_id IS NOT NULL",
-            {"provider": provider, "start": start, "end": end}).scalar_one()), 8)
+        return round(
+            float(
+                self.execute(
+                    "SELECT coalesce(sum(cost), 0) FROM tasks WHERE provider = :provider"
+                    " AND posted_at > :start AND posted_at <= :end AND task_id IS NOT NULL",
+                    {"provider": provider, "start": start, "end": end},
+                ).scalar_one()
+            ),
+            8,
+        )
 
     def knows_any(self, provider: str) -> bool:
         """Whether the ledger holds any task of ``provider``, of any day."""
-        return self.execute("SELECT 1 FROM tasks WHERE provider = :provider LIMIT 1",
-                            {"provider": provider}).first() is not None
+        return (
+            self.execute(
+                "SELECT 1 FROM tasks WHERE provider = :provider LIMIT 1", {"provider": provider}
+            ).first()
+            is not None
+        )
 
     def task_ids(self, provider: str) -> set[str]:
         """Every task id the ledger knows for ``provider``, of any partition."""
-        return set(self.execute(
-            "SELECT task_id FROM tasks WHERE provider = :provider AND task_id IS NOT NULL",
-            {"provider": provider}).scalars())
+        return set(
+            self.execute(
+                "SELECT task_id FROM tasks WHERE provider = :provider AND task_id IS NOT NULL",
+                {"provider": provider},
+            ).scalars()
+        )
 
     # -- recovery candidates -----------------------------------------------------------------
 
     def record_candidates(self, provider: str, listed: list[dict]) -> None:
         """Keep listed entries (each with an ``id``) that may be ours; known ones stay as is."""
         now = utc_now().isoformat()
-        self._write([(
-            "INSERT INTO recovery_candidates (provider, task_id, listed, recorded_at)"
-            " VALUES (:provider, :task_id, :listed, :now) ON CONFLICT DO NOTHING",
-            {"provider": provider, "task_id": entry["id"],
-             "listed": orjson.dumps(entry).decode(), "now": now}) for entry in listed])
+        self._write(
+            [
+                (
+                    "INSERT INTO recovery_candidates (provider, task_id, listed, recorded_at)"
+                    " VALUES (:provider, :task_id, :listed, :now) ON CONFLICT DO NOTHING",
+                    {
+                        "provider": provider,
+                        "task_id": entry["id"],
+                        "listed": orjson.dumps(entry).decode(),
+                        "now": now,
+                    },
+                )
+                for entry in listed
+            ]
+        )
 
     def candidates(self, provider: str) -> list[Candidate]:
         """The candidates no intent has claimed yet."""
         cursor = self.execute(
             "SELECT task_id, listed, body FROM recovery_candidates WHERE provider = :provider"
-            " AND claimed_by IS NULL ORDER BY recorded_at, task_id", {"provider": provider})
-        return [Candidate(task_id, orjson.loads(listed), None if body is None else bytes(body))
-                for task_id, listed, body in cursor]
+            " AND claimed_by IS NULL ORDER BY recorded_at, task_id",
+            {"provider": provider},
+        )
+        return [
+            Candidate(task_id, orjson.loads(listed), None if body is None else bytes(body))
+            for task_id, listed, body in cursor
+        ]
 
     def keep_candidate_bodies(self, provider: str, bodies: dict[str, bytes]) -> None:
-        self._write([(
-            "UPDATE recovery_candidates SET body = :body"
-            " WHERE provider = :provider AND task_id = :task_id",
-            {"body": body, "provider": provider, "task_id": task_id})
-            for task_id, body in bodies.items()])
+        self._write(
+            [
+                (
+                    "UPDATE recovery_candidates SET body = :body"
+                    " WHERE provider = :provider AND task_id = :task_id",
+                    {"body": body, "provider": provider, "task_id": task_id},
+                )
+                for task_id, body in bodies.items()
+            ]
+        )
 
-    def claim_candidate(self, provider: str, tag: str, partition: str, candidate: Candidate,
-                        cost: float | None, meta: dict) -> None:
+    def claim_candidate(
+        self,
+        provider: str,
+        tag: str,
+        partition: str,
+        candidate: Candidate,
+        cost: float | None,
+        meta: dict,
+    ) -> None:
         """The intent ``tag`` is ``candidate``: record it posted and its looked-at body as its
         response, in one transaction (the body is all there is: the look marked it fetched)."""
         if candidate.body is None:
@@ -520,20 +679,34 @@ class Ledger(Database):
                 " status_message = :message, posted_at = :at, fetched_at = :at,"
                 " content_hash = :digest WHERE provider = :provider AND tag = :tag"
                 " AND state = :intent",
-                {"state": TaskState.FETCHED.value, "task_id": candidate.task_id, "cost": cost,
-                 "message": "recovered by target", "at": meta["fetched_at"],
-                 "digest": meta["content_hash"], "provider": provider, "tag": tag,
-                 "intent": TaskState.INTENT.value})
+                {
+                    "state": TaskState.FETCHED.value,
+                    "task_id": candidate.task_id,
+                    "cost": cost,
+                    "message": "recovered by target",
+                    "at": meta["fetched_at"],
+                    "digest": meta["content_hash"],
+                    "provider": provider,
+                    "tag": tag,
+                    "intent": TaskState.INTENT.value,
+                },
+            )
             self._add_to_inbox(provider, candidate.task_id, partition, meta, candidate.body)
             self.execute(
                 "UPDATE recovery_candidates SET claimed_by = :tag"
                 " WHERE provider = :provider AND task_id = :task_id",
-                {"tag": tag, "provider": provider, "task_id": candidate.task_id})
+                {"tag": tag, "provider": provider, "task_id": candidate.task_id},
+            )
 
     # -- inbox -------------------------------------------------------------------------------
 
     def store_response(
-        self, provider: str, partition: str, task_id: str, meta: dict, body: bytes,
+        self,
+        provider: str,
+        partition: str,
+        task_id: str,
+        meta: dict,
+        body: bytes,
         final_state: TaskState,
     ) -> bool:
         """Keep one version of a response (``meta["content_hash"]`` names it) and mark its task
@@ -546,10 +719,12 @@ class Ledger(Database):
         task = {"provider": provider, "task_id": task_id}
         with self.transaction(serialize=f"serp-etl task {provider} {task_id}"):
             current = self.execute(
-                "SELECT content_hash FROM tasks WHERE provider = :provider"
-                " AND task_id = :task_id", task).first()
+                "SELECT content_hash FROM tasks WHERE provider = :provider AND task_id = :task_id",
+                task,
+            ).first()
             inserted = current != (version,) and self._add_to_inbox(
-                provider, task_id, partition, meta, body)
+                provider, task_id, partition, meta, body
+            )
             if inserted:
                 # A task found again without its cost (tasks_ready lists none) gets the one
                 # its response reports.
@@ -558,9 +733,16 @@ class Ledger(Database):
                     " status_message = :message, fetched_at = :at,"
                     " cost = coalesce(cost, :cost), content_hash = :digest"
                     " WHERE provider = :provider AND task_id = :task_id",
-                    {**task, "state": final_state.value, "code": meta.get("status_code"),
-                     "message": meta.get("status_message"), "at": meta.get("fetched_at"),
-                     "cost": meta.get("cost"), "digest": version})
+                    {
+                        **task,
+                        "state": final_state.value,
+                        "code": meta.get("status_code"),
+                        "message": meta.get("status_message"),
+                        "at": meta.get("fetched_at"),
+                        "cost": meta.get("cost"),
+                        "digest": version,
+                    },
+                )
         return inserted
 
     def inbox(self, provider: str, partition: str) -> Iterator[InboxRow]:
@@ -574,30 +756,47 @@ class Ledger(Database):
                 rows = self.execute(
                     "SELECT task_id, meta, body, body_key, body_size FROM inbox"
                     " WHERE provider = :provider AND partition_date = :partition"
-                    " ORDER BY task_id, content_hash", key, streamed=True)
+                    " ORDER BY task_id, content_hash",
+                    key,
+                    streamed=True,
+                )
                 for task_id, meta, body in self._with_bodies(rows):
                     yield InboxRow(task_id, orjson.loads(meta), body)
             return
         listed = self.execute(
             "SELECT rowid, task_id, meta FROM inbox WHERE provider = :provider"
-            " AND partition_date = :partition ORDER BY task_id, content_hash", key).all()
+            " AND partition_date = :partition ORDER BY task_id, content_hash",
+            key,
+        ).all()
         for rowid, task_id, meta in listed:
             with self.sqlite().blobopen("inbox", "body", rowid, readonly=True) as blob:
                 body = blob.read()
             yield InboxRow(task_id, orjson.loads(meta), body)
 
-    def note_imported(self, provider: str,
-                      versions: list[tuple[str, str, TaskState, dict]]) -> None:
+    def note_imported(
+        self, provider: str, versions: list[tuple[str, str, TaskState, dict]]
+    ) -> None:
         """Imported ``(task_id, content_hash, state, meta)`` versions: a task of the ledger
         still waiting for its result has it now."""
-        self._write([(
-            "UPDATE tasks SET state = :state, content_hash = :digest, fetched_at = :at,"
-            " cost = coalesce(cost, :cost) WHERE provider = :provider AND task_id = :task_id"
-            " AND state = :posted",
-            {"state": state.value, "digest": version, "at": meta["fetched_at"],
-             "cost": meta.get("cost"), "provider": provider, "task_id": task_id,
-             "posted": TaskState.POSTED.value})
-            for task_id, version, state, meta in versions])
+        self._write(
+            [
+                (
+                    "UPDATE tasks SET state = :state, content_hash = :digest, fetched_at = :at,"
+                    " cost = coalesce(cost, :cost) WHERE provider = :provider"
+                    " AND task_id = :task_id AND state = :posted",
+                    {
+                        "state": state.value,
+                        "digest": version,
+                        "at": meta["fetched_at"],
+                        "cost": meta.get("cost"),
+                        "provider": provider,
+                        "task_id": task_id,
+                        "posted": TaskState.POSTED.value,
+                    },
+                )
+                for task_id, version, state, meta in versions
+            ]
+        )
 
     def record_import(self, provider: str, partition: str, report: dict) -> int:
         """Keep what an import into ``partition`` landed, for Dagster to record; its id."""
@@ -605,8 +804,13 @@ class Ledger(Database):
             return self.execute(
                 "INSERT INTO imports (provider, partition_date, imported_at, report)"
                 " VALUES (:provider, :partition, :at, :report) RETURNING id",
-                {"provider": provider, "partition": partition, "at": utc_now().isoformat(),
-                 "report": orjson.dumps(report).decode()}).scalar_one()
+                {
+                    "provider": provider,
+                    "partition": partition,
+                    "at": utc_now().isoformat(),
+                    "report": orjson.dumps(report).decode(),
+                },
+            ).scalar_one()
 
     def imports_with_ids(self, ids: list[int]) -> list[ImportRecord]:
         """The imports of ``ids`` (those still there), oldest first."""
@@ -614,56 +818,96 @@ class Ledger(Database):
             return []
         cursor = self.execute(
             "SELECT id, provider, partition_date, imported_at, report FROM imports"
-            " WHERE id IN :ids ORDER BY id", {"ids": list(ids)}, expanding=("ids",))
-        return [ImportRecord(row_id, provider, partition, at, orjson.loads(report))
-                for row_id, provider, partition, at, report in cursor]
+            " WHERE id IN :ids ORDER BY id",
+            {"ids": list(ids)},
+            expanding=("ids",),
+        )
+        return [
+            ImportRecord(row_id, provider, partition, at, orjson.loads(report))
+            for row_id, provider, partition, at, report in cursor
+        ]
 
     def imports_after(self, last_id: int, limit: int = 1000) -> list[ImportRecord]:
         """The imports recorded after ``last_id``, oldest first."""
         cursor = self.execute(
             "SELECT id, provider, partition_date, imported_at, report FROM imports"
-            " WHERE id > :last ORDER BY id LIMIT :limit", {"last": last_id, "limit": limit})
-        return [ImportRecord(row_id, provider, partition, at, orjson.loads(report))
-                for row_id, provider, partition, at, report in cursor]
+            " WHERE id > :last ORDER BY id LIMIT :limit",
+            {"last": last_id, "limit": limit},
+        )
+        return [
+            ImportRecord(row_id, provider, partition, at, orjson.loads(report))
+            for row_id, provider, partition, at, report in cursor
+        ]
 
     # -- quarantine --------------------------------------------------------------------------
 
-    def quarantine(self, provider: str, task_id: str | None, reason: str, body: bytes,
-                   received_at: str) -> bool:
+    def quarantine(
+        self, provider: str, task_id: str | None, reason: str, body: bytes, received_at: str
+    ) -> bool:
         """Keep a delivery that was not asked for; False if this content is kept already."""
-        inserted = self._write([(
-            "INSERT INTO quarantine (provider, content_hash, received_at, task_id, reason, body)"
-            " VALUES (:provider, :digest, :at, :task_id, :reason, :body)"
-            " ON CONFLICT DO NOTHING",
-            {"provider": provider, "digest": content_hash(body), "at": received_at,
-             "task_id": task_id, "reason": reason, "body": body})])
+        inserted = self._write(
+            [
+                (
+                    "INSERT INTO quarantine (provider, content_hash, received_at, task_id, reason,"
+                    " body) VALUES (:provider, :digest, :at, :task_id, :reason, :body)"
+                    " ON CONFLICT DO NOTHING",
+                    {
+                        "provider": provider,
+                        "digest": content_hash(body),
+                        "at": received_at,
+                        "task_id": task_id,
+                        "reason": reason,
+                        "body": body,
+                    },
+                )
+            ]
+        )
         return inserted == 1
 
     def quarantined(self, provider: str) -> list[Quarantined]:
         cursor = self.execute(
             "SELECT content_hash, received_at, task_id, reason, body FROM quarantine"
             " WHERE provider = :provider ORDER BY received_at, content_hash",
-            {"provider": provider})
-        return [Quarantined(digest, at, task_id, reason, bytes(body))
-                for digest, at, task_id, reason, body in cursor]
+            {"provider": provider},
+        )
+        return [
+            Quarantined(digest, at, task_id, reason, bytes(body))
+            for digest, at, task_id, reason, body in cursor
+        ]
 
     def release_quarantined(self, provider: str, hashes: list[str]) -> None:
         """Let go of quarantined deliveries a published part holds."""
-        self._write([("DELETE FROM quarantine WHERE provider = :provider"
-                      " AND content_hash = :digest", {"provider": provider, "digest": digest})
-                     for digest in hashes])
+        self._write(
+            [
+                (
+                    "DELETE FROM quarantine WHERE provider = :provider AND content_hash = :digest",
+                    {"provider": provider, "digest": digest},
+                )
+                for digest in hashes
+            ]
+        )
 
     def inbox_versions(self, provider: str, partition: str) -> set[tuple[str, str]]:
         """The ``(task_id, content_hash)`` versions of ``partition`` not yet published."""
-        return {(task_id, digest) for task_id, digest in self.execute(
-            "SELECT task_id, content_hash FROM inbox WHERE provider = :provider"
-            " AND partition_date = :partition", {"provider": provider, "partition": partition})}
+        return {
+            (task_id, digest)
+            for task_id, digest in self.execute(
+                "SELECT task_id, content_hash FROM inbox WHERE provider = :provider"
+                " AND partition_date = :partition",
+                {"provider": provider, "partition": partition},
+            )
+        }
 
     def inbox_partitions(self, provider: str) -> dict[str, int]:
         """The partitions with responses not yet published, and how many each."""
-        return {partition: count for partition, count in self.execute(
-            "SELECT partition_date, count(*) FROM inbox WHERE provider = :provider"
-            " GROUP BY partition_date", {"provider": provider})}
+        return {
+            partition: count
+            for partition, count in self.execute(
+                "SELECT partition_date, count(*) FROM inbox WHERE provider = :provider"
+                " GROUP BY partition_date",
+                {"provider": provider},
+            )
+        }
 
     def _with_bodies(self, rows) -> Iterator[tuple[str, str, bytes]]:
         """Inbox rows with their bodies, read from the bucket where they are kept there."""
@@ -674,27 +918,47 @@ class Ledger(Database):
             if body_key:
                 raise StateUnreadable(
                     f"an inbox body is kept in the bucket ({body_key}), and this process has "
-                    "no SERP_ETL_STORAGE_URL: set it as the run that stored it did")
+                    "no SERP_ETL_STORAGE_URL: set it as the run that stored it did"
+                )
             yield task_id, meta, bytes(body)
 
-    def clear_inbox(self, provider: str, partition: str,
-                    versions: list[tuple[str, str]]) -> None:
+    def clear_inbox(self, provider: str, partition: str, versions: list[tuple[str, str]]) -> None:
         """Let go of ``(task_id, content_hash)`` versions a published raw part holds (and of
         the objects holding their bodies)."""
         keys = set()
         if self._bodies is not None:
             wanted = set(versions)
-            keys = {key for task_id, digest, key in self.execute(
-                "SELECT task_id, content_hash, body_key FROM inbox WHERE provider = :provider"
-                " AND partition_date = :partition AND body_key IS NOT NULL",
-                {"provider": provider, "partition": partition}) if (task_id, digest) in wanted}
-        self._write([(
-            "DELETE FROM inbox WHERE provider = :provider AND partition_date = :partition"
-            " AND task_id = :task_id AND content_hash = :digest",
-            {"provider": provider, "partition": partition, "task_id": task_id,
-             "digest": version}) for task_id, version in versions])
+            keys = {
+                key
+                for task_id, digest, key in self.execute(
+                    "SELECT task_id, content_hash, body_key FROM inbox WHERE provider = :provider"
+                    " AND partition_date = :partition AND body_key IS NOT NULL",
+                    {"provider": provider, "partition": partition},
+                )
+                if (task_id, digest) in wanted
+            }
+        self._write(
+            [
+                (
+                    "DELETE FROM inbox WHERE provider = :provider AND partition_date = :partition"
+                    " AND task_id = :task_id AND content_hash = :digest",
+                    {
+                        "provider": provider,
+                        "partition": partition,
+                        "task_id": task_id,
+                        "digest": version,
+                    },
+                )
+                for task_id, version in versions
+            ]
+        )
         if self._bodies is not None:
-            named = {key for (key,) in self.execute(
-                "SELECT body_key FROM inbox WHERE provider = :provider"
-                " AND body_key IS NOT NULL", {"provider": provider})}
+            named = {
+                key
+                for (key,) in self.execute(
+                    "SELECT body_key FROM inbox WHERE provider = :provider"
+                    " AND body_key IS NOT NULL",
+                    {"provider": provider},
+                )
+            }
             self._bodies.remove(sorted(keys | set(self._bodies.unreferenced(provider, named))))

@@ -80,12 +80,18 @@ class InboxBodies:
         """The provider's body objects that ``named`` (the keys rows hold) lacks, a day old."""
         cutoff = datetime.now(UTC) - timedelta(seconds=ORPHAN_SECONDS)
         try:
-            listing = self.filesystem.ls(str(self.root / INBOX / provider), detail=True,
-                                         refresh=True)
+            listing = self.filesystem.ls(
+                str(self.root / INBOX / provider), detail=True, refresh=True
+            )
         except FileNotFoundError:
             return []
-        return [info["name"] for info in listing if info["name"] not in named
-                and info.get("LastModified") is not None and info["LastModified"] < cutoff]
+        return [
+            info["name"]
+            for info in listing
+            if info["name"] not in named
+            and info.get("LastModified") is not None
+            and info["LastModified"] < cutoff
+        ]
 
 
 def _ready(entry: tuple) -> tuple:

@@ -34,13 +34,19 @@ class LocalStorage:
         return stat.st_size, stat.st_mtime_ns
 
     def providers(self) -> list[str]:
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir()) \
-            if self.root.is_dir() else []
+        return (
+            sorted(p.name for p in self.root.iterdir() if p.is_dir()) if self.root.is_dir() else []
+        )
 
     def days(self, provider: str, table: str | None = None) -> list[str]:
         pattern = f"{table}/date=*" if table else "*/date=*"
-        return sorted({d.name.removeprefix("date=") for d in (self.root / provider).glob(pattern)
-                       if d.is_dir()})
+        return sorted(
+            {
+                d.name.removeprefix("date=")
+                for d in (self.root / provider).glob(pattern)
+                if d.is_dir()
+            }
+        )
 
     def tables(self) -> dict[tuple[str, str], list[PurePath]]:
         found: dict[tuple[str, str], list[PurePath]] = {}
@@ -55,9 +61,11 @@ class LocalStorage:
                 parts = found.setdefault((provider.name, table.name), [])
                 for day in os.scandir(table.path):
                     if day.is_dir() and day.name.startswith("date="):
-                        parts.extend(Path(part.path) for part in os.scandir(day.path)
-                                     if part.name.endswith(".parquet")
-                                     and not part.name.startswith("."))
+                        parts.extend(
+                            Path(part.path)
+                            for part in os.scandir(day.path)
+                            if part.name.endswith(".parquet") and not part.name.startswith(".")
+                        )
         return found
 
     def staging_dir(self, directory: PurePath) -> Path:

@@ -31,8 +31,10 @@ def open_storage(data_dir: Path) -> Storage:
         return LocalStorage(data_dir / "warehouse")
     scheme, _, rest = url.partition("://")
     if scheme not in OBJECT_SCHEMES or not rest.strip("/"):
-        raise StorageSettingInvalid(f"{STORAGE_URL_ENV}={url!r}: expected s3://bucket/prefix "
-                                    "(or unset, for the data dir's warehouse/)")
+        raise StorageSettingInvalid(
+            f"{STORAGE_URL_ENV}={url!r}: expected s3://bucket/prefix "
+            "(or unset, for the data dir's warehouse/)"
+        )
     from serp_etl.storage.objects import ObjectStorage
 
     return ObjectStorage(url, data_dir, s3_filesystem())

@@ -97,9 +97,14 @@ class PartsS3FileSystem(s3fs.S3FileSystem):
 class ObjectStorage:
     shared = True
 
-    def __init__(self, url: str, data_dir: Path, filesystem: PartsS3FileSystem,
-                 stale_seconds: float = STALE_TEMP_SECONDS,
-                 retired_grace_seconds: float = RETIRED_GRACE_SECONDS) -> None:
+    def __init__(
+        self,
+        url: str,
+        data_dir: Path,
+        filesystem: PartsS3FileSystem,
+        stale_seconds: float = STALE_TEMP_SECONDS,
+        retired_grace_seconds: float = RETIRED_GRACE_SECONDS,
+    ) -> None:
         self.url = url.rstrip("/")
         self._stale = timedelta(seconds=stale_seconds)  # an upload no commit names, this old
         self._grace = timedelta(seconds=retired_grace_seconds)
@@ -121,8 +126,9 @@ class ObjectStorage:
     def _latest(self, provider: str, day: str) -> tuple[int, dict]:
         """The day's latest commit: its number (0: none yet) and its content."""
         try:
-            names = self.filesystem.ls(str(self._commit_dir(provider, day)), detail=False,
-                                       refresh=True)
+            names = self.filesystem.ls(
+                str(self._commit_dir(provider, day)), detail=False, refresh=True
+            )
         except FileNotFoundError:
             names = []
         numbered = sorted(n for n in names if _COMMIT.fullmatch(PurePosixPath(n).name))
@@ -140,18 +146,24 @@ class ObjectStorage:
     def parts(self, directory: PurePath) -> list[PurePath]:
         provider, table, day = self._locate(directory)
         _, content = self._latest(provider, day)
-        return self._listed(directory, content["tables"].get(table, []),
-                            content.get("committed_at"))
+        return self._listed(
+            directory, content["tables"].get(table, []), content.get("committed_at")
+        )
 
-    def _listed(self, directory: PurePath, entries: list[dict],
-                committed_at: str | None) -> list[PurePath]:
+    def _listed(
+        self, directory: PurePath, entries: list[dict], committed_at: str | None
+    ) -> list[PurePath]:
         found = []
         when = datetime.fromisoformat(committed_at) if committed_at else None
         for entry in sorted(entries, key=lambda e: e["name"]):
             part = directory / entry["name"]
             self.filesystem.committed[str(part)] = {
-                "name": str(part), "size": entry["size"], "Size": entry["size"],
-                "type": "file", "LastModified": when}
+                "name": str(part),
+                "size": entry["size"],
+                "Size": entry["size"],
+                "type": "file",
+                "LastModified": when,
+            }
             found.append(part)
         return found
 
@@ -174,8 +186,10 @@ class ObjectStorage:
 
     def providers(self) -> list[str]:
         try:
-            names = [PurePosixPath(p).name for p in self.filesystem.ls(
-                str(self.root), detail=False, refresh=True)]
+            names = [
+                PurePosixPath(p).name
+                for p in self.filesystem.ls(str(self.root), detail=False, refresh=True)
+            ]
         except FileNotFoundError:
             return []
         return sorted(name for name in names if not name.startswith("_"))  # _inbox: bodies
@@ -185,8 +199,9 @@ class ObjectStorage:
         if table is None:
             return sorted(latest)
         self._fetch(list(latest.values()))
-        return sorted(day for day, key in latest.items()
-                      if self._read_commit(key)["tables"].get(table))
+        return sorted(
+            day for day, key in latest.items() if self._read_commit(key)["tables"].get(table)
+        )
 
     def _fetch(self, keys: list[str]) -> None:
         """Read the commits of ``keys`` not read yet, in one round trip for many days."""
@@ -208,7 +223,8 @@ class ObjectStorage:
                 for table, entries in content["tables"].items():
                     directory = self.root / provider / table / f"date={day}"
                     found.setdefault((provider, table), []).extend(
-                        self._listed(directory, entries, content["committed_at"]))
+                        self._listed(directory, entries, content["committed_at"])
+                    )
         return dict(sorted(found.items()))
 
     # -- publishing --------------------------------------------------------------------------
@@ -226,17 +242,23 @@ class ObjectStorage:
             with open(temp, "rb") as source, self.filesystem.open(str(key), "xb") as target:
                 shutil.copyfileobj(source, target, UPLOAD_BLOCK)
             by_day.setdefault((provider, day), {}).setdefault(table, []).append(
-                {"name": key.name, "size": temp.stat().st_size})
+                {"name": key.name, "size": temp.stat().st_size}
+            )
         for (provider, day), added in by_day.items():
             expired = self._commit(provider, day, added, retire)
-            self._remove([str(self.root / provider / entry["table"] / f"date={day}"
-                              / entry["name"]) for entry in expired])
+            self._remove(
+                [
+                    str(self.root / provider / entry["table"] / f"date={day}" / entry["name"])
+                    for entry in expired
+                ]
+            )
             self._sweep(provider, day, list(added))
         for temp in staged:
             temp.unlink(missing_ok=True)
 
-    def _commit(self, provider: str, day: str, added: dict[str, list[dict]],
-                retire: Retire | None) -> list[dict]:
+    def _commit(
+        self, provider: str, day: str, added: dict[str, list[dict]], retire: Retire | None
+    ) -> list[dict]:
         """Create the day's next commit with ``added``. The parts it replaces are listed as
         retired, with the time, and kept a while (``RETIRED_GRACE_SECONDS``): a reader that read the
         commit before may still open them. Returns the retired parts whose time is up (this
@@ -250,8 +272,9 @@ class ObjectStorage:
                 kept = []
                 for entry in tables.get(table, []):
                     if retire is not None and retire(logical_name(entry["name"])):
-                        retired.append({"table": table, "name": entry["name"],
-                                        "at": now.isoformat()})
+                        retired.append(
+                            {"table": table, "name": entry["name"], "at": now.isoformat()}
+                        )
                     else:
                         kept.append(entry)
                 tables[table] = kept + entries
@@ -260,9 +283,17 @@ class ObjectStorage:
             expired = [r for r in earlier if datetime.fromisoformat(r["at"]) < cutoff]
             retired += [r for r in earlier if r not in expired]
             key = str(self._commit_dir(provider, day) / f"{number + 1:010d}.json")
-            body = json.dumps({"provider": provider, "day": day, "number": number + 1,
-                               "committed_at": now.isoformat(), "tables": tables,
-                               "retired": retired}, indent=1).encode()
+            body = json.dumps(
+                {
+                    "provider": provider,
+                    "day": day,
+                    "number": number + 1,
+                    "committed_at": now.isoformat(),
+                    "tables": tables,
+                    "retired": retired,
+                },
+                indent=1,
+            ).encode()
             try:
                 with self.filesystem.open(key, "xb") as target:
                     target.write(body)
@@ -270,8 +301,10 @@ class ObjectStorage:
                 continue  # another publisher's commit came first: apply ours to it
             self._commits[key] = json.loads(body)
             return expired
-        raise CommitConflict(f"{provider} {day}: {COMMIT_ATTEMPTS} publishers committed while "
-                             "this one tried; nothing of it is visible, publish again")
+        raise CommitConflict(
+            f"{provider} {day}: {COMMIT_ATTEMPTS} publishers committed while "
+            "this one tried; nothing of it is visible, publish again"
+        )
 
     def _sweep(self, provider: str, day: str, tables: list[str]) -> None:
         """Remove uploads of ``tables``' day that the latest commit names neither as parts nor
@@ -281,7 +314,8 @@ class ObjectStorage:
         stale = []
         for table in tables:
             named = {entry["name"] for entry in content["tables"].get(table, [])} | {
-                entry["name"] for entry in content.get("retired", []) if entry["table"] == table}
+                entry["name"] for entry in content.get("retired", []) if entry["table"] == table
+            }
             directory = str(self.root / provider / table / f"date={day}")
             try:
                 listing = self.filesystem.ls(directory, detail=True, refresh=True)
@@ -289,8 +323,11 @@ class ObjectStorage:
                 continue
             for info in listing:
                 modified = info.get("LastModified")
-                if (PurePosixPath(info["name"]).name not in named and modified is not None
-                        and modified < cutoff):
+                if (
+                    PurePosixPath(info["name"]).name not in named
+                    and modified is not None
+                    and modified < cutoff
+                ):
                     stale.append(info["name"])
         self._remove(stale)
 

@@ -36,10 +36,13 @@ class _Task:
         self.tag = tag if isinstance(tag, str) else None
         self.status_code = task.get("status_code")
         self.outcome, self.status_message = answered_outcome(
-            classify(self.status_code, task.get("status_message")), task.get("status_message"),
-            task.get("result"))
-        self.cost = float(cost) if isinstance(cost, int | float) and not isinstance(
-            cost, bool) else None
+            classify(self.status_code, task.get("status_message")),
+            task.get("status_message"),
+            task.get("result"),
+        )
+        self.cost = (
+            float(cost) if isinstance(cost, int | float) and not isinstance(cost, bool) else None
+        )
         self.result_count = count if type(count) is int else None
         self.repairs = ()
 
@@ -66,9 +69,11 @@ def split(document: Document) -> list[ArchivedResponse]:
         raise DocumentRejected("not a task_get response (no 'tasks' array)")
     top = classify(envelope.get("status_code"), envelope.get("status_message"))
     if top is not Outcome.SUCCESS:
-        raise DocumentRejected(f"the response is an error, status "
-                               f"{envelope.get('status_code')} "
-                               f"{envelope.get('status_message')!r}")
+        raise DocumentRejected(
+            f"the response is an error, status "
+            f"{envelope.get('status_code')} "
+            f"{envelope.get('status_message')!r}"
+        )
     tasks = envelope["tasks"]
     spans = array_spans(document.data, ("tasks",)) if len(tasks) > 1 else None
     responses = []
@@ -81,19 +86,28 @@ def split(document: Document) -> list[ArchivedResponse]:
         else:
             (start, end), elements = spans
             first, last = elements[position]
-            body = (document.data[:start] + b"[" + document.data[first:last] + b"]"
-                    + document.data[end:])
+            body = (
+                document.data[:start]
+                + b"["
+                + document.data[first:last]
+                + b"]"
+                + document.data[end:]
+            )
             parsed = {**envelope, "tasks": [task]}
         meta = response_meta(about, None, "import")
-        responses.append(ArchivedResponse(about.task_id, meta, body,
-                                          final_state(about.outcome, about.status_code), parsed))
+        responses.append(
+            ArchivedResponse(
+                about.task_id, meta, body, final_state(about.outcome, about.status_code), parsed
+            )
+        )
     if not responses:
         raise DocumentRejected("holds no task response with a result or a final status")
     return responses
 
 
-def import_archives(paths: list[Path], partition: str, ledger: Ledger, warehouse: Warehouse,
-                    **options) -> ImportReport:
+def import_archives(
+    paths: list[Path], partition: str, ledger: Ledger, warehouse: Warehouse, **options
+) -> ImportReport:
     """Load archived task_get responses into the raw and flattened tables of ``partition``
     (options: ``core.archive.import_archives``)."""
     return core_import(TABLES, split, paths, partition, ledger, warehouse, **options)

@@ -119,17 +119,15 @@ def task_status(code: object, message: object) -> tuple[int | None, str | None]:
     """A task's status as the ledger keeps it, whatever its shape: an integer code (one of
     another type, or out of a database integer's range, is named in the message instead) and
     a text message (anything else as its JSON text). Nothing the provider said is dropped."""
-    text = message if message is None or isinstance(message, str) \
-        else json_bytes(message).decode()
-    if code is None or (type(code) is int and -2**31 <= code < 2**31):
+    text = message if message is None or isinstance(message, str) else json_bytes(message).decode()
+    if code is None or (type(code) is int and -(2**31) <= code < 2**31):
         return code, text
     odd = f"status_code {code!r}"
     return None, f"{text} ({odd})" if text else odd
 
 
 def _number(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
-        else None
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def skeleton(body: bytes) -> bytes:
@@ -190,17 +188,22 @@ class DataForSEOClient(RateLimitedClient):
             headers={"Content-Type": "application/json"},
         )
         # One rate-limit bucket per endpoint.
-        limiter = limiter or RateLimiter(None, login, settings.CALLS_PER_MINUTE, clock=clock,
-                                         sleep=sleep)
-        super().__init__(http, limiter, retry=retry, sleep=sleep,
-                         max_response_mb=max_response_mb)
+        limiter = limiter or RateLimiter(
+            None, login, settings.CALLS_PER_MINUTE, clock=clock, sleep=sleep
+        )
+        super().__init__(http, limiter, retry=retry, sleep=sleep, max_response_mb=max_response_mb)
 
     def _send(self, method: str, endpoint: str, path: str, body: object = None) -> httpx.Response:
         content = None if body is None else orjson.dumps(body)
         return self._request(endpoint, method, path, content=content)
 
     def _call_free(
-        self, method: str, endpoint: str, path: str, body: object = None, *,
+        self,
+        method: str,
+        endpoint: str,
+        path: str,
+        body: object = None,
+        *,
         retry_task_codes: bool = True,
     ) -> tuple[dict, httpx.Response, tuple[str, ...]]:
         """A free, repeatable call, retried with backoff on every transient failure: transport
@@ -232,8 +235,12 @@ class DataForSEOClient(RateLimitedClient):
             code, message = envelope.get("status_code"), envelope.get("status_message")
             outcome = classify(code, message)
             tasks = envelope.get("tasks") or []
-            if (retry_task_codes and outcome is Outcome.SUCCESS and len(tasks) == 1
-                    and type(tasks[0]) is dict):
+            if (
+                retry_task_codes
+                and outcome is Outcome.SUCCESS
+                and len(tasks) == 1
+                and type(tasks[0]) is dict
+            ):
                 code, message = tasks[0].get("status_code"), tasks[0].get("status_message")
                 if classify(code, message) is Outcome.RETRYABLE:
                     outcome = Outcome.RETRYABLE
@@ -265,8 +272,9 @@ class DataForSEOClient(RateLimitedClient):
             except NOT_SENT_ERRORS as error:
                 raise Retry(error) from error  # nothing reached the server: cannot double-bill
             except TRANSIENT_ERRORS as error:
-                raise PostOutcomeUnknown(f"{endpoint}: {type(error).__name__} after sending: "
-                                         f"{error}") from error
+                raise PostOutcomeUnknown(
+                    f"{endpoint}: {type(error).__name__} after sending: {error}"
+                ) from error
             if response.status_code == 429:
                 # Refused whole by the rate limit: nothing was created.
                 self._obey_retry_after(endpoint, response)
@@ -285,8 +293,9 @@ class DataForSEOClient(RateLimitedClient):
                 raise ApiError(endpoint, code, message)
             return [self._posted(task) for task in envelope["tasks"]]
 
-        return self._retrying(attempt, gave_up=lambda why: (
-            DataForSEOError(f"{endpoint}: nothing was posted, {why}")))
+        return self._retrying(
+            attempt, gave_up=lambda why: DataForSEOError(f"{endpoint}: nothing was posted, {why}")
+        )
 
     @staticmethod
     def _posted(task: object) -> PostedTask:
@@ -329,7 +338,8 @@ class DataForSEOClient(RateLimitedClient):
         a body that stays undecodable raises ``UndecodableResponse``."""
         endpoint = settings.TASK_GET_ADVANCED
         envelope, response, repairs = self._call_free(
-            "GET", endpoint, endpoint + check_task_id(task_id), retry_task_codes=False)
+            "GET", endpoint, endpoint + check_task_id(task_id), retry_task_codes=False
+        )
         task = _only_task(endpoint, envelope)
         code, message = task.get("status_code"), task.get("status_message")
         outcome, message = answered_outcome(classify(code, message), message, task.get("result"))
@@ -358,14 +368,16 @@ class DataForSEOClient(RateLimitedClient):
         until = until.replace(microsecond=0) + timedelta(seconds=1 if until.microsecond else 0)
         offset = 0
         while True:
-            body = [{
-                "datetime_from": since.astimezone(UTC).strftime(DATETIME_FORMAT),
-                "datetime_to": until.astimezone(UTC).strftime(DATETIME_FORMAT),
-                "limit": settings.MAX_ID_LIST_LIMIT,
-                "offset": offset,
-                "sort": "asc",
-                "include_metadata": True,
-            }]
+            body = [
+                {
+                    "datetime_from": since.astimezone(UTC).strftime(DATETIME_FORMAT),
+                    "datetime_to": until.astimezone(UTC).strftime(DATETIME_FORMAT),
+                    "limit": settings.MAX_ID_LIST_LIMIT,
+                    "offset": offset,
+                    "sort": "asc",
+                    "include_metadata": True,
+                }
+            ]
             task = _only_task(endpoint, self._call_free("POST", endpoint, endpoint, body)[0])
             entries = [e for e in task.get("result") or () if type(e) is dict]
             for entry in entries:

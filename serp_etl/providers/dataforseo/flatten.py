@@ -28,8 +28,9 @@ def task_of(envelope: dict, task_id: str) -> dict | None:
     return None
 
 
-def flatten_responses(responses: Iterable[tuple[str, str | bytes | memoryview]]
-                      ) -> dict[str, pa.Table]:
+def flatten_responses(
+    responses: Iterable[tuple[str, str | bytes | memoryview]],
+) -> dict[str, pa.Table]:
     """Flatten ``(task_id, task_get body)`` pairs into every DataForSEO table; bodies are
     decoded leniently (``core.jsondecode``), and one that is not JSON contributes no rows (the
     raw layer keeps it)."""
@@ -91,10 +92,13 @@ def flatten_items(items: Iterable[tuple[str, int, object]]) -> dict[str, pa.Tabl
     for name, (ids, positions, typed) in item_rows.items():
         tables.update(flatten_table(ITEM_TABLES[name], [ids, positions], typed))
     # Every field but the last, lineage (``with_lineage`` sets it).
-    columns = [pa.array(column, type=f.type) for column, f in zip(
-        other, list(OTHER_ITEMS_SCHEMA)[:-1], strict=True)]
+    columns = [
+        pa.array(column, type=f.type)
+        for column, f in zip(other, list(OTHER_ITEMS_SCHEMA)[:-1], strict=True)
+    ]
     tables["other_items"] = pa.Table.from_arrays(
-        [*columns, pa.nulls(len(other[0]), pa.string())], schema=OTHER_ITEMS_SCHEMA)
+        [*columns, pa.nulls(len(other[0]), pa.string())], schema=OTHER_ITEMS_SCHEMA
+    )
     return tables
 
 
@@ -147,15 +151,18 @@ def _flatten_large(task_id: str, body: memoryview) -> dict[str, pa.Table]:
 
 
 def _concat(tables: dict[str, pa.Table], more: dict[str, pa.Table]) -> dict[str, pa.Table]:
-    return {name: pa.concat_tables([table, more[name]]) if name in more else table
-            for name, table in tables.items()}
+    return {
+        name: pa.concat_tables([table, more[name]]) if name in more else table
+        for name, table in tables.items()
+    }
 
 
 def utf8_slices(column: pa.StringArray) -> list[memoryview]:
     """Each value of a string column as a zero-copy view of its UTF-8 bytes: orjson parses
     them without Python ``str`` objects ever being made."""
     _, offset_buffer, data_buffer = column.buffers()
-    offsets = np.frombuffer(offset_buffer, dtype=np.int32, count=len(column) + 1,
-                            offset=column.offset * 4).tolist()
+    offsets = np.frombuffer(
+        offset_buffer, dtype=np.int32, count=len(column) + 1, offset=column.offset * 4
+    ).tolist()
     data = memoryview(data_buffer or b"")
     return [data[start:end] for start, end in zip(offsets[:-1], offsets[1:], strict=True)]

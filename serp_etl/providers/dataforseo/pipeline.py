@@ -82,9 +82,17 @@ class CollectReport:
 
 # -- submit ----------------------------------------------------------------------------------
 
-def submit(client: DataForSEOClient, ledger: Ledger, partition: str,
-           targets: list[ImageTarget], *, budget_usd: float | None = None,
-           now: datetime | None = None, warehouse: Warehouse | None = None) -> SubmitReport:
+
+def submit(
+    client: DataForSEOClient,
+    ledger: Ledger,
+    partition: str,
+    targets: list[ImageTarget],
+    *,
+    budget_usd: float | None = None,
+    now: datetime | None = None,
+    warehouse: Warehouse | None = None,
+) -> SubmitReport:
     """Post the day's tasks, once, within the account's balance and the day's ``budget_usd``.
     For a day that cannot be paid for (see ``core.money``), post nothing: only look up what a
     crash of that day may have posted. ``warehouse``: whose tasks table the new intents are
@@ -99,14 +107,20 @@ def submit(client: DataForSEOClient, ledger: Ledger, partition: str,
             leftovers = ledger.tasks(PROVIDER, partition, {TaskState.INTENT})
         else:
             tasks = {target.tag(partition): target.task(partition) for target in targets}
-            refuse_unknown_tasks(ledger, PROVIDER, partition, tasks, warehouse,
-                                 lambda fresh: _posted_tags(client, ledger, partition, fresh,
-                                                            now))
+            refuse_unknown_tasks(
+                ledger,
+                PROVIDER,
+                partition,
+                tasks,
+                warehouse,
+                lambda fresh: _posted_tags(client, ledger, partition, fresh, now),
+            )
             report.already_posted, leftovers = ledger.start_submit(PROVIDER, partition, tasks)
             crash_point("dataforseo.intents_recorded")
         held = _recover(client, ledger, leftovers, report, now) if leftovers else set()
-        to_post = [t for t in ledger.tasks(PROVIDER, partition, {TaskState.INTENT})
-                   if t.tag not in held]
+        to_post = [
+            t for t in ledger.tasks(PROVIDER, partition, {TaskState.INTENT}) if t.tag not in held
+        ]
         if report.closed_reason:
             # Looked up and not found: the provider never saw them, and now never will.
             ledger.mark_unposted(PROVIDER, [t.tag for t in to_post], report.closed_reason)
@@ -114,23 +128,26 @@ def submit(client: DataForSEOClient, ledger: Ledger, partition: str,
         if to_post:
             _check_budget(client, ledger, partition, to_post, budget_usd, report)
         for start in range(0, len(to_post), settings.MAX_TASKS_PER_POST):
-            batch = to_post[start:start + settings.MAX_TASKS_PER_POST]
+            batch = to_post[start : start + settings.MAX_TASKS_PER_POST]
             try:
                 _post_batch(client, ledger, batch, report)
                 crash_point("dataforseo.posted_recorded")
             except PostOutcomeUnknown as error:
                 # Leave the batch as intents: the next run finds them by tag before posting.
                 report.unresolved += len(batch)
-                report.messages.append(f"{len(batch)} tasks posted with an unknown outcome "
-                                       f"({error}); a rerun looks them up before posting")
+                report.messages.append(
+                    f"{len(batch)} tasks posted with an unknown outcome "
+                    f"({error}); a rerun looks them up before posting"
+                )
                 break
     if report.unresolved:
         raise SubmitIncomplete("; ".join(report.messages))
     return report
 
 
-def _posted_tags(client: DataForSEOClient, ledger: Ledger, partition: str, fresh: set[str],
-                 now: datetime) -> set[str]:
+def _posted_tags(
+    client: DataForSEOClient, ledger: Ledger, partition: str, fresh: set[str], now: datetime
+) -> set[str]:
     """Rule 5: which of the ``fresh`` tags DataForSEO has tasks for. Asked only of a ledger
     that knows no task at all (new, or lost): id_list lists what the account posted since the
     day began. A ledger with a history is checked against the warehouse alone: listing every
@@ -139,29 +156,52 @@ def _posted_tags(client: DataForSEOClient, ledger: Ledger, partition: str, fresh
     if ledger.knows_any(PROVIDER):
         return set()
     since = datetime.fromisoformat(partition).replace(tzinfo=UTC) - CLOCK_SKEW
-    return {listed.tag for listed in client.id_list(since, now + ID_LIST_MARGIN)
-            if listed.tag in fresh}
+    return {
+        listed.tag for listed in client.id_list(since, now + ID_LIST_MARGIN) if listed.tag in fresh
+    }
 
 
-def _check_budget(client: DataForSEOClient, ledger: Ledger, partition: str,
-                  to_post: list[TaskRecord], budget_usd: float | None,
-                  report: SubmitReport) -> None:
-    estimate = round(sum(settings.task_price(int(t.target.get("priority") or 1),
-                                             int(t.target.get("max_crawl_pages") or 1),
-                                             bool(t.target.get("calculate_rectangles")))
-                         for t in to_post), 8)
+def _check_budget(
+    client: DataForSEOClient,
+    ledger: Ledger,
+    partition: str,
+    to_post: list[TaskRecord],
+    budget_usd: float | None,
+    report: SubmitReport,
+) -> None:
+    estimate = round(
+        sum(
+            settings.task_price(
+                int(t.target.get("priority") or 1),
+                int(t.target.get("max_crawl_pages") or 1),
+                bool(t.target.get("calculate_rectangles")),
+            )
+            for t in to_post
+        ),
+        8,
+    )
     money = client.user_data().get("money")
     balance = money.get("balance") if type(money) is dict else None
     if not isinstance(balance, int | float) or isinstance(balance, bool):
         raise DataForSEOError(f"{settings.USER_DATA}: no numeric money.balance: nothing posted")
     report.estimated_cost_usd, report.balance_usd = estimate, float(balance)
-    check_budget(action=f"posting {len(to_post)} tasks", estimate=estimate,
-                 balance=float(balance), spent_today=ledger.spent(PROVIDER, partition),
-                 budget=budget_usd, currency=settings.CURRENCY)
+    check_budget(
+        action=f"posting {len(to_post)} tasks",
+        estimate=estimate,
+        balance=float(balance),
+        spent_today=ledger.spent(PROVIDER, partition),
+        budget=budget_usd,
+        currency=settings.CURRENCY,
+    )
 
 
-def _recover(client: DataForSEOClient, ledger: Ledger, leftovers: list[TaskRecord],
-             report: SubmitReport, now: datetime) -> set[str]:
+def _recover(
+    client: DataForSEOClient,
+    ledger: Ledger,
+    leftovers: list[TaskRecord],
+    report: SubmitReport,
+    now: datetime,
+) -> set[str]:
     """Find intents of earlier runs among the provider's own records, by tag.
 
     Found ones become ``posted``. Returns the tags that must not be posted now either.
@@ -191,9 +231,11 @@ def _recover(client: DataForSEOClient, ledger: Ledger, leftovers: list[TaskRecor
         if held:
             # id_list keeps a task's metadata (its tag) for one month: these cannot be checked,
             # so they are never posted.
-            report.messages.append(f"{len(held)} intents older than "
-                                   f"{settings.ID_LIST_METADATA_DAYS} days cannot be checked "
-                                   "against id_list and are not posted")
+            report.messages.append(
+                f"{len(held)} intents older than "
+                f"{settings.ID_LIST_METADATA_DAYS} days cannot be checked "
+                "against id_list and are not posted"
+            )
         if len(held) < len(missing):
             # datetime_posted is the provider's clock, intent_at ours: a wide margin on both
             # sides keeps clock skew from hiding a posted task (a miss would post it again).
@@ -203,8 +245,10 @@ def _recover(client: DataForSEOClient, ledger: Ledger, leftovers: list[TaskRecor
     malformed -= found.keys()
     if malformed:
         held |= malformed
-        report.messages.append(f"{len(malformed)} tasks are listed by the provider with an "
-                               "invalid id: held, neither posted again nor recorded")
+        report.messages.append(
+            f"{len(malformed)} tasks are listed by the provider with an "
+            "invalid id: held, neither posted again nor recorded"
+        )
     for tag, (task_id, cost) in found.items():
         ledger.mark_posted(PROVIDER, tag, task_id, cost, 20100, "Task Created. (recovered by tag)")
         log.info("recovered task %s for tag %s instead of posting it again", task_id, tag)
@@ -212,8 +256,9 @@ def _recover(client: DataForSEOClient, ledger: Ledger, leftovers: list[TaskRecor
     return held
 
 
-def _post_batch(client: DataForSEOClient, ledger: Ledger, batch: list[TaskRecord],
-                report: SubmitReport) -> None:
+def _post_batch(
+    client: DataForSEOClient, ledger: Ledger, batch: list[TaskRecord], report: SubmitReport
+) -> None:
     posted = client.post_tasks([{**t.target, "tag": t.tag} for t in batch])
     crash_point("dataforseo.posted")
     by_tag = {t.tag: t for t in batch}
@@ -225,8 +270,9 @@ def _post_batch(client: DataForSEOClient, ledger: Ledger, batch: list[TaskRecord
             report.messages.append(f"task_post answered a task with unknown tag {task.tag!r}")
             continue
         if task.outcome is Outcome.SUCCESS and task.task_id:
-            ledger.mark_posted(PROVIDER, tag, task.task_id, task.cost, task.status_code,
-                               task.status_message)
+            ledger.mark_posted(
+                PROVIDER, tag, task.task_id, task.cost, task.status_code, task.status_message
+            )
             report.posted += 1
             report.posted_cost_usd += task.cost or 0.0
         elif task.outcome is Outcome.PERMANENT:
@@ -236,25 +282,35 @@ def _post_batch(client: DataForSEOClient, ledger: Ledger, batch: list[TaskRecord
         else:
             # Created or not? Unknown: keep the intent so the next run looks it up by tag.
             report.unresolved += 1
-            report.messages.append(f"{tag}: status {task.status_code} {task.status_message!r} "
-                                   "at posting is not understood; left to be looked up by tag")
+            report.messages.append(
+                f"{tag}: status {task.status_code} {task.status_message!r} "
+                "at posting is not understood; left to be looked up by tag"
+            )
     report.posted_cost_usd = round(report.posted_cost_usd, 8)
 
 
 # -- collect ---------------------------------------------------------------------------------
 
-def collect(client: DataForSEOClient, ledger: Ledger, partition: str, *,
-            deadline_seconds: float, poll_seconds: float,
-            clock: Callable[[], float] = time.monotonic,
-            sleep: Callable[[float], None] = time.sleep) -> CollectReport:
+
+def collect(
+    client: DataForSEOClient,
+    ledger: Ledger,
+    partition: str,
+    *,
+    deadline_seconds: float,
+    poll_seconds: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> CollectReport:
     """Fetch every posted task of ``partition`` that is ready, until none is left or the
     deadline passes. Tasks still not ready stay ``posted`` in the ledger: pending, not lost.
     Each ends in its true state (``TaskState``): fetched, empty, failed, expired, or, after
     ``MAX_ATTEMPTS`` runs of answers that may pass, exhausted or undecodable."""
     run = _Collection(client, ledger, partition)
     deadline = clock() + deadline_seconds
-    log.info("%s: %d tasks to collect, for up to %.0f s", partition, len(run.pending()),
-             deadline_seconds)
+    log.info(
+        "%s: %d tasks to collect, for up to %.0f s", partition, len(run.pending()), deadline_seconds
+    )
     first = True
     while run.pending():
         ready = client.tasks_ready()
@@ -267,10 +323,16 @@ def collect(client: DataForSEOClient, ledger: Ledger, partition: str, *,
             first = False
         if not run.pending() or clock() + poll_seconds > deadline:
             break
-        wait(poll_seconds, sleep, lambda: (
-            f"{partition}: {len(run.pending())} tasks not ready yet, "
-            f"{sum(run.report.ended.values())} collected this run, "
-            f"{max(0.0, deadline - clock()):.0f} s to the deadline"), log)
+        wait(
+            poll_seconds,
+            sleep,
+            lambda: (
+                f"{partition}: {len(run.pending())} tasks not ready yet, "
+                f"{sum(run.report.ended.values())} collected this run, "
+                f"{max(0.0, deadline - clock()):.0f} s to the deadline"
+            ),
+            log,
+        )
     # Last look by id: a task collected by a crashed run is no longer in tasks_ready.
     run.fetch(list(run.pending()))
     run.correct()
@@ -290,17 +352,20 @@ class _Collection:
 
     def pending(self) -> dict[str, TaskRecord]:
         # Read again each time: another run, or an import, may have collected some meanwhile.
-        return {t.task_id: t for t in self.ledger.tasks(PROVIDER, self.partition,
-                                                         {TaskState.POSTED})
-                if t.task_id and t.task_id not in self.set_aside}
+        return {
+            t.task_id: t
+            for t in self.ledger.tasks(PROVIDER, self.partition, {TaskState.POSTED})
+            if t.task_id and t.task_id not in self.set_aside
+        }
 
     def fetch(self, task_ids: list[str]) -> None:
         for task_id in task_ids:
             try:
                 fetched = self.client.task_get(task_id)
             except UndecodableResponse as error:
-                self._attempt(task_id, None, f"undecodable: {error.reason}", error.body,
-                              TaskState.UNDECODABLE)
+                self._attempt(
+                    task_id, None, f"undecodable: {error.reason}", error.body, TaskState.UNDECODABLE
+                )
                 continue
             except DataForSEOError as error:
                 # The API did not answer this time (or too much, for the size cap): not an
@@ -312,25 +377,38 @@ class _Collection:
                 continue
             crash_point("dataforseo.fetched")
             if fetched.outcome is Outcome.NOT_READY:
-                self.ledger.note_status(PROVIDER, task_id, fetched.status_code,
-                                        fetched.status_message)
+                self.ledger.note_status(
+                    PROVIDER, task_id, fetched.status_code, fetched.status_message
+                )
             elif fetched.outcome in (Outcome.RETRYABLE, Outcome.UNKNOWN):
                 if fetched.outcome is Outcome.UNKNOWN:
                     key = str(fetched.status_code)
                     self.report.unknown_codes[key] = self.report.unknown_codes.get(key, 0) + 1
-                self._attempt(task_id, fetched.status_code, fetched.status_message,
-                              fetched.body, TaskState.EXHAUSTED, fetched)
+                self._attempt(
+                    task_id,
+                    fetched.status_code,
+                    fetched.status_message,
+                    fetched.body,
+                    TaskState.EXHAUSTED,
+                    fetched,
+                )
             else:
                 self._store(task_id, fetched, final_state(fetched.outcome, fetched.status_code))
 
     def correct(self) -> None:
         """Fetch again the tasks of the partition that DataForSEO re-parsed (tasks_fixed): a
         changed result is a new version; an unchanged one adds nothing."""
-        collected = {t.task_id for t in self.ledger.tasks(
-            PROVIDER, self.partition, {TaskState.FETCHED, TaskState.EMPTY}) if t.task_id}
+        collected = {
+            t.task_id
+            for t in self.ledger.tasks(
+                PROVIDER, self.partition, {TaskState.FETCHED, TaskState.EMPTY}
+            )
+            if t.task_id
+        }
         try:
-            fixed = [r.task_id for r in self.client.tasks_fixed()
-                     if r.task_id and r.task_id in collected]
+            fixed = [
+                r.task_id for r in self.client.tasks_fixed() if r.task_id and r.task_id in collected
+            ]
         except DataForSEOError as error:
             self.report.errors.append(f"tasks_fixed: {error}")
             return
@@ -342,22 +420,37 @@ class _Collection:
                 continue
             if fetched.outcome not in (Outcome.SUCCESS, Outcome.BILLED_EMPTY):
                 continue
-            meta = TABLES.version(fetched.body,
-                                  response_meta(fetched, fetched.fetched_at, "tasks_fixed"))
-            if self.ledger.store_response(PROVIDER, self.partition, task_id, meta, fetched.body,
-                                          final_state(fetched.outcome, fetched.status_code)):
+            meta = TABLES.version(
+                fetched.body, response_meta(fetched, fetched.fetched_at, "tasks_fixed")
+            )
+            if self.ledger.store_response(
+                PROVIDER,
+                self.partition,
+                task_id,
+                meta,
+                fetched.body,
+                final_state(fetched.outcome, fetched.status_code),
+            ):
                 self.report.corrected += 1
 
-    def _attempt(self, task_id: str, code: int | None, message: str | None, body: bytes,
-                 given_up: TaskState, fetched: FetchedTask | None = None) -> None:
+    def _attempt(
+        self,
+        task_id: str,
+        code: int | None,
+        message: str | None,
+        body: bytes,
+        given_up: TaskState,
+        fetched: FetchedTask | None = None,
+    ) -> None:
         """Count a run of an answer that may pass; after MAX_ATTEMPTS, keep it as final."""
         self.set_aside.add(task_id)
         attempts = self.ledger.note_attempt(PROVIDER, task_id, code, message)
         if attempts < MAX_ATTEMPTS:
             return
         if fetched is None:
-            fetched = FetchedTask(task_id, None, code, message, Outcome.UNKNOWN, None, None,
-                                  body, utc_now())
+            fetched = FetchedTask(
+                task_id, None, code, message, Outcome.UNKNOWN, None, None, body, utc_now()
+            )
         self._store(task_id, fetched, given_up)
 
     def _store(self, task_id: str, fetched: FetchedTask, state: TaskState) -> None:
@@ -372,8 +465,10 @@ class _Collection:
 
 # -- late results ----------------------------------------------------------------------------
 
-def late_results(client: DataForSEOClient, ledger: Ledger,
-                 now: datetime | None = None) -> dict[str, list[str]]:
+
+def late_results(
+    client: DataForSEOClient, ledger: Ledger, now: datetime | None = None
+) -> dict[str, list[str]]:
     """Partitions with results waiting, each with what says so: tasks tasks_ready lists, tasks
     late enough to ask for by id, tasks DataForSEO re-parsed, responses not yet published.
     Free calls only."""
@@ -387,13 +482,15 @@ def late_results(client: DataForSEOClient, ledger: Ledger,
             # With its attempts: a run that counted one makes the next one worth requesting.
             mark = f"late:{task.task_id}:{task.attempts}"
             evidence.setdefault(task.partition_date, set()).add(mark)
-    collected = {t.task_id: t for t in ledger.tasks(
-        PROVIDER, states={TaskState.FETCHED, TaskState.EMPTY})}
+    collected = {
+        t.task_id: t for t in ledger.tasks(PROVIDER, states={TaskState.FETCHED, TaskState.EMPTY})
+    }
     for fixed in client.tasks_fixed():
         if fixed.task_id in collected:
             task = collected[fixed.task_id]
             evidence.setdefault(task.partition_date, set()).add(
-                f"fixed:{task.task_id}:{task.content_hash}")
+                f"fixed:{task.task_id}:{task.content_hash}"
+            )
     for partition, count in ledger.inbox_partitions(PROVIDER).items():
         evidence.setdefault(partition, set()).add(f"unpublished:{count}")
     return {partition: sorted(marks) for partition, marks in evidence.items()}

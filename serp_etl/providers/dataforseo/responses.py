@@ -31,13 +31,13 @@ def check_task_id(task_id: object) -> str:
     return task_id
 
 
-def answered_outcome(outcome: Outcome, message: object, result: object) -> tuple[Outcome,
-                                                                                object]:
+def answered_outcome(outcome: Outcome, message: object, result: object) -> tuple[Outcome, object]:
     """A task's outcome and message, read with its result: a success whose result holds no
     SERP (``null``, ``[]``, ``[null]``) is not one. It is named in the message, and is an
     answer this version does not know (kept, and asked again in later runs)."""
-    if outcome is not Outcome.SUCCESS or (type(result) is list and result
-                                          and type(result[0]) is dict):
+    if outcome is not Outcome.SUCCESS or (
+        type(result) is list and result and type(result[0]) is dict
+    ):
         return outcome, message
     shown = json_text(result)
     shown = shown if len(shown) <= 40 else shown[:40] + "..."

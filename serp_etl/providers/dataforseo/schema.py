@@ -202,14 +202,16 @@ OTHER_ITEMS_SCHEMA = pa.schema(
 
 # One row per version of a collected task_get/advanced response (see ``core.raw``): the body is
 # the response, an envelope around the one task, as received.
-RESPONSES_SCHEMA = raw_schema([
-    pa.field("tag", pa.string()),
-    pa.field("status_code", pa.int64()),
-    pa.field("status_message", pa.string()),
-    pa.field("outcome", pa.string()),
-    pa.field("cost", pa.float64()),
-    pa.field("result_count", pa.int64()),
-])
+RESPONSES_SCHEMA = raw_schema(
+    [
+        pa.field("tag", pa.string()),
+        pa.field("status_code", pa.int64()),
+        pa.field("status_message", pa.string()),
+        pa.field("outcome", pa.string()),
+        pa.field("cost", pa.float64()),
+        pa.field("result_count", pa.int64()),
+    ]
+)
 
 # One row per task of the ledger for a partition: what was asked, what it cost, where it stands.
 TASKS_SCHEMA = pa.schema(
@@ -244,17 +246,21 @@ FLAT_SCHEMAS["other_items"] = OTHER_ITEMS_SCHEMA
 
 # The reference lists task locations and languages are checked against (GET
 # /v3/serp/google/locations and /languages), one snapshot a day.
-LOCATIONS_SCHEMA = pa.schema([
-    pa.field("location_code", pa.int64(), nullable=False),
-    pa.field("location_name", pa.string(), nullable=False),
-    pa.field("location_code_parent", pa.int64()),
-    pa.field("country_iso_code", pa.string()),
-    pa.field("location_type", pa.string()),
-])
-LANGUAGES_SCHEMA = pa.schema([
-    pa.field("language_name", pa.string(), nullable=False),
-    pa.field("language_code", pa.string(), nullable=False),
-])
+LOCATIONS_SCHEMA = pa.schema(
+    [
+        pa.field("location_code", pa.int64(), nullable=False),
+        pa.field("location_name", pa.string(), nullable=False),
+        pa.field("location_code_parent", pa.int64()),
+        pa.field("country_iso_code", pa.string()),
+        pa.field("location_type", pa.string()),
+    ]
+)
+LANGUAGES_SCHEMA = pa.schema(
+    [
+        pa.field("language_name", pa.string(), nullable=False),
+        pa.field("language_code", pa.string(), nullable=False),
+    ]
+)
 
 
 _ITEM_KEYS = {
@@ -266,26 +272,53 @@ _TARGET = "The task_post field {0}, as targets.toml asked for it."
 # Table -> column -> what it holds (``core.column_docs``), beyond the columns every provider
 # shares (``ProviderTables.docs`` adds those): the Dagster UI's column descriptions.
 COLUMN_DOCS: dict[str, dict[str, str]] = {
-    **describe_spec(SERPS, "tasks[0].result[0]", FIELD_MEANINGS, ("serps",),
-                    {"task_id": "tasks[0].id: the task the SERP answers (one SERP a task)."}),
-    **describe_spec(ORGANIC, "tasks[0].result[0].items[]", FIELD_MEANINGS, ("organic",),
-                    _ITEM_KEYS, where="items of type organic"),
-    **describe_spec(IMAGES, "tasks[0].result[0].items[]", FIELD_MEANINGS, ("images",),
-                    _ITEM_KEYS, where="items of type images"),
+    **describe_spec(
+        SERPS,
+        "tasks[0].result[0]",
+        FIELD_MEANINGS,
+        ("serps",),
+        {"task_id": "tasks[0].id: the task the SERP answers (one SERP a task)."},
+    ),
+    **describe_spec(
+        ORGANIC,
+        "tasks[0].result[0].items[]",
+        FIELD_MEANINGS,
+        ("organic",),
+        _ITEM_KEYS,
+        where="items of type organic",
+    ),
+    **describe_spec(
+        IMAGES,
+        "tasks[0].result[0].items[]",
+        FIELD_MEANINGS,
+        ("images",),
+        _ITEM_KEYS,
+        where="items of type images",
+    ),
     "other_items": {
         **_ITEM_KEYS,
         "type": "tasks[0].result[0].items[].type: an item type the reference does not document.",
         "rank_group": "tasks[0].result[0].items[].rank_group: "
-                      f"{FIELD_MEANINGS['organic', 'rank_group']}.",
+        f"{FIELD_MEANINGS['organic', 'rank_group']}.",
         "rank_absolute": "tasks[0].result[0].items[].rank_absolute: "
-                         f"{FIELD_MEANINGS['organic', 'rank_absolute']}.",
+        f"{FIELD_MEANINGS['organic', 'rank_absolute']}.",
         "item": "The whole item, as JSON: nothing of an unknown type is dropped.",
         LINEAGE_COLUMN: LINEAGE,
     },
     "tasks": {
-        **{name: _TARGET.format(name) for name in (
-            "image_url", "location_code", "location_name", "language_code", "language_name",
-            "priority", "max_crawl_pages", "calculate_rectangles")},
+        **{
+            name: _TARGET.format(name)
+            for name in (
+                "image_url",
+                "location_code",
+                "location_name",
+                "language_code",
+                "language_name",
+                "priority",
+                "max_crawl_pages",
+                "calculate_rectangles",
+            )
+        },
         "task_id": "tasks[].id of task_post: the provider's id of the task (NULL until posted).",
         "cost": "tasks[].cost: what DataForSEO billed for the task, USD.",
         "fetched_at": "When its result was collected (UTC).",

@@ -57,8 +57,9 @@ PRICE_PER_PAGE = {1: 0.0006, 2: 0.0012}
 MAX_IMAGE_URL_CHARS = 2048
 
 
-def task_price(priority: int, max_crawl_pages: int = 1, calculate_rectangles: bool = False
-               ) -> float:
+def task_price(
+    priority: int, max_crawl_pages: int = 1, calculate_rectangles: bool = False
+) -> float:
     price = PRICE_PER_PAGE[priority] * max_crawl_pages
     return round(price * 2 if calculate_rectangles else price, 8)
 
@@ -106,6 +107,7 @@ STATUS_OUTCOMES: dict[int, Outcome] = {
     50304: Outcome.RETRYABLE,
     50401: Outcome.RETRYABLE,
 }
+
 
 def classify(status_code: object, status_message: object = None) -> Outcome:
     """Classify a top-level or per-task ``status_code``.

@@ -28,7 +28,7 @@ def hash_body(body: bytes) -> str:
     digest = hashlib.blake2b(digest_size=16)
     view, position = memoryview(body), 0
     for match in _TIMING.finditer(body):
-        digest.update(view[position:match.start()])
+        digest.update(view[position : match.start()])
         digest.update(b'"time":""')
         position = match.end()
     digest.update(view[position:])
@@ -42,7 +42,8 @@ def _child_descriptions() -> dict[str, str]:
             for path, child in spec.children:
                 descriptions[child.name] = (
                     f"One row per element of the `{'.'.join(path)}` array of a {spec.name} row, "
-                    f"keyed by its keys and `{child.keys[-1][0]}` (the 0-based position).")
+                    f"keyed by its keys and `{child.keys[-1][0]}` (the 0-based position)."
+                )
     return descriptions
 
 
@@ -53,31 +54,36 @@ DESCRIPTIONS = {
         "One row per task of the day: one per target of the targets file, posted to task_post "
         "at most once (tag = date + target, recorded in the ledger before posting), with its "
         "id, cost and state. Re-materializing posts nothing already posted; tasks left by a "
-        "crash are found again by tag (tasks_ready, id_list) before anything is posted."),
+        "crash are found again by tag (tasks_ready, id_list) before anything is posted."
+    ),
     "responses": (
         "One row per collected task_get/advanced response of the day: the whole body as JSON "
         "text, with fetch time, status code, outcome and cost. The source of truth: every "
         "flattened table is rebuilt from it. Tasks not ready by the deadline stay pending in "
-        "the ledger and are collected by the next materialization."),
+        "the ledger and are collected by the next materialization."
+    ),
     "serps": "One row per SERP (task_get result): every result-level field; spell as "
-             "spell_keyword/spell_type, item_types as a list.",
+    "spell_keyword/spell_type, item_types as a list.",
     "organic": "One row per organic item of a SERP, nested objects as prefixed columns "
-               "(rating_value, price_current, about_this_result_source, rectangle_y, ...).",
+    "(rating_value, price_current, about_this_result_source, rectangle_y, ...).",
     "images": "One row per images item of a SERP.",
     "other_items": "One row per item of a type the reference does not document: type, "
-                   "ranks and the whole item as JSON. Never dropped.",
+    "ranks and the whole item as JSON. Never dropped.",
     **_child_descriptions(),
     "locations": "One row per Google SERP location DataForSEO offers (code, name, parent, "
-                 "country, type), from GET /v3/serp/google/locations, as of the day. Targets' "
-                 "locations are checked against this list before posting.",
+    "country, type), from GET /v3/serp/google/locations, as of the day. Targets' "
+    "locations are checked against this list before posting.",
     "languages": "One row per Google SERP language DataForSEO offers (name, code), from GET "
-                 "/v3/serp/google/languages, as of the day.",
+    "/v3/serp/google/languages, as of the day.",
 }
 
 
 def task_row(record: TaskRecord) -> dict:
-    return {**record.target, **base_task_row(record),
-            "calculate_rectangles": bool(record.target.get("calculate_rectangles"))}
+    return {
+        **record.target,
+        **base_task_row(record),
+        "calculate_rectangles": bool(record.target.get("calculate_rectangles")),
+    }
 
 
 TABLES = ProviderTables(

@@ -68,13 +68,20 @@ class ImageTarget:
         return {**self.fields(), "tag": self.tag(partition)}
 
     def price(self) -> float:
-        return settings.task_price(self.priority, self.max_crawl_pages or 1,
-                                   self.calculate_rectangles)
+        return settings.task_price(
+            self.priority, self.max_crawl_pages or 1, self.calculate_rectangles
+        )
 
 
 _TYPES = {
-    "image_url": str, "location_code": int, "location_name": str, "language_code": str,
-    "language_name": str, "priority": int, "max_crawl_pages": int, "calculate_rectangles": bool,
+    "image_url": str,
+    "location_code": int,
+    "location_name": str,
+    "language_code": str,
+    "language_name": str,
+    "priority": int,
+    "max_crawl_pages": int,
+    "calculate_rectangles": bool,
 }
 
 
@@ -96,8 +103,10 @@ def _target(entry: object) -> ImageTarget:
     if not url or not url.startswith(("http://", "https://")):
         raise _Invalid(f"image_url must be an http(s) URL, got {(url or '')[:80]!r}")
     if len(url) > settings.MAX_IMAGE_URL_CHARS:
-        raise _Invalid(f"image_url has {len(url)} characters; at most "
-                       f"{settings.MAX_IMAGE_URL_CHARS} are accepted")
+        raise _Invalid(
+            f"image_url has {len(url)} characters; at most "
+            f"{settings.MAX_IMAGE_URL_CHARS} are accepted"
+        )
     if ("location_code" in entry) == ("location_name" in entry):
         raise _Invalid("set exactly one of location_code, location_name")
     if ("language_code" in entry) == ("language_name" in entry):
@@ -110,8 +119,9 @@ def _target(entry: object) -> ImageTarget:
 
 
 def _name(number: int, entry: object) -> str:
-    return target_name(settings.PROVIDER, number,
-                       entry.get("image_url") if isinstance(entry, dict) else None)
+    return target_name(
+        settings.PROVIDER, number, entry.get("image_url") if isinstance(entry, dict) else None
+    )
 
 
 def parse_targets(text: str, source: str = TARGETS_FILE) -> list[ImageTarget]:
@@ -124,8 +134,9 @@ def parse_targets(text: str, source: str = TARGETS_FILE) -> list[ImageTarget]:
     first_seen: dict[ImageTarget, int] = {}
     for number, entry in enumerate(entries, start=1):
         try:
-            target = _target(target_fields(entry, settings.PROVIDER)
-                             if isinstance(entry, dict) else entry)
+            target = _target(
+                target_fields(entry, settings.PROVIDER) if isinstance(entry, dict) else entry
+            )
         except _Invalid as error:
             problems.append(f"{_name(number, entry)}: {error}")
             continue
@@ -143,8 +154,13 @@ def load_targets(path: Path) -> list[ImageTarget]:
     return parse_targets(read_targets_file(path), str(path))
 
 
-def check_reference(targets: list[ImageTarget], locations: list[dict], languages: list[dict],
-                    source: str = TARGETS_FILE, numbers: list[int] | None = None) -> None:
+def check_reference(
+    targets: list[ImageTarget],
+    locations: list[dict],
+    languages: list[dict],
+    source: str = TARGETS_FILE,
+    numbers: list[int] | None = None,
+) -> None:
     """Every target's location and language must be one of DataForSEO's own, exactly (a task
     with another is refused at posting, and may still be billed). ``numbers``: the targets'
     numbers in the file, when some were left out."""
@@ -162,14 +178,16 @@ def check_reference(targets: list[ImageTarget], locations: list[dict], languages
             value = getattr(target, field)
             if value is None or value in values:
                 continue
-            close = difflib.get_close_matches(str(value), [str(v) for v in values if v], n=3,
-                                              cutoff=0.6)
+            close = difflib.get_close_matches(
+                str(value), [str(v) for v in values if v], n=3, cutoff=0.6
+            )
             if not close and isinstance(value, str):  # case alone differs
                 close = [v for v in values if isinstance(v, str) and v.lower() == value.lower()]
             hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
             problems.append(
                 f"{target_name(settings.PROVIDER, number, target.image_url)}: "
                 f"{field} {value!r} is not one of DataForSEO's (see "
-                f"{reference[field.split('_')[0]]}){hint}")
+                f"{reference[field.split('_')[0]]}){hint}"
+            )
     if problems:
         raise TargetConfigError(source, problems)

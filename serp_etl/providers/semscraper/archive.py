@@ -22,8 +22,9 @@ def _serps(document: Document) -> tuple[list[tuple[object, bytes]], str | None]:
     value, data = document.value, document.data
     if type(value) is dict and "data" in value:
         if value.get("status") != "success":
-            raise DocumentRejected(f"the response is an error: "
-                                   f"{value.get('message') or value.get('status')!r}")
+            raise DocumentRejected(
+                f"the response is an error: {value.get('message') or value.get('status')!r}"
+            )
         if type(value["data"]) is not list:
             raise DocumentRejected("'data' must be an array of SERPs")
         found = array_spans(data, ("data",))
@@ -31,8 +32,10 @@ def _serps(document: Document) -> tuple[list[tuple[object, bytes]], str | None]:
             raise DocumentRejected("'data' must be an array of SERPs")
         (start, end), elements = found
         envelope = (data[:start] + b"[]" + data[end:]).decode("utf-8", "replace")
-        return [(serp, data[first:last]) for serp, (first, last)
-                in zip(value["data"], elements, strict=True)], envelope
+        return [
+            (serp, data[first:last])
+            for serp, (first, last) in zip(value["data"], elements, strict=True)
+        ], envelope
     if type(value) is dict and "id" in value:
         return [(value, data)], None
     raise DocumentRejected("not a SemScraper retrieve response or SERP")
@@ -53,16 +56,21 @@ def split(document: Document) -> list[ArchivedResponse]:
             continue
         if type(serp.get("results")) is not list:
             raise DocumentRejected(f"{where}: a done SERP needs a 'results' array")
-        meta = {"status": "done", "cost": as_number(serp.get("cost")), "html": None,
-                "envelope": envelope}
+        meta = {
+            "status": "done",
+            "cost": as_number(serp.get("cost")),
+            "html": None,
+            "envelope": envelope,
+        }
         responses.append(ArchivedResponse(serp_id, meta, body, TaskState.FETCHED, serp))
     if not responses:
         raise DocumentRejected("holds no done SERP")
     return responses
 
 
-def import_archives(paths: list[Path], partition: str, ledger: Ledger, warehouse: Warehouse,
-                    **options) -> ImportReport:
+def import_archives(
+    paths: list[Path], partition: str, ledger: Ledger, warehouse: Warehouse, **options
+) -> ImportReport:
     """Load saved retrieve-by-ids answers or SERPs into the raw and flattened tables of
     ``partition`` (options: ``core.archive.import_archives``)."""
     return core_import(TABLES, split, paths, partition, ledger, warehouse, **options)

@@ -46,8 +46,13 @@ class _TooLarge(Exception):
 
 
 class CallbackReceiver:
-    def __init__(self, hmac_key: str | bytes, state: Path | str,
-                 max_body: int = MAX_CALLBACK_BYTES, bodies: InboxBodies | None = None) -> None:
+    def __init__(
+        self,
+        hmac_key: str | bytes,
+        state: Path | str,
+        max_body: int = MAX_CALLBACK_BYTES,
+        bodies: InboxBodies | None = None,
+    ) -> None:
         """``state``: where the ledger lives (a SQLite path, or a Postgres URL); ``bodies``:
         where its large inbox bodies wait (``state.ledger.inbox_bodies``)."""
         if not hmac_key:
@@ -89,25 +94,37 @@ class CallbackReceiver:
         # SQLite blocks: off the event loop.
         outcome = await run_in_threadpool(self._keep, serp, body, repairs, received_at)
         log.info("delivery id=%s outcome=%s bytes=%d", serp_id, outcome, len(body))
-        return JSONResponse({"status": "ok", "echo": serp_id, "outcome": outcome,
-                             "received_at": received_at})
+        return JSONResponse(
+            {"status": "ok", "echo": serp_id, "outcome": outcome, "received_at": received_at}
+        )
 
-    def _keep(self, serp: dict, body: bytes, repairs: tuple[str, ...],
-              received_at: str) -> str:
+    def _keep(self, serp: dict, body: bytes, repairs: tuple[str, ...], received_at: str) -> str:
         """stored, duplicate, or quarantined."""
         serp_id = serp["id"]
         with Ledger(self._state, self._bodies) as ledger:
             partition = ledger.task_partition(settings.PROVIDER, serp_id)
             finished = serp.get("status") == "done" and type(serp.get("results")) is list
             if partition is None or not finished:
-                reason = ("not a scrape of this project" if partition is None else
-                          f"not a finished SERP (status {serp.get('status')!r})")
+                reason = (
+                    "not a scrape of this project"
+                    if partition is None
+                    else f"not a finished SERP (status {serp.get('status')!r})"
+                )
                 ledger.quarantine(settings.PROVIDER, serp_id, reason, body, received_at)
                 return "quarantined"
-            meta = TABLES.version(body, {
-                "fetched_at": received_at, "status": "done",
-                "cost": as_number(serp.get("cost")), "source": "callback", "html": None,
-                "envelope": None, "repairs": list(repairs)})
-            stored = ledger.store_response(settings.PROVIDER, partition, serp_id, meta, body,
-                                           TaskState.FETCHED)
+            meta = TABLES.version(
+                body,
+                {
+                    "fetched_at": received_at,
+                    "status": "done",
+                    "cost": as_number(serp.get("cost")),
+                    "source": "callback",
+                    "html": None,
+                    "envelope": None,
+                    "repairs": list(repairs),
+                },
+            )
+            stored = ledger.store_response(
+                settings.PROVIDER, partition, serp_id, meta, body, TaskState.FETCHED
+            )
         return "stored" if stored else "duplicate"

@@ -76,24 +76,32 @@ class Scrape:
         for name in ("keyword", "location", "language"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
                 raise InvalidScrape(f"{name} is required (a non-empty string)")
-        for name, most in (("keyword", settings.MAX_KEYWORD_CHARS),
-                           ("geolocation", settings.MAX_KEYWORD_CHARS)):
+        for name, most in (
+            ("keyword", settings.MAX_KEYWORD_CHARS),
+            ("geolocation", settings.MAX_KEYWORD_CHARS),
+        ):
             value = getattr(self, name)
             if isinstance(value, str) and len(value) > most:
-                raise InvalidScrape(f"{name} has {len(value)} characters; at most {most} are "
-                                    f"accepted ({value[:40]!r}...)")
+                raise InvalidScrape(
+                    f"{name} has {len(value)} characters; at most {most} are "
+                    f"accepted ({value[:40]!r}...)"
+                )
         if self.search_engine not in settings.SEARCH_ENGINES:
             raise InvalidScrape(f"search_engine must be one of {settings.SEARCH_ENGINES}")
         if self.device not in settings.DEVICES:
             raise InvalidScrape(f"device must be one of {settings.DEVICES}, got {self.device!r}")
-        for name, (low, high) in (("depth", settings.DEPTH_RANGE),
-                                  ("priority", settings.PRIORITY_RANGE)):
+        for name, (low, high) in (
+            ("depth", settings.DEPTH_RANGE),
+            ("priority", settings.PRIORITY_RANGE),
+        ):
             value = getattr(self, name)
             if value is not None and (type(value) is not int or not low <= value <= high):
-                raise InvalidScrape(f"{name} must be an integer from {low} to {high}, "
-                                    f"got {value!r}")
+                raise InvalidScrape(
+                    f"{name} must be an integer from {low} to {high}, got {value!r}"
+                )
         if self.callback_url is not None and not self.callback_url.startswith(
-                ("http://", "https://")):
+            ("http://", "https://")
+        ):
             raise InvalidScrape(f"callback_url must be an http(s) URL, got {self.callback_url!r}")
 
     def body(self) -> dict:
@@ -119,8 +127,11 @@ class RetrievedSerp:
         else:  # undecodable: its id may still be read
             found = _ID.search(self.body)
             scrape_id = found.group(1).decode() if found else None
-        return scrape_id if isinstance(scrape_id, str) and settings.SCRAPE_ID.match(
-            scrape_id) else None
+        return (
+            scrape_id
+            if isinstance(scrape_id, str) and settings.SCRAPE_ID.match(scrape_id)
+            else None
+        )
 
 
 @dataclass(frozen=True)
@@ -148,8 +159,14 @@ def split_answer(content: bytes) -> RetrieveAnswer:
         except Undecodable as error:
             serps.append(RetrievedSerp(body, None, error=str(error)))
             continue
-        serps.append(RetrievedSerp(body, serp if type(serp) is dict else None, repairs,
-                                   None if type(serp) is dict else "not an object"))
+        serps.append(
+            RetrievedSerp(
+                body,
+                serp if type(serp) is dict else None,
+                repairs,
+                None if type(serp) is dict else "not an object",
+            )
+        )
     return RetrieveAnswer(serps, content[:start] + b"[]" + content[end:])
 
 
@@ -162,21 +179,31 @@ def check_scrape_id(scrape_id: object) -> str:
 class SemScraperClient(RateLimitedClient):
     error = SemScraperError
 
-    def __init__(self, base_url: str, api_key: str, *, limiter: RateLimiter | None = None,
-                 transport: httpx.BaseTransport | None = None,
-                 timeout: httpx.Timeout | None = None, retry: RetryPolicy = DEFAULT_RETRY,
-                 clock: Clock = time.time, sleep: Sleep = time.sleep,
-                 max_response_mb: int = DEFAULT_MAX_RESPONSE_MB) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        limiter: RateLimiter | None = None,
+        transport: httpx.BaseTransport | None = None,
+        timeout: httpx.Timeout | None = None,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        clock: Clock = time.time,
+        sleep: Sleep = time.sleep,
+        max_response_mb: int = DEFAULT_MAX_RESPONSE_MB,
+    ) -> None:
         """``limiter``: the account's shared one (see ``RateLimiter``); by default, one for this
         client alone. Answers over ``max_response_mb`` are refused, naming the cap."""
-        http = httpx.Client(base_url=base_url, transport=transport,
-                            timeout=timeout or default_timeout(),
-                            headers={"Authorization": f"Bearer {api_key}",
-                                     "Content-Type": "application/json"})
-        limiter = limiter or RateLimiter(None, api_key, settings.CALLS_PER_MINUTE, clock=clock,
-                                         sleep=sleep)
-        super().__init__(http, limiter, retry=retry, sleep=sleep,
-                         max_response_mb=max_response_mb)
+        http = httpx.Client(
+            base_url=base_url,
+            transport=transport,
+            timeout=timeout or default_timeout(),
+            headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
+        )
+        limiter = limiter or RateLimiter(
+            None, api_key, settings.CALLS_PER_MINUTE, clock=clock, sleep=sleep
+        )
+        super().__init__(http, limiter, retry=retry, sleep=sleep, max_response_mb=max_response_mb)
 
     def _send(self, method: str, path: str, **kwargs) -> httpx.Response:
         return self._request(method, method, path, **kwargs)
@@ -229,8 +256,9 @@ class SemScraperClient(RateLimitedClient):
     def create(self, scrapes: list[Scrape]) -> tuple[list[dict], dict]:
         """Create up to 100 scrapes in one billed call; returns (created, the whole answer)."""
         if not 0 < len(scrapes) <= settings.MAX_SCRAPES_PER_POST:
-            raise ValueError(f"1 to {settings.MAX_SCRAPES_PER_POST} scrapes per call, "
-                             f"got {len(scrapes)}")
+            raise ValueError(
+                f"1 to {settings.MAX_SCRAPES_PER_POST} scrapes per call, got {len(scrapes)}"
+            )
         content = orjson.dumps([s.body() for s in scrapes])
 
         def attempt() -> tuple[list[dict], dict]:
@@ -239,15 +267,17 @@ class SemScraperClient(RateLimitedClient):
             except NOT_SENT_ERRORS as error:
                 raise Retry(error) from error  # nothing reached the server
             except TRANSIENT_ERRORS as error:
-                raise PostOutcomeUnknown(f"{settings.SERPS}: {type(error).__name__} after "
-                                         f"sending: {error}") from error
+                raise PostOutcomeUnknown(
+                    f"{settings.SERPS}: {type(error).__name__} after sending: {error}"
+                ) from error
             if response.status_code == 429:
                 # Refused whole by the rate limit: nothing was created.
                 self._obey_retry_after("POST", response)
                 raise Retry(ApiError(settings.SERPS, 429, response.text[:200]))
             if response.status_code >= 500:
-                raise PostOutcomeUnknown(f"{settings.SERPS}: HTTP {response.status_code} "
-                                         "after sending")
+                raise PostOutcomeUnknown(
+                    f"{settings.SERPS}: HTTP {response.status_code} after sending"
+                )
             try:
                 return self._data(settings.SERPS, response)
             except ApiError:
@@ -255,8 +285,10 @@ class SemScraperClient(RateLimitedClient):
             except SemScraperError as error:
                 raise PostOutcomeUnknown(str(error)) from error
 
-        return self._retrying(attempt, gave_up=lambda why: (
-            SemScraperError(f"{settings.SERPS}: nothing was created, {why}")))
+        return self._retrying(
+            attempt,
+            gave_up=lambda why: SemScraperError(f"{settings.SERPS}: nothing was created, {why}"),
+        )
 
     def completed_not_retrieved(self) -> list[dict]:
         return [d for d in self._get(settings.SERPS)[0] if type(d) is dict]
@@ -279,8 +311,9 @@ class SemScraperClient(RateLimitedClient):
             except SemScraperError as error:
                 raise Retry(error) from error  # a truncated body is worth another try
 
-        return self._retrying(attempt, gave_up=lambda why: SemScraperError(
-            f"{settings.SERPS}: {why}"))
+        return self._retrying(
+            attempt, gave_up=lambda why: SemScraperError(f"{settings.SERPS}: {why}")
+        )
 
     @staticmethod
     def _ids_query(ids: list[str], output: str) -> dict:

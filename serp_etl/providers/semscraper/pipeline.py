@@ -91,15 +91,24 @@ def scrape_key(partition: str, scrape: Scrape) -> str:
 
 def same_target(entry: dict, target: dict) -> bool:
     """Whether a listed or retrieved scrape asks what ``target`` asks."""
-    if not all(entry.get(name) == target.get(name, 1 if name == "depth" else None)
-               for name in TARGET_FIELDS):
+    if not all(
+        entry.get(name) == target.get(name, 1 if name == "depth" else None)
+        for name in TARGET_FIELDS
+    ):
         return False
     return (entry.get("geolocation") or None) == target.get("geolocation")  # none is false
 
 
-def submit(client: SemScraperClient, ledger: Ledger, partition: str, scrapes: list[Scrape], *,
-           budget_eur: float | None = None, now: datetime | None = None,
-           warehouse: Warehouse | None = None) -> SubmitReport:
+def submit(
+    client: SemScraperClient,
+    ledger: Ledger,
+    partition: str,
+    scrapes: list[Scrape],
+    *,
+    budget_eur: float | None = None,
+    now: datetime | None = None,
+    warehouse: Warehouse | None = None,
+) -> SubmitReport:
     """Create the day's scrapes, once, within the credit and the day's ``budget_eur``. For a
     day that cannot be paid for (see ``core.money``), create nothing: only look up what a crash
     of that day may have created. ``warehouse``: whose tasks table the new intents are checked
@@ -114,29 +123,38 @@ def submit(client: SemScraperClient, ledger: Ledger, partition: str, scrapes: li
             leftovers = ledger.tasks(PROVIDER, partition, {TaskState.INTENT})
         else:
             wanted = {scrape_key(partition, s): s.body() for s in scrapes}
-            refuse_unknown_tasks(ledger, PROVIDER, partition, wanted, warehouse,
-                                 lambda fresh: _finished_tags(client, ledger, {
-                                     key: wanted[key] for key in fresh}))
+            refuse_unknown_tasks(
+                ledger,
+                PROVIDER,
+                partition,
+                wanted,
+                warehouse,
+                lambda fresh: _finished_tags(client, ledger, {key: wanted[key] for key in fresh}),
+            )
             report.already_posted, leftovers = ledger.start_submit(PROVIDER, partition, wanted)
             crash_point("semscraper.intents_recorded")
         held = _recover(client, ledger, leftovers, report) if leftovers else set()
-        to_post = [t for t in ledger.tasks(PROVIDER, partition, {TaskState.INTENT})
-                   if t.tag not in held]
+        to_post = [
+            t for t in ledger.tasks(PROVIDER, partition, {TaskState.INTENT}) if t.tag not in held
+        ]
         report.held = len(held)
         if report.closed_reason:
             # Looked up and not found, nothing in flight: never created, and now never will be.
             ledger.mark_unposted(PROVIDER, [t.tag for t in to_post], report.closed_reason)
             return report
         if to_post:
-            _check_budget(client, ledger, partition, [Scrape(**t.target) for t in to_post],
-                          budget_eur, report)
+            _check_budget(
+                client, ledger, partition, [Scrape(**t.target) for t in to_post], budget_eur, report
+            )
         for start in range(0, len(to_post), settings.MAX_SCRAPES_PER_POST):
-            batch = to_post[start:start + settings.MAX_SCRAPES_PER_POST]
+            batch = to_post[start : start + settings.MAX_SCRAPES_PER_POST]
             try:
                 created, _ = client.create([Scrape(**t.target) for t in batch])
             except PostOutcomeUnknown as error:
-                report.messages.append(f"{len(batch)} scrapes created with an unknown outcome "
-                                       f"({error}); a rerun finds them before creating any")
+                report.messages.append(
+                    f"{len(batch)} scrapes created with an unknown outcome "
+                    f"({error}); a rerun finds them before creating any"
+                )
                 raise SubmitIncomplete("; ".join(report.messages)) from error
             crash_point("semscraper.created")
             _record_created(ledger, batch, created, report)
@@ -150,39 +168,63 @@ def _finished_tags(client: SemScraperClient, ledger: Ledger, fresh: dict[str, di
     know (of any day) counts, but for one an unresolved intent (of any day) may own: its own
     day's recovery claims it."""
     unresolved = [t.target for t in ledger.tasks(PROVIDER, states={TaskState.INTENT})]
-    return {key for _, key in unknown_scrapes(client.completed_not_retrieved(),
-                                              ledger.task_ids(PROVIDER), unresolved, fresh)}
+    return {
+        key
+        for _, key in unknown_scrapes(
+            client.completed_not_retrieved(), ledger.task_ids(PROVIDER), unresolved, fresh
+        )
+    }
 
 
-def unknown_scrapes(listed: Sequence[dict], known_ids: set[str], unresolved: list[dict],
-                    targets: dict[str, dict]) -> list[tuple[dict, str]]:
+def unknown_scrapes(
+    listed: Sequence[dict], known_ids: set[str], unresolved: list[dict], targets: dict[str, dict]
+) -> list[tuple[dict, str]]:
     """The scrapes of ``listed`` (finished, not retrieved) whose id is not in ``known_ids``,
     each with the key of the target of ``targets`` it is of; those of an ``unresolved``
     intent's target are left out (they may be that intent's)."""
-    return [(entry, key) for entry in listed if entry.get("id") not in known_ids
-            and not any(same_target(entry, target) for target in unresolved)
-            for key, target in targets.items() if same_target(entry, target)]
+    return [
+        (entry, key)
+        for entry in listed
+        if entry.get("id") not in known_ids
+        and not any(same_target(entry, target) for target in unresolved)
+        for key, target in targets.items()
+        if same_target(entry, target)
+    ]
 
 
-def _check_budget(client: SemScraperClient, ledger: Ledger, partition: str,
-                  scrapes: list[Scrape], budget_eur: float | None,
-                  report: SubmitReport) -> None:
+def _check_budget(
+    client: SemScraperClient,
+    ledger: Ledger,
+    partition: str,
+    scrapes: list[Scrape],
+    budget_eur: float | None,
+    report: SubmitReport,
+) -> None:
     estimate = round(sum(s.price() for s in scrapes), 8)
     balance = client.credit()
     ledger.note_balance(PROVIDER, partition, balance)  # where the day's credit movement starts
     report.estimated_cost_eur, report.balance_eur = estimate, balance
-    check_budget(action=f"creating {len(scrapes)} scrapes", estimate=estimate, balance=balance,
-                 spent_today=ledger.spent(PROVIDER, partition), budget=budget_eur,
-                 currency=settings.CURRENCY, balance_name="credit")
+    check_budget(
+        action=f"creating {len(scrapes)} scrapes",
+        estimate=estimate,
+        balance=balance,
+        spent_today=ledger.spent(PROVIDER, partition),
+        budget=budget_eur,
+        currency=settings.CURRENCY,
+        balance_name="credit",
+    )
 
 
-def _record_created(ledger: Ledger, batch: list[TaskRecord], created: list[dict],
-                    report: SubmitReport) -> None:
+def _record_created(
+    ledger: Ledger, batch: list[TaskRecord], created: list[dict], report: SubmitReport
+) -> None:
     """Record each created scrape against its intent (the API answers in the order posted).
     An answer that does not fit leaves its intents to be found again by target."""
     if len(created) != len(batch):
-        raise SubmitIncomplete(f"asked for {len(batch)} scrapes, the answer lists "
-                               f"{len(created)}: left as intents to be looked up")
+        raise SubmitIncomplete(
+            f"asked for {len(batch)} scrapes, the answer lists "
+            f"{len(created)}: left as intents to be looked up"
+        )
     refused = []
     for task, scrape in zip(batch, created, strict=True):
         try:
@@ -190,16 +232,20 @@ def _record_created(ledger: Ledger, batch: list[TaskRecord], created: list[dict]
         except InvalidScrapeId as error:
             refused.append(str(error))
             continue
-        ledger.mark_posted(PROVIDER, task.tag, scrape_id, as_number(scrape.get("cost")), None,
-                           scrape.get("status"))
+        ledger.mark_posted(
+            PROVIDER, task.tag, scrape_id, as_number(scrape.get("cost")), None, scrape.get("status")
+        )
         report.posted += 1
     if refused:
-        raise SubmitIncomplete(f"the create answer holds {len(refused)} invalid id(s) "
-                               f"({refused[0]}): left as intents, to be found by target")
+        raise SubmitIncomplete(
+            f"the create answer holds {len(refused)} invalid id(s) "
+            f"({refused[0]}): left as intents, to be found by target"
+        )
 
 
-def _recover(client: SemScraperClient, ledger: Ledger, leftovers: list[TaskRecord],
-             report: SubmitReport) -> set[str]:
+def _recover(
+    client: SemScraperClient, ledger: Ledger, leftovers: list[TaskRecord], report: SubmitReport
+) -> set[str]:
     """Find intents of earlier runs among the account's finished scrapes, by target.
 
     Found ones become ``fetched``, with the SERP that finding them retrieved. Returns the keys
@@ -207,13 +253,20 @@ def _recover(client: SemScraperClient, ledger: Ledger, leftovers: list[TaskRecor
     """
     # The status before the list: a scrape in flight at the status call that finishes before
     # the list call is then listed; the other way round, it could slip between the two.
-    in_flight = sum(entry.get("count") or 0 for entry in client.status()
-                    if entry.get("status") in ("pending", "processing"))
+    in_flight = sum(
+        entry.get("count") or 0
+        for entry in client.status()
+        if entry.get("status") in ("pending", "processing")
+    )
     known = ledger.task_ids(PROVIDER)
-    listed = [entry for entry in client.completed_not_retrieved()
-              if isinstance(entry.get("id"), str) and settings.SCRAPE_ID.match(entry["id"])
-              and entry["id"] not in known
-              and any(same_target(entry, t.target) for t in leftovers)]
+    listed = [
+        entry
+        for entry in client.completed_not_retrieved()
+        if isinstance(entry.get("id"), str)
+        and settings.SCRAPE_ID.match(entry["id"])
+        and entry["id"] not in known
+        and any(same_target(entry, t.target) for t in leftovers)
+    ]
     # Retrieving a scrape takes it off the list for good: each candidate is recorded first, so
     # that a run whose retrieve answer is lost finds it here again, not by creating it twice.
     ledger.record_candidates(PROVIDER, listed)
@@ -221,9 +274,11 @@ def _recover(client: SemScraperClient, ledger: Ledger, leftovers: list[TaskRecor
     _look_at_candidates(client, ledger, leftovers)
     crash_point("semscraper.candidates_retrieved")
 
-    candidates = [(c, orjson.loads(c.body) if c.body else None)
-                  for c in ledger.candidates(PROVIDER)
-                  if any(same_target(c.listed, t.target) for t in leftovers)]
+    candidates = [
+        (c, orjson.loads(c.body) if c.body else None)
+        for c in ledger.candidates(PROVIDER)
+        if any(same_target(c.listed, t.target) for t in leftovers)
+    ]
     held: set[str] = set()
     for task in leftovers:
         mine = [(c, serp) for c, serp in candidates if same_target(c.listed, task.target)]
@@ -232,33 +287,52 @@ def _recover(client: SemScraperClient, ledger: Ledger, leftovers: list[TaskRecor
             candidate, serp = min(matched, key=lambda pair: pair[1]["created_at"])
             candidates.remove((candidate, serp))
             assert candidate.body is not None  # looked at: its serp was read from it
-            ledger.claim_candidate(PROVIDER, task.tag, task.partition_date, candidate,
-                                   as_number(serp.get("cost")),
-                                   TABLES.version(candidate.body, _meta(serp, "recovery")))
+            ledger.claim_candidate(
+                PROVIDER,
+                task.tag,
+                task.partition_date,
+                candidate,
+                as_number(serp.get("cost")),
+                TABLES.version(candidate.body, _meta(serp, "recovery")),
+            )
             report.recovered += 1
-            log.info("recovered scrape %s for %s instead of creating it again",
-                     candidate.task_id, task.tag)
+            log.info(
+                "recovered scrape %s for %s instead of creating it again",
+                candidate.task_id,
+                task.tag,
+            )
         elif in_flight or any(serp is None for _, serp in mine):
             held.add(task.tag)  # its scrape may be in flight, or one not yet looked at
     if held:
-        report.messages.append(f"{len(held)} scrapes of an interrupted run are not found yet "
-                               f"({in_flight} in flight): held, so that none is created twice")
+        report.messages.append(
+            f"{len(held)} scrapes of an interrupted run are not found yet "
+            f"({in_flight} in flight): held, so that none is created twice"
+        )
     return held
 
 
-def _look_at_candidates(client: SemScraperClient, ledger: Ledger,
-                        leftovers: list[TaskRecord]) -> None:
+def _look_at_candidates(
+    client: SemScraperClient, ledger: Ledger, leftovers: list[TaskRecord]
+) -> None:
     """Retrieve the candidates not looked at yet (this run's and those an earlier run recorded
     but never saw the answer for), 100 a call, and keep what came back."""
-    unseen = [c.task_id for c in ledger.candidates(PROVIDER)
-              if c.body is None and any(same_target(c.listed, t.target) for t in leftovers)]
+    unseen = [
+        c.task_id
+        for c in ledger.candidates(PROVIDER)
+        if c.body is None and any(same_target(c.listed, t.target) for t in leftovers)
+    ]
     for start in range(0, len(unseen), settings.MAX_IDS_PER_GET):
-        chunk = unseen[start:start + settings.MAX_IDS_PER_GET]
-        ledger.keep_candidate_bodies(PROVIDER, {
-            retrieved.scrape_id: retrieved.body
-            for retrieved in client.retrieve_answer(chunk).serps
-            if retrieved.serp and retrieved.serp.get("status") == "done"
-            and retrieved.scrape_id in chunk})
+        chunk = unseen[start : start + settings.MAX_IDS_PER_GET]
+        ledger.keep_candidate_bodies(
+            PROVIDER,
+            {
+                retrieved.scrape_id: retrieved.body
+                for retrieved in client.retrieve_answer(chunk).serps
+                if retrieved.serp
+                and retrieved.serp.get("status") == "done"
+                and retrieved.scrape_id in chunk
+            },
+        )
 
 
 def _created_for(serp: dict, task: TaskRecord) -> bool:
@@ -286,16 +360,29 @@ def parse_time(value: object) -> datetime | None:
 
 def _meta(serp: dict, source: str, html: str | None = None) -> dict:
     """The raw table's columns for one retrieved SERP, but its body."""
-    return {"fetched_at": utc_now().isoformat(), "status": serp.get("status"),
-            "cost": as_number(serp.get("cost")), "source": source, "html": html}
+    return {
+        "fetched_at": utc_now().isoformat(),
+        "status": serp.get("status"),
+        "cost": as_number(serp.get("cost")),
+        "source": source,
+        "html": html,
+    }
 
 
 # -- collect ---------------------------------------------------------------------------------
 
-def collect(client: SemScraperClient, ledger: Ledger, partition: str, *,
-            deadline_seconds: float, poll_seconds: float, keep_html: bool = False,
-            clock: Callable[[], float] = time.monotonic,
-            sleep: Callable[[float], None] = time.sleep) -> CollectReport:
+
+def collect(
+    client: SemScraperClient,
+    ledger: Ledger,
+    partition: str,
+    *,
+    deadline_seconds: float,
+    poll_seconds: float,
+    keep_html: bool = False,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> CollectReport:
     """Retrieve every created scrape of ``partition`` that is done, until none is left or the
     deadline passes. Scrapes a callback delivered are already ``fetched`` and are skipped; a
     SERP that is not JSON is retried in later runs, then kept as ``undecodable``."""
@@ -305,11 +392,13 @@ def collect(client: SemScraperClient, ledger: Ledger, partition: str, *,
 
     def pending() -> set[str]:
         # Read again each time: a callback or another run may have collected some meanwhile.
-        return {t.task_id for t in ledger.tasks(PROVIDER, partition, {TaskState.POSTED})
-                if t.task_id} - set_aside
+        return {
+            t.task_id for t in ledger.tasks(PROVIDER, partition, {TaskState.POSTED}) if t.task_id
+        } - set_aside
 
-    log.info("%s: %d scrapes to collect, for up to %.0f s", partition, len(pending()),
-             deadline_seconds)
+    log.info(
+        "%s: %d scrapes to collect, for up to %.0f s", partition, len(pending()), deadline_seconds
+    )
     first = True
     while pending():
         listed = {e.get("id") for e in client.completed_not_retrieved()}
@@ -319,25 +408,48 @@ def collect(client: SemScraperClient, ledger: Ledger, partition: str, *,
         _retrieve(client, ledger, partition, ready, keep_html, report, set_aside)
         if not pending() or clock() + poll_seconds > deadline:
             break
-        wait(poll_seconds, sleep, lambda: (
-            f"{partition}: {len(pending())} scrapes not done yet, "
-            f"{sum(report.ended.values())} collected this run, "
-            f"{max(0.0, deadline - clock()):.0f} s to the deadline"), log)
+        wait(
+            poll_seconds,
+            sleep,
+            lambda: (
+                f"{partition}: {len(pending())} scrapes not done yet, "
+                f"{sum(report.ended.values())} collected this run, "
+                f"{max(0.0, deadline - clock()):.0f} s to the deadline"
+            ),
+            log,
+        )
     report.pending = len(ledger.tasks(PROVIDER, partition, {TaskState.POSTED}))
     return report
 
 
-def _retrieve(client: SemScraperClient, ledger: Ledger, partition: str, ids: list[str],
-              keep_html: bool, report: CollectReport, set_aside: set[str]) -> None:
+def _retrieve(
+    client: SemScraperClient,
+    ledger: Ledger,
+    partition: str,
+    ids: list[str],
+    keep_html: bool,
+    report: CollectReport,
+    set_aside: set[str],
+) -> None:
     for start in range(0, len(ids), settings.MAX_IDS_PER_GET):
-        chunk = ids[start:start + settings.MAX_IDS_PER_GET]
+        chunk = ids[start : start + settings.MAX_IDS_PER_GET]
         try:
             answer = client.retrieve_answer(chunk)
-            done = [(scrape_id, s) for s in answer.serps
-                    if (scrape_id := s.scrape_id) is not None and scrape_id in chunk
-                    and (s.serp is None or s.serp.get("status") == "done")]
-            pages = {p.get("id"): p.get("html") for p in client.retrieve(
-                [scrape_id for scrape_id, _ in done], output="html")} if keep_html and done else {}
+            done = [
+                (scrape_id, s)
+                for s in answer.serps
+                if (scrape_id := s.scrape_id) is not None
+                and scrape_id in chunk
+                and (s.serp is None or s.serp.get("status") == "done")
+            ]
+            pages = (
+                {
+                    p.get("id"): p.get("html")
+                    for p in client.retrieve([scrape_id for scrape_id, _ in done], output="html")
+                }
+                if keep_html and done
+                else {}
+            )
         except SemScraperError as error:
             report.errors.append(f"retrieving {len(chunk)} scrapes: {error}")
             continue
@@ -351,15 +463,25 @@ def _retrieve(client: SemScraperClient, ledger: Ledger, partition: str, ids: lis
                 if ledger.note_attempt(PROVIDER, scrape_id, None, message) < MAX_ATTEMPTS:
                     continue
                 state = TaskState.UNDECODABLE
-            meta = {**_meta(retrieved.serp or {}, "api", pages.get(scrape_id)),
-                    "envelope": envelope, "repairs": list(retrieved.repairs)}
-            ledger.store_response(PROVIDER, partition, scrape_id,
-                                  TABLES.version(retrieved.body, meta), retrieved.body, state)
+            meta = {
+                **_meta(retrieved.serp or {}, "api", pages.get(scrape_id)),
+                "envelope": envelope,
+                "repairs": list(retrieved.repairs),
+            }
+            ledger.store_response(
+                PROVIDER,
+                partition,
+                scrape_id,
+                TABLES.version(retrieved.body, meta),
+                retrieved.body,
+                state,
+            )
             crash_point("semscraper.response_stored")
             report.ended[state.value] = report.ended.get(state.value, 0) + 1
 
 
 # -- late results ----------------------------------------------------------------------------
+
 
 def late_results(client: SemScraperClient, ledger: Ledger) -> dict[str, list[str]]:
     """Partitions with results waiting, each with what says so: created scrapes that are done

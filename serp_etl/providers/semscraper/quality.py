@@ -18,8 +18,13 @@ from serp_etl.providers.semscraper.settings import CURRENCY, PROVIDER
 from serp_etl.state.ledger import Ledger, TaskState, utc_now
 
 
-def spend_reconciled(ledger: Ledger, warehouse: Warehouse, partition: str,
-                     listed: Sequence[dict] = (), credit: float | None = None) -> QualityResult:
+def spend_reconciled(
+    ledger: Ledger,
+    warehouse: Warehouse,
+    partition: str,
+    listed: Sequence[dict] = (),
+    credit: float | None = None,
+) -> QualityResult:
     """The ledger's costs of the day against SemScraper's own figures: the cost each collected
     SERP reports; the day's SERPs in the raw table whose scrape the ledger does not know (a
     lost or replaced ledger, a day paid again); scrapes found while recovering that were
@@ -38,15 +43,22 @@ def spend_reconciled(ledger: Ledger, warehouse: Warehouse, partition: str,
     ledger_ids = ledger.task_ids(PROVIDER)  # of any day: a late callback may sit in another
     reported: dict[str, float | None] = {}
     for part in warehouse.parts(PROVIDER, RAW_TABLE, partition):
-        table = pq.read_table(str(part), columns=["task_id", "cost"],
-                              filesystem=warehouse.filesystem)
-        reported.update(zip(table.column("task_id").to_pylist(),
-                            table.column("cost").to_pylist(), strict=True))
-    reported.update({row.task_id: row.meta.get("cost")
-                     for row in ledger.inbox(PROVIDER, partition)})
-    mismatches = sum(1 for task_id in ours.keys() & reported.keys()
-                     if (mine := ours[task_id]) is None or (theirs := reported[task_id]) is None
-                     or abs(mine - theirs) > 1e-9)
+        table = pq.read_table(
+            str(part), columns=["task_id", "cost"], filesystem=warehouse.filesystem
+        )
+        reported.update(
+            zip(table.column("task_id").to_pylist(), table.column("cost").to_pylist(), strict=True)
+        )
+    reported.update(
+        {row.task_id: row.meta.get("cost") for row in ledger.inbox(PROVIDER, partition)}
+    )
+    mismatches = sum(
+        1
+        for task_id in ours.keys() & reported.keys()
+        if (mine := ours[task_id]) is None
+        or (theirs := reported[task_id]) is None
+        or abs(mine - theirs) > 1e-9
+    )
     stray = []
     for candidate in ledger.candidates(PROVIDER):
         serp = orjson.loads(candidate.body) if candidate.body else {}
@@ -57,32 +69,52 @@ def spend_reconciled(ledger: Ledger, warehouse: Warehouse, partition: str,
     # A scrape of an unresolved intent's target may be that intent's: the next submit claims
     # it (and collection_complete names the intent meanwhile).
     unresolved = [t.target for t in day if t.state is TaskState.INTENT]
-    unknown.update({entry["id"]: as_number(entry.get("cost")) for entry, _ in unknown_scrapes(
-        listed, ledger_ids, unresolved, {t.tag: t.target for t in day})
-        if isinstance(entry.get("id"), str)})
+    unknown.update(
+        {
+            entry["id"]: as_number(entry.get("cost"))
+            for entry, _ in unknown_scrapes(
+                listed, ledger_ids, unresolved, {t.tag: t.target for t in day}
+            )
+            if isinstance(entry.get("id"), str)
+        }
+    )
     stray.extend(cost or 0.0 for cost in unknown.values())
     movement = credit_movement(ledger, partition)
     # Spending the ids above already name is in the credit's fall too: only the rest is new.
     unexplained = round(movement["unexplained_eur"] - sum(stray), 8)
-    billed = round(sum(reported.get(i) or 0.0 for i in ours) + sum(stray)
-                   + max(unexplained, 0.0), 8)
+    billed = round(
+        sum(reported.get(i) or 0.0 for i in ours) + sum(stray) + max(unexplained, 0.0), 8
+    )
     passed = not mismatches and not stray and unexplained <= CREDIT_TOLERANCE_EUR
-    problems = [f"{len(stray)} scrape(s) billed for the day that the ledger does not know"
-                + (f" ({len(unknown)} of them in the raw table or the finished list, e.g. "
-                   f"{min(unknown)})" if unknown else "") if stray else "",
-                f"{mismatches} cost(s) differ from SemScraper's" if mismatches else "",
-                f"the credit fell by {money(unexplained, CURRENCY)} more than the scrapes the "
-                f"ledger recorded as created between {movement['from']} and {movement['to']} cost "
-                "(scrapes another ledger, data dir or tool created on this account)"
-                if unexplained > CREDIT_TOLERANCE_EUR else ""]
+    problems = [
+        f"{len(stray)} scrape(s) billed for the day that the ledger does not know"
+        + (
+            f" ({len(unknown)} of them in the raw table or the finished list, e.g. {min(unknown)})"
+            if unknown
+            else ""
+        )
+        if stray
+        else "",
+        f"{mismatches} cost(s) differ from SemScraper's" if mismatches else "",
+        f"the credit fell by {money(unexplained, CURRENCY)} more than the scrapes the "
+        f"ledger recorded as created between {movement['from']} and {movement['to']} cost "
+        "(scrapes another ledger, data dir or tool created on this account)"
+        if unexplained > CREDIT_TOLERANCE_EUR
+        else "",
+    ]
     return QualityResult(
         passed,
         f"the ledger matches SemScraper's figures: {len(ours)} scrapes, {money(billed, CURRENCY)}"
-        if passed else "; ".join(p for p in problems if p),
-        {"billed_by_provider_eur": billed, "ledger_eur": ledger.spent(PROVIDER, partition),
-         "not_reported_yet": len(ours.keys() - reported.keys()),
-         "billed_unknown_to_ledger": len(stray), "cost_mismatches": mismatches,
-         "credit_movement": movement},
+        if passed
+        else "; ".join(p for p in problems if p),
+        {
+            "billed_by_provider_eur": billed,
+            "ledger_eur": ledger.spent(PROVIDER, partition),
+            "not_reported_yet": len(ours.keys() - reported.keys()),
+            "billed_unknown_to_ledger": len(stray),
+            "cost_mismatches": mismatches,
+            "credit_movement": movement,
+        },
     )
 
 
@@ -99,10 +131,18 @@ def credit_movement(ledger: Ledger, partition: str) -> dict:
     if len(readings) < 2:
         return {"readings": len(readings), "unexplained_eur": 0.0, "from": None, "to": None}
     (start, first), (end, last) = readings[0], readings[-1]
-    topped_up = any(later > earlier + CREDIT_TOLERANCE_EUR
-                    for (_, earlier), (_, later) in itertools.pairwise(readings))
+    topped_up = any(
+        later > earlier + CREDIT_TOLERANCE_EUR
+        for (_, earlier), (_, later) in itertools.pairwise(readings)
+    )
     fell = round(first - last, 8)
     known = ledger.posted_cost_between(PROVIDER, start, end)
-    return {"readings": len(readings), "from": start, "to": end, "fell_eur": fell,
-            "ledger_eur": known, "topped_up": topped_up,
-            "unexplained_eur": 0.0 if topped_up else round(fell - known, 8)}
+    return {
+        "readings": len(readings),
+        "from": start,
+        "to": end,
+        "fell_eur": fell,
+        "ledger_eur": known,
+        "topped_up": topped_up,
+        "unexplained_eur": 0.0 if topped_up else round(fell - known, 8),
+    }

@@ -81,14 +81,16 @@ TASKS_SCHEMA = pa.schema(
 
 # One row per version of a retrieved (or delivered) SERP (see ``core.raw``): the body is the
 # SERP object as received.
-RESPONSES_SCHEMA = raw_schema([
-    pa.field("status", pa.string()),
-    pa.field("cost", pa.float64()),
-    pa.field("html", pa.string()),  # the SERP's HTML, when keeping it is configured
-    # The retrieve answer the SERP came in, as received, with its "data" array emptied: the
-    # answer's own status, request_ms and count. None for a callback (no answer around it).
-    pa.field("envelope", pa.string()),
-])
+RESPONSES_SCHEMA = raw_schema(
+    [
+        pa.field("status", pa.string()),
+        pa.field("cost", pa.float64()),
+        pa.field("html", pa.string()),  # the SERP's HTML, when keeping it is configured
+        # The retrieve answer the SERP came in, as received, with its "data" array emptied: the
+        # answer's own status, request_ms and count. None for a callback (no answer around it).
+        pa.field("envelope", pa.string()),
+    ]
+)
 
 _SERP = "data[]"
 _WHERE = "SERPs of GET /v1/serp/google/{ids}, or a callback's body"
@@ -101,13 +103,13 @@ _MEANINGS = {
     ("serps", "location"): "search engine location code",
     ("serps", "language"): "search engine language",
     ("serps", "depth"): "page depth, Google SERPs retrieved with pagination: 1 (about 10 "
-                        "results) to 10 (about 100 results)",
+    "results) to 10 (about 100 results)",
     ("serps", "geolocation"): "geotag of the SERP (city, department or country, separated by "
-                              "a comma); false in the answers when unset, read as NULL",
+    "a comma); false in the answers when unset, read as NULL",
     ("serps", "priority"): "priority of the request, processed in descending order, 1 to 10",
     ("serps", "callback_url"): "URL the results are sent to once processed",
     ("serps", "cost"): "what the scrape cost, EUR (a number at creation, a decimal string "
-                       "when retrieved)",
+    "when retrieved)",
     ("serps", "created_at"): "when the scrape was created",
     ("serps", "scraped_at"): "when the SERP was scraped",
     ("serps", "duration_ms"): "how long the scrape took, milliseconds",
@@ -118,14 +120,14 @@ _MEANINGS = {
     ("serps", "_links", "html", "method"): "HTTP method of that URL",
     ("serps", "_links", "html", "type"): "media type of that URL",
     ("items", "block_type"): "results[].type: the block the item is in (organic, "
-                             "people_also_ask, videos, images, ...)",
+    "people_also_ask, videos, images, ...)",
     ("items", "rank_type"): "position of the item within its block (like DataForSEO's "
-                            "rank_group, but within one block: it starts again on each page)",
+    "rank_group, but within one block: it starts again on each page)",
     ("items", "rank_serp"): "position of the item in the whole SERP (like DataForSEO's "
-                            "rank_absolute)",
+    "rank_absolute)",
     ("items", "page"): "results page the item is on",
     ("items", "pixel"): "vertical position of the item on the page, pixels (like DataForSEO's "
-                        "rectangle.y)",
+    "rectangle.y)",
     ("items", "domain"): "domain of the item's URL",
     ("items", "url"): "URL of the item",
     ("items", "title"): "title of the item (empty for images)",
@@ -137,17 +139,35 @@ _ID = {"id": f"{_SERP}.id ({_WHERE}): the scrape's id."}
 # shares (``ProviderTables.docs`` adds those): the Dagster UI's column descriptions.
 COLUMN_DOCS: dict[str, dict[str, str]] = {
     **describe_spec(SERPS, _SERP, _MEANINGS, ("serps",), _ID, where=_WHERE),
-    **describe_spec(ITEMS, f"{_SERP}.results[].items[]", _MEANINGS, ("items",), {
-        **_ID, "block_index": "Position of the block in data[].results[] (0-based).",
-        "item_index": "Position of the item in its block's items[] (0-based)."},
-        where=_WHERE),
+    **describe_spec(
+        ITEMS,
+        f"{_SERP}.results[].items[]",
+        _MEANINGS,
+        ("items",),
+        {
+            **_ID,
+            "block_index": "Position of the block in data[].results[] (0-based).",
+            "item_index": "Position of the item in its block's items[] (0-based).",
+        },
+        where=_WHERE,
+    ),
     "tasks": {
-        **{name: f"The scrape's {name}, as targets.toml asked for it: "
-                 f"{_MEANINGS.get(('serps', name), name)}."
-           for name in ("keyword", "device", "location", "language", "depth", "priority",
-                        "geolocation", "callback_url")},
+        **{
+            name: f"The scrape's {name}, as targets.toml asked for it: "
+            f"{_MEANINGS.get(('serps', name), name)}."
+            for name in (
+                "keyword",
+                "device",
+                "location",
+                "language",
+                "depth",
+                "priority",
+                "geolocation",
+                "callback_url",
+            )
+        },
         "task_id": "data[].id of the create answer: SemScraper's id of the scrape (NULL until "
-                   "created).",
+        "created).",
         "cost": "data[].cost of the create answer: what the scrape cost, EUR.",
         "fetched_at": "When its SERP was retrieved or delivered (UTC).",
     },
@@ -156,7 +176,7 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "cost": f"{_SERP}.cost ({_WHERE}), EUR.",
         "html": "The SERP's HTML (GET /v1/serp/google/{id}/html), when keep_html is on.",
         "envelope": "The retrieve answer the SERP came in, its data[] emptied: its own "
-                    "status, request_ms and count. NULL for a callback.",
+        "status, request_ms and count. NULL for a callback.",
     },
     "locations": {
         "location": "Location code SemScraper offers (GET /v1/serp/google/location).",

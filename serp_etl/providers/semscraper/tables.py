@@ -19,18 +19,20 @@ DESCRIPTIONS = {
         "One row per scrape of the day: one per [[semscraper]] target, created at most once "
         "(key = date + target, recorded in the ledger before creating), with its id, cost and "
         "state. After a crash, scrapes are found again in the completed-not-retrieved list; "
-        "while scrapes are in flight, unresolved ones are held rather than created twice."),
+        "while scrapes are in flight, unresolved ones are held rather than created twice."
+    ),
     "responses": (
         "One row per retrieved (or callback-delivered) SERP of the day: the SERP object as "
         "JSON, with fetch time, status, cost, source, and its HTML when keep_html is set. The "
-        "source of truth: every flattened table is rebuilt from it."),
+        "source of truth: every flattened table is rebuilt from it."
+    ),
     "serps": "One row per SERP: id, keyword, device, location, language, depth, geolocation, "
-             "priority, cost, created_at, scraped_at, duration_ms.",
+    "priority, cost, created_at, scraped_at, duration_ms.",
     "items": "One row per item of a SERP's result blocks: block type, rank_type, rank_serp, "
-             "page, pixel, domain, url, title, description.",
+    "page, pixel, domain, url, title, description.",
     "locations": "One row per location SemScraper offers (location, language, host, name), "
-                 "from GET /serp/google/location, as of the day. Targets are checked against "
-                 "it.",
+    "from GET /serp/google/location, as of the day. Targets are checked against "
+    "it.",
 }
 
 

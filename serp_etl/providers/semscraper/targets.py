@@ -41,8 +41,9 @@ def parse_scrapes(text: str, source: str) -> list[Scrape]:
     valid: list[tuple[int, Scrape]] = []
     problems: list[str] = []
     for number, entry in enumerate(entries, start=1):
-        name = target_name(PROVIDER, number, entry.get("keyword")
-                           if isinstance(entry, dict) else None)
+        name = target_name(
+            PROVIDER, number, entry.get("keyword") if isinstance(entry, dict) else None
+        )
         if not isinstance(entry, dict):
             problems.append(f"{name}: expected a table of fields")
             continue
@@ -61,7 +62,8 @@ def parse_scrapes(text: str, source: str) -> list[Scrape]:
             first, other = same[0]
             problems.append(
                 f"{name}: duplicate of target #{first} ({other.keyword!r}): Google answers the "
-                "same query whatever the case and the spaces, and each would be billed")
+                "same query whatever the case and the spaces, and each would be billed"
+            )
             continue
         valid.append((number, scrape))
     if problems:
@@ -78,8 +80,12 @@ def load_scrapes(path: Path) -> list[Scrape]:
     return parse_scrapes(read_targets_file(path), str(path))
 
 
-def check_locations(scrapes: list[Scrape], locations: list[dict],
-                    source: str = TARGETS_FILE, numbers: list[int] | None = None) -> None:
+def check_locations(
+    scrapes: list[Scrape],
+    locations: list[dict],
+    source: str = TARGETS_FILE,
+    numbers: list[int] | None = None,
+) -> None:
     """Every target's (location, language) must be one the API offers. ``numbers``: the
     targets' numbers in the file, when some were left out."""
     offered = {(entry.get("location"), entry.get("language")) for entry in locations}
@@ -94,14 +100,17 @@ def check_locations(scrapes: list[Scrape], locations: list[dict],
         target = target_name(PROVIDER, number, scrape.keyword)
         hint = _case_hint(scrape, offered)
         if not speaks:
-            problems.append(f"{target}: {scrape.location!r} is not a location {PROVIDER} "
-                            f"offers{hint} ({PROVIDER}/locations holds every location)")
+            problems.append(
+                f"{target}: {scrape.location!r} is not a location {PROVIDER} "
+                f"offers{hint} ({PROVIDER}/locations holds every location)"
+            )
             continue
         problems.append(
             f"{target}: location {scrape.location!r} with language {scrape.language!r} is not "
             f"offered by {PROVIDER}{hint}; language {scrape.language!r} is offered at: "
             f"{', '.join(where) or 'no location'}; location {scrape.location!r} offers: "
-            f"{', '.join(speaks)}")
+            f"{', '.join(speaks)}"
+        )
     if problems:
         raise TargetConfigError(source, problems)
 

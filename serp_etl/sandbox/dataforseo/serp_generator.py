@@ -23,18 +23,67 @@ def digest_of(text: str) -> int:
     """A number drawn from ``text`` alone (not from the generator's random stream)."""
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest(), "big")
 
+
 DOMAINS = [
-    "www.amazon.com", "www.etsy.com", "www.pinterest.com", "www.redbubble.com",
-    "unsplash.com", "www.shutterstock.com", "www.wikipedia.org", "de.wikipedia.org",
-    "www.reddit.com", "www.flickr.com", "www.ebay.de", "www.zalando.fr", "www.ikea.com",
-    "www.behance.net", "www.deviantart.com", "www.rakuten.co.jp", "www.wayfair.com",
-    "www.instagram.com", "twitter.com", "www.youtube.com", "www.houzz.com", "www.muji.com",
+    "www.amazon.com",
+    "www.etsy.com",
+    "www.pinterest.com",
+    "www.redbubble.com",
+    "unsplash.com",
+    "www.shutterstock.com",
+    "www.wikipedia.org",
+    "de.wikipedia.org",
+    "www.reddit.com",
+    "www.flickr.com",
+    "www.ebay.de",
+    "www.zalando.fr",
+    "www.ikea.com",
+    "www.behance.net",
+    "www.deviantart.com",
+    "www.rakuten.co.jp",
+    "www.wayfair.com",
+    "www.instagram.com",
+    "twitter.com",
+    "www.youtube.com",
+    "www.houzz.com",
+    "www.muji.com",
 ]
 WORDS = [
-    "tropical", "flower", "wallpaper", "mural", "botanical", "print", "poster", "canvas",
-    "jungle", "leaves", "art", "décor", "modern", "vintage", "Blumen", "Tapete", "feuilles",
-    "été", "naïve", "花", "壁紙", "植物", "🌺", "🌴", "minimal", "abstract", "golden", "bloom",
-    "watercolor", "framed", "handmade", "interior", "living room", "photo", "stock",
+    "tropical",
+    "flower",
+    "wallpaper",
+    "mural",
+    "botanical",
+    "print",
+    "poster",
+    "canvas",
+    "jungle",
+    "leaves",
+    "art",
+    "décor",
+    "modern",
+    "vintage",
+    "Blumen",
+    "Tapete",
+    "feuilles",
+    "été",
+    "naïve",
+    "花",
+    "壁紙",
+    "植物",
+    "🌺",
+    "🌴",
+    "minimal",
+    "abstract",
+    "golden",
+    "bloom",
+    "watercolor",
+    "framed",
+    "handmade",
+    "interior",
+    "living room",
+    "photo",
+    "stock",
 ]
 _LOCATION_CODES = {loc["location_name"]: loc["location_code"] for loc in reference.locations()}
 _LANGUAGE_CODES = {lang["language_name"]: lang["language_code"] for lang in reference.languages()}
@@ -43,8 +92,12 @@ CURRENCIES = ["USD", "EUR", "GBP", "JPY"]
 RATING_TYPES = ["Max5", "Percents", "CustomMax"]
 _OFFSETS = ["+00:00", "+00:00", "+02:00", "+00:00", "-05:00", "+00:00", "+05:30"]
 PAGES_PER_TARGET = 40
-SPELL_TYPES = ["did_you_mean", "showing_results_for", "no_results_found_for",
-               "including_results_for"]
+SPELL_TYPES = [
+    "did_you_mean",
+    "showing_results_for",
+    "no_results_found_for",
+    "including_results_for",
+]
 
 
 def seed_for(*parts: object) -> int:
@@ -76,8 +129,9 @@ class _Serp:
         return f"https://{domain}/{slug}/{self.rng.randint(1000, 999999)}"
 
     def thumbnail(self) -> str:
-        token = "".join(self.rng.choice("abcdefghijklmnopqrstuvwxyzABCDEFGH0123456789_-")
-                        for _ in range(40))
+        token = "".join(
+            self.rng.choice("abcdefghijklmnopqrstuvwxyzABCDEFGH0123456789_-") for _ in range(40)
+        )
         return f"https://encrypted-tbn{self.rng.randint(0, 3)}.gstatic.com/images?q=tbn:{token}"
 
     def maybe(self, value, p: float = 0.7):
@@ -86,13 +140,20 @@ class _Serp:
     def rectangle(self, y: float) -> dict | None:
         if not self.rectangles:
             return None
-        return {"x": round(self.rng.uniform(100, 200), 1), "y": round(y, 1),
-                "width": round(self.rng.uniform(400, 650), 1),
-                "height": round(self.rng.uniform(60, 220), 1)}
+        return {
+            "x": round(self.rng.uniform(100, 200), 1),
+            "y": round(y, 1),
+            "width": round(self.rng.uniform(400, 650), 1),
+            "height": round(self.rng.uniform(60, 220), 1),
+        }
 
     def image_element(self, domain: str, alt: bool = True) -> dict:
-        return {"type": "images_element", "alt": self.words(2, 6) if alt else None,
-                "url": self.url(domain), "image_url": self.thumbnail()}
+        return {
+            "type": "images_element",
+            "alt": self.words(2, 6) if alt else None,
+            "url": self.url(domain),
+            "image_url": self.thumbnail(),
+        }
 
     def rating(self) -> dict | None:
         if not self.chance(0.3):
@@ -101,36 +162,50 @@ class _Serp:
         top = {"Max5": 5, "Percents": 100, "CustomMax": 10}[kind]
         value = round(self.rng.uniform(top * 0.4, top), 1)
         # The live API sends whole ratings as integers: floats must accept them.
-        return {"rating_type": kind, "value": int(value) if value.is_integer() else value,
-                "votes_count": self.rng.randint(0, 25000), "rating_max": top}
+        return {
+            "rating_type": kind,
+            "value": int(value) if value.is_integer() else value,
+            "votes_count": self.rng.randint(0, 25000),
+            "rating_max": top,
+        }
 
     def price(self) -> dict | None:
         if not self.chance(0.3):
             return None
         current = round(self.rng.uniform(3, 900), 2)
         is_range = self.chance(0.35)
-        return {"current": current, "regular": self.maybe(round(current * 1.25, 2), 0.4),
-                "max_value": round(current * 1.6, 2) if is_range else None,
-                "currency": self.rng.choice(CURRENCIES), "is_price_range": is_range,
-                "displayed_price": f"${current:,.2f}"}
+        return {
+            "current": current,
+            "regular": self.maybe(round(current * 1.25, 2), 0.4),
+            "max_value": round(current * 1.6, 2) if is_range else None,
+            "currency": self.rng.choice(CURRENCIES),
+            "is_price_range": is_range,
+            "displayed_price": f"${current:,.2f}",
+        }
 
     def about_this_result(self, url: str) -> dict | None:
         if not self.chance(0.25):
             return None
-        return {"type": "about_this_result_element", "url": url,
-                "source": self.rng.choice(SOURCES),
-                "source_info": self.maybe(self.words(8, 20), 0.85),
-                "source_url": self.maybe(f"https://en.wikipedia.org/wiki/{self.words(1, 1)}"),
-                "language": self.rng.choice(["English", "Deutsch", "Français", "日本語"]),
-                "location": self.rng.choice(["United States", "Germany", "France", "Japan"]),
-                "search_terms": [self.words(1, 2) for _ in range(self.rng.randint(1, 3))],
-                "related_terms": self.maybe([self.words(1, 2) for _ in range(2)])}
+        return {
+            "type": "about_this_result_element",
+            "url": url,
+            "source": self.rng.choice(SOURCES),
+            "source_info": self.maybe(self.words(8, 20), 0.85),
+            "source_url": self.maybe(f"https://en.wikipedia.org/wiki/{self.words(1, 1)}"),
+            "language": self.rng.choice(["English", "Deutsch", "Français", "日本語"]),
+            "location": self.rng.choice(["United States", "Germany", "France", "Japan"]),
+            "search_terms": [self.words(1, 2) for _ in range(self.rng.randint(1, 3))],
+            "related_terms": self.maybe([self.words(1, 2) for _ in range(2)]),
+        }
 
     def timestamp(self) -> str | None:
         if not self.chance(0.3):
             return None
-        year, month, day = (self.rng.randint(18, 26), self.rng.randint(1, 12),
-                            self.rng.randint(1, 28))
+        year, month, day = (
+            self.rng.randint(18, 26),
+            self.rng.randint(1, 12),
+            self.rng.randint(1, 28),
+        )
         hour, minute = self.rng.randint(0, 23), self.rng.randint(0, 59)
         # The page says UTC; pages' own publication times come with their local offset too.
         # (Chosen from the draws above: one more draw would change every SERP after it.)
@@ -141,59 +216,104 @@ class _Serp:
         description = self.maybe(self.words(10, 30), 0.8)
         return {
             "xpath": f"/html[1]/body[1]/div[{self.rng.randint(1, 9)}]/div[1]",
-            "domain": domain, "title": self.title(), "url": url,
+            "domain": domain,
+            "title": self.title(),
+            "url": url,
             "cache_url": self.maybe(f"https://webcache.googleusercontent.com/search?q={url}", 0.2),
-            "related_search_url": self.maybe(f"https://www.google.com/search?q=related:{domain}",
-                                             0.2),
+            "related_search_url": self.maybe(
+                f"https://www.google.com/search?q=related:{domain}", 0.2
+            ),
             "breadcrumb": self.maybe(f"https://{domain} › {self.words(1, 2)}", 0.6),
-            "is_image": self.chance(0.8), "is_video": self.chance(0.1),
+            "is_image": self.chance(0.8),
+            "is_video": self.chance(0.1),
             "description": description,
             # Dates in pre_snippet are text, not timestamps: a trap for type inference.
             "pre_snippet": self.maybe(f"{self.rng.randint(1, 28)} mars 2025 —", 0.2),
             "extended_snippet": self.maybe(self.words(4, 10), 0.15),
-            "images": [self.image_element(domain, self.chance(0.5))
-                       for _ in range(self.rng.randint(1, 3))] if self.chance(0.8) else None,
+            "images": [
+                self.image_element(domain, self.chance(0.5)) for _ in range(self.rng.randint(1, 3))
+            ]
+            if self.chance(0.8)
+            else None,
             "amp_version": self.chance(0.1),
-            "rating": self.rating(), "price": self.price(),
+            "rating": self.rating(),
+            "price": self.price(),
             "highlighted": self.maybe([self.rng.choice(WORDS) for _ in range(2)], 0.4),
         }
 
-    def organic(self, rank_group: int, rank_absolute: int, y: float,
-                page: tuple[str, str] | None = None) -> dict:
+    def organic(
+        self, rank_group: int, rank_absolute: int, y: float, page: tuple[str, str] | None = None
+    ) -> dict:
         domain, url = page or (domain := self.rng.choice(DOMAINS), self.url(domain))
-        item: dict[str, Any] = {"type": "organic", "rank_group": rank_group,
-                                "rank_absolute": rank_absolute,
-                "position": "left" if self.chance(0.95) else "right"}
+        item: dict[str, Any] = {
+            "type": "organic",
+            "rank_group": rank_group,
+            "rank_absolute": rank_absolute,
+            "position": "left" if self.chance(0.95) else "right",
+        }
         item.update(self.snippet_fields(domain, url))
         if item["price"] and digest_of(url) % 2 == 0:
             # A shopping result: the real API puts the shop's price label where the domain
             # goes ("$43.35* • Amazon", in the reference example). Chosen from the URL, not
             # drawn: one more draw would change every SERP after it.
-            item["domain"] = (f"{item['price']['displayed_price']}* • "
-                              f"{domain.split('.')[-2].capitalize()}")
-        item.update({
-            "website_name": self.maybe(domain.split(".")[-2].capitalize(), 0.5),
-            "is_featured_snippet": self.chance(0.05), "is_malicious": self.chance(0.02),
-            "is_web_story": self.chance(0.05),
-            "links": [{"type": "link_element", "title": self.title(),
-                       "description": self.maybe(self.words(5, 12)), "url": self.url(domain),
-                       "domain": domain} for _ in range(self.rng.randint(2, 4))]
-            if self.chance(0.2) else None,
-            "faq": {"type": "faq_box", "items": [
-                {"type": "faq_box_element", "title": self.words(4, 8).capitalize() + "?",
-                 "description": self.words(10, 25),
-                 "links": [{"type": "link_element", "title": self.title(),
-                            "url": self.url(domain), "domain": domain}
-                           for _ in range(self.rng.randint(1, 2))] if self.chance(0.5) else None}
-                for _ in range(self.rng.randint(1, 3))]} if self.chance(0.12) else None,
-            "extended_people_also_search": self.maybe([self.words(2, 4) for _ in range(4)], 0.1),
-            "about_this_result": self.about_this_result(url),
-            "related_result": [self.related_result(domain)
-                               for _ in range(self.rng.randint(1, 2))]
-            if self.chance(0.2) else None,
-            "timestamp": self.timestamp(),
-            "rectangle": self.rectangle(y),
-        })
+            item["domain"] = (
+                f"{item['price']['displayed_price']}* • {domain.split('.')[-2].capitalize()}"
+            )
+        item.update(
+            {
+                "website_name": self.maybe(domain.split(".")[-2].capitalize(), 0.5),
+                "is_featured_snippet": self.chance(0.05),
+                "is_malicious": self.chance(0.02),
+                "is_web_story": self.chance(0.05),
+                "links": [
+                    {
+                        "type": "link_element",
+                        "title": self.title(),
+                        "description": self.maybe(self.words(5, 12)),
+                        "url": self.url(domain),
+                        "domain": domain,
+                    }
+                    for _ in range(self.rng.randint(2, 4))
+                ]
+                if self.chance(0.2)
+                else None,
+                "faq": {
+                    "type": "faq_box",
+                    "items": [
+                        {
+                            "type": "faq_box_element",
+                            "title": self.words(4, 8).capitalize() + "?",
+                            "description": self.words(10, 25),
+                            "links": [
+                                {
+                                    "type": "link_element",
+                                    "title": self.title(),
+                                    "url": self.url(domain),
+                                    "domain": domain,
+                                }
+                                for _ in range(self.rng.randint(1, 2))
+                            ]
+                            if self.chance(0.5)
+                            else None,
+                        }
+                        for _ in range(self.rng.randint(1, 3))
+                    ],
+                }
+                if self.chance(0.12)
+                else None,
+                "extended_people_also_search": self.maybe(
+                    [self.words(2, 4) for _ in range(4)], 0.1
+                ),
+                "about_this_result": self.about_this_result(url),
+                "related_result": [
+                    self.related_result(domain) for _ in range(self.rng.randint(1, 2))
+                ]
+                if self.chance(0.2)
+                else None,
+                "timestamp": self.timestamp(),
+                "rectangle": self.rectangle(y),
+            }
+        )
         # The item order of the live API, not alphabetical: keep "rectangle" last.
         return item
 
@@ -207,23 +327,38 @@ class _Serp:
     def images(self, rank_group: int, rank_absolute: int, y: float) -> dict:
         domain = self.rng.choice(DOMAINS)
         return {
-            "type": "images", "rank_group": rank_group, "rank_absolute": rank_absolute,
-            "position": "left", "xpath": self.maybe("/html[1]/body[1]/div[6]/div[2]", 0.5),
-            "title": self.title(), "url": self.maybe(self.url(domain), 0.3),
-            "items": [self.image_element(self.rng.choice(DOMAINS))
-                      for _ in range(self.rng.randint(2, 6))],
+            "type": "images",
+            "rank_group": rank_group,
+            "rank_absolute": rank_absolute,
+            "position": "left",
+            "xpath": self.maybe("/html[1]/body[1]/div[6]/div[2]", 0.5),
+            "title": self.title(),
+            "url": self.maybe(self.url(domain), 0.3),
+            "items": [
+                self.image_element(self.rng.choice(DOMAINS)) for _ in range(self.rng.randint(2, 6))
+            ],
             "related_image_searches": [
-                {"type": "related_image_searches_element", "title": self.words(1, 3),
-                 "alt": self.maybe(self.words(2, 5)), "url": self.url(domain),
-                 "image_url": self.thumbnail()} for _ in range(self.rng.randint(2, 5))]
-            if self.chance(0.6) else None,
+                {
+                    "type": "related_image_searches_element",
+                    "title": self.words(1, 3),
+                    "alt": self.maybe(self.words(2, 5)),
+                    "url": self.url(domain),
+                    "image_url": self.thumbnail(),
+                }
+                for _ in range(self.rng.randint(2, 5))
+            ]
+            if self.chance(0.6)
+            else None,
             "rectangle": self.rectangle(y),
         }
 
 
-def ranked_pages(rng: random.Random, domains: list[str], *target: object,
-                 page_url: Callable[[random.Random, str], str] | None = None
-                 ) -> list[tuple[str, str]]:
+def ranked_pages(
+    rng: random.Random,
+    domains: list[str],
+    *target: object,
+    page_url: Callable[[random.Random, str], str] | None = None,
+) -> list[tuple[str, str]]:
     """The pages (domain, URL) that show a target, in the day's order: each target has its
     own pages, each page a strength, and a day's order is by strength plus the day's noise
     (``rng``). So from one day to the next most pages stay and move a few places, a few come
@@ -232,11 +367,17 @@ def ranked_pages(rng: random.Random, domains: list[str], *target: object,
     pages_rng = random.Random(seed_for("pages", *target))
     maker = _Serp(pages_rng, False)
     page_url = page_url or (lambda _, domain: maker.url(domain))
-    pages = [(domain, page_url(pages_rng, domain))
-             for domain in (pages_rng.choice(domains) for _ in range(PAGES_PER_TARGET))]
+    pages = [
+        (domain, page_url(pages_rng, domain))
+        for domain in (pages_rng.choice(domains) for _ in range(PAGES_PER_TARGET))
+    ]
     strengths = [pages_rng.random() for _ in pages]
-    return [page for _, page in sorted(
-        zip((s + rng.gauss(0, 0.12) for s in strengths), pages, strict=True), reverse=True)]
+    return [
+        page
+        for _, page in sorted(
+            zip((s + rng.gauss(0, 0.12) for s in strengths), pages, strict=True), reverse=True
+        )
+    ]
 
 
 def generate_result(task: dict, day: str, revision: int = 0, drift: bool = False) -> dict:
@@ -246,8 +387,9 @@ def generate_result(task: dict, day: str, revision: int = 0, drift: bool = False
     image_url = task["image_url"]
     location = task.get("location_code") or task.get("location_name")
     language = task.get("language_code") or task.get("language_name")
-    rng = random.Random(seed_for(image_url, location, language, day,
-                                 *((revision,) if revision else ())))
+    rng = random.Random(
+        seed_for(image_url, location, language, day, *((revision,) if revision else ()))
+    )
     serp = _Serp(rng, bool(task.get("calculate_rectangles")))
     showing = iter(ranked_pages(rng, DOMAINS, image_url, location, language))
     pages = int(task.get("max_crawl_pages") or 1)
@@ -256,8 +398,9 @@ def generate_result(task: dict, day: str, revision: int = 0, drift: bool = False
     y = 150.0
     for _ in range(rng.randint(12, 30) * min(pages, 3)):
         roll = rng.random()
-        kind = ("images" if roll < 0.06 else "related_searches" if roll < 0.075 and drift
-                else "organic")
+        kind = (
+            "images" if roll < 0.06 else "related_searches" if roll < 0.075 and drift else "organic"
+        )
         ranks[kind] = ranks.get(kind, 0) + 1
         rank_absolute = len(items) + 1
         if kind == "organic":
@@ -267,9 +410,14 @@ def generate_result(task: dict, day: str, revision: int = 0, drift: bool = False
         elif kind == "images":
             item = serp.images(ranks[kind], rank_absolute, y)
         else:  # an item type the reference does not document
-            item = {"type": "related_searches", "rank_group": ranks[kind],
-                    "rank_absolute": rank_absolute, "position": "left", "xpath": None,
-                    "items": [serp.words(2, 4) for _ in range(rng.randint(3, 8))]}
+            item = {
+                "type": "related_searches",
+                "rank_group": ranks[kind],
+                "rank_absolute": rank_absolute,
+                "position": "left",
+                "xpath": None,
+                "items": [serp.words(2, 4) for _ in range(rng.randint(3, 8))],
+            }
         items.append(item)
         y += rng.uniform(90, 240)
     keyword = serp.maybe(serp.words(2, 4), 0.6)
@@ -279,26 +427,42 @@ def generate_result(task: dict, day: str, revision: int = 0, drift: bool = False
         "keyword": keyword,
         "type": "search_by_image",
         "se_domain": task.get("se_domain") or "lens.google.com",
-        "location_code": task.get("location_code") or _LOCATION_CODES.get(
-            task.get("location_name"), 2840),
-        "language_code": task.get("language_code") or _LANGUAGE_CODES.get(
-            task.get("language_name"), "en"),
+        "location_code": task.get("location_code")
+        or _LOCATION_CODES.get(task.get("location_name"), 2840),
+        "language_code": task.get("language_code")
+        or _LANGUAGE_CODES.get(task.get("language_name"), "en"),
         "check_url": "https://lens.google.com/uploadbyurl?url=" + quote(image_url, safe=""),
         "datetime": f"{day} {rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:"
-                    f"{rng.randint(0, 59):02d} +00:00",
+        f"{rng.randint(0, 59):02d} +00:00",
         "spell": {"keyword": serp.words(2, 3), "type": rng.choice(SPELL_TYPES)}
-        if keyword and rng.random() < 0.3 else None,
+        if keyword and rng.random() < 0.3
+        else None,
         "refinement_chips": {
-            "type": "refinement_chips", "xpath": "/html[1]/body[1]/div[4]/div[1]",
-            "items": [{"type": "refinement_chips_element", "title": serp.words(1, 2),
-                       "url": "https://www.google.com/search?q=" + quote(serp.words(1, 3)),
-                       "domain": "www.google.com",
-                       "options": [{"type": "refinement_chips_option", "title": serp.words(1, 2),
-                                    "url": "https://www.google.com/search?q="
-                                    + quote(serp.words(1, 3)), "domain": "www.google.com"}
-                                   for _ in range(rng.randint(1, 3))] if rng.random() < 0.6
-                       else None} for _ in range(rng.randint(2, 5))]}
-        if rng.random() < 0.5 else None,
+            "type": "refinement_chips",
+            "xpath": "/html[1]/body[1]/div[4]/div[1]",
+            "items": [
+                {
+                    "type": "refinement_chips_element",
+                    "title": serp.words(1, 2),
+                    "url": "https://www.google.com/search?q=" + quote(serp.words(1, 3)),
+                    "domain": "www.google.com",
+                    "options": [
+                        {
+                            "type": "refinement_chips_option",
+                            "title": serp.words(1, 2),
+                            "url": "https://www.google.com/search?q=" + quote(serp.words(1, 3)),
+                            "domain": "www.google.com",
+                        }
+                        for _ in range(rng.randint(1, 3))
+                    ]
+                    if rng.random() < 0.6
+                    else None,
+                }
+                for _ in range(rng.randint(2, 5))
+            ],
+        }
+        if rng.random() < 0.5
+        else None,
         "item_types": item_types,
         "se_results_count": rng.randint(0, 5_000_000) if rng.random() < 0.7 else 0,
         "items_count": len(items),

@@ -31,18 +31,36 @@ CALLBACK_TIMEOUT_SECONDS = 5.0
 MAX_CALLBACK_ATTEMPTS = 5
 
 LOCATIONS = [
-    ("en", "en", "google.com", "World Wide Web"), ("us", "en", "google.com", "United States"),
-    ("uk", "en", "google.co.uk", "United Kingdom"), ("fr", "fr", "google.fr", "France"),
-    ("be", "fr", "google.be", "Belgique"), ("ch", "fr", "google.ch", "Suisse"),
-    ("ca", "fr", "google.ca", "Canada"), ("de", "de", "google.de", "Deutschland"),
-    ("es", "es", "google.es", "España"), ("it", "it", "google.it", "Italia"),
-    ("br", "pt", "google.com.br", "Brasil"), ("jp", "ja", "google.co.jp", "日本"),
+    ("en", "en", "google.com", "World Wide Web"),
+    ("us", "en", "google.com", "United States"),
+    ("uk", "en", "google.co.uk", "United Kingdom"),
+    ("fr", "fr", "google.fr", "France"),
+    ("be", "fr", "google.be", "Belgique"),
+    ("ch", "fr", "google.ch", "Suisse"),
+    ("ca", "fr", "google.ca", "Canada"),
+    ("de", "de", "google.de", "Deutschland"),
+    ("es", "es", "google.es", "España"),
+    ("it", "it", "google.it", "Italia"),
+    ("br", "pt", "google.com.br", "Brasil"),
+    ("jp", "ja", "google.co.jp", "日本"),
 ]
 PAYMENT_METHODS = [
-    {"id": 1, "name": "Perso", "num": "-4242", "expiration": "1226", "type": "Visa",
-     "master": False},
-    {"id": 30, "name": "Pro", "num": "-4444", "expiration": "1227", "type": "Mastercard",
-     "master": True},
+    {
+        "id": 1,
+        "name": "Perso",
+        "num": "-4242",
+        "expiration": "1226",
+        "type": "Visa",
+        "master": False,
+    },
+    {
+        "id": 30,
+        "name": "Pro",
+        "num": "-4444",
+        "expiration": "1227",
+        "type": "Mastercard",
+        "master": True,
+    },
 ]
 
 _STATE = """
@@ -72,8 +90,17 @@ def validate_scrape(position: int, scrape: object) -> dict:
     where = f"element {position}"
     if type(scrape) is not dict:
         raise BadRequest(f"{where}: must be an object")
-    known = {"search_engine", "keyword", "device", "depth", "location", "language",
-             "geolocation", "priority", "callback_url"}
+    known = {
+        "search_engine",
+        "keyword",
+        "device",
+        "depth",
+        "location",
+        "language",
+        "geolocation",
+        "priority",
+        "callback_url",
+    }
     unknown = sorted(set(scrape) - known)
     if unknown:
         raise BadRequest(f"{where}: unknown field(s) {', '.join(unknown)}")
@@ -84,8 +111,10 @@ def validate_scrape(position: int, scrape: object) -> dict:
         raise BadRequest(f"{where}: search_engine must be one of {settings.SEARCH_ENGINES}")
     if scrape["device"] not in settings.DEVICES:
         raise BadRequest(f"{where}: device must be one of {settings.DEVICES}")
-    for name, (low, high) in (("depth", settings.DEPTH_RANGE),
-                              ("priority", settings.PRIORITY_RANGE)):
+    for name, (low, high) in (
+        ("depth", settings.DEPTH_RANGE),
+        ("priority", settings.PRIORITY_RANGE),
+    ):
         value = scrape.get(name, low)
         if type(value) is not int or not low <= value <= high:
             raise BadRequest(f"{where}: {name} must be an integer from {low} to {high}")
@@ -99,8 +128,14 @@ def validate_scrape(position: int, scrape: object) -> dict:
 
 
 class SemScraperSandbox(SandboxState):
-    def __init__(self, state_path: Path | str, *, ready_seconds: float | None = None,
-                 clock=time.time, callback_transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        state_path: Path | str,
+        *,
+        ready_seconds: float | None = None,
+        clock=time.time,
+        callback_transport: httpx.BaseTransport | None = None,
+    ) -> None:
         super().__init__(state_path, _STATE, clock, ready_seconds)
         self._callback_transport = callback_transport
         self.app = wsgi_app(self.handle)
@@ -114,12 +149,16 @@ class SemScraperSandbox(SandboxState):
             return _error(401, "Unauthorized", "A valid Bearer API key is required.")
         if request.method not in ("GET", "POST"):
             return _error(405, "Method Not Allowed", f"{request.method} is not supported.")
-        limit = (settings.POST_CALLS_PER_MINUTE if request.method == "POST"
-                 else settings.GET_CALLS_PER_MINUTE)
+        limit = (
+            settings.POST_CALLS_PER_MINUTE
+            if request.method == "POST"
+            else settings.GET_CALLS_PER_MINUTE
+        )
         wait = self.rate_limit_wait(API_KEY, request.method, limit)
         if wait is not None:
-            refused = _error(429, "Too Many Requests",
-                             f"At most 100 {request.method} calls a minute.")
+            refused = _error(
+                429, "Too Many Requests", f"At most 100 {request.method} calls a minute."
+            )
             return replace(refused, headers=(("Retry-After", str(math.ceil(wait))),))
         self.deliver_due_callbacks()
         routes = {
@@ -138,15 +177,21 @@ class SemScraperSandbox(SandboxState):
             data, extra = route(request)
         except BadRequest as error:
             return _error(400, "InvalidParameter", str(error))
-        body = {"status": "success", "request_ms": int((time.perf_counter() - started) * 1000),
-                "count": len(data), **extra, "data": data}
+        body = {
+            "status": "success",
+            "request_ms": int((time.perf_counter() - started) * 1000),
+            "count": len(data),
+            **extra,
+            "data": data,
+        }
         return Response.json(200, body)
 
     # -- scrape rows -------------------------------------------------------------------------
 
     def _rows(self, where: str = "1", params: tuple = ()) -> list[dict]:
-        cursor = self.db().execute(f"SELECT * FROM scrapes WHERE {where} ORDER BY created_at, id",
-                                    params)
+        cursor = self.db().execute(
+            f"SELECT * FROM scrapes WHERE {where} ORDER BY created_at, id", params
+        )
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor]
 
@@ -159,17 +204,26 @@ class SemScraperSandbox(SandboxState):
     def _summary(self, row: dict, cost_as_text: bool) -> dict:
         request = orjson.loads(row["request"])
         summary = {
-            "id": row["id"], "status": self._status_of(row), "keyword": request["keyword"],
-            "device": request["device"], "location": request["location"],
-            "language": request["language"], "depth": request.get("depth", 1),
+            "id": row["id"],
+            "status": self._status_of(row),
+            "keyword": request["keyword"],
+            "device": request["device"],
+            "location": request["location"],
+            "language": request["language"],
+            "depth": request.get("depth", 1),
             "geolocation": request.get("geolocation") or False,
             "priority": request.get("priority", 1),
             "callback_url": request.get("callback_url") or ("" if cost_as_text else None),
             # Created scrapes carry a number, listed and retrieved ones a decimal string.
             "cost": f"{row['cost']:.5f}" if cost_as_text else row["cost"],
-            "_links": {fmt: {"href": f"{settings.SERPS}?ids={row['id']}&output={fmt}",
-                             "method": "GET", "type": "application/json"}
-                       for fmt in settings.OUTPUTS},
+            "_links": {
+                fmt: {
+                    "href": f"{settings.SERPS}?ids={row['id']}&output={fmt}",
+                    "method": "GET",
+                    "type": "application/json",
+                }
+                for fmt in settings.OUTPUTS
+            },
         }
         return summary
 
@@ -179,20 +233,30 @@ class SemScraperSandbox(SandboxState):
         day = datetime.fromtimestamp(row["created_at"], UTC).date().isoformat()
         serp = self._summary(row, cost_as_text=True)
         del serp["_links"]
-        serp.update({
-            "created_at": _iso(row["created_at"]), "scraped_at": _iso(row["done_at"]),
-            "duration_ms": int((row["done_at"] - row["processing_at"]) * 1000) + 1200,
-            "results": generate_results(request["keyword"], request["device"],
-                                        request["location"], request["language"],
-                                        request.get("depth", 1), day),
-        })
+        serp.update(
+            {
+                "created_at": _iso(row["created_at"]),
+                "scraped_at": _iso(row["done_at"]),
+                "duration_ms": int((row["done_at"] - row["processing_at"]) * 1000) + 1200,
+                "results": generate_results(
+                    request["keyword"],
+                    request["device"],
+                    request["location"],
+                    request["language"],
+                    request.get("depth", 1),
+                    day,
+                ),
+            }
+        )
         return serp
 
     # -- endpoints ---------------------------------------------------------------------------
 
     def _locations(self, request: Request) -> tuple[list, dict]:
-        return [{"location": loc, "language": lang, "host": host, "name": name}
-                for loc, lang, host, name in LOCATIONS], {}
+        return [
+            {"location": loc, "language": lang, "host": host, "name": name}
+            for loc, lang, host, name in LOCATIONS
+        ], {}
 
     def _create(self, request: Request) -> tuple[list, dict]:
         try:
@@ -202,14 +266,17 @@ class SemScraperSandbox(SandboxState):
         if type(scrapes) is not list or not scrapes:
             raise BadRequest("the body must be a non-empty JSON array of scrapes")
         if len(scrapes) > settings.MAX_SCRAPES_PER_POST:
-            raise BadRequest(f"at most {settings.MAX_SCRAPES_PER_POST} scrapes per call, "
-                             f"got {len(scrapes)}")
+            raise BadRequest(
+                f"at most {settings.MAX_SCRAPES_PER_POST} scrapes per call, got {len(scrapes)}"
+            )
         valid = [validate_scrape(position, s) for position, s in enumerate(scrapes)]
         known = {loc for loc, _, _, _ in LOCATIONS}
         for position, scrape in enumerate(valid):
             if scrape["location"] not in known:
-                raise BadRequest(f"element {position}: unknown location {scrape['location']!r};"
-                                 f" see {settings.LOCATIONS}")
+                raise BadRequest(
+                    f"element {position}: unknown location {scrape['location']!r};"
+                    f" see {settings.LOCATIONS}"
+                )
         total = round(sum(settings.scrape_price(s.get("depth", 1)) for s in valid), 8)
         if total > self.stats()["balance_eur"]:
             raise BadRequest(f"insufficient credit: {total} EUR needed")
@@ -218,16 +285,29 @@ class SemScraperSandbox(SandboxState):
         for scrape in valid:
             # Priority 10 is done in a tenth of the time priority 1 takes.
             done_after = self.ready_seconds * (11 - scrape.get("priority", 1)) / 10
-            rows.append((uuid.uuid4().hex, API_KEY, orjson.dumps(scrape).decode(),
-                         settings.scrape_price(scrape.get("depth", 1)), now,
-                         now + done_after / 2, now + done_after))
+            rows.append(
+                (
+                    uuid.uuid4().hex,
+                    API_KEY,
+                    orjson.dumps(scrape).decode(),
+                    settings.scrape_price(scrape.get("depth", 1)),
+                    now,
+                    now + done_after / 2,
+                    now + done_after,
+                )
+            )
         db = self.db()
         db.execute("BEGIN IMMEDIATE")
-        db.executemany("INSERT INTO scrapes (id, api_key, request, cost, created_at,"
-                       " processing_at, done_at) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        db.executemany(
+            "INSERT INTO scrapes (id, api_key, request, cost, created_at,"
+            " processing_at, done_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
         db.execute("COMMIT")
-        by_id = {r["id"]: r for r in self._rows(f"id IN ({','.join('?' * len(rows))})",
-                                                 tuple(r[0] for r in rows))}
+        by_id = {
+            r["id"]: r
+            for r in self._rows(f"id IN ({','.join('?' * len(rows))})", tuple(r[0] for r in rows))
+        }
         # In the order posted: clients pair the answer with their request by position.
         created = [self._summary(by_id[r[0]], cost_as_text=False) for r in rows]
         return created, {"currency": settings.CURRENCY, "total_cost": total}
@@ -253,24 +333,35 @@ class SemScraperSandbox(SandboxState):
                 continue
             serp = self.serp(row)
             if output == "html":
-                serp = {"id": row["id"], "status": "done",
-                        "html": render_html(serp["keyword"], serp["results"])}
+                serp = {
+                    "id": row["id"],
+                    "status": "done",
+                    "html": render_html(serp["keyword"], serp["results"]),
+                }
             data.append(serp)
         done_ids = [r["id"] for r in rows if self._status_of(r) == "done"]
         if done_ids:
-            self.db().execute(f"UPDATE scrapes SET fetched = 1 WHERE id IN "
-                               f"({','.join('?' * len(done_ids))})", tuple(done_ids))
+            self.db().execute(
+                f"UPDATE scrapes SET fetched = 1 WHERE id IN ({','.join('?' * len(done_ids))})",
+                tuple(done_ids),
+            )
         return data, {}
 
     def _status(self, request: Request) -> tuple[list, dict]:
-        counts = {("done", True): 0, ("done", False): 0, ("processing", None): 0,
-                  ("pending", None): 0}
+        counts = {
+            ("done", True): 0,
+            ("done", False): 0,
+            ("processing", None): 0,
+            ("pending", None): 0,
+        }
         for row in self._rows():
             status = self._status_of(row)
             key = (status, bool(row["fetched"])) if status == "done" else (status, None)
             counts[key] += 1
-        return [{"status": status, **({} if fetched is None else {"fetched": fetched}),
-                 "count": count} for (status, fetched), count in counts.items()], {}
+        return [
+            {"status": status, **({} if fetched is None else {"fetched": fetched}), "count": count}
+            for (status, fetched), count in counts.items()
+        ], {}
 
     def _credit(self, request: Request) -> tuple[list, dict]:
         return [{"balance": self.stats()["balance_eur"]}], {}
@@ -283,35 +374,51 @@ class SemScraperSandbox(SandboxState):
     def deliver_due_callbacks(self) -> int:
         """POST every done, undelivered scrape with a callback_url to it, signed; returns how
         many were accepted. Failed deliveries are retried, up to five attempts."""
-        due = [r for r in self._rows("callback_delivered_at IS NULL AND callback_attempts < ?",
-                                     (MAX_CALLBACK_ATTEMPTS,))
-               if orjson.loads(r["request"]).get("callback_url") and
-               self._status_of(r) == "done"]
+        due = [
+            r
+            for r in self._rows(
+                "callback_delivered_at IS NULL AND callback_attempts < ?", (MAX_CALLBACK_ATTEMPTS,)
+            )
+            if orjson.loads(r["request"]).get("callback_url") and self._status_of(r) == "done"
+        ]
         delivered = 0
         for row in due:
             url = orjson.loads(row["request"])["callback_url"]
             body = orjson.dumps(self.serp(row))
-            headers = {settings.SIGNATURE_HEADER: settings.signature(body, HMAC_KEY.encode()),
-                       "Content-Type": "application/json"}
+            headers = {
+                settings.SIGNATURE_HEADER: settings.signature(body, HMAC_KEY.encode()),
+                "Content-Type": "application/json",
+            }
             try:
-                with httpx.Client(transport=self._callback_transport,
-                                  timeout=CALLBACK_TIMEOUT_SECONDS) as client:
+                with httpx.Client(
+                    transport=self._callback_transport, timeout=CALLBACK_TIMEOUT_SECONDS
+                ) as client:
                     accepted = client.post(url, content=body, headers=headers).status_code == 200
             except httpx.HTTPError:
                 accepted = False
             self.db().execute(
                 "UPDATE scrapes SET callback_attempts = callback_attempts + 1,"
                 " callback_delivered_at = ? WHERE id = ?",
-                (self.clock() if accepted else None, row["id"]))
+                (self.clock() if accepted else None, row["id"]),
+            )
             delivered += accepted
         return delivered
 
     # -- for `serp-etl sandbox stats` --------------------------------------------------------
 
     def stats(self) -> dict:
-        billed, spent, fetched, delivered = self.db().execute(
-            "SELECT COUNT(*), COALESCE(SUM(cost), 0), COALESCE(SUM(fetched), 0),"
-            " COUNT(callback_delivered_at) FROM scrapes").fetchone()
-        return {"billed_scrapes": billed, "spent_eur": round(spent, 8),
-                "balance_eur": round(STARTING_CREDIT_EUR - spent, 8), "fetched_scrapes": fetched,
-                "callbacks_delivered": delivered}
+        billed, spent, fetched, delivered = (
+            self.db()
+            .execute(
+                "SELECT COUNT(*), COALESCE(SUM(cost), 0), COALESCE(SUM(fetched), 0),"
+                " COUNT(callback_delivered_at) FROM scrapes"
+            )
+            .fetchone()
+        )
+        return {
+            "billed_scrapes": billed,
+            "spent_eur": round(spent, 8),
+            "balance_eur": round(STARTING_CREDIT_EUR - spent, 8),
+            "fetched_scrapes": fetched,
+            "callbacks_delivered": delivered,
+        }
