@@ -34,11 +34,18 @@ item_index     .item_index                                 items.item_index
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from serp_etl.core.views import DerivedView
 from serp_etl.my_sites.alerts import ALERTS_TABLE, TOP
 from serp_etl.providers.dataforseo import settings as dataforseo
+from serp_etl.providers.instances import check_instance, provider_of
 from serp_etl.providers.semscraper import settings as semscraper
 from serp_etl.state.ledger import PENDING_STATES, TaskState
+
+# The provider instances the views read (``providers.instances``): the default ones, and
+# whichever others the warehouse holds (``catalog.instances``).
+DEFAULT_INSTANCES = (dataforseo.PROVIDER, semscraper.PROVIDER)
 
 
 # The host of a URL (scheme, optional user info, then the host), lower case; NULL if none.
@@ -58,58 +65,72 @@ def _same_target(a: str, b: str) -> str:
     return _SAME_TARGET.format(a=a, b=b)
 
 
-SERP_SEARCHES = DerivedView(
-    "serp_searches",
-    "One row per SERP collected, of either provider: "
-    "its target, location, language, device and day.",
-    f"""
-SELECT '{dataforseo.PROVIDER}' AS provider, date, task_id AS serp_id,
+def _of(instances: Sequence[str], provider: str) -> list[str]:
+    """The instances of ``provider`` (names checked: they are written into the SQL)."""
+    return [check_instance(name) for name in instances if provider_of(name) == provider]
+
+
+def _listed(instances: Sequence[str], provider: str) -> str:
+    """The instances of ``provider`` as an SQL list, for ``provider IN ...``."""
+    return "(" + (", ".join(f"'{name}'" for name in _of(instances, provider)) or "NULL") + ")"
+
+
+def _union(selects: Sequence[str]) -> str:
+    return "\nUNION ALL\n".join(selects)
+
+
+def _serp_searches(instances: Sequence[str]) -> str:
+    images = [
+        f"""SELECT '{name}' AS provider, date, task_id AS serp_id,
        coalesce(image_url, keyword) AS target, CAST(location_code AS VARCHAR) AS location,
        language_code AS language, 'desktop' AS device, datetime AS searched_at
-FROM dataforseo_serps
-UNION ALL
-SELECT '{semscraper.PROVIDER}', date, id, keyword, location, language, device,
-       coalesce(scraped_at, created_at)
-FROM semscraper_serps""",
-)
+FROM {name}_serps"""
+        for name in _of(instances, dataforseo.PROVIDER)
+    ]
+    keywords = [
+        f"""SELECT '{name}' AS provider, date, id AS serp_id, keyword AS target, location,
+       language, device, coalesce(scraped_at, created_at) AS searched_at
+FROM {name}_serps"""
+        for name in _of(instances, semscraper.PROVIDER)
+    ]
+    return _union([*images, *keywords])
 
-SERP_ITEMS = DerivedView(
-    "serp_items",
-    "One row per item of either provider's SERPs, ranks "
-    "and types mapped to DataForSEO's (see serp_etl/analysis.py).",
-    f"""
-WITH dataforseo_items AS (
-    SELECT date, task_id, item_index, type AS item_type, rank_group, rank_absolute,
-           coalesce({_host("url")}, nullif(domain, '')) AS domain, url, title, description
-    FROM dataforseo_organic
-    UNION ALL
-    SELECT date, task_id, item_index, type, rank_group, rank_absolute, {_host("url")}, url,
-           title, NULL
-    FROM dataforseo_images
-    UNION ALL
-    SELECT date, task_id, item_index, type, rank_group, rank_absolute,
-           coalesce({_host("item->>'url'")}, nullif(item->>'domain', '')), item->>'url',
-           item->>'title',
-           item->>'description'
-    FROM dataforseo_other_items),
-semscraper_ranked AS (
-    SELECT *, row_number() OVER (PARTITION BY date, id, block_type
-                                 ORDER BY rank_serp, block_index, item_index) AS rank_group
-    FROM semscraper_items)
+
+def _serp_items(instances: Sequence[str]) -> str:
+    images = [
+        f"""SELECT '{name}' AS provider, date, task_id AS serp_id, item_index,
+       CAST(NULL AS INTEGER) AS block_index, type AS item_type, rank_group, rank_absolute,
+       coalesce({_host("url")}, nullif(domain, '')) AS domain, url, title, description
+FROM {name}_organic
+UNION ALL
+SELECT '{name}', date, task_id, item_index, NULL, type, rank_group, rank_absolute,
+       {_host("url")}, url, title, NULL
+FROM {name}_images
+UNION ALL
+SELECT '{name}', date, task_id, item_index, NULL, type, rank_group, rank_absolute,
+       coalesce({_host("item->>'url'")}, nullif(item->>'domain', '')), item->>'url',
+       item->>'title', item->>'description'
+FROM {name}_other_items"""
+        for name in _of(instances, dataforseo.PROVIDER)
+    ]
+    keywords = [
+        f"""SELECT '{name}', date, id, item_index, block_index, block_type,
+       row_number() OVER (PARTITION BY date, id, block_type
+                          ORDER BY rank_serp, block_index, item_index),
+       rank_serp, coalesce({_host("url")}, nullif(domain, '')), url, nullif(title, ''),
+       nullif(description, '')
+FROM {name}_items"""
+        for name in _of(instances, semscraper.PROVIDER)
+    ]
+    return f"""
+WITH items AS (
+{_union([*images, *keywords])})
 SELECT s.provider, s.date, s.target, s.location, s.language, s.device, i.item_type,
        i.rank_group, i.rank_absolute, i.domain, i.url, i.title, i.description, s.serp_id,
-       CAST(NULL AS INTEGER) AS block_index, i.item_index
-FROM dataforseo_items i
-JOIN serp_searches s ON s.provider = '{dataforseo.PROVIDER}' AND s.date = i.date
-                     AND s.serp_id = i.task_id
-UNION ALL
-SELECT s.provider, s.date, s.target, s.location, s.language, s.device, i.block_type,
-       i.rank_group, i.rank_serp, coalesce({_host("i.url")}, nullif(i.domain, '')), i.url,
-       nullif(i.title, ''), nullif(i.description, ''), s.serp_id, i.block_index, i.item_index
-FROM semscraper_ranked i
-JOIN serp_searches s ON s.provider = '{semscraper.PROVIDER}' AND s.date = i.date
-                     AND s.serp_id = i.id""",
-)
+       i.block_index, i.item_index
+FROM items i
+JOIN serp_searches s ON s.provider = i.provider AND s.date = i.date
+                     AND s.serp_id = i.serp_id"""
 
 
 def _collected_days(within: str = "true") -> str:
@@ -146,16 +167,14 @@ LEFT JOIN organic p ON {_same_target("p", "o")} AND p.domain = o.domain
                     AND p.date = d.previous_date""",
 )
 
-IMAGE_HOSTS = DerivedView(
-    "image_hosts",
-    "Search by image: per tracked image and day, each page (and its domain) "
-    "showing the image, and whether page and domain are new since the image's previous "
-    "collected day.",
-    f"""
+
+def _image_hosts(instances: Sequence[str]) -> str:
+    return f"""
 WITH pages AS (
     SELECT {", ".join(_TARGET_KEYS)}, date, domain, url, min(rank_group) AS rank
     FROM serp_items
-    WHERE provider = '{dataforseo.PROVIDER}' AND item_type = 'organic' AND url IS NOT NULL
+    WHERE provider IN {_listed(instances, dataforseo.PROVIDER)} AND item_type = 'organic'
+      AND url IS NOT NULL
     GROUP BY ALL),
 {_collected_days()}
 SELECT p.target AS image_url, p.location, p.language, p.date, p.domain, p.url, p.rank,
@@ -166,10 +185,10 @@ SELECT p.target AS image_url, p.location, p.language, p.date, p.domain, p.url, p
        CASE WHEN d.previous_date IS NOT NULL THEN NOT EXISTS (
            SELECT 1 FROM pages q WHERE {_same_target("q", "p")} AND q.date = d.previous_date
                                    AND q.domain IS NOT DISTINCT FROM p.domain) END
-           AS is_new_domain
+           AS is_new_domain, p.provider
 FROM pages p
-JOIN days d ON {_same_target("d", "p")} AND d.date = p.date""",
-)
+JOIN days d ON {_same_target("d", "p")} AND d.date = p.date"""
+
 
 SERP_FEATURES = DerivedView(
     "serp_features",
@@ -207,11 +226,11 @@ GROUP BY t.provider, t.date, t.domain""",
 )
 
 
-def _target_key(provider: str, target: str) -> str:
+def _target_key(provider: str, target: str, instances: Sequence[str]) -> str:
     """How ``my_targets`` keys a target (``my_sites.config.target_key``): a keyword without
     case and extra spaces, an image by its URL."""
     return (
-        f"CASE WHEN {provider} = '{semscraper.PROVIDER}' THEN "
+        f"CASE WHEN {provider} IN {_listed(instances, semscraper.PROVIDER)} THEN "
         f"lower(regexp_replace(trim({target}), '\\s+', ' ', 'g')) ELSE {target} END"
     )
 
@@ -229,7 +248,7 @@ _KEYS = ("group_name", *_TARGET_KEYS, "domain")
 _SAME_MINE = " AND ".join(f"{{a}}.{key} IS NOT DISTINCT FROM {{b}}.{key}" for key in _KEYS)
 
 
-def _my_ranks(within: str) -> str:
+def _my_ranks(within: str, instances: Sequence[str]) -> str:
     """my_ranks over the days where ``within`` holds (of ``date``)."""
     return f"""
 WITH mine AS (
@@ -240,7 +259,7 @@ collected AS (
            m.domain, m.with_subdomains, s.date
     FROM serp_searches s
     JOIN mine m ON m.provider = s.provider
-               AND m.target_key = {_target_key("s.provider", "s.target")}
+               AND m.target_key = {_target_key("s.provider", "s.target", instances)}
     WHERE {within.format(date="s.date")}),
 found AS (
     SELECT c.group_name, c.provider, c.target, c.location, c.language, c.device, c.domain,
@@ -275,12 +294,13 @@ SELECT *, previous_rank - rank AS rank_change,
 FROM days"""
 
 
-def _image_reuse(within: str) -> str:
+def _image_reuse(within: str, instances: Sequence[str]) -> str:
     """image_reuse over the days where ``within`` holds (of ``date``)."""
+    searches = _listed(instances, dataforseo.PROVIDER)
     return f"""
 WITH images AS (
-    SELECT target_key AS image_url, group_name FROM my_targets
-    WHERE provider = '{dataforseo.PROVIDER}'),
+    SELECT provider, target_key AS image_url, group_name FROM my_targets
+    WHERE provider IN {searches}),
 allowed AS (
     SELECT image_url, domain, with_subdomains FROM image_allowed_domains
     UNION
@@ -288,17 +308,17 @@ allowed AS (
     FROM images i JOIN my_domains d USING (group_name)),
 pages AS (
     SELECT m.group_name, s.target AS image_url, s.location, s.language, s.date, s.domain,
-           s.url, min(s.rank_group) AS rank
-    FROM serp_items s JOIN images m ON s.target = m.image_url
-    WHERE s.provider = '{dataforseo.PROVIDER}' AND s.item_type = 'organic'
+           s.url, min(s.rank_group) AS rank, s.provider
+    FROM serp_items s JOIN images m ON s.provider = m.provider AND s.target = m.image_url
+    WHERE s.provider IN {searches} AND s.item_type = 'organic'
       AND s.url IS NOT NULL AND {within.format(date="s.date")}
       AND NOT EXISTS (SELECT 1 FROM allowed a WHERE a.image_url = s.target
                       AND {_on_domain("s.domain", "a.domain", "a.with_subdomains")})
     GROUP BY ALL),
 {_collected_days(within)},
 firsts AS (
-    SELECT target, location, language, min(date) AS first_day FROM days
-    WHERE provider = '{dataforseo.PROVIDER}' GROUP BY ALL)
+    SELECT provider, target, location, language, min(date) AS first_day FROM days
+    WHERE provider IN {searches} GROUP BY ALL)
 SELECT p.*, d.previous_date,
        min(p.date) OVER (PARTITION BY p.image_url, p.location, p.language, p.url)
            AS first_seen,
@@ -307,10 +327,11 @@ SELECT p.*, d.previous_date,
        CASE WHEN p.date > f.first_day THEN first_seen = p.date END AS is_new_page,
        CASE WHEN p.date > f.first_day THEN domain_first_seen = p.date END AS is_new_domain
 FROM pages p
-JOIN days d ON d.provider = '{dataforseo.PROVIDER}' AND d.target = p.image_url
+JOIN days d ON d.provider = p.provider AND d.target = p.image_url
             AND d.location IS NOT DISTINCT FROM p.location
             AND d.language IS NOT DISTINCT FROM p.language AND d.date = p.date
-JOIN firsts f ON f.target = p.image_url AND f.location IS NOT DISTINCT FROM p.location
+JOIN firsts f ON f.provider = p.provider AND f.target = p.image_url
+             AND f.location IS NOT DISTINCT FROM p.location
              AND f.language IS NOT DISTINCT FROM p.language"""
 
 
@@ -327,32 +348,6 @@ _REUSE = (
     "image on a domain that is not among its allowed ones (its allowed_domains and its "
     "group's sites), when it was first seen, and whether page and domain are new that "
     "day (NULL on the image's first collected day)"
-)
-MY_RANKS = DerivedView("my_ranks", f"{_RANKS}.", _my_ranks(_EVERY_DAY))
-IMAGE_REUSE = DerivedView("image_reuse", f"{_REUSE}.", _image_reuse(_EVERY_DAY))
-# The same over the days from first_day to last_day only, "previous" and "first seen" within
-# them: what a day's alerts read (``my_sites.alerts``), in a time that does not grow with the
-# history, as the views' does.
-MY_RANKS_BETWEEN = DerivedView(
-    "my_ranks_between",
-    f"{_RANKS}, over the days from first_day to last_day: "
-    "SELECT * FROM my_ranks_between(DATE '2026-01-01', DATE '2026-01-31').",
-    _my_ranks(_WINDOW),
-    ("first_day", "last_day"),
-)
-IMAGE_REUSE_BETWEEN = DerivedView(
-    "image_reuse_between",
-    f"{_REUSE}, over the days from first_day to last_day (first seen within them).",
-    _image_reuse(_WINDOW),
-    ("first_day", "last_day"),
-)
-
-MY_ALERTS = DerivedView(
-    "my_alerts",
-    "Every provider's alerts (<provider>_alerts): one row per notable change of "
-    "my sites and images on a day (see serp_etl/my_sites/alerts.py).",
-    f"SELECT * FROM {dataforseo.PROVIDER}_{ALERTS_TABLE} UNION ALL BY NAME "
-    f"SELECT * FROM {semscraper.PROVIDER}_{ALERTS_TABLE}",
 )
 
 
@@ -393,18 +388,6 @@ FROM (SELECT date, 'ledger' AS source, cost, state FROM {provider}_tasks
 GROUP BY date"""
 
 
-SPEND_HEALTH = DerivedView(
-    "spend_health",
-    "Per provider and day: the tasks of the day's ledger, what they cost, and "
-    "how each ended (fetched, empty, failed, expired, ..., pending); for a day the ledger never "
-    "saw (imported), the tasks and cost its responses carry, how each ended NULL "
-    "(counted_from = 'responses').",
-    _spend_of(dataforseo.PROVIDER, dataforseo.CURRENCY)
-    + "\nUNION ALL"
-    + _spend_of(semscraper.PROVIDER, semscraper.CURRENCY),
-)
-
-
 def _loads_of(provider: str, serps_key: str, item_tables: tuple[str, ...], item_key: str) -> str:
     """One provider's versions, each with the rows flattened from it (serps, items): only a
     task's latest version is flattened, so an earlier load's replaced versions count 0."""
@@ -422,38 +405,94 @@ LEFT JOIN (SELECT date, task_id, content_hash, count(*) AS n
            FROM ({items}) GROUP BY ALL) i USING (date, task_id, content_hash)"""
 
 
-LOADS = DerivedView(
-    "loads",
-    "One row per load of a provider's day into the warehouse (a collection's publish "
-    "of the responses, or an import): when it ran, how the responses arrived, how many "
-    "versions and tasks it wrote, when they were received, and how many serps and item rows "
-    "are flattened from them now (each flattened row's content_hash names its version). "
-    "loaded_at NULL: versions written before serp-etl recorded loads.",
-    f"""
+_CURRENCY = {dataforseo.PROVIDER: dataforseo.CURRENCY, semscraper.PROVIDER: semscraper.CURRENCY}
+# Per provider: its serps table's task key, its item tables, and their task key.
+_FLATTENED = {
+    dataforseo.PROVIDER: ("task_id", ("organic", "images", "other_items"), "task_id"),
+    semscraper.PROVIDER: ("id", ("items",), "id"),
+}
+
+
+def views(instances: Sequence[str] = DEFAULT_INSTANCES) -> tuple[DerivedView, ...]:
+    """The ready-made views over the provider ``instances``, in creation order (a view after
+    those it reads)."""
+    providers = {name: provider_of(check_instance(name)) or "" for name in instances}
+    return (
+        DerivedView(
+            "serp_searches",
+            "One row per SERP collected, of any provider: its target, location, language, "
+            "device and day (provider: the provider instance).",
+            _serp_searches(instances),
+        ),
+        DerivedView(
+            "serp_items",
+            "One row per item of any provider's SERPs, ranks and types mapped to "
+            "DataForSEO's (see serp_etl/analysis.py).",
+            _serp_items(instances),
+        ),
+        RANK_HISTORY,
+        DerivedView(
+            "image_hosts",
+            "Search by image: per tracked image and day, each page (and its domain) showing "
+            "the image, and whether page and domain are new since the image's previous "
+            "collected day.",
+            _image_hosts(instances),
+        ),
+        SERP_FEATURES,
+        DOMAIN_VISIBILITY,
+        DerivedView(
+            "spend_health",
+            "Per provider and day: the tasks of the day's ledger, what they cost, and how each "
+            "ended (fetched, empty, failed, expired, ..., pending); for a day the ledger never "
+            "saw (imported), the tasks and cost its responses carry, how each ended NULL "
+            "(counted_from = 'responses').",
+            _union([_spend_of(name, _CURRENCY[provider]) for name, provider in providers.items()]),
+        ),
+        DerivedView("my_ranks", f"{_RANKS}.", _my_ranks(_EVERY_DAY, instances)),
+        DerivedView("image_reuse", f"{_REUSE}.", _image_reuse(_EVERY_DAY, instances)),
+        # The same over the days from first_day to last_day only, "previous" and "first seen"
+        # within them: what a day's alerts read (``my_sites.alerts``), in a time that does not
+        # grow with the history, as the views' does.
+        DerivedView(
+            "my_ranks_between",
+            f"{_RANKS}, over the days from first_day to last_day: "
+            "SELECT * FROM my_ranks_between(DATE '2026-01-01', DATE '2026-01-31').",
+            _my_ranks(_WINDOW, instances),
+            ("first_day", "last_day"),
+        ),
+        DerivedView(
+            "image_reuse_between",
+            f"{_REUSE}, over the days from first_day to last_day (first seen within them).",
+            _image_reuse(_WINDOW, instances),
+            ("first_day", "last_day"),
+        ),
+        DerivedView(
+            "my_alerts",
+            "Every provider's alerts (<provider>_alerts): one row per notable change of my "
+            "sites and images on a day (see serp_etl/my_sites/alerts.py).",
+            " UNION ALL BY NAME ".join(
+                f"SELECT * FROM {name}_{ALERTS_TABLE}" for name in providers
+            ),
+        ),
+        DerivedView(
+            "loads",
+            "One row per load of a provider's day into the warehouse (a collection's publish "
+            "of the responses, or an import): when it ran, how the responses arrived, how many "
+            "versions and tasks it wrote, when they were received, and how many serps and item "
+            "rows are flattened from them now (each flattened row's content_hash names its "
+            "version). loaded_at NULL: versions written before serp-etl recorded loads.",
+            f"""
 SELECT provider, date, loaded_at,
        CASE WHEN bool_or(source LIKE 'import:%') THEN 'import' ELSE 'collection' END AS kind,
        list_sort(list(DISTINCT source)) AS sources,
        count(*) AS responses, count(DISTINCT task_id) AS tasks,
        min(fetched_at) AS first_fetched_at, max(fetched_at) AS last_fetched_at,
        sum(serp_rows) AS serp_rows, sum(item_rows) AS item_rows
-FROM ({_loads_of(dataforseo.PROVIDER, "task_id", ("organic", "images", "other_items"), "task_id")}
-      UNION ALL{_loads_of(semscraper.PROVIDER, "id", ("items",), "id")})
+FROM ({_union([_loads_of(name, *_FLATTENED[provider]) for name, provider in providers.items()])})
 GROUP BY provider, date, loaded_at""",
-)
+        ),
+    )
 
-# In creation order: a view after those it reads.
-VIEWS = (
-    SERP_SEARCHES,
-    SERP_ITEMS,
-    RANK_HISTORY,
-    IMAGE_HOSTS,
-    SERP_FEATURES,
-    DOMAIN_VISIBILITY,
-    SPEND_HEALTH,
-    MY_RANKS,
-    IMAGE_REUSE,
-    MY_RANKS_BETWEEN,
-    IMAGE_REUSE_BETWEEN,
-    MY_ALERTS,
-    LOADS,
-)
+
+# Over the default instances (and the views file holds these when the warehouse has no other).
+VIEWS = views()

@@ -10,6 +10,7 @@ history: should a writer have died before refreshing, the reader refreshes first
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,24 +19,37 @@ import pyarrow as pa
 from serp_etl import analysis
 from serp_etl.core import views
 from serp_etl.core.column_docs import DATE
+from serp_etl.core.provider import ProviderTables
 from serp_etl.core.targets import TARGETS_FILE, TargetConfigError
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.my_sites.config import MySites, load_my_sites
 from serp_etl.providers.dataforseo.tables import TABLES as DATAFORSEO
+from serp_etl.providers.instances import provider_of
 from serp_etl.providers.semscraper.tables import TABLES as SEMSCRAPER
 
 if TYPE_CHECKING:
     import duckdb
 
 log = logging.getLogger(__name__)
+# Each provider's tables, under its default instance's name (``providers.instances``).
 PROVIDERS = {tables.name: tables for tables in (DATAFORSEO, SEMSCRAPER)}
 
 
-def view_schemas() -> dict[str, pa.Schema]:
-    """View name (``<provider>_<table>``) -> the schema this serp-etl writes it with."""
+def instances(data_dir: Path | str) -> dict[str, ProviderTables]:
+    """Every provider instance the views show: the default ones, and every other one whose
+    folder the warehouse holds (an instance's provider is read from its name)."""
+    found = [name for name in Warehouse(data_dir).storage.providers() if provider_of(name)]
     return {
-        f"{provider}_{table}": schema
-        for provider, tables in PROVIDERS.items()
+        name: PROVIDERS[provider_of(name) or ""].instance(name)
+        for name in sorted({*PROVIDERS, *found})
+    }
+
+
+def view_schemas(known: Mapping[str, ProviderTables] = PROVIDERS) -> dict[str, pa.Schema]:
+    """View name (``<instance>_<table>``) -> the schema this serp-etl writes it with."""
+    return {
+        f"{name}_{table}": schema
+        for name, tables in known.items()
         for table, schema in tables.schemas().items()
     }
 
@@ -58,14 +72,15 @@ def settings_tables(data_dir: Path | str) -> dict[str, pa.Table]:
 def view_definitions(data_dir: Path | str) -> views.ViewDefinitions:
     """Every table view with its comment and its columns', the ready-made views, and the
     user's settings they read."""
+    known = instances(data_dir)
     tables = {
-        f"{provider}_{table}": (provider_tables, table)
-        for provider, provider_tables in PROVIDERS.items()
+        f"{name}_{table}": (provider_tables, table)
+        for name, provider_tables in known.items()
         for table in provider_tables.schemas()
     }
     return views.ViewDefinitions(
-        view_schemas(),
-        analysis.VIEWS,
+        view_schemas(known),
+        analysis.views(list(known)),
         settings_tables(data_dir),
         descriptions={
             view: provider.description(table) for view, (provider, table) in tables.items()

@@ -24,6 +24,7 @@ from serp_etl.core.mode import ModeError, claim_mode
 from serp_etl.core.warehouse import Warehouse, check_partition, default_data_dir
 from serp_etl.core.wording import count
 from serp_etl.providers.credentials import run_mode
+from serp_etl.providers.instances import InstanceNameError, check_instance, provider_of
 from serp_etl.providers.semscraper.settings import HMAC_KEY_ENV
 from serp_etl.state.database import StateUnreadable, describe_location
 from serp_etl.state.ledger import inbox_bodies, open_ledger
@@ -34,6 +35,13 @@ IMPORTERS = {
     "dataforseo": "serp_etl.providers.dataforseo.archive",
     "semscraper": "serp_etl.providers.semscraper.archive",
 }
+
+
+def _instance(value: str) -> str:
+    try:
+        return check_instance(value)
+    except InstanceNameError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _date(value: str) -> str:
@@ -82,7 +90,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from serp_etl.core.views import ViewsError
 
     warehouse = Warehouse(args.data_dir)
-    importer = importlib.import_module(IMPORTERS[args.provider]).import_archives
+    importer = importlib.import_module(IMPORTERS[provider_of(args.provider) or ""]).import_archives
     try:
         with open_ledger(args.data_dir) as ledger:
             report = importer(
@@ -90,6 +98,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                 args.date,
                 ledger,
                 warehouse,
+                scope=args.provider,
                 keep_good=args.keep_good,
                 max_document_mb=args.max_document_mb,
                 progress=sys.stderr,
@@ -290,14 +299,18 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(line)
     import dagster as dg
 
-    from serp_etl.runner import PROVIDERS, run_day, start_problem
+    from serp_etl.runner import instances, run_day, start_problem
 
     day = args.date or datetime.now(UTC).date().isoformat()
     problem = start_problem(day)
     if problem:
         print(problem, file=sys.stderr)
         return 2
-    providers = (args.provider,) if args.provider else PROVIDERS
+    known = instances()
+    if args.provider and args.provider not in known:
+        print(f"no provider instance {args.provider!r}: {', '.join(known)}", file=sys.stderr)
+        return 2
+    providers = [args.provider] if args.provider else known
     with dg.DagsterInstance.get() as instance:
         summaries = run_day(instance, day, providers)
     for summary in summaries:
@@ -320,7 +333,7 @@ def _day_alerts(data_dir: Path, day: str) -> dict:
             .to_arrow_table()
             .select(ALERTS_SCHEMA.names)
             .cast(ALERTS_SCHEMA)
-            for provider in IMPORTERS
+            for provider in catalog.instances(data_dir)
         }
 
 
@@ -421,7 +434,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     importer = commands.add_parser("import", help="load saved API responses into a date")
-    importer.add_argument("provider", choices=sorted(IMPORTERS))
+    importer.add_argument(
+        "provider",
+        type=_instance,
+        metavar="INSTANCE",
+        help="the provider instance the responses are filed under: dataforseo, semscraper, or "
+        "another's name (dataforseo_client_b)",
+    )
     importer.add_argument(
         "files",
         nargs="+",
@@ -478,8 +497,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--date", type=_date, help="partition YYYY-MM-DD (default: today, UTC)")
     run.add_argument(
         "--provider",
-        choices=["dataforseo", "semscraper"],
-        help="one provider's daily job (default: both, one after the other)",
+        metavar="INSTANCE",
+        help="one provider instance's daily job (dataforseo, semscraper, or another the defs "
+        "folder declares; default: every one, one after the other)",
     )
     run.set_defaults(handler=cmd_run)
 

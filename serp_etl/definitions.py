@@ -30,10 +30,14 @@ def load_definitions() -> dg.Definitions:
     if (PACKAGE.parent / "pyproject.toml").is_file():  # a checkout, installed editable
         return dg.load_from_defs_folder(path_within_project=PACKAGE)
     # Installed from a wheel: no project file beside the package. The same folder, named
-    # directly instead of through [tool.dg.project] (what load_from_defs_folder reads).
-    return dg.ComponentTree.from_module(
-        defs_module=serp_etl.defs, project_root=PACKAGE
-    ).build_defs()
+    # directly instead of through [tool.dg.project] (what load_from_defs_folder reads), and
+    # as quiet: that function silences Dagster's notes about its own beta and preview parts.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return dg.ComponentTree.from_module(
+            defs_module=serp_etl.defs, project_root=PACKAGE
+        ).build_defs()
 
 
 defs = load_definitions()

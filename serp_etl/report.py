@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from serp_etl.core.money import money
 from serp_etl.core.wording import count
 from serp_etl.my_sites.alerts import lookback, new_hosts
+from serp_etl.providers.instances import provider_of
 
 if TYPE_CHECKING:
     import duckdb
@@ -87,7 +88,7 @@ def build(connection: duckdb.DuckDBPyConnection, provider: str, day: str) -> Rep
     new_pages = _rows(
         connection,
         "SELECT image_url, location, language, domain, url, rank, "
-        "is_new_domain FROM image_hosts WHERE ? = 'dataforseo' AND date = ? "
+        "is_new_domain FROM image_hosts WHERE provider = ? AND date = ? "
         "AND is_new_page ORDER BY image_url, location, language, rank, url",
         [provider, day],
     )
@@ -95,7 +96,7 @@ def build(connection: duckdb.DuckDBPyConnection, provider: str, day: str) -> Rep
     first_days = _rows(
         connection,
         "SELECT count(DISTINCT image_url) AS n FROM image_hosts "
-        "WHERE ? = 'dataforseo' AND date = ? AND is_new_page IS NULL",
+        "WHERE provider = ? AND date = ? AND is_new_page IS NULL",
         [provider, day],
     )[0]["n"]
     # Over the days the day's alerts compare with.
@@ -146,7 +147,7 @@ def build(connection: duckdb.DuckDBPyConnection, provider: str, day: str) -> Rep
         report,
         _my_sites(my_ranks, hosts, alerts, provider),
         _rank_sections(history, day),
-        _new_hosts(new_pages, first_days) if provider == "dataforseo" else "",
+        _new_hosts(new_pages, first_days) if provider_of(provider) == "dataforseo" else "",
         _spend_chart(spend),
     )
     return report
@@ -158,7 +159,7 @@ def _markdown(figures: dict, provider: str, day: str) -> str:
         f"{figures['my_moves']} moved since the previous collected day"
         + (
             f", {figures['my_new_hosts']} new sites showing my images"
-            if provider == "dataforseo"
+            if provider_of(provider) == "dataforseo"
             else ""
         )
         + f"; {count(figures['alerts'], 'alert')}.",
@@ -176,7 +177,7 @@ def _markdown(figures: dict, provider: str, day: str) -> str:
         )
         + ".",
     ]
-    if provider == "dataforseo":
+    if provider_of(provider) == "dataforseo":
         lines.append(
             f"New since the previous collected day: {figures['new_pages']} pages, "
             f"{figures['new_domains']} domains showing a tracked image"
@@ -229,7 +230,7 @@ def _my_sites(ranks: list[dict], hosts: list[dict], alerts: list[dict], provider
             "<p>No domain of mine ranked for a target of this provider on the day "
             "or the one before (my domains: [[sites]] in the targets file).</p>"
         )
-    if provider == "dataforseo":
+    if provider_of(provider) == "dataforseo":
         if hosts:
             parts.append(
                 "<p><b>New sites showing my images</b> (not among their allowed "

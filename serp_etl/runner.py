@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -17,8 +18,8 @@ import dagster as dg
 from serp_etl.core.money import money
 from serp_etl.core.wording import count
 from serp_etl.my_sites.alerts import ALERTS_CHECK, ALERTS_TABLE
+from serp_etl.providers.instances import provider_of
 
-PROVIDERS = ("dataforseo", "semscraper")
 # Where each provider's submit step puts what it posted cost: (metadata key, currency, how
 # sure: SemScraper bills on delivery, so a run knows its estimate only).
 POSTED_COST = {
@@ -28,10 +29,22 @@ POSTED_COST = {
 
 
 def daily_job(provider: str) -> dg.JobDefinition:
-    """The code location's daily job of ``provider`` (what ``execute_job`` reconstructs)."""
+    """The code location's daily job of the provider instance ``provider`` (what
+    ``execute_job`` reconstructs)."""
     from serp_etl.definitions import defs
 
     return defs.resolve_job_def(f"{provider}_daily")
+
+
+def instances() -> list[str]:
+    """The provider instances of the code location (each with its daily job), in name order."""
+    from serp_etl.definitions import defs
+
+    return sorted(
+        name
+        for job in defs.resolve_all_job_defs()
+        if job.name.endswith("_daily") and provider_of(name := job.name.removesuffix("_daily"))
+    )
 
 
 @dataclass
@@ -121,11 +134,11 @@ def summarize(instance: dg.DagsterInstance, run_id: str, seconds: float) -> RunS
             metadata = {k: v.value for k, v in materialization.metadata.items()}
             table = materialization.asset_key.path[-1]
             if table == "tasks":
-                posted, cost = metadata.get("posted_now"), metadata.get(POSTED_COST[provider][0])
+                key, currency, about = POSTED_COST[provider_of(provider) or ""]
+                posted, cost = metadata.get("posted_now"), metadata.get(key)
                 why = metadata.get("not_posted_because")
                 summary.posted = posted if isinstance(posted, int) else None
                 if isinstance(cost, int | float):
-                    _, currency, about = POSTED_COST[provider]
                     summary.posted_cost = about + money(cost, currency)
                 summary.not_posted_because = why if isinstance(why, str) else None
             if table == ALERTS_TABLE:
@@ -152,10 +165,9 @@ def summarize(instance: dg.DagsterInstance, run_id: str, seconds: float) -> RunS
     return summary
 
 
-def run_day(
-    instance: dg.DagsterInstance, day: str, providers: tuple[str, ...] = PROVIDERS
-) -> list[RunSummary]:
-    """Run each provider's daily job for ``day``, one after the other; their summaries."""
+def run_day(instance: dg.DagsterInstance, day: str, providers: Sequence[str]) -> list[RunSummary]:
+    """Run each provider instance's daily job for ``day``, one after the other; their
+    summaries."""
     summaries = []
     with warnings.catch_warnings():
         # Dagster's beta and preview notes concern our definitions, not the user's run.

@@ -6,18 +6,22 @@ sandbox's lists), and what is mine (``[[sites]]``, each target's group and allow
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
 from serp_etl.core.mode import Mode
-from serp_etl.core.targets import TargetConfigError
+from serp_etl.core.targets import TargetConfigError, read_targets_file, read_toml
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.core.wording import count
 from serp_etl.my_sites.config import load_my_sites
 from serp_etl.providers.credentials import run_mode
+from serp_etl.providers.dataforseo.settings import PROVIDER as DATAFORSEO
 from serp_etl.providers.dataforseo.targets import check_reference, load_targets
+from serp_etl.providers.instances import provider_of
+from serp_etl.providers.semscraper.settings import PROVIDER as SEMSCRAPER
 from serp_etl.providers.semscraper.targets import check_locations, load_scrapes
 
 
@@ -66,22 +70,52 @@ def _check(
         errors.append(error)
 
 
+def _sections(path: Path) -> list[str]:
+    """The provider instances whose targets the file holds: the default ones, then every
+    other section named after a provider (``[[dataforseo_client_b]]``)."""
+    defaults = [DATAFORSEO, SEMSCRAPER]
+    try:
+        document = read_toml(read_targets_file(path), str(path))
+    except TargetConfigError:  # each loader below says what is wrong with the file
+        return defaults
+    return [*defaults, *sorted(key for key in document if provider_of(key) and key not in defaults)]
+
+
 def check_targets(path: Path, data_dir: Path) -> list[str]:
     """Lines saying what was checked; ``TargetConfigError`` with every problem of the file, of
-    both providers (entries that are valid themselves are still checked against the
-    providers' lists)."""
+    every provider instance's section (entries that are valid themselves are still checked
+    against the providers' lists)."""
     from serp_etl.sandbox.dataforseo import reference
     from serp_etl.sandbox.semscraper.app import LOCATIONS
 
     warehouse = Warehouse(data_dir)
     errors: list[TargetConfigError] = []
-    images = _valid(load_targets, path, errors)
-    keywords = _valid(load_scrapes, path, errors)
-    lines = [f"{path}: {len(images)} dataforseo targets, {len(keywords)} semscraper targets"]
-    locations, source = _reference(warehouse, "dataforseo", "locations", reference.locations)
-    languages, _ = _reference(warehouse, "dataforseo", "languages", reference.languages)
+    found: dict[str, list[tuple[int, object]]] = {}
+    for section in _sections(path):
+        load = load_targets if provider_of(section) == DATAFORSEO else load_scrapes
+        found[section] = _valid(functools.partial(load, section=section), path, errors)
+    images = [t for s, ts in found.items() if provider_of(s) == DATAFORSEO for t in ts]
+    keywords = [t for s, ts in found.items() if provider_of(s) == SEMSCRAPER for t in ts]
+    lines = [
+        f"{path}: {len(found[DATAFORSEO])} dataforseo targets, "
+        f"{len(found[SEMSCRAPER])} semscraper targets"
+    ]
+    lines += [
+        f"{section}: {count(len(targets), 'target')}"
+        for section, targets in found.items()
+        if section not in (DATAFORSEO, SEMSCRAPER)
+    ]
+    locations, source = _reference(warehouse, DATAFORSEO, "locations", reference.locations)
+    languages, _ = _reference(warehouse, DATAFORSEO, "languages", reference.languages)
+    for section, targets in found.items():
+        if (
+            provider_of(section) == DATAFORSEO
+            and targets
+            and locations is not None
+            and languages is not None
+        ):
+            _check(check_reference, targets, locations, languages, path=path, errors=errors)
     if images and locations is not None and languages is not None:
-        _check(check_reference, images, locations, languages, path=path, errors=errors)
         lines.append(f"dataforseo: locations and languages checked against {source}")
     elif images:
         lines.append(
@@ -90,12 +124,14 @@ def check_targets(path: Path, data_dir: Path) -> list[str]:
         )
     offered, source = _reference(
         warehouse,
-        "semscraper",
+        SEMSCRAPER,
         "locations",
         lambda: [{"location": loc, "language": lang} for loc, lang, _, _ in LOCATIONS],
     )
+    for section, targets in found.items():
+        if provider_of(section) == SEMSCRAPER and targets and offered is not None:
+            _check(check_locations, targets, offered, path=path, errors=errors)
     if keywords and offered is not None:
-        _check(check_locations, keywords, offered, path=path, errors=errors)
         lines.append(f"semscraper: locations and languages checked against {source}")
     elif keywords:
         lines.append(

@@ -169,8 +169,14 @@ def test_the_package_ships_what_a_user_needs():
     project = tomllib.loads((root / "pyproject.toml").read_text())
     shipped = project["tool"]["setuptools"]["package-data"]["serp_etl"]
     # Each file the wheel is told to carry exists in the package, and the code reads it there.
-    assert all((root / "serp_etl" / name).is_file() for name in shipped)
+    assert all(any((root / "serp_etl").glob(name)) for name in shipped)
     assert {"py.typed", "project/targets.toml", "project/dagster.yaml"} <= set(shipped)
+    # The provider instances' defs.yaml (components), which the code location loads.
+    assert sorted(p.parent.name for p in (root / "serp_etl").glob("defs/*/defs.yaml")) == [
+        "dataforseo",
+        "semscraper",
+    ]
+    assert "defs/*/defs.yaml" in shipped
     assert project["project"]["license"] == "Apache-2.0"
     assert project["project"]["license-files"] == ["LICENSE"]
     assert "Apache License" in (root / "LICENSE").read_text()

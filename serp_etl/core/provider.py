@@ -8,6 +8,7 @@ schemas and functions; the publishing is written once, here.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -86,6 +87,11 @@ class ProviderTables:
     # Table -> what one row is and where it comes from (the quarantine's and the alerts' are
     # every provider's: ``description``).
     descriptions: Mapping[str, str] = field(default_factory=dict)
+
+    def instance(self, name: str) -> ProviderTables:
+        """These tables under the namespace of the provider instance ``name``
+        (``providers.instances``): its warehouse folder, views and ledger scope."""
+        return dataclasses.replace(self, name=name)
 
     def schemas(self) -> dict[str, pa.Schema]:
         """Every table this provider writes -> its schema."""

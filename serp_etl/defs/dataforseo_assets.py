@@ -46,6 +46,7 @@ def submit(
             budget_usd=dataforseo.budget_usd,
             now=now,
             warehouse=Warehouse(data_dir),
+            scope=dataforseo.instance,
         )
     log_submit(context, report.closed_reason, report.messages)
     context.log.info(
@@ -74,6 +75,7 @@ def collect(
             context.partition_key,
             deadline_seconds=dataforseo.collect_deadline_seconds,
             poll_seconds=dataforseo.effective_poll_seconds(),
+            scope=dataforseo.instance,
         )
     for error in report.errors:
         context.log.warning(error)
@@ -95,7 +97,9 @@ def reconcile(
     data_dir: str,
 ) -> QualityResult:
     with dataforseo.client(data_dir, context.log) as client:
-        return quality.spend_reconciled(client, ledger, context.partition_key)
+        return quality.spend_reconciled(
+            client, ledger, context.partition_key, scope=dataforseo.instance
+        )
 
 
 DATAFORSEO = ProviderAssets(
@@ -124,4 +128,6 @@ dataforseo_assets = linked_to_code(
     [*build_provider_assets(DATAFORSEO), alerts_asset(DATAFORSEO), report_asset(DATAFORSEO)]
 )
 
-defs = dg.Definitions(assets=dataforseo_assets)
+# The default instance's objects above are what tests and tools name; the code location gets
+# every instance's from its component (a defs.yaml beside this module): nothing from here.
+defs = dg.Definitions()

@@ -112,7 +112,7 @@ class FlatCheck:
     table: str
     severity: dg.AssetCheckSeverity
     description: str
-    run: Callable[[Warehouse, str], QualityResult]
+    run: Callable[[Warehouse, str, str], QualityResult]  # (warehouse, day, instance)
 
 
 @dataclass(frozen=True)
@@ -130,8 +130,9 @@ class ProviderAssets:
     submit: SubmitStep
     collect: Step
     reconcile: Reconcile
-    # (client, ledger) -> partition -> what says results are waiting (free calls only)
-    late_results: Callable[[Any, Ledger], dict[str, list[str]]]
+    # (client, ledger, scope=instance) -> partition -> what says results are waiting (free
+    # calls only)
+    late_results: Callable[..., dict[str, list[str]]]
     flat_checks: list[FlatCheck] = field(default_factory=list)
     references: list[ReferenceTable] = field(default_factory=list)
 
@@ -201,7 +202,7 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
                 drift_table,
                 dg.AssetCheckSeverity.WARN,
                 "No undeclared field, wrong-typed value or item type.",
-                lambda warehouse, partition: quality.schema_drift(tables, warehouse, partition),
+                lambda warehouse, partition, _: quality.schema_drift(tables, warehouse, partition),
             ),
         ]
         flat_checks = [day_check(c.name, flat_keys[c.table], c.description) for c in checks]
@@ -388,7 +389,7 @@ def build_provider_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
                 if key in context.selected_asset_keys
             }
             checked = [
-                (check, check.run(store, partition))
+                (check, check.run(store, partition, name))
                 for check in checks
                 if dg.AssetCheckKey(flat_keys[check.table], check.name)
                 in context.selected_asset_check_keys

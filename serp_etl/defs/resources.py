@@ -118,8 +118,12 @@ class ProviderResource(dg.ConfigurableResource):
         description="Refuse (and name) any answer larger than this, rather than run out of memory.",
     )
 
+    def credential_env_vars(self) -> tuple[str, ...]:
+        """The environment variables this instance's credentials are read from."""
+        raise NotImplementedError
+
     def resolved_mode(self) -> Mode:
-        return run_mode(self.mode)
+        return run_mode(self.mode, self.credential_env_vars())
 
     def targets_path(self, data_dir: str) -> Path:
         return Path(self.targets_file or Path(data_dir) / TARGETS_FILE)
@@ -157,10 +161,22 @@ class ProviderResource(dg.ConfigurableResource):
 
 
 class DataForSEOResource(ProviderResource):
-    """DataForSEO: credentials ($DATAFORSEO_LOGIN, $DATAFORSEO_PASSWORD) and collection."""
+    """A DataForSEO instance: its name, credentials ($DATAFORSEO_LOGIN, $DATAFORSEO_PASSWORD
+    unless named otherwise), budget and collection."""
 
-    login: str | None = Field(default=None, description="Defaults to $DATAFORSEO_LOGIN.")
-    password: str | None = Field(default=None, description="Defaults to $DATAFORSEO_PASSWORD.")
+    instance: str = Field(
+        default=dataforseo_settings.PROVIDER,
+        description="The provider instance (serp_etl.providers.instances): its ledger scope, "
+        "its section of the targets file, its tasks' tags.",
+    )
+    login: str | None = Field(default=None, description="Defaults to $<login_env>.")
+    password: str | None = Field(default=None, description="Defaults to $<password_env>.")
+    login_env: str = Field(
+        default=dataforseo_settings.LOGIN_ENV, description="Where the login is read from."
+    )
+    password_env: str = Field(
+        default=dataforseo_settings.PASSWORD_ENV, description="Where the password is read from."
+    )
     base_url: str = dataforseo_settings.PRODUCTION_URL
     budget_usd: float | None = Field(
         default=None,
@@ -172,12 +188,15 @@ class DataForSEOResource(ProviderResource):
     )
 
     def targets(self, data_dir: str) -> list[ImageTarget]:
-        return load_targets(self.targets_path(data_dir))
+        return load_targets(self.targets_path(data_dir), self.instance)
+
+    def credential_env_vars(self) -> tuple[str, ...]:
+        return (self.login_env, self.password_env)
 
     def _credentials(self) -> tuple[str, str]:
         return (
-            credential(self.login, dataforseo_settings.LOGIN_ENV),
-            credential(self.password, dataforseo_settings.PASSWORD_ENV),
+            credential(self.login, self.login_env),
+            credential(self.password, self.password_env),
         )
 
     @contextmanager
@@ -210,9 +229,18 @@ class DataForSEOResource(ProviderResource):
 
 
 class SemScraperResource(ProviderResource):
-    """SemScraper: the API key ($SEMSCRAPER_API_KEY), budget and collection settings."""
+    """A SemScraper instance: its name, API key ($SEMSCRAPER_API_KEY unless named otherwise),
+    budget and collection settings."""
 
-    api_key: str | None = Field(default=None, description="Defaults to $SEMSCRAPER_API_KEY.")
+    instance: str = Field(
+        default=semscraper_settings.PROVIDER,
+        description="The provider instance (serp_etl.providers.instances): its ledger scope, "
+        "its section of the targets file.",
+    )
+    api_key: str | None = Field(default=None, description="Defaults to $<api_key_env>.")
+    api_key_env: str = Field(
+        default=semscraper_settings.API_KEY_ENV, description="Where the API key is read from."
+    )
     base_url: str = semscraper_settings.PRODUCTION_URL
     budget_eur: float | None = Field(
         default=None,
@@ -228,13 +256,16 @@ class SemScraperResource(ProviderResource):
     poll_seconds: float = Field(default=30, description="Pause between polls.")
 
     def targets(self, data_dir: str) -> list[Scrape]:
-        scrapes = load_scrapes(self.targets_path(data_dir))
+        scrapes = load_scrapes(self.targets_path(data_dir), self.instance)
         if self.callback_url:
             scrapes = [replace(s, callback_url=self.callback_url) for s in scrapes]
         return scrapes
 
+    def credential_env_vars(self) -> tuple[str, ...]:
+        return (self.api_key_env,)
+
     def _credentials(self) -> tuple[str]:
-        return (credential(self.api_key, semscraper_settings.API_KEY_ENV),)
+        return (credential(self.api_key, self.api_key_env),)
 
     @contextmanager
     def client(self, data_dir: str, log) -> Iterator[SemScraperClient]:
@@ -295,11 +326,10 @@ class WarehouseDuckDBResource(DuckDBResource):
             yield connection
 
 
+# Each provider instance's own resource comes with it (its component, keyed by its name).
 defs = dg.Definitions(
     resources={
         "warehouse": WarehouseResource(),
-        "dataforseo": DataForSEOResource(),
-        "semscraper": SemScraperResource(),
         # For your own assets that read the warehouse (README, "Your own assets").
         "warehouse_duckdb": WarehouseDuckDBResource(),
     },

@@ -78,7 +78,7 @@ def late_results_sensor(
             provider.client(warehouse.data_dir, context.log) as client,
             warehouse.ledger() as ledger,
         ):
-            evidence = spec.late_results(client, ledger)
+            evidence = spec.late_results(client, ledger, scope=name)
         requests, busy = [], []
         for partition, marks in sorted(evidence.items()):
             if not daily_partitions.has_partition_key(partition):
@@ -118,9 +118,6 @@ semscraper_collect_job = collect_job(SEMSCRAPER)
 semscraper_late_results = late_results_sensor(SEMSCRAPER, semscraper_collect_job)
 
 
-PROVIDERS = {spec.tables.name: spec for spec in (DATAFORSEO, SEMSCRAPER)}
-
-
 def _import_cursor(cursor: str | None) -> tuple[int, list[int]]:
     """(the last import id seen, the ids seen but waiting for their day's partition). An
     earlier serp-etl's cursor is the last id alone."""
@@ -148,17 +145,23 @@ def imports_recorded(context: dg.SensorEvaluationContext):
     if not records:
         return dg.SkipReason("no import since the last one recorded")
     events, still_waiting = [], []
+    graph = context.repository_def.asset_graph if context.repository_def else None
     for record in records:
-        spec = PROVIDERS.get(record.provider)
-        if spec is None or not daily_partitions.has_partition_key(record.partition_date):
+        # The provider instance the import went to: one of this code location's?
+        defined = graph is None or graph.has(dg.AssetKey([record.provider, RAW_TABLE]))
+        if not defined or not daily_partitions.has_partition_key(record.partition_date):
             # Kept in the cursor: recorded once the day is a partition (a later start date,
-            # SERP_ETL_START_DATE, and "Reload definitions"), never skipped for good.
+            # SERP_ETL_START_DATE, and "Reload definitions") or the instance is defined,
+            # never skipped for good.
             if record.id not in waiting:
                 context.log.warning(
-                    f"import {record.id} into {record.provider} "
-                    f"{record.partition_date}: not a partition of this code "
-                    "location yet (see SERP_ETL_START_DATE); recorded once it "
-                    "is one"
+                    f"import {record.id} into {record.provider} {record.partition_date}: "
+                    + (
+                        "not a partition of this code location yet (see SERP_ETL_START_DATE)"
+                        if defined
+                        else f"no provider instance {record.provider} in this code location"
+                    )
+                    + "; recorded once it is one"
                 )
             still_waiting.append(record.id)
             continue
@@ -166,7 +169,7 @@ def imports_recorded(context: dg.SensorEvaluationContext):
         for table, rows in record.report["rows"].items():
             events.append(
                 dg.AssetMaterialization(
-                    asset_key=spec.key(table),
+                    asset_key=dg.AssetKey([record.provider, table]),
                     partition=record.partition_date,
                     description=f"serp-etl import of {len(files)} file(s)",
                     metadata={
@@ -189,7 +192,6 @@ def imports_recorded(context: dg.SensorEvaluationContext):
     return dg.SensorResult(asset_events=events, cursor=cursor)
 
 
-defs = dg.Definitions(
-    jobs=[dataforseo_collect_job, semscraper_collect_job],
-    sensors=[dataforseo_late_results, semscraper_late_results, imports_recorded],
-)
+# Every instance's collect job and late-results sensor come with it (its component); the
+# imports are recorded for all of them by one sensor.
+defs = dg.Definitions(sensors=[imports_recorded])

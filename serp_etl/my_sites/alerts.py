@@ -194,7 +194,7 @@ def new_hosts(connection: duckdb.DuckDBPyConnection, provider: str, day: str) ->
                arg_min(url, (rank, url)) AS url, min(rank) AS rank,
                any_value(previous_date) AS previous_date
         FROM image_reuse_between(?, ?)
-        WHERE ? = 'dataforseo' AND date = ? AND is_new_domain AND domain IS NOT NULL
+        WHERE provider = ? AND date = ? AND is_new_domain AND domain IS NOT NULL
         GROUP BY ALL ORDER BY group_name, image_url, location, language, domain""",
         [*lookback(day), provider, day],
     )

@@ -31,6 +31,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from serp_etl.core.targets import TargetConfigError, read_targets_file, read_toml, target_name
+from serp_etl.providers.instances import provider_of
 
 SITES = "sites"
 DEFAULT_GROUP = "default"
@@ -188,12 +189,15 @@ def parse_my_sites(text: str, source: str) -> MySites:
     targets: dict[tuple[str, str], str] = {}
     allowed: dict[str, tuple[Domain, ...]] = {}
     where: dict[tuple[str, str], int] = {}
-    for provider, text_field in _TARGET_TEXT.items():
-        entries = document.get(provider, [])
+    # Each provider instance's section ([[dataforseo]], [[dataforseo_client_b]], ...).
+    sections = [(key, provider) for key in document if (provider := provider_of(key))]
+    for section, provider in sections:
+        text_field = _TARGET_TEXT[provider]
+        entries = document.get(section, [])
         for number, entry in enumerate(entries if isinstance(entries, list) else [], start=1):
             if not isinstance(entry, dict) or not isinstance(entry.get(text_field), str):
                 continue
-            name = target_name(provider, number, entry[text_field])
+            name = target_name(section, number, entry[text_field])
             group = entry.get("group", DEFAULT_GROUP)
             if not isinstance(group, str) or not group.strip():
                 problems.append(f"{name}: group must be a name, got {group!r}")
@@ -206,7 +210,7 @@ def parse_my_sites(text: str, source: str) -> MySites:
             mine = "group" in entry or DEFAULT_GROUP in groups or "allowed_domains" in entry
             if not mine:  # nothing says it is mine: collected, never watched
                 continue
-            key = (provider, target_key(provider, entry[text_field]))
+            key = (section, target_key(provider, entry[text_field]))
             if key in targets and targets[key] != group:
                 problems.append(
                     f"{name}: in group {group!r}, but target #{where[key]} of the "

@@ -8,5 +8,8 @@ from serp_etl.providers.semscraper.settings import API_KEY_ENV, HMAC_KEY_ENV
 CREDENTIAL_ENV_VARS = (LOGIN_ENV, PASSWORD_ENV, API_KEY_ENV, HMAC_KEY_ENV)
 
 
-def run_mode(configured: str | None = None) -> Mode:
-    return resolve_mode(configured, CREDENTIAL_ENV_VARS)
+def run_mode(configured: str | None = None, instance_env_vars: tuple[str, ...] = ()) -> Mode:
+    """The mode, given an instance's own credential variables too."""
+    return resolve_mode(
+        configured, tuple(dict.fromkeys((*CREDENTIAL_ENV_VARS, *instance_env_vars)))
+    )

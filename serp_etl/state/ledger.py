@@ -39,6 +39,7 @@ from pathlib import Path
 import orjson
 import sqlalchemy as sa
 
+from serp_etl.providers.instances import provider_of
 from serp_etl.state.database import TEXT, Database, StateUnreadable, advisory_lock, is_url
 from serp_etl.state.location import state_location
 from serp_etl.state.locking import exclusive_lock
@@ -435,12 +436,16 @@ class Ledger(Database):
             records.append(TaskRecord(**values))
         return records
 
-    def task_partition(self, provider: str, task_id: str) -> str | None:
-        """The partition a task of ours was posted for, or None if the ledger does not know it."""
-        return self.execute(
-            "SELECT partition_date FROM tasks WHERE provider = :provider AND task_id = :task_id",
-            {"provider": provider, "task_id": task_id},
-        ).scalar_one_or_none()
+    def task_instance(self, provider: str, task_id: str) -> tuple[str, str] | None:
+        """The instance of ``provider`` (``providers.instances``) and the partition a task of
+        ours was posted for, or None if the ledger does not know it."""
+        for scope, partition in self.execute(
+            "SELECT provider, partition_date FROM tasks WHERE task_id = :task_id",
+            {"task_id": task_id},
+        ):
+            if provider_of(scope) == provider:
+                return scope, partition
+        return None
 
     def mark_posted(
         self,
@@ -614,6 +619,17 @@ class Ledger(Database):
                 {"provider": provider},
             ).scalars()
         )
+
+    def provider_task_ids(self, provider: str) -> set[str]:
+        """Every task id the ledger knows for any instance of ``provider``: what none of them
+        has to take for a stranger's (instances may share an account)."""
+        return {
+            task_id
+            for scope, task_id in self.execute(
+                "SELECT provider, task_id FROM tasks WHERE task_id IS NOT NULL"
+            )
+            if provider_of(scope) == provider
+        }
 
     # -- recovery candidates -----------------------------------------------------------------
 

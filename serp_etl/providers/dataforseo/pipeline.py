@@ -92,45 +92,49 @@ def submit(
     budget_usd: float | None = None,
     now: datetime | None = None,
     warehouse: Warehouse | None = None,
+    scope: str = PROVIDER,
 ) -> SubmitReport:
     """Post the day's tasks, once, within the account's balance and the day's ``budget_usd``.
     For a day that cannot be paid for (see ``core.money``), post nothing: only look up what a
     crash of that day may have posted. ``warehouse``: whose tasks table the new intents are
-    checked against (rule 5); the Dagster step always gives it."""
+    checked against (rule 5); the Dagster step always gives it. ``scope``: the provider
+    instance (``providers.instances``) whose tasks, budget and tags these are."""
     now = now or utc_now()
     report = SubmitReport(targets=len(targets))
     report.closed_reason = closed_day_reason(partition, now)
     if targets and not report.closed_reason:
         check_reference(targets, client.locations(), client.languages())
-    with ledger.submit_lock(PROVIDER):
+    with ledger.submit_lock(scope):
         if report.closed_reason:
-            leftovers = ledger.tasks(PROVIDER, partition, {TaskState.INTENT})
+            leftovers = ledger.tasks(scope, partition, {TaskState.INTENT})
         else:
-            tasks = {target.tag(partition): target.task(partition) for target in targets}
+            tasks = {
+                target.tag(partition, scope): target.task(partition, scope) for target in targets
+            }
             refuse_unknown_tasks(
                 ledger,
-                PROVIDER,
+                scope,
                 partition,
                 tasks,
                 warehouse,
-                lambda fresh: _posted_tags(client, ledger, partition, fresh, now),
+                lambda fresh: _posted_tags(client, ledger, partition, fresh, now, scope),
             )
-            report.already_posted, leftovers = ledger.start_submit(PROVIDER, partition, tasks)
+            report.already_posted, leftovers = ledger.start_submit(scope, partition, tasks)
             crash_point("dataforseo.intents_recorded")
-        held = _recover(client, ledger, leftovers, report, now) if leftovers else set()
+        held = _recover(client, ledger, leftovers, report, now, scope) if leftovers else set()
         to_post = [
-            t for t in ledger.tasks(PROVIDER, partition, {TaskState.INTENT}) if t.tag not in held
+            t for t in ledger.tasks(scope, partition, {TaskState.INTENT}) if t.tag not in held
         ]
         if report.closed_reason:
             # Looked up and not found: the provider never saw them, and now never will.
-            ledger.mark_unposted(PROVIDER, [t.tag for t in to_post], report.closed_reason)
+            ledger.mark_unposted(scope, [t.tag for t in to_post], report.closed_reason)
             return report
         if to_post:
-            _check_budget(client, ledger, partition, to_post, budget_usd, report)
+            _check_budget(client, ledger, partition, to_post, budget_usd, report, scope)
         for start in range(0, len(to_post), settings.MAX_TASKS_PER_POST):
             batch = to_post[start : start + settings.MAX_TASKS_PER_POST]
             try:
-                _post_batch(client, ledger, batch, report)
+                _post_batch(client, ledger, batch, report, scope)
                 crash_point("dataforseo.posted_recorded")
             except PostOutcomeUnknown as error:
                 # Leave the batch as intents: the next run finds them by tag before posting.
@@ -146,14 +150,19 @@ def submit(
 
 
 def _posted_tags(
-    client: DataForSEOClient, ledger: Ledger, partition: str, fresh: set[str], now: datetime
+    client: DataForSEOClient,
+    ledger: Ledger,
+    partition: str,
+    fresh: set[str],
+    now: datetime,
+    scope: str,
 ) -> set[str]:
     """Rule 5: which of the ``fresh`` tags DataForSEO has tasks for. Asked only of a ledger
     that knows no task at all (new, or lost): id_list lists what the account posted since the
     day began. A ledger with a history is checked against the warehouse alone: listing every
     task of a shared account's day at every run would take hours at 1,000 a call and 10 calls
     a minute."""
-    if ledger.knows_any(PROVIDER):
+    if ledger.knows_any(scope):
         return set()
     since = datetime.fromisoformat(partition).replace(tzinfo=UTC) - CLOCK_SKEW
     return {
@@ -168,6 +177,7 @@ def _check_budget(
     to_post: list[TaskRecord],
     budget_usd: float | None,
     report: SubmitReport,
+    scope: str,
 ) -> None:
     estimate = round(
         sum(
@@ -189,7 +199,7 @@ def _check_budget(
         action=f"posting {len(to_post)} tasks",
         estimate=estimate,
         balance=float(balance),
-        spent_today=ledger.spent(PROVIDER, partition),
+        spent_today=ledger.spent(scope, partition),
         budget=budget_usd,
         currency=settings.CURRENCY,
     )
@@ -201,6 +211,7 @@ def _recover(
     leftovers: list[TaskRecord],
     report: SubmitReport,
     now: datetime,
+    scope: str,
 ) -> set[str]:
     """Find intents of earlier runs among the provider's own records, by tag.
 
@@ -250,14 +261,18 @@ def _recover(
             "invalid id: held, neither posted again nor recorded"
         )
     for tag, (task_id, cost) in found.items():
-        ledger.mark_posted(PROVIDER, tag, task_id, cost, 20100, "Task Created. (recovered by tag)")
+        ledger.mark_posted(scope, tag, task_id, cost, 20100, "Task Created. (recovered by tag)")
         log.info("recovered task %s for tag %s instead of posting it again", task_id, tag)
     report.recovered = len(found)
     return held
 
 
 def _post_batch(
-    client: DataForSEOClient, ledger: Ledger, batch: list[TaskRecord], report: SubmitReport
+    client: DataForSEOClient,
+    ledger: Ledger,
+    batch: list[TaskRecord],
+    report: SubmitReport,
+    scope: str,
 ) -> None:
     posted = client.post_tasks([{**t.target, "tag": t.tag} for t in batch])
     crash_point("dataforseo.posted")
@@ -271,12 +286,12 @@ def _post_batch(
             continue
         if task.outcome is Outcome.SUCCESS and task.task_id:
             ledger.mark_posted(
-                PROVIDER, tag, task.task_id, task.cost, task.status_code, task.status_message
+                scope, tag, task.task_id, task.cost, task.status_code, task.status_message
             )
             report.posted += 1
             report.posted_cost_usd += task.cost or 0.0
         elif task.outcome is Outcome.PERMANENT:
-            ledger.mark_rejected(PROVIDER, tag, task.status_code, task.status_message)
+            ledger.mark_rejected(scope, tag, task.status_code, task.status_message)
             report.rejected += 1
             report.messages.append(f"{tag}: rejected, {task.status_code} {task.status_message}")
         else:
@@ -301,12 +316,13 @@ def collect(
     poll_seconds: float,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    scope: str = PROVIDER,
 ) -> CollectReport:
     """Fetch every posted task of ``partition`` that is ready, until none is left or the
     deadline passes. Tasks still not ready stay ``posted`` in the ledger: pending, not lost.
     Each ends in its true state (``TaskState``): fetched, empty, failed, expired, or, after
     ``MAX_ATTEMPTS`` runs of answers that may pass, exhausted or undecodable."""
-    run = _Collection(client, ledger, partition)
+    run = _Collection(client, ledger, partition, scope)
     deadline = clock() + deadline_seconds
     log.info(
         "%s: %d tasks to collect, for up to %.0f s", partition, len(run.pending()), deadline_seconds
@@ -336,15 +352,17 @@ def collect(
     # Last look by id: a task collected by a crashed run is no longer in tasks_ready.
     run.fetch(list(run.pending()))
     run.correct()
-    run.report.pending = len(ledger.tasks(PROVIDER, partition, {TaskState.POSTED}))
+    run.report.pending = len(ledger.tasks(scope, partition, {TaskState.POSTED}))
     return run.report
 
 
 class _Collection:
     """One run's collection of one partition."""
 
-    def __init__(self, client: DataForSEOClient, ledger: Ledger, partition: str) -> None:
-        self.client, self.ledger, self.partition = client, ledger, partition
+    def __init__(
+        self, client: DataForSEOClient, ledger: Ledger, partition: str, scope: str
+    ) -> None:
+        self.client, self.ledger, self.partition, self.scope = client, ledger, partition, scope
         self.report = CollectReport()
         # Answered this run with something that may pass, or unreachable: left to the next run
         # rather than waited for until the deadline.
@@ -354,7 +372,7 @@ class _Collection:
         # Read again each time: another run, or an import, may have collected some meanwhile.
         return {
             t.task_id: t
-            for t in self.ledger.tasks(PROVIDER, self.partition, {TaskState.POSTED})
+            for t in self.ledger.tasks(self.scope, self.partition, {TaskState.POSTED})
             if t.task_id and t.task_id not in self.set_aside
         }
 
@@ -372,13 +390,13 @@ class _Collection:
                 # attempt of the task's. One task's trouble is not its batch-mates': note it
                 # (collection_complete shows it) and carry on.
                 self.report.errors.append(f"{task_id}: {error}")
-                self.ledger.note_status(PROVIDER, task_id, None, str(error)[:500])
+                self.ledger.note_status(self.scope, task_id, None, str(error)[:500])
                 self.set_aside.add(task_id)
                 continue
             crash_point("dataforseo.fetched")
             if fetched.outcome is Outcome.NOT_READY:
                 self.ledger.note_status(
-                    PROVIDER, task_id, fetched.status_code, fetched.status_message
+                    self.scope, task_id, fetched.status_code, fetched.status_message
                 )
             elif fetched.outcome in (Outcome.RETRYABLE, Outcome.UNKNOWN):
                 if fetched.outcome is Outcome.UNKNOWN:
@@ -401,7 +419,7 @@ class _Collection:
         collected = {
             t.task_id
             for t in self.ledger.tasks(
-                PROVIDER, self.partition, {TaskState.FETCHED, TaskState.EMPTY}
+                self.scope, self.partition, {TaskState.FETCHED, TaskState.EMPTY}
             )
             if t.task_id
         }
@@ -424,7 +442,7 @@ class _Collection:
                 fetched.body, response_meta(fetched, fetched.fetched_at, "tasks_fixed")
             )
             if self.ledger.store_response(
-                PROVIDER,
+                self.scope,
                 self.partition,
                 task_id,
                 meta,
@@ -444,7 +462,7 @@ class _Collection:
     ) -> None:
         """Count a run of an answer that may pass; after MAX_ATTEMPTS, keep it as final."""
         self.set_aside.add(task_id)
-        attempts = self.ledger.note_attempt(PROVIDER, task_id, code, message)
+        attempts = self.ledger.note_attempt(self.scope, task_id, code, message)
         if attempts < MAX_ATTEMPTS:
             return
         if fetched is None:
@@ -457,7 +475,7 @@ class _Collection:
         meta = TABLES.version(fetched.body, response_meta(fetched, fetched.fetched_at, "api"))
         if state is TaskState.UNDECODABLE:
             meta["outcome"] = "undecodable"
-        self.ledger.store_response(PROVIDER, self.partition, task_id, meta, fetched.body, state)
+        self.ledger.store_response(self.scope, self.partition, task_id, meta, fetched.body, state)
         crash_point("dataforseo.response_stored")
         counts = self.report.ended
         counts[state.value] = counts.get(state.value, 0) + 1
@@ -467,7 +485,7 @@ class _Collection:
 
 
 def late_results(
-    client: DataForSEOClient, ledger: Ledger, now: datetime | None = None
+    client: DataForSEOClient, ledger: Ledger, now: datetime | None = None, scope: str = PROVIDER
 ) -> dict[str, list[str]]:
     """Partitions with results waiting, each with what says so: tasks tasks_ready lists, tasks
     late enough to ask for by id, tasks DataForSEO re-parsed, responses not yet published.
@@ -475,7 +493,7 @@ def late_results(
     now = now or utc_now()
     evidence: dict[str, set[str]] = {}
     ready = {r.task_id for r in client.tasks_ready() if r.task_id}
-    for task in ledger.tasks(PROVIDER, states={TaskState.POSTED}):
+    for task in ledger.tasks(scope, states={TaskState.POSTED}):
         if task.task_id in ready:
             evidence.setdefault(task.partition_date, set()).add(f"ready:{task.task_id}")
         elif task.posted_at and now - datetime.fromisoformat(task.posted_at) > LATE_AFTER:
@@ -483,7 +501,7 @@ def late_results(
             mark = f"late:{task.task_id}:{task.attempts}"
             evidence.setdefault(task.partition_date, set()).add(mark)
     collected = {
-        t.task_id: t for t in ledger.tasks(PROVIDER, states={TaskState.FETCHED, TaskState.EMPTY})
+        t.task_id: t for t in ledger.tasks(scope, states={TaskState.FETCHED, TaskState.EMPTY})
     }
     for fixed in client.tasks_fixed():
         if fixed.task_id in collected:
@@ -491,6 +509,6 @@ def late_results(
             evidence.setdefault(task.partition_date, set()).add(
                 f"fixed:{task.task_id}:{task.content_hash}"
             )
-    for partition, count in ledger.inbox_partitions(PROVIDER).items():
+    for partition, count in ledger.inbox_partitions(scope).items():
         evidence.setdefault(partition, set()).add(f"unpublished:{count}")
     return {partition: sorted(marks) for partition, marks in evidence.items()}

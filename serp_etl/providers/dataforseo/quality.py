@@ -18,12 +18,12 @@ from serp_etl.providers.dataforseo.targets import tag_prefix
 from serp_etl.state.ledger import Ledger, utc_now
 
 
-def _file(warehouse: Warehouse, table: str, partition: str) -> str | list[str]:
-    return warehouse.partition_source(PROVIDER, table, partition)
+def items_accounted_for(
+    warehouse: Warehouse, partition: str, scope: str = PROVIDER
+) -> QualityResult:
+    """Each successful response has a serps row, and each SERP's items all landed somewhere
+    (of the provider instance ``scope``)."""
 
-
-def items_accounted_for(warehouse: Warehouse, partition: str) -> QualityResult:
-    """Each successful response has a serps row, and each SERP's items all landed somewhere."""
     item_tables = [*ITEM_TABLES, OTHER_ITEMS]
     with scratch_connection(warehouse.filesystem) as con:
         union = " UNION ALL ".join(f"SELECT task_id FROM {PARTITION_READ}" for _ in item_tables)
@@ -32,17 +32,17 @@ def items_accounted_for(warehouse: Warehouse, partition: str) -> QualityResult:
             f"SELECT count(*) FROM {PARTITION_READ} AS s LEFT JOIN items AS i USING (task_id) "
             "WHERE s.items_count IS DISTINCT FROM coalesce(i.n, 0)",
             [
-                *(_file(warehouse, t, partition) for t in item_tables),
-                _file(warehouse, "serps", partition),
+                *(warehouse.partition_source(scope, t, partition) for t in item_tables),
+                warehouse.partition_source(scope, "serps", partition),
             ],
         ).fetchall()
         [(missing_serps,)] = con.execute(
             f"SELECT count(*) FROM {PARTITION_READ} AS r WHERE r.outcome = ? AND r.task_id NOT IN "
             f"(SELECT task_id FROM {PARTITION_READ})",
             [
-                _file(warehouse, RAW_TABLE, partition),
+                warehouse.partition_source(scope, RAW_TABLE, partition),
                 str(Outcome.SUCCESS),
-                _file(warehouse, "serps", partition),
+                warehouse.partition_source(scope, "serps", partition),
             ],
         ).fetchall()
     passed = mismatched == 0 and missing_serps == 0
@@ -57,10 +57,15 @@ def items_accounted_for(warehouse: Warehouse, partition: str) -> QualityResult:
 
 
 def spend_reconciled(
-    client: DataForSEOClient, ledger: Ledger, partition: str, now: datetime | None = None
+    client: DataForSEOClient,
+    ledger: Ledger,
+    partition: str,
+    now: datetime | None = None,
+    scope: str = PROVIDER,
 ) -> QualityResult:
     """The ledger's tasks and costs of the day against what DataForSEO billed (id_list, which
-    names every task posted in a window with its cost and, for a month, its tag)."""
+    names every task posted in a window with its cost and, for a month, its tag), for the
+    provider instance ``scope``."""
     now = now or utc_now()
     day_start = datetime.fromisoformat(partition).replace(tzinfo=UTC)
     posting_ends = day_start + timedelta(days=1) + SUBMIT_GRACE
@@ -70,7 +75,7 @@ def spend_reconciled(
             f"not checked: id_list keeps task tags for {settings.ID_LIST_METADATA_DAYS} days only",
             {"checked": False},
         )
-    prefix = tag_prefix(partition)
+    prefix = tag_prefix(partition, scope)
     billed: dict[str, float | None] = {}
     malformed = 0
     for listed in client.id_list(
@@ -81,7 +86,7 @@ def spend_reconciled(
                 malformed += 1
             else:
                 billed[listed.task_id] = listed.cost
-    ours = {t.task_id: t.cost for t in ledger.tasks(PROVIDER, partition) if t.task_id}
+    ours = {t.task_id: t.cost for t in ledger.tasks(scope, partition) if t.task_id}
     unknown = len(billed.keys() - ours.keys()) + malformed
     missing = len(ours.keys() - billed.keys())
     mismatches = sum(

@@ -39,9 +39,10 @@ from serp_etl.providers.dataforseo import settings
 TAG_PREFIX = "serp-etl"
 
 
-def tag_prefix(partition: str) -> str:
-    """What the tag of every task of the day starts with."""
-    return f"{TAG_PREFIX}/{settings.PROVIDER}/{partition}/"
+def tag_prefix(partition: str, scope: str = settings.PROVIDER) -> str:
+    """What the tag of every task of the day of the provider instance ``scope`` starts with:
+    instances that share an account never take each other's tasks for their own."""
+    return f"{TAG_PREFIX}/{scope}/{partition}/"
 
 
 @dataclass(frozen=True)
@@ -59,13 +60,13 @@ class ImageTarget:
         """The fields that were set, in task_post's names."""
         return {k: v for k, v in asdict(self).items() if v is not None and v is not False}
 
-    def tag(self, partition: str) -> str:
+    def tag(self, partition: str, scope: str = settings.PROVIDER) -> str:
         digest = hashlib.sha256(orjson.dumps(self.fields(), option=orjson.OPT_SORT_KEYS))
-        return f"{tag_prefix(partition)}{digest.hexdigest()[:32]}"
+        return f"{tag_prefix(partition, scope)}{digest.hexdigest()[:32]}"
 
-    def task(self, partition: str) -> dict:
-        """The task_post body element for this target on ``partition``."""
-        return {**self.fields(), "tag": self.tag(partition)}
+    def task(self, partition: str, scope: str = settings.PROVIDER) -> dict:
+        """The task_post body element for this target on ``partition`` (of instance ``scope``)."""
+        return {**self.fields(), "tag": self.tag(partition, scope)}
 
     def price(self) -> float:
         return settings.task_price(
@@ -118,17 +119,18 @@ def _target(entry: object) -> ImageTarget:
     return ImageTarget(**entry)
 
 
-def _name(number: int, entry: object) -> str:
-    return target_name(
-        settings.PROVIDER, number, entry.get("image_url") if isinstance(entry, dict) else None
-    )
+def _name(section: str, number: int, entry: object) -> str:
+    return target_name(section, number, entry.get("image_url") if isinstance(entry, dict) else None)
 
 
-def parse_targets(text: str, source: str = TARGETS_FILE) -> list[ImageTarget]:
-    """The file's targets, or ``TargetConfigError`` with every problem found."""
-    entries = read_toml(text, source).get(settings.PROVIDER, [])
+def parse_targets(
+    text: str, source: str = TARGETS_FILE, section: str = settings.PROVIDER
+) -> list[ImageTarget]:
+    """The targets of the file's ``section`` (a provider instance's: ``[[dataforseo]]``,
+    ``[[dataforseo_client_b]]``), or ``TargetConfigError`` with every problem found."""
+    entries = read_toml(text, source).get(section, [])
     if not isinstance(entries, list):
-        raise TargetConfigError(source, [f"use [[{settings.PROVIDER}]] tables, one per target"])
+        raise TargetConfigError(source, [f"use [[{section}]] tables, one per target"])
     valid: list[tuple[int, ImageTarget]] = []
     problems: list[str] = []
     first_seen: dict[ImageTarget, int] = {}
@@ -138,10 +140,12 @@ def parse_targets(text: str, source: str = TARGETS_FILE) -> list[ImageTarget]:
                 target_fields(entry, settings.PROVIDER) if isinstance(entry, dict) else entry
             )
         except _Invalid as error:
-            problems.append(f"{_name(number, entry)}: {error}")
+            problems.append(f"{_name(section, number, entry)}: {error}")
             continue
         if target in first_seen:
-            problems.append(f"{_name(number, entry)}: duplicate of target #{first_seen[target]}")
+            problems.append(
+                f"{_name(section, number, entry)}: duplicate of target #{first_seen[target]}"
+            )
             continue
         first_seen[target] = number
         valid.append((number, target))
@@ -150,8 +154,8 @@ def parse_targets(text: str, source: str = TARGETS_FILE) -> list[ImageTarget]:
     return [target for _, target in valid]
 
 
-def load_targets(path: Path) -> list[ImageTarget]:
-    return parse_targets(read_targets_file(path), str(path))
+def load_targets(path: Path, section: str = settings.PROVIDER) -> list[ImageTarget]:
+    return parse_targets(read_targets_file(path), str(path), section)
 
 
 def check_reference(

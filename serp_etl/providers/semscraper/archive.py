@@ -69,8 +69,15 @@ def split(document: Document) -> list[ArchivedResponse]:
 
 
 def import_archives(
-    paths: list[Path], partition: str, ledger: Ledger, warehouse: Warehouse, **options
+    paths: list[Path],
+    partition: str,
+    ledger: Ledger,
+    warehouse: Warehouse,
+    scope: str = TABLES.name,
+    **options,
 ) -> ImportReport:
     """Load saved retrieve-by-ids answers or SERPs into the raw and flattened tables of
-    ``partition`` (options: ``core.archive.import_archives``)."""
-    return core_import(TABLES, split, paths, partition, ledger, warehouse, **options)
+    ``partition`` of the provider instance ``scope`` (options:
+    ``core.archive.import_archives``)."""
+    tables = TABLES.instance(scope)
+    return core_import(tables, split, paths, partition, ledger, warehouse, **options)

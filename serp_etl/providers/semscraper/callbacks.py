@@ -102,12 +102,13 @@ class CallbackReceiver:
         """stored, duplicate, or quarantined."""
         serp_id = serp["id"]
         with Ledger(self._state, self._bodies) as ledger:
-            partition = ledger.task_partition(settings.PROVIDER, serp_id)
+            # Whichever instance created it (instances of one account share the receiver).
+            owner = ledger.task_instance(settings.PROVIDER, serp_id)
             finished = serp.get("status") == "done" and type(serp.get("results")) is list
-            if partition is None or not finished:
+            if owner is None or not finished:
                 reason = (
                     "not a scrape of this project"
-                    if partition is None
+                    if owner is None
                     else f"not a finished SERP (status {serp.get('status')!r})"
                 )
                 ledger.quarantine(settings.PROVIDER, serp_id, reason, body, received_at)
@@ -124,7 +125,6 @@ class CallbackReceiver:
                     "repairs": list(repairs),
                 },
             )
-            stored = ledger.store_response(
-                settings.PROVIDER, partition, serp_id, meta, body, TaskState.FETCHED
-            )
+            scope, partition = owner
+            stored = ledger.store_response(scope, partition, serp_id, meta, body, TaskState.FETCHED)
         return "stored" if stored else "duplicate"

@@ -81,12 +81,13 @@ class CollectReport:
     errors: list[str] = field(default_factory=list)
 
 
-def scrape_key(partition: str, scrape: Scrape) -> str:
-    """The ledger's tag for a scrape: the same target on the same date is one scrape."""
+def scrape_key(partition: str, scrape: Scrape, scope: str = PROVIDER) -> str:
+    """The ledger's tag for a scrape of the provider instance ``scope``: the same target on
+    the same date is one scrape."""
     # Where results are delivered is configuration, not the target: not part of the key.
     target = {k: v for k, v in scrape.body().items() if k != "callback_url"}
     digest = hashlib.sha256(orjson.dumps(target, option=orjson.OPT_SORT_KEYS))
-    return f"serp-etl/{PROVIDER}/{partition}/{digest.hexdigest()[:32]}"
+    return f"serp-etl/{scope}/{partition}/{digest.hexdigest()[:32]}"
 
 
 def same_target(entry: dict, target: dict) -> bool:
@@ -108,43 +109,53 @@ def submit(
     budget_eur: float | None = None,
     now: datetime | None = None,
     warehouse: Warehouse | None = None,
+    scope: str = PROVIDER,
 ) -> SubmitReport:
     """Create the day's scrapes, once, within the credit and the day's ``budget_eur``. For a
     day that cannot be paid for (see ``core.money``), create nothing: only look up what a crash
     of that day may have created. ``warehouse``: whose tasks table the new intents are checked
-    against (rule 5); the Dagster step always gives it."""
+    against (rule 5); the Dagster step always gives it. ``scope``: the provider instance
+    (``providers.instances``) whose scrapes, budget and keys these are."""
     now = now or utc_now()
     report = SubmitReport(targets=len(scrapes))
     report.closed_reason = closed_day_reason(partition, now)
     if scrapes and not report.closed_reason:
         check_locations(scrapes, client.locations())
-    with ledger.submit_lock(PROVIDER):
+    with ledger.submit_lock(scope):
         if report.closed_reason:
-            leftovers = ledger.tasks(PROVIDER, partition, {TaskState.INTENT})
+            leftovers = ledger.tasks(scope, partition, {TaskState.INTENT})
         else:
-            wanted = {scrape_key(partition, s): s.body() for s in scrapes}
+            wanted = {scrape_key(partition, s, scope): s.body() for s in scrapes}
             refuse_unknown_tasks(
                 ledger,
-                PROVIDER,
+                scope,
                 partition,
                 wanted,
                 warehouse,
-                lambda fresh: _finished_tags(client, ledger, {key: wanted[key] for key in fresh}),
+                lambda fresh: _finished_tags(
+                    client, ledger, {key: wanted[key] for key in fresh}, scope
+                ),
             )
-            report.already_posted, leftovers = ledger.start_submit(PROVIDER, partition, wanted)
+            report.already_posted, leftovers = ledger.start_submit(scope, partition, wanted)
             crash_point("semscraper.intents_recorded")
-        held = _recover(client, ledger, leftovers, report) if leftovers else set()
+        held = _recover(client, ledger, leftovers, report, scope) if leftovers else set()
         to_post = [
-            t for t in ledger.tasks(PROVIDER, partition, {TaskState.INTENT}) if t.tag not in held
+            t for t in ledger.tasks(scope, partition, {TaskState.INTENT}) if t.tag not in held
         ]
         report.held = len(held)
         if report.closed_reason:
             # Looked up and not found, nothing in flight: never created, and now never will be.
-            ledger.mark_unposted(PROVIDER, [t.tag for t in to_post], report.closed_reason)
+            ledger.mark_unposted(scope, [t.tag for t in to_post], report.closed_reason)
             return report
         if to_post:
             _check_budget(
-                client, ledger, partition, [Scrape(**t.target) for t in to_post], budget_eur, report
+                client,
+                ledger,
+                partition,
+                [Scrape(**t.target) for t in to_post],
+                budget_eur,
+                report,
+                scope,
             )
         for start in range(0, len(to_post), settings.MAX_SCRAPES_PER_POST):
             batch = to_post[start : start + settings.MAX_SCRAPES_PER_POST]
@@ -157,21 +168,23 @@ def submit(
                 )
                 raise SubmitIncomplete("; ".join(report.messages)) from error
             crash_point("semscraper.created")
-            _record_created(ledger, batch, created, report)
+            _record_created(ledger, batch, created, report, scope)
             crash_point("semscraper.created_recorded")
     return report
 
 
-def _finished_tags(client: SemScraperClient, ledger: Ledger, fresh: dict[str, dict]) -> set[str]:
+def _finished_tags(
+    client: SemScraperClient, ledger: Ledger, fresh: dict[str, dict], scope: str
+) -> set[str]:
     """Rule 5: which of the ``fresh`` keys SemScraper has a scrape for. It can tell only of
     finished scrapes not retrieved yet; a scrape of the same target that the ledger does not
     know (of any day) counts, but for one an unresolved intent (of any day) may own: its own
     day's recovery claims it."""
-    unresolved = [t.target for t in ledger.tasks(PROVIDER, states={TaskState.INTENT})]
+    unresolved = [t.target for t in ledger.tasks(scope, states={TaskState.INTENT})]
     return {
         key
         for _, key in unknown_scrapes(
-            client.completed_not_retrieved(), ledger.task_ids(PROVIDER), unresolved, fresh
+            client.completed_not_retrieved(), ledger.provider_task_ids(PROVIDER), unresolved, fresh
         )
     }
 
@@ -199,16 +212,17 @@ def _check_budget(
     scrapes: list[Scrape],
     budget_eur: float | None,
     report: SubmitReport,
+    scope: str,
 ) -> None:
     estimate = round(sum(s.price() for s in scrapes), 8)
     balance = client.credit()
-    ledger.note_balance(PROVIDER, partition, balance)  # where the day's credit movement starts
+    ledger.note_balance(scope, partition, balance)  # where the day's credit movement starts
     report.estimated_cost_eur, report.balance_eur = estimate, balance
     check_budget(
         action=f"creating {len(scrapes)} scrapes",
         estimate=estimate,
         balance=balance,
-        spent_today=ledger.spent(PROVIDER, partition),
+        spent_today=ledger.spent(scope, partition),
         budget=budget_eur,
         currency=settings.CURRENCY,
         balance_name="credit",
@@ -216,7 +230,7 @@ def _check_budget(
 
 
 def _record_created(
-    ledger: Ledger, batch: list[TaskRecord], created: list[dict], report: SubmitReport
+    ledger: Ledger, batch: list[TaskRecord], created: list[dict], report: SubmitReport, scope: str
 ) -> None:
     """Record each created scrape against its intent (the API answers in the order posted).
     An answer that does not fit leaves its intents to be found again by target."""
@@ -233,7 +247,7 @@ def _record_created(
             refused.append(str(error))
             continue
         ledger.mark_posted(
-            PROVIDER, task.tag, scrape_id, as_number(scrape.get("cost")), None, scrape.get("status")
+            scope, task.tag, scrape_id, as_number(scrape.get("cost")), None, scrape.get("status")
         )
         report.posted += 1
     if refused:
@@ -244,7 +258,11 @@ def _record_created(
 
 
 def _recover(
-    client: SemScraperClient, ledger: Ledger, leftovers: list[TaskRecord], report: SubmitReport
+    client: SemScraperClient,
+    ledger: Ledger,
+    leftovers: list[TaskRecord],
+    report: SubmitReport,
+    scope: str,
 ) -> set[str]:
     """Find intents of earlier runs among the account's finished scrapes, by target.
 
@@ -258,7 +276,7 @@ def _recover(
         for entry in client.status()
         if entry.get("status") in ("pending", "processing")
     )
-    known = ledger.task_ids(PROVIDER)
+    known = ledger.provider_task_ids(PROVIDER)
     listed = [
         entry
         for entry in client.completed_not_retrieved()
@@ -269,14 +287,14 @@ def _recover(
     ]
     # Retrieving a scrape takes it off the list for good: each candidate is recorded first, so
     # that a run whose retrieve answer is lost finds it here again, not by creating it twice.
-    ledger.record_candidates(PROVIDER, listed)
+    ledger.record_candidates(scope, listed)
     crash_point("semscraper.candidates_recorded")
-    _look_at_candidates(client, ledger, leftovers)
+    _look_at_candidates(client, ledger, leftovers, scope)
     crash_point("semscraper.candidates_retrieved")
 
     candidates = [
         (c, orjson.loads(c.body) if c.body else None)
-        for c in ledger.candidates(PROVIDER)
+        for c in ledger.candidates(scope)
         if any(same_target(c.listed, t.target) for t in leftovers)
     ]
     held: set[str] = set()
@@ -288,7 +306,7 @@ def _recover(
             candidates.remove((candidate, serp))
             assert candidate.body is not None  # looked at: its serp was read from it
             ledger.claim_candidate(
-                PROVIDER,
+                scope,
                 task.tag,
                 task.partition_date,
                 candidate,
@@ -312,19 +330,19 @@ def _recover(
 
 
 def _look_at_candidates(
-    client: SemScraperClient, ledger: Ledger, leftovers: list[TaskRecord]
+    client: SemScraperClient, ledger: Ledger, leftovers: list[TaskRecord], scope: str
 ) -> None:
     """Retrieve the candidates not looked at yet (this run's and those an earlier run recorded
     but never saw the answer for), 100 a call, and keep what came back."""
     unseen = [
         c.task_id
-        for c in ledger.candidates(PROVIDER)
+        for c in ledger.candidates(scope)
         if c.body is None and any(same_target(c.listed, t.target) for t in leftovers)
     ]
     for start in range(0, len(unseen), settings.MAX_IDS_PER_GET):
         chunk = unseen[start : start + settings.MAX_IDS_PER_GET]
         ledger.keep_candidate_bodies(
-            PROVIDER,
+            scope,
             {
                 retrieved.scrape_id: retrieved.body
                 for retrieved in client.retrieve_answer(chunk).serps
@@ -382,6 +400,7 @@ def collect(
     keep_html: bool = False,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    scope: str = PROVIDER,
 ) -> CollectReport:
     """Retrieve every created scrape of ``partition`` that is done, until none is left or the
     deadline passes. Scrapes a callback delivered are already ``fetched`` and are skipped; a
@@ -393,7 +412,7 @@ def collect(
     def pending() -> set[str]:
         # Read again each time: a callback or another run may have collected some meanwhile.
         return {
-            t.task_id for t in ledger.tasks(PROVIDER, partition, {TaskState.POSTED}) if t.task_id
+            t.task_id for t in ledger.tasks(scope, partition, {TaskState.POSTED}) if t.task_id
         } - set_aside
 
     log.info(
@@ -405,7 +424,7 @@ def collect(
         # On the first pass, also ask by id: a crashed run may have retrieved some already.
         ready = sorted(pending() if first else pending() & listed)
         first = False
-        _retrieve(client, ledger, partition, ready, keep_html, report, set_aside)
+        _retrieve(client, ledger, partition, ready, keep_html, report, set_aside, scope)
         if not pending() or clock() + poll_seconds > deadline:
             break
         wait(
@@ -418,7 +437,7 @@ def collect(
             ),
             log,
         )
-    report.pending = len(ledger.tasks(PROVIDER, partition, {TaskState.POSTED}))
+    report.pending = len(ledger.tasks(scope, partition, {TaskState.POSTED}))
     return report
 
 
@@ -430,6 +449,7 @@ def _retrieve(
     keep_html: bool,
     report: CollectReport,
     set_aside: set[str],
+    scope: str,
 ) -> None:
     for start in range(0, len(ids), settings.MAX_IDS_PER_GET):
         chunk = ids[start : start + settings.MAX_IDS_PER_GET]
@@ -460,7 +480,7 @@ def _retrieve(
             if retrieved.serp is None:
                 set_aside.add(scrape_id)
                 message = f"undecodable: {retrieved.error}"
-                if ledger.note_attempt(PROVIDER, scrape_id, None, message) < MAX_ATTEMPTS:
+                if ledger.note_attempt(scope, scrape_id, None, message) < MAX_ATTEMPTS:
                     continue
                 state = TaskState.UNDECODABLE
             meta = {
@@ -469,7 +489,7 @@ def _retrieve(
                 "repairs": list(retrieved.repairs),
             }
             ledger.store_response(
-                PROVIDER,
+                scope,
                 partition,
                 scrape_id,
                 TABLES.version(retrieved.body, meta),
@@ -483,15 +503,17 @@ def _retrieve(
 # -- late results ----------------------------------------------------------------------------
 
 
-def late_results(client: SemScraperClient, ledger: Ledger) -> dict[str, list[str]]:
+def late_results(
+    client: SemScraperClient, ledger: Ledger, scope: str = PROVIDER
+) -> dict[str, list[str]]:
     """Partitions with results waiting, each with what says so: created scrapes that are done
     (in the completed-not-retrieved list), and SERPs callbacks delivered that are not yet
     published. Free calls only."""
     evidence: dict[str, set[str]] = {}
     done = {entry.get("id") for entry in client.completed_not_retrieved()}
-    for task in ledger.tasks(PROVIDER, states={TaskState.POSTED}):
+    for task in ledger.tasks(scope, states={TaskState.POSTED}):
         if task.task_id in done:
             evidence.setdefault(task.partition_date, set()).add(f"done:{task.task_id}")
-    for partition, count in ledger.inbox_partitions(PROVIDER).items():
+    for partition, count in ledger.inbox_partitions(scope).items():
         evidence.setdefault(partition, set()).add(f"delivered:{count}")
     return {partition: sorted(marks) for partition, marks in evidence.items()}

@@ -24,6 +24,7 @@ def spend_reconciled(
     partition: str,
     listed: Sequence[dict] = (),
     credit: float | None = None,
+    scope: str = PROVIDER,
 ) -> QualityResult:
     """The ledger's costs of the day against SemScraper's own figures: the cost each collected
     SERP reports; the day's SERPs in the raw table whose scrape the ledger does not know (a
@@ -33,25 +34,28 @@ def spend_reconciled(
     know (billed, unknown to it: the list names no day, so one of another day counts too);
     and the credit's movement: ``credit``, read now, and the readings of the day's runs since
     the first (before it created anything), against what the scrapes the ledger recorded as
-    created between them cost (``credit_movement``)."""
+    created between them cost (``credit_movement``). All of the provider instance
+    ``scope``: instances that share an API key each see the others' scrapes as a fall of
+    the credit the ledger does not explain (never the other way round: a fall is never
+    explained by another account's scrapes)."""
     if credit is not None and partition == utc_now().date().isoformat():
         # Read on the day itself only: a check of a past day, run weeks later, would stretch
         # the day's window over every day since.
-        ledger.note_balance(PROVIDER, partition, credit)
-    day = ledger.tasks(PROVIDER, partition)
+        ledger.note_balance(scope, partition, credit)
+    day = ledger.tasks(scope, partition)
     ours = {t.task_id: t.cost for t in day if t.task_id}
-    ledger_ids = ledger.task_ids(PROVIDER)  # of any day: a late callback may sit in another
+    ledger_ids = ledger.provider_task_ids(
+        PROVIDER
+    )  # of any day: a late callback may sit in another
     reported: dict[str, float | None] = {}
-    for part in warehouse.parts(PROVIDER, RAW_TABLE, partition):
+    for part in warehouse.parts(scope, RAW_TABLE, partition):
         table = pq.read_table(
             str(part), columns=["task_id", "cost"], filesystem=warehouse.filesystem
         )
         reported.update(
             zip(table.column("task_id").to_pylist(), table.column("cost").to_pylist(), strict=True)
         )
-    reported.update(
-        {row.task_id: row.meta.get("cost") for row in ledger.inbox(PROVIDER, partition)}
-    )
+    reported.update({row.task_id: row.meta.get("cost") for row in ledger.inbox(scope, partition)})
     mismatches = sum(
         1
         for task_id in ours.keys() & reported.keys()
@@ -60,7 +64,7 @@ def spend_reconciled(
         or abs(mine - theirs) > 1e-9
     )
     stray = []
-    for candidate in ledger.candidates(PROVIDER):
+    for candidate in ledger.candidates(scope):
         serp = orjson.loads(candidate.body) if candidate.body else {}
         created = parse_time(serp.get("created_at"))
         if created is not None and created.date().isoformat() == partition:
@@ -79,7 +83,7 @@ def spend_reconciled(
         }
     )
     stray.extend(cost or 0.0 for cost in unknown.values())
-    movement = credit_movement(ledger, partition)
+    movement = credit_movement(ledger, partition, scope)
     # Spending the ids above already name is in the credit's fall too: only the rest is new.
     unexplained = round(movement["unexplained_eur"] - sum(stray), 8)
     billed = round(
@@ -109,7 +113,7 @@ def spend_reconciled(
         else "; ".join(p for p in problems if p),
         {
             "billed_by_provider_eur": billed,
-            "ledger_eur": ledger.spent(PROVIDER, partition),
+            "ledger_eur": ledger.spent(scope, partition),
             "not_reported_yet": len(ours.keys() - reported.keys()),
             "billed_unknown_to_ledger": len(stray),
             "cost_mismatches": mismatches,
@@ -122,12 +126,12 @@ def spend_reconciled(
 CREDIT_TOLERANCE_EUR = 1e-6
 
 
-def credit_movement(ledger: Ledger, partition: str) -> dict:
+def credit_movement(ledger: Ledger, partition: str, scope: str = PROVIDER) -> dict:
     """How far the credit fell between the first and the last reading of the day's runs, and
     how much of that fall the scrapes the ledger recorded as created meanwhile (of any day)
     do not explain. A rise between two readings (a top-up) makes the fall say nothing: then
     nothing is unexplained, and ``topped_up`` says why."""
-    readings = ledger.balances(PROVIDER, partition)
+    readings = ledger.balances(scope, partition)
     if len(readings) < 2:
         return {"readings": len(readings), "unexplained_eur": 0.0, "from": None, "to": None}
     (start, first), (end, last) = readings[0], readings[-1]
@@ -136,7 +140,7 @@ def credit_movement(ledger: Ledger, partition: str) -> dict:
         for (_, earlier), (_, later) in itertools.pairwise(readings)
     )
     fell = round(first - last, 8)
-    known = ledger.posted_cost_between(PROVIDER, start, end)
+    known = ledger.posted_cost_between(scope, start, end)
     return {
         "readings": len(readings),
         "from": start,

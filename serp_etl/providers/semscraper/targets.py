@@ -33,16 +33,17 @@ from serp_etl.providers.semscraper.settings import PROVIDER
 _FIELDS = {"keyword", "location", "language", "device", "depth", "priority", "geolocation"}
 
 
-def parse_scrapes(text: str, source: str) -> list[Scrape]:
-    """The file's keywords, or ``TargetConfigError`` with every problem found."""
-    entries = read_toml(text, source).get(PROVIDER, [])
+def parse_scrapes(text: str, source: str, section: str = PROVIDER) -> list[Scrape]:
+    """The keywords of the file's ``section`` (a provider instance's: ``[[semscraper]]``,
+    ``[[semscraper_client_b]]``), or ``TargetConfigError`` with every problem found."""
+    entries = read_toml(text, source).get(section, [])
     if not isinstance(entries, list):
-        raise TargetConfigError(source, [f"use [[{PROVIDER}]] tables, one per keyword"])
+        raise TargetConfigError(source, [f"use [[{section}]] tables, one per keyword"])
     valid: list[tuple[int, Scrape]] = []
     problems: list[str] = []
     for number, entry in enumerate(entries, start=1):
         name = target_name(
-            PROVIDER, number, entry.get("keyword") if isinstance(entry, dict) else None
+            section, number, entry.get("keyword") if isinstance(entry, dict) else None
         )
         if not isinstance(entry, dict):
             problems.append(f"{name}: expected a table of fields")
@@ -76,8 +77,8 @@ def _query(scrape: Scrape) -> Scrape:
     return replace(scrape, keyword=" ".join(scrape.keyword.split()).casefold())
 
 
-def load_scrapes(path: Path) -> list[Scrape]:
-    return parse_scrapes(read_targets_file(path), str(path))
+def load_scrapes(path: Path, section: str = PROVIDER) -> list[Scrape]:
+    return parse_scrapes(read_targets_file(path), str(path), section)
 
 
 def check_locations(
