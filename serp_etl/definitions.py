@@ -20,7 +20,7 @@ warnings.filterwarnings("ignore", r"Function `load_definitions_from_module", dg.
 #   at each resolution of those jobs, that their assets' policies differ.
 warnings.filterwarnings(
     "ignore",
-    r"Asset job (dataforseo|semscraper)_(daily|collect) "
+    r"Asset job (dataforseo|semscraper)\w*_(daily|collect) "
     r"materializes assets with varying BackfillPolicies",
     UserWarning,
 )
