@@ -155,3 +155,25 @@ def test_an_instance_declared_in_yaml_is_loaded_with_its_variables(tmp_path):
     assert envs.returncode == 0, envs.stderr
     for variable in ("CLIENT_B_LOGIN", "CLIENT_B_PASSWORD", "DATAFORSEO_LOGIN"):
         assert variable in envs.stdout
+
+
+def test_a_callback_finds_the_instance_that_created_its_scrape(ledger):
+    # A signed delivery names a scrape id only: the ledger says whose it is, by an index on
+    # the id (instances share the receiver).
+    for scope, scrape_id in (("semscraper", "a" * 32), ("semscraper_client_b", "b" * 32)):
+        ledger.start_submit(scope, TODAY, {f"serp-etl/{scope}/{TODAY}/x": {"keyword": "k"}})
+        ledger.mark_posted(scope, f"serp-etl/{scope}/{TODAY}/x", scrape_id, None, None, None)
+    assert ledger.task_instance("semscraper", "b" * 32) == ("semscraper_client_b", TODAY)
+    assert ledger.task_instance("semscraper", "a" * 32) == ("semscraper", TODAY)
+    assert ledger.task_instance("dataforseo", "a" * 32) is None  # another provider's
+    assert ledger.task_instance("semscraper", "c" * 32) is None
+    assert "tasks_by_task_id" in ledger.table_indexes("tasks")
+
+
+def test_a_ledger_of_an_earlier_serp_etl_gets_the_task_id_index(tmp_path):
+    path = ledger_path(tmp_path)
+    with Ledger(path) as ledger:
+        ledger.execute("DROP INDEX tasks_by_task_id")
+        assert "tasks_by_task_id" not in ledger.table_indexes("tasks")
+    with Ledger(path) as ledger:
+        assert "tasks_by_task_id" in ledger.table_indexes("tasks")

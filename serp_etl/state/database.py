@@ -282,6 +282,13 @@ class Database:
             return set()
         return {column["name"] for column in inspector.get_columns(table)}
 
+    def table_indexes(self, table: str) -> set[str]:
+        """The names of ``table``'s indexes in the database (none if it does not exist)."""
+        inspector = sa.inspect(self._connection)
+        if not inspector.has_table(table):
+            return set()
+        return {str(index["name"]) for index in inspector.get_indexes(table)}
+
     def now(self) -> float:
         """Seconds since the epoch on the database's clock where the database is shared by
         hosts whose clocks may differ (Postgres); on this host's for a SQLite file (one host,

@@ -97,6 +97,13 @@ sa.Table(
         postgresql_where=sa.text("task_id IS NOT NULL"),
     ),
     sa.Index("tasks_by_partition", "provider", "partition_date", "state"),
+    # A task by its id alone, whichever provider instance created it (a callback's lookup).
+    sa.Index(
+        "tasks_by_task_id",
+        "task_id",
+        sqlite_where=sa.text("task_id IS NOT NULL"),
+        postgresql_where=sa.text("task_id IS NOT NULL"),
+    ),
 )
 sa.Table(
     "recovery_candidates",
@@ -253,6 +260,11 @@ class Ledger(Database):
 
     def migrate(self) -> None:
         """Bring a ledger written by an earlier serp-etl up to date, keeping every row."""
+        # An index a later serp-etl declares (a task by its id, whichever provider instance).
+        if self.table_columns("tasks") and "tasks_by_task_id" not in self.table_indexes("tasks"):
+            self.execute(
+                "CREATE INDEX tasks_by_task_id ON tasks (task_id) WHERE task_id IS NOT NULL"
+            )
         inbox = self.table_columns("inbox")
         for column, kind in (("body_key", "TEXT"), ("body_size", "BIGINT")):
             if inbox and column not in inbox:
