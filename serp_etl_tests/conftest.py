@@ -306,3 +306,32 @@ def serving_asgi(app):
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def project_copy(into: Path) -> Path:
+    """The project as a user has it, in ``into`` (its own copy, for a test that writes into its
+    defs folder): pyproject.toml and the package."""
+    shutil.copy(REPO / "pyproject.toml", into)
+    shutil.copytree(
+        REPO / "serp_etl", into / "serp_etl", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    return into
+
+
+def run_dg(project: Path, *args: str) -> str:
+    """``dg *args`` in ``project`` (the venv's), which must succeed; what it printed."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("dg")), *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout

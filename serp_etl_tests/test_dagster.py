@@ -5,9 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import dagster as dg
@@ -26,7 +23,7 @@ from serp_etl.providers.dataforseo.schema import FLAT_SCHEMAS, ORGANIC
 from serp_etl.sandbox.dataforseo.app import DataForSEOSandbox
 from serp_etl.sandbox.semscraper.app import SemScraperSandbox
 from serp_etl.sandbox.state import DRIFT_ENV
-from serp_etl_tests.conftest import FIXTURES, TODAY
+from serp_etl_tests.conftest import FIXTURES, TODAY, project_copy, run_dg
 
 DAY = TODAY
 PAST = "2026-03-01"
@@ -463,38 +460,12 @@ def test_serp_etl_logs_reach_the_run_logs_with_the_projects_instance(data_dir):
     assert any(f"{DAY}: 6 tasks to collect" in message for message in messages)
 
 
-DG_CLI = Path(sys.executable).with_name("dg")
-
-
-def _listed_assets(project: Path) -> set[str]:
-    listed = subprocess.run(
-        [str(DG_CLI), "list", "defs", "--json"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert listed.returncode == 0, listed.stderr
-    return {asset["asset_key"] for asset in json.loads(listed.stdout)["assets"]}
-
-
 def test_an_asset_scaffolded_by_dg_is_loaded_beside_ours(tmp_path):
-    # The project as a user has it (its own copy: the scaffold writes into the defs folder).
-    repo = Path(definitions.__file__).parent.parent
-    shutil.copy(repo / "pyproject.toml", tmp_path)
-    shutil.copytree(
-        repo / "serp_etl", tmp_path / "serp_etl", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    scaffolded = subprocess.run(
-        [str(DG_CLI), "scaffold", "defs", "dagster.asset", "my_asset.py"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert scaffolded.returncode == 0, scaffolded.stderr
-    assert (tmp_path / "serp_etl" / "defs" / "my_asset.py").is_file()
-    assets = _listed_assets(tmp_path)
+    project = project_copy(tmp_path)  # the scaffold writes into the defs folder
+    run_dg(project, "scaffold", "defs", "dagster.asset", "my_asset.py")
+    assert (project / "serp_etl" / "defs" / "my_asset.py").is_file()
+    listed = json.loads(run_dg(project, "list", "defs", "--json"))
+    assets = {asset["asset_key"] for asset in listed["assets"]}
     assert "my_asset" in assets  # was written, then silently ignored
     assert {"dataforseo/organic", "semscraper/items"} <= assets
 
@@ -511,20 +482,9 @@ def test_an_installed_package_loads_the_same_definitions(monkeypatch, tmp_path):
 
 def test_dg_loads_the_definitions_as_shipped():
     repo = Path(definitions.__file__).parent.parent
-    dg_cli = DG_CLI
-    checked = subprocess.run(
-        [str(dg_cli), "check", "defs"], cwd=repo, capture_output=True, text=True, timeout=120
-    )
-    assert checked.returncode == 0, checked.stderr
-    listed = subprocess.run(
-        [str(dg_cli), "list", "defs", "--json"],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert listed.returncode == 0, listed.stderr
-    assert "dataforseo/organic" in listed.stdout and "semscraper_late_results" in listed.stdout
+    run_dg(repo, "check", "defs")
+    listed = run_dg(repo, "list", "defs", "--json")
+    assert "dataforseo/organic" in listed and "semscraper_late_results" in listed
 
 
 def test_a_backfill_of_several_days_flattens_them_in_one_run_each_day_reported(tmp_path):

@@ -4,21 +4,18 @@ and one warehouse: each its own asset keys, ledger scope, tags, budget and targe
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
-from serp_etl import catalog, definitions
+from serp_etl import catalog
 from serp_etl.components import SerpProviderComponent
 from serp_etl.defs.resources import WarehouseResource
 from serp_etl.providers.dataforseo import settings
 from serp_etl.providers.instances import InstanceNameError
 from serp_etl.state.ledger import Ledger, ledger_path
-from serp_etl_tests.conftest import TODAY, billed
+from serp_etl_tests.conftest import TODAY, billed, project_copy, run_dg
 
 IMAGES = [
     "https://upload.wikimedia.org/wikipedia/commons/a/a8/Tour_Eiffel_Wikimedia_Commons.jpg",
@@ -115,12 +112,8 @@ def test_an_instance_name_says_its_provider():
 
 
 def test_an_instance_declared_in_yaml_is_loaded_with_its_variables(tmp_path):
-    repo = Path(definitions.__file__).parent.parent
-    shutil.copy(repo / "pyproject.toml", tmp_path)
-    shutil.copytree(
-        repo / "serp_etl", tmp_path / "serp_etl", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    instance = tmp_path / "serp_etl" / "defs" / "dataforseo_client_b"
+    project = project_copy(tmp_path)
+    instance = project / "serp_etl" / "defs" / "dataforseo_client_b"
     instance.mkdir()
     (instance / "defs.yaml").write_text(
         "type: serp_etl.components.SerpProviderComponent\n"
@@ -134,27 +127,15 @@ def test_an_instance_declared_in_yaml_is_loaded_with_its_variables(tmp_path):
         "requirements:\n"
         "  env: [CLIENT_B_LOGIN, CLIENT_B_PASSWORD]\n"
     )
-    dg_cli = Path(sys.executable).with_name("dg")
-    listed = subprocess.run(
-        [str(dg_cli), "list", "defs", "--json"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert listed.returncode == 0, listed.stderr
-    found = json.loads(listed.stdout)
+    found = json.loads(run_dg(project, "list", "defs", "--json"))
     keys = {asset["asset_key"] for asset in found["assets"]}
     assert {"dataforseo/organic", "dataforseo_client_b/organic", "semscraper/items"} <= keys
     assert {"dataforseo_client_b_daily_schedule", "dataforseo_daily_schedule"} <= {
         schedule["name"] for schedule in found["schedules"]
     }
-    envs = subprocess.run(
-        [str(dg_cli), "list", "envs"], cwd=tmp_path, capture_output=True, text=True, timeout=120
-    )
-    assert envs.returncode == 0, envs.stderr
+    envs = run_dg(project, "list", "envs")
     for variable in ("CLIENT_B_LOGIN", "CLIENT_B_PASSWORD", "DATAFORSEO_LOGIN"):
-        assert variable in envs.stdout
+        assert variable in envs
 
 
 def test_a_callback_finds_the_instance_that_created_its_scrape(ledger):
