@@ -344,7 +344,13 @@ def test_intents_of_a_past_day_that_never_reached_the_provider_end_unposted(
 ):
     ledger.record_intents(PROVIDER, DAY, {t.tag(DAY): t.task(DAY) for t in targets[:2]})
     report = pipeline.submit(
-        client, ledger, DAY, targets, now=datetime.now(UTC) + timedelta(days=1)
+        # A day and an hour later: past the half hour after midnight that still pays for the
+        # day before (run in that half hour, a day later was not late enough).
+        client,
+        ledger,
+        DAY,
+        targets,
+        now=datetime.now(UTC) + timedelta(days=1, hours=1),
     )
     assert report.posted == 0 and report.recovered == 0
     assert sandbox.stats()["billed_tasks"] == 0

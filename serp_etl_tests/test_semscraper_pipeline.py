@@ -141,7 +141,7 @@ def test_a_past_day_recovers_a_crashed_create_and_ends_the_rest_unposted(
         pipeline.submit(CrashAfter(client, "create"), ledger, DAY, SCRAPES[:2])
     never_sent = pipeline.scrape_key(DAY, SCRAPES[2])
     ledger.record_intents(PROVIDER, DAY, {never_sent: SCRAPES[2].body()})
-    clock.now += 86400
+    clock.now += 86400 + 3600  # past the half hour after midnight that still pays for DAY
     tomorrow = datetime.fromtimestamp(clock.now, UTC)
     report = pipeline.submit(client, ledger, DAY, SCRAPES, now=tomorrow)
     assert report.recovered == 2 and report.posted == 0
