@@ -487,7 +487,8 @@ SELECT provider, date, loaded_at,
        list_sort(list(DISTINCT source)) AS sources,
        count(*) AS responses, count(DISTINCT task_id) AS tasks,
        min(fetched_at) AS first_fetched_at, max(fetched_at) AS last_fetched_at,
-       sum(serp_rows) AS serp_rows, sum(item_rows) AS item_rows
+       CAST(sum(serp_rows) AS BIGINT) AS serp_rows,
+       CAST(sum(item_rows) AS BIGINT) AS item_rows
 FROM ({_union([_loads_of(name, *_FLATTENED[provider]) for name, provider in providers.items()])})
 GROUP BY provider, date, loaded_at""",
         ),
