@@ -335,3 +335,13 @@ def run_dg(project: Path, *args: str) -> str:
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+def imported(data: Path, day: str) -> None:
+    """DataForSEO's reference example, imported through the CLI into ``day`` of ``data``."""
+    from serp_etl.cli import main
+
+    reference = FIXTURES / "dataforseo_reference_example.json"
+    assert (
+        main(["--data-dir", str(data), "import", "dataforseo", str(reference), "--date", day]) == 0
+    )

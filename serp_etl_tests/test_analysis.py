@@ -17,7 +17,7 @@ from serp_etl.core import views
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.state.ledger import PENDING_STATES, Ledger, TaskState, ledger_path
 from serp_etl_tests import sandbox_days
-from serp_etl_tests.test_views import imported
+from serp_etl_tests.conftest import imported
 
 KEY = ("provider", "target", "location", "language", "device")
 
@@ -429,25 +429,10 @@ def test_the_views_answer_before_a_provider_has_any_data(tmp_path):
 
 def test_the_views_name_the_urls_host_not_a_shopping_results_price_label(tmp_path):
     """DataForSEO's own example: two organic items whose ``domain`` is a shop's price label."""
-    from serp_etl.cli import main
-    from serp_etl_tests.conftest import FIXTURES
 
     data = tmp_path / "data"
     day = "2026-04-01"
-    assert (
-        main(
-            [
-                "--data-dir",
-                str(data),
-                "import",
-                "dataforseo",
-                str(FIXTURES / "dataforseo_reference_example.json"),
-                "--date",
-                day,
-            ]
-        )
-        == 0
-    )
+    imported(data, day)
     warehouse = Warehouse(data)
     ranks = {
         row["domain"]: row["rank"]

@@ -14,6 +14,7 @@ from serp_etl.defs.reports import report_asset, report_path
 from serp_etl.defs.resources import WarehouseResource
 from serp_etl.state.ledger import Ledger, ledger_path
 from serp_etl_tests import sandbox_days
+from serp_etl_tests.conftest import imported
 
 DAY = sandbox_days.DAYS[-1]
 
@@ -103,24 +104,9 @@ def test_late_results_redo_the_report_too():
 
 
 def test_an_imported_days_report_says_how_its_tasks_ended_is_not_known(tmp_path):
-    from serp_etl.cli import main
-    from serp_etl_tests.conftest import FIXTURES
 
     data, day = tmp_path / "data", "2026-04-01"
-    assert (
-        main(
-            [
-                "--data-dir",
-                str(data),
-                "import",
-                "dataforseo",
-                str(FIXTURES / "dataforseo_reference_example.json"),
-                "--date",
-                day,
-            ]
-        )
-        == 0
-    )
+    imported(data, day)
     with catalog.connect(data) as connection:
         built = report.build(connection, "dataforseo", day)
     assert built.figures["tasks"] == 1 and built.figures["fetched"] is None

@@ -11,7 +11,7 @@ import pytest
 
 from serp_etl.cli import main
 from serp_etl.state.ledger import Ledger, ledger_path
-from serp_etl_tests.conftest import FIXTURES
+from serp_etl_tests.conftest import imported
 
 DAY = "2026-03-01"
 
@@ -19,20 +19,7 @@ DAY = "2026-03-01"
 @pytest.fixture
 def data(tmp_path, capsys):
     data = tmp_path / "data"
-    assert (
-        main(
-            [
-                "--data-dir",
-                str(data),
-                "import",
-                "dataforseo",
-                str(FIXTURES / "dataforseo_reference_example.json"),
-                "--date",
-                DAY,
-            ]
-        )
-        == 0
-    )
+    imported(data, DAY)
     with Ledger(ledger_path(data)):
         pass  # the ledger exists, as it does after any run
     capsys.readouterr()

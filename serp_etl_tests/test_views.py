@@ -18,17 +18,10 @@ from serp_etl.core import views
 from serp_etl.core.parquet import publish_table, schema_tag
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.dataforseo.schema import FLAT_SCHEMAS
-from serp_etl_tests.conftest import FIXTURES
+from serp_etl_tests.conftest import imported
 from serp_etl_tests.test_semscraper_flatten import RETRIEVED
 
-REFERENCE = FIXTURES / "dataforseo_reference_example.json"
 DAYS = ["2026-03-01", "2026-03-02", "2026-03-03"]
-
-
-def imported(data, day: str) -> None:
-    assert (
-        main(["--data-dir", str(data), "import", "dataforseo", str(REFERENCE), "--date", day]) == 0
-    )
 
 
 def test_the_views_file_opens_in_any_duckdb_client(tmp_path):
