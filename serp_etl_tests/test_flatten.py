@@ -265,11 +265,22 @@ def test_a_large_body_flattens_a_chunk_at_a_time_to_the_same_rows(monkeypatch):
     task_id = "00000000-0000-0066-0000-000000000001"
     body = orjson.dumps(envelope([advanced_task(task_id, data, "2026-01-02", 0.0018)]))
     batch = pa.RecordBatch.from_pydict({"task_id": [task_id], "body": [body.decode()]})
-    whole = flatten.flatten_raw_batch(batch)
+    [whole] = flatten.flatten_raw_batch(batch)
     monkeypatch.setattr(flatten, "SKELETON_ABOVE_BYTES", 1000)  # this body is "large" now
     monkeypatch.setattr(flatten, "ITEMS_PER_CHUNK", 7)
-    chunked = flatten.flatten_raw_batch(batch)
-    assert whole["organic"].num_rows > 7  # several chunks
+    pieces = list(flatten.flatten_raw_batch(batch))
+    item_tables = ["organic", "images", "other_items"]  # a table per item type, and the rest
+
+    def items(tables):
+        return sum(tables[name].num_rows for name in item_tables if name in tables)
+
+    assert items(whole) > 7
+    # The ordinary responses (none), the skeleton, then a piece per chunk of items.
+    assert len(pieces) == 2 + -(-items(whole) // 7)
+    assert all(items(piece) <= 7 for piece in pieces)
+    chunked = {
+        name: pa.concat_tables([piece[name] for piece in pieces if name in piece]) for name in whole
+    }
     for name, table in whole.items():
         assert (
             chunked[name]

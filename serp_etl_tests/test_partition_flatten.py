@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pyarrow as pa
 import pytest
 
@@ -11,11 +13,12 @@ from serp_etl.core.partition_flatten import flatten_partition
 SCHEMA = pa.schema([pa.field("n", pa.int64())])
 
 
-def double(batch: pa.RecordBatch) -> dict[str, pa.Table]:
-    values = batch.column("n").to_pylist()
-    if 13 in values:
-        raise ValueError("unlucky row")
-    return {"doubled": pa.table({"n": [2 * v for v in values]}, schema=SCHEMA)}
+def double(batch: pa.RecordBatch) -> Iterator[dict[str, pa.Table]]:
+    """Each row doubled, in a piece of its own (as a large response's items come)."""
+    for value in batch.column("n").to_pylist():
+        if value == 13:
+            raise ValueError("unlucky row")
+        yield {"doubled": pa.table({"n": [2 * value]}, schema=SCHEMA)}
 
 
 def write_source(path, groups):

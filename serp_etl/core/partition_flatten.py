@@ -21,12 +21,18 @@ from pathlib import Path, PurePath
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from serp_etl.core.parquet import PartitionWriter, part_file
+from serp_etl.core.parquet import PartitionWriter, part_file, return_freed_memory
 from serp_etl.storage.base import Storage, replace_all
 from serp_etl.storage.local import LOCAL_FILES
 
-FlattenBatch = Callable[[pa.RecordBatch], dict[str, pa.Table]]
+# A batch of raw responses -> its flattened tables, in one or more pieces (each a table name ->
+# rows; a large response comes in several, written as they come).
+FlattenBatch = Callable[[pa.RecordBatch], Iterable[dict[str, pa.Table]]]
 BATCH_ROWS = 64  # responses parsed at once: a few MB of JSON, tens of MB as Python objects
+# A row group at least this large (a day with a very large answer) has its decompressed pages
+# returned to the system once read (``return_freed_memory``); smaller ones are read too often
+# for that to pay.
+LARGE_ROW_GROUP_BYTES = 32 * 1024 * 1024
 
 
 def _prefer_jemalloc() -> None:
@@ -84,8 +90,11 @@ def _flatten_share(
                 )
                 if rows is not None:
                     table = table.take(pa.array(rows, pa.int64()))
+                if table.nbytes >= LARGE_ROW_GROUP_BYTES:
+                    return_freed_memory()  # the pages the reading decompressed
                 for batch in table.to_batches(BATCH_ROWS):
-                    writer.write(flatten(batch))
+                    for tables in flatten(batch):
+                        writer.write(tables)
     finally:
         if collecting:
             gc.enable()

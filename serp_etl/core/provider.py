@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -45,9 +45,12 @@ from serp_etl.state.ledger import Ledger, TaskRecord, content_hash
 TASKS_TABLE = "tasks"
 
 
-def _flattened_with_lineage(flatten: FlattenBatch, batch: pa.RecordBatch) -> dict[str, pa.Table]:
+def _flattened_with_lineage(
+    flatten: FlattenBatch, batch: pa.RecordBatch
+) -> Iterator[dict[str, pa.Table]]:
     """A raw batch flattened, each row with the version of the response it came from."""
-    return with_lineage(flatten(batch), batch.column("task_id"), batch.column(LINEAGE_COLUMN))
+    for tables in flatten(batch):
+        yield with_lineage(tables, batch.column("task_id"), batch.column(LINEAGE_COLUMN))
 
 
 def base_task_row(record: TaskRecord) -> dict:

@@ -1,6 +1,6 @@
 """task_get/advanced responses -> the flattened DataForSEO tables. Pure functions, no I/O."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -114,30 +114,31 @@ def _append_other(other, task_id: str, position: int, item) -> None:
     other[5].append(json_text(item))
 
 
-def flatten_raw_batch(batch: pa.RecordBatch) -> dict[str, pa.Table]:
-    """Flatten a batch of the raw ``responses`` table (needs its task_id and body columns).
-    A body over ``SKELETON_ABOVE_BYTES`` has its items decoded a chunk at a time."""
+def flatten_raw_batch(batch: pa.RecordBatch) -> Iterator[dict[str, pa.Table]]:
+    """Flatten a batch of the raw ``responses`` table (needs its task_id and body columns), in
+    pieces: its ordinary responses at once, then each body over ``SKELETON_ABOVE_BYTES``
+    a chunk of items at a time, so a 100 MB SERP's rows are written as they are made."""
     ids = batch.column("task_id").to_pylist()
     pairs = list(zip(ids, utf8_slices(batch.column("body")), strict=True))
-    tables = flatten_responses(p for p in pairs if len(p[1]) <= SKELETON_ABOVE_BYTES)
+    yield flatten_responses(p for p in pairs if len(p[1]) <= SKELETON_ABOVE_BYTES)
     for task_id, body in pairs:
         if len(body) > SKELETON_ABOVE_BYTES:
-            tables = _concat(tables, _flatten_large(task_id, body))
-    return tables
+            yield from _flatten_large(task_id, body)
 
 
 ITEMS_PER_CHUNK = 2000
 
 
-def _flatten_large(task_id: str, body: memoryview) -> dict[str, pa.Table]:
+def _flatten_large(task_id: str, body: memoryview) -> Iterator[dict[str, pa.Table]]:
     """One large response: its skeleton (the items emptied) decoded whole, then its items,
     ITEMS_PER_CHUNK at a time: a 100 MB SERP is never all Python objects at once. An item that
     is not JSON on its own is left out (items_accounted_for reports it; raw keeps it)."""
     found = array_spans(body, ITEMS_PATH)
     if found is None:
-        return flatten_responses([(task_id, body)])
+        yield flatten_responses([(task_id, body)])
+        return
     (start, end), elements = found
-    tables = flatten_responses([(task_id, bytes(body[:start]) + b"[]" + bytes(body[end:]))])
+    yield flatten_responses([(task_id, bytes(body[:start]) + b"[]" + bytes(body[end:]))])
     for first in range(0, len(elements), ITEMS_PER_CHUNK):
         chunk = []
         for position in range(first, min(first + ITEMS_PER_CHUNK, len(elements))):
@@ -146,15 +147,7 @@ def _flatten_large(task_id: str, body: memoryview) -> dict[str, pa.Table]:
                 chunk.append((task_id, position, decode(body[item_start:item_end])[0]))
             except Undecodable:
                 continue
-        tables = _concat(tables, flatten_items(chunk))
-    return tables
-
-
-def _concat(tables: dict[str, pa.Table], more: dict[str, pa.Table]) -> dict[str, pa.Table]:
-    return {
-        name: pa.concat_tables([table, more[name]]) if name in more else table
-        for name, table in tables.items()
-    }
+        yield flatten_items(chunk)
 
 
 def utf8_slices(column: pa.StringArray) -> list[memoryview]:

@@ -1,6 +1,6 @@
 """Retrieved SemScraper SERP objects -> the serps and items tables. Pure functions, no I/O."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import pyarrow as pa
 
@@ -68,12 +68,13 @@ def serps_of(body: bytes | str | memoryview) -> list[dict]:
     return []
 
 
-def flatten_raw_batch(batch: pa.RecordBatch) -> dict[str, pa.Table]:
-    """Flatten a batch of the raw ``responses`` table (one SERP object per body)."""
+def flatten_raw_batch(batch: pa.RecordBatch) -> Iterator[dict[str, pa.Table]]:
+    """Flatten a batch of the raw ``responses`` table (one SERP object per body), in one
+    piece."""
     serps = []
     for body in batch.column("body").to_pylist():
         try:
             serps.extend(serps_of(body))
         except Undecodable:
             continue  # kept in the raw layer, in its terminal state
-    return flatten_serps(serps)
+    yield flatten_serps(serps)
