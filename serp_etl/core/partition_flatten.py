@@ -30,8 +30,8 @@ from serp_etl.storage.local import LOCAL_FILES
 FlattenBatch = Callable[[pa.RecordBatch], Iterable[dict[str, pa.Table]]]
 BATCH_ROWS = 64  # responses parsed at once: a few MB of JSON, tens of MB as Python objects
 # A row group at least this large (a day with a very large answer) has its decompressed pages
-# returned to the system once read (``return_freed_memory``); smaller ones are read too often
-# for that to pay.
+# returned to the system once read (``return_freed_memory``); a day's ordinary row groups leave
+# too little to matter.
 LARGE_ROW_GROUP_BYTES = 32 * 1024 * 1024
 
 
