@@ -8,9 +8,8 @@ from __future__ import annotations
 import dagster as dg
 from dagster_celery import celery_executor
 
-from serp_etl.defs.dataforseo_assets import dataforseo_assets
 from serp_etl.defs.resources import DataForSEOResource, SemScraperResource, WarehouseResource
-from serp_etl.defs.semscraper_assets import semscraper_assets
+from serp_etl_tests.default_instances import dataforseo_assets, semscraper_assets
 
 BROKER_ENV = "SERP_ETL_TEST_CELERY_BROKER"
 BACKEND_ENV = "SERP_ETL_TEST_CELERY_BACKEND"

@@ -11,9 +11,9 @@ from serp_etl import catalog
 from serp_etl.core.http import RateLimiter
 from serp_etl.core.part_index import open_index
 from serp_etl.core.warehouse import Warehouse
-from serp_etl.defs.dataforseo_assets import dataforseo_assets
 from serp_etl.defs.resources import DataForSEOResource
 from serp_etl_tests.conftest import materialize_day
+from serp_etl_tests.default_instances import dataforseo_assets
 
 GARBAGE = b"this is not a database " * 400
 

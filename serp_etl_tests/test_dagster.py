@@ -14,16 +14,19 @@ import yaml
 from serp_etl import analysis, catalog, definitions, project_files
 from serp_etl.core import views
 from serp_etl.core.warehouse import Warehouse
-from serp_etl.defs.dataforseo_assets import DATAFORSEO, dataforseo_assets
+from serp_etl.defs.dataforseo_assets import DATAFORSEO
 from serp_etl.defs.metadata import table_schema
 from serp_etl.defs.resources import DataForSEOResource, SemScraperResource, WarehouseResource
-from serp_etl.defs.schedules import dataforseo_daily_schedule
-from serp_etl.defs.semscraper_assets import semscraper_assets
 from serp_etl.providers.dataforseo.schema import FLAT_SCHEMAS, ORGANIC
 from serp_etl.sandbox.dataforseo.app import DataForSEOSandbox
 from serp_etl.sandbox.semscraper.app import SemScraperSandbox
 from serp_etl.sandbox.state import DRIFT_ENV
 from serp_etl_tests.conftest import FIXTURES, TODAY, project_copy, run_dg
+from serp_etl_tests.default_instances import (
+    dataforseo_assets,
+    dataforseo_daily_schedule,
+    semscraper_assets,
+)
 
 DAY = TODAY
 PAST = "2026-03-01"

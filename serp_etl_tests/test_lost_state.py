@@ -14,10 +14,8 @@ import pytest
 
 from serp_etl.core.lost_state import StateDisagrees
 from serp_etl.core.warehouse import Warehouse
-from serp_etl.defs.dataforseo_assets import dataforseo_assets
 from serp_etl.defs.deployment import private_disk_refusal
 from serp_etl.defs.resources import DataForSEOResource, SemScraperResource, WarehouseResource
-from serp_etl.defs.semscraper_assets import semscraper_assets
 from serp_etl.providers.dataforseo import pipeline
 from serp_etl.providers.dataforseo.tables import TABLES
 from serp_etl.providers.semscraper import pipeline as semscraper_pipeline
@@ -27,6 +25,7 @@ from serp_etl.sandbox.semscraper.app import API_KEY, SemScraperSandbox
 from serp_etl.state.database import StateUnreadable
 from serp_etl.state.ledger import Ledger, ledger_path
 from serp_etl_tests.conftest import TODAY, billed, collect_today, make_client, materialize_day
+from serp_etl_tests.default_instances import dataforseo_assets, semscraper_assets
 
 DAY = TODAY
 SCRAPES = [Scrape("example keyword", "fr", "fr", depth=2), Scrape("mots clés", "fr", "fr")]

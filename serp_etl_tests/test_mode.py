@@ -8,12 +8,12 @@ import dagster as dg
 import pytest
 
 from serp_etl.cli import main
-from serp_etl.defs.dataforseo_assets import dataforseo_assets
 from serp_etl.defs.resources import DataForSEOResource, WarehouseResource
 from serp_etl.sandbox.dataforseo.app import LOGIN, PASSWORD, DataForSEOSandbox
 from serp_etl.sandbox.state import READY_SECONDS_ENV
 from serp_etl.sandbox.wsgi import serving
 from serp_etl_tests.conftest import EXAMPLE_TARGETS, FIXTURES, TODAY
+from serp_etl_tests.default_instances import dataforseo_assets
 
 CREDENTIALS = (
     "DATAFORSEO_LOGIN",

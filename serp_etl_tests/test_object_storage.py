@@ -17,14 +17,13 @@ from serp_etl import catalog
 from serp_etl.cli import main
 from serp_etl.core.raw import RAW_TABLE
 from serp_etl.core.warehouse import Warehouse
-from serp_etl.defs.dataforseo_assets import dataforseo_assets
 from serp_etl.defs.resources import DataForSEOResource, SemScraperResource
-from serp_etl.defs.semscraper_assets import semscraper_assets
 from serp_etl.providers.semscraper.settings import PROVIDER
 from serp_etl.providers.semscraper.tables import TABLES
 from serp_etl.state.ledger import TaskState
 from serp_etl.storage.objects import COMMITS, ObjectStorage
 from serp_etl_tests.conftest import FIXTURES, TODAY, billed, materialize_day
+from serp_etl_tests.default_instances import dataforseo_assets, semscraper_assets
 
 DAY = "2026-04-01"
 

@@ -96,7 +96,7 @@ def test_the_report_asset_writes_the_page_and_shows_its_summary(warehouse):
 
 def test_late_results_redo_the_report_too():
     from serp_etl import definitions
-    from serp_etl.defs.sensors import dataforseo_collect_job
+    from serp_etl_tests.default_instances import dataforseo_collect_job
 
     selected = dataforseo_collect_job.selection.resolve(definitions.defs.resolve_asset_graph())
     assert DATAFORSEO.key("report") in selected

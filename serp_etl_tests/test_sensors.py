@@ -14,19 +14,19 @@ import pytest
 from serp_etl import definitions
 from serp_etl.cli import main
 from serp_etl.core.warehouse import Warehouse
-from serp_etl.defs.dataforseo_assets import dataforseo_assets
 from serp_etl.defs.resources import DataForSEOResource, SemScraperResource, WarehouseResource
-from serp_etl.defs.sensors import (
-    dataforseo_late_results,
-    imports_recorded,
-    semscraper_late_results,
-)
+from serp_etl.defs.sensors import imports_recorded
 from serp_etl.providers.dataforseo.tables import TABLES as DATAFORSEO_TABLES
 from serp_etl.providers.semscraper.callbacks import CallbackReceiver
 from serp_etl.sandbox.dataforseo.app import DataForSEOSandbox
 from serp_etl.sandbox.state import READY_SECONDS_ENV
 from serp_etl.state.ledger import Ledger, ledger_path
 from serp_etl_tests.conftest import EXAMPLE_TARGETS, FIXTURES, TODAY
+from serp_etl_tests.default_instances import (
+    dataforseo_assets,
+    dataforseo_late_results,
+    semscraper_late_results,
+)
 
 DAY = TODAY
 

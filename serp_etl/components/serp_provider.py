@@ -43,6 +43,12 @@ from serp_etl.providers.semscraper import settings as semscraper
 SPECS = {dataforseo.PROVIDER: DATAFORSEO, semscraper.PROVIDER: SEMSCRAPER}
 
 
+def instance_assets(spec: ProviderAssets) -> list[dg.AssetsDefinition]:
+    """Every asset of one provider instance: its tasks, responses, flattened and reference
+    tables, alerts and report."""
+    return linked_to_code([*build_provider_assets(spec), alerts_asset(spec), report_asset(spec)])
+
+
 class SerpProviderComponent(dg.Component, dg.Model, dg.Resolvable):
     """One instance of a SERP provider: its assets (tasks, responses, flattened tables,
     references, alerts, report), daily job and schedule, late-results sensor and resource."""
@@ -114,9 +120,7 @@ class SerpProviderComponent(dg.Component, dg.Model, dg.Resolvable):
         job = daily_job(spec)
         collect = collect_job(spec)
         return dg.Definitions(
-            assets=linked_to_code(
-                [*build_provider_assets(spec), alerts_asset(spec), report_asset(spec)]
-            ),
+            assets=instance_assets(spec),
             jobs=[job, collect],
             schedules=[daily_schedule(job, self.schedule_hour, self.schedule_minute)],
             sensors=[late_results_sensor(spec, collect)],

@@ -10,17 +10,13 @@ import dagster as dg
 from serp_etl.core.money import closed_day_reason
 from serp_etl.core.quality import QualityResult
 from serp_etl.core.warehouse import Warehouse
-from serp_etl.defs.alerts import alerts_asset
-from serp_etl.defs.metadata import linked_to_code
 from serp_etl.defs.provider_assets import (
     FlatCheck,
     ProviderAssets,
     ReferenceTable,
-    build_provider_assets,
     closed_metadata,
     log_submit,
 )
-from serp_etl.defs.reports import report_asset
 from serp_etl.defs.resources import DataForSEOResource
 from serp_etl.providers.dataforseo import pipeline, quality
 from serp_etl.providers.dataforseo.tables import TABLES
@@ -124,10 +120,6 @@ DATAFORSEO = ProviderAssets(
     ],
 )
 
-dataforseo_assets = linked_to_code(
-    [*build_provider_assets(DATAFORSEO), alerts_asset(DATAFORSEO), report_asset(DATAFORSEO)]
-)
-
-# The default instance's objects above are what tests and tools name; the code location gets
-# every instance's from its component (a defs.yaml beside this module): nothing from here.
+# The code location gets every instance's assets from its component (a defs.yaml beside this
+# module, ``components.serp_provider.instance_assets``): nothing from here.
 defs = dg.Definitions()

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from serp_etl.defs.dataforseo_assets import DATAFORSEO
 from serp_etl.defs.provider_assets import ProviderAssets
-from serp_etl.defs.semscraper_assets import SEMSCRAPER
 
 
 def daily_job(spec: ProviderAssets) -> dg.UnresolvedAssetJobDefinition:
@@ -28,12 +26,5 @@ def daily_schedule(job: dg.UnresolvedAssetJobDefinition, hour: int, minute: int 
     )
 
 
-# The default instances' (as their defs.yaml declare them): what tests and tools name.
-dataforseo_daily_job = daily_job(DATAFORSEO)
-dataforseo_daily_schedule = daily_schedule(dataforseo_daily_job, 6)
-semscraper_daily_job = daily_job(SEMSCRAPER)
-semscraper_daily_schedule = daily_schedule(semscraper_daily_job, 6, 15)
-
-# The default instance's objects above are what tests and tools name; the code location gets
-# every instance's from its component (a defs.yaml beside this module): nothing from here.
+# The code location gets every instance's job and schedule from its component: nothing from here.
 defs = dg.Definitions()

@@ -24,13 +24,11 @@ import json
 import dagster as dg
 
 from serp_etl.core.raw import RAW_TABLE
-from serp_etl.defs.dataforseo_assets import DATAFORSEO
 from serp_etl.defs.metadata import partition_metadata
 from serp_etl.defs.partitions import daily_partitions
 from serp_etl.defs.provider_assets import ProviderAssets
 from serp_etl.defs.reports import REPORT
 from serp_etl.defs.resources import WarehouseResource
-from serp_etl.defs.semscraper_assets import SEMSCRAPER
 from serp_etl.my_sites.alerts import ALERTS_TABLE
 
 SENSOR_INTERVAL_SECONDS = 300
@@ -110,12 +108,6 @@ def late_results_sensor(
         return dg.SkipReason(f"no {name} results waiting")
 
     return late_results
-
-
-dataforseo_collect_job = collect_job(DATAFORSEO)
-dataforseo_late_results = late_results_sensor(DATAFORSEO, dataforseo_collect_job)
-semscraper_collect_job = collect_job(SEMSCRAPER)
-semscraper_late_results = late_results_sensor(SEMSCRAPER, semscraper_collect_job)
 
 
 def _import_cursor(cursor: str | None) -> tuple[int, list[int]]:
