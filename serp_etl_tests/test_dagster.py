@@ -22,11 +22,7 @@ from serp_etl.sandbox.dataforseo.app import DataForSEOSandbox
 from serp_etl.sandbox.semscraper.app import SemScraperSandbox
 from serp_etl.sandbox.state import DRIFT_ENV
 from serp_etl_tests.conftest import FIXTURES, TODAY, project_copy, run_dg
-from serp_etl_tests.default_instances import (
-    dataforseo_assets,
-    dataforseo_daily_schedule,
-    semscraper_assets,
-)
+from serp_etl_tests.default_instances import dataforseo_assets, semscraper_assets
 
 DAY = TODAY
 PAST = "2026-03-01"
@@ -174,7 +170,7 @@ def test_the_daily_schedule_runs_the_day_it_fires_on():
     context = dg.build_schedule_context(
         scheduled_execution_time=dt.datetime(2026, 11, 23, 6, 0, tzinfo=dt.UTC)
     )
-    schedule = definitions.defs.get_schedule_def(dataforseo_daily_schedule.name)
+    schedule = definitions.defs.get_schedule_def("dataforseo_daily_schedule")
     (request,) = schedule.evaluate_tick(context).run_requests
     assert request.partition_key == "2026-11-23"
 
