@@ -25,6 +25,7 @@ from pathlib import Path
 from workload import (
     BENCH_DIR,
     PARTITION,
+    cli,
     median_ratio,
     median_seconds,
     ndjson,
@@ -36,18 +37,7 @@ from workload import (
 
 
 def import_command(path: Path, data_dir: Path) -> list[str]:
-    return [
-        sys.executable,
-        "-c",
-        "import sys\nfrom serp_etl.cli import main\nsys.exit(main(sys.argv[1:]))",
-        "--data-dir",
-        str(data_dir),
-        "import",
-        "dataforseo",
-        str(path),
-        "--date",
-        PARTITION,
-    ]
+    return cli(data_dir, "import", "dataforseo", str(path), "--date", PARTITION)
 
 
 def dlt_run(path: Path, target: Path) -> None:

@@ -22,28 +22,16 @@ import argparse
 import os
 import shutil
 import subprocess
-import sys
 import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from workload import BENCH_DIR, PARTITION, ndjson, timed
+from workload import BENCH_DIR, PARTITION, cli, ndjson, timed
 
 QUERY = (
     "SELECT count(*) AS items, avg(rank_absolute) AS rank, count(DISTINCT domain) AS domains"
     f" FROM dataforseo_organic WHERE date = DATE '{PARTITION}'"
 )
-
-
-def cli(data_dir: Path, *args: str) -> list[str]:
-    return [
-        sys.executable,
-        "-c",
-        "import sys\nfrom serp_etl.cli import main\nsys.exit(main(sys.argv[1:]))",
-        "--data-dir",
-        str(data_dir),
-        *args,
-    ]
 
 
 def warehouse(days: int, responses: int) -> Path:

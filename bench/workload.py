@@ -169,6 +169,18 @@ def median_ratio(runs: list[dict], baseline: list[dict]) -> float:
     )
 
 
+def cli(data_dir: Path, *args: str) -> list[str]:
+    """``serp-etl --data-dir <data_dir> <args>`` in a fresh process of this interpreter."""
+    return [
+        sys.executable,
+        "-c",
+        "import sys\nfrom serp_etl.cli import main\nsys.exit(main(sys.argv[1:]))",
+        "--data-dir",
+        str(data_dir),
+        *args,
+    ]
+
+
 def parse_command(path: Path) -> list[str]:
     """The floor: a process that reads the file and parses each line with orjson, nothing
     else."""

@@ -200,6 +200,10 @@ def new_hosts(connection: duckdb.DuckDBPyConnection, provider: str, day: str) ->
     )
 
 
+# What names a rank alert (with its day and kind), in this order: not its figures.
+_RANK_ALERT_KEY = ("group_name", "provider", "target", "location", "language", "device", "domain")
+
+
 def day_alerts(
     connection: duckdb.DuckDBPyConnection, provider: str, day: str, thresholds: Thresholds
 ) -> pa.Table:
@@ -216,37 +220,12 @@ def day_alerts(
         kind = rank_kind(row["previous_rank"], row["rank"], thresholds)
         if kind is None:
             continue
-        key = [
-            row[k]
-            for k in (
-                "group_name",
-                "provider",
-                "target",
-                "location",
-                "language",
-                "device",
-                "domain",
-            )
-        ]
+        key = {column: row[column] for column in _RANK_ALERT_KEY}
         rows.append(
             {
-                "alert_id": alert_id(day, kind, *key),
+                "alert_id": alert_id(day, kind, *key.values()),
                 "kind": kind,
-                **dict(
-                    zip(
-                        (
-                            "group_name",
-                            "provider",
-                            "target",
-                            "location",
-                            "language",
-                            "device",
-                            "domain",
-                        ),
-                        key,
-                        strict=True,
-                    )
-                ),
+                **key,
                 "url": row["url"] if row["url"] is not None else row["previous_url"],
                 "previous_date": row["previous_date"],
                 "before": row["previous_rank"],
