@@ -33,8 +33,8 @@ ROW_GROUP_BYTES = 32 * 1024 * 1024
 def return_freed_memory() -> None:
     """Give what Arrow's allocator holds freed back to the system (microseconds). Its default,
     mimalloc, keeps freed pages for reuse; after a 100 MB body's buffers (a page encoded or
-    decompressed, a concatenation) they stayed resident under everything allocated next:
-    bench/big_response.py peaked ~70 MB higher without it (520 MB, 451 with)."""
+    decompressed) they stayed resident under everything allocated next: bench/big_response.py
+    peaked ~70 MB higher without it (520 MB, 451 with)."""
     pa.default_memory_pool().release_unused()
 
 
@@ -141,6 +141,7 @@ class PartitionWriter:
         statistics_columns: list[str] | None = None,
         owner: int | None = None,
         data_page_version: str = "1.0",
+        return_memory: bool = False,
     ) -> None:
         self._paths = dict(paths)
         self._storage = storage
@@ -155,6 +156,9 @@ class PartitionWriter:
         # values into one more buffer): for a column of 100 MB response bodies, 100 MB of
         # peak memory. Every reader we serve (DuckDB, pyarrow) reads both.
         self._data_page_version = data_page_version
+        # For very large values (response bodies): what a flush encoded is given back at once
+        # (``return_freed_memory``) instead of staying resident under what comes next.
+        self._return_memory = return_memory
         self._schemas = dict(schemas)
         self._row_group_bytes = row_group_bytes
         self._publish = publish
@@ -202,7 +206,8 @@ class PartitionWriter:
                 self._writers[name].write_table(pa.concat_tables(buffered))
                 buffered.clear()
         self._buffered_bytes = 0
-        return_freed_memory()
+        if self._return_memory:
+            return_freed_memory()
 
     def abort(self) -> None:
         """Close every temp file and remove it: nothing is published."""

@@ -29,9 +29,10 @@ from serp_etl.storage.local import LOCAL_FILES
 # rows; a large response comes in several, written as they come).
 FlattenBatch = Callable[[pa.RecordBatch], Iterable[dict[str, pa.Table]]]
 BATCH_ROWS = 64  # responses parsed at once: a few MB of JSON, tens of MB as Python objects
-# A row group at least this large (a day with a very large answer) has its decompressed pages
-# returned to the system once read (``return_freed_memory``); a day's ordinary row groups leave
-# too little to matter.
+# A row group at least this large (a day with a very large answer) has what its reading and
+# its rows' writing freed returned to the system (``return_freed_memory``) as it goes: a day of
+# ordinary row groups would only pay to take the same pages back (bench/flatten_bench.py: 4-5%
+# slower at 10,000 answers when every flush gave back).
 LARGE_ROW_GROUP_BYTES = 32 * 1024 * 1024
 
 
@@ -90,11 +91,14 @@ def _flatten_share(
                 )
                 if rows is not None:
                     table = table.take(pa.array(rows, pa.int64()))
-                if table.nbytes >= LARGE_ROW_GROUP_BYTES:
+                large = table.nbytes >= LARGE_ROW_GROUP_BYTES
+                if large:
                     return_freed_memory()  # the pages the reading decompressed
                 for batch in table.to_batches(BATCH_ROWS):
                     for tables in flatten(batch):
                         writer.write(tables)
+                        if large:
+                            return_freed_memory()  # what a flush of its rows encoded
     finally:
         if collecting:
             gc.enable()

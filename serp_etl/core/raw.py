@@ -70,7 +70,7 @@ def raw_writer(
     """Every write() of RAW_ROW_GROUP_ROWS rows becomes one row group; only the small columns
     get a dictionary (bodies, ids and hashes are all distinct), and statistics (the bodies'
     would copy each one several times over); in version 2 data pages, which write a body with
-    one copy of it less."""
+    one copy of it less, and what each write encoded given back at once."""
     unique = {"task_id", "content_hash", *_LARGE}
     small = [name for name in schema.names if name not in unique]
     statistics = [name for name in schema.names if name not in _LARGE]
@@ -81,6 +81,7 @@ def raw_writer(
         dictionary_columns=small,
         statistics_columns=statistics,
         data_page_version="2.0",
+        return_memory=True,
         publish=publish,
         owner=owner,
         storage=storage,
