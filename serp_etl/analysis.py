@@ -34,7 +34,8 @@ item_index     .item_index                                 items.item_index
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from serp_etl.core.views import DerivedView
 from serp_etl.my_sites.alerts import ALERTS_TABLE, TOP
@@ -43,9 +44,8 @@ from serp_etl.providers.instances import check_instance, provider_of
 from serp_etl.providers.semscraper import settings as semscraper
 from serp_etl.state.ledger import PENDING_STATES, TaskState
 
-# The provider instances the views read (``providers.instances``): the default ones, and
-# whichever others the warehouse holds (``catalog.instances``).
-DEFAULT_INSTANCES = (dataforseo.PROVIDER, semscraper.PROVIDER)
+if TYPE_CHECKING:
+    from serp_etl.core.provider import ProviderTables
 
 
 # The host of a URL (scheme, optional user info, then the host), lower case; NULL if none.
@@ -388,13 +388,19 @@ FROM (SELECT date, 'ledger' AS source, cost, state FROM {provider}_tasks
 GROUP BY date"""
 
 
-def _loads_of(provider: str, serps_key: str, item_tables: tuple[str, ...], item_key: str) -> str:
-    """One provider's versions, each with the rows flattened from it (serps, items): only a
-    task's latest version is flattened, so an earlier load's replaced versions count 0."""
+def _task_key(tables: ProviderTables, table: str) -> str:
+    # A flattened table's first column is its task's id (what ``with_lineage`` keys on).
+    return tables.flat_schemas[table].names[0]
+
+
+def _loads_of(provider: str, tables: ProviderTables) -> str:
+    """One provider instance's versions, each with the rows flattened from it (serps, items):
+    only a task's latest version is flattened, so an earlier load's replaced versions count 0."""
     items = "\n      UNION ALL ".join(
-        f"SELECT {item_key} AS task_id, content_hash FROM {provider}_{table}"
-        for table in item_tables
+        f"SELECT {_task_key(tables, table)} AS task_id, content_hash FROM {provider}_{table}"
+        for table in tables.item_tables
     )
+    serps_key = _task_key(tables, "serps")
     return f"""
 SELECT '{provider}' AS provider, r.date, r.loaded_at, r.source, r.fetched_at, r.task_id,
        coalesce(s.n, 0) AS serp_rows, coalesce(i.n, 0) AS item_rows
@@ -406,16 +412,12 @@ LEFT JOIN (SELECT date, task_id, content_hash, count(*) AS n
 
 
 _CURRENCY = {dataforseo.PROVIDER: dataforseo.CURRENCY, semscraper.PROVIDER: semscraper.CURRENCY}
-# Per provider: its serps table's task key, its item tables, and their task key.
-_FLATTENED = {
-    dataforseo.PROVIDER: ("task_id", ("organic", "images", "other_items"), "task_id"),
-    semscraper.PROVIDER: ("id", ("items",), "id"),
-}
 
 
-def views(instances: Sequence[str] = DEFAULT_INSTANCES) -> tuple[DerivedView, ...]:
-    """The ready-made views over the provider ``instances``, in creation order (a view after
-    those it reads)."""
+def views(known: Mapping[str, ProviderTables]) -> tuple[DerivedView, ...]:
+    """The ready-made views over the provider instances ``known`` (name -> its tables, as
+    ``catalog.instances`` gives them), in creation order (a view after those it reads)."""
+    instances = list(known)
     providers = {name: provider_of(check_instance(name)) or "" for name in instances}
     return (
         DerivedView(
@@ -489,11 +491,7 @@ SELECT provider, date, loaded_at,
        min(fetched_at) AS first_fetched_at, max(fetched_at) AS last_fetched_at,
        CAST(sum(serp_rows) AS BIGINT) AS serp_rows,
        CAST(sum(item_rows) AS BIGINT) AS item_rows
-FROM ({_union([_loads_of(name, *_FLATTENED[provider]) for name, provider in providers.items()])})
+FROM ({_union([_loads_of(name, tables) for name, tables in known.items()])})
 GROUP BY provider, date, loaded_at""",
         ),
     )
-
-
-# Over the default instances (and the views file holds these when the warehouse has no other).
-VIEWS = views()

@@ -80,7 +80,7 @@ def view_definitions(data_dir: Path | str) -> views.ViewDefinitions:
     }
     return views.ViewDefinitions(
         view_schemas(known),
-        analysis.views(list(known)),
+        analysis.views(known),
         settings_tables(data_dir),
         descriptions={
             view: provider.description(table) for view, (provider, table) in tables.items()

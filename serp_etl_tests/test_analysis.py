@@ -378,7 +378,7 @@ def test_the_views_are_in_the_views_file_described_for_bi_tools(warehouse):
                 "'table_macro' AND NOT internal"
             ).fetchall()
         )
-    for view in analysis.VIEWS:
+    for view in analysis.views(catalog.PROVIDERS):
         assert comments[view.name] == view.description
 
 
