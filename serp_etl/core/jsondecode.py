@@ -134,6 +134,13 @@ class _Literal(str):
     """Text to write as it is (punctuation), told apart from the document's own strings."""
 
 
+def json_number(value: object) -> float | None:
+    """A JSON number (a cost, a balance) as a float; None for anything else, a bool too
+    (Python's bool is an int, JSON's true is not a number). Strict, where a provider's field
+    is a number: ``core.flatten.as_number`` also takes decimal text."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 def json_text(value: Any) -> str:
     """``value`` as JSON text, however deeply nested."""
     return json_bytes(value).decode()

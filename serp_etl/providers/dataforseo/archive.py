@@ -13,6 +13,7 @@ from pathlib import Path
 from serp_etl.core.archive import ArchivedResponse, Document, DocumentRejected, ImportReport
 from serp_etl.core.archive import import_archives as core_import
 from serp_etl.core.json_spans import array_spans
+from serp_etl.core.jsondecode import json_number
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.providers.dataforseo.responses import (
     InvalidTaskId,
@@ -40,9 +41,7 @@ class _Task:
             task.get("status_message"),
             task.get("result"),
         )
-        self.cost = (
-            float(cost) if isinstance(cost, int | float) and not isinstance(cost, bool) else None
-        )
+        self.cost = json_number(cost)
         self.result_count = count if type(count) is int else None
         self.repairs = ()
 

@@ -29,7 +29,7 @@ from serp_etl.core.http import (
     default_timeout,
 )
 from serp_etl.core.json_spans import array_spans
-from serp_etl.core.jsondecode import Undecodable, decode, json_bytes
+from serp_etl.core.jsondecode import Undecodable, decode, json_bytes, json_number
 from serp_etl.providers.dataforseo import settings
 from serp_etl.providers.dataforseo.responses import answered_outcome, check_task_id, is_task_id
 from serp_etl.providers.dataforseo.settings import Outcome, classify
@@ -124,10 +124,6 @@ def task_status(code: object, message: object) -> tuple[int | None, str | None]:
         return code, text
     odd = f"status_code {code!r}"
     return None, f"{text} ({odd})" if text else odd
-
-
-def _number(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def skeleton(body: bytes) -> bytes:
@@ -311,7 +307,7 @@ class DataForSEOClient(RateLimitedClient):
             task_id=task_id if is_task_id(task_id) else None,
             status_code=status_code,
             status_message=status_message,
-            cost=_number(task.get("cost")),
+            cost=json_number(task.get("cost")),
             outcome=classify(code, message),
         )
 
@@ -353,7 +349,7 @@ class DataForSEOClient(RateLimitedClient):
             status_code=status_code,
             status_message=status_message,
             outcome=outcome,
-            cost=_number(task.get("cost")),
+            cost=json_number(task.get("cost")),
             result_count=result_count if type(result_count) is int else None,
             body=response.content,
             fetched_at=datetime.now(UTC),
@@ -388,7 +384,7 @@ class DataForSEOClient(RateLimitedClient):
                         task_id=_listed_id(entry),
                         tag=tag if isinstance(tag, str) else None,
                         datetime_posted=entry.get("datetime_posted"),
-                        cost=_number(entry.get("cost")),
+                        cost=json_number(entry.get("cost")),
                     )
             if len(entries) < settings.MAX_ID_LIST_LIMIT:
                 return

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from serp_etl.core.crash_points import crash_point
+from serp_etl.core.jsondecode import json_number
 from serp_etl.core.lost_state import refuse_unknown_tasks
 from serp_etl.core.money import check_budget, closed_day_reason
 from serp_etl.core.waiting import wait
@@ -191,10 +192,10 @@ def _check_budget(
         8,
     )
     money = client.user_data().get("money")
-    balance = money.get("balance") if type(money) is dict else None
-    if not isinstance(balance, int | float) or isinstance(balance, bool):
+    balance = json_number(money.get("balance")) if type(money) is dict else None
+    if balance is None:
         raise DataForSEOError(f"{settings.USER_DATA}: no numeric money.balance: nothing posted")
-    report.estimated_cost_usd, report.balance_usd = estimate, float(balance)
+    report.estimated_cost_usd, report.balance_usd = estimate, balance
     check_budget(
         action=f"posting {len(to_post)} tasks",
         estimate=estimate,

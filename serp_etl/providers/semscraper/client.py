@@ -28,7 +28,7 @@ from serp_etl.core.http import (
     default_timeout,
 )
 from serp_etl.core.json_spans import array_spans
-from serp_etl.core.jsondecode import Undecodable, decode
+from serp_etl.core.jsondecode import Undecodable, decode, json_number
 from serp_etl.providers.semscraper import settings
 
 DEFAULT_RETRY = RetryPolicy()
@@ -328,10 +328,10 @@ class SemScraperClient(RateLimitedClient):
 
     def credit(self) -> float:
         (entry,) = self._get(settings.CREDIT)[0] or [{}]
-        balance = entry.get("balance") if type(entry) is dict else None
-        if not isinstance(balance, int | float) or isinstance(balance, bool):
+        balance = json_number(entry.get("balance")) if type(entry) is dict else None
+        if balance is None:
             raise SemScraperError(f"{settings.CREDIT}: no numeric balance in {entry!r}")
-        return float(balance)
+        return balance
 
     def payment_methods(self) -> list[dict]:
         return [d for d in self._get(settings.PAYMENT_METHODS)[0] if type(d) is dict]
