@@ -229,6 +229,11 @@ class Database:
         with self.transaction(serialize="serp-etl schema"):
             self.migrate()
             metadata.create_all(self._connection, checkfirst=True)
+            # create_all makes a missing table with its indexes; an index a later serp-etl
+            # declares on a table an earlier one made is added here.
+            for table in metadata.sorted_tables:
+                for index in table.indexes:
+                    index.create(self._connection, checkfirst=True)
 
     def migrate(self) -> None:
         """Bring tables an earlier serp-etl wrote up to date, before missing ones are made."""
@@ -281,13 +286,6 @@ class Database:
         if not inspector.has_table(table):
             return set()
         return {column["name"] for column in inspector.get_columns(table)}
-
-    def table_indexes(self, table: str) -> set[str]:
-        """The names of ``table``'s indexes in the database (none if it does not exist)."""
-        inspector = sa.inspect(self._connection)
-        if not inspector.has_table(table):
-            return set()
-        return {str(index["name"]) for index in inspector.get_indexes(table)}
 
     def now(self) -> float:
         """Seconds since the epoch on the database's clock where the database is shared by

@@ -260,11 +260,6 @@ class Ledger(Database):
 
     def migrate(self) -> None:
         """Bring a ledger written by an earlier serp-etl up to date, keeping every row."""
-        # An index a later serp-etl declares (a task by its id, whichever provider instance).
-        if self.table_columns("tasks") and "tasks_by_task_id" not in self.table_indexes("tasks"):
-            self.execute(
-                "CREATE INDEX tasks_by_task_id ON tasks (task_id) WHERE task_id IS NOT NULL"
-            )
         inbox = self.table_columns("inbox")
         for column, kind in (("body_key", "TEXT"), ("body_size", "BIGINT")):
             if inbox and column not in inbox:
