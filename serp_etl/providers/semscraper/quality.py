@@ -44,9 +44,8 @@ def spend_reconciled(
         ledger.note_balance(scope, partition, credit)
     day = ledger.tasks(scope, partition)
     ours = {t.task_id: t.cost for t in day if t.task_id}
-    ledger_ids = ledger.provider_task_ids(
-        PROVIDER
-    )  # of any day: a late callback may sit in another
+    # Of any day: a late callback may sit in another.
+    ledger_ids = ledger.provider_task_ids(PROVIDER)
     reported: dict[str, float | None] = {}
     for part in warehouse.parts(scope, RAW_TABLE, partition):
         table = pq.read_table(
