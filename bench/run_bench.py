@@ -25,6 +25,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from serp_etl.instance_home import prepare_home
+
 REPOSITORY = Path(__file__).resolve().parent.parent
 
 
@@ -33,10 +35,9 @@ def one_run() -> tuple[float, float, int]:
     scratch = Path(tempfile.mkdtemp(prefix="serp-etl-run-bench-"))
     try:
         data, home = scratch / "data", scratch / "dagster"
-        home.mkdir(parents=True)
-        data.mkdir()
+        data.mkdir(parents=True)
         shutil.copy(REPOSITORY / "data" / "targets.toml", data)
-        shutil.copy(REPOSITORY / "data" / "dagster" / "dagster.yaml", home)
+        prepare_home(home)
         env = {**os.environ, "SERP_ETL_DATA_DIR": str(data), "DAGSTER_HOME": str(home)}
         started = time.perf_counter()
         subprocess.run(

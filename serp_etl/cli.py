@@ -277,13 +277,24 @@ def cmd_targets_check(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    from serp_etl.instance_home import InstanceHomeError, prepare_home
     from serp_etl.project_files import init_data_dir
 
-    print("\n".join(init_data_dir(args.data_dir)))
+    try:
+        lines = init_data_dir(args.data_dir)
+        # A DAGSTER_HOME elsewhere is the user's: upgraded if an earlier serp-etl made it.
+        home = Path(os.environ.get("DAGSTER_HOME") or args.data_dir / "dagster")
+        if home.resolve() != (args.data_dir / "dagster").resolve():
+            lines += prepare_home(home, write_config=False)
+    except InstanceHomeError as error:
+        print(error, file=sys.stderr)
+        return 2
+    print("\n".join(lines))
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from serp_etl.instance_home import InstanceHomeError
     from serp_etl.project_files import init_data_dir
 
     # The code location reads its data dir and Dagster its instance from the environment:
@@ -291,12 +302,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     # in the UI's history; a data dir without a targets file or that instance's config gets
     # the examples (serp-etl init).
     os.environ["SERP_ETL_DATA_DIR"] = str(args.data_dir.resolve())
-    own_instance = "DAGSTER_HOME" not in os.environ
+    user_home = Path(os.environ["DAGSTER_HOME"]) if "DAGSTER_HOME" in os.environ else None
     os.environ.setdefault("DAGSTER_HOME", str((args.data_dir / "dagster").resolve()))
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
-    for line in init_data_dir(args.data_dir, instance=own_instance):
+    try:
+        lines = init_data_dir(args.data_dir, dagster_home=user_home)
+    except InstanceHomeError as error:
+        print(error, file=sys.stderr)
+        return 2
+    for line in lines:
         if not line.endswith("(it is yours)"):
             print(line)
+    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)  # the user's may not be
     import dagster as dg
 
     from serp_etl.runner import instances, run_day, start_problem

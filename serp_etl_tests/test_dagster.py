@@ -11,7 +11,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from serp_etl import analysis, catalog, definitions, project_files
+from serp_etl import analysis, catalog, definitions, instance_home
 from serp_etl.core import views
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.defs.dataforseo_assets import DATAFORSEO
@@ -443,7 +443,7 @@ def test_with_the_sandbox_drift_on_the_drift_check_warns_and_says_what_to_do(dat
 
 
 def test_serp_etl_logs_reach_the_run_logs_with_the_projects_instance(data_dir):
-    settings = yaml.safe_load(project_files.INSTANCE_CONFIG.read_text())
+    settings = yaml.safe_load(instance_home.INSTANCE_CONFIG.read_text())
     instance = dg.DagsterInstance.ephemeral(settings={"python_logs": settings["python_logs"]})
     result = dg.materialize(
         dataforseo_assets,

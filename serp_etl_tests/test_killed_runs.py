@@ -16,13 +16,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from serp_etl import project_files
+from serp_etl.instance_home import prepare_home
 from serp_etl.sandbox.dataforseo.app import LOGIN, PASSWORD, DataForSEOSandbox
 from serp_etl.sandbox.wsgi import serving
 from serp_etl.state.ledger import Ledger
 from serp_etl_tests.conftest import EXAMPLE_TARGETS, TODAY
-
-INSTANCE_CONFIG = Path(str(project_files.INSTANCE_CONFIG))
 
 
 class HoldFirstPost:
@@ -96,9 +94,8 @@ def live_project(tmp_path: Path, url: str, deadline: float) -> tuple[dict, Path]
     """A project instance and data dir whose runs call the API at ``url`` as a live one, and
     wait ``deadline`` seconds for results: the runs' environment and run config."""
     home, data = tmp_path / "dagster", tmp_path / "data"
-    home.mkdir()
+    prepare_home(home)
     data.mkdir()
-    shutil.copy(INSTANCE_CONFIG, home)
     shutil.copy(EXAMPLE_TARGETS, data / "targets.toml")
     config = tmp_path / "run.yaml"
     config.write_text(

@@ -3,8 +3,11 @@ error that names valid choices."""
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
 import re
 import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -180,16 +183,30 @@ def test_the_package_ships_what_a_user_needs():
     assert project["project"]["license"] == "Apache-2.0"
     assert project["project"]["license-files"] == ["LICENSE"]
     assert "Apache License" in (root / "LICENSE").read_text()
-    declared = {
-        dependency.split("[")[0].split(">")[0].split("=")[0].split("<")[0]
-        for dependency in project["project"]["dependencies"]
-    }
-    assert {
-        "numpy",
-        "starlette",
-        "uvicorn",
-        "pydantic",
-        "msgspec",
-        "pandas",
-        "dagster-duckdb",
-    } <= declared
+    assert {"pandas", "dagster-duckdb"} <= declared_dependencies(project)
+    assert undeclared_imports(root / "serp_etl", project) == set()
+
+
+def declared_dependencies(project: dict, extras: bool = False) -> set[str]:
+    wanted = list(project["project"]["dependencies"])
+    if extras:
+        wanted += [
+            d for group in project["project"]["optional-dependencies"].values() for d in group
+        ]
+    return {re.split(r"[\[<>=! ;]", dependency)[0].lower() for dependency in wanted}
+
+
+def undeclared_imports(package: Path, project: dict) -> set[str]:
+    """The distributions serp_etl's modules import from that pyproject.toml does not declare
+    (the dependencies, or an extra's for what only that extra's code imports)."""
+    imported = set()
+    for module in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = imported - set(sys.stdlib_module_names) - {"serp_etl"}
+    distributions = importlib.metadata.packages_distributions()
+    needed = {dist.lower() for name in third_party for dist in distributions.get(name, [name])}
+    return needed - declared_dependencies(project, extras=True)
