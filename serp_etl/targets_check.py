@@ -10,9 +10,8 @@ import functools
 from collections.abc import Callable
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from serp_etl.core.mode import Mode
+from serp_etl.core.parquet import read_part
 from serp_etl.core.targets import TargetConfigError, read_targets_file, read_toml
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.core.wording import count
@@ -30,7 +29,7 @@ def latest_snapshot(warehouse: Warehouse, provider: str, table: str) -> list[dic
     for day in reversed(warehouse.storage.days(provider, table)):
         parts = warehouse.parts(provider, table, day)
         if parts:
-            return pq.read_table(str(parts[-1]), filesystem=warehouse.filesystem).to_pylist()
+            return read_part(parts[-1], filesystem=warehouse.filesystem).to_pylist()
     return None
 
 

@@ -41,12 +41,11 @@ from typing import TYPE_CHECKING, NamedTuple, TextIO
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from serp_etl.core.flatten import with_lineage
 from serp_etl.core.json_spans import array_spans
 from serp_etl.core.jsondecode import BOM, Undecodable, decode
-from serp_etl.core.parquet import PartitionWriter, sweep_temp_files
+from serp_etl.core.parquet import PartitionWriter, read_part, sweep_temp_files
 from serp_etl.core.part_index import open_index
 from serp_etl.core.provider import ProviderTables
 from serp_etl.core.raw import (
@@ -925,7 +924,7 @@ def _without(
         if final.parent.parent.name != RAW_TABLE:
             temp.unlink()
             continue
-        table = pq.read_table(temp)
+        table = read_part(temp)
         keep = pc.invert(pc.is_in(table.column("source"), pa.array(sorted(dropped), pa.string())))
         if dedupe:
             pairs = zip(

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-import pyarrow.parquet as pq
-
+from serp_etl.core.parquet import read_part
 from serp_etl.core.provider import TASKS_TABLE
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.state.ledger import Ledger
@@ -33,7 +32,7 @@ def warehouse_tags(warehouse: Warehouse, provider: str, partition: str) -> set[s
     return {
         tag
         for part in warehouse.parts(provider, TASKS_TABLE, partition)
-        for tag in pq.read_table(str(part), columns=["tag"], filesystem=warehouse.filesystem)
+        for tag in read_part(part, columns=["tag"], filesystem=warehouse.filesystem)
         .column("tag")
         .to_pylist()
     }

@@ -38,6 +38,14 @@ def return_freed_memory() -> None:
     pa.default_memory_pool().release_unused()
 
 
+def read_part(path: PurePath, columns: list[str] | None = None, filesystem=None) -> pa.Table:
+    """One Parquet file whole (or ``columns`` of it). Not ``pq.read_table``: for one file it
+    still imports pyarrow.dataset and builds a dataset (discovery, a fragment) at every call; a
+    one-document ``serp-etl import`` took 3% less CPU without (bench: farm-bench, 10 pairs)."""
+    with pq.ParquetFile(str(path), filesystem=filesystem) as part:
+        return part.read(columns=columns)
+
+
 def part_file(index: int) -> str:
     return f"part-{index}.parquet"
 

@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from serp_etl.core.crash_points import crash_point
-from serp_etl.core.parquet import PartitionWriter, publish_table, tag_of
+from serp_etl.core.parquet import PartitionWriter, publish_table, read_part, tag_of
 from serp_etl.core.part_index import open_index
 from serp_etl.core.warehouse import Warehouse
 from serp_etl.state.ledger import InboxRow, Ledger, utc_now
@@ -157,7 +157,7 @@ def upgrade_part(path: PurePath, schema: pa.Schema, hash_body: HashBody) -> Pure
     but content_hash, computed from its bodies) in today's order. Returns its new path (its
     name carries its new schema's tag). Such parts are only ever in a data dir's warehouse:
     object storage came after schema tags."""
-    table = pq.read_table(str(path))
+    table = read_part(path)
     columns = {}
     for field in schema:
         if field.name in table.column_names:
@@ -175,8 +175,8 @@ def _versions(parts: Iterable[PurePath], filesystem) -> pa.Table:
     """task_id, content_hash and fetched_at of every row, with its part and row number."""
     tables = []
     for index, part in enumerate(parts):
-        table = pq.read_table(
-            str(part), columns=["task_id", "content_hash", "fetched_at"], filesystem=filesystem
+        table = read_part(
+            part, columns=["task_id", "content_hash", "fetched_at"], filesystem=filesystem
         )
         tables.append(
             table.append_column("part", pa.repeat(index, table.num_rows)).append_column(
@@ -205,7 +205,7 @@ def stored_versions(
 
 def part_versions(part: PurePath, filesystem=None) -> list[tuple[str, str]]:
     """The (task_id, content_hash) of every row of a raw part."""
-    table = pq.read_table(str(part), columns=["task_id", "content_hash"], filesystem=filesystem)
+    table = read_part(part, columns=["task_id", "content_hash"], filesystem=filesystem)
     return list(
         zip(
             table.column("task_id").to_pylist(),

@@ -6,10 +6,10 @@ import itertools
 from collections.abc import Sequence
 
 import orjson
-import pyarrow.parquet as pq
 
 from serp_etl.core.flatten import as_number
 from serp_etl.core.money import money
+from serp_etl.core.parquet import read_part
 from serp_etl.core.quality import QualityResult
 from serp_etl.core.raw import RAW_TABLE
 from serp_etl.core.warehouse import Warehouse
@@ -48,9 +48,7 @@ def spend_reconciled(
     ledger_ids = ledger.provider_task_ids(PROVIDER)
     reported: dict[str, float | None] = {}
     for part in warehouse.parts(scope, RAW_TABLE, partition):
-        table = pq.read_table(
-            str(part), columns=["task_id", "cost"], filesystem=warehouse.filesystem
-        )
+        table = read_part(part, columns=["task_id", "cost"], filesystem=warehouse.filesystem)
         reported.update(
             zip(table.column("task_id").to_pylist(), table.column("cost").to_pylist(), strict=True)
         )
