@@ -380,6 +380,10 @@ def _write(
                 connection.register_filesystem(ReadOnlyWarehouse(str(root), warehouse.filesystem))
             if shared:
                 connection.register_filesystem(warehouse.filesystem)
+            # One transaction: each statement committed alone cost a catalog commit apiece,
+            # and the comments are one statement a column (0.26 s a refresh, 0.10 s in one).
+            # The file is a temp file until renamed: a failure leaves nothing to roll back.
+            connection.execute("BEGIN TRANSACTION")
             for view, tags in found.items():
                 schema = definitions.schemas.get(view)
                 # This serp-etl's own generation first: the view's columns in its order.
@@ -419,6 +423,7 @@ def _write(
                     continue
                 connection.execute(f"CREATE VIEW {name} AS {derived.select}")
                 connection.execute(f"COMMENT ON VIEW {name} IS {_literal(derived.description)}")
+            connection.execute("COMMIT")
             connection.execute("CHECKPOINT")
         with open(temp, "rb+") as handle:
             os.fsync(handle.fileno())
@@ -433,15 +438,12 @@ def _comment_tables(connection, definitions: ViewDefinitions) -> None:
     """Each table view's comment and its columns' (those a view has), as BI tools show them."""
     for view, description in definitions.descriptions.items():
         connection.execute(f"COMMENT ON VIEW {_identifier(view)} IS {_literal(description)}")
+    have = set(
+        connection.execute("SELECT table_name, column_name FROM duckdb_columns()").fetchall()
+    )
     for view, docs in definitions.column_docs.items():
-        have = {
-            row[0]
-            for row in connection.execute(
-                "SELECT column_name FROM duckdb_columns() WHERE table_name = ?", [view]
-            ).fetchall()
-        }
         for column, text in docs.items():
-            if column in have:
+            if (view, column) in have:
                 connection.execute(
                     f"COMMENT ON COLUMN {_identifier(view)}."
                     f"{_identifier(column)} IS {_literal(text)}"
