@@ -35,6 +35,7 @@ CONFIG_FILE = "dagster.yaml"
 FORMER_STORAGE_MODULE = "serp_etl.dagster_instance"
 # Dagster's SQLite storage folders under a home's base dir (runs and event logs; schedules).
 STORAGE_DIRS = ("history", "schedules")
+STAGING_PREFIX = ".staging-"
 # The config keys that choose a storage other than Dagster's default SQLite in the home.
 STORAGE_KEYS = {"storage", "run_storage", "event_log_storage", "schedule_storage"}
 
@@ -134,7 +135,9 @@ def _move_new_storage(home: Path, names: list[str]) -> None:
     # Imported here: only a new home needs Dagster, and `serp-etl init` stays quick otherwise.
     import dagster as dg
 
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=home))
+    for stale in home.glob(f"{STAGING_PREFIX}*"):  # of an init killed midway (the lock is ours)
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=home))
     try:
         (staging / CONFIG_FILE).write_text(INSTANCE_CONFIG.read_text(encoding="utf-8"))
         # Opening an instance creates its run, event log and schedule databases, stamped.

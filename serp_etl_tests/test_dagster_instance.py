@@ -13,7 +13,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from serp_etl import definitions, instance_home
+from serp_etl import definitions
 from serp_etl.cli import main
 from serp_etl.instance_home import INSTANCE_CONFIG, InstanceHomeError, prepare_home
 
@@ -73,8 +73,11 @@ def test_the_storage_is_made_before_the_config_appears(tmp_path, monkeypatch):
         return make(config_dir, *args, **kwargs)
 
     monkeypatch.setattr(dg.DagsterInstance, "from_config", spy)
+    home.mkdir()
+    (home / ".staging-left-by-a-killed-init").mkdir()
     assert prepare_home(home) == [f"{home / 'dagster.yaml'}: written from the example"]
     assert seen == [[]]
+    assert not list(home.glob(".staging-*"))
     assert sorted(p.name for p in home.iterdir() if not p.name.startswith(".")) == [
         "dagster.yaml",
         "history",
@@ -220,4 +223,3 @@ def test_no_step_waits_for_a_dagster_pool(tmp_path):
     prepare_home(tmp_path / "dagster")
     with dg.DagsterInstance.from_config(str(tmp_path / "dagster")) as instance:
         assert instance.get_concurrency_config().pool_config.default_pool_limit is None
-    assert instance_home.FORMER_STORAGE_MODULE in FORMER_STORAGE
