@@ -55,12 +55,12 @@ def prepare_home(home: Path, write_config: bool = True) -> list[str]:
     with exclusive_lock(home / ".init.lock"):
         if config.exists():
             settings = _read_config(config)
-            former = _former_storage(settings)
+            former = _former_storage(settings, home)
             if former is None:
                 if not STORAGE_KEYS & settings.keys():  # Dagster's default: SQLite in the home
                     _make_storage(home, former=None)
                 return [f"{config}: kept (it is yours)"]
-            _make_storage(home, former=former if former.is_absolute() else home / former)
+            _make_storage(home, former=former)
             publish_text(config, _upgraded_config(settings))
             return [f"{config}: upgraded to Dagster's storage config (runs and schedules kept)"]
         _make_storage(home, former=None)
@@ -78,7 +78,7 @@ def _read_config(config: Path) -> dict:
     return settings or {}
 
 
-def _former_storage(settings: dict) -> Path | None:
+def _former_storage(settings: dict, home: Path) -> Path | None:
     """Where serp-etl's former storage class kept a home's storage (its ``base_dir``, by
     default ``storage`` in the home), if the config names that class."""
     storage = settings.get("storage")
@@ -86,12 +86,18 @@ def _former_storage(settings: dict) -> Path | None:
     if not isinstance(custom, dict) or custom.get("module") != FORMER_STORAGE_MODULE:
         return None
     config = custom.get("config")
-    base_dir = (config.get("base_dir") if isinstance(config, dict) else None) or "storage"
+    base_dir = config.get("base_dir") if isinstance(config, dict) else None
+    if base_dir is None:
+        return home.resolve() / "storage"
     if isinstance(base_dir, dict) and set(base_dir) == {"env"}:
         base_dir = os.environ.get(base_dir["env"]) or ""
-    if not isinstance(base_dir, str) or not base_dir:
+    # The former class read a relative base_dir against the working directory of whichever
+    # process opened the home: which one held the runs cannot be told from here.
+    if not isinstance(base_dir, str) or not Path(base_dir).is_absolute():
         raise InstanceHomeError(
-            f"the former storage's base_dir is not a path: {custom.get('config')!r}"
+            f"the former storage's base_dir is not an absolute path ({custom.get('config')!r}): "
+            "write the folder that holds its history/ and schedules/ there, then run "
+            "`serp-etl init` again"
         )
     return Path(base_dir)
 
@@ -122,8 +128,8 @@ def _make_storage(home: Path, former: Path | None) -> None:
                     "move one of them away, then run `serp-etl init` again"
                 )
             # Relative inside the home, so that moving the data dir keeps the link.
-            inside = old.resolve().is_relative_to(home.resolve())
-            os.symlink(os.path.relpath(old.resolve(), home.resolve()) if inside else old, target)
+            old, here = old.resolve(), home.resolve()
+            os.symlink(os.path.relpath(old, here) if old.is_relative_to(here) else old, target)
         elif not target.exists():
             missing.append(name)
     if missing:

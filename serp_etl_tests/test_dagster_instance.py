@@ -205,6 +205,22 @@ def test_a_home_with_both_layouts_is_refused_untouched(tmp_path, capsys, monkeyp
     assert "move one of them away" in capsys.readouterr().err
 
 
+def test_a_former_storage_kept_elsewhere_is_linked_where_it_is(tmp_path):
+    home, elsewhere = tmp_path / "dagster", tmp_path / "elsewhere"
+    run_id = former_home(home, "")
+    (home / "storage").rename(elsewhere)
+    config = FORMER_STORAGE.replace("config: {}", f"config:\n      base_dir: {elsewhere}")
+    (home / "dagster.yaml").write_text(config)
+    prepare_home(home)
+    assert (home / "history").readlink() == elsewhere / "history"
+    assert run_ids(home) == [run_id]
+    # A relative one was read against some process's working directory: not guessed.
+    other = tmp_path / "other"
+    former_home(other, FORMER_STORAGE.replace("config: {}", "config:\n      base_dir: rel"))
+    with pytest.raises(InstanceHomeError, match="not an absolute path"):
+        prepare_home(other)
+
+
 def test_a_config_that_is_not_yaml_is_named(tmp_path):
     home = tmp_path / "dagster"
     home.mkdir()
