@@ -502,8 +502,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     init = commands.add_parser(
         "init",
-        help="write the example targets file and the Dagster instance's config into "
-        "the data dir, where they are missing",
+        help="write the example targets file and make the Dagster home (<data dir>/dagster) "
+        "where they are missing; upgrade a home an earlier serp-etl made (that one, or "
+        "$DAGSTER_HOME's)",
     )
     init.set_defaults(handler=cmd_init)
 
