@@ -99,28 +99,27 @@ def _open(home: str, barrier) -> None:
     run_ids(Path(home))
 
 
+def three_at_once(start, home: Path) -> list[int | None]:
+    """The exit codes of three processes running ``start`` on ``home`` at the same moment."""
+    fork = multiprocessing.get_context("fork")
+    barrier = fork.Barrier(3)
+    processes = [fork.Process(target=start, args=(str(home), barrier)) for _ in range(3)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(120)
+    return [process.exitcode for process in processes]
+
+
 @pytest.mark.slow
 def test_simultaneous_first_starts_leave_one_alembic_head(tmp_path):
-    fork = multiprocessing.get_context("fork")
     for attempt in range(3):
         # Three first runs at once (each makes the home first, as `serp-etl run` does).
         home = tmp_path / f"home{attempt}"
-        barrier = fork.Barrier(3)
-        starts = [fork.Process(target=_init_then_open, args=(str(home), barrier)) for _ in range(3)]
-        for process in starts:
-            process.start()
-        for process in starts:
-            process.join(120)
-        assert [p.exitcode for p in starts] == [0, 0, 0]
+        assert three_at_once(_init_then_open, home) == [0, 0, 0]
         assert heads(home) == [1, 1, 1], attempt
         # Then three Dagster processes at once (`dagster dev`, a run, a step) on that home.
-        barrier = fork.Barrier(3)
-        opens = [fork.Process(target=_open, args=(str(home), barrier)) for _ in range(3)]
-        for process in opens:
-            process.start()
-        for process in opens:
-            process.join(120)
-        assert [p.exitcode for p in opens] == [0, 0, 0]
+        assert three_at_once(_open, home) == [0, 0, 0]
         assert heads(home) == [1, 1, 1], attempt
 
 
