@@ -46,8 +46,9 @@ class InstanceHomeError(Exception):
 
 def prepare_home(home: Path, write_config: bool = True) -> list[str]:
     """Make ``home`` a serp-etl Dagster home where it has no config (``write_config``), or
-    upgrade the config of a home serp-etl made before; a home with a config of its own is the
-    user's and left as it is. What was done, a line each."""
+    upgrade the config of a home serp-etl made before. A config of the user's is left as it
+    is; if it keeps Dagster's default storage (SQLite in the home), that storage is made where
+    missing, as for a new home. What was done, a line each."""
     config = home / CONFIG_FILE
     if not write_config and not config.exists():
         return []

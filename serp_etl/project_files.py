@@ -21,8 +21,8 @@ EXAMPLE_TARGETS = files("serp_etl") / "project" / TARGETS_FILE
 def init_data_dir(data_dir: Path, dagster_home: Path | None = None) -> list[str]:
     """Write the example targets file into ``data_dir`` where it is missing and make (or
     upgrade) the project's Dagster home, ``<data dir>/dagster``; with ``dagster_home``, the
-    user's own home instead, only upgraded if an earlier serp-etl made it. What was done, a
-    line each."""
+    user's own home instead, given no config of ours (``instance_home.prepare_home``). What
+    was done, a line each."""
     target = data_dir / TARGETS_FILE
     if target.exists():
         lines = [f"{target}: kept (it is yours)"]
